@@ -1,0 +1,138 @@
+"""The service's tables. Every one is prefixed `secret_`: the database is shared.
+
+These definitions describe the schema for queries; the schema itself is created and changed
+only by the Alembic migrations in `adapters/db/migrations`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+
+PREFIX = "secret_"
+ALEMBIC_VERSION_TABLE = "secret_alembic_version"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+scopes = Table(
+    "secret_scopes",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(32), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("parent_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("type", "external_id"),
+)
+
+# `environment` is '' for a secret that applies to every environment, so that the unique
+# constraint holds on every database (NULLs never collide in a unique index).
+secrets = Table(
+    "secret_secrets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("scope_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("environment", String(64), nullable=False, default=""),
+    Column("type", String(64), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False, default=dict),
+    Column("consumer", String(32), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("current_version", Integer, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("not_before", UTCDateTime, nullable=True),
+    Column("max_versions", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("updated_by", String(255), nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("purge_after", UTCDateTime, nullable=True),
+    Column("revision", BigInteger, nullable=False),
+    UniqueConstraint("scope_pk", "environment", "name"),
+)
+
+versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("locator", String(1024), nullable=False),
+    Column("checksum", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["secret_id"], ["secret_secrets.id"], ondelete="CASCADE"),
+)
+
+# The local backend's ciphertexts. Keyed by their own id (the locator): the value is written
+# before the version row that points at it, so there is no foreign key to that row.
+encrypted_values = Table(
+    "secret_encrypted_values",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("secret_id", Uuid, nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Key-encryption-key versions known to the service: ids and states, never the key bytes.
+keys = Table(
+    "secret_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,92 @@
+"""The one error hierarchy of the service. Messages never carry a secret value.
+
+Each error has a stable machine `code`; the web layer maps the class to an HTTP status in one
+place. `details` holds structured, value-free context (a field name, a limit, a time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(ServiceError):
+    code = "validation_error"
+
+
+class ValueTooLarge(InvalidInput):
+    code = "value_too_large"
+
+
+class Unauthenticated(ServiceError):
+    code = "unauthenticated"
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    code = "conflict"
+
+
+class PreconditionFailed(ServiceError):
+    code = "precondition_failed"
+
+
+class Expired(ServiceError):
+    code = "secret_expired"
+
+
+class NotYetValid(Conflict):
+    code = "secret_not_yet_valid"
+
+
+class VersionUnavailable(Conflict):
+    """The version exists but its value may not be served (disabled or destroyed)."""
+
+    code = "version_unavailable"
+
+
+class ValueIntegrityError(ServiceError):
+    """A stored value failed authentication or its checksum: tampering or a misplaced blob."""
+
+    code = "value_integrity_error"
+
+
+class ConfigurationError(ServiceError):
+    code = "configuration_error"
+
+
+class BackendUnavailable(ServiceError):
+    code = "backend_unavailable"
+
+    def __init__(self, backend: str, reason: str = "") -> None:
+        message = f"storage backend '{backend}' is unavailable"
+        if reason:
+            message = f"{message}: {reason}"
+        super().__init__(message, details={"backend": backend})
+        self.backend = backend
+
+
+class BackendAuthFailed(ServiceError):
+    code = "backend_auth_failed"
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(
+            f"storage backend '{backend}' refused the service's credentials",
+            details={"backend": backend},
+        )
+        self.backend = backend

@@ -1,0 +1,426 @@
+"""Use cases on secrets: create, read, write new versions, list, delete, restore, purge.
+
+Values go to the storage backend *before* the metadata transaction that points at them, and a
+value whose transaction fails is destroyed again, so there is never a version row without a
+stored value, nor a stored value left without a row. No database transaction is held open while
+a backend is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from core.backends import BackendRegistry
+from core.errors import (
+    Conflict,
+    Expired,
+    InvalidInput,
+    NotFound,
+    NotYetValid,
+    PreconditionFailed,
+    ValueIntegrityError,
+    VersionUnavailable,
+)
+from core.model import (
+    Page,
+    PageRequest,
+    RevealedValue,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+    VersionState,
+)
+from core.policy import SecretPolicy, ValueChecksum, check_scope_id
+from ports.persistence import UnitOfWork
+from ports.security import Clock
+from ports.storage import StorageBackend
+from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
+
+log = logging.getLogger(__name__)
+
+# A writer without If-Match retries when another writer took the next version number first.
+MAX_WRITE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    scope: ScopeRef
+    name: str
+    environment: str | None = None
+    type: str = "generic"
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    consumer: str = "other"
+    expires_at: datetime | None = None
+    not_before: datetime | None = None
+    max_versions: int | None = None
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
+class MetadataChanges:
+    """Fields to change; None leaves a field as it is, `clear` names fields to empty."""
+
+    description: str | None = None
+    tags: dict[str, str] | None = None
+    consumer: str | None = None
+    expires_at: datetime | None = None
+    not_before: datetime | None = None
+    max_versions: int | None = None
+    clear: frozenset[str] = frozenset()
+
+
+CLEARABLE = frozenset({"expires_at", "not_before", "max_versions"})
+
+
+class SecretService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        backends: BackendRegistry,
+        clock: Clock,
+        checksum: ValueChecksum,
+        policy: SecretPolicy,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._backends = backends
+        self._clock = clock
+        self._checksum = checksum
+        self._policy = policy
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get_secret(self, secret_id: UUID, *, include_deleted: bool = False) -> Secret:
+        with self._uow_factory() as uow:
+            return self._load(uow, secret_id, include_deleted=include_deleted)
+
+    def find_secret(self, scope: ScopeRef, name: str, environment: str | None) -> Secret:
+        with self._uow_factory() as uow:
+            secret = uow.secrets.get_by_name(scope, environment, name)
+        if secret is None or secret.is_deleted:
+            env = f" ({environment})" if environment else ""
+            raise NotFound(f"no secret '{name}'{env} in scope {scope}")
+        return secret
+
+    def list_secrets(self, criteria: SecretFilter, page: PageRequest) -> Page:
+        with self._uow_factory() as uow:
+            return uow.secrets.list(criteria, page)
+
+    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
+        with self._uow_factory() as uow:
+            self._load(uow, secret_id)
+            return uow.secrets.list_versions(secret_id)
+
+    def get_version(self, secret_id: UUID, number: int) -> SecretVersion:
+        with self._uow_factory() as uow:
+            self._load(uow, secret_id)
+            return self._load_version(uow, secret_id, number)
+
+    def read_value(self, secret_id: UUID, version: int | None = None) -> RevealedValue:
+        with self._uow_factory() as uow:
+            secret = self._load(uow, secret_id)
+            record = self._load_version(uow, secret_id, version or secret.current_version)
+        self._check_servable(secret, record)
+        key = VersionKey(secret.id, record.version)
+        value = self._backends.get(record.backend).get(key, record.locator)
+        if not self._checksum.matches(value, record.checksum):
+            raise ValueIntegrityError(
+                f"the stored value of secret {secret.id} version {record.version} "
+                "does not match its checksum"
+            )
+        return RevealedValue(secret=secret, version=record, value=value)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create_secret(self, actor: Principal, draft: NewSecret, value: SecretValue) -> Secret:
+        self._policy.check_name(draft.name)
+        if draft.scope.type is not ScopeType.GLOBAL:
+            check_scope_id(draft.scope.id)
+        self._policy.check_metadata(
+            environment=draft.environment,
+            consumer=draft.consumer,
+            tags=draft.tags,
+            description=draft.description,
+            max_versions=draft.max_versions,
+            not_before=draft.not_before,
+            expires_at=draft.expires_at,
+        )
+        backend = self._backends.get(draft.backend or self._backends.default)
+        self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+        with self._uow_factory() as uow:
+            existing = uow.secrets.get_by_name(draft.scope, draft.environment, draft.name)
+        if existing is not None:
+            raise self._name_taken(existing)
+
+        now = self._clock.now()
+        secret = Secret(
+            id=uuid.uuid4(),
+            scope=draft.scope,
+            name=draft.name,
+            environment=draft.environment,
+            type=draft.type,
+            description=draft.description,
+            tags=dict(draft.tags),
+            consumer=draft.consumer,
+            backend=backend.name,
+            current_version=1,
+            expires_at=draft.expires_at,
+            not_before=draft.not_before,
+            max_versions=draft.max_versions,
+            created_at=now,
+            created_by=actor.id,
+        )
+        record = self._store(backend, secret, 1, value, actor, now)
+        try:
+            with self._uow_factory() as uow:
+                if draft.scope.type is not ScopeType.GLOBAL and uow.scopes.get(draft.scope) is None:
+                    root = uow.scopes.get(ScopeRef.global_scope())
+                    uow.scopes.add(draft.scope, parent_pk=root.pk if root else None)
+                uow.secrets.add(secret)
+                uow.secrets.add_version(record)
+                uow.commit()
+        except BaseException:
+            self._discard(backend, record)
+            raise
+        return secret
+
+    def write_value(
+        self,
+        actor: Principal,
+        secret_id: UUID,
+        value: SecretValue,
+        *,
+        expected_revision: int | None = None,
+    ) -> Secret:
+        """Store `value` as the next version. With `expected_revision`, a check-and-set."""
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            with self._uow_factory() as uow:
+                secret = self._load(uow, secret_id)
+            self._check_revision(secret, expected_revision)
+            backend = self._backends.get(secret.backend)
+            self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+            now = self._clock.now()
+            number = secret.current_version + 1
+            record = self._store(backend, secret, number, value, actor, now)
+            updated = replace(
+                secret,
+                current_version=number,
+                revision=secret.revision + 1,
+                updated_at=now,
+                updated_by=actor.id,
+            )
+            try:
+                with self._uow_factory() as uow:
+                    uow.secrets.update(updated, expected_revision=secret.revision)
+                    uow.secrets.add_version(record)
+                    uow.commit()
+                return updated
+            except PreconditionFailed:
+                self._discard(backend, record)
+                if expected_revision is not None:
+                    raise
+            except BaseException:
+                self._discard(backend, record)
+                raise
+        raise Conflict("the secret is being written by too many writers at once; try again")
+
+    def update_metadata(
+        self,
+        actor: Principal,
+        secret_id: UUID,
+        changes: MetadataChanges,
+        *,
+        expected_revision: int | None = None,
+    ) -> Secret:
+        unknown = changes.clear - CLEARABLE
+        if unknown:
+            raise InvalidInput(
+                f"cannot clear {', '.join(sorted(unknown))}", details={"field": "clear"}
+            )
+        with self._uow_factory() as uow:
+            secret = self._load(uow, secret_id)
+            self._check_revision(secret, expected_revision)
+            fields = {
+                name: getattr(changes, name)
+                for name in ("description", "tags", "consumer", "expires_at", "not_before", "max_versions")
+                if getattr(changes, name) is not None
+            }
+            fields.update({name: None for name in changes.clear})
+            updated = replace(
+                secret,
+                **fields,
+                revision=secret.revision + 1,
+                updated_at=self._clock.now(),
+                updated_by=actor.id,
+            )
+            self._policy.check_metadata(
+                consumer=updated.consumer,
+                tags=updated.tags,
+                description=updated.description,
+                max_versions=updated.max_versions,
+                not_before=updated.not_before,
+                expires_at=updated.expires_at,
+            )
+            uow.secrets.update(updated, expected_revision=secret.revision)
+            uow.commit()
+        return updated
+
+    def delete_secret(
+        self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
+    ) -> Secret:
+        """Soft delete: hidden, name reserved, everything kept for the retention window."""
+        with self._uow_factory() as uow:
+            secret = self._load(uow, secret_id)
+            self._check_revision(secret, expected_revision)
+            now = self._clock.now()
+            deleted = replace(
+                secret,
+                deleted_at=now,
+                purge_after=now + timedelta(days=self._policy.retention_days),
+                revision=secret.revision + 1,
+                updated_at=now,
+                updated_by=actor.id,
+            )
+            uow.secrets.update(deleted, expected_revision=secret.revision)
+            uow.commit()
+        return deleted
+
+    def restore_secret(self, actor: Principal, secret_id: UUID) -> Secret:
+        with self._uow_factory() as uow:
+            secret = self._load_deleted(uow, secret_id)
+            restored = replace(
+                secret,
+                deleted_at=None,
+                purge_after=None,
+                revision=secret.revision + 1,
+                updated_at=self._clock.now(),
+                updated_by=actor.id,
+            )
+            uow.secrets.update(restored, expected_revision=secret.revision)
+            uow.commit()
+        return restored
+
+    def purge_secret(self, actor: Principal, secret_id: UUID) -> None:
+        """Destroy a soft-deleted secret's values in their backends, then its rows.
+
+        Destroying is idempotent, so a purge interrupted after the backends and before the
+        rows is finished by purging again.
+        """
+        with self._uow_factory() as uow:
+            secret = self._load_deleted(uow, secret_id)
+            versions = uow.secrets.list_versions(secret_id)
+        for record in versions:
+            if record.state is not VersionState.DESTROYED:
+                key = VersionKey(secret_id, record.version)
+                self._backends.get(record.backend).destroy(key, record.locator)
+        for backend_name in {record.backend for record in versions} | {secret.backend}:
+            self._backends.get(backend_name).purge(secret_id)
+        with self._uow_factory() as uow:
+            uow.secrets.delete(secret_id)
+            uow.commit()
+        log.info("secret %s purged by %s", secret_id, actor)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _store(
+        self,
+        backend: StorageBackend,
+        secret: Secret,
+        number: int,
+        value: SecretValue,
+        actor: Principal,
+        now: datetime,
+    ) -> SecretVersion:
+        locator = backend.put(VersionKey(secret.id, number), value)
+        return SecretVersion(
+            secret_id=secret.id,
+            version=number,
+            backend=backend.name,
+            locator=locator,
+            checksum=self._checksum.of(value),
+            created_at=now,
+            created_by=actor.id,
+        )
+
+    @staticmethod
+    def _discard(backend: StorageBackend, record: SecretVersion) -> None:
+        """Best effort: remove a value whose metadata transaction did not commit."""
+        try:
+            backend.destroy(VersionKey(record.secret_id, record.version), record.locator)
+        except Exception:  # the original failure is what the caller must see
+            log.warning(
+                "could not remove the orphaned value of secret %s version %s from backend '%s'",
+                record.secret_id,
+                record.version,
+                backend.name,
+                exc_info=True,
+            )
+
+    def _check_servable(self, secret: Secret, record: SecretVersion) -> None:
+        if record.state is not VersionState.ENABLED:
+            raise VersionUnavailable(
+                f"version {record.version} of secret {secret.id} is {record.state.value}",
+                details={"version": record.version, "state": record.state.value},
+            )
+        now = self._clock.now()
+        for expires_at in (secret.expires_at, record.expires_at):
+            if expires_at is not None and now >= expires_at:
+                raise Expired(
+                    f"secret {secret.id} expired at {expires_at.isoformat()}",
+                    details={"expires_at": expires_at.isoformat()},
+                )
+        if secret.not_before is not None and now < secret.not_before:
+            raise NotYetValid(
+                f"secret {secret.id} is not valid before {secret.not_before.isoformat()}",
+                details={"not_before": secret.not_before.isoformat()},
+            )
+
+    @staticmethod
+    def _check_revision(secret: Secret, expected_revision: int | None) -> None:
+        if expected_revision is not None and expected_revision != secret.revision:
+            raise PreconditionFailed(
+                f"secret {secret.id} is at revision {secret.revision}, not {expected_revision}",
+                details={"revision": secret.revision},
+            )
+
+    @staticmethod
+    def _load(uow: UnitOfWork, secret_id: UUID, *, include_deleted: bool = False) -> Secret:
+        secret = uow.secrets.get(secret_id)
+        if secret is None or (secret.is_deleted and not include_deleted):
+            raise NotFound(f"no secret {secret_id}")
+        return secret
+
+    @staticmethod
+    def _load_deleted(uow: UnitOfWork, secret_id: UUID) -> Secret:
+        secret = uow.secrets.get(secret_id)
+        if secret is None:
+            raise NotFound(f"no secret {secret_id}")
+        if not secret.is_deleted:
+            raise Conflict(
+                f"secret {secret_id} is not deleted; delete it first",
+                details={"state": "live"},
+            )
+        return secret
+
+    @staticmethod
+    def _load_version(uow: UnitOfWork, secret_id: UUID, number: int) -> SecretVersion:
+        record = uow.secrets.get_version(secret_id, number)
+        if record is None:
+            raise NotFound(f"secret {secret_id} has no version {number}")
+        return record
+
+    @staticmethod
+    def _name_taken(existing: Secret) -> Conflict:
+        env = f" ({existing.environment})" if existing.environment else ""
+        where = f"'{existing.name}'{env} in scope {existing.scope}"
+        if existing.is_deleted:
+            return Conflict(
+                f"secret {where} is deleted but its name stays reserved; restore or purge it",
+                details={"id": str(existing.id), "deleted": True},
+            )
+        return Conflict(f"secret {where} already exists", details={"id": str(existing.id)})

@@ -1,0 +1,29 @@
+"""The hook specifications of the `secret_management` plugin system.
+
+A plugin is a module or object with functions marked `@hookimpl`, published under the
+`secret_management` entry-point group. Hooks are called with keyword arguments, so a spec may
+gain arguments later without breaking plugins. `register_*` hooks return lists; the host
+flattens them and refuses duplicate names.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from ports.security import KeyProviderPlugin
+from ports.storage import BackendPlugin
+
+PROJECT = "secret_management"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def secret_management_register_backends() -> list[BackendPlugin]:  # type: ignore[empty-body]
+    """Storage backend kinds this plugin contributes (configured by `plugin = "<name>"`)."""
+
+
+@hookspec
+def secret_management_register_key_providers() -> list[KeyProviderPlugin]:  # type: ignore[empty-body]
+    """Key-encryption-key provider kinds this plugin contributes (`[keys] provider = "<name>"`)."""

@@ -1,0 +1,106 @@
+"""The storage backend port: where secret values live, one write per version.
+
+Metadata, versions, access control and audit always stay in the service's own tables; a
+backend only stores values and hands back an opaque locator to read them again. Backends raise
+the errors of `core.errors` (never a vendor exception).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from ports.values import SecretValue, VersionKey
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend can do, so core can refuse early and adapt."""
+
+    max_value_bytes: int
+    native_versioning: bool = False
+    native_soft_delete: bool = False
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ExternalSecret:
+    """A value already living in an external store, found by `list_external` for adoption."""
+
+    external_name: str
+    locator: str
+
+
+class StorageBackend(abc.ABC):
+    """One configured backend instance (e.g. `local`, `vault-prod`)."""
+
+    name: str
+    capabilities: BackendCapabilities
+
+    @abc.abstractmethod
+    def put(self, key: VersionKey, value: SecretValue) -> str:
+        """Store the value of one version and return the locator to read it by."""
+
+    @abc.abstractmethod
+    def get(self, key: VersionKey, locator: str) -> SecretValue:
+        """Read a value written by `put`; the key lets a backend check the binding."""
+
+    @abc.abstractmethod
+    def destroy(self, key: VersionKey, locator: str) -> None:
+        """Remove one version's value for good. Destroying what is already gone is not an error."""
+
+    @abc.abstractmethod
+    def purge(self, secret_id: UUID) -> None:
+        """Remove everything stored for a secret. Idempotent."""
+
+    def list_external(self, prefix: str) -> Iterable[ExternalSecret]:
+        """Values already in the store under `prefix`, for adoption. None by default."""
+        return ()
+
+    @abc.abstractmethod
+    def health(self) -> BackendHealth:
+        """Check that the backend answers, with the latency it took."""
+
+    def close(self) -> None:
+        """Release connections; called when the service stops."""
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What the host gives a backend factory besides the instance's own settings.
+
+    `database` is the service's SQLAlchemy engine (for backends that keep values in it) and
+    `key_provider` the active key-encryption-key provider; backends that need neither ignore them.
+    """
+
+    database: Any
+    key_provider: Any
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+BackendFactory = Callable[[str, Mapping[str, Any], BackendContext], StorageBackend]
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    """A kind of backend a plugin contributes: `plugin = "local"` in configuration picks it.
+
+    `requires` names the importable modules the backend needs, and `extra` the
+    `pip install 'secret-management[extra]'` that brings them, so that a missing SDK is reported
+    clearly instead of as a traceback.
+    """
+
+    name: str
+    factory: BackendFactory
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    description: str = ""
