@@ -127,12 +127,13 @@ class SecretService:
             record = self._load_version(uow, secret_id, version or secret.current_version)
         self._check_servable(secret, record)
         key = VersionKey(secret.id, record.version)
-        value = self._backends.get(record.backend).get(key, record.locator)
+        where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
+        try:
+            value = self._backends.get(record.backend).get(key, record.locator)
+        except ValueIntegrityError as error:
+            raise ValueIntegrityError(f"the stored value of {where}: {error.message}") from None
         if not self._checksum.matches(value, record.checksum):
-            raise ValueIntegrityError(
-                f"the stored value of secret {secret.id} version {record.version} "
-                "does not match its checksum"
-            )
+            raise ValueIntegrityError(f"the stored value of {where} does not match its checksum")
         return RevealedValue(secret=secret, version=record, value=value)
 
     # -- writing ---------------------------------------------------------------------------

@@ -1,0 +1,271 @@
+"""The repositories of `ports.persistence` on SQLAlchemy Core, inside the caller's transaction.
+
+They never commit: `SqlUnitOfWork` owns the connection and its transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from adapters.db.tables import scopes, secrets, versions
+from core.errors import Conflict, NotFound, PreconditionFailed
+from core.model import (
+    Page,
+    PageRequest,
+    Scope,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+    VersionState,
+)
+from ports.persistence import ScopeRepository, SecretRepository
+from ports.values import ScopeRef, ScopeType
+
+# The columns `update` may change; id, scope, name, environment, type and creation never change.
+MUTABLE_COLUMNS = (
+    "description",
+    "tags",
+    "consumer",
+    "backend",
+    "current_version",
+    "expires_at",
+    "not_before",
+    "max_versions",
+    "updated_at",
+    "updated_by",
+    "deleted_at",
+    "purge_after",
+    "revision",
+)
+
+SECRET_WITH_SCOPE = secrets.join(scopes, secrets.c.scope_pk == scopes.c.pk)
+SELECT_SECRET = select(
+    secrets,
+    scopes.c.type.label("scope_type"),
+    scopes.c.external_id.label("scope_external_id"),
+).select_from(SECRET_WITH_SCOPE)
+
+
+def _scope_is(ref: ScopeRef) -> ColumnElement[bool]:
+    return (scopes.c.type == ref.type.value) & (scopes.c.external_id == ref.id)
+
+
+def _stored_environment(environment: str | None) -> str:
+    """The column holds '' for "every environment" (see tables.py); the domain holds None."""
+    return environment or ""
+
+
+class SqlScopeRepository(ScopeRepository):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def get(self, ref: ScopeRef) -> Scope | None:
+        row = self._connection.execute(
+            select(scopes.c.pk, scopes.c.parent_pk).where(_scope_is(ref))
+        ).first()
+        return None if row is None else Scope(pk=row.pk, ref=ref, parent_pk=row.parent_pk)
+
+    def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
+        statement = insert(scopes).values(
+            type=ref.type.value,
+            external_id=ref.id,
+            parent_pk=parent_pk,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            result = self._connection.execute(statement)
+        except IntegrityError:
+            raise Conflict(f"scope {ref} already exists", details={"scope": str(ref)}) from None
+        return Scope(pk=result.inserted_primary_key.pk, ref=ref, parent_pk=parent_pk)
+
+
+class SqlSecretRepository(SecretRepository):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, secret: Secret) -> None:
+        scope_pk = self._connection.execute(
+            select(scopes.c.pk).where(_scope_is(secret.scope))
+        ).scalar_one_or_none()
+        if scope_pk is None:
+            raise NotFound(f"no scope {secret.scope}", details={"scope": str(secret.scope)})
+        statement = insert(secrets).values(
+            id=secret.id,
+            scope_pk=scope_pk,
+            name=secret.name,
+            environment=_stored_environment(secret.environment),
+            type=secret.type,
+            created_at=secret.created_at,
+            created_by=secret.created_by,
+            **_mutable_values(secret),
+        )
+        try:
+            self._connection.execute(statement)
+        except IntegrityError:
+            env = f" ({secret.environment})" if secret.environment else ""
+            raise Conflict(
+                f"secret '{secret.name}'{env} in scope {secret.scope} already exists",
+                details={"scope": str(secret.scope), "name": secret.name},
+            ) from None
+
+    def get(self, secret_id: UUID) -> Secret | None:
+        row = self._connection.execute(SELECT_SECRET.where(secrets.c.id == secret_id)).first()
+        return None if row is None else _secret_from_row(row)
+
+    def get_by_name(self, scope: ScopeRef, environment: str | None, name: str) -> Secret | None:
+        row = self._connection.execute(
+            SELECT_SECRET.where(
+                _scope_is(scope),
+                secrets.c.environment == _stored_environment(environment),
+                secrets.c.name == name,
+            )
+        ).first()
+        return None if row is None else _secret_from_row(row)
+
+    def update(self, secret: Secret, expected_revision: int) -> None:
+        result = self._connection.execute(
+            update(secrets)
+            .where(secrets.c.id == secret.id, secrets.c.revision == expected_revision)
+            .values(**_mutable_values(secret))
+        )
+        if result.rowcount == 0:
+            current = self._connection.execute(
+                select(secrets.c.revision).where(secrets.c.id == secret.id)
+            ).scalar_one_or_none()
+            raise PreconditionFailed(
+                f"secret {secret.id} is no longer at revision {expected_revision}",
+                details={} if current is None else {"revision": current},
+            )
+
+    def delete(self, secret_id: UUID) -> None:
+        self._connection.execute(delete(versions).where(versions.c.secret_id == secret_id))
+        self._connection.execute(delete(secrets).where(secrets.c.id == secret_id))
+
+    def list(self, criteria: SecretFilter, page: PageRequest) -> Page:
+        conditions = _filter_conditions(criteria)
+        total = self._connection.execute(
+            select(func.count()).select_from(SECRET_WITH_SCOPE).where(*conditions)
+        ).scalar_one()
+        rows = self._connection.execute(
+            SELECT_SECRET.where(*conditions)
+            .order_by(scopes.c.type, scopes.c.external_id, secrets.c.name, secrets.c.environment)
+            .limit(page.page_size)
+            .offset(page.offset)
+        )
+        return Page(
+            items=[_secret_from_row(row) for row in rows],
+            total=total,
+            page=page.page,
+            page_size=page.page_size,
+        )
+
+    def add_version(self, version: SecretVersion) -> None:
+        statement = insert(versions).values(
+            secret_id=version.secret_id,
+            version=version.version,
+            state=version.state.value,
+            backend=version.backend,
+            locator=version.locator,
+            checksum=version.checksum,
+            created_at=version.created_at,
+            created_by=version.created_by,
+            expires_at=version.expires_at,
+        )
+        try:
+            self._connection.execute(statement)
+        except IntegrityError:
+            raise Conflict(
+                f"secret {version.secret_id} already has a version {version.version}",
+                details={"version": version.version},
+            ) from None
+
+    def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
+        row = self._connection.execute(
+            select(versions).where(versions.c.secret_id == secret_id, versions.c.version == version)
+        ).first()
+        return None if row is None else _version_from_row(row)
+
+    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
+        rows = self._connection.execute(
+            select(versions).where(versions.c.secret_id == secret_id).order_by(versions.c.version)
+        )
+        return [_version_from_row(row) for row in rows]
+
+
+def _filter_conditions(criteria: SecretFilter) -> list[ColumnElement[bool]]:
+    conditions = [
+        secrets.c.deleted_at.is_not(None) if criteria.deleted else secrets.c.deleted_at.is_(None)
+    ]
+    if criteria.scope is not None:
+        conditions.append(_scope_is(criteria.scope))
+    if criteria.scope_type is not None:
+        conditions.append(scopes.c.type == criteria.scope_type)
+    if criteria.environment is not None:
+        conditions.append(secrets.c.environment == criteria.environment)
+    if criteria.type is not None:
+        conditions.append(secrets.c.type == criteria.type)
+    if criteria.prefix:
+        # substr, not LIKE: SQLite's LIKE ignores case, and names are case-sensitive.
+        prefix_length = len(criteria.prefix)
+        conditions.append(func.substr(secrets.c.name, 1, prefix_length) == criteria.prefix)
+    conditions.extend(
+        secrets.c.tags[key].as_string() == value for key, value in criteria.tags.items()
+    )
+    return conditions
+
+
+def _mutable_values(secret: Secret) -> dict[str, Any]:
+    return {column: getattr(secret, column) for column in MUTABLE_COLUMNS}
+
+
+def _secret_from_row(row: Row[Any]) -> Secret:
+    return Secret(
+        id=row.id,
+        scope=ScopeRef(ScopeType(row.scope_type), row.scope_external_id),
+        name=row.name,
+        environment=row.environment or None,
+        type=row.type,
+        description=row.description,
+        tags=dict(row.tags),
+        consumer=row.consumer,
+        backend=row.backend,
+        current_version=row.current_version,
+        expires_at=row.expires_at,
+        not_before=row.not_before,
+        max_versions=row.max_versions,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+        deleted_at=row.deleted_at,
+        purge_after=row.purge_after,
+        revision=row.revision,
+    )
+
+
+def _version_from_row(row: Row[Any]) -> SecretVersion:
+    return SecretVersion(
+        secret_id=row.secret_id,
+        version=row.version,
+        backend=row.backend,
+        locator=row.locator,
+        checksum=row.checksum,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        state=VersionState(row.state),
+        expires_at=row.expires_at,
+    )

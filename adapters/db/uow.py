@@ -1,0 +1,41 @@
+"""The unit of work on SQLAlchemy: one connection and one transaction per `with` block."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine
+
+from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
+from ports.persistence import UnitOfWork
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """Leaving the `with` block rolls back whatever was not committed, then closes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self._connection = self._engine.connect()
+        self._connection.begin()
+        self.scopes = SqlScopeRepository(self._connection)
+        self.secrets = SqlSecretRepository(self._connection)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._active_connection().close()
+            self._connection = None
+
+    def commit(self) -> None:
+        self._active_connection().commit()
+
+    def rollback(self) -> None:
+        self._active_connection().rollback()
+
+    def _active_connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is used outside its `with` block")
+        return self._connection

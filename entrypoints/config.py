@@ -1,0 +1,182 @@
+"""Configuration in layers: defaults, a TOML file, then `SECRETS_*` environment variables.
+
+Top-level keys are overridden by `SECRETS_<KEY>` (e.g. `SECRETS_PORT`), nested ones by
+`SECRETS_<TABLE>__<NAME>__<KEY>` (e.g. `SECRETS_BACKENDS__VAULT__URL`). Values that are
+themselves secrets are never read from the file: the master key comes from `SECRETS_MASTER_KEY`
+(or a key file) and the development root token from `SECRETS_DEV_ROOT_TOKEN`.
+Everything is validated at start, and a bad key is named in the error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+
+from core.errors import ConfigurationError
+from core.policy import DEFAULT_NAME_PATTERN
+
+ENV_PREFIX = "SECRETS_"
+# Variables read elsewhere (secrets, the CLI client, the tests), never configuration keys.
+NOT_CONFIGURATION = frozenset(
+    {
+        "SECRETS_CONFIG",
+        "SECRETS_MASTER_KEY",
+        "SECRETS_DEV_ROOT_TOKEN",
+        "SECRETS_TOKEN",
+        "SECRETS_ADDR",
+        "SECRETS_TEST_DATABASE_URL",
+    }
+)
+MODES = ("development", "production")
+BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "development"
+    data_dir: Path = Path(".secrets-data")
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    log_level: str = "INFO"
+    max_value_bytes: int = 64 * 1024
+    max_request_bytes: int = 1024 * 1024
+    retention_days: int = 30
+    name_pattern: str = DEFAULT_NAME_PATTERN
+    default_backend: str = "local"
+    backends: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"local": {"plugin": "local"}}
+    )
+    keys: dict[str, Any] = field(default_factory=lambda: {"provider": "auto"})
+    disabled_plugins: tuple[str, ...] = ()
+    dev_root_token: str | None = field(default=None, repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+
+class _BackendSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # plugin-specific keys are validated by the plugin itself
+
+    plugin = fields.String(required=True)
+
+
+class _SettingsSchema(Schema):
+    """Validates the merged file + environment layers; unknown keys are refused."""
+
+    mode = fields.String(validate=validate.OneOf(MODES))
+    data_dir = fields.String(validate=validate.Length(min=1))
+    database_url = fields.String()
+    host = fields.String(validate=validate.Length(min=1))
+    port = fields.Integer(validate=validate.Range(1, 65535))
+    workers = fields.Integer(validate=validate.Range(1, 64))
+    log_level = fields.String(
+        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
+    )
+    max_value_bytes = fields.Integer(validate=validate.Range(1, 16 * 1024 * 1024))
+    max_request_bytes = fields.Integer(validate=validate.Range(1024, 64 * 1024 * 1024))
+    retention_days = fields.Integer(validate=validate.Range(7, 90))
+    name_pattern = fields.String(validate=validate.Length(min=1))
+    default_backend = fields.String()
+    backends = fields.Dict(keys=fields.String(), values=fields.Dict())
+    keys = fields.Dict(keys=fields.String())
+    plugins = fields.Dict(keys=fields.String(validate=validate.OneOf(["disabled"])))
+
+    @pre_load
+    def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if isinstance(data.get("log_level"), str):
+            data["log_level"] = data["log_level"].upper()
+        return data
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Build the settings from defaults, the TOML file (if any) and the environment."""
+    environ = os.environ if environ is None else environ
+    path = config_file or environ.get("SECRETS_CONFIG")
+    layered: dict[str, Any] = _read_toml(Path(path)) if path else {}
+    _merge(layered, _from_environment(environ))
+    try:
+        data = _SettingsSchema().load(layered)
+        for name, backend in data.get("backends", {}).items():
+            if not BACKEND_NAME.fullmatch(name):
+                raise ValidationError({f"backends.{name}": [f"must match {BACKEND_NAME.pattern}"]})
+            errors = _BackendSchema().validate(backend)
+            if errors:
+                raise ValidationError({f"backends.{name}": errors})
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error.messages)) from None
+
+    plugins = data.pop("plugins", {})
+    disabled = plugins.get("disabled", ())
+    if isinstance(disabled, str):
+        disabled = [item.strip() for item in disabled.split(",") if item.strip()]
+    data_dir = Path(data.pop("data_dir", Settings.data_dir))
+    backends = {**Settings().backends, **data.pop("backends", {})}
+    settings = Settings(
+        **data,
+        data_dir=data_dir,
+        backends=backends,
+        disabled_plugins=tuple(disabled),
+        dev_root_token=environ.get("SECRETS_DEV_ROOT_TOKEN") or None,
+    )
+    if not settings.database_url:
+        settings = replace(settings, database_url=f"sqlite:///{(data_dir / 'secrets.db').resolve()}")
+    if settings.default_backend not in settings.backends:
+        raise ConfigurationError(
+            f"configuration key 'default_backend': '{settings.default_backend}' is not one of "
+            f"the configured backends ({', '.join(sorted(settings.backends))})"
+        )
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"configuration file {path} is not valid TOML: {error}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in NOT_CONFIGURATION:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _describe(messages: Any, prefix: str = "") -> str:
+    if isinstance(messages, dict):
+        return "; ".join(
+            _describe(inner, f"{prefix}.{key}" if prefix else str(key))
+            for key, inner in messages.items()
+        )
+    text = " ".join(str(item) for item in messages) if isinstance(messages, list) else messages
+    return f"configuration key '{prefix}': {text}"

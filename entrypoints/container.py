@@ -1,0 +1,113 @@
+"""The composition root: the one place that knows which adapter implements which port.
+
+The web app, the CLI and the worker build the same container. Shared infrastructure (engine,
+plugin manager, key provider, backends) are singletons; units of work and use cases are built
+per call. Tests replace a provider with `container.<name>.override(...)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pluggy
+from dependency_injector import containers, providers
+
+from adapters.clock import SystemClock
+from adapters.db.engine import create_engine_from_url
+from adapters.db.uow import SqlUnitOfWork
+from adapters.identity import DevRootTokenAuthenticator
+from core.backends import BackendRegistry
+from core.errors import ConfigurationError
+from core.policy import SecretPolicy, ValueChecksum
+from core.services import SecretService
+from entrypoints.config import Settings
+from plugins.manager import (
+    backend_plugins,
+    build_plugin_manager,
+    create_backend,
+    key_provider_plugins,
+)
+from ports.security import KeyProvider, KeyProviderContext
+from ports.storage import BackendContext
+
+
+def build_key_provider(
+    settings: Settings, plugin_manager: pluggy.PluginManager, environ: Mapping[str, str]
+) -> KeyProvider:
+    options = dict(settings.keys)
+    name = options.pop("provider", "auto")
+    available = key_provider_plugins(plugin_manager)
+    if name not in available:
+        raise ConfigurationError(
+            f"configuration key 'keys.provider': unknown key provider '{name}'; "
+            f"available: {', '.join(sorted(available))}"
+        )
+    context = KeyProviderContext(
+        data_dir=str(settings.data_dir), environ=environ, production=settings.production
+    )
+    return available[name].factory(options, context)
+
+
+def open_backends(
+    settings: Settings,
+    plugin_manager: pluggy.PluginManager,
+    engine: Any,
+    key_provider: KeyProvider,
+) -> Iterator[BackendRegistry]:
+    available = backend_plugins(plugin_manager)
+    context = BackendContext(database=engine, key_provider=key_provider)
+    instances = {
+        name: create_backend(name, options, available, context)
+        for name, options in settings.backends.items()
+    }
+    registry = BackendRegistry(instances, default=settings.default_backend)
+    try:
+        yield registry
+    finally:
+        registry.close()
+
+
+def open_engine(url: str) -> Iterator[Any]:
+    engine = create_engine_from_url(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def build_policy(settings: Settings) -> SecretPolicy:
+    return SecretPolicy(
+        name_pattern=settings.name_pattern,
+        max_value_bytes=settings.max_value_bytes,
+        retention_days=settings.retention_days,
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+    environ = providers.Object(os.environ)
+
+    plugin_manager = providers.Singleton(
+        build_plugin_manager, blocked=settings.provided.disabled_plugins
+    )
+    engine = providers.Resource(open_engine, settings.provided.database_url)
+    clock = providers.Singleton(SystemClock)
+    key_provider = providers.Singleton(build_key_provider, settings, plugin_manager, environ)
+    backends = providers.Resource(open_backends, settings, plugin_manager, engine, key_provider)
+    checksum = providers.Singleton(ValueChecksum, key_provider.provided.checksum_key.call())
+    policy = providers.Singleton(build_policy, settings)
+    unit_of_work = providers.Factory(SqlUnitOfWork, engine)
+
+    authenticator = providers.Singleton(
+        DevRootTokenAuthenticator, settings.provided.dev_root_token
+    )
+    secret_service = providers.Factory(
+        SecretService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+    )

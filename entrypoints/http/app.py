@@ -1,0 +1,94 @@
+"""The Flask app factory: flask-smorest API under `/api/v1`, bearer authentication, request ids."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from entrypoints.config import Settings, load_settings
+from entrypoints.container import Container
+from entrypoints.http import health, schemas, secrets
+from entrypoints.http.context import current_container
+from entrypoints.http.errors import error_response, register_error_handlers
+from entrypoints.logs import configure_logging
+
+log = logging.getLogger("secret_management.access")
+
+API_PREFIX = "/api/v1"
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs"})
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class ServiceApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api documenting this service's error body."""
+
+    ERROR_SCHEMA = schemas.ErrorSchema
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> Flask:
+    settings = settings or load_settings()
+    container = container or Container(settings=settings)
+    configure_logging(settings.log_level)
+
+    app = Flask("secret_management")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="Secret Management",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "One place for a platform's credentials."},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer"},
+                }
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    app.extensions["container"] = container
+
+    api = ServiceApi(app)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(secrets.blp)
+    register_error_handlers(app)
+    app.before_request(start_request)
+    app.before_request(authenticate)
+    app.after_request(finish_request)
+    return app
+
+
+def start_request() -> None:
+    g.started = time.perf_counter()
+    supplied = request.headers.get("X-Request-Id", "")
+    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+
+
+def authenticate() -> Response | None:
+    if request.blueprint in PUBLIC_BLUEPRINTS:
+        return None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return error_response(401, "unauthenticated", "a bearer token is required")
+    g.principal = current_container().authenticator().authenticate(token.strip())
+    return None
+
+
+def finish_request(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    response.headers["Cache-Control"] = "no-store"
+    if "etag" in g:
+        response.headers["ETag"] = g.etag
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms)
+    return response

@@ -1,0 +1,207 @@
+"""Marshmallow schemas of the REST API. They reject unknown fields and never echo values."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from core.model import CONSUMERS, VersionState
+from ports.values import ScopeType
+
+ENCODINGS = ("utf-8", "base64")
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class ScopeSchema(StrictSchema):
+    type = fields.String(
+        required=True, validate=validate.OneOf([t.value for t in ScopeType]),
+        metadata={"description": "global, organization, team, project or user"},
+    )
+    id = fields.String(
+        validate=validate.Length(1, 128),
+        metadata={"description": "The scope's external id; omitted (or 'global') for global."},
+    )
+
+    @validates_schema
+    def _id_unless_global(self, data: dict[str, Any], **_: Any) -> None:
+        if data["type"] != ScopeType.GLOBAL.value and not data.get("id"):
+            raise ValidationError("required for every scope but global", "id")
+        if data["type"] == ScopeType.GLOBAL.value and data.get("id", "global") != "global":
+            raise ValidationError("the global scope's id is 'global'", "id")
+
+
+class ValueInputMixin(Schema):
+    value = fields.String(
+        required=True,
+        metadata={"description": "The secret value: UTF-8 text, or base64 with `encoding`."},
+    )
+    encoding = fields.String(load_default="utf-8", validate=validate.OneOf(ENCODINGS))
+
+    @validates_schema
+    def _decodable(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("encoding") == "base64":
+            try:
+                base64.b64decode(data["value"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ValidationError("not valid base64", "value") from None
+
+
+class SecretCreateSchema(ValueInputMixin, StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 255))
+    scope = fields.Nested(ScopeSchema, load_default=lambda: {"type": "global"})
+    environment = fields.String(allow_none=True, load_default=None)
+    type = fields.String(load_default="generic", validate=validate.Length(1, 64))
+    description = fields.String(load_default="")
+    tags = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    consumer = fields.String(load_default="other", validate=validate.OneOf(CONSUMERS))
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    not_before = fields.AwareDateTime(allow_none=True, load_default=None)
+    max_versions = fields.Integer(allow_none=True, load_default=None)
+    backend = fields.String(allow_none=True, load_default=None)
+
+
+class SecretVersionCreateSchema(ValueInputMixin, StrictSchema):
+    pass
+
+
+class SecretUpdateSchema(StrictSchema):
+    """Metadata changes: an absent field stays as it is; `null` clears a clearable one."""
+
+    description = fields.String()
+    tags = fields.Dict(keys=fields.String(), values=fields.String())
+    consumer = fields.String(validate=validate.OneOf(CONSUMERS))
+    expires_at = fields.AwareDateTime(allow_none=True)
+    not_before = fields.AwareDateTime(allow_none=True)
+    max_versions = fields.Integer(allow_none=True)
+
+
+class ScopeOutSchema(Schema):
+    type = fields.Enum(ScopeType, by_value=True)
+    id = fields.String()
+
+
+class SecretSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.UUID()
+    name = fields.String()
+    scope = fields.Nested(ScopeOutSchema)
+    environment = fields.String(allow_none=True)
+    type = fields.String()
+    description = fields.String()
+    tags = fields.Dict(keys=fields.String(), values=fields.String())
+    consumer = fields.String()
+    backend = fields.String()
+    current_version = fields.Integer()
+    expires_at = fields.DateTime(allow_none=True)
+    not_before = fields.DateTime(allow_none=True)
+    max_versions = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    updated_at = fields.DateTime(allow_none=True)
+    updated_by = fields.String(allow_none=True)
+    deleted_at = fields.DateTime(allow_none=True)
+    purge_after = fields.DateTime(allow_none=True)
+    revision = fields.Integer()
+    reference = fields.Function(
+        lambda secret: f"secret://{secret.scope.type.value}/{secret.scope.id}/{secret.name}",
+        metadata={"description": "What consumers store instead of the value."},
+    )
+
+
+class SecretPageSchema(Schema):
+    items = fields.List(fields.Nested(SecretSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class SecretListArgsSchema(StrictSchema):
+    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+    environment = fields.String()
+    type = fields.String()
+    tag = fields.List(
+        fields.String(validate=validate.Regexp(r"^[^=]+=.*$", error="expected key=value")),
+        metadata={"description": "key=value; repeat to require several tags"},
+    )
+    prefix = fields.String()
+    deleted = fields.Boolean(
+        load_default=False, metadata={"description": "list soft-deleted secrets instead"}
+    )
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class SecretGetArgsSchema(StrictSchema):
+    include_deleted = fields.Boolean(load_default=False)
+
+
+class ValueArgsSchema(StrictSchema):
+    version = fields.Integer(validate=validate.Range(min=1))
+    encoding = fields.String(
+        validate=validate.OneOf(ENCODINGS),
+        metadata={"description": "Force an encoding; by default UTF-8 text when it decodes."},
+    )
+
+
+class PathArgsSchema(StrictSchema):
+    environment = fields.String()
+
+
+class PathValueArgsSchema(ValueArgsSchema):
+    environment = fields.String()
+
+
+class SecretValueSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.UUID()
+    name = fields.String()
+    version = fields.Integer()
+    value = fields.String()
+    encoding = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class VersionSchema(Schema):
+    class Meta:
+        ordered = True
+
+    version = fields.Integer()
+    state = fields.Enum(VersionState, by_value=True)
+    backend = fields.String()
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class VersionListSchema(Schema):
+    items = fields.List(fields.Nested(VersionSchema))
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    checks = fields.Dict(keys=fields.String(), values=fields.Dict())
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+    request_id = fields.String(allow_none=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema)

@@ -1,0 +1,265 @@
+"""`/api/v1/secrets` and `/api/v1/scopes/{type}/{id}/secrets/{name}`: secrets by id and by path."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from uuid import UUID
+
+from flask import Response, g, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from core.errors import InvalidInput
+from core.model import PageRequest, RevealedValue, Secret, SecretFilter
+from core.services import MetadataChanges, NewSecret, SecretService
+from entrypoints.http import schemas
+from entrypoints.http.context import current_container, expected_revision, set_etag
+from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
+
+blp = Blueprint(
+    "secrets",
+    __name__,
+    url_prefix="/api/v1",
+    description="Secrets: metadata, values and versions.",
+)
+
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The ETag last read: the write fails with 412 if the secret moved on.",
+}
+ERRORS = (400, 401, 404, 409, 413, 503)
+
+
+def service() -> SecretService:
+    return current_container().secret_service()
+
+
+def document_errors(*statuses: int) -> Any:
+    """Declare the error responses of a view in the OpenAPI document."""
+
+    def decorate(view: Any) -> Any:
+        for status in statuses:
+            view = blp.alt_response(status, schema=schemas.ErrorSchema, description="error")(view)
+        return view
+
+    return decorate
+
+
+def decode_value(data: dict[str, Any]) -> SecretValue:
+    if data["encoding"] == "base64":
+        return SecretValue(base64.b64decode(data["value"], validate=True))
+    return SecretValue.from_text(data["value"])
+
+
+def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any]:
+    raw = revealed.value.reveal()
+    if encoding != "base64":
+        try:
+            text, used = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            if encoding == "utf-8":
+                raise InvalidInput(
+                    "this version's value is not UTF-8 text; ask for encoding=base64",
+                    details={"field": "encoding"},
+                ) from None
+            encoding = "base64"
+    if encoding == "base64":
+        text, used = base64.b64encode(raw).decode("ascii"), "base64"
+    return {
+        "id": revealed.secret.id,
+        "name": revealed.secret.name,
+        "version": revealed.version.version,
+        "value": text,
+        "encoding": used,
+        "created_at": revealed.version.created_at,
+        "expires_at": revealed.version.expires_at or revealed.secret.expires_at,
+    }
+
+
+def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
+    try:
+        kind = ScopeType(scope_type)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown scope type; one of {', '.join(t.value for t in ScopeType)}",
+            details={"field": "scope"},
+        ) from None
+    return ScopeRef(kind, GLOBAL_SCOPE_ID if kind is ScopeType.GLOBAL else (scope_id or ""))
+
+
+def with_etag(secret: Secret) -> Secret:
+    set_etag(secret.revision)
+    return secret
+
+
+@blp.route("/secrets")
+class Secrets(MethodView):
+    @blp.arguments(schemas.SecretListArgsSchema, location="query")
+    @blp.response(200, schemas.SecretPageSchema)
+    @document_errors(400, 401)
+    def get(self, args: dict[str, Any]) -> Any:
+        """List secrets' metadata (never values), filtered and paginated."""
+        scope_type, scope_id = args.get("scope_type"), args.get("scope_id")
+        if scope_id and not scope_type:
+            raise InvalidInput("scope_id needs scope_type", details={"field": "scope_id"})
+        exact = scope_type is not None and (scope_id is not None or scope_type == "global")
+        scope = scope_ref(scope_type, scope_id) if exact else None
+        tags = dict(tag.split("=", 1) for tag in args.get("tag", []))
+        criteria = SecretFilter(
+            scope=scope,
+            scope_type=scope_type,
+            environment=args.get("environment"),
+            type=args.get("type"),
+            tags=tags,
+            prefix=args.get("prefix"),
+            deleted=args["deleted"],
+        )
+        return service().list_secrets(criteria, PageRequest(args["page"], args["page_size"]))
+
+    @blp.arguments(schemas.SecretCreateSchema)
+    @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @document_errors(*ERRORS)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a secret with its first version. Answers with metadata only."""
+        scope = data["scope"]
+        draft = NewSecret(
+            scope=scope_ref(scope["type"], scope.get("id")),
+            name=data["name"],
+            environment=data["environment"],
+            type=data["type"],
+            description=data["description"],
+            tags=data["tags"],
+            consumer=data["consumer"],
+            expires_at=data["expires_at"],
+            not_before=data["not_before"],
+            max_versions=data["max_versions"],
+            backend=data["backend"],
+        )
+        secret = service().create_secret(g.principal, draft, decode_value(data))
+        location = url_for("secrets.SecretItem", secret_id=secret.id)
+        return with_etag(secret), 201, {"Location": location}
+
+
+@blp.route("/secrets/<uuid:secret_id>")
+class SecretItem(MethodView):
+    @blp.arguments(schemas.SecretGetArgsSchema, location="query")
+    @blp.response(200, schemas.SecretSchema)
+    @document_errors(401, 404)
+    def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
+        """A secret's metadata, with its revision as ETag."""
+        return with_etag(service().get_secret(secret_id, include_deleted=args["include_deleted"]))
+
+    @blp.arguments(schemas.SecretUpdateSchema)
+    @blp.response(200, schemas.SecretSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(400, 401, 404, 412)
+    def patch(self, data: dict[str, Any], secret_id: UUID) -> Any:
+        """Change metadata; `null` clears expires_at, not_before or max_versions."""
+        clear = frozenset(name for name, value in data.items() if value is None)
+        changes = MetadataChanges(
+            **{name: value for name, value in data.items() if value is not None}, clear=clear
+        )
+        secret = service().update_metadata(
+            g.principal, secret_id, changes, expected_revision=expected_revision()
+        )
+        return with_etag(secret)
+
+    @blp.response(200, schemas.SecretSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 404, 412)
+    def delete(self, secret_id: UUID) -> Any:
+        """Soft delete: hidden and kept for the retention window, its name reserved."""
+        secret = service().delete_secret(
+            g.principal, secret_id, expected_revision=expected_revision()
+        )
+        return with_etag(secret)
+
+
+@blp.route("/secrets/<uuid:secret_id>/restore")
+class SecretRestore(MethodView):
+    @blp.response(200, schemas.SecretSchema)
+    @document_errors(401, 404, 409)
+    def post(self, secret_id: UUID) -> Any:
+        """Undo a soft delete: the secret comes back with every version."""
+        return with_etag(service().restore_secret(g.principal, secret_id))
+
+
+@blp.route("/secrets/<uuid:secret_id>/purge")
+class SecretPurge(MethodView):
+    @blp.response(204)
+    @document_errors(401, 404, 409, 503)
+    def post(self, secret_id: UUID) -> Any:
+        """Destroy a soft-deleted secret for good: its values in the backend, then its rows."""
+        service().purge_secret(g.principal, secret_id)
+        return Response(status=204)
+
+
+@blp.route("/secrets/<uuid:secret_id>/value")
+class SecretValueView(MethodView):
+    @blp.arguments(schemas.ValueArgsSchema, location="query")
+    @blp.response(200, schemas.SecretValueSchema)
+    @document_errors(400, 401, 404, 409, 410, 503)
+    def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
+        """The current value, or version N with `?version=N`."""
+        revealed = service().read_value(secret_id, args.get("version"))
+        return encode_value(revealed, args.get("encoding"))
+
+
+@blp.route("/secrets/<uuid:secret_id>/versions")
+class SecretVersions(MethodView):
+    @blp.response(200, schemas.VersionListSchema)
+    @document_errors(401, 404)
+    def get(self, secret_id: UUID) -> Any:
+        """Every version's metadata, oldest first."""
+        return {"items": service().list_versions(secret_id)}
+
+    @blp.arguments(schemas.SecretVersionCreateSchema)
+    @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(*ERRORS, 412)
+    def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
+        """Write a new value as the next version; with If-Match, a check-and-set."""
+        secret = service().write_value(
+            g.principal, secret_id, decode_value(data), expected_revision=expected_revision()
+        )
+        return with_etag(secret)
+
+
+@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>")
+class SecretVersionView(MethodView):
+    @blp.response(200, schemas.VersionSchema)
+    @document_errors(401, 404)
+    def get(self, secret_id: UUID, version: int) -> Any:
+        """One version's metadata."""
+        return service().get_version(secret_id, version)
+
+
+@blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>")
+class SecretByPath(MethodView):
+    @blp.arguments(schemas.PathArgsSchema, location="query")
+    @blp.response(200, schemas.SecretSchema)
+    @document_errors(400, 401, 404)
+    def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
+        """A secret's metadata by scope and name (`environment` picks a variant)."""
+        secret = service().find_secret(
+            scope_ref(scope_type, scope_id), name, args.get("environment")
+        )
+        return with_etag(secret)
+
+
+@blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>/value")
+class SecretValueByPath(MethodView):
+    @blp.arguments(schemas.PathValueArgsSchema, location="query")
+    @blp.response(200, schemas.SecretValueSchema)
+    @document_errors(400, 401, 404, 409, 410, 503)
+    def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
+        """A secret's value by scope and name."""
+        found = service().find_secret(
+            scope_ref(scope_type, scope_id), name, args.get("environment")
+        )
+        revealed = service().read_value(found.id, args.get("version"))
+        return encode_value(revealed, args.get("encoding"))

@@ -1,0 +1,200 @@
+"""Shared fixtures: a throwaway PostgreSQL server and freshly migrated databases on it and SQLite.
+
+Set `SECRETS_TEST_DATABASE_URL` to a PostgreSQL server URL (a role that may create databases)
+to use that server instead of starting one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, insert, inspect, make_url, text
+
+from adapters.db.engine import create_engine_from_url
+from adapters.db.migrate import upgrade
+from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, scopes
+from ports.values import ScopeRef
+
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
+POSTGRES_SERVER_OPTIONS = (
+    "-F -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    " -c full_page_writes=off"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """Base URL of a PostgreSQL server, superuser `postgres`, database `postgres`."""
+    external = os.environ.get("SECRETS_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    bindir = _postgres_bindir()
+    workdir = Path(tempfile.mkdtemp(prefix="secret-tests-pg-"))
+    run_as = _run_as_postgres_owner(workdir)
+
+    def command(tool: str, *args: str) -> list[str]:
+        return [*run_as, str(bindir / tool), "-D", str(workdir / "data"), *args]
+
+    port = _free_port()
+    options = f"{POSTGRES_SERVER_OPTIONS} -p {port} -k {workdir}"
+    try:
+        _run(command("initdb", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"), workdir)
+        _run(command("pg_ctl", "-l", str(workdir / "log"), "-w", "-o", options, "start"), workdir)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        stop = command("pg_ctl", "-m", "immediate", "stop")
+        subprocess.run(stop, cwd=workdir, capture_output=True, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _postgres_admin(postgres_url: str) -> Iterator[Engine]:
+    engine = create_engine_from_url(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class _PostgresTestDatabase:
+    """One migrated database per session, emptied before each test: far faster than a copy."""
+
+    url: str
+    engine: Engine
+    tables: list[str]
+
+    def reset(self) -> None:
+        with self.engine.begin() as connection:
+            # A test that leaked an open transaction makes this fail instead of hang.
+            connection.execute(text("SET LOCAL lock_timeout = '10s'"))
+            connection.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY"))
+            global_scope = ScopeRef.global_scope()
+            connection.execute(
+                insert(scopes).values(
+                    type=global_scope.type.value,
+                    external_id=global_scope.id,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+
+@pytest.fixture(scope="session")
+def _postgres_test_database(_postgres_admin: Engine) -> Iterator[_PostgresTestDatabase]:
+    with _postgres_database(_postgres_admin) as url:
+        engine = create_engine_from_url(url)
+        upgrade(engine)
+        tables = [
+            name
+            for name in inspect(engine).get_table_names()
+            if name.startswith(PREFIX) and name != ALEMBIC_VERSION_TABLE
+        ]
+        yield _PostgresTestDatabase(url, engine, tables)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "secrets.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a database with no tables at all, for testing the migrations themselves."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'secrets.db'}"
+        return
+    with _postgres_database(request.getfixturevalue("_postgres_admin")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of a freshly migrated database holding nothing but the global scope."""
+    if request.param == "sqlite":
+        path = tmp_path / "secrets.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    database = request.getfixturevalue("_postgres_test_database")
+    database.reset()
+    yield database.url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine_from_url(database_url)
+    yield engine
+    engine.dispose()
+
+
+@contextmanager
+def _postgres_database(admin: Engine) -> Iterator[str]:
+    """A new, empty database on the test server, dropped afterwards."""
+    name = f"secret_test_{uuid.uuid4().hex}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def _migrate(url: str) -> None:
+    engine = create_engine_from_url(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def _postgres_bindir() -> Path:
+    bindirs = sorted(
+        (initdb.parent for initdb in POSTGRES_ROOT.glob("*/bin/initdb")),
+        key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0,
+    )
+    if not bindirs or not (bindirs[-1] / "pg_ctl").exists():
+        pytest.exit(
+            f"PostgreSQL server binaries not found in {POSTGRES_ROOT}/*/bin: install them "
+            "(apt-get install postgresql-15) or set SECRETS_TEST_DATABASE_URL to a server URL",
+            returncode=1,
+        )
+    return bindirs[-1]
+
+
+def _run_as_postgres_owner(workdir: Path) -> list[str]:
+    """initdb refuses to run as root: then the server runs as the `postgres` OS user."""
+    if os.geteuid() != 0:
+        return []
+    shutil.chown(workdir, user="postgres", group="postgres")
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        log = cwd / "log"
+        pytest.exit(
+            f"could not start the test PostgreSQL server: {' '.join(command)} failed:\n"
+            f"{result.stdout}{result.stderr}{log.read_text() if log.exists() else ''}",
+            returncode=1,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,69 @@
+"""The whole app (real container, plugins, database and local backend) behind Flask's client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from entrypoints.config import Settings
+from entrypoints.http.app import create_app
+
+TOKEN = "e2e-root-token-0123456789"  # noqa: S105 - a test credential
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        dev_root_token=TOKEN,
+        keys={"provider": "file", "path": str(tmp_path / "master.key")},
+        log_level="DEBUG",
+        max_request_bytes=256 * 1024,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    app.extensions["container"].shutdown_resources()
+
+
+class ApiClient:
+    """Flask's test client with the bearer token and JSON by default."""
+
+    def __init__(self, client: FlaskClient, token: str | None = TOKEN) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Any:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+    def create(self, **body: Any) -> Any:
+        response = self.post("/secrets", json=body)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+
+@pytest.fixture
+def api(app: Flask) -> ApiClient:
+    return ApiClient(app.test_client())

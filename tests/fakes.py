@@ -1,0 +1,408 @@
+"""Hand-written in-memory fakes of the ports, for unit tests and the backend contract suite.
+
+They behave like the real adapters where core can tell the difference: a unit of work only
+makes its changes visible on commit, repositories enforce the same constraints as the tables
+(unique names, gapless version keys, revision checks), and the backend binds each value to the
+version it was written for. Switches such as `fail_next_put` or `fail_next_commit` let a test
+walk the failure paths without a mock.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from core.errors import (
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ValueIntegrityError,
+    ValueTooLarge,
+)
+from core.model import Page, PageRequest, Scope, Secret, SecretFilter, SecretVersion
+from ports.persistence import ScopeRepository, SecretRepository, UnitOfWork
+from ports.security import Clock
+from ports.storage import BackendCapabilities, BackendHealth, StorageBackend
+from ports.values import ScopeRef, SecretValue, VersionKey
+
+# -- persistence ----------------------------------------------------------------------------
+
+
+def _check_aware(record: object) -> None:
+    """The tables store timezone-aware UTC only and refuse a naive datetime; so does the fake."""
+    for item in fields(record):  # type: ignore[arg-type]
+        moment = getattr(record, item.name)
+        if isinstance(moment, datetime) and moment.tzinfo is None:
+            raise ValueError(f"naive datetimes are not stored ({item.name})")
+
+
+@dataclass
+class _Tables:
+    """One copy of every row. Each operation checks what the database's constraints check."""
+
+    scopes: dict[ScopeRef, Scope] = field(default_factory=dict)
+    secrets: dict[UUID, Secret] = field(default_factory=dict)
+    versions: dict[UUID, dict[int, SecretVersion]] = field(default_factory=dict)
+    next_scope_pk: int = 1
+
+    def add_scope(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
+        if ref in self.scopes:
+            raise Conflict(f"scope {ref} exists already")
+        if parent_pk is not None and all(s.pk != parent_pk for s in self.scopes.values()):
+            raise NotFound(f"no parent scope with pk {parent_pk}")
+        scope = Scope(pk=self.next_scope_pk, ref=ref, parent_pk=parent_pk)
+        self.next_scope_pk += 1
+        self.scopes[ref] = scope
+        return scope
+
+    def add_secret(self, secret: Secret) -> None:
+        _check_aware(secret)
+        if secret.scope not in self.scopes:
+            raise NotFound(f"no scope {secret.scope}")  # the scope foreign key
+        if secret.id in self.secrets:
+            raise Conflict(f"secret {secret.id} exists already")
+        self._check_name_free(secret)
+        self.secrets[secret.id] = secret
+        self.versions[secret.id] = {}
+
+    def update_secret(self, secret: Secret, expected_revision: int) -> None:
+        _check_aware(secret)
+        stored = self.secrets.get(secret.id)
+        if stored is None:
+            raise NotFound(f"no secret {secret.id}")
+        if stored.revision != expected_revision:
+            raise PreconditionFailed(
+                f"secret {secret.id} is at revision {stored.revision}, not {expected_revision}",
+                details={"revision": stored.revision},
+            )
+        self._check_name_free(secret)
+        self.secrets[secret.id] = secret
+
+    def delete_secret(self, secret_id: UUID) -> None:
+        self.secrets.pop(secret_id, None)
+        self.versions.pop(secret_id, None)  # ON DELETE CASCADE
+
+    def add_version(self, version: SecretVersion) -> None:
+        _check_aware(version)
+        if version.secret_id not in self.secrets:
+            raise NotFound(f"no secret {version.secret_id}")  # the secret foreign key
+        numbers = self.versions[version.secret_id]
+        if version.version in numbers:
+            raise Conflict(f"secret {version.secret_id} has a version {version.version} already")
+        numbers[version.version] = version
+
+    def _check_name_free(self, secret: Secret) -> None:
+        """Unique (scope, environment, name) over every row: a deleted name stays reserved."""
+        for other in self.secrets.values():
+            if other.id != secret.id and _path(other) == _path(secret):
+                raise Conflict(
+                    f"secret '{secret.name}' exists already in scope {secret.scope}",
+                    details={"id": str(other.id)},
+                )
+
+
+def _path(secret: Secret) -> tuple[ScopeRef, str | None, str]:
+    return secret.scope, secret.environment, secret.name
+
+
+def _sort_key(secret: Secret) -> tuple[str, str, str, str]:
+    # Scope, name, environment; the tables store an environment-agnostic secret's as ''.
+    return secret.scope.type.value, secret.scope.id, secret.name, secret.environment or ""
+
+
+def _matches(secret: Secret, criteria: SecretFilter) -> bool:
+    return (
+        secret.is_deleted == criteria.deleted
+        and (criteria.scope is None or secret.scope == criteria.scope)
+        and (criteria.scope_type is None or secret.scope.type == criteria.scope_type)
+        and (criteria.environment is None or secret.environment == criteria.environment)
+        and (criteria.type is None or secret.type == criteria.type)
+        and (criteria.prefix is None or secret.name.startswith(criteria.prefix))
+        and all(secret.tags.get(key) == value for key, value in criteria.tags.items())
+    )
+
+
+class FakeDatabase:
+    """The committed state every unit of work starts from, shared like a real database.
+
+    It starts with the global root scope registered, as the migrations do. Its switches make
+    the next operations fail once each: `fail_next_update` (e.g. with `PreconditionFailed` to
+    simulate a writer that got there first) and `fail_next_commit`.
+    """
+
+    def __init__(self) -> None:
+        self.tables = _Tables()
+        self.tables.add_scope(ScopeRef.global_scope(), parent_pk=None)
+        self.committed = 0
+        self._failures: dict[str, list[BaseException]] = {"update": [], "commit": []}
+
+    def fail_next_update(self, error: BaseException, *, times: int = 1) -> None:
+        """Make the next `times` calls of `SecretRepository.update` raise `error`."""
+        self._failures["update"].extend([error] * times)
+
+    def fail_next_commit(self, error: BaseException) -> None:
+        """Make the next commit raise `error` and keep nothing of its unit of work."""
+        self._failures["commit"].append(error)
+
+    def raise_injected(self, operation: str) -> None:
+        """Raise the failure queued for `operation` ("update" or "commit"), if there is one."""
+        if self._failures[operation]:
+            raise self._failures[operation].pop(0)
+
+    def snapshot(self) -> _Tables:
+        return copy.deepcopy(self.tables)
+
+    def all_versions(self) -> list[SecretVersion]:
+        """Every committed version row of every secret, deleted or not."""
+        return [row for rows in self.tables.versions.values() for row in rows.values()]
+
+    def replace_version(self, secret_id: UUID, number: int, **changes: Any) -> None:
+        """Change a committed version row in place, as an operator or a later migration might.
+
+        The port has no use case for this yet (disable, destroy, expire a version); tests use it
+        to put rows into those states.
+        """
+        rows = self.tables.versions[secret_id]
+        rows[number] = replace(rows[number], **changes)
+
+
+class FakeScopeRepository(ScopeRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, ref: ScopeRef) -> Scope | None:
+        return copy.deepcopy(self._uow.tables.scopes.get(ref))
+
+    def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
+        return copy.deepcopy(self._uow.apply("add_scope", ref, parent_pk))
+
+
+class FakeSecretRepository(SecretRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, secret: Secret) -> None:
+        self._uow.apply("add_secret", secret)
+
+    def get(self, secret_id: UUID) -> Secret | None:
+        return copy.deepcopy(self._uow.tables.secrets.get(secret_id))
+
+    def get_by_name(self, scope: ScopeRef, environment: str | None, name: str) -> Secret | None:
+        for secret in self._uow.tables.secrets.values():
+            if _path(secret) == (scope, environment, name):
+                return copy.deepcopy(secret)
+        return None
+
+    def update(self, secret: Secret, expected_revision: int) -> None:
+        self._uow.database.raise_injected("update")
+        self._uow.apply("update_secret", secret, expected_revision)
+
+    def delete(self, secret_id: UUID) -> None:
+        self._uow.apply("delete_secret", secret_id)
+
+    def list(self, criteria: SecretFilter, page: PageRequest) -> Page:
+        if page.page < 1 or page.page_size < 1:
+            raise ValueError("page and page_size start at 1")
+        found = sorted(
+            (s for s in self._uow.tables.secrets.values() if _matches(s, criteria)), key=_sort_key
+        )
+        items = found[page.offset : page.offset + page.page_size]
+        return Page(
+            items=copy.deepcopy(items), total=len(found), page=page.page, page_size=page.page_size
+        )
+
+    def add_version(self, version: SecretVersion) -> None:
+        self._uow.apply("add_version", version)
+
+    def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
+        return copy.deepcopy(self._uow.tables.versions.get(secret_id, {}).get(version))
+
+    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
+        rows = self._uow.tables.versions.get(secret_id, {})
+        return [copy.deepcopy(rows[number]) for number in sorted(rows)]
+
+
+class FakeUnitOfWork(UnitOfWork):
+    """A transaction on a `FakeDatabase`.
+
+    Reads see the data committed when the unit of work began, plus its own changes. Every change
+    is also journaled; `commit` replays the journal onto the latest committed data, so a
+    constraint that another unit of work broke in the meantime (a name taken, a revision moved
+    on) fails the commit as it would in the database, and nothing is kept. Leaving without a
+    commit discards everything. `committed` counts this unit of work's successful commits.
+    """
+
+    def __init__(self, database: FakeDatabase | None = None) -> None:
+        self.database = database if database is not None else FakeDatabase()
+        self.scopes = FakeScopeRepository(self)
+        self.secrets = FakeSecretRepository(self)
+        self.committed = 0
+        self._begin()
+
+    def apply(self, operation: str, *args: Any) -> Any:
+        """Run a `_Tables` operation on this unit of work's copy and journal it for the commit."""
+        args = copy.deepcopy(args)  # the caller keeps its objects; the rows are ours
+        result = getattr(self.tables, operation)(*copy.deepcopy(args))
+        self._journal.append((operation, args))
+        return result
+
+    def commit(self) -> None:
+        try:
+            self.database.raise_injected("commit")
+            tables = self.database.snapshot()
+            for operation, args in self._journal:
+                getattr(tables, operation)(*copy.deepcopy(args))
+        except BaseException:
+            self._begin()
+            raise
+        self.database.tables = tables
+        self.database.committed += 1
+        self.committed += 1
+        self._begin()
+
+    def rollback(self) -> None:
+        self._begin()
+
+    def _begin(self) -> None:
+        self.tables = self.database.snapshot()
+        self._journal: list[tuple[str, tuple[Any, ...]]] = []
+
+
+class FakeUnitOfWorkFactory:
+    """Builds units of work on one shared `FakeDatabase`: what a use case takes as `uow_factory`."""
+
+    def __init__(self, database: FakeDatabase | None = None) -> None:
+        self.database = database if database is not None else FakeDatabase()
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.database)
+
+    @property
+    def committed(self) -> int:
+        """Commits that succeeded, over every unit of work this factory built."""
+        return self.database.committed
+
+
+# -- storage --------------------------------------------------------------------------------
+
+
+@dataclass
+class _StoredValue:
+    key: VersionKey
+    data: bytes
+
+
+class InMemoryBackend(StorageBackend):
+    """A storage backend that keeps values in a dict, bound to the version they were put for.
+
+    Switches: `down` makes every call raise `BackendUnavailable(name)`; `fail_next_put` and
+    `fail_next_destroy` make only the next such call raise it. `on_put` is called with the
+    version key before a value is stored, so a test can let another writer act in the middle of
+    a write. `destroyed` lists the locators destroyed, `purged` the secrets purged, in order.
+    """
+
+    def __init__(
+        self,
+        name: str = "memory",
+        capabilities: BackendCapabilities | None = None,
+    ) -> None:
+        self.name = name
+        self.capabilities = capabilities or BackendCapabilities(max_value_bytes=1024 * 1024)
+        self.values: dict[str, _StoredValue] = {}
+        self.destroyed: list[str] = []
+        self.purged: list[UUID] = []
+        self.down = False
+        self.fail_next_put = False
+        self.fail_next_destroy = False
+        self.on_put: Callable[[VersionKey], None] | None = None
+        self.closed = False
+        self._serial = itertools.count(1)
+
+    def put(self, key: VersionKey, value: SecretValue) -> str:
+        self._check_up()
+        if self.fail_next_put:
+            self.fail_next_put = False
+            raise BackendUnavailable(self.name, "put failed")
+        if len(value) > self.capabilities.max_value_bytes:
+            raise ValueTooLarge(
+                f"backend '{self.name}' holds at most {self.capabilities.max_value_bytes} bytes",
+                details={"limit": self.capabilities.max_value_bytes, "size": len(value)},
+            )
+        if self.on_put is not None:
+            self.on_put(key)
+        locator = f"{key.secret_id}/{key.version}/{next(self._serial)}"
+        self.values[locator] = _StoredValue(key, value.reveal())
+        return locator
+
+    def get(self, key: VersionKey, locator: str) -> SecretValue:
+        self._check_up()
+        stored = self.values.get(locator)
+        if stored is None:
+            raise NotFound(f"backend '{self.name}' holds no value at {locator}")
+        if stored.key != key:
+            raise ValueIntegrityError(
+                f"the value at {locator} belongs to another secret version",
+                details={"backend": self.name},
+            )
+        return SecretValue(stored.data)
+
+    def destroy(self, key: VersionKey, locator: str) -> None:
+        self._check_up()
+        if self.fail_next_destroy:
+            self.fail_next_destroy = False
+            raise BackendUnavailable(self.name, "destroy failed")
+        self.values.pop(locator, None)
+        self.destroyed.append(locator)
+
+    def purge(self, secret_id: UUID) -> None:
+        self._check_up()
+        for locator, stored in list(self.values.items()):
+            if stored.key.secret_id == secret_id:
+                del self.values[locator]
+        self.purged.append(secret_id)
+
+    def health(self) -> BackendHealth:
+        if self.down:
+            return BackendHealth(ok=False, latency_ms=0.0, detail="down")
+        return BackendHealth(ok=True, latency_ms=0.0)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def tamper(self, locator: str, data: bytes) -> None:
+        """Overwrite a stored value behind the service's back, as an attacker with access might."""
+        self.values[locator].data = data
+
+    def _check_up(self) -> None:
+        if self.down:
+            raise BackendUnavailable(self.name, "down")
+
+
+# -- time -----------------------------------------------------------------------------------
+
+
+class FixedClock(Clock):
+    """A clock that stands still until a test sets or advances it. Always timezone-aware UTC."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self._now = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+        if now is not None:
+            self.set(now)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FixedClock needs a timezone-aware datetime")
+        self._now = now.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> datetime:
+        self._now += delta
+        return self._now
