@@ -10,7 +10,7 @@ from datetime import datetime
 
 from core.errors import InvalidInput, ValueTooLarge
 from core.model import CONSUMERS
-from ports.values import SecretValue
+from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 DEFAULT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$"
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -82,6 +82,10 @@ class SecretPolicy:
                 f"max_versions must be between 1 and {self.max_versions_limit}",
                 details={"field": "max_versions"},
             )
+        for name, moment in (("not_before", not_before), ("expires_at", expires_at)):
+            # A naive time cannot be compared with the clock's and is refused by the tables.
+            if moment is not None and moment.utcoffset() is None:
+                raise InvalidInput(f"{name} needs a time zone", details={"field": name})
         if not_before and expires_at and not_before >= expires_at:
             raise InvalidInput(
                 "not_before must be earlier than expires_at", details={"field": "not_before"}
@@ -101,6 +105,17 @@ def check_tags(tags: dict[str, str]) -> None:
             raise InvalidInput(
                 f"tag values are at most {MAX_TAG_VALUE} characters", details={"field": "tags"}
             )
+
+
+def check_scope(scope: ScopeRef) -> None:
+    """The global scope is the one root; every other scope is named by a valid id."""
+    if scope.type is ScopeType.GLOBAL:
+        if scope.id != GLOBAL_SCOPE_ID:
+            raise InvalidInput(
+                f"the global scope's id is '{GLOBAL_SCOPE_ID}'", details={"field": "scope"}
+            )
+        return
+    check_scope_id(scope.id)
 
 
 def check_scope_id(scope_id: str) -> None:

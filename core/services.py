@@ -35,7 +35,7 @@ from core.model import (
     SecretVersion,
     VersionState,
 )
-from core.policy import SecretPolicy, ValueChecksum, check_scope_id
+from core.policy import SecretPolicy, ValueChecksum, check_scope
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
@@ -124,7 +124,8 @@ class SecretService:
     def read_value(self, secret_id: UUID, version: int | None = None) -> RevealedValue:
         with self._uow_factory() as uow:
             secret = self._load(uow, secret_id)
-            record = self._load_version(uow, secret_id, version or secret.current_version)
+            number = secret.current_version if version is None else version
+            record = self._load_version(uow, secret_id, number)
         self._check_servable(secret, record)
         key = VersionKey(secret.id, record.version)
         where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
@@ -140,8 +141,7 @@ class SecretService:
 
     def create_secret(self, actor: Principal, draft: NewSecret, value: SecretValue) -> Secret:
         self._policy.check_name(draft.name)
-        if draft.scope.type is not ScopeType.GLOBAL:
-            check_scope_id(draft.scope.id)
+        check_scope(draft.scope)
         self._policy.check_metadata(
             environment=draft.environment,
             consumer=draft.consumer,

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
     configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     container = Container(settings=settings)
     try:
         key_provider = container.key_provider()
@@ -49,6 +49,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             "loglevel": self.settings.log_level.lower(),
             "graceful_timeout": 10,
+            "control_socket_disable": True,  # a control socket under $HOME; not needed here
         }
         for key, value in options.items():
             self.cfg.set(key, value)

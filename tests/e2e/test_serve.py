@@ -1,0 +1,130 @@
+"""`secretctl serve` as an operator runs it (gunicorn, SQLite, local backend), driven over real
+HTTP by `requests` and by the `secretctl` client commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+VALUE = "ghp-serve-test-1f2e3d4c5b6a7988"
+VALUE_2 = "ghp-serve-test-second-0a9b8c7d"
+
+
+@dataclass
+class Server:
+    addr: str
+    token: str
+    data_dir: Path
+    process: subprocess.Popen
+    log_path: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SECRETS_ADDR": self.addr, "SECRETS_TOKEN": self.token}
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "secretctl"), *args], input=stdin, env=self.env(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    log_path = tmp_path / "server.log"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")
+    } | {"SECRETS_DATA_DIR": str(data_dir), "SECRETS_PORT": str(port),
+         "SECRETS_LOG_LEVEL": "DEBUG"}
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN / "secretctl"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=tmp_path, start_new_session=True,
+        )
+    addr = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"secretctl serve exited:\n{log_path.read_text()}")
+            try:
+                if requests.get(f"{addr}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"secretctl serve did not answer:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        token = re.search(r"SECRETS_TOKEN=(\S+)", log_path.read_text()).group(1)
+        yield Server(addr, token, data_dir, process, log_path)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_operator_session(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    api = f"{server.addr}/api/v1"
+    assert requests.get(f"{api}/secrets", timeout=5).status_code == 401
+
+    created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json={
+        "name": "GITHUB_TOKEN", "scope": {"type": "project", "id": "p-7"}, "value": VALUE,
+        "consumer": "git_provider",
+    })
+    assert created.status_code == 201
+    secret_id = created.json()["id"]
+    second = requests.post(f"{api}/secrets/{secret_id}/versions", headers=headers, timeout=5,
+                           json={"value": VALUE_2})
+    assert second.status_code == 201
+    v1 = requests.get(f"{api}/secrets/{secret_id}/value?version=1", headers=headers, timeout=5)
+    assert v1.json()["value"] == VALUE
+
+    got = server.cli("get", "GITHUB_TOKEN", "--scope", "project:p-7")
+    assert got.returncode == 0 and got.stdout == VALUE_2 + "\n"
+    set_new = server.cli("set", "SLACK_WEBHOOK", "--scope", "project:p-7", "--env", "staging",
+                         stdin="https://hooks.example/x")
+    assert set_new.returncode == 0, set_new.stderr
+    assert "version 1" in set_new.stdout
+    set_again = server.cli("set", "SLACK_WEBHOOK", "https://hooks.example/y",
+                           "--scope", "project:p-7", "--env", "staging")
+    assert "version 2" in set_again.stdout
+    listed = server.cli("list", "--scope", "project:p-7")
+    assert "GITHUB_TOKEN" in listed.stdout and "SLACK_WEBHOOK" in listed.stdout
+    missing = server.cli("get", "NOPE", "--scope", "project:p-7")
+    assert missing.returncode == 1 and "not_found" in missing.stderr
+
+    deleted = requests.delete(f"{api}/secrets/{secret_id}", headers=headers, timeout=5)
+    assert deleted.status_code == 200
+    assert "GITHUB_TOKEN" not in server.cli("list", "--scope", "project:p-7").stdout
+
+    assert stat.S_IMODE(os.stat(server.data_dir / "master.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(server.data_dir).st_mode) == 0o700
+    for path in server.data_dir.iterdir():
+        content = path.read_bytes()
+        assert VALUE.encode() not in content and VALUE_2.encode() not in content, path
+    output = server.output()
+    assert "POST /api/v1/secrets" in output  # the DEBUG log was really captured
+    assert VALUE not in output and VALUE_2 not in output

@@ -1,0 +1,1119 @@
+"""SecretService on the in-memory fakes: what it stores, what it refuses, what it leaves behind."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from core.backends import BackendRegistry
+from core.errors import (
+    BackendUnavailable,
+    Conflict,
+    Expired,
+    InvalidInput,
+    NotFound,
+    NotYetValid,
+    PreconditionFailed,
+    ServiceError,
+    ValueIntegrityError,
+    ValueTooLarge,
+    VersionUnavailable,
+)
+from core.model import CONSUMERS, PageRequest, Secret, SecretFilter, VersionState
+from core.policy import SecretPolicy, ValueChecksum
+from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService
+from ports.storage import BackendCapabilities
+from ports.values import Principal, ScopeRef, ScopeType, SecretValue
+from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+
+NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+CHECKSUM_KEY = b"unit-test-checksum-key-of-32-byt"
+ALICE = Principal("user:alice", "user")
+BOB = Principal("user:bob", "user")
+PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
+TEAM = ScopeRef(ScopeType.TEAM, "t-1")
+GLOBAL = ScopeRef.global_scope()
+FIRST = b"sk-first-value-0001"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def db() -> FakeUnitOfWorkFactory:
+    return FakeUnitOfWorkFactory()
+
+
+@pytest.fixture
+def backend() -> InMemoryBackend:
+    return InMemoryBackend("memory")
+
+
+def make_service(
+    db: FakeUnitOfWorkFactory,
+    clock: FixedClock,
+    *backends: InMemoryBackend,
+    policy: SecretPolicy | None = None,
+) -> SecretService:
+    registry = BackendRegistry({b.name: b for b in backends}, default=backends[0].name)
+    return SecretService(db, registry, clock, ValueChecksum(CHECKSUM_KEY), policy or SecretPolicy())
+
+
+@pytest.fixture
+def service(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+) -> SecretService:
+    return make_service(db, clock, backend)
+
+
+def create(
+    service: SecretService,
+    value: bytes = FIRST,
+    *,
+    actor: Principal = ALICE,
+    **draft: Any,
+) -> Secret:
+    draft.setdefault("scope", PROJECT)
+    draft.setdefault("name", "OPENAI_API_KEY")
+    return service.create_secret(actor, NewSecret(**draft), SecretValue(value))
+
+
+def read(service: SecretService, secret_id: UUID, version: int | None = None) -> bytes:
+    return service.read_value(secret_id, version).value.reveal()
+
+
+def interleave(backend: InMemoryBackend, action: Callable[[], object]) -> None:
+    """Run `action` (another writer, say) once, in the middle of the next put."""
+
+    def hook(_key: object) -> None:
+        backend.on_put = None
+        action()
+
+    backend.on_put = hook
+
+
+def assert_no_orphans(db: FakeUnitOfWorkFactory, *backends: InMemoryBackend) -> None:
+    """Every stored value has a committed version row, and every row a stored value."""
+    rows = {(row.backend, row.locator) for row in db.database.all_versions()}
+    stored = {(b.name, locator) for b in backends for locator in b.values}
+    assert stored == rows
+
+
+def stored_values(backend: InMemoryBackend) -> set[bytes]:
+    return {stored.data for stored in backend.values.values()}
+
+
+# -- create ---------------------------------------------------------------------------------
+
+
+def test_create_stores_metadata_and_a_first_version(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(
+        service,
+        environment="production",
+        type="api_key",
+        description="OpenAI key of the summariser",
+        tags={"team": "ml"},
+        consumer="llm_model",
+        max_versions=10,
+    )
+
+    assert secret.current_version == 1
+    assert secret.revision == 1
+    assert secret.backend == "memory"
+    assert (secret.created_at, secret.created_by) == (NOW, "user:alice")
+    assert service.get_secret(secret.id) == secret
+    assert service.find_secret(PROJECT, "OPENAI_API_KEY", "production") == secret
+    [version] = service.list_versions(secret.id)
+    assert (version.version, version.state, version.backend) == (1, VersionState.ENABLED, "memory")
+    assert (version.created_at, version.created_by) == (NOW, "user:alice")
+    assert read(service, secret.id) == FIRST
+    assert db.committed == 1
+    assert_no_orphans(db, backend)
+
+
+def test_create_keeps_a_keyed_checksum_never_a_plain_hash(service: SecretService) -> None:
+    secret = create(service)
+
+    checksum = service.get_version(secret.id, 1).checksum
+    assert checksum == ValueChecksum(CHECKSUM_KEY).of(SecretValue(FIRST))
+    assert checksum != ValueChecksum(b"another key").of(SecretValue(FIRST))
+    assert hashlib.sha256(FIRST).hexdigest() not in checksum
+
+
+def test_create_registers_a_new_scope_under_the_global_root(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    create(service, name="ONE")
+    create(service, name="TWO")  # the scope exists now: registering it again would conflict
+
+    with db() as uow:
+        root = uow.scopes.get(GLOBAL)
+        project = uow.scopes.get(PROJECT)
+    assert root is not None and project is not None
+    assert project.parent_pk == root.pk
+
+
+def test_create_in_the_global_scope(service: SecretService) -> None:
+    secret = create(service, scope=GLOBAL)
+
+    assert service.find_secret(GLOBAL, "OPENAI_API_KEY", None).id == secret.id
+
+
+INVALID_DRAFTS = [
+    pytest.param({"name": ""}, "name", id="empty-name"),
+    pytest.param({"name": "1KEY"}, "name", id="name-starts-with-digit"),
+    pytest.param({"name": "MY KEY"}, "name", id="name-with-space"),
+    pytest.param({"name": "KEY\n"}, "name", id="name-with-newline"),
+    pytest.param({"name": "path/KEY"}, "name", id="name-with-slash"),
+    pytest.param({"name": "K" * 256}, "name", id="name-too-long"),
+    pytest.param({"environment": "Production"}, "environment", id="env-uppercase"),
+    pytest.param({"environment": ""}, "environment", id="env-empty"),
+    pytest.param({"environment": "-prod"}, "environment", id="env-leading-dash"),
+    pytest.param({"environment": "e" * 65}, "environment", id="env-too-long"),
+    pytest.param({"consumer": "robot"}, "consumer", id="unknown-consumer"),
+    pytest.param({"tags": {"bad key": "x"}}, "tags", id="tag-key-with-space"),
+    pytest.param({"tags": {"": "x"}}, "tags", id="tag-key-empty"),
+    pytest.param({"tags": {"k" * 129: "x"}}, "tags", id="tag-key-too-long"),
+    pytest.param({"tags": {"k": "v" * 257}}, "tags", id="tag-value-too-long"),
+    pytest.param({"tags": {f"k{i}": "v" for i in range(51)}}, "tags", id="too-many-tags"),
+    pytest.param({"description": "d" * 1025}, "description", id="description-too-long"),
+    pytest.param({"max_versions": 0}, "max_versions", id="max-versions-zero"),
+    pytest.param({"max_versions": 1001}, "max_versions", id="max-versions-above-limit"),
+    pytest.param(
+        {"not_before": NOW + timedelta(days=1), "expires_at": NOW + timedelta(days=1)},
+        "not_before",
+        id="not-before-not-earlier-than-expiry",
+    ),
+    pytest.param({"expires_at": datetime(2030, 1, 1)}, "expires_at", id="naive-expires-at"),
+    pytest.param({"not_before": datetime(2020, 1, 1)}, "not_before", id="naive-not-before"),
+    pytest.param({"scope": ScopeRef(ScopeType.PROJECT, "")}, "scope", id="empty-scope-id"),
+    pytest.param({"scope": ScopeRef(ScopeType.PROJECT, "-p")}, "scope", id="scope-id-dash"),
+    pytest.param({"scope": ScopeRef(ScopeType.PROJECT, "p 42")}, "scope", id="scope-id-space"),
+    pytest.param({"scope": ScopeRef(ScopeType.TEAM, "t" * 129)}, "scope", id="scope-id-long"),
+    pytest.param({"scope": ScopeRef(ScopeType.GLOBAL, "other")}, "scope", id="second-global"),
+    pytest.param({"backend": "nowhere"}, "backend", id="unknown-backend"),
+]
+
+
+@pytest.mark.parametrize(("draft", "field"), INVALID_DRAFTS)
+def test_create_refuses_invalid_input_and_stores_nothing(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    draft: dict[str, Any],
+    field: str,
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        create(service, **draft)
+
+    assert caught.value.details["field"] == field
+    assert backend.values == {}
+    assert db.committed == 0
+
+
+VALID_DRAFTS = [
+    pytest.param({"name": "_"}, id="underscore-name"),
+    pytest.param({"name": "K" * 255}, id="longest-name"),
+    pytest.param({"name": "a.b-c_D9"}, id="dots-and-dashes"),
+    pytest.param({"environment": "production"}, id="production"),
+    pytest.param({"environment": "qa-2_eu"}, id="custom-environment"),
+    pytest.param({"environment": "e" * 64}, id="longest-environment"),
+    pytest.param({"tags": {f"{i:0128d}": "v" * 256 for i in range(50)}}, id="largest-tags"),
+    pytest.param({"tags": {"team/ml:owner.x-y_z": ""}}, id="tag-key-punctuation"),
+    pytest.param({"description": "d" * 1024}, id="longest-description"),
+    pytest.param({"max_versions": 1}, id="max-versions-one"),
+    pytest.param({"max_versions": 1000}, id="max-versions-limit"),
+    pytest.param({"scope": ScopeRef(ScopeType.USER, "alice@example.com")}, id="user-scope"),
+    pytest.param({"scope": ScopeRef(ScopeType.ORGANIZATION, "o" * 128)}, id="longest-scope-id"),
+    *(pytest.param({"consumer": consumer}, id=f"consumer-{consumer}") for consumer in CONSUMERS),
+]
+
+
+@pytest.mark.parametrize("draft", VALID_DRAFTS)
+def test_create_accepts_input_at_the_limits(service: SecretService, draft: dict[str, Any]) -> None:
+    secret = create(service, **draft)
+
+    assert service.get_secret(secret.id) == secret
+    for name, value in draft.items():
+        assert getattr(secret, name) == value
+
+
+def test_a_configured_name_pattern_replaces_the_default(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+) -> None:
+    service = make_service(db, clock, backend, policy=SecretPolicy(name_pattern=r"[a-z]+"))
+
+    create(service, name="lowercase")
+    with pytest.raises(InvalidInput):
+        create(service, name="OPENAI_API_KEY")
+
+
+@pytest.mark.parametrize(
+    ("policy_limit", "backend_limit", "limit"),
+    [(64 * 1024, 1024 * 1024, 64 * 1024), (64 * 1024, 100, 100), (50, 100, 50)],
+    ids=["policy-default", "backend-smaller", "policy-smaller"],
+)
+def test_create_refuses_a_value_above_the_smaller_limit(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, policy_limit: int, backend_limit: int, limit: int
+) -> None:
+    backend = InMemoryBackend("small", BackendCapabilities(max_value_bytes=backend_limit))
+    service = make_service(db, clock, backend, policy=SecretPolicy(max_value_bytes=policy_limit))
+
+    with pytest.raises(ValueTooLarge) as caught:
+        create(service, b"x" * (limit + 1), name="TOO_BIG")
+
+    assert caught.value.details["limit"] == limit
+    assert caught.value.details["size"] == limit + 1
+    assert backend.values == {}
+    assert db.committed == 0
+    assert read(service, create(service, b"x" * limit, name="FITS").id) == b"x" * limit
+
+
+def test_create_stores_in_the_backend_asked_for(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+) -> None:
+    vault = InMemoryBackend("vault-prod")
+    service = make_service(db, clock, backend, vault)
+
+    secret = create(service, backend="vault-prod")
+
+    assert secret.backend == "vault-prod"
+    assert service.get_version(secret.id, 1).backend == "vault-prod"
+    assert backend.values == {}
+    assert stored_values(vault) == {FIRST}
+    assert read(service, secret.id) == FIRST
+
+
+def test_create_refuses_a_name_taken_in_the_same_scope_and_environment(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    first = create(service, environment="production")
+
+    with pytest.raises(Conflict) as caught:
+        create(service, b"second", environment="production")
+
+    assert caught.value.details["id"] == str(first.id)
+    assert stored_values(backend) == {FIRST}
+    assert db.committed == 1
+    assert read(service, first.id) == FIRST
+
+
+def test_the_same_name_is_free_in_another_environment_or_scope(service: SecretService) -> None:
+    secrets = [
+        create(service, b"any"),
+        create(service, b"prod", environment="production"),
+        create(service, b"staging", environment="staging"),
+        create(service, b"team", scope=TEAM),
+        create(service, b"global", scope=GLOBAL),
+    ]
+
+    assert len({secret.id for secret in secrets}) == 5
+    assert service.find_secret(PROJECT, "OPENAI_API_KEY", None).id == secrets[0].id
+    assert read(service, service.find_secret(PROJECT, "OPENAI_API_KEY", "staging").id) == b"staging"
+    assert read(service, secrets[4].id) == b"global"
+
+
+def test_the_name_of_a_deleted_secret_stays_reserved_until_purged(service: SecretService) -> None:
+    first = create(service)
+    service.delete_secret(ALICE, first.id)
+
+    with pytest.raises(Conflict) as caught:
+        create(service, b"second")
+    assert caught.value.details == {"id": str(first.id), "deleted": True}
+
+    service.purge_secret(ALICE, first.id)
+    second = create(service, b"second")
+    assert read(service, second.id) == b"second"
+
+
+def test_a_create_that_loses_the_race_for_a_name_leaves_no_value_behind(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    winner: list[Secret] = []
+    interleave(backend, lambda: winner.append(create(service, b"bob's", actor=BOB)))
+
+    with pytest.raises(Conflict):
+        create(service, b"alice's")
+
+    assert read(service, winner[0].id) == b"bob's"
+    assert stored_values(backend) == {b"bob's"}
+    assert len(backend.destroyed) == 1
+    assert_no_orphans(db, backend)
+
+
+def test_two_first_creates_in_a_new_scope_both_succeed(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    interleave(backend, lambda: create(service, b"bob's", name="BOBS_KEY", actor=BOB))
+
+    alices = create(service, name="ALICES_KEY")
+
+    assert read(service, alices.id) == FIRST
+    assert read(service, service.find_secret(PROJECT, "BOBS_KEY", None).id) == b"bob's"
+
+
+@pytest.mark.parametrize("failure", ["fail_next_put", "down"])
+def test_create_with_the_backend_unavailable_stores_no_metadata(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, failure: str
+) -> None:
+    setattr(backend, failure, True)
+
+    with pytest.raises(BackendUnavailable) as caught:
+        create(service)
+
+    assert caught.value.details == {"backend": "memory"}
+    assert db.committed == 0
+    assert service.list_secrets(SecretFilter(), PageRequest()).total == 0
+    with db() as uow:
+        assert uow.secrets.get_by_name(PROJECT, None, "OPENAI_API_KEY") is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ServiceError("database went away"), KeyboardInterrupt()],
+    ids=["service-error", "interrupted"],
+)
+def test_create_whose_metadata_commit_fails_destroys_the_stored_value(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    error: BaseException,
+) -> None:
+    db.database.fail_next_commit(error)
+
+    with pytest.raises(type(error)):
+        create(service)
+
+    assert backend.values == {}
+    assert len(backend.destroyed) == 1
+    assert db.committed == 0
+    assert_no_orphans(db, backend)
+
+
+def test_a_failed_cleanup_is_logged_and_the_original_error_raised(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db.database.fail_next_commit(ServiceError("database went away"))
+    backend.fail_next_destroy = True
+
+    with (
+        caplog.at_level(logging.WARNING, logger="core.services"),
+        pytest.raises(ServiceError) as caught,
+    ):
+        create(service)
+
+    assert caught.value.message == "database went away"
+    [record] = caplog.records
+    [stored] = backend.values.values()
+    assert str(stored.key.secret_id) in record.getMessage()
+    assert "'memory'" in record.getMessage()
+    assert FIRST.decode() not in caplog.text
+
+
+# -- read -----------------------------------------------------------------------------------
+
+
+def test_read_value_serves_the_current_version_or_the_one_asked_for(
+    service: SecretService,
+) -> None:
+    secret = create(service, b"v1")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    service.write_value(ALICE, secret.id, SecretValue(b"v3"))
+
+    current = service.read_value(secret.id)
+    assert (current.value.reveal(), current.version.version, current.secret.current_version) == (
+        b"v3",
+        3,
+        3,
+    )
+    assert [read(service, secret.id, number) for number in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
+    assert service.read_value(secret.id, 1).version.version == 1
+
+
+@pytest.mark.parametrize("number", [0, -1, 2])
+def test_read_value_of_a_version_that_does_not_exist(service: SecretService, number: int) -> None:
+    secret = create(service)
+
+    with pytest.raises(NotFound):
+        service.read_value(secret.id, number)
+
+
+def test_reading_an_unknown_secret(service: SecretService) -> None:
+    unknown = uuid4()
+    for call in (
+        lambda: service.read_value(unknown),
+        lambda: service.get_secret(unknown),
+        lambda: service.get_secret(unknown, include_deleted=True),
+        lambda: service.list_versions(unknown),
+        lambda: service.get_version(unknown, 1),
+        lambda: service.find_secret(PROJECT, "NOPE", None),
+    ):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_an_expired_secret_is_not_served_but_its_metadata_is(
+    service: SecretService, clock: FixedClock
+) -> None:
+    expires_at = NOW + timedelta(hours=1)
+    secret = create(service, expires_at=expires_at)
+    clock.set(expires_at - timedelta(microseconds=1))
+    assert read(service, secret.id) == FIRST
+
+    clock.set(expires_at)
+    with pytest.raises(Expired) as caught:
+        service.read_value(secret.id)
+
+    assert caught.value.details == {"expires_at": expires_at.isoformat()}
+    assert expires_at.isoformat() in caught.value.message
+    assert service.get_secret(secret.id).expires_at == expires_at
+    assert [v.version for v in service.list_versions(secret.id)] == [1]
+
+
+def test_a_secret_created_already_expired_is_not_served(service: SecretService) -> None:
+    secret = create(service, expires_at=NOW - timedelta(days=1))
+
+    with pytest.raises(Expired):
+        service.read_value(secret.id, 1)
+    assert service.get_secret(secret.id).id == secret.id
+
+
+def test_a_secret_is_not_served_before_not_before(
+    service: SecretService, clock: FixedClock
+) -> None:
+    not_before = NOW + timedelta(days=2)
+    secret = create(service, not_before=not_before)
+
+    with pytest.raises(NotYetValid) as caught:
+        service.read_value(secret.id)
+
+    assert caught.value.details == {"not_before": not_before.isoformat()}
+    assert service.get_secret(secret.id).not_before == not_before
+    clock.set(not_before)
+    assert read(service, secret.id) == FIRST
+
+
+def test_an_expired_version_is_not_served(
+    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    secret = create(service, b"v1")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    db.database.replace_version(secret.id, 1, expires_at=NOW + timedelta(minutes=5))
+    clock.advance(timedelta(minutes=5))
+
+    with pytest.raises(Expired):
+        service.read_value(secret.id, 1)
+    assert read(service, secret.id) == b"v2"
+
+
+@pytest.mark.parametrize("state", [VersionState.DISABLED, VersionState.DESTROYED])
+def test_a_version_that_is_not_enabled_is_not_served(
+    service: SecretService, db: FakeUnitOfWorkFactory, state: VersionState
+) -> None:
+    secret = create(service)
+    db.database.replace_version(secret.id, 1, state=state)
+
+    with pytest.raises(VersionUnavailable) as caught:
+        service.read_value(secret.id)
+
+    assert caught.value.details == {"version": 1, "state": state.value}
+
+
+def test_a_tampered_value_fails_its_checksum(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+    [locator] = backend.values
+    backend.tamper(locator, b"sk-attacker-value")
+
+    with pytest.raises(ValueIntegrityError) as caught:
+        service.read_value(secret.id)
+
+    assert b"sk-attacker-value".decode() not in str(caught.value)
+    assert FIRST.decode() not in str(caught.value)
+
+
+def test_a_value_read_for_another_version_is_refused(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    secret = create(service, b"v1")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    db.database.replace_version(secret.id, 2, locator=service.get_version(secret.id, 1).locator)
+
+    with pytest.raises(ValueIntegrityError):
+        service.read_value(secret.id, 2)
+
+
+def test_reading_with_the_backend_down(service: SecretService, backend: InMemoryBackend) -> None:
+    secret = create(service)
+    backend.down = True
+
+    with pytest.raises(BackendUnavailable):
+        service.read_value(secret.id)
+
+
+# -- write ----------------------------------------------------------------------------------
+
+
+def test_writes_make_gapless_versions(service: SecretService, clock: FixedClock) -> None:
+    secret = create(service, b"v1")
+    clock.advance(timedelta(minutes=1))
+    second = service.write_value(BOB, secret.id, SecretValue(b"v2"))
+    clock.advance(timedelta(minutes=1))
+    third = service.write_value(ALICE, secret.id, SecretValue(b"v3"), expected_revision=2)
+
+    assert (second.current_version, second.revision) == (2, 2)
+    assert (second.updated_by, second.updated_at) == ("user:bob", NOW + timedelta(minutes=1))
+    assert (third.current_version, third.revision) == (3, 3)
+    assert service.get_secret(secret.id) == third
+    versions = service.list_versions(secret.id)
+    assert [v.version for v in versions] == [1, 2, 3]
+    assert [v.created_by for v in versions] == ["user:alice", "user:bob", "user:alice"]
+    assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
+
+
+def test_a_write_with_a_stale_revision_stores_nothing(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    service.write_value(BOB, secret.id, SecretValue(b"v2"))
+
+    with pytest.raises(PreconditionFailed) as caught:
+        service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
+
+    assert caught.value.details == {"revision": 2}
+    assert service.get_secret(secret.id).current_version == 2
+    assert b"alice's" not in stored_values(backend)
+    assert_no_orphans(db, backend)
+
+
+def test_a_check_and_set_that_loses_a_race_destroys_its_value(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
+
+    with pytest.raises(PreconditionFailed):
+        service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
+
+    assert [v.version for v in service.list_versions(secret.id)] == [1, 2]
+    assert read(service, secret.id) == b"bob's"
+    assert b"alice's" not in stored_values(backend)
+    assert len(backend.destroyed) == 1
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_without_revision_retries_after_losing_a_race(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
+
+    updated = service.write_value(ALICE, secret.id, SecretValue(b"alice's"))
+
+    assert (updated.current_version, updated.revision) == (3, 3)
+    assert [v.version for v in service.list_versions(secret.id)] == [1, 2, 3]
+    assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"bob's", b"alice's"]
+    assert len(backend.destroyed) == 1
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_retries_when_the_conditional_update_fails(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    db.database.fail_next_update(PreconditionFailed("another writer got there first"))
+
+    updated = service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+    assert updated.current_version == 2
+    assert [v.version for v in service.list_versions(secret.id)] == [1, 2]
+    assert read(service, secret.id) == b"v2"
+    assert len(backend.destroyed) == 1
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_gives_up_after_too_many_lost_races(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    db.database.fail_next_update(PreconditionFailed("busy"), times=MAX_WRITE_ATTEMPTS)
+
+    with pytest.raises(Conflict):
+        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+    assert service.get_secret(secret.id).current_version == 1
+    assert len(backend.destroyed) == MAX_WRITE_ATTEMPTS
+    assert_no_orphans(db, backend)
+
+
+@pytest.mark.parametrize("failure", ["fail_next_put", "down"])
+def test_a_write_with_the_backend_unavailable_changes_nothing(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, failure: str
+) -> None:
+    secret = create(service, b"v1")
+    setattr(backend, failure, True)
+
+    with pytest.raises(BackendUnavailable):
+        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+    backend.down = False
+    assert service.get_secret(secret.id) == secret
+    assert [v.version for v in service.list_versions(secret.id)] == [1]
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_whose_commit_fails_destroys_its_value(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    db.database.fail_next_commit(ServiceError("database went away"))
+
+    with pytest.raises(ServiceError, match="database went away"):
+        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+    assert service.get_secret(secret.id) == secret
+    assert stored_values(backend) == {b"v1"}
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_above_the_size_limit_stores_nothing(
+    db: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    backend = InMemoryBackend("small", BackendCapabilities(max_value_bytes=16))
+    service = make_service(db, clock, backend)
+    secret = create(service, b"v1")
+
+    with pytest.raises(ValueTooLarge) as caught:
+        service.write_value(ALICE, secret.id, SecretValue(b"x" * 17))
+
+    assert caught.value.details["limit"] == 16
+    assert service.get_secret(secret.id).current_version == 1
+    assert_no_orphans(db, backend)
+
+
+def test_a_write_to_a_deleted_or_unknown_secret(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+
+    for secret_id in (secret.id, uuid4()):
+        with pytest.raises(NotFound):
+            service.write_value(ALICE, secret_id, SecretValue(b"v2"))
+    assert stored_values(backend) == {FIRST}
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+
+def test_update_metadata_changes_what_is_given_and_nothing_else(
+    service: SecretService, clock: FixedClock
+) -> None:
+    secret = create(service, description="old", tags={"a": "1"}, max_versions=5)
+    clock.advance(timedelta(hours=1))
+    changes = MetadataChanges(
+        description="new",
+        tags={"b": "2"},
+        consumer="database",
+        expires_at=NOW + timedelta(days=30),
+        not_before=NOW,
+    )
+
+    updated = service.update_metadata(BOB, secret.id, changes, expected_revision=1)
+
+    assert (updated.description, updated.tags, updated.consumer) == ("new", {"b": "2"}, "database")
+    assert (updated.expires_at, updated.not_before) == (NOW + timedelta(days=30), NOW)
+    assert updated.max_versions == 5
+    assert (updated.name, updated.scope, updated.current_version) == (
+        secret.name,
+        secret.scope,
+        1,
+    )
+    assert (updated.revision, updated.updated_by) == (2, "user:bob")
+    assert updated.updated_at == NOW + timedelta(hours=1)
+    assert service.get_secret(secret.id) == updated
+    assert read(service, secret.id) == FIRST
+
+
+def test_update_metadata_clears_fields(service: SecretService) -> None:
+    secret = create(
+        service,
+        description="old",
+        tags={"a": "1"},
+        expires_at=NOW + timedelta(days=1),
+        not_before=NOW - timedelta(days=1),
+        max_versions=5,
+    )
+    changes = MetadataChanges(
+        description="", tags={}, clear=frozenset({"expires_at", "not_before", "max_versions"})
+    )
+
+    updated = service.update_metadata(ALICE, secret.id, changes)
+
+    assert (updated.description, updated.tags) == ("", {})
+    assert (updated.expires_at, updated.not_before, updated.max_versions) == (None, None, None)
+    assert service.get_secret(secret.id) == updated
+
+
+def test_update_metadata_refuses_to_clear_other_fields(service: SecretService) -> None:
+    secret = create(service, description="kept")
+
+    with pytest.raises(InvalidInput) as caught:
+        service.update_metadata(ALICE, secret.id, MetadataChanges(clear=frozenset({"name"})))
+
+    assert caught.value.details == {"field": "clear"}
+    assert service.get_secret(secret.id) == secret
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        MetadataChanges(consumer="robot"),
+        MetadataChanges(tags={"bad key": "x"}),
+        MetadataChanges(description="d" * 1025),
+        MetadataChanges(max_versions=0),
+        MetadataChanges(not_before=NOW + timedelta(days=2)),  # after the stored expires_at
+        MetadataChanges(expires_at=datetime(2030, 1, 1)),
+    ],
+    ids=["consumer", "tags", "description", "max-versions", "not-before-after-expiry", "naive"],
+)
+def test_update_metadata_refuses_invalid_changes(
+    service: SecretService, changes: MetadataChanges
+) -> None:
+    secret = create(service, expires_at=NOW + timedelta(days=1))
+
+    with pytest.raises(InvalidInput):
+        service.update_metadata(ALICE, secret.id, changes)
+
+    assert service.get_secret(secret.id) == secret
+
+
+def test_update_metadata_with_a_stale_revision(service: SecretService) -> None:
+    secret = create(service, description="old")
+    service.update_metadata(BOB, secret.id, MetadataChanges(description="bob's"))
+
+    with pytest.raises(PreconditionFailed) as caught:
+        service.update_metadata(
+            ALICE, secret.id, MetadataChanges(description="alice's"), expected_revision=1
+        )
+
+    assert caught.value.details == {"revision": 2}
+    assert service.get_secret(secret.id).description == "bob's"
+
+
+def test_update_metadata_that_loses_a_race_changes_nothing(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    secret = create(service, description="old")
+    db.database.fail_next_update(PreconditionFailed("another writer got there first"))
+
+    with pytest.raises(PreconditionFailed):
+        service.update_metadata(ALICE, secret.id, MetadataChanges(description="new"))
+
+    assert service.get_secret(secret.id) == secret
+
+
+def test_an_expiry_set_in_the_past_stops_the_value_being_served(service: SecretService) -> None:
+    secret = create(service)
+    past = NOW - timedelta(seconds=1)
+
+    service.update_metadata(ALICE, secret.id, MetadataChanges(expires_at=past))
+
+    with pytest.raises(Expired) as caught:
+        service.read_value(secret.id)
+    assert caught.value.details == {"expires_at": past.isoformat()}
+
+
+# -- delete, restore, purge -----------------------------------------------------------------
+
+
+def test_delete_hides_the_secret_everywhere(service: SecretService, clock: FixedClock) -> None:
+    secret = create(service, environment="production")
+    clock.advance(timedelta(hours=1))
+
+    deleted = service.delete_secret(BOB, secret.id, expected_revision=1)
+
+    deleted_at = NOW + timedelta(hours=1)
+    assert (deleted.deleted_at, deleted.purge_after) == (
+        deleted_at,
+        deleted_at + timedelta(days=30),
+    )
+    assert (deleted.revision, deleted.updated_by) == (2, "user:bob")
+    assert service.get_secret(secret.id, include_deleted=True) == deleted
+    for call in (
+        lambda: service.get_secret(secret.id),
+        lambda: service.find_secret(PROJECT, "OPENAI_API_KEY", "production"),
+        lambda: service.read_value(secret.id),
+        lambda: service.read_value(secret.id, 1),
+        lambda: service.list_versions(secret.id),
+        lambda: service.get_version(secret.id, 1),
+        lambda: service.delete_secret(ALICE, secret.id),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert service.list_secrets(SecretFilter(), PageRequest()).items == []
+    assert service.list_secrets(SecretFilter(deleted=True), PageRequest()).items == [deleted]
+
+
+def test_delete_keeps_the_values(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+
+    service.delete_secret(ALICE, secret.id)
+
+    assert backend.destroyed == []
+    assert stored_values(backend) == {FIRST}
+    assert_no_orphans(db, backend)
+
+
+def test_the_retention_window_comes_from_the_policy(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+) -> None:
+    service = make_service(db, clock, backend, policy=SecretPolicy(retention_days=7))
+
+    deleted = service.delete_secret(ALICE, create(service).id)
+
+    assert deleted.purge_after == NOW + timedelta(days=7)
+
+
+@pytest.mark.parametrize("days", [6, 91])
+def test_a_retention_window_outside_7_to_90_days_is_refused(days: int) -> None:
+    with pytest.raises(InvalidInput):
+        SecretPolicy(retention_days=days)
+
+
+def test_delete_with_a_stale_revision_keeps_the_secret(service: SecretService) -> None:
+    secret = create(service)
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+    with pytest.raises(PreconditionFailed):
+        service.delete_secret(ALICE, secret.id, expected_revision=1)
+
+    assert service.get_secret(secret.id).deleted_at is None
+
+
+def test_restore_brings_back_every_version_intact(
+    service: SecretService, clock: FixedClock
+) -> None:
+    secret = create(service, b"v1", environment="staging")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    before = service.list_versions(secret.id)
+    service.delete_secret(ALICE, secret.id)
+    clock.advance(timedelta(days=3))
+
+    restored = service.restore_secret(BOB, secret.id)
+
+    assert (restored.deleted_at, restored.purge_after) == (None, None)
+    assert (restored.revision, restored.current_version, restored.updated_by) == (4, 2, "user:bob")
+    assert service.find_secret(PROJECT, "OPENAI_API_KEY", "staging") == restored
+    assert service.list_versions(secret.id) == before
+    assert [read(service, secret.id, n) for n in (1, 2)] == [b"v1", b"v2"]
+    assert read(service, secret.id) == b"v2"
+
+
+def test_restore_of_a_live_or_unknown_secret(service: SecretService) -> None:
+    secret = create(service)
+
+    with pytest.raises(Conflict):
+        service.restore_secret(ALICE, secret.id)
+    with pytest.raises(NotFound):
+        service.restore_secret(ALICE, uuid4())
+    assert service.get_secret(secret.id) == secret
+
+
+def test_purge_of_a_live_secret_is_refused_and_destroys_nothing(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+
+    with pytest.raises(Conflict) as caught:
+        service.purge_secret(ALICE, secret.id)
+
+    assert caught.value.details == {"state": "live"}
+    assert (backend.destroyed, backend.purged) == ([], [])
+    assert read(service, secret.id) == FIRST
+
+
+def test_purge_destroys_every_value_and_removes_the_rows(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    kept = create(service, b"kept", name="KEPT")
+    secret = create(service, b"v1")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    service.write_value(ALICE, secret.id, SecretValue(b"v3"))
+    locators = [v.locator for v in service.list_versions(secret.id)]
+    service.delete_secret(ALICE, secret.id)
+
+    service.purge_secret(ALICE, secret.id)
+
+    assert sorted(backend.destroyed) == sorted(locators)
+    assert backend.purged == [secret.id]
+    assert stored_values(backend) == {b"kept"}
+    with pytest.raises(NotFound):
+        service.get_secret(secret.id, include_deleted=True)
+    with db() as uow:
+        assert uow.secrets.list_versions(secret.id) == []
+    assert read(service, kept.id) == b"kept"
+    assert_no_orphans(db, backend)
+
+
+def test_purge_skips_versions_already_destroyed(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service, b"v1")
+    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    db.database.replace_version(secret.id, 1, state=VersionState.DESTROYED)
+    second = service.get_version(secret.id, 2).locator
+    service.delete_secret(ALICE, secret.id)
+
+    service.purge_secret(ALICE, secret.id)
+
+    assert backend.destroyed == [second]
+    assert backend.values == {}
+
+
+def test_a_purge_with_the_backend_down_keeps_the_rows_and_can_be_finished(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+    backend.down = True
+
+    with pytest.raises(BackendUnavailable):
+        service.purge_secret(ALICE, secret.id)
+
+    assert service.get_secret(secret.id, include_deleted=True).is_deleted
+    backend.down = False
+    service.purge_secret(ALICE, secret.id)
+    assert backend.values == {}
+    with pytest.raises(NotFound):
+        service.get_secret(secret.id, include_deleted=True)
+
+
+def test_purge_of_an_unknown_secret(service: SecretService) -> None:
+    with pytest.raises(NotFound):
+        service.purge_secret(ALICE, uuid4())
+
+
+# -- list -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalogue(service: SecretService) -> dict[str, Secret]:
+    """Six secrets in three scopes, one of them deleted."""
+    secrets = {
+        "global": create(service, name="Z_KEY", scope=GLOBAL),
+        "project-any": create(service, name="A_KEY", tags={"team": "ml"}),
+        "project-prod": create(
+            service,
+            name="B_KEY",
+            environment="production",
+            type="api_key",
+            tags={"team": "ml", "tier": "gold"},
+        ),
+        "project-staging": create(service, name="B_KEY", environment="staging", type="api_key"),
+        "team": create(service, name="A_KEY", scope=TEAM, tags={"tier": "gold"}),
+    }
+    deleted = create(service, name="B_OLD")
+    secrets["deleted"] = service.delete_secret(ALICE, deleted.id)
+    return secrets
+
+
+def listed(service: SecretService, **criteria: Any) -> list[str]:
+    page = service.list_secrets(SecretFilter(**criteria), PageRequest(page_size=100))
+    return [f"{s.scope}:{s.name}:{s.environment}" for s in page.items]
+
+
+def test_list_orders_live_secrets_by_scope_name_and_environment(
+    service: SecretService, catalogue: dict[str, Secret]
+) -> None:
+    assert listed(service) == [
+        "global/global:Z_KEY:None",
+        "project/p-42:A_KEY:None",
+        "project/p-42:B_KEY:production",
+        "project/p-42:B_KEY:staging",
+        "team/t-1:A_KEY:None",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("criteria", "expected"),
+    [
+        ({"scope": PROJECT}, ["A_KEY", "B_KEY", "B_KEY"]),
+        ({"scope": TEAM}, ["A_KEY"]),
+        ({"scope_type": "global"}, ["Z_KEY"]),
+        ({"scope_type": ScopeType.TEAM}, ["A_KEY"]),
+        ({"environment": "production"}, ["B_KEY"]),
+        ({"type": "api_key"}, ["B_KEY", "B_KEY"]),
+        ({"tags": {"team": "ml"}}, ["A_KEY", "B_KEY"]),
+        ({"tags": {"team": "ml", "tier": "gold"}}, ["B_KEY"]),
+        ({"tags": {"tier": "silver"}}, []),
+        ({"prefix": "B_"}, ["B_KEY", "B_KEY"]),
+        ({"prefix": "B_", "deleted": True}, ["B_OLD"]),
+        ({"scope": PROJECT, "environment": "staging", "type": "api_key"}, ["B_KEY"]),
+    ],
+)
+def test_list_filters(
+    service: SecretService,
+    catalogue: dict[str, Secret],
+    criteria: dict[str, Any],
+    expected: list[str],
+) -> None:
+    page = service.list_secrets(SecretFilter(**criteria), PageRequest())
+
+    assert [secret.name for secret in page.items] == expected
+    assert page.total == len(expected)
+
+
+def test_list_paginates(service: SecretService, catalogue: dict[str, Secret]) -> None:
+    pages = [
+        service.list_secrets(SecretFilter(), PageRequest(page=n, page_size=2)) for n in (1, 2, 3, 4)
+    ]
+
+    assert [[s.id for s in page.items] for page in pages] == [
+        [catalogue["global"].id, catalogue["project-any"].id],
+        [catalogue["project-prod"].id, catalogue["project-staging"].id],
+        [catalogue["team"].id],
+        [],
+    ]
+    assert {page.total for page in pages} == {5}
+    assert [(page.page, page.page_size) for page in pages] == [(1, 2), (2, 2), (3, 2), (4, 2)]
+
+
+# -- values never leave in logs --------------------------------------------------------------
+
+
+def test_no_value_reaches_a_log_line(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = create(service, b"sk-first-secret")
+    db.database.fail_next_commit(ServiceError("database went away"))
+    backend.fail_next_destroy = True  # the cleanup fails too, and is logged with its traceback
+    with pytest.raises(ServiceError):
+        service.write_value(ALICE, secret.id, SecretValue(b"sk-second-secret"))
+    service.read_value(secret.id)
+    service.delete_secret(ALICE, secret.id)
+    service.purge_secret(ALICE, secret.id)
+
+    assert len(caplog.records) == 2  # the failed cleanup and the purge
+    assert "sk-first-secret" not in caplog.text
+    assert "sk-second-secret" not in caplog.text
