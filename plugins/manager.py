@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -43,7 +43,7 @@ def create_backend(
 ) -> StorageBackend:
     """The backend instance `instance_name`, made by the plugin its `plugin` setting names."""
     plugin_name = settings.get("plugin")
-    if plugin_name not in plugins:
+    if not isinstance(plugin_name, str) or plugin_name not in plugins:
         raise ConfigurationError(
             f"backend '{instance_name}': unknown plugin {plugin_name!r}; "
             f"available: {', '.join(sorted(plugins)) or 'none'}",
@@ -88,7 +88,8 @@ def _registrations(hook: pluggy.HookCaller) -> Iterator[tuple[str, Any]]:
     # Implementations are called one by one, rather than through the hook, to know which
     # plugin contributed what. The `register_*` hooks take no arguments.
     for implementation in hook.get_hookimpls():
-        for registration in implementation.function() or ():
+        registrations = cast("Iterable[Any] | None", implementation.function())
+        for registration in registrations or ():
             yield implementation.plugin_name, registration
 
 

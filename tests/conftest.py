@@ -15,16 +15,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, inspect, make_url, text
+from sqlalchemy import Engine, MetaData, Table, delete, make_url, text
 
 from adapters.db.engine import create_engine_from_url
 from adapters.db.migrate import upgrade
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, scopes
-from ports.values import ScopeRef
+from ports.values import ScopeType
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 POSTGRES_SERVER_OPTIONS = (
@@ -68,25 +67,25 @@ def _postgres_admin(postgres_url: str) -> Iterator[Engine]:
 
 @dataclass
 class _PostgresTestDatabase:
-    """One migrated database per session, emptied before each test: far faster than a copy."""
+    """One migrated database per session, emptied before each test.
+
+    On tables this small DELETE takes about 1 ms, TRUNCATE 15 ms and a copy of a template
+    database 75 ms. The row the migrations seed, the global scope, stays.
+    """
 
     url: str
     engine: Engine
-    tables: list[str]
+    tables: list[Table]  # referencing tables first
 
     def reset(self) -> None:
         with self.engine.begin() as connection:
             # A test that leaked an open transaction makes this fail instead of hang.
             connection.execute(text("SET LOCAL lock_timeout = '10s'"))
-            connection.execute(text(f"TRUNCATE {', '.join(self.tables)} RESTART IDENTITY"))
-            global_scope = ScopeRef.global_scope()
-            connection.execute(
-                insert(scopes).values(
-                    type=global_scope.type.value,
-                    external_id=global_scope.id,
-                    created_at=datetime.now(UTC),
-                )
-            )
+            for table in self.tables:
+                statement = delete(table)
+                if table.name == scopes.name:
+                    statement = statement.where(table.c.type != ScopeType.GLOBAL.value)
+                connection.execute(statement)
 
 
 @pytest.fixture(scope="session")
@@ -94,12 +93,9 @@ def _postgres_test_database(_postgres_admin: Engine) -> Iterator[_PostgresTestDa
     with _postgres_database(_postgres_admin) as url:
         engine = create_engine_from_url(url)
         upgrade(engine)
-        tables = [
-            name
-            for name in inspect(engine).get_table_names()
-            if name.startswith(PREFIX) and name != ALEMBIC_VERSION_TABLE
-        ]
-        yield _PostgresTestDatabase(url, engine, tables)
+        schema = MetaData()
+        schema.reflect(engine, only=_holds_test_data)
+        yield _PostgresTestDatabase(url, engine, list(reversed(schema.sorted_tables)))
         engine.dispose()
 
 
@@ -151,6 +147,10 @@ def _postgres_database(admin: Engine) -> Iterator[str]:
     finally:
         with admin.connect() as connection:
             connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def _holds_test_data(table_name: str, metadata: MetaData) -> bool:
+    return table_name.startswith(PREFIX) and table_name != ALEMBIC_VERSION_TABLE
 
 
 def _migrate(url: str) -> None:

@@ -42,6 +42,12 @@ def _check_aware(record: object) -> None:
             raise ValueError(f"naive datetimes are not stored ({item.name})")
 
 
+# What `SecretRepository.update` never changes, as in the SQL adapter.
+FIXED_AT_CREATION = frozenset(
+    {"id", "scope", "name", "environment", "type", "created_at", "created_by"}
+)
+
+
 @dataclass
 class _Tables:
     """One copy of every row. Each operation checks what the database's constraints check."""
@@ -55,7 +61,7 @@ class _Tables:
         if ref in self.scopes:
             raise Conflict(f"scope {ref} exists already")
         if parent_pk is not None and all(s.pk != parent_pk for s in self.scopes.values()):
-            raise NotFound(f"no parent scope with pk {parent_pk}")
+            raise Conflict(f"no parent scope with pk {parent_pk}")  # a foreign key violation
         scope = Scope(pk=self.next_scope_pk, ref=ref, parent_pk=parent_pk)
         self.next_scope_pk += 1
         self.scopes[ref] = scope
@@ -72,17 +78,23 @@ class _Tables:
         self.versions[secret.id] = {}
 
     def update_secret(self, secret: Secret, expected_revision: int) -> None:
+        """A conditional UPDATE: no row at that revision (or none at all) is a failed precondition.
+
+        Only the mutable fields are saved; what a secret is created with stays as it was.
+        """
         _check_aware(secret)
         stored = self.secrets.get(secret.id)
-        if stored is None:
-            raise NotFound(f"no secret {secret.id}")
-        if stored.revision != expected_revision:
+        if stored is None or stored.revision != expected_revision:
             raise PreconditionFailed(
-                f"secret {secret.id} is at revision {stored.revision}, not {expected_revision}",
-                details={"revision": stored.revision},
+                f"secret {secret.id} is no longer at revision {expected_revision}",
+                details={} if stored is None else {"revision": stored.revision},
             )
-        self._check_name_free(secret)
-        self.secrets[secret.id] = secret
+        changes = {
+            item.name: getattr(secret, item.name)
+            for item in fields(stored)
+            if item.name not in FIXED_AT_CREATION
+        }
+        self.secrets[secret.id] = replace(stored, **changes)
 
     def delete_secret(self, secret_id: UUID) -> None:
         self.secrets.pop(secret_id, None)
@@ -91,7 +103,7 @@ class _Tables:
     def add_version(self, version: SecretVersion) -> None:
         _check_aware(version)
         if version.secret_id not in self.secrets:
-            raise NotFound(f"no secret {version.secret_id}")  # the secret foreign key
+            raise Conflict(f"no secret {version.secret_id}")  # a foreign key violation
         numbers = self.versions[version.secret_id]
         if version.version in numbers:
             raise Conflict(f"secret {version.secret_id} has a version {version.version} already")

@@ -54,7 +54,7 @@ def test_the_database_holds_no_plaintext(engine: Engine, local: LocalEncryptedBa
 
     assert all(value not in blob for blob in _blobs(engine))
     if engine.dialect.name == "sqlite":
-        database = Path(engine.url.database)
+        database = Path(engine.url.database or "")
         for path in (database, database.with_name(database.name + "-wal")):
             if path.exists():
                 assert value not in path.read_bytes(), path.name

@@ -25,7 +25,9 @@ def shown(material: bytes) -> list[str]:
     return [base64.b64encode(material).decode(), material.hex(), repr(material)]
 
 
-def context(tmp_path: Path, *, production: bool, environ: dict[str, str] | None = None):
+def context(
+    tmp_path: Path, *, production: bool, environ: dict[str, str] | None = None
+) -> KeyProviderContext:
     return KeyProviderContext(str(tmp_path / "data"), environ or {}, production)
 
 

@@ -1,0 +1,25 @@
+# Slim, non-root image: `secretctl serve` upgrades the database, then runs gunicorn.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY core core
+COPY ports ports
+COPY adapters adapters
+COPY plugins plugins
+COPY entrypoints entrypoints
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /var/lib/secrets --create-home secrets \
+ && chmod 700 /var/lib/secrets
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER 10001
+ENV SECRETS_DATA_DIR=/var/lib/secrets \
+    SECRETS_HOST=0.0.0.0 \
+    SECRETS_PORT=8080 \
+    PYTHONUNBUFFERED=1
+VOLUME ["/var/lib/secrets"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz').status != 200)"
+CMD ["secretctl", "serve"]
