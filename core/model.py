@@ -21,7 +21,7 @@ CONSUMERS = (
 )
 
 
-class VersionState(str, enum.Enum):
+class VersionState(enum.StrEnum):
     ENABLED = "enabled"
     DISABLED = "disabled"
     DESTROYED = "destroyed"

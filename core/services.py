@@ -248,7 +248,14 @@ class SecretService:
             self._check_revision(secret, expected_revision)
             fields = {
                 name: getattr(changes, name)
-                for name in ("description", "tags", "consumer", "expires_at", "not_before", "max_versions")
+                for name in (
+                    "description",
+                    "tags",
+                    "consumer",
+                    "expires_at",
+                    "not_before",
+                    "max_versions",
+                )
                 if getattr(changes, name) is not None
             }
             fields.update({name: None for name in changes.clear})

@@ -18,9 +18,7 @@ DEFAULT_ADDR = "http://127.0.0.1:8080"
 
 
 @click.group()
-@click.option(
-    "--config", "config_file", envvar="SECRETS_CONFIG", help="TOML configuration file."
-)
+@click.option("--config", "config_file", envvar="SECRETS_CONFIG", help="TOML configuration file.")
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None) -> None:
     """Secret management: server, database and client commands."""
@@ -119,7 +117,9 @@ class Client:
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self.session.request(method, f"{self.addr}/api/v1{path}", timeout=30, **kwargs)
+            response = self.session.request(
+                method, f"{self.addr}/api/v1{path}", timeout=30, **kwargs
+            )
         except requests.ConnectionError:
             raise click.ClickException(f"cannot reach the server at {self.addr}") from None
         return response
@@ -168,14 +168,20 @@ def with_client_options(command: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
 @with_client_options
 def get(
-    name: str, version: int | None, as_json: bool, addr: str, token: str | None,
-    scope: str, environment: str | None,
+    name: str,
+    version: int | None,
+    as_json: bool,
+    addr: str,
+    token: str | None,
+    scope: str,
+    environment: str | None,
 ) -> None:
     """Print a secret's value."""
     kind, scope_id = parse_scope(scope)
     params: dict[str, Any] = {"environment": environment, "version": version}
     answer = Client(addr, token).json(
-        "GET", f"/scopes/{kind}/{scope_id}/secrets/{name}/value",
+        "GET",
+        f"/scopes/{kind}/{scope_id}/secrets/{name}/value",
         params={k: v for k, v in params.items() if v is not None},
     )
     click.echo(json.dumps(answer, indent=2) if as_json else answer["value"])
@@ -188,8 +194,14 @@ def get(
 @click.option("--description", default="")
 @with_client_options
 def set_(
-    name: str, value: str | None, secret_type: str, description: str, addr: str,
-    token: str | None, scope: str, environment: str | None,
+    name: str,
+    value: str | None,
+    secret_type: str,
+    description: str,
+    addr: str,
+    token: str | None,
+    scope: str,
+    environment: str | None,
 ) -> None:
     """Create a secret or write its next version. Reads the value from stdin when omitted."""
     if value is None or value == "-":
@@ -200,7 +212,10 @@ def set_(
     found = client.call("GET", f"/scopes/{kind}/{scope_id}/secrets/{name}", params=params)
     if found.status_code == 404:
         body: dict[str, Any] = {
-            "name": name, "value": value, "type": secret_type, "description": description,
+            "name": name,
+            "value": value,
+            "type": secret_type,
+            "description": description,
             "scope": {"type": kind} if kind == "global" else {"type": kind, "id": scope_id},
         }
         if environment:
@@ -208,7 +223,9 @@ def set_(
         secret = client.json("POST", "/secrets", json=body)
     elif found.status_code == 200:
         secret = client.json(
-            "POST", f"/secrets/{found.json()['id']}/versions", json={"value": value},
+            "POST",
+            f"/secrets/{found.json()['id']}/versions",
+            json={"value": value},
             headers={"If-Match": found.headers.get("ETag", "*")},
         )
     else:
@@ -221,7 +238,11 @@ def set_(
 @click.option("--all-scopes", is_flag=True, help="Ignore --scope and list every scope.")
 @with_client_options
 def list_(
-    prefix: str | None, all_scopes: bool, addr: str, token: str | None, scope: str,
+    prefix: str | None,
+    all_scopes: bool,
+    addr: str,
+    token: str | None,
+    scope: str,
     environment: str | None,
 ) -> None:
     """List secrets' metadata."""

@@ -132,7 +132,9 @@ def load_settings(
         dev_root_token=environ.get("SECRETS_DEV_ROOT_TOKEN") or None,
     )
     if not settings.database_url:
-        settings = replace(settings, database_url=f"sqlite:///{(data_dir / 'secrets.db').resolve()}")
+        settings = replace(
+            settings, database_url=f"sqlite:///{(data_dir / 'secrets.db').resolve()}"
+        )
     if settings.default_backend not in settings.backends:
         raise ConfigurationError(
             f"configuration key 'default_backend': '{settings.default_backend}' is not one of "

@@ -100,9 +100,7 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(build_policy, settings)
     unit_of_work = providers.Factory(SqlUnitOfWork, engine)
 
-    authenticator = providers.Singleton(
-        DevRootTokenAuthenticator, settings.provided.dev_root_token
-    )
+    authenticator = providers.Singleton(DevRootTokenAuthenticator, settings.provided.dev_root_token)
     secret_service = providers.Factory(
         SecretService,
         uow_factory=unit_of_work.provider,

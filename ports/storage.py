@@ -52,7 +52,11 @@ class StorageBackend(abc.ABC):
 
     @abc.abstractmethod
     def get(self, key: VersionKey, locator: str) -> SecretValue:
-        """Read a value written by `put`; the key lets a backend check the binding."""
+        """Read a value written by `put` for this same key.
+
+        A value is never served under another version's identity: a locator that belongs to a
+        different key raises `ValueIntegrityError` (or `NotFound`), never returns that value.
+        """
 
     @abc.abstractmethod
     def destroy(self, key: VersionKey, locator: str) -> None:
@@ -70,7 +74,7 @@ class StorageBackend(abc.ABC):
     def health(self) -> BackendHealth:
         """Check that the backend answers, with the latency it took."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, a no-op unless overridden
         """Release connections; called when the service stops."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from typing import NoReturn
 from uuid import UUID
 
 
@@ -46,11 +46,11 @@ class SecretValue:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled")
 
 
-class ScopeType(str, enum.Enum):
+class ScopeType(enum.StrEnum):
     GLOBAL = "global"
     ORGANIZATION = "organization"
     TEAM = "team"
@@ -94,4 +94,3 @@ class Principal:
 
     def __str__(self) -> str:
         return self.id
-

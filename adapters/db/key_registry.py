@@ -30,7 +30,9 @@ def record_active_key(engine: Engine, provider: KeyProvider) -> str:
             except IntegrityError:  # another process recorded it first
                 pass
         connection.execute(
-            update(keys).where(keys.c.id != key_id, keys.c.state == "active").values(state="retired")
+            update(keys)
+            .where(keys.c.id != key_id, keys.c.state == "active")
+            .values(state="retired")
         )
         connection.execute(update(keys).where(keys.c.id == key_id).values(state="active"))
     return key_id

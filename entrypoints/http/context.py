@@ -31,7 +31,7 @@ def expected_revision() -> int | None:
     match = ETAG.fullmatch(header)
     if match is None:
         raise InvalidInput(
-            "If-Match must be an ETag returned by this API, such as \"rev-3\"",
+            'If-Match must be an ETag returned by this API, such as "rev-3"',
             details={"header": "If-Match"},
         )
     return int(match.group(1))

@@ -54,4 +54,8 @@ def database_check(engine: Any) -> dict[str, Any]:
             connection.execute(text("SELECT 1"))
     except Exception as error:  # readiness reports, it does not raise
         return {"ok": False, "latency_ms": 0.0, "detail": type(error).__name__}
-    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2), "detail": ""}
+    return {
+        "ok": True,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "detail": "",
+    }

@@ -22,7 +22,8 @@ class StrictSchema(Schema):
 
 class ScopeSchema(StrictSchema):
     type = fields.String(
-        required=True, validate=validate.OneOf([t.value for t in ScopeType]),
+        required=True,
+        validate=validate.OneOf([t.value for t in ScopeType]),
         metadata={"description": "global, organization, team, project or user"},
     )
     id = fields.String(

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from entrypoints.config import Settings
 from entrypoints.http.app import create_app
 
-TOKEN = "e2e-root-token-0123456789"  # noqa: S105 - a test credential
+TOKEN = "e2e-root-token-0123456789"
 
 
 @pytest.fixture

@@ -82,10 +82,15 @@ def test_lifecycle_over_http(api: ApiClient) -> None:
     assert_error(api.get(f"/secrets/{secret['id']}/value"), 404, "not_found")
     assert api.get("/secrets").get_json()["total"] == 0
     assert api.get("/secrets?deleted=true").get_json()["total"] == 1
-    taken = api.post("/secrets", json={
-        "name": "OPENAI_API_KEY", "scope": {"type": "project", "id": "p-42"},
-        "environment": "production", "value": "x",
-    })
+    taken = api.post(
+        "/secrets",
+        json={
+            "name": "OPENAI_API_KEY",
+            "scope": {"type": "project", "id": "p-42"},
+            "environment": "production",
+            "value": "x",
+        },
+    )
     assert_error(taken, 409, "conflict")
 
     assert api.post(f"/secrets/{secret['id']}/restore").status_code == 200
@@ -105,10 +110,14 @@ def test_check_and_set_with_if_match(api: ApiClient) -> None:
     stale = api.post(url, json={"value": "lost"}, headers={"If-Match": '"rev-1"'})
     error = assert_error(stale, 412, "precondition_failed")
     assert error["details"]["revision"] == 2
-    assert_error(api.post(url, json={"value": "x"}, headers={"If-Match": "nonsense"}), 400,
-                 "validation_error")
-    patched = api.patch(f"/secrets/{secret['id']}", json={"description": "db"},
-                        headers={"If-Match": '"rev-2"'})
+    assert_error(
+        api.post(url, json={"value": "x"}, headers={"If-Match": "nonsense"}),
+        400,
+        "validation_error",
+    )
+    patched = api.patch(
+        f"/secrets/{secret['id']}", json={"description": "db"}, headers={"If-Match": '"rev-2"'}
+    )
     assert patched.status_code == 200 and patched.get_json()["description"] == "db"
     history = api.get(f"/secrets/{secret['id']}/versions").get_json()["items"]
     assert [v["version"] for v in history] == [1, 2]
@@ -142,12 +151,24 @@ def test_metadata_patch_and_expiry(api: ApiClient) -> None:
         ({"name": "A"}, 400, "validation_error", "value"),
         ({"name": "A", "value": 5}, 400, "validation_error", "value"),
         ({"name": "A", "value": "%%%", "encoding": "base64"}, 400, "validation_error", "value"),
-        ({"name": "A", "value": VALUE, "scope": {"type": "project"}}, 400, "validation_error",
-         "scope"),
-        ({"name": "A", "value": VALUE, "scope": {"type": "galaxy", "id": "x"}}, 400,
-         "validation_error", "scope"),
-        ({"name": "A", "value": VALUE, "environment": "Prod Env"}, 400, "validation_error",
-         "environment"),
+        (
+            {"name": "A", "value": VALUE, "scope": {"type": "project"}},
+            400,
+            "validation_error",
+            "scope",
+        ),
+        (
+            {"name": "A", "value": VALUE, "scope": {"type": "galaxy", "id": "x"}},
+            400,
+            "validation_error",
+            "scope",
+        ),
+        (
+            {"name": "A", "value": VALUE, "environment": "Prod Env"},
+            400,
+            "validation_error",
+            "environment",
+        ),
         ({"name": "A", "value": VALUE, "backend": "nowhere"}, 400, "validation_error", "backend"),
         ({"name": "A", "value": "x" * (64 * 1024 + 1)}, 413, "value_too_large", "value"),
     ],
@@ -164,7 +185,9 @@ def test_bad_input_is_refused_and_nothing_is_written(
 
 def test_malformed_json_and_oversized_requests(api: ApiClient, engine) -> None:
     before = counts(engine)
-    malformed = api.post("/secrets", data='{"name": "A", "value": ', content_type="application/json")
+    malformed = api.post(
+        "/secrets", data='{"name": "A", "value": ', content_type="application/json"
+    )
     assert_error(malformed, 400, "validation_error")
     huge = api.post("/secrets", json={"name": "A", "value": "y" * (300 * 1024)})
     assert_error(huge, 413, "request_too_large")
@@ -278,13 +301,24 @@ def test_no_value_in_logs_or_error_bodies(api: ApiClient, caplog) -> None:
     secret = api.create(name="LOGGED", value=VALUE, scope={"type": "team", "id": "t-1"})
     sid = secret["id"]
     assert api.post(f"/secrets/{sid}/versions", json={"value": VALUE_2}).status_code == 201
-    record(api.post(f"/secrets/{sid}/versions", json={"value": VALUE}, headers={"If-Match": '"rev-1"'}))
-    record(api.post("/secrets", json={"name": "LOGGED", "value": VALUE, "scope": {"type": "team", "id": "t-1"}}))
+    record(
+        api.post(f"/secrets/{sid}/versions", json={"value": VALUE}, headers={"If-Match": '"rev-1"'})
+    )
+    record(
+        api.post(
+            "/secrets",
+            json={"name": "LOGGED", "value": VALUE, "scope": {"type": "team", "id": "t-1"}},
+        )
+    )
     record(api.post("/secrets", json={"name": "bad name", "value": VALUE}))
     record(api.post("/secrets", json={"name": "X", "value": VALUE, "unknown": VALUE}))
     record(api.post("/secrets", json={"name": "X", "value": VALUE, "encoding": "base64"}))
     record(api.post("/secrets", json={"name": "X", "value": VALUE * 3000}))
-    record(api.post("/secrets", data=f'{{"name": "X", "value": "{VALUE}"', content_type="application/json"))
+    record(
+        api.post(
+            "/secrets", data=f'{{"name": "X", "value": "{VALUE}"', content_type="application/json"
+        )
+    )
     record(api.patch(f"/secrets/{sid}", json={"tags": {"k": VALUE * 20}}))
     api.delete(f"/secrets/{sid}")
     record(api.get(f"/secrets/{sid}/value"))

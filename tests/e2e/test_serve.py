@@ -36,8 +36,13 @@ class Server:
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(BIN / "secretctl"), *args], input=stdin, env=self.env(),
-            capture_output=True, text=True, timeout=60, check=False,
+            [str(BIN / "secretctl"), *args],
+            input=stdin,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     def output(self) -> str:
@@ -55,14 +60,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
     port = free_port()
     data_dir = tmp_path / "data"
     log_path = tmp_path / "server.log"
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")
-    } | {"SECRETS_DATA_DIR": str(data_dir), "SECRETS_PORT": str(port),
-         "SECRETS_LOG_LEVEL": "DEBUG"}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")} | {
+        "SECRETS_DATA_DIR": str(data_dir),
+        "SECRETS_PORT": str(port),
+        "SECRETS_LOG_LEVEL": "DEBUG",
+    }
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "secretctl"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-            cwd=tmp_path, start_new_session=True,
+            [str(BIN / "secretctl"), "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            start_new_session=True,
         )
     addr = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -90,26 +100,48 @@ def test_operator_session(server: Server) -> None:
     api = f"{server.addr}/api/v1"
     assert requests.get(f"{api}/secrets", timeout=5).status_code == 401
 
-    created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json={
-        "name": "GITHUB_TOKEN", "scope": {"type": "project", "id": "p-7"}, "value": VALUE,
-        "consumer": "git_provider",
-    })
+    created = requests.post(
+        f"{api}/secrets",
+        headers=headers,
+        timeout=5,
+        json={
+            "name": "GITHUB_TOKEN",
+            "scope": {"type": "project", "id": "p-7"},
+            "value": VALUE,
+            "consumer": "git_provider",
+        },
+    )
     assert created.status_code == 201
     secret_id = created.json()["id"]
-    second = requests.post(f"{api}/secrets/{secret_id}/versions", headers=headers, timeout=5,
-                           json={"value": VALUE_2})
+    second = requests.post(
+        f"{api}/secrets/{secret_id}/versions", headers=headers, timeout=5, json={"value": VALUE_2}
+    )
     assert second.status_code == 201
     v1 = requests.get(f"{api}/secrets/{secret_id}/value?version=1", headers=headers, timeout=5)
     assert v1.json()["value"] == VALUE
 
     got = server.cli("get", "GITHUB_TOKEN", "--scope", "project:p-7")
     assert got.returncode == 0 and got.stdout == VALUE_2 + "\n"
-    set_new = server.cli("set", "SLACK_WEBHOOK", "--scope", "project:p-7", "--env", "staging",
-                         stdin="https://hooks.example/x")
+    set_new = server.cli(
+        "set",
+        "SLACK_WEBHOOK",
+        "--scope",
+        "project:p-7",
+        "--env",
+        "staging",
+        stdin="https://hooks.example/x",
+    )
     assert set_new.returncode == 0, set_new.stderr
     assert "version 1" in set_new.stdout
-    set_again = server.cli("set", "SLACK_WEBHOOK", "https://hooks.example/y",
-                           "--scope", "project:p-7", "--env", "staging")
+    set_again = server.cli(
+        "set",
+        "SLACK_WEBHOOK",
+        "https://hooks.example/y",
+        "--scope",
+        "project:p-7",
+        "--env",
+        "staging",
+    )
     assert "version 2" in set_again.stdout
     listed = server.cli("list", "--scope", "project:p-7")
     assert "GITHUB_TOKEN" in listed.stdout and "SLACK_WEBHOOK" in listed.stdout
