@@ -9,6 +9,7 @@ walk the failure paths without a mock.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import itertools
 from collections.abc import Callable
@@ -192,7 +193,8 @@ class FakeScopeRepository(ScopeRepository):
         return copy.deepcopy(self._uow.tables.scopes.get(ref))
 
     def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
-        return copy.deepcopy(self._uow.apply("add_scope", ref, parent_pk))
+        scope: Scope = self._uow.apply("add_scope", ref, parent_pk)
+        return copy.deepcopy(scope)
 
 
 class FakeSecretRepository(SecretRepository):
@@ -235,7 +237,7 @@ class FakeSecretRepository(SecretRepository):
     def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
         return copy.deepcopy(self._uow.tables.versions.get(secret_id, {}).get(version))
 
-    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
+    def list_versions(self, secret_id: UUID) -> builtins.list[SecretVersion]:
         rows = self._uow.tables.versions.get(secret_id, {})
         return [copy.deepcopy(rows[number]) for number in sorted(rows)]
 
