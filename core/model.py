@@ -87,6 +87,9 @@ class SecretVersion:
 
 @dataclass(frozen=True)
 class SecretFilter:
+    """What to list. None means "any"; `deleted` lists only soft-deleted secrets instead of
+    live ones. `scope` matches one scope exactly, `scope_type` every scope of that type."""
+
     scope: ScopeRef | None = None
     scope_type: str | None = None
     environment: str | None = None

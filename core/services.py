@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # A writer without If-Match retries when another writer took the next version number first.
 MAX_WRITE_ATTEMPTS = 5
+MAX_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,13 @@ class SecretService:
         return secret
 
     def list_secrets(self, criteria: SecretFilter, page: PageRequest) -> Page:
+        if page.page < 1 or not 1 <= page.page_size <= MAX_PAGE_SIZE:
+            raise InvalidInput(
+                f"page starts at 1 and page_size is between 1 and {MAX_PAGE_SIZE}",
+                details={"field": "page"},
+            )
         with self._uow_factory() as uow:
-            return uow.secrets.list(criteria, page)
+            return uow.secrets.search(criteria, page)
 
     def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         with self._uow_factory() as uow:
@@ -299,8 +305,14 @@ class SecretService:
         return deleted
 
     def restore_secret(self, actor: Principal, secret_id: UUID) -> Secret:
+        """Undo a soft delete, unless the retention window is over (a purge may be running)."""
         with self._uow_factory() as uow:
             secret = self._load_deleted(uow, secret_id)
+            if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
+                raise Conflict(
+                    f"secret {secret_id} is past its retention window and is being purged",
+                    details={"purge_after": secret.purge_after.isoformat()},
+                )
             restored = replace(
                 secret,
                 deleted_at=None,
@@ -316,12 +328,19 @@ class SecretService:
     def purge_secret(self, actor: Principal, secret_id: UUID) -> None:
         """Destroy a soft-deleted secret's values in their backends, then its rows.
 
-        Destroying is idempotent, so a purge interrupted after the backends and before the
-        rows is finished by purging again.
+        First the retention window is closed (`purge_after` = now, a check-and-set), so that a
+        restore racing with the purge either wins before it or is refused after it. Destroying
+        is idempotent, so a purge interrupted after the backends and before the rows is
+        finished by purging again.
         """
         with self._uow_factory() as uow:
             secret = self._load_deleted(uow, secret_id)
             versions = uow.secrets.list_versions(secret_id)
+            now = self._clock.now()
+            if secret.purge_after is None or secret.purge_after > now:
+                closed = replace(secret, purge_after=now, revision=secret.revision + 1)
+                uow.secrets.update(closed, expected_revision=secret.revision)
+                uow.commit()
         for record in versions:
             if record.state is not VersionState.DESTROYED:
                 key = VersionKey(secret_id, record.version)

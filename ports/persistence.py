@@ -52,7 +52,7 @@ class SecretRepository(abc.ABC):
         """Remove the secret's rows for good (its versions too)."""
 
     @abc.abstractmethod
-    def list(self, criteria: SecretFilter, page: PageRequest) -> Page:
+    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
         """Secrets matching `criteria`, ordered by scope, name and environment."""
 
     @abc.abstractmethod

@@ -9,7 +9,6 @@ walk the failure paths without a mock.
 
 from __future__ import annotations
 
-import builtins
 import copy
 import itertools
 from collections.abc import Callable
@@ -220,7 +219,7 @@ class FakeSecretRepository(SecretRepository):
     def delete(self, secret_id: UUID) -> None:
         self._uow.apply("delete_secret", secret_id)
 
-    def list(self, criteria: SecretFilter, page: PageRequest) -> Page:
+    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
         if page.page < 1 or page.page_size < 1:
             raise ValueError("page and page_size start at 1")
         found = sorted(
@@ -237,7 +236,7 @@ class FakeSecretRepository(SecretRepository):
     def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
         return copy.deepcopy(self._uow.tables.versions.get(secret_id, {}).get(version))
 
-    def list_versions(self, secret_id: UUID) -> builtins.list[SecretVersion]:
+    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         rows = self._uow.tables.versions.get(secret_id, {})
         return [copy.deepcopy(rows[number]) for number in sorted(rows)]
 

@@ -155,7 +155,7 @@ class SqlSecretRepository(SecretRepository):
         self._connection.execute(delete(versions).where(versions.c.secret_id == secret_id))
         self._connection.execute(delete(secrets).where(secrets.c.id == secret_id))
 
-    def list(self, criteria: SecretFilter, page: PageRequest) -> Page:
+    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
         conditions = _filter_conditions(criteria)
         total = self._connection.execute(
             select(func.count()).select_from(SECRET_WITH_SCOPE).where(*conditions)

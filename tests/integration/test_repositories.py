@@ -68,8 +68,8 @@ def test_a_fresh_database_holds_only_the_global_scope(engine):
     with SqlUnitOfWork(engine) as uow:
         root = uow.scopes.get(GLOBAL)
         assert root is not None and root.parent_pk is None
-        assert uow.secrets.list(SecretFilter(), PageRequest()).total == 0
-        assert uow.secrets.list(SecretFilter(deleted=True), PageRequest()).total == 0
+        assert uow.secrets.search(SecretFilter(), PageRequest()).total == 0
+        assert uow.secrets.search(SecretFilter(deleted=True), PageRequest()).total == 0
 
 
 # -- scopes --------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ def catalogue(engine) -> dict[str, Secret]:
 
 def listed(engine, criteria: SecretFilter, page: PageRequest | None = None) -> list[str]:
     with SqlUnitOfWork(engine) as uow:
-        result = uow.secrets.list(criteria, page or PageRequest())
+        result = uow.secrets.search(criteria, page or PageRequest())
     return [f"{s.scope}:{s.name}:{s.environment or '*'}" for s in result.items]
 
 
@@ -344,7 +344,7 @@ def test_prefix_is_literal_and_case_sensitive(engine):
     add_secrets(engine, make_secret("DB_URL"), make_secret("db_url"), make_secret("DBX_%"))
     for prefix, expected in [("DB_", {"DB_URL"}), ("db", {"db_url"}), ("DBX_%", {"DBX_%"})]:
         with SqlUnitOfWork(engine) as uow:
-            page = uow.secrets.list(SecretFilter(prefix=prefix), PageRequest())
+            page = uow.secrets.search(SecretFilter(prefix=prefix), PageRequest())
         assert {secret.name for secret in page.items} == expected
 
 
@@ -352,7 +352,7 @@ def test_list_paginates_and_counts_every_match(engine, catalogue):
     pages = []
     for number in (1, 2, 3):
         with SqlUnitOfWork(engine) as uow:
-            page = uow.secrets.list(SecretFilter(), PageRequest(page=number, page_size=3))
+            page = uow.secrets.search(SecretFilter(), PageRequest(page=number, page_size=3))
         assert (page.total, page.page, page.page_size) == (5, number, 3)
         pages.append([s.name for s in page.items])
     assert [len(names) for names in pages] == [3, 2, 0]
@@ -362,7 +362,7 @@ def test_list_paginates_and_counts_every_match(engine, catalogue):
 
 def test_a_page_past_the_end_is_empty_but_still_counts(engine, catalogue):
     with SqlUnitOfWork(engine) as uow:
-        page = uow.secrets.list(SecretFilter(scope=PROJECT), PageRequest(page=9, page_size=10))
+        page = uow.secrets.search(SecretFilter(scope=PROJECT), PageRequest(page=9, page_size=10))
     assert page.items == [] and page.total == 3
 
 

@@ -1005,6 +1005,57 @@ def test_a_purge_with_the_backend_down_keeps_the_rows_and_can_be_finished(
         service.get_secret(secret.id, include_deleted=True)
 
 
+def test_a_restore_that_loses_the_race_with_a_purge_is_refused(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+    backend.fail_next_destroy = True  # the purge stops after closing the retention window
+
+    with pytest.raises(BackendUnavailable):
+        service.purge_secret(ALICE, secret.id)
+    with pytest.raises(Conflict) as caught:
+        service.restore_secret(BOB, secret.id)
+
+    assert "purge_after" in caught.value.details
+    service.purge_secret(ALICE, secret.id)
+    assert backend.values == {}
+
+
+def test_a_restore_that_wins_the_race_makes_the_purge_fail_and_keeps_the_values(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+    db.database.fail_next_update(PreconditionFailed("moved on"))  # a restore got in first
+
+    with pytest.raises(PreconditionFailed):
+        service.purge_secret(ALICE, secret.id)
+
+    assert (backend.destroyed, backend.purged) == ([], [])
+    assert service.get_secret(secret.id, include_deleted=True).is_deleted
+    assert stored_values(backend) == {FIRST}
+    service.restore_secret(BOB, secret.id)
+    assert read(service, secret.id) == FIRST
+
+
+def test_a_restore_after_the_retention_window_is_refused(
+    service: SecretService, clock: FixedClock
+) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+    clock.advance(timedelta(days=31))
+
+    with pytest.raises(Conflict):
+        service.restore_secret(ALICE, secret.id)
+
+
+@pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0), (1, 501), (-3, 10)])
+def test_list_refuses_a_bad_page(service: SecretService, page: int, size: int) -> None:
+    with pytest.raises(InvalidInput):
+        service.list_secrets(SecretFilter(), PageRequest(page=page, page_size=size))
+
+
 def test_purge_of_an_unknown_secret(service: SecretService) -> None:
     with pytest.raises(NotFound):
         service.purge_secret(ALICE, uuid4())
