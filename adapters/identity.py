@@ -1,14 +1,44 @@
-"""Identity adapters: who a bearer token stands for."""
+"""Identity adapters: who a bearer token stands for.
+
+Three kinds of token: the platform identity provider's JWTs, API tokens of service accounts
+issued here (`smt_…`), and the development root token. Every failure is the same 401, with no
+hint of why: the reason goes to the debug log only.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
-from core.errors import Unauthenticated
+import jwt
+
+from core.errors import ConfigurationError, Unauthenticated
+from core.service_accounts import INVALID_CREDENTIALS, looks_like_api_token
 from ports.security import Authenticator
 from ports.values import Principal
 
+log = logging.getLogger(__name__)
+
 ROOT = Principal(id="root", kind="root", is_root=True)
+SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,254}$")
+JWT_SETTINGS = frozenset(
+    {
+        "issuer",
+        "audience",
+        "algorithms",
+        "shared_key_env",
+        "jwks_file",
+        "jwks_url",
+        "user_claim",
+        "groups_claim",
+        "leeway_seconds",
+    }
+)
 
 
 class DevRootTokenAuthenticator(Authenticator):
@@ -20,7 +50,126 @@ class DevRootTokenAuthenticator(Authenticator):
     def authenticate(self, token: str) -> Principal:
         if self._token is not None and hmac.compare_digest(token.encode(), self._token):
             return ROOT
-        raise Unauthenticated("missing or invalid token")
+        raise Unauthenticated(INVALID_CREDENTIALS)
 
     def __repr__(self) -> str:
         return "DevRootTokenAuthenticator(<token redacted>)"
+
+
+class JwtAuthenticator(Authenticator):
+    """Bearer JWTs of the platform's identity provider: HS256 with a shared key, or RS256/ES256
+    with keys from a JWKS document (a file or a URL). The issuer and audience must match."""
+
+    def __init__(self, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        unknown = set(settings) - JWT_SETTINGS
+        if unknown:
+            raise ConfigurationError(
+                f"configuration key 'identity.jwt.{sorted(unknown)[0]}': unknown setting"
+            )
+        for required in ("issuer", "audience"):
+            if not settings.get(required):
+                raise ConfigurationError(f"configuration key 'identity.jwt.{required}' is required")
+        self._issuer = str(settings["issuer"])
+        self._audience = str(settings["audience"])
+        self._user_claim = str(settings.get("user_claim", "sub"))
+        self._groups_claim = str(settings.get("groups_claim", "groups"))
+        self._leeway = int(settings.get("leeway_seconds", 30))
+        self._key_for, default_algorithms = _key_source(settings, environ)
+        self._algorithms = list(settings.get("algorithms") or default_algorithms)
+
+    def authenticate(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key_for(token),
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iss", "aud", self._user_claim]},
+            )
+        except (jwt.PyJWTError, ValueError) as error:
+            log.debug("JWT refused: %s", type(error).__name__)
+            raise Unauthenticated(INVALID_CREDENTIALS) from None
+        subject = claims.get(self._user_claim)
+        groups = claims.get(self._groups_claim) or []
+        if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        if not isinstance(groups, list):
+            groups = []
+        return Principal(
+            id=f"user:{subject}",
+            kind="user",
+            groups=tuple(
+                f"group:{group}"
+                for group in groups
+                if isinstance(group, str) and SUBJECT.fullmatch(group)
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"JwtAuthenticator(issuer={self._issuer!r})"
+
+
+def _key_source(
+    settings: Mapping[str, Any], environ: Mapping[str, str]
+) -> tuple[Callable[[str], Any], tuple[str, ...]]:
+    """How to find the verification key of a token, and the algorithms that key allows."""
+    sources = [key for key in ("shared_key_env", "jwks_file", "jwks_url") if settings.get(key)]
+    if len(sources) != 1:
+        raise ConfigurationError(
+            "configuration key 'identity.jwt': set exactly one of shared_key_env, jwks_file, "
+            "jwks_url"
+        )
+    if settings.get("shared_key_env"):
+        variable = str(settings["shared_key_env"])
+        shared = environ.get(variable)
+        if not shared or len(shared) < 32:
+            raise ConfigurationError(
+                f"configuration key 'identity.jwt.shared_key_env': the environment variable "
+                f"{variable} must hold a key of at least 32 characters"
+            )
+        return (lambda _token: shared.encode()), ("HS256",)
+    if settings.get("jwks_url"):
+        client = jwt.PyJWKClient(str(settings["jwks_url"]), cache_keys=True, lifespan=300)
+        return (lambda token: client.get_signing_key_from_jwt(token).key), ("RS256", "ES256")
+    path = Path(str(settings["jwks_file"]))
+    try:
+        key_set = jwt.PyJWKSet.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, jwt.PyJWTError) as error:
+        raise ConfigurationError(
+            f"configuration key 'identity.jwt.jwks_file': cannot load {path}: "
+            f"{type(error).__name__}"
+        ) from None
+    return (lambda token: _key_by_id(key_set, token)), ("RS256", "ES256")
+
+
+def _key_by_id(key_set: jwt.PyJWKSet, token: str) -> Any:
+    key_id = jwt.get_unverified_header(token).get("kid")
+    for key in key_set.keys:
+        if key.key_id == key_id:
+            return key.key
+    raise ValueError("no key with that id")
+
+
+class BearerAuthenticator(Authenticator):
+    """Sends each token to the authenticator its shape calls for."""
+
+    def __init__(
+        self,
+        api_tokens: Callable[[str], Principal],
+        jwt_authenticator: Authenticator | None,
+        dev_root: Authenticator | None,
+    ) -> None:
+        self._api_tokens = api_tokens
+        self._jwt = jwt_authenticator
+        self._dev_root = dev_root
+
+    def authenticate(self, token: str) -> Principal:
+        if looks_like_api_token(token):
+            return self._api_tokens(token)
+        if self._jwt is not None and token.count(".") == 2:
+            return self._jwt.authenticate(token)
+        if self._dev_root is not None:
+            return self._dev_root.authenticate(token)
+        raise Unauthenticated(INVALID_CREDENTIALS)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from ports.values import ScopeRef, SecretValue
+
+T = TypeVar("T")
 
 CONSUMERS = (
     "mcp_server",
@@ -29,11 +32,14 @@ class VersionState(enum.StrEnum):
 
 @dataclass
 class Scope:
-    """A node of the scope hierarchy as stored: its database id and its external name."""
+    """A node of the scope hierarchy as stored: its key, its external name, and its `path`,
+    the keys of its ancestors and itself (`/1/7/12/`), so "at or below" is a prefix test."""
 
     pk: int
     ref: ScopeRef
+    path: str
     parent_pk: int | None = None
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -51,6 +57,7 @@ class Secret:
     created_at: datetime
     created_by: str
     environment: str | None = None
+    scope_path: str = ""
     type: str = "generic"
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
@@ -110,11 +117,47 @@ class PageRequest:
 
 
 @dataclass(frozen=True)
-class Page:
-    items: list[Secret]
+class Page(Generic[T]):
+    items: list[T]
     total: int
     page: int
     page_size: int
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """A non-human caller owned by a scope; it authenticates with API tokens issued here."""
+
+    id: UUID
+    name: str
+    scope: ScopeRef
+    scope_path: str
+    description: str
+    created_at: datetime
+    created_by: str
+
+    @property
+    def principal(self) -> str:
+        return f"service:{self.name}"
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token's record: only the SHA-256 of the token is kept, never the token."""
+
+    id: UUID
+    account_id: UUID
+    token_hash: str
+    prefix: str
+    created_at: datetime
+    created_by: str
+    description: str = ""
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def usable(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 @dataclass(frozen=True)

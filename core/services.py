@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from core.access import Action, Target, access_query, authorize
 from core.backends import BackendRegistry
 from core.errors import (
     Conflict,
@@ -35,11 +36,12 @@ from core.model import (
     SecretVersion,
     VersionState,
 )
-from core.policy import SecretPolicy, ValueChecksum, check_scope
+from core.policy import SecretPolicy, ValueChecksum
+from core.scopes import place
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
+from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ MAX_PAGE_SIZE = 500
 class NewSecret:
     scope: ScopeRef
     name: str
+    parent: ScopeRef | None = None
     environment: str | None = None
     type: str = "generic"
     description: str = ""
@@ -79,6 +82,50 @@ class MetadataChanges:
 CLEARABLE = frozenset({"expires_at", "not_before", "max_versions"})
 
 
+def secret_target(secret: Secret) -> Target:
+    return Target(secret.scope, secret.scope_path, secret_id=secret.id, name=secret.name)
+
+
+class ValueReader:
+    """Reads a version's value from its backend, if it may be served, and checks it."""
+
+    def __init__(self, backends: BackendRegistry, clock: Clock, checksum: ValueChecksum) -> None:
+        self._backends = backends
+        self._clock = clock
+        self._checksum = checksum
+
+    def read(self, secret: Secret, record: SecretVersion) -> SecretValue:
+        self.check_servable(secret, record)
+        key = VersionKey(secret.id, record.version)
+        where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
+        try:
+            value = self._backends.get(record.backend).get(key, record.locator)
+        except ValueIntegrityError as error:
+            raise ValueIntegrityError(f"the stored value of {where}: {error.message}") from None
+        if not self._checksum.matches(value, record.checksum):
+            raise ValueIntegrityError(f"the stored value of {where} does not match its checksum")
+        return value
+
+    def check_servable(self, secret: Secret, record: SecretVersion) -> None:
+        if record.state is not VersionState.ENABLED:
+            raise VersionUnavailable(
+                f"version {record.version} of secret {secret.id} is {record.state.value}",
+                details={"version": record.version, "state": record.state.value},
+            )
+        now = self._clock.now()
+        for expires_at in (secret.expires_at, record.expires_at):
+            if expires_at is not None and now >= expires_at:
+                raise Expired(
+                    f"secret {secret.id} expired at {expires_at.isoformat()}",
+                    details={"expires_at": expires_at.isoformat()},
+                )
+        if secret.not_before is not None and now < secret.not_before:
+            raise NotYetValid(
+                f"secret {secret.id} is not valid before {secret.not_before.isoformat()}",
+                details={"not_before": secret.not_before.isoformat()},
+            )
+
+
 class SecretService:
     def __init__(
         self,
@@ -93,61 +140,62 @@ class SecretService:
         self._clock = clock
         self._checksum = checksum
         self._policy = policy
+        self._reader = ValueReader(backends, clock, checksum)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get_secret(self, secret_id: UUID, *, include_deleted: bool = False) -> Secret:
+    def get_secret(
+        self, actor: Principal, secret_id: UUID, *, include_deleted: bool = False
+    ) -> Secret:
         with self._uow_factory() as uow:
-            return self._load(uow, secret_id, include_deleted=include_deleted)
+            return self._load(uow, actor, Action.LIST, secret_id, include_deleted=include_deleted)
 
-    def find_secret(self, scope: ScopeRef, name: str, environment: str | None) -> Secret:
+    def find_secret(
+        self, actor: Principal, scope: ScopeRef, name: str, environment: str | None
+    ) -> Secret:
         with self._uow_factory() as uow:
             secret = uow.secrets.get_by_name(scope, environment, name)
-        if secret is None or secret.is_deleted:
-            env = f" ({environment})" if environment else ""
-            raise NotFound(f"no secret '{name}'{env} in scope {scope}")
+            if secret is None or secret.is_deleted:
+                env = f" ({environment})" if environment else ""
+                raise NotFound(f"no secret '{name}'{env} in scope {scope}")
+            authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
         return secret
 
-    def list_secrets(self, criteria: SecretFilter, page: PageRequest) -> Page:
+    def list_secrets(
+        self, actor: Principal, criteria: SecretFilter, page: PageRequest
+    ) -> Page[Secret]:
         if page.page < 1 or not 1 <= page.page_size <= MAX_PAGE_SIZE:
             raise InvalidInput(
                 f"page starts at 1 and page_size is between 1 and {MAX_PAGE_SIZE}",
                 details={"field": "page"},
             )
+        access = access_query(actor, Action.LIST, self._clock.now())
         with self._uow_factory() as uow:
-            return uow.secrets.search(criteria, page)
+            return uow.secrets.search(criteria, page, access)
 
-    def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
+    def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
         with self._uow_factory() as uow:
-            self._load(uow, secret_id)
+            self._load(uow, actor, Action.LIST, secret_id)
             return uow.secrets.list_versions(secret_id)
 
-    def get_version(self, secret_id: UUID, number: int) -> SecretVersion:
+    def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
         with self._uow_factory() as uow:
-            self._load(uow, secret_id)
+            self._load(uow, actor, Action.LIST, secret_id)
             return self._load_version(uow, secret_id, number)
 
-    def read_value(self, secret_id: UUID, version: int | None = None) -> RevealedValue:
+    def read_value(
+        self, actor: Principal, secret_id: UUID, version: int | None = None
+    ) -> RevealedValue:
         with self._uow_factory() as uow:
-            secret = self._load(uow, secret_id)
+            secret = self._load(uow, actor, Action.READ_VALUE, secret_id)
             number = secret.current_version if version is None else version
             record = self._load_version(uow, secret_id, number)
-        self._check_servable(secret, record)
-        key = VersionKey(secret.id, record.version)
-        where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
-        try:
-            value = self._backends.get(record.backend).get(key, record.locator)
-        except ValueIntegrityError as error:
-            raise ValueIntegrityError(f"the stored value of {where}: {error.message}") from None
-        if not self._checksum.matches(value, record.checksum):
-            raise ValueIntegrityError(f"the stored value of {where} does not match its checksum")
-        return RevealedValue(secret=secret, version=record, value=value)
+        return RevealedValue(secret=secret, version=record, value=self._reader.read(secret, record))
 
     # -- writing ---------------------------------------------------------------------------
 
     def create_secret(self, actor: Principal, draft: NewSecret, value: SecretValue) -> Secret:
         self._policy.check_name(draft.name)
-        check_scope(draft.scope)
         self._policy.check_metadata(
             environment=draft.environment,
             consumer=draft.consumer,
@@ -157,14 +205,17 @@ class SecretService:
             not_before=draft.not_before,
             expires_at=draft.expires_at,
         )
-        backend = self._backends.get(draft.backend or self._backends.default)
-        self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+        now = self._clock.now()
         with self._uow_factory() as uow:
+            placement = place(uow, actor, draft.scope, draft.parent)
+            target = Target(draft.scope, placement.path, name=draft.name)
+            authorize(uow, actor, Action.WRITE, target, now)
             existing = uow.secrets.get_by_name(draft.scope, draft.environment, draft.name)
         if existing is not None:
             raise self._name_taken(existing)
+        backend = self._backends.get(draft.backend or self._backends.default)
+        self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
 
-        now = self._clock.now()
         secret = Secret(
             id=uuid.uuid4(),
             scope=draft.scope,
@@ -185,16 +236,14 @@ class SecretService:
         record = self._store(backend, secret, 1, value, actor, now)
         try:
             with self._uow_factory() as uow:
-                if draft.scope.type is not ScopeType.GLOBAL and uow.scopes.get(draft.scope) is None:
-                    root = uow.scopes.get(ScopeRef.global_scope())
-                    uow.scopes.add(draft.scope, parent_pk=root.pk if root else None)
+                placement.create_if_missing(uow)
                 uow.secrets.add(secret)
                 uow.secrets.add_version(record)
                 uow.commit()
         except BaseException:
             self._discard(backend, record)
             raise
-        return secret
+        return replace(secret, scope_path=placement.path)
 
     def write_value(
         self,
@@ -207,7 +256,7 @@ class SecretService:
         """Store `value` as the next version. With `expected_revision`, a check-and-set."""
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory() as uow:
-                secret = self._load(uow, secret_id)
+                secret = self._load(uow, actor, Action.WRITE, secret_id)
             self._check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)
             self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
@@ -250,7 +299,7 @@ class SecretService:
                 f"cannot clear {', '.join(sorted(unknown))}", details={"field": "clear"}
             )
         with self._uow_factory() as uow:
-            secret = self._load(uow, secret_id)
+            secret = self._load(uow, actor, Action.WRITE, secret_id)
             self._check_revision(secret, expected_revision)
             fields = {
                 name: getattr(changes, name)
@@ -289,7 +338,7 @@ class SecretService:
     ) -> Secret:
         """Soft delete: hidden, name reserved, everything kept for the retention window."""
         with self._uow_factory() as uow:
-            secret = self._load(uow, secret_id)
+            secret = self._load(uow, actor, Action.WRITE, secret_id)
             self._check_revision(secret, expected_revision)
             now = self._clock.now()
             deleted = replace(
@@ -307,7 +356,7 @@ class SecretService:
     def restore_secret(self, actor: Principal, secret_id: UUID) -> Secret:
         """Undo a soft delete, unless the retention window is over (a purge may be running)."""
         with self._uow_factory() as uow:
-            secret = self._load_deleted(uow, secret_id)
+            secret = self._load_deleted(uow, actor, Action.WRITE, secret_id)
             if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
                 raise Conflict(
                     f"secret {secret_id} is past its retention window and is being purged",
@@ -334,7 +383,7 @@ class SecretService:
         finished by purging again.
         """
         with self._uow_factory() as uow:
-            secret = self._load_deleted(uow, secret_id)
+            secret = self._load_deleted(uow, actor, Action.ADMIN, secret_id)
             versions = uow.secrets.list_versions(secret_id)
             now = self._clock.now()
             if secret.purge_after is None or secret.purge_after > now:
@@ -388,25 +437,6 @@ class SecretService:
                 exc_info=True,
             )
 
-    def _check_servable(self, secret: Secret, record: SecretVersion) -> None:
-        if record.state is not VersionState.ENABLED:
-            raise VersionUnavailable(
-                f"version {record.version} of secret {secret.id} is {record.state.value}",
-                details={"version": record.version, "state": record.state.value},
-            )
-        now = self._clock.now()
-        for expires_at in (secret.expires_at, record.expires_at):
-            if expires_at is not None and now >= expires_at:
-                raise Expired(
-                    f"secret {secret.id} expired at {expires_at.isoformat()}",
-                    details={"expires_at": expires_at.isoformat()},
-                )
-        if secret.not_before is not None and now < secret.not_before:
-            raise NotYetValid(
-                f"secret {secret.id} is not valid before {secret.not_before.isoformat()}",
-                details={"not_before": secret.not_before.isoformat()},
-            )
-
     @staticmethod
     def _check_revision(secret: Secret, expected_revision: int | None) -> None:
         if expected_revision is not None and expected_revision != secret.revision:
@@ -415,18 +445,26 @@ class SecretService:
                 details={"revision": secret.revision},
             )
 
-    @staticmethod
-    def _load(uow: UnitOfWork, secret_id: UUID, *, include_deleted: bool = False) -> Secret:
+    def _load(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        action: Action,
+        secret_id: UUID,
+        *,
+        include_deleted: bool = False,
+    ) -> Secret:
+        """The secret, if the caller may do `action` to it; `NotFound` if it may not see it."""
         secret = uow.secrets.get(secret_id)
         if secret is None or (secret.is_deleted and not include_deleted):
             raise NotFound(f"no secret {secret_id}")
+        authorize(uow, actor, action, secret_target(secret), self._clock.now())
         return secret
 
-    @staticmethod
-    def _load_deleted(uow: UnitOfWork, secret_id: UUID) -> Secret:
-        secret = uow.secrets.get(secret_id)
-        if secret is None:
-            raise NotFound(f"no secret {secret_id}")
+    def _load_deleted(
+        self, uow: UnitOfWork, actor: Principal, action: Action, secret_id: UUID
+    ) -> Secret:
+        secret = self._load(uow, actor, action, secret_id, include_deleted=True)
         if not secret.is_deleted:
             raise Conflict(
                 f"secret {secret_id} is not deleted; delete it first",

@@ -56,6 +56,7 @@ class Settings:
         default_factory=lambda: {"local": {"plugin": "local"}}
     )
     keys: dict[str, Any] = field(default_factory=lambda: {"provider": "auto"})
+    identity: dict[str, Any] = field(default_factory=dict)
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -90,6 +91,9 @@ class _SettingsSchema(Schema):
     default_backend = fields.String()
     backends = fields.Dict(keys=fields.String(), values=fields.Dict())
     keys = fields.Dict(keys=fields.String())
+    identity = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["jwt"])), values=fields.Dict()
+    )
     plugins = fields.Dict(keys=fields.String(validate=validate.OneOf(["disabled"])))
 
     @pre_load
@@ -134,6 +138,11 @@ def load_settings(
     if not settings.database_url:
         settings = replace(
             settings, database_url=f"sqlite:///{(data_dir / 'secrets.db').resolve()}"
+        )
+    if settings.production and settings.dev_root_token:
+        raise ConfigurationError(
+            "SECRETS_DEV_ROOT_TOKEN is refused in production mode: configure [identity.jwt] and "
+            "service accounts, and grant the first admin with `secretctl admin grant`"
         )
     if settings.default_backend not in settings.backends:
         raise ConfigurationError(

@@ -17,11 +17,15 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
-from adapters.identity import DevRootTokenAuthenticator
+from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
 from core.backends import BackendRegistry
+from core.bindings import RoleBindingService
 from core.errors import ConfigurationError
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import SecretService
+from core.resolution import ResolveService
+from core.scopes import ScopeService
+from core.service_accounts import ServiceAccountService
+from core.services import SecretService, ValueReader
 from entrypoints.config import Settings
 from plugins.manager import (
     backend_plugins,
@@ -29,7 +33,7 @@ from plugins.manager import (
     create_backend,
     key_provider_plugins,
 )
-from ports.security import KeyProvider, KeyProviderContext
+from ports.security import Authenticator, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
 
 
@@ -77,6 +81,19 @@ def open_engine(url: str) -> Iterator[Any]:
         engine.dispose()
 
 
+def build_authenticator(
+    settings: Settings, environ: Mapping[str, str], accounts: ServiceAccountService
+) -> Authenticator:
+    jwt_settings = settings.identity.get("jwt")
+    return BearerAuthenticator(
+        api_tokens=accounts.authenticate,
+        jwt_authenticator=JwtAuthenticator(jwt_settings, environ) if jwt_settings else None,
+        dev_root=DevRootTokenAuthenticator(settings.dev_root_token)
+        if settings.dev_root_token
+        else None,
+    )
+
+
 def build_policy(settings: Settings) -> SecretPolicy:
     return SecretPolicy(
         name_pattern=settings.name_pattern,
@@ -100,7 +117,14 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(build_policy, settings)
     unit_of_work = providers.Factory(SqlUnitOfWork, engine)
 
-    authenticator = providers.Singleton(DevRootTokenAuthenticator, settings.provided.dev_root_token)
+    scope_service = providers.Factory(ScopeService, unit_of_work.provider, clock)
+    binding_service = providers.Factory(RoleBindingService, unit_of_work.provider, clock)
+    service_account_service = providers.Factory(ServiceAccountService, unit_of_work.provider, clock)
+    value_reader = providers.Factory(ValueReader, backends, clock, checksum)
+    resolve_service = providers.Factory(ResolveService, unit_of_work.provider, value_reader, clock)
+    authenticator = providers.Singleton(
+        build_authenticator, settings, environ, service_account_service
+    )
     secret_service = providers.Factory(
         SecretService,
         uow_factory=unit_of_work.provider,

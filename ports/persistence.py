@@ -7,13 +7,46 @@ explicitly; leaving the `with` block without a commit rolls everything back.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from ports.values import ScopeRef
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
-    from core.model import Page, PageRequest, Scope, Secret, SecretFilter, SecretVersion
+    from datetime import datetime
+
+    from core.access import AccessQuery, RoleBinding
+    from core.model import (
+        ApiToken,
+        Page,
+        PageRequest,
+        Scope,
+        Secret,
+        SecretFilter,
+        SecretVersion,
+        ServiceAccount,
+    )
+
+
+@dataclass(frozen=True)
+class ScopeUsage:
+    """What still lives in a scope, so that deleting it can be refused."""
+
+    children: int
+    secrets: int
+    service_accounts: int
+
+
+@dataclass(frozen=True)
+class ResolveCandidate:
+    """A secret that may take part in a resolution, its current version, and whether the
+    caller may read its value."""
+
+    secret: Secret
+    current: SecretVersion
+    value_readable: bool
 
 
 class ScopeRepository(abc.ABC):
@@ -22,8 +55,22 @@ class ScopeRepository(abc.ABC):
         """The scope named `ref`, or None."""
 
     @abc.abstractmethod
-    def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
-        """Register a scope; raises `Conflict` if it exists already."""
+    def add(self, ref: ScopeRef, parent: Scope | None) -> Scope:
+        """Register a scope below `parent`; raises `Conflict` if it exists already."""
+
+    @abc.abstractmethod
+    def search(
+        self, scope_type: str | None, access: AccessQuery, page: PageRequest
+    ) -> Page[Scope]:
+        """Scopes the access query lets the caller see, by type and external id."""
+
+    @abc.abstractmethod
+    def usage(self, scope: Scope) -> ScopeUsage:
+        """Counts of what lives directly in the scope (soft-deleted secrets included)."""
+
+    @abc.abstractmethod
+    def delete(self, scope: Scope) -> None:
+        """Remove an empty scope and the role bindings held at it."""
 
 
 class SecretRepository(abc.ABC):
@@ -52,8 +99,22 @@ class SecretRepository(abc.ABC):
         """Remove the secret's rows for good (its versions too)."""
 
     @abc.abstractmethod
-    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
-        """Secrets matching `criteria`, ordered by scope, name and environment."""
+    def search(
+        self, criteria: SecretFilter, page: PageRequest, access: AccessQuery
+    ) -> Page[Secret]:
+        """Secrets matching `criteria` that `access` lets the caller see, ordered by scope,
+        name and environment."""
+
+    @abc.abstractmethod
+    def resolve(
+        self,
+        scopes: Sequence[ScopeRef],
+        environment: str | None,
+        visible: AccessQuery,
+        readable: AccessQuery,
+    ) -> list[ResolveCandidate]:
+        """Live secrets of every scope in `scopes` and all their ancestors, for `environment`
+        (and environment-agnostic ones), that `visible` lets the caller see — in one query."""
 
     @abc.abstractmethod
     def add_version(self, version: SecretVersion) -> None:
@@ -68,9 +129,70 @@ class SecretRepository(abc.ABC):
         """Every version of a secret, oldest first."""
 
 
+class RoleBindingRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, binding: RoleBinding) -> None:
+        """Insert a binding; its scope must exist."""
+
+    @abc.abstractmethod
+    def get(self, binding_id: UUID) -> RoleBinding | None: ...
+
+    @abc.abstractmethod
+    def delete(self, binding_id: UUID) -> None: ...
+
+    @abc.abstractmethod
+    def for_identities(self, identities: Sequence[str], now: datetime) -> list[RoleBinding]:
+        """The unexpired bindings naming any of `identities`."""
+
+    @abc.abstractmethod
+    def at_or_above(self, scope_path: str, now: datetime) -> list[RoleBinding]:
+        """The unexpired bindings held at the scope with this path or at any ancestor."""
+
+    @abc.abstractmethod
+    def search(
+        self, scope: ScopeRef | None, principal: str | None, page: PageRequest
+    ) -> Page[RoleBinding]:
+        """Bindings held at exactly `scope` and/or naming `principal`."""
+
+
+class ServiceAccountRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, account: ServiceAccount) -> None:
+        """Insert an account; raises `Conflict` if its name is taken."""
+
+    @abc.abstractmethod
+    def get(self, account_id: UUID) -> ServiceAccount | None: ...
+
+    @abc.abstractmethod
+    def search(self, scope: ScopeRef | None, page: PageRequest) -> Page[ServiceAccount]: ...
+
+    @abc.abstractmethod
+    def delete(self, account_id: UUID) -> None:
+        """Remove the account, its tokens and the role bindings naming it."""
+
+    @abc.abstractmethod
+    def add_token(self, token: ApiToken) -> None: ...
+
+    @abc.abstractmethod
+    def tokens(self, account_id: UUID) -> list[ApiToken]: ...
+
+    @abc.abstractmethod
+    def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
+        """The token with this SHA-256 hash and its account, or None."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: UUID, at: datetime) -> None: ...
+
+    @abc.abstractmethod
+    def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
+        """Record a use, unless one was recorded after `not_since` (to spare writes)."""
+
+
 class UnitOfWork(abc.ABC):
     scopes: ScopeRepository
     secrets: SecretRepository
+    bindings: RoleBindingRepository
+    service_accounts: ServiceAccountRepository
 
     def __enter__(self) -> UnitOfWork:
         return self

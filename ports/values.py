@@ -86,11 +86,25 @@ class VersionKey:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: `user:alice`, `service:ci`, or the development root."""
+    """Who is calling: `user:alice` (with her groups), `service:ci`, or the development root.
+
+    Role bindings name principals the same way: `user:…`, `group:…`, `service:…`.
+    """
 
     id: str
     kind: str
+    groups: tuple[str, ...] = ()
     is_root: bool = False
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """Every name a role binding may use for this caller: itself and its groups."""
+        return (self.id, *self.groups)
+
+    @property
+    def user_id(self) -> str | None:
+        """The id of the caller's personal scope, for users."""
+        return self.id.split(":", 1)[1] if self.kind == "user" else None
 
     def __str__(self) -> str:
         return self.id

@@ -13,10 +13,12 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 PSYCOPG_SCHEME = "postgresql+psycopg://"
 
 # WAL lets readers work during a write; the busy timeout makes a second writer wait, not fail.
+# LIKE is case-sensitive, as on PostgreSQL: role bindings' name globs are applied with it.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
+    "PRAGMA case_sensitive_like=ON",
 )
 
 

@@ -5,6 +5,7 @@ They never commit: `SqlUnitOfWork` owns the connection and its transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -14,14 +15,18 @@ from sqlalchemy import (
     Connection,
     Row,
     delete,
+    exists,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from adapters.db.tables import scopes, secrets, versions
+from adapters.db.tables import role_bindings, scopes, secrets, service_accounts, versions
+from adapters.db.visibility import visible
+from core.access import AccessQuery
 from core.errors import Conflict, NotFound, PreconditionFailed
 from core.model import (
     Page,
@@ -32,7 +37,7 @@ from core.model import (
     SecretVersion,
     VersionState,
 )
-from ports.persistence import ScopeRepository, SecretRepository
+from ports.persistence import ResolveCandidate, ScopeRepository, ScopeUsage, SecretRepository
 from ports.values import ScopeRef, ScopeType
 
 # The columns `update` may change; id, scope, name, environment, type and creation never change.
@@ -57,7 +62,9 @@ SELECT_SECRET = select(
     secrets,
     scopes.c.type.label("scope_type"),
     scopes.c.external_id.label("scope_external_id"),
+    scopes.c.path.label("scope_path"),
 ).select_from(SECRET_WITH_SCOPE)
+SCOPE_ORDER = (scopes.c.type, scopes.c.external_id)
 
 
 def _scope_is(ref: ScopeRef) -> ColumnElement[bool]:
@@ -74,23 +81,56 @@ class SqlScopeRepository(ScopeRepository):
         self._connection = connection
 
     def get(self, ref: ScopeRef) -> Scope | None:
-        row = self._connection.execute(
-            select(scopes.c.pk, scopes.c.parent_pk).where(_scope_is(ref))
-        ).first()
-        return None if row is None else Scope(pk=row.pk, ref=ref, parent_pk=row.parent_pk)
+        row = self._connection.execute(select(scopes).where(_scope_is(ref))).first()
+        return None if row is None else _scope_from_row(row)
 
-    def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
+    def add(self, ref: ScopeRef, parent: Scope | None) -> Scope:
         statement = insert(scopes).values(
             type=ref.type.value,
             external_id=ref.id,
-            parent_pk=parent_pk,
+            parent_pk=parent.pk if parent else None,
             created_at=datetime.now(UTC),
+            path="",
         )
         try:
-            result = self._connection.execute(statement)
+            pk = self._connection.execute(statement).inserted_primary_key.pk
         except IntegrityError:
             raise Conflict(f"scope {ref} already exists", details={"scope": str(ref)}) from None
-        return Scope(pk=result.inserted_primary_key.pk, ref=ref, parent_pk=parent_pk)
+        path = f"{parent.path if parent else '/'}{pk}/"
+        self._connection.execute(update(scopes).where(scopes.c.pk == pk).values(path=path))
+        return Scope(pk=pk, ref=ref, path=path, parent_pk=parent.pk if parent else None)
+
+    def search(self, scope_type: str | None, access: AccessQuery, page: PageRequest) -> Page[Scope]:
+        conditions = [visible(access)]
+        if scope_type is not None:
+            conditions.append(scopes.c.type == scope_type)
+        total = self._connection.execute(
+            select(func.count()).select_from(scopes).where(*conditions)
+        ).scalar_one()
+        rows = self._connection.execute(
+            select(scopes)
+            .where(*conditions)
+            .order_by(*SCOPE_ORDER)
+            .limit(page.page_size)
+            .offset(page.offset)
+        )
+        items = [_scope_from_row(row) for row in rows]
+        return Page(items=items, total=total, page=page.page, page_size=page.page_size)
+
+    def usage(self, scope: Scope) -> ScopeUsage:
+        def count(table: Any, column: Any) -> int:
+            statement = select(func.count()).select_from(table).where(column == scope.pk)
+            return int(self._connection.execute(statement).scalar_one())
+
+        return ScopeUsage(
+            children=count(scopes, scopes.c.parent_pk),
+            secrets=count(secrets, secrets.c.scope_pk),
+            service_accounts=count(service_accounts, service_accounts.c.scope_pk),
+        )
+
+    def delete(self, scope: Scope) -> None:
+        self._connection.execute(delete(role_bindings).where(role_bindings.c.scope_pk == scope.pk))
+        self._connection.execute(delete(scopes).where(scopes.c.pk == scope.pk))
 
 
 class SqlSecretRepository(SecretRepository):
@@ -155,14 +195,19 @@ class SqlSecretRepository(SecretRepository):
         self._connection.execute(delete(versions).where(versions.c.secret_id == secret_id))
         self._connection.execute(delete(secrets).where(secrets.c.id == secret_id))
 
-    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
-        conditions = _filter_conditions(criteria)
+    def search(
+        self, criteria: SecretFilter, page: PageRequest, access: AccessQuery
+    ) -> Page[Secret]:
+        conditions = [
+            *_filter_conditions(criteria),
+            visible(access, secret_id=secrets.c.id, name=secrets.c.name),
+        ]
         total = self._connection.execute(
             select(func.count()).select_from(SECRET_WITH_SCOPE).where(*conditions)
         ).scalar_one()
         rows = self._connection.execute(
             SELECT_SECRET.where(*conditions)
-            .order_by(scopes.c.type, scopes.c.external_id, secrets.c.name, secrets.c.environment)
+            .order_by(*SCOPE_ORDER, secrets.c.name, secrets.c.environment)
             .limit(page.page_size)
             .offset(page.offset)
         )
@@ -172,6 +217,56 @@ class SqlSecretRepository(SecretRepository):
             page=page.page,
             page_size=page.page_size,
         )
+
+    def resolve(
+        self,
+        scopes_in_context: Sequence[ScopeRef],
+        environment: str | None,
+        visible_to: AccessQuery,
+        readable_by: AccessQuery,
+    ) -> list[ResolveCandidate]:
+        context = scopes.alias("context")
+        in_chain = exists(
+            select(1)
+            .select_from(context)
+            .where(
+                or_(
+                    *(
+                        (context.c.type == ref.type.value) & (context.c.external_id == ref.id)
+                        for ref in scopes_in_context
+                    )
+                ),
+                context.c.path.startswith(scopes.c.path),
+            )
+        )
+        environments = ["", environment] if environment else [""]
+        readable = visible(readable_by, secret_id=secrets.c.id, name=secrets.c.name)
+        current = versions.alias("current")
+        statement = (
+            SELECT_SECRET.add_columns(
+                *(column.label(f"v_{column.name}") for column in current.c),
+                readable.label("value_readable"),
+            )
+            .join(
+                current,
+                (current.c.secret_id == secrets.c.id)
+                & (current.c.version == secrets.c.current_version),
+            )
+            .where(
+                secrets.c.deleted_at.is_(None),
+                secrets.c.environment.in_(environments),
+                in_chain,
+                visible(visible_to, secret_id=secrets.c.id, name=secrets.c.name),
+            )
+        )
+        return [
+            ResolveCandidate(
+                secret=_secret_from_row(row),
+                current=_version_from_row(row, prefix="v_"),
+                value_readable=bool(row.value_readable),
+            )
+            for row in self._connection.execute(statement)
+        ]
 
     def add_version(self, version: SecretVersion) -> None:
         statement = insert(versions).values(
@@ -238,6 +333,7 @@ def _secret_from_row(row: Row[Any]) -> Secret:
         scope=ScopeRef(ScopeType(row.scope_type), row.scope_external_id),
         name=row.name,
         environment=row.environment or None,
+        scope_path=row.scope_path,
         type=row.type,
         description=row.description,
         tags=dict(row.tags),
@@ -257,15 +353,26 @@ def _secret_from_row(row: Row[Any]) -> Secret:
     )
 
 
-def _version_from_row(row: Row[Any]) -> SecretVersion:
+def _version_from_row(row: Row[Any], prefix: str = "") -> SecretVersion:
+    field = row._mapping
     return SecretVersion(
-        secret_id=row.secret_id,
-        version=row.version,
-        backend=row.backend,
-        locator=row.locator,
-        checksum=row.checksum,
+        secret_id=field[prefix + "secret_id"],
+        version=field[prefix + "version"],
+        backend=field[prefix + "backend"],
+        locator=field[prefix + "locator"],
+        checksum=field[prefix + "checksum"],
+        created_at=field[prefix + "created_at"],
+        created_by=field[prefix + "created_by"],
+        state=VersionState(field[prefix + "state"]),
+        expires_at=field[prefix + "expires_at"],
+    )
+
+
+def _scope_from_row(row: Row[Any]) -> Scope:
+    return Scope(
+        pk=row.pk,
+        ref=ScopeRef(ScopeType(row.type), row.external_id),
+        path=row.path,
+        parent_pk=row.parent_pk,
         created_at=row.created_at,
-        created_by=row.created_by,
-        state=VersionState(row.state),
-        expires_at=row.expires_at,
     )

@@ -68,6 +68,8 @@ scopes = Table(
     Column("external_id", String(128), nullable=False),
     Column("parent_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The keys of the scope's ancestors and its own, "/1/7/12/": "at or below" is a prefix test.
+    Column("path", String(255), nullable=False, index=True),
     UniqueConstraint("type", "external_id"),
 )
 
@@ -135,4 +137,53 @@ keys = Table(
     Column("provider", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+role_bindings = Table(
+    "secret_role_bindings",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("principal", String(255), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("scope_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=False, index=True),
+    Column("secret_id", Uuid, nullable=True),
+    Column("name_pattern", String(255), nullable=True),
+    # `name_pattern` as an SQL LIKE pattern (escape character '\'), so queries can apply it.
+    Column("name_like", String(512), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+service_accounts = Table(
+    "secret_service_accounts",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("scope_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=False, index=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+)
+
+# API tokens: only the SHA-256 of each token is stored, never the token.
+api_tokens = Table(
+    "secret_api_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "account_id",
+        Uuid,
+        ForeignKey("secret_service_accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
 )

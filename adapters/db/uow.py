@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine
 
+from adapters.db.access_repositories import SqlRoleBindingRepository, SqlServiceAccountRepository
 from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
 from ports.persistence import UnitOfWork
 
@@ -20,6 +21,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._connection.begin()
         self.scopes = SqlScopeRepository(self._connection)
         self.secrets = SqlSecretRepository(self._connection)
+        self.bindings = SqlRoleBindingRepository(self._connection)
+        self.service_accounts = SqlServiceAccountRepository(self._connection)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

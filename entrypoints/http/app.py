@@ -12,7 +12,7 @@ from flask_smorest import Api
 
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container
-from entrypoints.http import health, schemas, secrets
+from entrypoints.http import access, health, resolve, schemas, secrets
 from entrypoints.http.context import current_container
 from entrypoints.http.errors import error_response, register_error_handlers
 from entrypoints.logs import configure_logging
@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api = ServiceApi(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(secrets.blp)
+    api.register_blueprint(access.blp)
+    api.register_blueprint(resolve.blp)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)

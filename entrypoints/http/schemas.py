@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from core.access import Role
 from core.model import CONSUMERS, VersionState
 from ports.values import ScopeType
 
@@ -20,7 +21,7 @@ class StrictSchema(Schema):
         ordered = True
 
 
-class ScopeSchema(StrictSchema):
+class ScopeRefSchema(StrictSchema):
     type = fields.String(
         required=True,
         validate=validate.OneOf([t.value for t in ScopeType]),
@@ -37,6 +38,13 @@ class ScopeSchema(StrictSchema):
             raise ValidationError("required for every scope but global", "id")
         if data["type"] == ScopeType.GLOBAL.value and data.get("id", "global") != "global":
             raise ValidationError("the global scope's id is 'global'", "id")
+
+
+class ScopeSchema(ScopeRefSchema):
+    parent = fields.Nested(
+        ScopeRefSchema,
+        metadata={"description": "Creates the scope on first use below this parent."},
+    )
 
 
 class ValueInputMixin(Schema):
@@ -206,3 +214,182 @@ class ErrorBodySchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema)
+
+
+class PageArgsSchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+
+
+class ScopeCreateSchema(ScopeRefSchema):
+    parent = fields.Nested(ScopeRefSchema, required=True)
+
+
+class ScopeItemSchema(Schema):
+    type = fields.Function(lambda scope: scope.ref.type.value)
+    id = fields.Function(lambda scope: scope.ref.id)
+    created_at = fields.DateTime(allow_none=True)
+
+
+class ScopePageSchema(Schema):
+    items = fields.List(fields.Nested(ScopeItemSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class ScopeListArgsSchema(PageArgsSchema):
+    type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+
+
+class RoleBindingCreateSchema(StrictSchema):
+    principal = fields.String(
+        required=True, metadata={"description": "user:<id>, group:<id> or service:<name>"}
+    )
+    role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    scope = fields.Nested(ScopeRefSchema, required=True)
+    secret_id = fields.UUID(allow_none=True, load_default=None)
+    name_pattern = fields.String(
+        allow_none=True, load_default=None, metadata={"description": "a glob with * and ?"}
+    )
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class RoleBindingSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.UUID()
+    principal = fields.String()
+    role = fields.Enum(Role, by_value=True)
+    scope = fields.Nested(ScopeOutSchema)
+    secret_id = fields.UUID(allow_none=True)
+    name_pattern = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class RoleBindingPageSchema(Schema):
+    items = fields.List(fields.Nested(RoleBindingSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class RoleBindingListArgsSchema(PageArgsSchema):
+    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+    principal = fields.String()
+
+
+class ServiceAccountCreateSchema(StrictSchema):
+    name = fields.String(required=True)
+    scope = fields.Nested(ScopeRefSchema, required=True)
+    description = fields.String(load_default="")
+
+
+class ServiceAccountSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.UUID()
+    name = fields.String()
+    principal = fields.String()
+    scope = fields.Nested(ScopeOutSchema)
+    description = fields.String()
+    created_at = fields.DateTime()
+    created_by = fields.String()
+
+
+class ServiceAccountPageSchema(Schema):
+    items = fields.List(fields.Nested(ServiceAccountSchema))
+    page = fields.Integer()
+    page_size = fields.Integer()
+    total = fields.Integer()
+
+
+class ServiceAccountListArgsSchema(PageArgsSchema):
+    scope_type = fields.String(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+
+
+class TokenCreateSchema(StrictSchema):
+    description = fields.String(load_default="")
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class TokenSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.UUID()
+    prefix = fields.String()
+    description = fields.String()
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    expires_at = fields.DateTime(allow_none=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True)
+
+
+class TokenListSchema(Schema):
+    items = fields.List(fields.Nested(TokenSchema))
+
+
+class IssuedTokenSchema(TokenSchema):
+    token = fields.String(metadata={"description": "The token itself: shown this once only."})
+
+
+class ReaderSchema(Schema):
+    principal = fields.String()
+    role = fields.Enum(Role, by_value=True, allow_none=True)
+    via = fields.String()
+    binding_id = fields.Function(lambda reader: str(reader.binding.id) if reader.binding else None)
+
+
+class ReaderListSchema(Schema):
+    items = fields.List(fields.Nested(ReaderSchema))
+
+
+class ResolveArgsSchema(StrictSchema):
+    project = fields.String()
+    team = fields.String()
+    organization = fields.String()
+    user = fields.String(metadata={"description": "Whose personal scope; the caller's by default."})
+    environment = fields.String()
+    include_values = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _one_shared_scope(self, data: dict[str, Any], **_: Any) -> None:
+        given = [key for key in ("project", "team", "organization") if key in data]
+        if len(given) > 1:
+            raise ValidationError("give one of project, team or organization", given[-1])
+
+
+class ShadowedSchema(Schema):
+    id = fields.UUID()
+    scope = fields.Nested(ScopeOutSchema)
+    environment = fields.String(allow_none=True)
+
+
+class ResolvedSecretSchema(Schema):
+    class Meta:
+        ordered = True
+
+    name = fields.String()
+    id = fields.UUID()
+    scope = fields.Nested(ScopeOutSchema)
+    environment = fields.String(allow_none=True)
+    version = fields.Integer()
+    reference = fields.String()
+    shadows = fields.List(fields.Nested(ShadowedSchema))
+    value = fields.String(allow_none=True)
+    encoding = fields.String(allow_none=True)
+    value_error = fields.String(
+        allow_none=True, metadata={"description": "why no value: forbidden, secret_expired, …"}
+    )
+
+
+class ResolutionSchema(Schema):
+    items = fields.List(fields.Nested(ResolvedSecretSchema))

@@ -55,20 +55,23 @@ def decode_value(data: dict[str, Any]) -> SecretValue:
     return SecretValue.from_text(data["value"])
 
 
-def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any]:
-    raw = revealed.value.reveal()
+def value_text(value: SecretValue, encoding: str | None) -> tuple[str, str]:
+    """The value as JSON text and the encoding used: UTF-8 when it decodes, unless told."""
+    raw = value.reveal()
     if encoding != "base64":
         try:
-            text, used = raw.decode("utf-8"), "utf-8"
+            return raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             if encoding == "utf-8":
                 raise InvalidInput(
                     "this version's value is not UTF-8 text; ask for encoding=base64",
                     details={"field": "encoding"},
                 ) from None
-            encoding = "base64"
-    if encoding == "base64":
-        text, used = base64.b64encode(raw).decode("ascii"), "base64"
+    return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any]:
+    text, used = value_text(revealed.value, encoding)
     return {
         "id": revealed.secret.id,
         "name": revealed.secret.name,
@@ -118,7 +121,9 @@ class Secrets(MethodView):
             prefix=args.get("prefix"),
             deleted=args["deleted"],
         )
-        return service().list_secrets(criteria, PageRequest(args["page"], args["page_size"]))
+        return service().list_secrets(
+            g.principal, criteria, PageRequest(args["page"], args["page_size"])
+        )
 
     @blp.arguments(schemas.SecretCreateSchema)
     @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
@@ -126,8 +131,10 @@ class Secrets(MethodView):
     def post(self, data: dict[str, Any]) -> Any:
         """Create a secret with its first version. Answers with metadata only."""
         scope = data["scope"]
+        parent = scope.get("parent")
         draft = NewSecret(
             scope=scope_ref(scope["type"], scope.get("id")),
+            parent=scope_ref(parent["type"], parent.get("id")) if parent else None,
             name=data["name"],
             environment=data["environment"],
             type=data["type"],
@@ -151,7 +158,9 @@ class SecretItem(MethodView):
     @document_errors(401, 404)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """A secret's metadata, with its revision as ETag."""
-        return with_etag(service().get_secret(secret_id, include_deleted=args["include_deleted"]))
+        return with_etag(
+            service().get_secret(g.principal, secret_id, include_deleted=args["include_deleted"])
+        )
 
     @blp.arguments(schemas.SecretUpdateSchema)
     @blp.response(200, schemas.SecretSchema)
@@ -205,7 +214,7 @@ class SecretValueView(MethodView):
     @document_errors(400, 401, 404, 409, 410, 503)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
-        revealed = service().read_value(secret_id, args.get("version"))
+        revealed = service().read_value(g.principal, secret_id, args.get("version"))
         return encode_value(revealed, args.get("encoding"))
 
 
@@ -215,7 +224,7 @@ class SecretVersions(MethodView):
     @document_errors(401, 404)
     def get(self, secret_id: UUID) -> Any:
         """Every version's metadata, oldest first."""
-        return {"items": service().list_versions(secret_id)}
+        return {"items": service().list_versions(g.principal, secret_id)}
 
     @blp.arguments(schemas.SecretVersionCreateSchema)
     @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
@@ -235,7 +244,7 @@ class SecretVersionView(MethodView):
     @document_errors(401, 404)
     def get(self, secret_id: UUID, version: int) -> Any:
         """One version's metadata."""
-        return service().get_version(secret_id, version)
+        return service().get_version(g.principal, secret_id, version)
 
 
 @blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>")
@@ -246,7 +255,7 @@ class SecretByPath(MethodView):
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's metadata by scope and name (`environment` picks a variant)."""
         secret = service().find_secret(
-            scope_ref(scope_type, scope_id), name, args.get("environment")
+            g.principal, scope_ref(scope_type, scope_id), name, args.get("environment")
         )
         return with_etag(secret)
 
@@ -259,7 +268,7 @@ class SecretValueByPath(MethodView):
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
         found = service().find_secret(
-            scope_ref(scope_type, scope_id), name, args.get("environment")
+            g.principal, scope_ref(scope_type, scope_id), name, args.get("environment")
         )
-        revealed = service().read_value(found.id, args.get("version"))
+        revealed = service().read_value(g.principal, found.id, args.get("version"))
         return encode_value(revealed, args.get("encoding"))

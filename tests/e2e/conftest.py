@@ -58,6 +58,11 @@ class ApiClient:
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.request("DELETE", path, **kwargs)
 
+    def register_scope(self, kind: str, scope_id: str, parent: tuple[str, str]) -> None:
+        body = {"type": kind, "id": scope_id, "parent": {"type": parent[0], "id": parent[1]}}
+        response = self.post("/scopes", json=body)
+        assert response.status_code == 201, response.get_json()
+
     def create(self, **body: Any) -> Any:
         response = self.post("/secrets", json=body)
         assert response.status_code == 201, response.get_json()
@@ -66,4 +71,9 @@ class ApiClient:
 
 @pytest.fixture
 def api(app: Flask) -> ApiClient:
-    return ApiClient(app.test_client())
+    """The root caller, with a small hierarchy: organization acme > team t-1 > project p-42."""
+    client = ApiClient(app.test_client())
+    client.register_scope("organization", "acme", ("global", "global"))
+    client.register_scope("team", "t-1", ("organization", "acme"))
+    client.register_scope("project", "p-42", ("team", "t-1"))
+    return client

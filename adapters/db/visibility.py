@@ -1,0 +1,59 @@
+"""Access control applied inside queries: which rows an `AccessQuery` lets a caller see.
+
+Core decides *what* may be done (which roles grant an action, who owns a personal scope); this
+turns that decision into SQL so that lists and resolutions filter and paginate in the database.
+The rules are the same as `core.access.RoleBinding.covers`, and the permission tests run both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, false, or_, select
+
+from adapters.db.tables import role_bindings, scopes
+from core.access import AccessQuery
+
+LIKE_ESCAPE = "\\"
+
+
+def glob_to_like(pattern: str) -> str:
+    """A `*`/`?` glob as an SQL LIKE pattern with `\\` as escape character."""
+    escaped = (
+        pattern.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def visible(
+    access: AccessQuery,
+    scope: Any = scopes,
+    secret_id: ColumnElement[Any] | None = None,
+    name: ColumnElement[Any] | None = None,
+) -> ColumnElement[bool]:
+    """True for rows of `scope` (and, if given, the secret `secret_id` / `name` in it) that
+    the caller may act on. Without a secret, any binding at or above the scope counts."""
+    personal = scope.c.type == "user"
+    owner = personal & (scope.c.external_id == access.user_id) if access.user_id else false()
+    if access.unrestricted:
+        return or_(owner, ~personal)
+    binding, binding_scope = role_bindings.alias("b"), scopes.alias("bs")
+    conditions = [
+        binding.c.principal.in_(access.identities),
+        binding.c.role.in_(sorted(role.value for role in access.roles)),
+        or_(binding.c.expires_at.is_(None), binding.c.expires_at > access.now),
+        scope.c.path.startswith(binding_scope.c.path),
+    ]
+    if secret_id is not None and name is not None:
+        conditions += [
+            or_(binding.c.secret_id.is_(None), binding.c.secret_id == secret_id),
+            or_(binding.c.name_like.is_(None), name.like(binding.c.name_like, escape=LIKE_ESCAPE)),
+        ]
+    granted = exists(
+        select(1)
+        .select_from(binding.join(binding_scope, binding.c.scope_pk == binding_scope.c.pk))
+        .where(*conditions)
+    )
+    return or_(owner, ~personal & granted)

@@ -1,0 +1,167 @@
+"""Service accounts and their API tokens: issued here, shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets as token_source
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from core.access import Action, Target, authorize
+from core.errors import InvalidInput, NotFound, Unauthenticated
+from core.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.policy import check_scope
+from ports.persistence import UnitOfWork
+from ports.security import Clock
+from ports.values import Principal, ScopeRef, ScopeType
+
+TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+# A use is recorded at most this often per token, to spare the database a write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+INVALID_CREDENTIALS = "invalid or expired credentials"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def looks_like_api_token(token: str) -> bool:
+    return token.startswith(TOKEN_PREFIX)
+
+
+class ServiceAccountService:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+
+    def create(
+        self, actor: Principal, name: str, scope: ScopeRef, description: str = ""
+    ) -> ServiceAccount:
+        if not ACCOUNT_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"invalid service account name: it must match {ACCOUNT_NAME.pattern}",
+                details={"field": "name"},
+            )
+        check_scope(scope)
+        if scope.type is ScopeType.USER:
+            raise InvalidInput(
+                "service accounts belong to shared scopes", details={"field": "scope"}
+            )
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            owner = uow.scopes.get(scope)
+            if owner is None:
+                raise NotFound(f"no scope {scope}")
+            authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), now)
+            account = ServiceAccount(
+                id=uuid.uuid4(),
+                name=name,
+                scope=scope,
+                scope_path=owner.path,
+                description=description,
+                created_at=now,
+                created_by=actor.id,
+            )
+            uow.service_accounts.add(account)
+            uow.commit()
+        return account
+
+    def get(self, actor: Principal, account_id: UUID) -> ServiceAccount:
+        with self._uow_factory() as uow:
+            return self._load(uow, actor, account_id)
+
+    def list_accounts(
+        self, actor: Principal, scope: ScopeRef, page: PageRequest
+    ) -> Page[ServiceAccount]:
+        check_scope(scope)
+        with self._uow_factory() as uow:
+            owner = uow.scopes.get(scope)
+            if owner is None:
+                raise NotFound(f"no scope {scope}")
+            authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), self._clock.now())
+            return uow.service_accounts.search(scope, page)
+
+    def delete(self, actor: Principal, account_id: UUID) -> None:
+        """Remove the account with its tokens and every role binding naming it."""
+        with self._uow_factory() as uow:
+            self._load(uow, actor, account_id)
+            uow.service_accounts.delete(account_id)
+            uow.commit()
+
+    def tokens(self, actor: Principal, account_id: UUID) -> list[ApiToken]:
+        with self._uow_factory() as uow:
+            self._load(uow, actor, account_id)
+            return uow.service_accounts.tokens(account_id)
+
+    def issue_token(
+        self,
+        actor: Principal,
+        account_id: UUID,
+        *,
+        description: str = "",
+        expires_at: datetime | None = None,
+    ) -> tuple[ApiToken, str]:
+        """A new 256-bit token. The plaintext is returned once here and never stored."""
+        now = self._clock.now()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput("expires_at is in the past", details={"field": "expires_at"})
+        plaintext = TOKEN_PREFIX + token_source.token_urlsafe(32)
+        with self._uow_factory() as uow:
+            self._load(uow, actor, account_id)
+            token = ApiToken(
+                id=uuid.uuid4(),
+                account_id=account_id,
+                token_hash=hash_token(plaintext),
+                prefix=plaintext[: len(TOKEN_PREFIX) + 6],
+                description=description,
+                created_at=now,
+                created_by=actor.id,
+                expires_at=expires_at,
+            )
+            uow.service_accounts.add_token(token)
+            uow.commit()
+        return token, plaintext
+
+    def revoke_token(self, actor: Principal, account_id: UUID, token_id: UUID) -> None:
+        with self._uow_factory() as uow:
+            self._load(uow, actor, account_id)
+            if not any(token.id == token_id for token in uow.service_accounts.tokens(account_id)):
+                raise NotFound(f"service account {account_id} has no token {token_id}")
+            uow.service_accounts.revoke_token(token_id, self._clock.now())
+            uow.commit()
+
+    def authenticate(self, token: str) -> Principal:
+        """The service account an API token stands for. Every failure looks the same."""
+        token_hash = hash_token(token)
+        now = self._clock.now()
+        with self._uow_factory() as uow:
+            found = uow.service_accounts.token_by_hash(token_hash)
+            if found is None:
+                raise Unauthenticated(INVALID_CREDENTIALS)
+            record, account = found
+            if not hmac.compare_digest(record.token_hash, token_hash) or not record.usable(now):
+                raise Unauthenticated(INVALID_CREDENTIALS)
+            uow.service_accounts.touch_token(record.id, now, now - LAST_USED_RESOLUTION)
+            uow.commit()
+        return Principal(id=account.principal, kind="service")
+
+    def _load(self, uow: UnitOfWork, actor: Principal, account_id: UUID) -> ServiceAccount:
+        account = uow.service_accounts.get(account_id)
+        if account is None:
+            raise NotFound(f"no service account {account_id}")
+        try:
+            authorize(
+                uow,
+                actor,
+                Action.ADMIN,
+                Target(account.scope, account.scope_path),
+                self._clock.now(),
+            )
+        except NotFound:
+            raise NotFound(f"no service account {account_id}") from None
+        return account

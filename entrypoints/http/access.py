@@ -1,0 +1,206 @@
+"""Scopes, role bindings, service accounts and their tokens, and who can read a secret."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Response, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from core.access import Role
+from core.bindings import NewBinding
+from core.model import PageRequest
+from entrypoints.http import schemas
+from entrypoints.http.context import current_container
+from entrypoints.http.secrets import document_errors, scope_ref
+from ports.values import ScopeType
+
+blp = Blueprint(
+    "access",
+    __name__,
+    url_prefix="/api/v1",
+    description="Scopes, role bindings and service accounts: who may do what, and where.",
+)
+
+
+def page_of(args: dict[str, Any]) -> PageRequest:
+    return PageRequest(args["page"], args["page_size"])
+
+
+def ref_of(data: dict[str, Any]) -> Any:
+    return scope_ref(data["type"], data.get("id"))
+
+
+@blp.route("/scopes")
+class Scopes(MethodView):
+    @blp.arguments(schemas.ScopeListArgsSchema, location="query")
+    @blp.response(200, schemas.ScopePageSchema)
+    @document_errors(400, 401)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Scopes the caller can see."""
+        scope_type = ScopeType(args["type"]) if "type" in args else None
+        return (
+            current_container().scope_service().list_scopes(g.principal, scope_type, page_of(args))
+        )
+
+    @blp.arguments(schemas.ScopeCreateSchema)
+    @blp.response(201, schemas.ScopeItemSchema)
+    @document_errors(400, 401, 404, 409)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Register a scope below its parent (admins of the parent)."""
+        return (
+            current_container()
+            .scope_service()
+            .register(g.principal, ref_of(data), ref_of(data["parent"]))
+        )
+
+
+@blp.route("/scopes/<scope_type>/<scope_id>")
+class ScopeItem(MethodView):
+    @blp.response(200, schemas.ScopeItemSchema)
+    @document_errors(401, 404)
+    def get(self, scope_type: str, scope_id: str) -> Any:
+        """One scope."""
+        return current_container().scope_service().get(g.principal, scope_ref(scope_type, scope_id))
+
+    @blp.response(204)
+    @document_errors(401, 404, 409)
+    def delete(self, scope_type: str, scope_id: str) -> Any:
+        """Delete an empty scope (refused with 409 while it holds secrets or scopes)."""
+        current_container().scope_service().delete(g.principal, scope_ref(scope_type, scope_id))
+        return Response(status=204)
+
+
+@blp.route("/role-bindings")
+class RoleBindings(MethodView):
+    @blp.arguments(schemas.RoleBindingListArgsSchema, location="query")
+    @blp.response(200, schemas.RoleBindingPageSchema)
+    @document_errors(400, 401, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Bindings held at a scope (its admins), or the caller's own (`principal`)."""
+        scope = (
+            scope_ref(args["scope_type"], args.get("scope_id")) if "scope_type" in args else None
+        )
+        return (
+            current_container()
+            .binding_service()
+            .list_bindings(g.principal, scope, args.get("principal"), page_of(args))
+        )
+
+    @blp.arguments(schemas.RoleBindingCreateSchema)
+    @blp.response(201, schemas.RoleBindingSchema)
+    @document_errors(400, 401, 404)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Grant a role at a scope (and below), optionally narrowed to a secret or a name glob."""
+        draft = NewBinding(
+            principal=data["principal"],
+            role=Role(data["role"]),
+            scope=ref_of(data["scope"]),
+            secret_id=data["secret_id"],
+            name_pattern=data["name_pattern"],
+            expires_at=data["expires_at"],
+        )
+        return current_container().binding_service().create(g.principal, draft)
+
+
+@blp.route("/role-bindings/<uuid:binding_id>")
+class RoleBindingItem(MethodView):
+    @blp.response(204)
+    @document_errors(401, 404)
+    def delete(self, binding_id: UUID) -> Any:
+        """Remove a binding (admins of its scope)."""
+        current_container().binding_service().delete(g.principal, binding_id)
+        return Response(status=204)
+
+
+@blp.route("/secrets/<uuid:secret_id>/access")
+class SecretReaders(MethodView):
+    @blp.response(200, schemas.ReaderListSchema)
+    @document_errors(401, 403, 404)
+    def get(self, secret_id: UUID) -> Any:
+        """Who can read this secret's value, and through which binding (admins, auditors)."""
+        return {"items": current_container().binding_service().readers(g.principal, secret_id)}
+
+
+@blp.route("/service-accounts")
+class ServiceAccounts(MethodView):
+    @blp.arguments(schemas.ServiceAccountListArgsSchema, location="query")
+    @blp.response(200, schemas.ServiceAccountPageSchema)
+    @document_errors(400, 401, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Service accounts owned by a scope (its admins)."""
+        scope = scope_ref(args["scope_type"], args.get("scope_id"))
+        return (
+            current_container()
+            .service_account_service()
+            .list_accounts(g.principal, scope, page_of(args))
+        )
+
+    @blp.arguments(schemas.ServiceAccountCreateSchema)
+    @blp.response(201, schemas.ServiceAccountSchema)
+    @document_errors(400, 401, 404, 409)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a service account owned by a scope; grant it roles with role bindings."""
+        return (
+            current_container()
+            .service_account_service()
+            .create(g.principal, data["name"], ref_of(data["scope"]), data["description"])
+        )
+
+
+@blp.route("/service-accounts/<uuid:account_id>")
+class ServiceAccountItem(MethodView):
+    @blp.response(200, schemas.ServiceAccountSchema)
+    @document_errors(401, 404)
+    def get(self, account_id: UUID) -> Any:
+        """One service account."""
+        return current_container().service_account_service().get(g.principal, account_id)
+
+    @blp.response(204)
+    @document_errors(401, 404)
+    def delete(self, account_id: UUID) -> Any:
+        """Delete the account, its tokens and the bindings naming it."""
+        current_container().service_account_service().delete(g.principal, account_id)
+        return Response(status=204)
+
+
+@blp.route("/service-accounts/<uuid:account_id>/tokens")
+class ServiceAccountTokens(MethodView):
+    @blp.response(200, schemas.TokenListSchema)
+    @document_errors(401, 404)
+    def get(self, account_id: UUID) -> Any:
+        """The account's tokens (never the tokens themselves)."""
+        return {
+            "items": current_container().service_account_service().tokens(g.principal, account_id)
+        }
+
+    @blp.arguments(schemas.TokenCreateSchema)
+    @blp.response(201, schemas.IssuedTokenSchema)
+    @document_errors(400, 401, 404)
+    def post(self, data: dict[str, Any], account_id: UUID) -> Any:
+        """Issue an API token: the answer holds it, once; only its hash is kept."""
+        token, plaintext = (
+            current_container()
+            .service_account_service()
+            .issue_token(
+                g.principal,
+                account_id,
+                description=data["description"],
+                expires_at=data["expires_at"],
+            )
+        )
+        return {**token.__dict__, "token": plaintext}
+
+
+@blp.route("/service-accounts/<uuid:account_id>/tokens/<uuid:token_id>")
+class ServiceAccountToken(MethodView):
+    @blp.response(204)
+    @document_errors(401, 404)
+    def delete(self, account_id: UUID, token_id: UUID) -> Any:
+        """Revoke a token; it stops working at once."""
+        current_container().service_account_service().revoke_token(
+            g.principal, account_id, token_id
+        )
+        return Response(status=204)
