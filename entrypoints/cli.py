@@ -1,20 +1,24 @@
-"""`secretctl`: run the server, migrate the database, and get/set/list secrets of a server."""
+"""`secretctl`: run the server, migrate the database, administer; the client commands of
+`entrypoints.client` are registered here too."""
 
 from __future__ import annotations
 
-import json
 import secrets as token_generator
 import sys
 from dataclasses import replace
 from typing import Any
 
 import click
-import requests
 
-from core.errors import ConfigurationError
+from core.access import Role
+from core.bindings import NewBinding
+from core.errors import ConfigurationError, ServiceError
+from entrypoints.client import CLIENT_COMMANDS, parse_scope
 from entrypoints.config import Settings, load_settings
+from ports.values import Principal, ScopeRef, ScopeType
 
-DEFAULT_ADDR = "http://127.0.0.1:8080"
+# The operator at the machine, acting on the database directly (recorded as `cli`).
+OPERATOR = Principal(id="cli", kind="root", is_root=True)
 
 
 @click.group()
@@ -49,13 +53,8 @@ def serve(
     from entrypoints.server import prepare, run_gunicorn
 
     settings = settings_of(ctx, host=host, port=port, workers=workers)
-    generated = settings.dev_root_token is None
+    generated = settings.dev_root_token is None and not settings.production
     if generated:
-        if settings.production:
-            raise click.ClickException(
-                "production mode needs SECRETS_DEV_ROOT_TOKEN (the only identity until "
-                "identity providers are configured)"
-            )
         settings = replace(settings, dev_root_token="dev." + token_generator.token_urlsafe(32))
     try:
         prepare(settings, migrate=not no_migrate)
@@ -102,163 +101,37 @@ def _redact_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
-# -- client -----------------------------------------------------------------------------------
+# -- administration ---------------------------------------------------------------------------
 
 
-class Client:
-    """A thin REST client; errors print the server's code and message."""
-
-    def __init__(self, addr: str, token: str | None) -> None:
-        if not token:
-            raise click.ClickException("no token: set SECRETS_TOKEN or pass --token")
-        self.addr = addr.rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.session.request(
-                method, f"{self.addr}/api/v1{path}", timeout=30, **kwargs
-            )
-        except requests.ConnectionError:
-            raise click.ClickException(f"cannot reach the server at {self.addr}") from None
-        return response
-
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.call(method, path, **kwargs)
-        if response.status_code >= 400:
-            raise click.ClickException(_error_text(response))
-        return response.json()
+@main.group()
+def admin() -> None:
+    """Operator commands that work on the database directly (no server, no token)."""
 
 
-def _error_text(response: requests.Response) -> str:
+@admin.command("grant")
+@click.option("--principal", required=True, help="user:<id>, group:<id> or service:<name>")
+@click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
+@click.option(
+    "--scope", "scope_text", default="global", show_default=True, help="global or TYPE:ID"
+)
+@click.pass_context
+def admin_grant(ctx: click.Context, principal: str, role: str, scope_text: str) -> None:
+    """Grant a role directly: how the first admin of a production deployment is made."""
+    from entrypoints.container import Container
+
+    kind, scope_id = parse_scope(scope_text)
+    container = Container(settings=settings_of(ctx))
     try:
-        error = response.json()["error"]
-        return f"{error['code']}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
-
-
-def parse_scope(text: str) -> tuple[str, str]:
-    if text == "global":
-        return "global", "global"
-    kind, sep, scope_id = text.partition(":")
-    if not sep or not scope_id:
-        raise click.BadParameter("use 'global' or TYPE:ID, e.g. project:p-42", param_hint="--scope")
-    return kind, scope_id
-
-
-client_options = [
-    click.option("--addr", envvar="SECRETS_ADDR", default=DEFAULT_ADDR, show_default=True),
-    click.option("--token", envvar="SECRETS_TOKEN", help="Bearer token (SECRETS_TOKEN)."),
-    click.option("--scope", default="global", show_default=True, help="global or TYPE:ID"),
-    click.option("--env", "environment", help="Environment (e.g. production)."),
-]
-
-
-def with_client_options(command: Any) -> Any:
-    for option in reversed(client_options):
-        command = option(command)
-    return command
-
-
-@main.command()
-@click.argument("name")
-@click.option("--version", type=int, help="A specific version.")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole answer as JSON.")
-@with_client_options
-def get(
-    name: str,
-    version: int | None,
-    as_json: bool,
-    addr: str,
-    token: str | None,
-    scope: str,
-    environment: str | None,
-) -> None:
-    """Print a secret's value."""
-    kind, scope_id = parse_scope(scope)
-    params: dict[str, Any] = {"environment": environment, "version": version}
-    answer = Client(addr, token).json(
-        "GET",
-        f"/scopes/{kind}/{scope_id}/secrets/{name}/value",
-        params={k: v for k, v in params.items() if v is not None},
-    )
-    click.echo(json.dumps(answer, indent=2) if as_json else answer["value"])
-
-
-@main.command("set")
-@click.argument("name")
-@click.argument("value", required=False)
-@click.option("--type", "secret_type", default="generic", show_default=True)
-@click.option("--description", default="")
-@with_client_options
-def set_(
-    name: str,
-    value: str | None,
-    secret_type: str,
-    description: str,
-    addr: str,
-    token: str | None,
-    scope: str,
-    environment: str | None,
-) -> None:
-    """Create a secret or write its next version. Reads the value from stdin when omitted."""
-    if value is None or value == "-":
-        value = sys.stdin.read()
-    kind, scope_id = parse_scope(scope)
-    client = Client(addr, token)
-    params = {"environment": environment} if environment else {}
-    found = client.call("GET", f"/scopes/{kind}/{scope_id}/secrets/{name}", params=params)
-    if found.status_code == 404:
-        body: dict[str, Any] = {
-            "name": name,
-            "value": value,
-            "type": secret_type,
-            "description": description,
-            "scope": {"type": kind} if kind == "global" else {"type": kind, "id": scope_id},
-        }
-        if environment:
-            body["environment"] = environment
-        secret = client.json("POST", "/secrets", json=body)
-    elif found.status_code == 200:
-        secret = client.json(
-            "POST",
-            f"/secrets/{found.json()['id']}/versions",
-            json={"value": value},
-            headers={"If-Match": found.headers.get("ETag", "*")},
+        binding = container.binding_service().create(
+            OPERATOR, NewBinding(principal, Role(role), ScopeRef(ScopeType(kind), scope_id))
         )
-    else:
-        raise click.ClickException(_error_text(found))
-    click.echo(f"{secret['reference']} version {secret['current_version']} ({secret['id']})")
+    except ServiceError as error:
+        raise click.ClickException(f"{error.code}: {error.message}") from None
+    finally:
+        container.shutdown_resources()
+    click.echo(f"granted {binding.role.value} at {binding.scope} to {binding.principal}")
 
 
-@main.command("list")
-@click.option("--prefix", help="Only names starting with this.")
-@click.option("--all-scopes", is_flag=True, help="Ignore --scope and list every scope.")
-@with_client_options
-def list_(
-    prefix: str | None,
-    all_scopes: bool,
-    addr: str,
-    token: str | None,
-    scope: str,
-    environment: str | None,
-) -> None:
-    """List secrets' metadata."""
-    params: dict[str, Any] = {"page_size": 500}
-    if not all_scopes:
-        params["scope_type"], params["scope_id"] = parse_scope(scope)
-    if prefix:
-        params["prefix"] = prefix
-    if environment:
-        params["environment"] = environment
-    page = Client(addr, token).json("GET", "/secrets", params=params)
-    for item in page["items"]:
-        env = item["environment"] or "*"
-        click.echo(
-            f"{item['scope']['type']}/{item['scope']['id']}\t{item['name']}\t{env}\t"
-            f"v{item['current_version']}\t{item['type']}\t{item['id']}"
-        )
-    if page["total"] > len(page["items"]):
-        click.echo(f"... {page['total'] - len(page['items'])} more", err=True)
+for command in CLIENT_COMMANDS:
+    main.add_command(command)

@@ -33,6 +33,16 @@ def ref_of(data: dict[str, Any]) -> Any:
     return scope_ref(data["type"], data.get("id"))
 
 
+@blp.route("/auth/whoami")
+class WhoAmI(MethodView):
+    @blp.response(200, schemas.WhoAmISchema)
+    @document_errors(401)
+    def get(self) -> Any:
+        """Who the bearer token stands for."""
+        principal = g.principal
+        return {"principal": principal.id, "kind": principal.kind, "groups": principal.groups}
+
+
 @blp.route("/scopes")
 class Scopes(MethodView):
     @blp.arguments(schemas.ScopeListArgsSchema, location="query")

@@ -393,3 +393,9 @@ class ResolvedSecretSchema(Schema):
 
 class ResolutionSchema(Schema):
     items = fields.List(fields.Nested(ResolvedSecretSchema))
+
+
+class WhoAmISchema(Schema):
+    principal = fields.String()
+    kind = fields.String()
+    groups = fields.List(fields.String())

@@ -100,18 +100,20 @@ def test_operator_session(server: Server) -> None:
     api = f"{server.addr}/api/v1"
     assert requests.get(f"{api}/secrets", timeout=5).status_code == 401
 
-    created = requests.post(
-        f"{api}/secrets",
-        headers=headers,
-        timeout=5,
-        json={
-            "name": "GITHUB_TOKEN",
-            "scope": {"type": "project", "id": "p-7"},
-            "value": VALUE,
-            "consumer": "git_provider",
-        },
+    body = {
+        "name": "GITHUB_TOKEN",
+        "value": VALUE,
+        "consumer": "git_provider",
+        "scope": {"type": "project", "id": "p-7", "parent": {"type": "organization", "id": "o-1"}},
+    }
+    created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json=body)
+    assert created.status_code == 404  # the parent organization does not exist yet
+    made_org = server.cli(
+        "set", "ORG_WIDE", "x", "--scope", "organization:o-1", "--parent", "global"
     )
-    assert created.status_code == 201
+    assert made_org.returncode == 0, made_org.stderr
+    created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json=body)
+    assert created.status_code == 201, created.text
     secret_id = created.json()["id"]
     second = requests.post(
         f"{api}/secrets/{secret_id}/versions", headers=headers, timeout=5, json={"value": VALUE_2}
