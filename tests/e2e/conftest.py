@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,9 +18,26 @@ from entrypoints.http.app import create_app
 TOKEN = "e2e-root-token-0123456789"
 
 
+JWT_KEY = "e2e-shared-jwt-signing-key-0123456789abcdef"
+ISSUER = "https://idp.test"
+AUDIENCE = "secret-management"
+
+
+def user_token(subject: str, groups: tuple[str, ...] = (), **claims: Any) -> str:
+    """A JWT of the test identity provider (HS256, shared key), valid for five minutes."""
+    now = int(time.time())
+    payload = {"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "groups": list(groups)}
+    payload |= {"iat": now, "exp": now + 300, **claims}
+    return jwt.encode(payload, JWT_KEY, algorithm="HS256")
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("TEST_JWT_KEY", JWT_KEY)
     return Settings(
+        identity={
+            "jwt": {"issuer": ISSUER, "audience": AUDIENCE, "shared_key_env": "TEST_JWT_KEY"}
+        },
         data_dir=tmp_path,
         database_url=database_url,
         dev_root_token=TOKEN,
@@ -67,6 +86,10 @@ class ApiClient:
         response = self.post("/secrets", json=body)
         assert response.status_code == 201, response.get_json()
         return response.get_json()
+
+
+def as_user(app: Flask, subject: str, groups: tuple[str, ...] = ()) -> ApiClient:
+    return ApiClient(app.test_client(), token=user_token(subject, groups))
 
 
 @pytest.fixture

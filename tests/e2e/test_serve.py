@@ -3,6 +3,7 @@ HTTP by `requests` and by the `secretctl` client commands."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -162,3 +163,71 @@ def test_operator_session(server: Server) -> None:
     output = server.output()
     assert "POST /api/v1/secrets" in output  # the DEBUG log was really captured
     assert VALUE not in output and VALUE_2 not in output
+
+
+def test_run_injects_resolved_secrets_into_a_child_process(server: Server) -> None:
+    steps = [
+        ("DB_HOST", "global-host", "global", None, None),
+        ("API_URL", "from-global", "global", None, None),
+        ("TEAM_ONLY", "from-team", "team:t-1", "organization:acme", None),
+        ("API_URL", "from-project", "project:p-7", "team:t-1", None),
+        ("API_URL", "from-project-prod", "project:p-7", None, "production"),
+    ]
+    made = server.cli("set", "ORG", "o", "--scope", "organization:acme", "--parent", "global")
+    assert made.returncode == 0, made.stderr
+    for name, value, scope, parent, environment in steps:
+        args = ["set", name, value, "--scope", scope]
+        args += ["--parent", parent] if parent else []
+        args += ["--env", environment] if environment else []
+        result = server.cli(*args)
+        assert result.returncode == 0, result.stderr
+
+    show = "import json, os; print(json.dumps({k: os.environ.get(k) for k in %r}))"
+    names = ["API_URL", "TEAM_ONLY", "DB_HOST", "ORG", "KEEP_ME"]
+    child = [sys.executable, "-c", show % names]
+    base = ["run", "--project", "p-7", "--env", "production"]
+    os.environ["KEEP_ME"] = "parent-value"
+    try:
+        inherited = server.cli(*base, "--", *child)
+        isolated = server.cli(*base, "--no-inherit-env", "--", *child)
+    finally:
+        del os.environ["KEEP_ME"]
+    assert inherited.returncode == 0, inherited.stderr
+    assert json.loads(inherited.stdout) == {
+        "API_URL": "from-project-prod",
+        "TEAM_ONLY": "from-team",
+        "DB_HOST": "global-host",
+        "ORG": "o",
+        "KEEP_ME": "parent-value",
+    }
+    assert json.loads(isolated.stdout)["KEEP_ME"] is None
+
+    resolved = server.cli("resolve", "--project", "p-7", "--env", "production")
+    assert "API_URL\tproject/p-7\tproduction\tshadows project/p-7, global/global" in resolved.stdout
+
+    server.cli("set", "A-B", "1", "--scope", "project:p-7")
+    server.cli("set", "A_B", "2", "--scope", "project:p-7")
+    clash = server.cli(*base, "--", *child)
+    assert (
+        clash.returncode == 1 and "two secrets become the environment variable A_B" in clash.stderr
+    )
+
+
+def test_login_stores_the_token_privately(server: Server, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETS_")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    secretctl = str(BIN / "secretctl")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [secretctl, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    refused = cli("login", "--addr", server.addr, "--token", "wrong-token")
+    assert refused.returncode == 1 and "unauthenticated" in refused.stderr
+    assert not (tmp_path / "config" / "secretctl" / "credentials.json").exists()
+    assert cli("login", "--addr", server.addr, "--token", server.token).returncode == 0
+    stored = tmp_path / "config" / "secretctl" / "credentials.json"
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    assert cli("set", "STORED", "works").returncode == 0
+    assert cli("get", "STORED").stdout == "works\n"
