@@ -231,3 +231,27 @@ def test_login_stores_the_token_privately(server: Server, tmp_path: Path) -> Non
     assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
     assert cli("set", "STORED", "works").returncode == 0
     assert cli("get", "STORED").stdout == "works\n"
+
+
+def test_admin_grant_works_on_the_database_directly(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETS_")}
+    env["SECRETS_DATA_DIR"] = str(server.data_dir)
+    granted = subprocess.run(
+        [str(BIN / "secretctl"), "admin", "grant", "--principal", "user:zoe", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert "granted admin at global/global to user:zoe" in granted.stdout
+    bindings = requests.get(
+        f"{server.addr}/api/v1/role-bindings",
+        params={"principal": "user:zoe"},
+        headers={"Authorization": f"Bearer {server.token}"},
+        timeout=5,
+    ).json()
+    assert [(b["principal"], b["role"], b["created_by"]) for b in bindings["items"]] == [
+        ("user:zoe", "admin", "cli")
+    ]
