@@ -52,9 +52,21 @@ class Placement:
         assert self.parent is not None
         return self.parent.path
 
-    def create_if_missing(self, uow: UnitOfWork) -> None:
-        if self.scope is None:
-            uow.scopes.add(self.ref, self.parent)
+    def create_if_missing(self, uow: UnitOfWork) -> Scope:
+        """The scope, created now if it is new. Another writer may have created it since it was
+        placed: below the same parent, the caller's authorization holds for it as well."""
+        if self.scope is not None:
+            return self.scope
+        assert self.parent is not None
+        existing = uow.scopes.get(self.ref)
+        if existing is None:
+            return uow.scopes.add(self.ref, self.parent)
+        if existing.parent_pk != self.parent.pk:
+            raise Conflict(
+                f"scope {self.ref} was just created below another parent; try again",
+                details={"scope": str(self.ref)},
+            )
+        return existing
 
 
 def check_parent(ref: ScopeRef, parent: ScopeRef) -> None:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from core.access import Action, Target, authorize
-from core.errors import InvalidInput, NotFound, Unauthenticated
+from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.model import ApiToken, Page, PageRequest, ServiceAccount
 from core.policy import check_scope
 from ports.persistence import UnitOfWork
@@ -58,6 +58,14 @@ class ServiceAccountService:
             if owner is None:
                 raise NotFound(f"no scope {scope}")
             authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), now)
+            # Bindings name principals, not accounts: a new account would inherit any binding
+            # already naming it, granted perhaps at scopes its creator does not administer.
+            principal = f"service:{name}"
+            if uow.bindings.search(None, principal, PageRequest(page_size=1)).total:
+                raise Conflict(
+                    f"role bindings already name {principal}; remove them before creating it",
+                    details={"field": "name"},
+                )
             account = ServiceAccount(
                 id=uuid.uuid4(),
                 name=name,

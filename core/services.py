@@ -153,12 +153,16 @@ class SecretService:
     def find_secret(
         self, actor: Principal, scope: ScopeRef, name: str, environment: str | None
     ) -> Secret:
+        env = f" ({environment})" if environment else ""
+        missing = f"no secret '{name}'{env} in scope {scope}"
         with self._uow_factory() as uow:
             secret = uow.secrets.get_by_name(scope, environment, name)
             if secret is None or secret.is_deleted:
-                env = f" ({environment})" if environment else ""
-                raise NotFound(f"no secret '{name}'{env} in scope {scope}")
-            authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
+                raise NotFound(missing)
+            try:
+                authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
+            except NotFound:  # the same answer as for no secret at all, without its id
+                raise NotFound(missing) from None
         return secret
 
     def list_secrets(
@@ -236,14 +240,14 @@ class SecretService:
         record = self._store(backend, secret, 1, value, actor, now)
         try:
             with self._uow_factory() as uow:
-                placement.create_if_missing(uow)
+                scope = placement.create_if_missing(uow)
                 uow.secrets.add(secret)
                 uow.secrets.add_version(record)
                 uow.commit()
         except BaseException:
             self._discard(backend, record)
             raise
-        return replace(secret, scope_path=placement.path)
+        return replace(secret, scope_path=scope.path)
 
     def write_value(
         self,

@@ -2,21 +2,24 @@
 
 They behave like the real adapters where core can tell the difference: a unit of work only
 makes its changes visible on commit, repositories enforce the same constraints as the tables
-(unique names, gapless version keys, revision checks), and the backend binds each value to the
-version it was written for. Switches such as `fail_next_put` or `fail_next_commit` let a test
-walk the failure paths without a mock.
+(unique names, foreign keys, gapless version keys, revision checks), queries filter by access
+with the same rule as the SQL (`visible`, from `core.access`), and the backend binds each value
+to the version it was written for. Switches such as `fail_next_put` or `fail_next_commit` let a
+test walk the failure paths without a mock.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+from core.access import AccessQuery, Role, RoleBinding, Target
 from core.errors import (
     BackendUnavailable,
     Conflict,
@@ -25,13 +28,36 @@ from core.errors import (
     ValueIntegrityError,
     ValueTooLarge,
 )
-from core.model import Page, PageRequest, Scope, Secret, SecretFilter, SecretVersion
-from ports.persistence import ScopeRepository, SecretRepository, UnitOfWork
+from core.model import (
+    ApiToken,
+    Page,
+    PageRequest,
+    Scope,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+    ServiceAccount,
+)
+from core.services import secret_target
+from ports.persistence import (
+    ResolveCandidate,
+    RoleBindingRepository,
+    ScopeRepository,
+    ScopeUsage,
+    SecretRepository,
+    ServiceAccountRepository,
+    UnitOfWork,
+)
 from ports.security import Clock
 from ports.storage import BackendCapabilities, BackendHealth, StorageBackend
-from ports.values import ScopeRef, SecretValue, VersionKey
+from ports.values import ScopeRef, ScopeType, SecretValue, VersionKey
+
+T = TypeVar("T")
 
 # -- persistence ----------------------------------------------------------------------------
+
+# When rows that a test sets up directly (not through the code under test) were written.
+SEEDED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _check_aware(record: object) -> None:
@@ -42,39 +68,102 @@ def _check_aware(record: object) -> None:
             raise ValueError(f"naive datetimes are not stored ({item.name})")
 
 
+def visible(access: AccessQuery, target: Target, bindings: Iterable[RoleBinding]) -> bool:
+    """Whether `access` lets its caller act on `target`: the rule of `core.access.allowed`,
+    which `adapters/db/visibility.py` expresses in SQL. A personal scope is its owner's alone;
+    an unrestricted caller passes every other scope; anyone else needs an active binding of
+    one of the roles that covers the target."""
+    if target.scope.type is ScopeType.USER:
+        return access.user_id is not None and target.scope.id == access.user_id
+    if access.unrestricted:
+        return True
+    return any(
+        binding.principal in access.identities
+        and binding.role in access.roles
+        and binding.active(access.now)
+        and binding.covers(target)
+        for binding in bindings
+    )
+
+
+def _page(rows: Sequence[T], page: PageRequest) -> Page[T]:
+    if page.page < 1 or page.page_size < 1:
+        raise ValueError("page and page_size start at 1")
+    items = rows[page.offset : page.offset + page.page_size]
+    return Page(
+        items=copy.deepcopy(list(items)), total=len(rows), page=page.page, page_size=page.page_size
+    )
+
+
 # What `SecretRepository.update` never changes, as in the SQL adapter.
 FIXED_AT_CREATION = frozenset(
-    {"id", "scope", "name", "environment", "type", "created_at", "created_by"}
+    {"id", "scope", "scope_path", "name", "environment", "type", "created_at", "created_by"}
 )
 
 
 @dataclass
 class _Tables:
-    """One copy of every row. Each operation checks what the database's constraints check."""
+    """One copy of every row. Each operation checks what the database's constraints check.
+
+    Rows that join a scope (secrets, bindings, service accounts) take their `scope_path` from
+    it, as the SQL adapters do.
+    """
 
     scopes: dict[ScopeRef, Scope] = field(default_factory=dict)
     secrets: dict[UUID, Secret] = field(default_factory=dict)
     versions: dict[UUID, dict[int, SecretVersion]] = field(default_factory=dict)
-    next_scope_pk: int = 1
+    bindings: dict[UUID, RoleBinding] = field(default_factory=dict)
+    accounts: dict[UUID, ServiceAccount] = field(default_factory=dict)
+    tokens: dict[UUID, ApiToken] = field(default_factory=dict)
 
-    def add_scope(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
+    # -- scopes
+
+    def add_scope(
+        self, ref: ScopeRef, parent_ref: ScopeRef | None, pk: int, created_at: datetime
+    ) -> Scope:
         if ref in self.scopes:
-            raise Conflict(f"scope {ref} exists already")
-        if parent_pk is not None and all(s.pk != parent_pk for s in self.scopes.values()):
-            raise Conflict(f"no parent scope with pk {parent_pk}")  # a foreign key violation
-        scope = Scope(pk=self.next_scope_pk, ref=ref, parent_pk=parent_pk)
-        self.next_scope_pk += 1
+            raise Conflict(f"scope {ref} already exists", details={"scope": str(ref)})
+        parent = None if parent_ref is None else self.scopes.get(parent_ref)
+        if parent_ref is not None and parent is None:
+            raise Conflict(f"no parent scope {parent_ref}")  # a foreign key violation
+        scope = Scope(
+            pk=pk,
+            ref=ref,
+            path=f"{parent.path if parent else '/'}{pk}/",
+            parent_pk=parent.pk if parent else None,
+            created_at=created_at,
+        )
         self.scopes[ref] = scope
         return scope
 
+    def delete_scope(self, ref: ScopeRef) -> None:
+        scope = self.scopes.get(ref)
+        if scope is None:
+            return
+        if (
+            any(other.parent_pk == scope.pk for other in self.scopes.values())
+            or any(secret.scope == ref for secret in self.secrets.values())
+            or any(account.scope == ref for account in self.accounts.values())
+        ):
+            raise Conflict(f"scope {ref} is still referenced")  # a foreign key violation
+        self.bindings = {k: b for k, b in self.bindings.items() if b.scope != ref}
+        del self.scopes[ref]
+
+    def scope_path_of(self, ref: ScopeRef) -> str:
+        scope = self.scopes.get(ref)
+        if scope is None:
+            raise NotFound(f"no scope {ref}", details={"scope": str(ref)})
+        return scope.path
+
+    # -- secrets and versions
+
     def add_secret(self, secret: Secret) -> None:
         _check_aware(secret)
-        if secret.scope not in self.scopes:
-            raise NotFound(f"no scope {secret.scope}")  # the scope foreign key
+        scope_path = self.scope_path_of(secret.scope)  # the scope foreign key
         if secret.id in self.secrets:
             raise Conflict(f"secret {secret.id} exists already")
         self._check_name_free(secret)
-        self.secrets[secret.id] = secret
+        self.secrets[secret.id] = replace(secret, scope_path=scope_path)
         self.versions[secret.id] = {}
 
     def update_secret(self, secret: Secret, expected_revision: int) -> None:
@@ -118,6 +207,56 @@ class _Tables:
                     details={"id": str(other.id)},
                 )
 
+    # -- role bindings
+
+    def add_binding(self, binding: RoleBinding) -> None:
+        _check_aware(binding)
+        scope_path = self.scope_path_of(binding.scope)
+        if binding.id in self.bindings:
+            raise Conflict(f"role binding {binding.id} exists already")
+        self.bindings[binding.id] = replace(binding, scope_path=scope_path)
+
+    def delete_binding(self, binding_id: UUID) -> None:
+        self.bindings.pop(binding_id, None)
+
+    # -- service accounts and tokens
+
+    def add_account(self, account: ServiceAccount) -> None:
+        _check_aware(account)
+        scope_path = self.scope_path_of(account.scope)
+        if account.id in self.accounts or any(
+            other.name == account.name for other in self.accounts.values()
+        ):
+            raise Conflict(f"a service account named '{account.name}' exists already")
+        self.accounts[account.id] = replace(account, scope_path=scope_path)
+
+    def delete_account(self, account_id: UUID) -> None:
+        account = self.accounts.pop(account_id, None)
+        if account is None:
+            return
+        self.tokens = {k: t for k, t in self.tokens.items() if t.account_id != account_id}
+        self.bindings = {k: b for k, b in self.bindings.items() if b.principal != account.principal}
+
+    def add_token(self, token: ApiToken) -> None:
+        _check_aware(token)
+        if token.account_id not in self.accounts:
+            raise Conflict(f"no service account {token.account_id}")  # a foreign key violation
+        if token.id in self.tokens or any(
+            other.token_hash == token.token_hash for other in self.tokens.values()
+        ):
+            raise Conflict("that token exists already")
+        self.tokens[token.id] = token
+
+    def revoke_token(self, token_id: UUID, at: datetime) -> None:
+        token = self.tokens.get(token_id)
+        if token is not None and token.revoked_at is None:
+            self.tokens[token_id] = replace(token, revoked_at=at)
+
+    def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
+        token = self.tokens.get(token_id)
+        if token is not None and (token.last_used_at is None or token.last_used_at < not_since):
+            self.tokens[token_id] = replace(token, last_used_at=at)
+
 
 def _path(secret: Secret) -> tuple[ScopeRef, str | None, str]:
     return secret.scope, secret.environment, secret.name
@@ -143,16 +282,54 @@ def _matches(secret: Secret, criteria: SecretFilter) -> bool:
 class FakeDatabase:
     """The committed state every unit of work starts from, shared like a real database.
 
-    It starts with the global root scope registered, as the migrations do. Its switches make
-    the next operations fail once each: `fail_next_update` (e.g. with `PreconditionFailed` to
-    simulate a writer that got there first) and `fail_next_commit`.
+    It starts with the global root scope registered, as the migrations do (pk 1, path `/1/`).
+    Scope keys come from a sequence that, as in a database, a rolled-back insert still uses up.
+    Its switches make the next operations fail once each: `fail_next_update` (e.g. with
+    `PreconditionFailed` to simulate a writer that got there first) and `fail_next_commit`.
+    `add_scope` and `grant` write committed rows directly, for a test's setup: they do not
+    count as commits.
     """
 
     def __init__(self) -> None:
         self.tables = _Tables()
-        self.tables.add_scope(ScopeRef.global_scope(), parent_pk=None)
+        self._scope_keys = itertools.count(1)
+        self.add_scope(ScopeRef.global_scope(), None)
         self.committed = 0
         self._failures: dict[str, list[BaseException]] = {"update": [], "commit": []}
+
+    def next_scope_pk(self) -> int:
+        return next(self._scope_keys)
+
+    def add_scope(self, ref: ScopeRef, parent: ScopeRef | None) -> Scope:
+        """Register a scope below `parent`, as the platform did before the test began."""
+        scope = self.tables.add_scope(ref, parent, self.next_scope_pk(), SEEDED_AT)
+        return copy.deepcopy(scope)
+
+    def grant(
+        self,
+        principal: str,
+        role: Role,
+        scope: ScopeRef | None = None,
+        *,
+        secret_id: UUID | None = None,
+        name_pattern: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> RoleBinding:
+        """Give `principal` a role at `scope` (the global one by default) and below."""
+        binding = RoleBinding(
+            id=uuid.uuid4(),
+            principal=principal,
+            role=role,
+            scope=scope or ScopeRef.global_scope(),
+            scope_path="",
+            created_at=SEEDED_AT,
+            created_by="user:setup",
+            secret_id=secret_id,
+            name_pattern=name_pattern,
+            expires_at=expires_at,
+        )
+        self.tables.add_binding(binding)
+        return self.tables.bindings[binding.id]
 
     def fail_next_update(self, error: BaseException, *, times: int = 1) -> None:
         """Make the next `times` calls of `SecretRepository.update` raise `error`."""
@@ -191,9 +368,35 @@ class FakeScopeRepository(ScopeRepository):
     def get(self, ref: ScopeRef) -> Scope | None:
         return copy.deepcopy(self._uow.tables.scopes.get(ref))
 
-    def add(self, ref: ScopeRef, parent_pk: int | None) -> Scope:
-        scope: Scope = self._uow.apply("add_scope", ref, parent_pk)
+    def add(self, ref: ScopeRef, parent: Scope | None) -> Scope:
+        pk = self._uow.database.next_scope_pk()
+        parent_ref = parent.ref if parent else None
+        scope: Scope = self._uow.apply("add_scope", ref, parent_ref, pk, datetime.now(UTC))
         return copy.deepcopy(scope)
+
+    def search(self, scope_type: str | None, access: AccessQuery, page: PageRequest) -> Page[Scope]:
+        tables = self._uow.tables
+        found = sorted(
+            (
+                scope
+                for scope in tables.scopes.values()
+                if (scope_type is None or scope.ref.type == scope_type)
+                and visible(access, Target(scope.ref, scope.path), tables.bindings.values())
+            ),
+            key=lambda scope: (scope.ref.type.value, scope.ref.id),
+        )
+        return _page(found, page)
+
+    def usage(self, scope: Scope) -> ScopeUsage:
+        tables = self._uow.tables
+        return ScopeUsage(
+            children=sum(other.parent_pk == scope.pk for other in tables.scopes.values()),
+            secrets=sum(secret.scope == scope.ref for secret in tables.secrets.values()),
+            service_accounts=sum(a.scope == scope.ref for a in tables.accounts.values()),
+        )
+
+    def delete(self, scope: Scope) -> None:
+        self._uow.apply("delete_scope", scope.ref)
 
 
 class FakeSecretRepository(SecretRepository):
@@ -219,16 +422,44 @@ class FakeSecretRepository(SecretRepository):
     def delete(self, secret_id: UUID) -> None:
         self._uow.apply("delete_secret", secret_id)
 
-    def search(self, criteria: SecretFilter, page: PageRequest) -> Page:
-        if page.page < 1 or page.page_size < 1:
-            raise ValueError("page and page_size start at 1")
+    def search(
+        self, criteria: SecretFilter, page: PageRequest, access: AccessQuery
+    ) -> Page[Secret]:
+        tables = self._uow.tables
         found = sorted(
-            (s for s in self._uow.tables.secrets.values() if _matches(s, criteria)), key=_sort_key
+            (
+                secret
+                for secret in tables.secrets.values()
+                if _matches(secret, criteria)
+                and visible(access, secret_target(secret), tables.bindings.values())
+            ),
+            key=_sort_key,
         )
-        items = found[page.offset : page.offset + page.page_size]
-        return Page(
-            items=copy.deepcopy(items), total=len(found), page=page.page, page_size=page.page_size
-        )
+        return _page(found, page)
+
+    def resolve(
+        self,
+        scopes: Sequence[ScopeRef],
+        environment: str | None,
+        visible_to: AccessQuery,
+        readable_by: AccessQuery,
+    ) -> list[ResolveCandidate]:
+        tables = self._uow.tables
+        context = [tables.scopes[ref].path for ref in scopes if ref in tables.scopes]
+        candidates = []
+        for secret in tables.secrets.values():
+            target = secret_target(secret)
+            current = tables.versions[secret.id].get(secret.current_version)
+            if (
+                not secret.is_deleted
+                and secret.environment in {None, environment}
+                and any(path.startswith(secret.scope_path) for path in context)
+                and visible(visible_to, target, tables.bindings.values())
+                and current is not None  # an inner join on the current version
+            ):
+                readable = visible(readable_by, target, tables.bindings.values())
+                candidates.append(ResolveCandidate(secret, current, readable))
+        return copy.deepcopy(candidates)
 
     def add_version(self, version: SecretVersion) -> None:
         self._uow.apply("add_version", version)
@@ -239,6 +470,96 @@ class FakeSecretRepository(SecretRepository):
     def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         rows = self._uow.tables.versions.get(secret_id, {})
         return [copy.deepcopy(rows[number]) for number in sorted(rows)]
+
+
+class FakeRoleBindingRepository(RoleBindingRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, binding: RoleBinding) -> None:
+        self._uow.apply("add_binding", binding)
+
+    def get(self, binding_id: UUID) -> RoleBinding | None:
+        return copy.deepcopy(self._uow.tables.bindings.get(binding_id))
+
+    def delete(self, binding_id: UUID) -> None:
+        self._uow.apply("delete_binding", binding_id)
+
+    def for_identities(self, identities: Sequence[str], now: datetime) -> list[RoleBinding]:
+        return copy.deepcopy(
+            [
+                binding
+                for binding in self._uow.tables.bindings.values()
+                if binding.principal in identities and binding.active(now)
+            ]
+        )
+
+    def at_or_above(self, scope_path: str, now: datetime) -> list[RoleBinding]:
+        found = [
+            binding
+            for binding in self._uow.tables.bindings.values()
+            if scope_path.startswith(binding.scope_path) and binding.active(now)
+        ]
+        return copy.deepcopy(sorted(found, key=lambda b: (b.scope_path, b.principal)))
+
+    def search(
+        self, scope: ScopeRef | None, principal: str | None, page: PageRequest
+    ) -> Page[RoleBinding]:
+        if scope is not None:
+            self._uow.tables.scope_path_of(scope)  # NotFound for an unknown scope, as in SQL
+        found = sorted(
+            (
+                binding
+                for binding in self._uow.tables.bindings.values()
+                if (scope is None or binding.scope == scope)
+                and (principal is None or binding.principal == principal)
+            ),
+            key=lambda b: (b.scope_path, b.principal, b.created_at),
+        )
+        return _page(found, page)
+
+
+class FakeServiceAccountRepository(ServiceAccountRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, account: ServiceAccount) -> None:
+        self._uow.apply("add_account", account)
+
+    def get(self, account_id: UUID) -> ServiceAccount | None:
+        return copy.deepcopy(self._uow.tables.accounts.get(account_id))
+
+    def search(self, scope: ScopeRef | None, page: PageRequest) -> Page[ServiceAccount]:
+        if scope is not None:
+            self._uow.tables.scope_path_of(scope)  # NotFound for an unknown scope, as in SQL
+        found = sorted(
+            (a for a in self._uow.tables.accounts.values() if scope is None or a.scope == scope),
+            key=lambda account: account.name,
+        )
+        return _page(found, page)
+
+    def delete(self, account_id: UUID) -> None:
+        self._uow.apply("delete_account", account_id)
+
+    def add_token(self, token: ApiToken) -> None:
+        self._uow.apply("add_token", token)
+
+    def tokens(self, account_id: UUID) -> list[ApiToken]:
+        found = [t for t in self._uow.tables.tokens.values() if t.account_id == account_id]
+        return copy.deepcopy(sorted(found, key=lambda token: token.created_at))
+
+    def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
+        tables = self._uow.tables
+        for token in tables.tokens.values():
+            if token.token_hash == token_hash:
+                return copy.deepcopy((token, tables.accounts[token.account_id]))
+        return None
+
+    def revoke_token(self, token_id: UUID, at: datetime) -> None:
+        self._uow.apply("revoke_token", token_id, at)
+
+    def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
+        self._uow.apply("touch_token", token_id, at, not_since)
 
 
 class FakeUnitOfWork(UnitOfWork):
@@ -255,6 +576,8 @@ class FakeUnitOfWork(UnitOfWork):
         self.database = database if database is not None else FakeDatabase()
         self.scopes = FakeScopeRepository(self)
         self.secrets = FakeSecretRepository(self)
+        self.bindings = FakeRoleBindingRepository(self)
+        self.service_accounts = FakeServiceAccountRepository(self)
         self.committed = 0
         self._begin()
 

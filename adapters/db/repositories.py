@@ -85,11 +85,12 @@ class SqlScopeRepository(ScopeRepository):
         return None if row is None else _scope_from_row(row)
 
     def add(self, ref: ScopeRef, parent: Scope | None) -> Scope:
+        created_at = datetime.now(UTC)
         statement = insert(scopes).values(
             type=ref.type.value,
             external_id=ref.id,
             parent_pk=parent.pk if parent else None,
-            created_at=datetime.now(UTC),
+            created_at=created_at,
             path="",
         )
         try:
@@ -98,7 +99,8 @@ class SqlScopeRepository(ScopeRepository):
             raise Conflict(f"scope {ref} already exists", details={"scope": str(ref)}) from None
         path = f"{parent.path if parent else '/'}{pk}/"
         self._connection.execute(update(scopes).where(scopes.c.pk == pk).values(path=path))
-        return Scope(pk=pk, ref=ref, path=path, parent_pk=parent.pk if parent else None)
+        parent_pk = parent.pk if parent else None
+        return Scope(pk=pk, ref=ref, path=path, parent_pk=parent_pk, created_at=created_at)
 
     def search(self, scope_type: str | None, access: AccessQuery, page: PageRequest) -> Page[Scope]:
         conditions = [visible(access)]
@@ -130,7 +132,12 @@ class SqlScopeRepository(ScopeRepository):
 
     def delete(self, scope: Scope) -> None:
         self._connection.execute(delete(role_bindings).where(role_bindings.c.scope_pk == scope.pk))
-        self._connection.execute(delete(scopes).where(scopes.c.pk == scope.pk))
+        try:
+            self._connection.execute(delete(scopes).where(scopes.c.pk == scope.pk))
+        except IntegrityError:  # something was added to the scope since its usage was counted
+            raise Conflict(
+                f"scope {scope.ref} is not empty", details={"scope": str(scope.ref)}
+            ) from None
 
 
 class SqlSecretRepository(SecretRepository):

@@ -34,7 +34,7 @@ def visible(
     name: ColumnElement[Any] | None = None,
 ) -> ColumnElement[bool]:
     """True for rows of `scope` (and, if given, the secret `secret_id` / `name` in it) that
-    the caller may act on. Without a secret, any binding at or above the scope counts."""
+    the caller may act on. Without a secret, only bindings not narrowed to secrets count."""
     personal = scope.c.type == "user"
     owner = personal & (scope.c.external_id == access.user_id) if access.user_id else false()
     if access.unrestricted:
@@ -51,6 +51,8 @@ def visible(
             or_(binding.c.secret_id.is_(None), binding.c.secret_id == secret_id),
             or_(binding.c.name_like.is_(None), name.like(binding.c.name_like, escape=LIKE_ESCAPE)),
         ]
+    else:  # as `RoleBinding.covers`: a binding narrowed to secrets does not cover the scope
+        conditions += [binding.c.secret_id.is_(None), binding.c.name_like.is_(None)]
     granted = exists(
         select(1)
         .select_from(binding.join(binding_scope, binding.c.scope_pk == binding_scope.c.pk))

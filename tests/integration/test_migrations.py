@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from adapters.db import migrate
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, metadata
+from adapters.db.uow import SqlUnitOfWork
+from ports.values import ScopeRef, ScopeType
 
 
 @pytest.fixture
@@ -45,9 +50,89 @@ def test_upgrade_inserts_the_one_global_scope(empty_engine):
     migrate.upgrade(empty_engine)
     with empty_engine.connect() as connection:
         rows = connection.execute(
-            text("SELECT type, external_id, parent_pk FROM secret_scopes")
+            text("SELECT pk, type, external_id, parent_pk, path FROM secret_scopes")
         ).all()
-    assert [tuple(row) for row in rows] == [("global", "global", None)]
+    assert [tuple(row) for row in rows] == [(1, "global", "global", None, "/1/")]
+
+
+def migrate_to(engine: Engine, revision: str, *, down: bool = False) -> None:
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+# pk -> parent pk, made under 0001 (before paths). Keys are chosen so that a child can have a
+# smaller key than its parent: the backfill must walk the tree, not the keys.
+SCOPES_BEFORE_PATHS = {
+    100: ("organization", "acme", 1),
+    50: ("team", "t-1", 100),
+    7: ("project", "p-42", 50),
+    8: ("project", "p-43", 100),
+    30: ("user", "alice", 1),
+    200: ("organization", "other", 1),
+    201: ("team", "t-9", 200),
+}
+BACKFILLED_PATHS = {
+    1: "/1/",
+    100: "/1/100/",
+    50: "/1/100/50/",
+    7: "/1/100/50/7/",
+    8: "/1/100/8/",
+    30: "/1/30/",
+    200: "/1/200/",
+    201: "/1/200/201/",
+}
+
+
+def test_migration_0002_gives_existing_scopes_their_paths(empty_engine):
+    migrate_to(empty_engine, "0001")
+    with empty_engine.begin() as connection:
+        for pk, (scope_type, external_id, parent_pk) in SCOPES_BEFORE_PATHS.items():
+            connection.execute(
+                text(
+                    "INSERT INTO secret_scopes (pk, type, external_id, parent_pk, created_at)"
+                    " VALUES (:pk, :type, :external_id, :parent_pk, CURRENT_TIMESTAMP)"
+                ),
+                {"pk": pk, "type": scope_type, "external_id": external_id, "parent_pk": parent_pk},
+            )
+
+    migrate.upgrade(empty_engine)
+
+    with empty_engine.connect() as connection:
+        paths = dict(connection.execute(text("SELECT pk, path FROM secret_scopes")).all())
+    assert paths == BACKFILLED_PATHS
+    with SqlUnitOfWork(empty_engine) as uow:
+        team = uow.scopes.get(ScopeRef(ScopeType.TEAM, "t-1"))
+        project = uow.scopes.add(ScopeRef(ScopeType.PROJECT, "p-44"), team)
+        uow.commit()
+    assert project.path == f"/1/100/50/{project.pk}/"
+
+
+def test_foreign_keys_are_enforced_again_after_upgrading(empty_engine):
+    migrate.upgrade(empty_engine)
+
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO secret_scopes (type, external_id, parent_pk, created_at, path)"
+                " VALUES ('team', 't-1', 999, CURRENT_TIMESTAMP, '/999/')"
+            )
+        )
+
+
+def test_migration_0002_can_be_undone_and_redone(empty_engine):
+    migrate.upgrade(empty_engine)
+
+    migrate_to(empty_engine, "0001", down=True)
+    tables = set(inspect(empty_engine).get_table_names())
+    assert "secret_role_bindings" not in tables and "secret_api_tokens" not in tables
+    assert "path" not in {c["name"] for c in inspect(empty_engine).get_columns("secret_scopes")}
+
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT path FROM secret_scopes")).scalar_one() == "/1/"
 
 
 @pytest.mark.usefixtures("foreign_tables")

@@ -13,20 +13,29 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
+from core.access import AccessQuery, Role
 from core.errors import Conflict, NotFound, PreconditionFailed
-from core.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
+from core.model import PageRequest, Scope, Secret, SecretFilter, SecretVersion, VersionState
 from ports.values import ScopeRef, ScopeType
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 GLOBAL = ScopeRef.global_scope()
+GLOBAL_PATH = "/1/"  # the migrations' global scope is the first row
 PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
 TEAM = ScopeRef(ScopeType.TEAM, "t-7")
+# What the development root may see: every shared scope. Access rules have their own tests.
+EVERYTHING = AccessQuery(
+    identities=("root",), roles=frozenset(Role), now=NOW, unrestricted=True, user_id=None
+)
 
 
-def make_secret(name: str = "OPENAI_API_KEY", scope: ScopeRef = GLOBAL, **fields) -> Secret:
+def make_secret(
+    name: str = "OPENAI_API_KEY", scope: ScopeRef = GLOBAL, scope_path: str = GLOBAL_PATH, **fields
+) -> Secret:
     return Secret(
         id=uuid.uuid4(),
         scope=scope,
+        scope_path=scope_path,
         name=name,
         backend="local",
         created_at=NOW,
@@ -49,12 +58,13 @@ def make_version(secret: Secret, number: int, **fields) -> SecretVersion:
     )
 
 
-def add_scopes(engine: Engine, *refs: ScopeRef) -> None:
+def add_scopes(engine: Engine, *refs: ScopeRef) -> dict[ScopeRef, Scope]:
+    """Register scopes right below the global one (the repository does not check types)."""
     with SqlUnitOfWork(engine) as uow:
         root = uow.scopes.get(GLOBAL)
-        for ref in refs:
-            uow.scopes.add(ref, parent_pk=root.pk)
+        added = {ref: uow.scopes.add(ref, root) for ref in refs}
         uow.commit()
+    return added
 
 
 def add_secrets(engine: Engine, *secrets: Secret) -> None:
@@ -68,8 +78,9 @@ def test_a_fresh_database_holds_only_the_global_scope(engine):
     with SqlUnitOfWork(engine) as uow:
         root = uow.scopes.get(GLOBAL)
         assert root is not None and root.parent_pk is None
-        assert uow.secrets.search(SecretFilter(), PageRequest()).total == 0
-        assert uow.secrets.search(SecretFilter(deleted=True), PageRequest()).total == 0
+        assert (root.path, root.ref) == (GLOBAL_PATH, GLOBAL)
+        assert uow.secrets.search(SecretFilter(), PageRequest(), EVERYTHING).total == 0
+        assert uow.secrets.search(SecretFilter(deleted=True), PageRequest(), EVERYTHING).total == 0
 
 
 # -- scopes --------------------------------------------------------------------------------
@@ -79,27 +90,31 @@ def test_scopes_are_added_under_a_parent_and_found_by_reference(engine):
     add_scopes(engine, TEAM)
     with SqlUnitOfWork(engine) as uow:
         team = uow.scopes.get(TEAM)
-        project = uow.scopes.add(PROJECT, parent_pk=team.pk)
+        project = uow.scopes.add(PROJECT, team)
         uow.commit()
     with SqlUnitOfWork(engine) as uow:
         assert uow.scopes.get(PROJECT) == project
         assert project.parent_pk == team.pk
+        assert project.path == f"{team.path}{project.pk}/"
+        assert team.path == f"{GLOBAL_PATH}{team.pk}/"
+        assert project.created_at is not None and project.created_at.tzinfo is not None
         assert uow.scopes.get(ScopeRef(ScopeType.PROJECT, "p-unknown")) is None
 
 
 def test_adding_an_existing_scope_is_a_conflict(engine):
     add_scopes(engine, PROJECT)
     with SqlUnitOfWork(engine) as uow, pytest.raises(Conflict, match="project/p-42"):
-        uow.scopes.add(PROJECT, parent_pk=None)
+        uow.scopes.add(PROJECT, None)
 
 
 # -- secrets -------------------------------------------------------------------------------
 
 
 def test_a_secret_round_trips_every_field(engine):
-    add_scopes(engine, PROJECT)
+    project = add_scopes(engine, PROJECT)[PROJECT]
     secret = make_secret(
         scope=PROJECT,
+        scope_path=project.path,
         environment="production",
         type="api_key",
         description="the key of the summariser",
@@ -142,6 +157,11 @@ def test_a_name_is_unique_per_scope_and_environment(engine):
     add_scopes(engine, PROJECT)
     add_secrets(engine, make_secret("TOKEN"), make_secret("TOKEN", environment="staging"))
     add_secrets(engine, make_secret("TOKEN", scope=PROJECT))
+    with SqlUnitOfWork(engine) as uow:
+        assert {
+            s.scope_path
+            for s in uow.secrets.search(SecretFilter(), PageRequest(), EVERYTHING).items
+        } == {GLOBAL_PATH, uow.scopes.get(PROJECT).path}
     for environment in (None, "staging"):
         with SqlUnitOfWork(engine) as uow:
             duplicate = make_secret("TOKEN", environment=environment)
@@ -293,7 +313,7 @@ def catalogue(engine) -> dict[str, Secret]:
 
 def listed(engine, criteria: SecretFilter, page: PageRequest | None = None) -> list[str]:
     with SqlUnitOfWork(engine) as uow:
-        result = uow.secrets.search(criteria, page or PageRequest())
+        result = uow.secrets.search(criteria, page or PageRequest(), EVERYTHING)
     return [f"{s.scope}:{s.name}:{s.environment or '*'}" for s in result.items]
 
 
@@ -344,7 +364,7 @@ def test_prefix_is_literal_and_case_sensitive(engine):
     add_secrets(engine, make_secret("DB_URL"), make_secret("db_url"), make_secret("DBX_%"))
     for prefix, expected in [("DB_", {"DB_URL"}), ("db", {"db_url"}), ("DBX_%", {"DBX_%"})]:
         with SqlUnitOfWork(engine) as uow:
-            page = uow.secrets.search(SecretFilter(prefix=prefix), PageRequest())
+            page = uow.secrets.search(SecretFilter(prefix=prefix), PageRequest(), EVERYTHING)
         assert {secret.name for secret in page.items} == expected
 
 
@@ -352,7 +372,9 @@ def test_list_paginates_and_counts_every_match(engine, catalogue):
     pages = []
     for number in (1, 2, 3):
         with SqlUnitOfWork(engine) as uow:
-            page = uow.secrets.search(SecretFilter(), PageRequest(page=number, page_size=3))
+            page = uow.secrets.search(
+                SecretFilter(), PageRequest(page=number, page_size=3), EVERYTHING
+            )
         assert (page.total, page.page, page.page_size) == (5, number, 3)
         pages.append([s.name for s in page.items])
     assert [len(names) for names in pages] == [3, 2, 0]
@@ -362,7 +384,9 @@ def test_list_paginates_and_counts_every_match(engine, catalogue):
 
 def test_a_page_past_the_end_is_empty_but_still_counts(engine, catalogue):
     with SqlUnitOfWork(engine) as uow:
-        page = uow.secrets.search(SecretFilter(scope=PROJECT), PageRequest(page=9, page_size=10))
+        page = uow.secrets.search(
+            SecretFilter(scope=PROJECT), PageRequest(page=9, page_size=10), EVERYTHING
+        )
     assert page.items == [] and page.total == 3
 
 

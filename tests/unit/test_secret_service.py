@@ -1,4 +1,5 @@
-"""SecretService on the in-memory fakes: what it stores, what it refuses, what it leaves behind."""
+"""SecretService on the in-memory fakes: what it stores, what it refuses, what it leaves behind,
+and whom it lets do what."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from core.access import Role
 from core.backends import BackendRegistry
 from core.errors import (
     BackendUnavailable,
     Conflict,
     Expired,
+    Forbidden,
     InvalidInput,
     NotFound,
     NotYetValid,
@@ -30,15 +33,18 @@ from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService
 from ports.storage import BackendCapabilities
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 CHECKSUM_KEY = b"unit-test-checksum-key-of-32-byt"
+# Outside the access-control tests, Alice administers every shared scope and Bob edits them.
 ALICE = Principal("user:alice", "user")
 BOB = Principal("user:bob", "user")
-PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
-TEAM = ScopeRef(ScopeType.TEAM, "t-1")
 GLOBAL = ScopeRef.global_scope()
+ORGANIZATION = ScopeRef(ScopeType.ORGANIZATION, "acme")
+TEAM = ScopeRef(ScopeType.TEAM, "t-1")
+PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
+NEW_PROJECT = ScopeRef(ScopeType.PROJECT, "p-7")  # not registered: created on first use
 FIRST = b"sk-first-value-0001"
 
 
@@ -49,7 +55,14 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def db() -> FakeUnitOfWorkFactory:
-    return FakeUnitOfWorkFactory()
+    """Acme's organization, team and project, with Alice an admin and Bob an editor of all."""
+    database = FakeDatabase()
+    database.add_scope(ORGANIZATION, GLOBAL)
+    database.add_scope(TEAM, ORGANIZATION)
+    database.add_scope(PROJECT, TEAM)
+    database.grant(ALICE.id, Role.ADMIN)
+    database.grant(BOB.id, Role.EDITOR)
+    return FakeUnitOfWorkFactory(database)
 
 
 @pytest.fixture
@@ -87,7 +100,7 @@ def create(
 
 
 def read(service: SecretService, secret_id: UUID, version: int | None = None) -> bytes:
-    return service.read_value(secret_id, version).value.reveal()
+    return service.read_value(ALICE, secret_id, version).value.reveal()
 
 
 def interleave(backend: InMemoryBackend, action: Callable[[], object]) -> None:
@@ -131,9 +144,9 @@ def test_create_stores_metadata_and_a_first_version(
     assert secret.revision == 1
     assert secret.backend == "memory"
     assert (secret.created_at, secret.created_by) == (NOW, "user:alice")
-    assert service.get_secret(secret.id) == secret
-    assert service.find_secret(PROJECT, "OPENAI_API_KEY", "production") == secret
-    [version] = service.list_versions(secret.id)
+    assert service.get_secret(ALICE, secret.id) == secret
+    assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "production") == secret
+    [version] = service.list_versions(ALICE, secret.id)
     assert (version.version, version.state, version.backend) == (1, VersionState.ENABLED, "memory")
     assert (version.created_at, version.created_by) == (NOW, "user:alice")
     assert read(service, secret.id) == FIRST
@@ -144,29 +157,42 @@ def test_create_stores_metadata_and_a_first_version(
 def test_create_keeps_a_keyed_checksum_never_a_plain_hash(service: SecretService) -> None:
     secret = create(service)
 
-    checksum = service.get_version(secret.id, 1).checksum
+    checksum = service.get_version(ALICE, secret.id, 1).checksum
     assert checksum == ValueChecksum(CHECKSUM_KEY).of(SecretValue(FIRST))
     assert checksum != ValueChecksum(b"another key").of(SecretValue(FIRST))
     assert hashlib.sha256(FIRST).hexdigest() not in checksum
 
 
-def test_create_registers_a_new_scope_under_the_global_root(
+def test_create_registers_a_new_scope_under_the_parent_it_names(
     service: SecretService, db: FakeUnitOfWorkFactory
 ) -> None:
-    create(service, name="ONE")
-    create(service, name="TWO")  # the scope exists now: registering it again would conflict
+    first = create(service, name="ONE", scope=NEW_PROJECT, parent=TEAM)
+    create(service, name="TWO", scope=NEW_PROJECT)  # it exists now: no parent needed
 
     with db() as uow:
-        root = uow.scopes.get(GLOBAL)
-        project = uow.scopes.get(PROJECT)
-    assert root is not None and project is not None
-    assert project.parent_pk == root.pk
+        team = uow.scopes.get(TEAM)
+        project = uow.scopes.get(NEW_PROJECT)
+    assert team is not None and project is not None
+    assert project.parent_pk == team.pk
+    assert project.path == f"{team.path}{project.pk}/"
+    assert first.scope_path == project.path
+    assert service.get_secret(ALICE, first.id) == first
+
+
+def test_create_in_an_unknown_scope_without_a_parent_is_refused(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    with pytest.raises(NotFound, match="name its parent"):
+        create(service, scope=NEW_PROJECT)
+
+    assert backend.values == {}
+    assert db.committed == 0
 
 
 def test_create_in_the_global_scope(service: SecretService) -> None:
     secret = create(service, scope=GLOBAL)
 
-    assert service.find_secret(GLOBAL, "OPENAI_API_KEY", None).id == secret.id
+    assert service.find_secret(ALICE, GLOBAL, "OPENAI_API_KEY", None).id == secret.id
 
 
 INVALID_DRAFTS = [
@@ -234,18 +260,26 @@ VALID_DRAFTS = [
     pytest.param({"max_versions": 1}, id="max-versions-one"),
     pytest.param({"max_versions": 1000}, id="max-versions-limit"),
     pytest.param({"scope": ScopeRef(ScopeType.USER, "alice@example.com")}, id="user-scope"),
-    pytest.param({"scope": ScopeRef(ScopeType.ORGANIZATION, "o" * 128)}, id="longest-scope-id"),
+    pytest.param(
+        {"scope": ScopeRef(ScopeType.ORGANIZATION, "o" * 128), "parent": GLOBAL},
+        id="longest-scope-id",
+    ),
     *(pytest.param({"consumer": consumer}, id=f"consumer-{consumer}") for consumer in CONSUMERS),
 ]
 
 
 @pytest.mark.parametrize("draft", VALID_DRAFTS)
 def test_create_accepts_input_at_the_limits(service: SecretService, draft: dict[str, Any]) -> None:
-    secret = create(service, **draft)
+    scope = draft.get("scope", PROJECT)
+    # A personal scope is its user's alone (and created for them on first use).
+    actor = Principal(f"user:{scope.id}", "user") if scope.type is ScopeType.USER else ALICE
 
-    assert service.get_secret(secret.id) == secret
+    secret = create(service, actor=actor, **draft)
+
+    assert service.get_secret(actor, secret.id) == secret
     for name, value in draft.items():
-        assert getattr(secret, name) == value
+        if name != "parent":
+            assert getattr(secret, name) == value
 
 
 def test_a_configured_name_pattern_replaces_the_default(
@@ -288,7 +322,7 @@ def test_create_stores_in_the_backend_asked_for(
     secret = create(service, backend="vault-prod")
 
     assert secret.backend == "vault-prod"
-    assert service.get_version(secret.id, 1).backend == "vault-prod"
+    assert service.get_version(ALICE, secret.id, 1).backend == "vault-prod"
     assert backend.values == {}
     assert stored_values(vault) == {FIRST}
     assert read(service, secret.id) == FIRST
@@ -318,8 +352,11 @@ def test_the_same_name_is_free_in_another_environment_or_scope(service: SecretSe
     ]
 
     assert len({secret.id for secret in secrets}) == 5
-    assert service.find_secret(PROJECT, "OPENAI_API_KEY", None).id == secrets[0].id
-    assert read(service, service.find_secret(PROJECT, "OPENAI_API_KEY", "staging").id) == b"staging"
+    assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", None).id == secrets[0].id
+    assert (
+        read(service, service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "staging").id)
+        == b"staging"
+    )
     assert read(service, secrets[4].id) == b"global"
 
 
@@ -354,12 +391,37 @@ def test_a_create_that_loses_the_race_for_a_name_leaves_no_value_behind(
 def test_two_first_creates_in_a_new_scope_both_succeed(
     service: SecretService, backend: InMemoryBackend
 ) -> None:
-    interleave(backend, lambda: create(service, b"bob's", name="BOBS_KEY", actor=BOB))
+    interleave(
+        backend,
+        lambda: create(
+            service, b"bob's", name="BOBS_KEY", scope=NEW_PROJECT, parent=TEAM, actor=BOB
+        ),
+    )
 
-    alices = create(service, name="ALICES_KEY")
+    alices = create(service, name="ALICES_KEY", scope=NEW_PROJECT, parent=TEAM)
 
     assert read(service, alices.id) == FIRST
-    assert read(service, service.find_secret(PROJECT, "BOBS_KEY", None).id) == b"bob's"
+    bobs = service.find_secret(ALICE, NEW_PROJECT, "BOBS_KEY", None)
+    assert read(service, bobs.id) == b"bob's"
+    assert alices.scope_path == bobs.scope_path
+
+
+def test_a_first_create_that_loses_its_scope_to_another_parent_stores_nothing(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    other_team = ScopeRef(ScopeType.TEAM, "t-2")
+    db.database.add_scope(other_team, ORGANIZATION)
+    interleave(
+        backend,
+        lambda: create(service, b"bob's", name="BOBS_KEY", scope=NEW_PROJECT, parent=other_team),
+    )
+
+    # Alice was authorized below t-1; the project now sits below t-2.
+    with pytest.raises(Conflict, match="another parent"):
+        create(service, name="ALICES_KEY", scope=NEW_PROJECT, parent=TEAM)
+
+    assert stored_values(backend) == {b"bob's"}
+    assert_no_orphans(db, backend)
 
 
 @pytest.mark.parametrize("failure", ["fail_next_put", "down"])
@@ -373,7 +435,7 @@ def test_create_with_the_backend_unavailable_stores_no_metadata(
 
     assert caught.value.details == {"backend": "memory"}
     assert db.committed == 0
-    assert service.list_secrets(SecretFilter(), PageRequest()).total == 0
+    assert service.list_secrets(ALICE, SecretFilter(), PageRequest()).total == 0
     with db() as uow:
         assert uow.secrets.get_by_name(PROJECT, None, "OPENAI_API_KEY") is None
 
@@ -433,14 +495,14 @@ def test_read_value_serves_the_current_version_or_the_one_asked_for(
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     service.write_value(ALICE, secret.id, SecretValue(b"v3"))
 
-    current = service.read_value(secret.id)
+    current = service.read_value(ALICE, secret.id)
     assert (current.value.reveal(), current.version.version, current.secret.current_version) == (
         b"v3",
         3,
         3,
     )
     assert [read(service, secret.id, number) for number in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
-    assert service.read_value(secret.id, 1).version.version == 1
+    assert service.read_value(ALICE, secret.id, 1).version.version == 1
 
 
 @pytest.mark.parametrize("number", [0, -1, 2])
@@ -448,18 +510,18 @@ def test_read_value_of_a_version_that_does_not_exist(service: SecretService, num
     secret = create(service)
 
     with pytest.raises(NotFound):
-        service.read_value(secret.id, number)
+        service.read_value(ALICE, secret.id, number)
 
 
 def test_reading_an_unknown_secret(service: SecretService) -> None:
     unknown = uuid4()
     for call in (
-        lambda: service.read_value(unknown),
-        lambda: service.get_secret(unknown),
-        lambda: service.get_secret(unknown, include_deleted=True),
-        lambda: service.list_versions(unknown),
-        lambda: service.get_version(unknown, 1),
-        lambda: service.find_secret(PROJECT, "NOPE", None),
+        lambda: service.read_value(ALICE, unknown),
+        lambda: service.get_secret(ALICE, unknown),
+        lambda: service.get_secret(ALICE, unknown, include_deleted=True),
+        lambda: service.list_versions(ALICE, unknown),
+        lambda: service.get_version(ALICE, unknown, 1),
+        lambda: service.find_secret(ALICE, PROJECT, "NOPE", None),
     ):
         with pytest.raises(NotFound):
             call()
@@ -475,20 +537,20 @@ def test_an_expired_secret_is_not_served_but_its_metadata_is(
 
     clock.set(expires_at)
     with pytest.raises(Expired) as caught:
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"expires_at": expires_at.isoformat()}
     assert expires_at.isoformat() in caught.value.message
-    assert service.get_secret(secret.id).expires_at == expires_at
-    assert [v.version for v in service.list_versions(secret.id)] == [1]
+    assert service.get_secret(ALICE, secret.id).expires_at == expires_at
+    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1]
 
 
 def test_a_secret_created_already_expired_is_not_served(service: SecretService) -> None:
     secret = create(service, expires_at=NOW - timedelta(days=1))
 
     with pytest.raises(Expired):
-        service.read_value(secret.id, 1)
-    assert service.get_secret(secret.id).id == secret.id
+        service.read_value(ALICE, secret.id, 1)
+    assert service.get_secret(ALICE, secret.id).id == secret.id
 
 
 def test_a_secret_is_not_served_before_not_before(
@@ -498,10 +560,10 @@ def test_a_secret_is_not_served_before_not_before(
     secret = create(service, not_before=not_before)
 
     with pytest.raises(NotYetValid) as caught:
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"not_before": not_before.isoformat()}
-    assert service.get_secret(secret.id).not_before == not_before
+    assert service.get_secret(ALICE, secret.id).not_before == not_before
     clock.set(not_before)
     assert read(service, secret.id) == FIRST
 
@@ -515,7 +577,7 @@ def test_an_expired_version_is_not_served(
     clock.advance(timedelta(minutes=5))
 
     with pytest.raises(Expired):
-        service.read_value(secret.id, 1)
+        service.read_value(ALICE, secret.id, 1)
     assert read(service, secret.id) == b"v2"
 
 
@@ -527,7 +589,7 @@ def test_a_version_that_is_not_enabled_is_not_served(
     db.database.replace_version(secret.id, 1, state=state)
 
     with pytest.raises(VersionUnavailable) as caught:
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"version": 1, "state": state.value}
 
@@ -540,7 +602,7 @@ def test_a_tampered_value_fails_its_checksum(
     backend.tamper(locator, b"sk-attacker-value")
 
     with pytest.raises(ValueIntegrityError) as caught:
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
 
     assert b"sk-attacker-value".decode() not in str(caught.value)
     assert FIRST.decode() not in str(caught.value)
@@ -551,10 +613,12 @@ def test_a_value_read_for_another_version_is_refused(
 ) -> None:
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
-    db.database.replace_version(secret.id, 2, locator=service.get_version(secret.id, 1).locator)
+    db.database.replace_version(
+        secret.id, 2, locator=service.get_version(ALICE, secret.id, 1).locator
+    )
 
     with pytest.raises(ValueIntegrityError):
-        service.read_value(secret.id, 2)
+        service.read_value(ALICE, secret.id, 2)
 
 
 def test_reading_with_the_backend_down(service: SecretService, backend: InMemoryBackend) -> None:
@@ -562,7 +626,7 @@ def test_reading_with_the_backend_down(service: SecretService, backend: InMemory
     backend.down = True
 
     with pytest.raises(BackendUnavailable):
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
 
 
 # -- write ----------------------------------------------------------------------------------
@@ -578,8 +642,8 @@ def test_writes_make_gapless_versions(service: SecretService, clock: FixedClock)
     assert (second.current_version, second.revision) == (2, 2)
     assert (second.updated_by, second.updated_at) == ("user:bob", NOW + timedelta(minutes=1))
     assert (third.current_version, third.revision) == (3, 3)
-    assert service.get_secret(secret.id) == third
-    versions = service.list_versions(secret.id)
+    assert service.get_secret(ALICE, secret.id) == third
+    versions = service.list_versions(ALICE, secret.id)
     assert [v.version for v in versions] == [1, 2, 3]
     assert [v.created_by for v in versions] == ["user:alice", "user:bob", "user:alice"]
     assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
@@ -595,7 +659,7 @@ def test_a_write_with_a_stale_revision_stores_nothing(
         service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
 
     assert caught.value.details == {"revision": 2}
-    assert service.get_secret(secret.id).current_version == 2
+    assert service.get_secret(ALICE, secret.id).current_version == 2
     assert b"alice's" not in stored_values(backend)
     assert_no_orphans(db, backend)
 
@@ -609,7 +673,7 @@ def test_a_check_and_set_that_loses_a_race_destroys_its_value(
     with pytest.raises(PreconditionFailed):
         service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
 
-    assert [v.version for v in service.list_versions(secret.id)] == [1, 2]
+    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2]
     assert read(service, secret.id) == b"bob's"
     assert b"alice's" not in stored_values(backend)
     assert len(backend.destroyed) == 1
@@ -625,7 +689,7 @@ def test_a_write_without_revision_retries_after_losing_a_race(
     updated = service.write_value(ALICE, secret.id, SecretValue(b"alice's"))
 
     assert (updated.current_version, updated.revision) == (3, 3)
-    assert [v.version for v in service.list_versions(secret.id)] == [1, 2, 3]
+    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2, 3]
     assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"bob's", b"alice's"]
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
@@ -640,7 +704,7 @@ def test_a_write_retries_when_the_conditional_update_fails(
     updated = service.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     assert updated.current_version == 2
-    assert [v.version for v in service.list_versions(secret.id)] == [1, 2]
+    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2]
     assert read(service, secret.id) == b"v2"
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
@@ -655,7 +719,7 @@ def test_a_write_gives_up_after_too_many_lost_races(
     with pytest.raises(Conflict):
         service.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
-    assert service.get_secret(secret.id).current_version == 1
+    assert service.get_secret(ALICE, secret.id).current_version == 1
     assert len(backend.destroyed) == MAX_WRITE_ATTEMPTS
     assert_no_orphans(db, backend)
 
@@ -671,8 +735,8 @@ def test_a_write_with_the_backend_unavailable_changes_nothing(
         service.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     backend.down = False
-    assert service.get_secret(secret.id) == secret
-    assert [v.version for v in service.list_versions(secret.id)] == [1]
+    assert service.get_secret(ALICE, secret.id) == secret
+    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1]
     assert_no_orphans(db, backend)
 
 
@@ -685,7 +749,7 @@ def test_a_write_whose_commit_fails_destroys_its_value(
     with pytest.raises(ServiceError, match="database went away"):
         service.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
-    assert service.get_secret(secret.id) == secret
+    assert service.get_secret(ALICE, secret.id) == secret
     assert stored_values(backend) == {b"v1"}
     assert_no_orphans(db, backend)
 
@@ -701,7 +765,7 @@ def test_a_write_above_the_size_limit_stores_nothing(
         service.write_value(ALICE, secret.id, SecretValue(b"x" * 17))
 
     assert caught.value.details == {"field": "value", "limit": 16, "size": 17}
-    assert service.get_secret(secret.id).current_version == 1
+    assert service.get_secret(ALICE, secret.id).current_version == 1
     assert_no_orphans(db, backend)
 
 
@@ -745,7 +809,7 @@ def test_update_metadata_changes_what_is_given_and_nothing_else(
     )
     assert (updated.revision, updated.updated_by) == (2, "user:bob")
     assert updated.updated_at == NOW + timedelta(hours=1)
-    assert service.get_secret(secret.id) == updated
+    assert service.get_secret(ALICE, secret.id) == updated
     assert read(service, secret.id) == FIRST
 
 
@@ -766,7 +830,7 @@ def test_update_metadata_clears_fields(service: SecretService) -> None:
 
     assert (updated.description, updated.tags) == ("", {})
     assert (updated.expires_at, updated.not_before, updated.max_versions) == (None, None, None)
-    assert service.get_secret(secret.id) == updated
+    assert service.get_secret(ALICE, secret.id) == updated
 
 
 def test_update_metadata_refuses_to_clear_other_fields(service: SecretService) -> None:
@@ -776,7 +840,7 @@ def test_update_metadata_refuses_to_clear_other_fields(service: SecretService) -
         service.update_metadata(ALICE, secret.id, MetadataChanges(clear=frozenset({"name"})))
 
     assert caught.value.details == {"field": "clear"}
-    assert service.get_secret(secret.id) == secret
+    assert service.get_secret(ALICE, secret.id) == secret
 
 
 @pytest.mark.parametrize(
@@ -799,7 +863,7 @@ def test_update_metadata_refuses_invalid_changes(
     with pytest.raises(InvalidInput):
         service.update_metadata(ALICE, secret.id, changes)
 
-    assert service.get_secret(secret.id) == secret
+    assert service.get_secret(ALICE, secret.id) == secret
 
 
 def test_update_metadata_with_a_stale_revision(service: SecretService) -> None:
@@ -812,7 +876,7 @@ def test_update_metadata_with_a_stale_revision(service: SecretService) -> None:
         )
 
     assert caught.value.details == {"revision": 2}
-    assert service.get_secret(secret.id).description == "bob's"
+    assert service.get_secret(ALICE, secret.id).description == "bob's"
 
 
 def test_update_metadata_that_loses_a_race_changes_nothing(
@@ -824,7 +888,7 @@ def test_update_metadata_that_loses_a_race_changes_nothing(
     with pytest.raises(PreconditionFailed):
         service.update_metadata(ALICE, secret.id, MetadataChanges(description="new"))
 
-    assert service.get_secret(secret.id) == secret
+    assert service.get_secret(ALICE, secret.id) == secret
 
 
 def test_an_expiry_set_in_the_past_stops_the_value_being_served(service: SecretService) -> None:
@@ -834,7 +898,7 @@ def test_an_expiry_set_in_the_past_stops_the_value_being_served(service: SecretS
     service.update_metadata(ALICE, secret.id, MetadataChanges(expires_at=past))
 
     with pytest.raises(Expired) as caught:
-        service.read_value(secret.id)
+        service.read_value(ALICE, secret.id)
     assert caught.value.details == {"expires_at": past.isoformat()}
 
 
@@ -853,20 +917,20 @@ def test_delete_hides_the_secret_everywhere(service: SecretService, clock: Fixed
         deleted_at + timedelta(days=30),
     )
     assert (deleted.revision, deleted.updated_by) == (2, "user:bob")
-    assert service.get_secret(secret.id, include_deleted=True) == deleted
+    assert service.get_secret(ALICE, secret.id, include_deleted=True) == deleted
     for call in (
-        lambda: service.get_secret(secret.id),
-        lambda: service.find_secret(PROJECT, "OPENAI_API_KEY", "production"),
-        lambda: service.read_value(secret.id),
-        lambda: service.read_value(secret.id, 1),
-        lambda: service.list_versions(secret.id),
-        lambda: service.get_version(secret.id, 1),
+        lambda: service.get_secret(ALICE, secret.id),
+        lambda: service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "production"),
+        lambda: service.read_value(ALICE, secret.id),
+        lambda: service.read_value(ALICE, secret.id, 1),
+        lambda: service.list_versions(ALICE, secret.id),
+        lambda: service.get_version(ALICE, secret.id, 1),
         lambda: service.delete_secret(ALICE, secret.id),
     ):
         with pytest.raises(NotFound):
             call()
-    assert service.list_secrets(SecretFilter(), PageRequest()).items == []
-    assert service.list_secrets(SecretFilter(deleted=True), PageRequest()).items == [deleted]
+    assert service.list_secrets(ALICE, SecretFilter(), PageRequest()).items == []
+    assert service.list_secrets(ALICE, SecretFilter(deleted=True), PageRequest()).items == [deleted]
 
 
 def test_delete_keeps_the_values(
@@ -904,7 +968,7 @@ def test_delete_with_a_stale_revision_keeps_the_secret(service: SecretService) -
     with pytest.raises(PreconditionFailed):
         service.delete_secret(ALICE, secret.id, expected_revision=1)
 
-    assert service.get_secret(secret.id).deleted_at is None
+    assert service.get_secret(ALICE, secret.id).deleted_at is None
 
 
 def test_restore_brings_back_every_version_intact(
@@ -912,7 +976,7 @@ def test_restore_brings_back_every_version_intact(
 ) -> None:
     secret = create(service, b"v1", environment="staging")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
-    before = service.list_versions(secret.id)
+    before = service.list_versions(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     clock.advance(timedelta(days=3))
 
@@ -920,8 +984,8 @@ def test_restore_brings_back_every_version_intact(
 
     assert (restored.deleted_at, restored.purge_after) == (None, None)
     assert (restored.revision, restored.current_version, restored.updated_by) == (4, 2, "user:bob")
-    assert service.find_secret(PROJECT, "OPENAI_API_KEY", "staging") == restored
-    assert service.list_versions(secret.id) == before
+    assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "staging") == restored
+    assert service.list_versions(ALICE, secret.id) == before
     assert [read(service, secret.id, n) for n in (1, 2)] == [b"v1", b"v2"]
     assert read(service, secret.id) == b"v2"
 
@@ -933,7 +997,7 @@ def test_restore_of_a_live_or_unknown_secret(service: SecretService) -> None:
         service.restore_secret(ALICE, secret.id)
     with pytest.raises(NotFound):
         service.restore_secret(ALICE, uuid4())
-    assert service.get_secret(secret.id) == secret
+    assert service.get_secret(ALICE, secret.id) == secret
 
 
 def test_purge_of_a_live_secret_is_refused_and_destroys_nothing(
@@ -956,7 +1020,7 @@ def test_purge_destroys_every_value_and_removes_the_rows(
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     service.write_value(ALICE, secret.id, SecretValue(b"v3"))
-    locators = [v.locator for v in service.list_versions(secret.id)]
+    locators = [v.locator for v in service.list_versions(ALICE, secret.id)]
     service.delete_secret(ALICE, secret.id)
 
     service.purge_secret(ALICE, secret.id)
@@ -965,7 +1029,7 @@ def test_purge_destroys_every_value_and_removes_the_rows(
     assert backend.purged == [secret.id]
     assert stored_values(backend) == {b"kept"}
     with pytest.raises(NotFound):
-        service.get_secret(secret.id, include_deleted=True)
+        service.get_secret(ALICE, secret.id, include_deleted=True)
     with db() as uow:
         assert uow.secrets.list_versions(secret.id) == []
     assert read(service, kept.id) == b"kept"
@@ -978,7 +1042,7 @@ def test_purge_skips_versions_already_destroyed(
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(secret.id, 1, state=VersionState.DESTROYED)
-    second = service.get_version(secret.id, 2).locator
+    second = service.get_version(ALICE, secret.id, 2).locator
     service.delete_secret(ALICE, secret.id)
 
     service.purge_secret(ALICE, secret.id)
@@ -997,12 +1061,12 @@ def test_a_purge_with_the_backend_down_keeps_the_rows_and_can_be_finished(
     with pytest.raises(BackendUnavailable):
         service.purge_secret(ALICE, secret.id)
 
-    assert service.get_secret(secret.id, include_deleted=True).is_deleted
+    assert service.get_secret(ALICE, secret.id, include_deleted=True).is_deleted
     backend.down = False
     service.purge_secret(ALICE, secret.id)
     assert backend.values == {}
     with pytest.raises(NotFound):
-        service.get_secret(secret.id, include_deleted=True)
+        service.get_secret(ALICE, secret.id, include_deleted=True)
 
 
 def test_a_restore_that_loses_the_race_with_a_purge_is_refused(
@@ -1033,7 +1097,7 @@ def test_a_restore_that_wins_the_race_makes_the_purge_fail_and_keeps_the_values(
         service.purge_secret(ALICE, secret.id)
 
     assert (backend.destroyed, backend.purged) == ([], [])
-    assert service.get_secret(secret.id, include_deleted=True).is_deleted
+    assert service.get_secret(ALICE, secret.id, include_deleted=True).is_deleted
     assert stored_values(backend) == {FIRST}
     service.restore_secret(BOB, secret.id)
     assert read(service, secret.id) == FIRST
@@ -1053,7 +1117,7 @@ def test_a_restore_after_the_retention_window_is_refused(
 @pytest.mark.parametrize(("page", "size"), [(0, 10), (1, 0), (1, 501), (-3, 10)])
 def test_list_refuses_a_bad_page(service: SecretService, page: int, size: int) -> None:
     with pytest.raises(InvalidInput):
-        service.list_secrets(SecretFilter(), PageRequest(page=page, page_size=size))
+        service.list_secrets(ALICE, SecretFilter(), PageRequest(page=page, page_size=size))
 
 
 def test_purge_of_an_unknown_secret(service: SecretService) -> None:
@@ -1086,7 +1150,7 @@ def catalogue(service: SecretService) -> dict[str, Secret]:
 
 
 def listed(service: SecretService, **criteria: Any) -> list[str]:
-    page = service.list_secrets(SecretFilter(**criteria), PageRequest(page_size=100))
+    page = service.list_secrets(ALICE, SecretFilter(**criteria), PageRequest(page_size=100))
     return [f"{s.scope}:{s.name}:{s.environment}" for s in page.items]
 
 
@@ -1125,7 +1189,7 @@ def test_list_filters(
     criteria: dict[str, Any],
     expected: list[str],
 ) -> None:
-    page = service.list_secrets(SecretFilter(**criteria), PageRequest())
+    page = service.list_secrets(ALICE, SecretFilter(**criteria), PageRequest())
 
     assert [secret.name for secret in page.items] == expected
     assert page.total == len(expected)
@@ -1133,7 +1197,8 @@ def test_list_filters(
 
 def test_list_paginates(service: SecretService, catalogue: dict[str, Secret]) -> None:
     pages = [
-        service.list_secrets(SecretFilter(), PageRequest(page=n, page_size=2)) for n in (1, 2, 3, 4)
+        service.list_secrets(ALICE, SecretFilter(), PageRequest(page=n, page_size=2))
+        for n in (1, 2, 3, 4)
     ]
 
     assert [[s.id for s in page.items] for page in pages] == [
@@ -1161,10 +1226,216 @@ def test_no_value_reaches_a_log_line(
     backend.fail_next_destroy = True  # the cleanup fails too, and is logged with its traceback
     with pytest.raises(ServiceError):
         service.write_value(ALICE, secret.id, SecretValue(b"sk-second-secret"))
-    service.read_value(secret.id)
+    service.read_value(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     service.purge_secret(ALICE, secret.id)
 
     assert len(caplog.records) == 2  # the failed cleanup and the purge
     assert "sk-first-secret" not in caplog.text
     assert "sk-second-secret" not in caplog.text
+
+
+# -- access control -------------------------------------------------------------------------
+
+CAROL = Principal("user:carol", "user")  # no bindings but those a test gives her
+ROOT = Principal("root", "root", is_root=True)
+
+
+def denied_everything(service: SecretService, actor: Principal, secret_id: UUID) -> list[str]:
+    """The messages of every refusal `actor` gets on the secret; each must be a NotFound."""
+    calls: list[Callable[[], object]] = [
+        lambda: service.get_secret(actor, secret_id),
+        lambda: service.get_secret(actor, secret_id, include_deleted=True),
+        lambda: service.list_versions(actor, secret_id),
+        lambda: service.get_version(actor, secret_id, 1),
+        lambda: service.read_value(actor, secret_id),
+        lambda: service.write_value(actor, secret_id, SecretValue(b"theirs")),
+        lambda: service.update_metadata(actor, secret_id, MetadataChanges(description="x")),
+        lambda: service.delete_secret(actor, secret_id),
+    ]
+    messages = []
+    for call in calls:
+        with pytest.raises(NotFound) as caught:
+            call()
+        messages.append(caught.value.message)
+    return messages
+
+
+def test_a_caller_without_access_is_told_the_secret_does_not_exist(
+    service: SecretService, backend: InMemoryBackend
+) -> None:
+    secret = create(service, environment="production")
+
+    unknown = uuid4()
+
+    # the very answers a secret that does not exist gets
+    assert denied_everything(service, CAROL, secret.id) == [f"no secret {secret.id}"] * 8
+    assert denied_everything(service, CAROL, unknown) == [f"no secret {unknown}"] * 8
+    with pytest.raises(NotFound) as hidden:
+        service.find_secret(CAROL, PROJECT, "OPENAI_API_KEY", "production")
+    with pytest.raises(NotFound) as missing:
+        service.find_secret(CAROL, PROJECT, "NO_SUCH_KEY", "production")
+    assert hidden.value.message == missing.value.message.replace("NO_SUCH_KEY", "OPENAI_API_KEY")
+    assert str(secret.id) not in hidden.value.message
+    assert service.list_secrets(CAROL, SecretFilter(), PageRequest()).total == 0
+    assert stored_values(backend) == {FIRST}
+
+
+def test_deleted_secrets_are_hidden_the_same_way(service: SecretService) -> None:
+    secret = create(service)
+    service.delete_secret(ALICE, secret.id)
+
+    for call in (
+        lambda: service.restore_secret(CAROL, secret.id),
+        lambda: service.purge_secret(CAROL, secret.id),
+        lambda: service.get_secret(CAROL, secret.id, include_deleted=True),
+    ):
+        with pytest.raises(NotFound, match=f"no secret {secret.id}"):
+            call()
+    assert service.list_secrets(CAROL, SecretFilter(deleted=True), PageRequest()).total == 0
+
+
+OPERATIONS: dict[str, Callable[[SecretService, Principal, UUID], object]] = {
+    "list": lambda service, actor, secret_id: service.list_versions(actor, secret_id),
+    "read": lambda service, actor, secret_id: service.read_value(actor, secret_id),
+    "write": lambda service, actor, secret_id: service.write_value(
+        actor, secret_id, SecretValue(b"v2")
+    ),
+    "delete": lambda service, actor, secret_id: service.delete_secret(actor, secret_id),
+    "purge": lambda service, actor, secret_id: (
+        service.delete_secret(ALICE, secret_id),
+        service.purge_secret(actor, secret_id),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "permitted"),
+    [
+        (Role.VIEWER, {"list"}),
+        (Role.READER, {"list", "read"}),
+        (Role.EDITOR, {"list", "read", "write", "delete"}),
+        (Role.ADMIN, {"list", "read", "write", "delete", "purge"}),
+        (Role.AUDITOR, {"list"}),
+    ],
+)
+def test_what_each_role_may_do_to_a_secret(
+    service: SecretService, db: FakeUnitOfWorkFactory, role: Role, permitted: set[str]
+) -> None:
+    db.database.grant(CAROL.id, role, TEAM)  # the secret is in a project below the team
+    for operation, call in OPERATIONS.items():
+        secret = create(service, name=f"KEY_{operation.upper()}")
+        if operation in permitted:
+            call(service, CAROL, secret.id)
+        else:
+            with pytest.raises(Forbidden):
+                call(service, CAROL, secret.id)
+
+
+def test_a_refused_write_stores_no_value(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    db.database.grant(CAROL.id, Role.READER, PROJECT)
+    secret = create(service)
+
+    with pytest.raises(Forbidden):
+        service.write_value(CAROL, secret.id, SecretValue(b"carol's"))
+    with pytest.raises(Forbidden):
+        create(service, b"carol's", name="CAROLS_KEY", actor=CAROL)
+
+    assert stored_values(backend) == {FIRST}
+    assert service.get_secret(ALICE, secret.id) == secret
+
+
+def test_creating_needs_write_access_where_the_secret_goes(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    db.database.grant(CAROL.id, Role.EDITOR, TEAM)
+
+    in_project = create(service, name="IN_PROJECT", actor=CAROL)
+    in_new_project = create(service, name="NEW", scope=NEW_PROJECT, parent=TEAM, actor=CAROL)
+    with pytest.raises(NotFound):  # she cannot even see the organization
+        create(service, name="IN_ORG", scope=ORGANIZATION, actor=CAROL)
+    with pytest.raises(NotFound):  # nor create a scope below it
+        create(
+            service,
+            name="NEW",
+            scope=ScopeRef(ScopeType.TEAM, "t-9"),
+            parent=ORGANIZATION,
+            actor=CAROL,
+        )
+
+    assert in_project.created_by == in_new_project.created_by == CAROL.id
+    assert service.get_secret(CAROL, in_new_project.id) == in_new_project
+
+
+def test_a_listing_shows_only_what_the_caller_may_see(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    create(service, name="GLOBAL_KEY", scope=GLOBAL)
+    create(service, name="ORG_KEY", scope=ORGANIZATION)
+    create(service, name="TEAM_KEY", scope=TEAM)
+    create(service, name="PROJECT_KEY")
+    create(service, name="CI_TOKEN", scope=ORGANIZATION)
+    db.database.grant(CAROL.id, Role.VIEWER, TEAM)
+    db.database.grant(CAROL.id, Role.READER, ORGANIZATION, name_pattern="CI_*")
+
+    def names(actor: Principal) -> list[str]:
+        page = service.list_secrets(actor, SecretFilter(), PageRequest())
+        assert page.total == len(page.items)
+        return [secret.name for secret in page.items]
+
+    assert names(CAROL) == ["CI_TOKEN", "PROJECT_KEY", "TEAM_KEY"]
+    assert (
+        names(ALICE)
+        == names(ROOT)
+        == [
+            "GLOBAL_KEY",
+            "CI_TOKEN",
+            "ORG_KEY",
+            "PROJECT_KEY",
+            "TEAM_KEY",
+        ]
+    )
+
+
+def test_group_bindings_apply_to_their_members(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    secret = create(service)
+    db.database.grant("group:ml", Role.READER, PROJECT)
+    member = Principal("user:dave", "user", groups=("group:ml",))
+
+    assert read(service, secret.id) == service.read_value(member, secret.id).value.reveal()
+    with pytest.raises(NotFound):
+        service.read_value(Principal("user:erin", "user", groups=("group:ops",)), secret.id)
+
+
+def test_an_expired_binding_grants_nothing(
+    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    secret = create(service)
+    db.database.grant(CAROL.id, Role.READER, PROJECT, expires_at=NOW + timedelta(hours=1))
+    assert service.read_value(CAROL, secret.id).value.reveal() == FIRST
+
+    clock.set(NOW + timedelta(hours=1))
+
+    with pytest.raises(NotFound):
+        service.read_value(CAROL, secret.id)
+    assert service.list_secrets(CAROL, SecretFilter(), PageRequest()).total == 0
+
+
+def test_a_personal_scope_is_its_owners_alone(service: SecretService) -> None:
+    mine = ScopeRef(ScopeType.USER, "alice")
+    secret = create(service, b"alice's", scope=mine)  # her scope is created on first use
+
+    assert service.read_value(ALICE, secret.id).value.reveal() == b"alice's"
+    service.write_value(ALICE, secret.id, SecretValue(b"alice's too"))
+    for other in (BOB, ROOT):  # an editor of everything shared, and the development root
+        denied_everything(service, other, secret.id)
+        assert service.list_secrets(other, SecretFilter(scope=mine), PageRequest()).total == 0
+        with pytest.raises(NotFound):
+            create(service, scope=mine, name="PLANTED", actor=other)
+    assert [s.id for s in service.list_secrets(ALICE, SecretFilter(), PageRequest()).items] == [
+        secret.id
+    ]
