@@ -173,4 +173,3 @@ class AdoptionService:
             except Conflict as error:  # another adoption or writer got there first
                 return result(AdoptionStatus.SKIPPED, error.message)
         return result(AdoptionStatus.ADOPTED)
-

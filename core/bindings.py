@@ -18,10 +18,11 @@ from core.access import (
     check_name_pattern,
     check_principal,
 )
+from core.audit import Attempt, AuditTrail
 from core.errors import InvalidInput, NotFound
 from core.model import Page, PageRequest
 from core.policy import check_scope
-from core.services import secret_target
+from core.services import audit_place, secret_target
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType
@@ -48,11 +49,21 @@ class Reader:
 
 
 class RoleBindingService:
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, audit: AuditTrail
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._audit = audit
 
     def create(self, actor: Principal, draft: NewBinding) -> RoleBinding:
+        details = {"principal": draft.principal, "role": draft.role.value}
+        with self._audit.attempt(
+            actor, "binding.create", f"scope:{draft.scope}", scope=str(draft.scope), details=details
+        ) as attempt:
+            return self._create(actor, draft, attempt)
+
+    def _create(self, actor: Principal, draft: NewBinding, attempt: Attempt) -> RoleBinding:
         check_principal(draft.principal)
         check_scope(draft.scope)
         if draft.name_pattern is not None:
@@ -69,10 +80,12 @@ class RoleBindingService:
             scope = uow.scopes.get(draft.scope)
             if scope is None:
                 raise NotFound(f"no scope {draft.scope}")
+            attempt.learn(scope_path=scope.path)
             authorize(uow, actor, Action.ADMIN, Target(scope.ref, scope.path), now)
             if draft.secret_id is not None:
                 secret = uow.secrets.get(draft.secret_id)
-                if secret is None or not secret.scope_path.startswith(scope.path):
+                personal = secret is not None and secret.scope.type is ScopeType.USER
+                if secret is None or personal or not secret.scope_path.startswith(scope.path):
                     raise InvalidInput(
                         f"secret {draft.secret_id} is not in scope {draft.scope} or below it",
                         details={"field": "secret_id"},
@@ -90,6 +103,7 @@ class RoleBindingService:
                 expires_at=draft.expires_at,
             )
             uow.bindings.add(binding)
+            attempt.succeed(uow, resource=f"binding:{binding.id}")
             uow.commit()
         return binding
 
@@ -102,7 +116,12 @@ class RoleBindingService:
     ) -> Page[RoleBinding]:
         """Bindings at a scope (for its admins), or a principal's own bindings."""
         now = self._clock.now()
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(
+                actor, "binding.list", "bindings", scope=str(scope) if scope else None
+            ) as attempt,
+            self._uow_factory() as uow,
+        ):
             if scope is not None:
                 found = uow.scopes.get(scope)
                 if found is None:
@@ -113,36 +132,52 @@ class RoleBindingService:
                     "name a scope you administer, or list your own bindings with principal",
                     details={"field": "scope"},
                 )
-            return uow.bindings.search(scope, principal, page)
+            bindings = uow.bindings.search(scope, principal, page)
+            attempt.succeed(uow, details={"total": bindings.total})
+            uow.commit()
+        return bindings
 
     def delete(self, actor: Principal, binding_id: UUID) -> None:
         now = self._clock.now()
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(actor, "binding.delete", f"binding:{binding_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
             binding = uow.bindings.get(binding_id)
             if binding is None:
                 raise NotFound(f"no role binding {binding_id}")
             target = Target(binding.scope, binding.scope_path)
+            attempt.learn(
+                scope=str(binding.scope),
+                scope_path=binding.scope_path,
+                details={"principal": binding.principal, "role": binding.role.value},
+            )
             try:
                 authorize(uow, actor, Action.ADMIN, target, now)
             except NotFound:
                 raise NotFound(f"no role binding {binding_id}") from None
             uow.bindings.delete(binding_id)
+            attempt.succeed(uow)
             uow.commit()
 
     def readers(self, actor: Principal, secret_id: UUID) -> list[Reader]:
         """Who can read the secret's value, and through which binding (admins and auditors)."""
         now = self._clock.now()
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(actor, "secret.access_report", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
             secret = uow.secrets.get(secret_id)
             if secret is None:
                 raise NotFound(f"no secret {secret_id}")
             target = secret_target(secret)
+            attempt.learn(**audit_place(secret))
             authorize(uow, actor, Action.AUDIT, target, now)
-            if secret.scope.type is ScopeType.USER:
-                return [
-                    Reader(f"user:{secret.scope.id}", None, None, "owner of the personal scope")
-                ]
             bindings = uow.bindings.at_or_above(secret.scope_path, now)
+            attempt.succeed(uow)
+            uow.commit()
+        if secret.scope.type is ScopeType.USER:
+            return [Reader(f"user:{secret.scope.id}", None, None, "owner of the personal scope")]
         return [
             Reader(
                 binding.principal, binding.role, binding, f"{binding.role.value} at {binding.scope}"

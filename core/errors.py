@@ -81,6 +81,12 @@ class BackendUnavailable(ServiceError):
         self.backend = backend
 
 
+class AuditUnavailable(ServiceError):
+    """The audit trail cannot be written: nothing that needs an audit record may proceed."""
+
+    code = "audit_unavailable"
+
+
 class BackendAuthFailed(ServiceError):
     code = "backend_auth_failed"
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.access import Action, access_query
+from core.audit import AuditTrail
 from core.errors import Expired, NotYetValid, VersionUnavailable
 from core.model import Secret, SecretVersion
 from core.policy import check_scope
 from core.scopes import SPECIFICITY
-from core.services import ValueReader
+from core.services import ValueReader, audit_place
 from ports.persistence import ResolveCandidate, UnitOfWork
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
@@ -56,14 +57,42 @@ def precedence(secret: Secret) -> tuple[int, int]:
 
 class ResolveService:
     def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], reader: ValueReader, clock: Clock
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        reader: ValueReader,
+        clock: Clock,
+        audit: AuditTrail,
     ) -> None:
         self._uow_factory = uow_factory
         self._reader = reader
         self._clock = clock
+        self._audit = audit
 
     def resolve(
         self, actor: Principal, context: ResolveContext, *, include_values: bool = False
+    ) -> list[ResolvedSecret]:
+        """Value reads are each recorded in the audit trail before any value is returned."""
+        scope = str(context.scope) if context.scope else None
+        with self._audit.attempt(actor, "secret.resolve", f"scope:{scope}", scope=scope) as attempt:
+            resolved = self._resolve(actor, context, include_values)
+            reads = [
+                attempt.related(
+                    "secret.read_value",
+                    f"secret:{entry.secret.id}",
+                    version=entry.version.version,
+                    **audit_place(entry.secret),
+                )
+                for entry in resolved
+                if entry.value is not None
+            ]
+            with self._uow_factory() as uow:
+                details = {"environment": context.environment, "count": len(resolved)}
+                attempt.succeed(uow, also=reads, details=details | {"values": len(reads)})
+                uow.commit()
+            return resolved
+
+    def _resolve(
+        self, actor: Principal, context: ResolveContext, include_values: bool
     ) -> list[ResolvedSecret]:
         for ref in context.scopes():
             check_scope(ref)

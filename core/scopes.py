@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.access import Action, Target, access_query, authorize
+from core.audit import AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound
 from core.model import Page, PageRequest, Scope
 from core.policy import check_scope
@@ -100,9 +101,12 @@ def place(
 
 
 class ScopeService:
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, audit: AuditTrail
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._audit = audit
 
     def register(self, actor: Principal, ref: ScopeRef, parent_ref: ScopeRef) -> Scope:
         """Register a scope below its parent: admins of the parent (or the user, for their own
@@ -110,7 +114,10 @@ class ScopeService:
         check_scope(ref)
         check_scope(parent_ref)
         check_parent(ref, parent_ref)
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(actor, "scope.create", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._uow_factory() as uow,
+        ):
             parent = uow.scopes.get(parent_ref)
             if parent is None:
                 raise NotFound(f"no scope {parent_ref}")
@@ -120,31 +127,47 @@ class ScopeService:
             if uow.scopes.get(ref) is not None:
                 raise Conflict(f"scope {ref} exists already", details={"scope": str(ref)})
             scope = uow.scopes.add(ref, parent)
+            attempt.succeed(uow, scope_path=scope.path, details={"parent": str(parent_ref)})
             uow.commit()
         return scope
 
     def get(self, actor: Principal, ref: ScopeRef) -> Scope:
         check_scope(ref)
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(actor, "scope.read", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._uow_factory() as uow,
+        ):
             scope = uow.scopes.get(ref)
             if scope is None:
                 raise NotFound(f"no scope {ref}")
             authorize(uow, actor, Action.LIST, Target(ref, scope.path), self._now())
+            attempt.succeed(uow, scope_path=scope.path)
+            uow.commit()
         return scope
 
     def list_scopes(
         self, actor: Principal, scope_type: ScopeType | None, page: PageRequest
     ) -> Page[Scope]:
         access = access_query(actor, Action.LIST, self._now())
-        with self._uow_factory() as uow:
-            return uow.scopes.search(scope_type.value if scope_type else None, access, page)
+        with (
+            self._audit.attempt(actor, "scope.list", "scopes") as attempt,
+            self._uow_factory() as uow,
+        ):
+            found = uow.scopes.search(scope_type.value if scope_type else None, access, page)
+            attempt.succeed(uow, details={"total": found.total})
+            uow.commit()
+        return found
 
     def delete(self, actor: Principal, ref: ScopeRef) -> None:
         """Remove a scope that holds nothing any more (no child scopes, secrets, accounts)."""
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(actor, "scope.delete", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._uow_factory() as uow,
+        ):
             scope = uow.scopes.get(ref)
             if scope is None:
                 raise NotFound(f"no scope {ref}")
+            attempt.learn(scope_path=scope.path)
             authorize(uow, actor, Action.ADMIN, Target(ref, scope.path), self._now())
             if ref.type is ScopeType.GLOBAL:
                 raise Conflict("the global scope cannot be deleted")
@@ -161,6 +184,7 @@ class ScopeService:
                     },
                 )
             uow.scopes.delete(scope)
+            attempt.succeed(uow)
             uow.commit()
 
     def _now(self) -> datetime:

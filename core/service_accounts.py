@@ -7,11 +7,13 @@ import hmac
 import re
 import secrets as token_source
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from core.access import Action, Target, authorize
+from core.audit import Attempt, AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.model import ApiToken, Page, PageRequest, ServiceAccount
 from core.policy import check_scope
@@ -35,9 +37,12 @@ def looks_like_api_token(token: str) -> bool:
 
 
 class ServiceAccountService:
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, audit: AuditTrail
+    ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
+        self._audit = audit
 
     def create(
         self, actor: Principal, name: str, scope: ScopeRef, description: str = ""
@@ -53,10 +58,20 @@ class ServiceAccountService:
                 "service accounts belong to shared scopes", details={"field": "scope"}
             )
         now = self._clock.now()
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(
+                actor,
+                "service_account.create",
+                f"scope:{scope}",
+                scope=str(scope),
+                details={"name": name},
+            ) as attempt,
+            self._uow_factory() as uow,
+        ):
             owner = uow.scopes.get(scope)
             if owner is None:
                 raise NotFound(f"no scope {scope}")
+            attempt.learn(scope_path=owner.path)
             authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), now)
             # Bindings name principals, not accounts: a new account would inherit any binding
             # already naming it, granted perhaps at scopes its creator does not administer.
@@ -76,35 +91,51 @@ class ServiceAccountService:
                 created_by=actor.id,
             )
             uow.service_accounts.add(account)
+            attempt.succeed(uow, resource=f"service_account:{account.id}")
             uow.commit()
         return account
 
     def get(self, actor: Principal, account_id: UUID) -> ServiceAccount:
-        with self._uow_factory() as uow:
-            return self._load(uow, actor, account_id)
+        with self._audited(actor, "service_account.read", account_id) as (attempt, uow):
+            account = self._load(uow, actor, account_id, attempt)
+            attempt.succeed(uow)
+            uow.commit()
+        return account
 
     def list_accounts(
         self, actor: Principal, scope: ScopeRef, page: PageRequest
     ) -> Page[ServiceAccount]:
         check_scope(scope)
-        with self._uow_factory() as uow:
+        with (
+            self._audit.attempt(
+                actor, "service_account.list", f"scope:{scope}", scope=str(scope)
+            ) as attempt,
+            self._uow_factory() as uow,
+        ):
             owner = uow.scopes.get(scope)
             if owner is None:
                 raise NotFound(f"no scope {scope}")
             authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), self._clock.now())
-            return uow.service_accounts.search(scope, page)
+            accounts = uow.service_accounts.search(scope, page)
+            attempt.succeed(uow, scope_path=owner.path)
+            uow.commit()
+        return accounts
 
     def delete(self, actor: Principal, account_id: UUID) -> None:
         """Remove the account with its tokens and every role binding naming it."""
-        with self._uow_factory() as uow:
-            self._load(uow, actor, account_id)
+        with self._audited(actor, "service_account.delete", account_id) as (attempt, uow):
+            self._load(uow, actor, account_id, attempt)
             uow.service_accounts.delete(account_id)
+            attempt.succeed(uow)
             uow.commit()
 
     def tokens(self, actor: Principal, account_id: UUID) -> list[ApiToken]:
-        with self._uow_factory() as uow:
-            self._load(uow, actor, account_id)
-            return uow.service_accounts.tokens(account_id)
+        with self._audited(actor, "token.list", account_id) as (attempt, uow):
+            self._load(uow, actor, account_id, attempt)
+            tokens = uow.service_accounts.tokens(account_id)
+            attempt.succeed(uow)
+            uow.commit()
+        return tokens
 
     def issue_token(
         self,
@@ -119,8 +150,8 @@ class ServiceAccountService:
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("expires_at is in the past", details={"field": "expires_at"})
         plaintext = TOKEN_PREFIX + token_source.token_urlsafe(32)
-        with self._uow_factory() as uow:
-            self._load(uow, actor, account_id)
+        with self._audited(actor, "token.issue", account_id) as (attempt, uow):
+            self._load(uow, actor, account_id, attempt)
             token = ApiToken(
                 id=uuid.uuid4(),
                 account_id=account_id,
@@ -132,15 +163,18 @@ class ServiceAccountService:
                 expires_at=expires_at,
             )
             uow.service_accounts.add_token(token)
+            attempt.succeed(uow, details={"token_id": str(token.id), "prefix": token.prefix})
             uow.commit()
         return token, plaintext
 
     def revoke_token(self, actor: Principal, account_id: UUID, token_id: UUID) -> None:
-        with self._uow_factory() as uow:
-            self._load(uow, actor, account_id)
+        with self._audited(actor, "token.revoke", account_id) as (attempt, uow):
+            self._load(uow, actor, account_id, attempt)
+            attempt.learn(details={"token_id": str(token_id)})
             if not any(token.id == token_id for token in uow.service_accounts.tokens(account_id)):
                 raise NotFound(f"service account {account_id} has no token {token_id}")
             uow.service_accounts.revoke_token(token_id, self._clock.now())
+            attempt.succeed(uow)
             uow.commit()
 
     def authenticate(self, token: str) -> Principal:
@@ -158,10 +192,23 @@ class ServiceAccountService:
             uow.commit()
         return Principal(id=account.principal, kind="service")
 
-    def _load(self, uow: UnitOfWork, actor: Principal, account_id: UUID) -> ServiceAccount:
+    @contextmanager
+    def _audited(
+        self, actor: Principal, action: str, account_id: UUID
+    ) -> Iterator[tuple[Attempt, UnitOfWork]]:
+        with (
+            self._audit.attempt(actor, action, f"service_account:{account_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            yield attempt, uow
+
+    def _load(
+        self, uow: UnitOfWork, actor: Principal, account_id: UUID, attempt: Attempt
+    ) -> ServiceAccount:
         account = uow.service_accounts.get(account_id)
         if account is None:
             raise NotFound(f"no service account {account_id}")
+        attempt.learn(scope=str(account.scope), scope_path=account.scope_path)
         try:
             authorize(
                 uow,

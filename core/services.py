@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from core.access import Action, Target, access_query, authorize
+from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.errors import (
     Conflict,
@@ -82,6 +83,11 @@ class MetadataChanges:
 CLEARABLE = frozenset({"expires_at", "not_before", "max_versions"})
 
 
+def audit_place(secret: Secret) -> dict[str, str]:
+    """Where a secret sits, as audit events record it."""
+    return {"scope": str(secret.scope), "scope_path": secret.scope_path}
+
+
 def secret_target(secret: Secret) -> Target:
     return Target(secret.scope, secret.scope_path, secret_id=secret.id, name=secret.name)
 
@@ -134,12 +140,14 @@ class SecretService:
         clock: Clock,
         checksum: ValueChecksum,
         policy: SecretPolicy,
+        audit: AuditTrail,
     ) -> None:
         self._uow_factory = uow_factory
         self._backends = backends
         self._clock = clock
         self._checksum = checksum
         self._policy = policy
+        self._audit = audit
         self._reader = ValueReader(backends, clock, checksum)
 
     # -- reading ---------------------------------------------------------------------------
@@ -147,23 +155,34 @@ class SecretService:
     def get_secret(
         self, actor: Principal, secret_id: UUID, *, include_deleted: bool = False
     ) -> Secret:
-        with self._uow_factory() as uow:
-            return self._load(uow, actor, Action.LIST, secret_id, include_deleted=include_deleted)
+        with self._audit.attempt(actor, "secret.read_metadata", f"secret:{secret_id}") as attempt:
+            with self._uow_factory() as uow:
+                secret = self._load(
+                    uow, actor, Action.LIST, secret_id, attempt, include_deleted=include_deleted
+                )
+                attempt.succeed(uow)
+                uow.commit()
+            return secret
 
     def find_secret(
         self, actor: Principal, scope: ScopeRef, name: str, environment: str | None
     ) -> Secret:
         env = f" ({environment})" if environment else ""
         missing = f"no secret '{name}'{env} in scope {scope}"
-        with self._uow_factory() as uow:
-            secret = uow.secrets.get_by_name(scope, environment, name)
-            if secret is None or secret.is_deleted:
-                raise NotFound(missing)
-            try:
-                authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
-            except NotFound:  # the same answer as for no secret at all, without its id
-                raise NotFound(missing) from None
-        return secret
+        resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
+        with self._audit.attempt(actor, "secret.read_metadata", resource) as attempt:
+            with self._uow_factory() as uow:
+                secret = uow.secrets.get_by_name(scope, environment, name)
+                if secret is None or secret.is_deleted:
+                    raise NotFound(missing)
+                attempt.learn(**audit_place(secret))
+                try:
+                    authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
+                except NotFound:  # the same answer as for no secret at all, without its id
+                    raise NotFound(missing) from None
+                attempt.succeed(uow, resource=f"secret:{secret.id}")
+                uow.commit()
+            return secret
 
     def list_secrets(
         self, actor: Principal, criteria: SecretFilter, page: PageRequest
@@ -174,27 +193,51 @@ class SecretService:
                 details={"field": "page"},
             )
         access = access_query(actor, Action.LIST, self._clock.now())
-        with self._uow_factory() as uow:
-            return uow.secrets.search(criteria, page, access)
+        scope = str(criteria.scope) if criteria.scope else None
+        with self._audit.attempt(actor, "secret.list", "secrets", scope=scope) as attempt:
+            with self._uow_factory() as uow:
+                found = uow.secrets.search(criteria, page, access)
+                attempt.succeed(uow, details={"total": found.total, "page": page.page})
+                uow.commit()
+            return found
 
     def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
-        with self._uow_factory() as uow:
-            self._load(uow, actor, Action.LIST, secret_id)
-            return uow.secrets.list_versions(secret_id)
+        with self._audit.attempt(actor, "secret.list_versions", f"secret:{secret_id}") as attempt:
+            with self._uow_factory() as uow:
+                self._load(uow, actor, Action.LIST, secret_id, attempt)
+                versions = uow.secrets.list_versions(secret_id)
+                attempt.succeed(uow)
+                uow.commit()
+            return versions
 
     def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
-        with self._uow_factory() as uow:
-            self._load(uow, actor, Action.LIST, secret_id)
-            return self._load_version(uow, secret_id, number)
+        with self._audit.attempt(
+            actor, "secret.read_version", f"secret:{secret_id}", version=number
+        ) as attempt:
+            with self._uow_factory() as uow:
+                self._load(uow, actor, Action.LIST, secret_id, attempt)
+                record = self._load_version(uow, secret_id, number)
+                attempt.succeed(uow)
+                uow.commit()
+            return record
 
     def read_value(
         self, actor: Principal, secret_id: UUID, version: int | None = None
     ) -> RevealedValue:
-        with self._uow_factory() as uow:
-            secret = self._load(uow, actor, Action.READ_VALUE, secret_id)
-            number = secret.current_version if version is None else version
-            record = self._load_version(uow, secret_id, number)
-        return RevealedValue(secret=secret, version=record, value=self._reader.read(secret, record))
+        """The value, returned only once its read is recorded in the audit trail (fail closed)."""
+        with self._audit.attempt(
+            actor, "secret.read_value", f"secret:{secret_id}", version=version
+        ) as attempt:
+            with self._uow_factory() as uow:
+                secret = self._load(uow, actor, Action.READ_VALUE, secret_id, attempt)
+                number = secret.current_version if version is None else version
+                attempt.learn(version=number)
+                record = self._load_version(uow, secret_id, number)
+            value = self._reader.read(secret, record)
+            with self._uow_factory() as uow:
+                attempt.succeed(uow)
+                uow.commit()
+            return RevealedValue(secret=secret, version=record, value=value)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -209,9 +252,22 @@ class SecretService:
             not_before=draft.not_before,
             expires_at=draft.expires_at,
         )
+        with self._audit.attempt(
+            actor,
+            "secret.create",
+            f"scope:{draft.scope}",
+            scope=str(draft.scope),
+            details={"name": draft.name, "environment": draft.environment},
+        ) as attempt:
+            return self._create(actor, draft, value, attempt)
+
+    def _create(
+        self, actor: Principal, draft: NewSecret, value: SecretValue, attempt: Attempt
+    ) -> Secret:
         now = self._clock.now()
         with self._uow_factory() as uow:
             placement = place(uow, actor, draft.scope, draft.parent)
+            attempt.learn(scope_path=placement.path)
             target = Target(draft.scope, placement.path, name=draft.name)
             authorize(uow, actor, Action.WRITE, target, now)
             existing = uow.secrets.get_by_name(draft.scope, draft.environment, draft.name)
@@ -243,6 +299,13 @@ class SecretService:
                 scope = placement.create_if_missing(uow)
                 uow.secrets.add(secret)
                 uow.secrets.add_version(record)
+                attempt.succeed(
+                    uow,
+                    resource=f"secret:{secret.id}",
+                    scope_path=scope.path,
+                    version=1,
+                    details={**attempt.event.details, "value_hmac": record.checksum},
+                )
                 uow.commit()
         except BaseException:
             self._discard(backend, record)
@@ -258,9 +321,20 @@ class SecretService:
         expected_revision: int | None = None,
     ) -> Secret:
         """Store `value` as the next version. With `expected_revision`, a check-and-set."""
+        with self._audit.attempt(actor, "secret.write_value", f"secret:{secret_id}") as attempt:
+            return self._write(actor, secret_id, value, expected_revision, attempt)
+
+    def _write(
+        self,
+        actor: Principal,
+        secret_id: UUID,
+        value: SecretValue,
+        expected_revision: int | None,
+        attempt: Attempt,
+    ) -> Secret:
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory() as uow:
-                secret = self._load(uow, actor, Action.WRITE, secret_id)
+                secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
             self._check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)
             self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
@@ -278,6 +352,7 @@ class SecretService:
                 with self._uow_factory() as uow:
                     uow.secrets.update(updated, expected_revision=secret.revision)
                     uow.secrets.add_version(record)
+                    attempt.succeed(uow, version=number, details={"value_hmac": record.checksum})
                     uow.commit()
                 return updated
             except PreconditionFailed:
@@ -302,8 +377,11 @@ class SecretService:
             raise InvalidInput(
                 f"cannot clear {', '.join(sorted(unknown))}", details={"field": "clear"}
             )
-        with self._uow_factory() as uow:
-            secret = self._load(uow, actor, Action.WRITE, secret_id)
+        with (
+            self._audit.attempt(actor, "secret.update", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
             self._check_revision(secret, expected_revision)
             fields = {
                 name: getattr(changes, name)
@@ -334,6 +412,7 @@ class SecretService:
                 expires_at=updated.expires_at,
             )
             uow.secrets.update(updated, expected_revision=secret.revision)
+            attempt.succeed(uow, details={"changed": sorted(fields)})
             uow.commit()
         return updated
 
@@ -341,8 +420,11 @@ class SecretService:
         self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
     ) -> Secret:
         """Soft delete: hidden, name reserved, everything kept for the retention window."""
-        with self._uow_factory() as uow:
-            secret = self._load(uow, actor, Action.WRITE, secret_id)
+        with (
+            self._audit.attempt(actor, "secret.delete", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
             self._check_revision(secret, expected_revision)
             now = self._clock.now()
             deleted = replace(
@@ -354,13 +436,17 @@ class SecretService:
                 updated_by=actor.id,
             )
             uow.secrets.update(deleted, expected_revision=secret.revision)
+            attempt.succeed(uow)
             uow.commit()
         return deleted
 
     def restore_secret(self, actor: Principal, secret_id: UUID) -> Secret:
         """Undo a soft delete, unless the retention window is over (a purge may be running)."""
-        with self._uow_factory() as uow:
-            secret = self._load_deleted(uow, actor, Action.WRITE, secret_id)
+        with (
+            self._audit.attempt(actor, "secret.restore", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            secret = self._load_deleted(uow, actor, Action.WRITE, secret_id, attempt)
             if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
                 raise Conflict(
                     f"secret {secret_id} is past its retention window and is being purged",
@@ -375,6 +461,7 @@ class SecretService:
                 updated_by=actor.id,
             )
             uow.secrets.update(restored, expected_revision=secret.revision)
+            attempt.succeed(uow)
             uow.commit()
         return restored
 
@@ -386,8 +473,12 @@ class SecretService:
         is idempotent, so a purge interrupted after the backends and before the rows is
         finished by purging again.
         """
+        with self._audit.attempt(actor, "secret.purge", f"secret:{secret_id}") as attempt:
+            self._purge(actor, secret_id, attempt)
+
+    def _purge(self, actor: Principal, secret_id: UUID, attempt: Attempt) -> None:
         with self._uow_factory() as uow:
-            secret = self._load_deleted(uow, actor, Action.ADMIN, secret_id)
+            secret = self._load_deleted(uow, actor, Action.ADMIN, secret_id, attempt)
             versions = uow.secrets.list_versions(secret_id)
             now = self._clock.now()
             if secret.purge_after is None or secret.purge_after > now:
@@ -402,8 +493,8 @@ class SecretService:
             self._backends.get(backend_name).purge(secret_id)
         with self._uow_factory() as uow:
             uow.secrets.delete(secret_id)
+            attempt.succeed(uow, details={"versions": len(versions)})
             uow.commit()
-        log.info("secret %s purged by %s", secret_id, actor)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -455,6 +546,7 @@ class SecretService:
         actor: Principal,
         action: Action,
         secret_id: UUID,
+        attempt: Attempt,
         *,
         include_deleted: bool = False,
     ) -> Secret:
@@ -462,13 +554,14 @@ class SecretService:
         secret = uow.secrets.get(secret_id)
         if secret is None or (secret.is_deleted and not include_deleted):
             raise NotFound(f"no secret {secret_id}")
+        attempt.learn(**audit_place(secret))
         authorize(uow, actor, action, secret_target(secret), self._clock.now())
         return secret
 
     def _load_deleted(
-        self, uow: UnitOfWork, actor: Principal, action: Action, secret_id: UUID
+        self, uow: UnitOfWork, actor: Principal, action: Action, secret_id: UUID, attempt: Attempt
     ) -> Secret:
-        secret = self._load(uow, actor, action, secret_id, include_deleted=True)
+        secret = self._load(uow, actor, action, secret_id, attempt, include_deleted=True)
         if not secret.is_deleted:
             raise Conflict(
                 f"secret {secret_id} is not deleted; delete it first",

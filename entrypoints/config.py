@@ -57,6 +57,7 @@ class Settings:
     )
     keys: dict[str, Any] = field(default_factory=lambda: {"provider": "auto"})
     identity: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] = field(default_factory=dict)
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -94,6 +95,7 @@ class _SettingsSchema(Schema):
     identity = fields.Dict(
         keys=fields.String(validate=validate.OneOf(["jwt"])), values=fields.Dict()
     )
+    audit = fields.Dict(keys=fields.String())
     plugins = fields.Dict(keys=fields.String(validate=validate.OneOf(["disabled"])))
 
     @pre_load

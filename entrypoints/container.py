@@ -18,6 +18,9 @@ from adapters.clock import SystemClock
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
+from core.adoption import AdoptionService
+from core.audit import AuditChain, AuditTrail, derive_checkpoint_key
+from core.audit_service import AuditService
 from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
 from core.errors import ConfigurationError
@@ -28,11 +31,13 @@ from core.service_accounts import ServiceAccountService
 from core.services import SecretService, ValueReader
 from entrypoints.config import Settings
 from plugins.manager import (
+    audit_sink_plugins,
     backend_plugins,
     build_plugin_manager,
     create_backend,
     key_provider_plugins,
 )
+from ports.audit import AuditSink
 from ports.security import Authenticator, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
 
@@ -94,6 +99,25 @@ def build_authenticator(
     )
 
 
+def open_audit_sinks(
+    settings: Settings, plugin_manager: pluggy.PluginManager
+) -> Iterator[list[AuditSink]]:
+    available = audit_sink_plugins(plugin_manager)
+    sinks = []
+    for name in settings.audit.get("sinks", []):
+        if name not in available:
+            raise ConfigurationError(
+                f"configuration key 'audit.sinks': unknown sink '{name}'; "
+                f"available: {', '.join(sorted(available))}"
+            )
+        sinks.append(available[name].factory(settings.audit.get(name, {})))
+    try:
+        yield sinks
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
 def build_policy(settings: Settings) -> SecretPolicy:
     return SecretPolicy(
         name_pattern=settings.name_pattern,
@@ -117,16 +141,46 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Singleton(build_policy, settings)
     unit_of_work = providers.Factory(SqlUnitOfWork, engine)
 
-    scope_service = providers.Factory(ScopeService, unit_of_work.provider, clock)
-    binding_service = providers.Factory(RoleBindingService, unit_of_work.provider, clock)
-    service_account_service = providers.Factory(ServiceAccountService, unit_of_work.provider, clock)
+    audit_key = providers.Singleton(
+        derive_checkpoint_key, key_provider.provided.checksum_key.call()
+    )
+    audit_chain = providers.Singleton(
+        AuditChain, audit_key, settings.provided.audit.get.call("checkpoint_every", 1000)
+    )
+    audit_sinks = providers.Resource(open_audit_sinks, settings, plugin_manager)
+    # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
+    audit_trail = providers.Factory(
+        AuditTrail, unit_of_work.provider, audit_chain, clock, sinks=audit_sinks
+    )
+    audit_service = providers.Factory(
+        AuditService, unit_of_work.provider, trail=audit_trail, chain_key=audit_key, clock=clock
+    )
+
+    scope_service = providers.Factory(ScopeService, unit_of_work.provider, clock, audit=audit_trail)
+    binding_service = providers.Factory(
+        RoleBindingService, unit_of_work.provider, clock, audit=audit_trail
+    )
+    service_account_service = providers.Factory(
+        ServiceAccountService, unit_of_work.provider, clock, audit=audit_trail
+    )
     value_reader = providers.Factory(ValueReader, backends, clock, checksum)
-    resolve_service = providers.Factory(ResolveService, unit_of_work.provider, value_reader, clock)
+    resolve_service = providers.Factory(
+        ResolveService, unit_of_work.provider, value_reader, clock, audit=audit_trail
+    )
     authenticator = providers.Singleton(
         build_authenticator, settings, environ, service_account_service
     )
     secret_service = providers.Factory(
         SecretService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+        audit=audit_trail,
+    )
+    adoption_service = providers.Factory(
+        AdoptionService,
         uow_factory=unit_of_work.provider,
         backends=backends,
         clock=clock,

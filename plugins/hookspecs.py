@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pluggy
 
+from ports.audit import AuditSinkPlugin
 from ports.security import KeyProviderPlugin
 from ports.storage import BackendPlugin
 
@@ -27,3 +28,8 @@ def secret_management_register_backends() -> list[BackendPlugin]:  # type: ignor
 @hookspec
 def secret_management_register_key_providers() -> list[KeyProviderPlugin]:  # type: ignore[empty-body]
     """Key-encryption-key provider kinds this plugin contributes (`[keys] provider = "<name>"`)."""
+
+
+@hookspec
+def secret_management_register_audit_sinks() -> list[AuditSinkPlugin]:  # type: ignore[empty-body]
+    """Audit sink kinds this plugin contributes (`[audit] sinks = ["<name>"]`)."""

@@ -10,10 +10,11 @@ import pluggy
 
 from core.errors import ConfigurationError
 from plugins import hookspecs
+from ports.audit import AuditSinkPlugin
 from ports.security import KeyProviderPlugin
 from ports.storage import BackendContext, BackendPlugin, StorageBackend
 
-Registration = TypeVar("Registration", BackendPlugin, KeyProviderPlugin)
+Registration = TypeVar("Registration", BackendPlugin, KeyProviderPlugin, AuditSinkPlugin)
 
 
 def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -33,6 +34,10 @@ def backend_plugins(manager: pluggy.PluginManager) -> dict[str, BackendPlugin]:
 
 def key_provider_plugins(manager: pluggy.PluginManager) -> dict[str, KeyProviderPlugin]:
     return _collect(manager.hook.secret_management_register_key_providers, KeyProviderPlugin)
+
+
+def audit_sink_plugins(manager: pluggy.PluginManager) -> dict[str, AuditSinkPlugin]:
+    return _collect(manager.hook.secret_management_register_audit_sinks, AuditSinkPlugin)
 
 
 def create_backend(

@@ -7,17 +7,17 @@ explicitly; leaving the `with` block without a commit rolls everything back.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
 from ports.values import ScopeRef
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
-    from datetime import datetime
-
     from core.access import AccessQuery, RoleBinding
+    from core.audit import AuditEvent, Checkpoint
     from core.model import (
         ApiToken,
         Page,
@@ -59,9 +59,7 @@ class ScopeRepository(abc.ABC):
         """Register a scope below `parent`; raises `Conflict` if it exists already."""
 
     @abc.abstractmethod
-    def search(
-        self, scope_type: str | None, access: AccessQuery, page: PageRequest
-    ) -> Page[Scope]:
+    def search(self, scope_type: str | None, access: AccessQuery, page: PageRequest) -> Page[Scope]:
         """Scopes the access query lets the caller see, by type and external id."""
 
     @abc.abstractmethod
@@ -188,11 +186,65 @@ class ServiceAccountRepository(abc.ABC):
         """Record a use, unless one was recorded after `not_since` (to spare writes)."""
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What to find in the audit trail; None means any. `before_seq` is the query cursor."""
+
+    actor: str | None = None
+    resource: str | None = None
+    scope_path: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_seq: int | None = None
+
+
+class AuditRepository(abc.ABC):
+    """The stored hash chain. Appending goes through `core.audit.AuditChain`."""
+
+    @abc.abstractmethod
+    def lock_head(self) -> tuple[int, str]:
+        """Take the chain's lock for this transaction; the last event's seq and hash
+        (0 and the genesis hash while the chain is empty)."""
+
+    @abc.abstractmethod
+    def insert(self, events: Sequence[AuditEvent]) -> None:
+        """Store events already placed in the chain."""
+
+    @abc.abstractmethod
+    def set_head(self, seq: int, digest: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+
+    @abc.abstractmethod
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every signed checkpoint, oldest first."""
+
+    @abc.abstractmethod
+    def events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditEvent]:
+        """Events in chain order, streamed."""
+
+    @abc.abstractmethod
+    def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
+        """Newest first, at most `limit`."""
+
+    @abc.abstractmethod
+    def prune(self, through_seq: int) -> int:
+        """Delete the events up to and including `through_seq`; how many went."""
+
+    @abc.abstractmethod
+    def first_seq(self) -> int | None:
+        """The oldest event still stored, or None."""
+
+
 class UnitOfWork(abc.ABC):
     scopes: ScopeRepository
     secrets: SecretRepository
     bindings: RoleBindingRepository
     service_accounts: ServiceAccountRepository
+    audit: AuditRepository
 
     def __enter__(self) -> UnitOfWork:
         return self

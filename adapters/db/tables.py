@@ -187,3 +187,44 @@ api_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
 )
+
+# The audit trail: a hash chain in `seq` order (see core/audit.py). Never holds a value.
+audit_events = Table(
+    "secret_audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", UTCDateTime, nullable=False, index=True),
+    Column("request_id", String(64), nullable=True),
+    Column("actor", String(255), nullable=False, index=True),
+    Column("actor_type", String(32), nullable=False),
+    Column("source_ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("action", String(64), nullable=False, index=True),
+    Column("resource", String(255), nullable=False, index=True),
+    Column("scope", String(255), nullable=True),
+    Column("scope_path", String(255), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(255), nullable=True),
+    Column("details", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the chain's last seq and hash. Updating it first serializes appends on every database.
+audit_head = Table(
+    "secret_audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "secret_audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+    Column("mac", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

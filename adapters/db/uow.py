@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine
 
 from adapters.db.access_repositories import SqlRoleBindingRepository, SqlServiceAccountRepository
+from adapters.db.audit_repository import SqlAuditRepository
 from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
 from ports.persistence import UnitOfWork
 
@@ -23,6 +24,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.secrets = SqlSecretRepository(self._connection)
         self.bindings = SqlRoleBindingRepository(self._connection)
         self.service_accounts = SqlServiceAccountRepository(self._connection)
+        self.audit = SqlAuditRepository(self._connection)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -10,10 +10,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from core.access import Role
-from core.bindings import NewBinding
+from core.bindings import NewBinding, RoleBindingService
 from core.model import PageRequest
+from core.scopes import ScopeService
+from core.service_accounts import ServiceAccountService
 from entrypoints.http import schemas
-from entrypoints.http.context import current_container
+from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, scope_ref
 from ports.values import ScopeType
 
@@ -23,6 +25,18 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Scopes, role bindings and service accounts: who may do what, and where.",
 )
+
+
+def scopes() -> ScopeService:
+    return audited(current_container().scope_service)
+
+
+def bindings() -> RoleBindingService:
+    return audited(current_container().binding_service)
+
+
+def accounts() -> ServiceAccountService:
+    return audited(current_container().service_account_service)
 
 
 def page_of(args: dict[str, Any]) -> PageRequest:
@@ -51,20 +65,14 @@ class Scopes(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Scopes the caller can see."""
         scope_type = ScopeType(args["type"]) if "type" in args else None
-        return (
-            current_container().scope_service().list_scopes(g.principal, scope_type, page_of(args))
-        )
+        return scopes().list_scopes(g.principal, scope_type, page_of(args))
 
     @blp.arguments(schemas.ScopeCreateSchema)
     @blp.response(201, schemas.ScopeItemSchema)
     @document_errors(400, 401, 404, 409)
     def post(self, data: dict[str, Any]) -> Any:
         """Register a scope below its parent (admins of the parent)."""
-        return (
-            current_container()
-            .scope_service()
-            .register(g.principal, ref_of(data), ref_of(data["parent"]))
-        )
+        return scopes().register(g.principal, ref_of(data), ref_of(data["parent"]))
 
 
 @blp.route("/scopes/<scope_type>/<scope_id>")
@@ -73,13 +81,13 @@ class ScopeItem(MethodView):
     @document_errors(401, 404)
     def get(self, scope_type: str, scope_id: str) -> Any:
         """One scope."""
-        return current_container().scope_service().get(g.principal, scope_ref(scope_type, scope_id))
+        return scopes().get(g.principal, scope_ref(scope_type, scope_id))
 
     @blp.response(204)
     @document_errors(401, 404, 409)
     def delete(self, scope_type: str, scope_id: str) -> Any:
         """Delete an empty scope (refused with 409 while it holds secrets or scopes)."""
-        current_container().scope_service().delete(g.principal, scope_ref(scope_type, scope_id))
+        scopes().delete(g.principal, scope_ref(scope_type, scope_id))
         return Response(status=204)
 
 
@@ -93,11 +101,7 @@ class RoleBindings(MethodView):
         scope = (
             scope_ref(args["scope_type"], args.get("scope_id")) if "scope_type" in args else None
         )
-        return (
-            current_container()
-            .binding_service()
-            .list_bindings(g.principal, scope, args.get("principal"), page_of(args))
-        )
+        return bindings().list_bindings(g.principal, scope, args.get("principal"), page_of(args))
 
     @blp.arguments(schemas.RoleBindingCreateSchema)
     @blp.response(201, schemas.RoleBindingSchema)
@@ -112,7 +116,7 @@ class RoleBindings(MethodView):
             name_pattern=data["name_pattern"],
             expires_at=data["expires_at"],
         )
-        return current_container().binding_service().create(g.principal, draft)
+        return bindings().create(g.principal, draft)
 
 
 @blp.route("/role-bindings/<uuid:binding_id>")
@@ -121,7 +125,7 @@ class RoleBindingItem(MethodView):
     @document_errors(401, 404)
     def delete(self, binding_id: UUID) -> Any:
         """Remove a binding (admins of its scope)."""
-        current_container().binding_service().delete(g.principal, binding_id)
+        bindings().delete(g.principal, binding_id)
         return Response(status=204)
 
 
@@ -131,7 +135,7 @@ class SecretReaders(MethodView):
     @document_errors(401, 403, 404)
     def get(self, secret_id: UUID) -> Any:
         """Who can read this secret's value, and through which binding (admins, auditors)."""
-        return {"items": current_container().binding_service().readers(g.principal, secret_id)}
+        return {"items": bindings().readers(g.principal, secret_id)}
 
 
 @blp.route("/service-accounts")
@@ -142,21 +146,15 @@ class ServiceAccounts(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """Service accounts owned by a scope (its admins)."""
         scope = scope_ref(args["scope_type"], args.get("scope_id"))
-        return (
-            current_container()
-            .service_account_service()
-            .list_accounts(g.principal, scope, page_of(args))
-        )
+        return accounts().list_accounts(g.principal, scope, page_of(args))
 
     @blp.arguments(schemas.ServiceAccountCreateSchema)
     @blp.response(201, schemas.ServiceAccountSchema)
     @document_errors(400, 401, 404, 409)
     def post(self, data: dict[str, Any]) -> Any:
         """Create a service account owned by a scope; grant it roles with role bindings."""
-        return (
-            current_container()
-            .service_account_service()
-            .create(g.principal, data["name"], ref_of(data["scope"]), data["description"])
+        return accounts().create(
+            g.principal, data["name"], ref_of(data["scope"]), data["description"]
         )
 
 
@@ -166,13 +164,13 @@ class ServiceAccountItem(MethodView):
     @document_errors(401, 404)
     def get(self, account_id: UUID) -> Any:
         """One service account."""
-        return current_container().service_account_service().get(g.principal, account_id)
+        return accounts().get(g.principal, account_id)
 
     @blp.response(204)
     @document_errors(401, 404)
     def delete(self, account_id: UUID) -> Any:
         """Delete the account, its tokens and the bindings naming it."""
-        current_container().service_account_service().delete(g.principal, account_id)
+        accounts().delete(g.principal, account_id)
         return Response(status=204)
 
 
@@ -182,24 +180,18 @@ class ServiceAccountTokens(MethodView):
     @document_errors(401, 404)
     def get(self, account_id: UUID) -> Any:
         """The account's tokens (never the tokens themselves)."""
-        return {
-            "items": current_container().service_account_service().tokens(g.principal, account_id)
-        }
+        return {"items": accounts().tokens(g.principal, account_id)}
 
     @blp.arguments(schemas.TokenCreateSchema)
     @blp.response(201, schemas.IssuedTokenSchema)
     @document_errors(400, 401, 404)
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:
         """Issue an API token: the answer holds it, once; only its hash is kept."""
-        token, plaintext = (
-            current_container()
-            .service_account_service()
-            .issue_token(
-                g.principal,
-                account_id,
-                description=data["description"],
-                expires_at=data["expires_at"],
-            )
+        token, plaintext = accounts().issue_token(
+            g.principal,
+            account_id,
+            description=data["description"],
+            expires_at=data["expires_at"],
         )
         return {**token.__dict__, "token": plaintext}
 
@@ -210,7 +202,5 @@ class ServiceAccountToken(MethodView):
     @document_errors(401, 404)
     def delete(self, account_id: UUID, token_id: UUID) -> Any:
         """Revoke a token; it stops working at once."""
-        current_container().service_account_service().revoke_token(
-            g.principal, account_id, token_id
-        )
+        accounts().revoke_token(g.principal, account_id, token_id)
         return Response(status=204)

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from flask import current_app, g, request
 
+from core.audit import AuditTrail, RequestInfo
 from core.errors import InvalidInput
 
 if TYPE_CHECKING:
     from entrypoints.container import Container
 
+T = TypeVar("T")
 ETAG = re.compile(r'^(?:W/)?"rev-(\d{1,18})"$')
 
 
 def current_container() -> Container:
     return cast("Container", current_app.extensions["container"])
+
+
+def request_trail() -> AuditTrail:
+    """An audit trail that stamps events with this request's id, source address and agent."""
+    info = RequestInfo(
+        request_id=g.get("request_id"),
+        source_ip=(request.remote_addr or "")[:64] or None,
+        user_agent=(request.user_agent.string or "")[:512] or None,
+    )
+    return current_container().audit_trail(request=info)
+
+
+def audited(provider: Callable[..., T]) -> T:
+    """A use case from the container, auditing with this request's trail."""
+    return provider(audit=request_trail())
 
 
 def set_etag(revision: int) -> None:

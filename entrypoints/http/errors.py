@@ -26,6 +26,7 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.PreconditionFailed: 412,
     errors.BackendAuthFailed: 502,
     errors.BackendUnavailable: 503,
+    errors.AuditUnavailable: 503,
     errors.ValueIntegrityError: 500,
     errors.ConfigurationError: 500,
 }

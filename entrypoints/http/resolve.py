@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from core.resolution import ResolveContext, ResolvedSecret
 from entrypoints.http import schemas
-from entrypoints.http.context import current_container
+from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, value_text
 from ports.values import ScopeRef, ScopeType
 
@@ -61,9 +61,7 @@ class Resolve(MethodView):
             user_id=args.get("user", g.principal.user_id),
             environment=args.get("environment"),
         )
-        resolved = (
-            current_container()
-            .resolve_service()
-            .resolve(g.principal, context, include_values=args["include_values"])
+        resolved = audited(current_container().resolve_service).resolve(
+            g.principal, context, include_values=args["include_values"]
         )
         return {"items": [render(entry) for entry in resolved]}

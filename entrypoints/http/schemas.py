@@ -399,3 +399,71 @@ class WhoAmISchema(Schema):
     principal = fields.String()
     kind = fields.String()
     groups = fields.List(fields.String())
+
+
+class AuditQueryArgsSchema(StrictSchema):
+    actor = fields.String()
+    secret = fields.UUID(metadata={"description": "events about this secret"})
+    resource = fields.String()
+    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+    action = fields.String()
+    outcome = fields.String(validate=validate.OneOf(["success", "denied", "not_found", "error"]))
+    since = fields.AwareDateTime()
+    until = fields.AwareDateTime()
+
+
+class AuditEventsArgsSchema(AuditQueryArgsSchema):
+    before_seq = fields.Integer(
+        validate=validate.Range(min=1), metadata={"description": "the cursor: next_cursor"}
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class AuditExportArgsSchema(AuditQueryArgsSchema):
+    format = fields.String(load_default="jsonl", validate=validate.OneOf(["jsonl", "csv"]))
+
+
+class AuditEventSchema(Schema):
+    class Meta:
+        ordered = True
+
+    seq = fields.Integer()
+    time = fields.DateTime()
+    request_id = fields.String(allow_none=True)
+    actor = fields.String()
+    actor_type = fields.String()
+    source_ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    action = fields.String()
+    resource = fields.String()
+    scope = fields.String(allow_none=True)
+    version = fields.Integer(allow_none=True)
+    outcome = fields.String()
+    reason = fields.String(allow_none=True)
+    details = fields.Dict()
+    prev_hash = fields.String()
+    hash = fields.String()
+
+
+class AuditEventPageSchema(Schema):
+    items = fields.List(fields.Nested(AuditEventSchema))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class AuditVerifyArgsSchema(StrictSchema):
+    from_seq = fields.Integer(validate=validate.Range(min=1), load_default=None)
+    to_seq = fields.Integer(validate=validate.Range(min=1), load_default=None)
+
+
+class BrokenLinkSchema(Schema):
+    seq = fields.Integer()
+    problem = fields.String()
+
+
+class AuditVerificationSchema(Schema):
+    ok = fields.Boolean()
+    checked = fields.Integer()
+    first_seq = fields.Integer(allow_none=True)
+    last_seq = fields.Integer(allow_none=True)
+    broken = fields.Nested(BrokenLinkSchema, allow_none=True)

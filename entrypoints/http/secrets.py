@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.model import PageRequest, RevealedValue, Secret, SecretFilter
 from core.services import MetadataChanges, NewSecret, SecretService
 from entrypoints.http import schemas
-from entrypoints.http.context import current_container, expected_revision, set_etag
+from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 blp = Blueprint(
@@ -35,7 +35,7 @@ ERRORS = (400, 401, 404, 409, 413, 503)
 
 
 def service() -> SecretService:
-    return current_container().secret_service()
+    return audited(current_container().secret_service)
 
 
 def document_errors(*statuses: int) -> Any:

@@ -1,0 +1,119 @@
+"""The audit trail's storage: events, the chain head row, and signed checkpoints.
+
+`lock_head` updates the single head row first: that takes the row lock on PostgreSQL and the
+write lock on SQLite, so concurrent appends queue up and the chain order is well defined.
+A database that refuses the write becomes `AuditUnavailable`: a value read then fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
+
+from adapters.db.tables import audit_checkpoints, audit_events, audit_head
+from core.audit import AuditEvent, Checkpoint
+from core.errors import AuditUnavailable
+from ports.persistence import AuditFilter, AuditRepository
+
+CHAIN_FIELDS = ("seq", "prev_hash", "hash")
+STREAM_BATCH = 5000
+
+
+class SqlAuditRepository(AuditRepository):
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def lock_head(self) -> tuple[int, str]:
+        try:
+            self._connection.execute(
+                update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq)
+            )
+            row = self._connection.execute(
+                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+            ).one()
+        except DBAPIError as error:
+            raise AuditUnavailable(
+                f"the audit trail cannot be written: {type(error).__name__}"
+            ) from None
+        return int(row.seq), str(row.hash)
+
+    def insert(self, events: Sequence[AuditEvent]) -> None:
+        rows = [_row_of(event) for event in events]
+        try:
+            self._connection.execute(insert(audit_events), rows)
+        except DBAPIError as error:
+            raise AuditUnavailable(
+                f"the audit trail cannot be written: {type(error).__name__}"
+            ) from None
+
+    def set_head(self, seq: int, digest: str) -> None:
+        self._connection.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
+        )
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._connection.execute(
+            insert(audit_checkpoints).values(
+                seq=checkpoint.seq,
+                hash=checkpoint.hash,
+                mac=checkpoint.mac,
+                created_at=checkpoint.created_at,
+            )
+        )
+
+    def checkpoints(self) -> list[Checkpoint]:
+        rows = self._connection.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq))
+        return [Checkpoint(row.seq, row.hash, row.mac, row.created_at) for row in rows]
+
+    def events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditEvent]:
+        statement = select(audit_events).where(audit_events.c.seq >= from_seq)
+        if to_seq is not None:
+            statement = statement.where(audit_events.c.seq <= to_seq)
+        result = self._connection.execution_options(yield_per=STREAM_BATCH).execute(
+            statement.order_by(audit_events.c.seq)
+        )
+        for row in result:
+            yield _event_of(row)
+
+    def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
+        columns = audit_events.c
+        conditions: list[Any] = []
+        for name in ("actor", "resource", "action", "outcome"):
+            wanted = getattr(criteria, name)
+            if wanted is not None:
+                conditions.append(columns[name] == wanted)
+        if criteria.scope_path is not None:
+            conditions.append(columns.scope_path.startswith(criteria.scope_path))
+        if criteria.since is not None:
+            conditions.append(columns.time >= criteria.since)
+        if criteria.until is not None:
+            conditions.append(columns.time < criteria.until)
+        if criteria.before_seq is not None:
+            conditions.append(columns.seq < criteria.before_seq)
+        rows = self._connection.execute(
+            select(audit_events).where(*conditions).order_by(columns.seq.desc()).limit(limit)
+        )
+        return [_event_of(row) for row in rows]
+
+    def prune(self, through_seq: int) -> int:
+        result = self._connection.execute(
+            delete(audit_events).where(audit_events.c.seq <= through_seq)
+        )
+        return int(result.rowcount or 0)
+
+    def first_seq(self) -> int | None:
+        value = self._connection.execute(select(func.min(audit_events.c.seq))).scalar()
+        return None if value is None else int(value)
+
+
+def _row_of(event: AuditEvent) -> dict[str, Any]:
+    return {**event.content(), "time": event.time, **{f: getattr(event, f) for f in CHAIN_FIELDS}}
+
+
+def _event_of(row: Row[Any]) -> AuditEvent:
+    fields = dict(row._mapping)
+    fields["details"] = dict(fields["details"] or {})
+    return AuditEvent(**fields)

@@ -1,0 +1,284 @@
+"""The audit trail: who did what to which secret, when, from where, and how it went.
+
+Every use case records one event per attempt, successful or not. Events form a hash chain:
+each holds the hash of its predecessor and of its own canonical content, so an edited, deleted
+or reordered row breaks the chain at that point; signed checkpoints (HMAC with a key the
+database does not hold) make a rewrite of the whole chain detectable too. No event ever holds a
+secret value: where correlating two writes helps, the version's keyed checksum stands in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core.errors import Forbidden, NotFound, ServiceError
+from ports.audit import AuditSink
+from ports.persistence import UnitOfWork
+from ports.security import Clock
+from ports.values import Principal
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+OUTCOMES = ("success", "denied", "not_found", "error")
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Where an action came from: the HTTP request, or the CLI / worker on the machine."""
+
+    request_id: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audited attempt. `seq`, `prev_hash` and `hash` are set when it joins the chain."""
+
+    time: datetime
+    actor: str
+    actor_type: str
+    action: str
+    resource: str
+    outcome: str
+    request_id: str | None = None
+    source_ip: str | None = None
+    user_agent: str | None = None
+    scope: str | None = None
+    scope_path: str | None = None
+    version: int | None = None
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        """What the hash covers: everything but the chain fields themselves."""
+        fields = asdict(self)
+        for chain_field in ("seq", "prev_hash", "hash"):
+            fields.pop(chain_field)
+        fields["time"] = self.time.isoformat()
+        return fields
+
+
+def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
+    canonical = json.dumps(
+        {"seq": seq, "prev": prev_hash, "event": event.content()},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def chained(events: Iterable[AuditEvent], head_seq: int, head_hash: str) -> list[AuditEvent]:
+    """Give events their places after the chain head (`head_seq` 0 and GENESIS when empty)."""
+    linked = []
+    for offset, event in enumerate(events, start=1):
+        seq = head_seq + offset
+        digest = event_hash(seq, head_hash, event)
+        linked.append(replace(event, seq=seq, prev_hash=head_hash, hash=digest))
+        head_hash = digest
+    return linked
+
+
+def derive_checkpoint_key(secret: bytes) -> bytes:
+    """The checkpoint key, derived from a key kept outside the database (the key provider's)."""
+    return hmac.new(secret, b"secret-management audit checkpoints", hashlib.sha256).digest()
+
+
+def checkpoint_mac(key: bytes, seq: int, digest: str) -> str:
+    return hmac.new(key, f"{seq}:{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    mac: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first place the chain does not hold, and why."""
+
+    seq: int
+    problem: str
+
+
+def verify_chain(
+    events: Iterable[AuditEvent],
+    checkpoints: Iterable[Checkpoint],
+    checkpoint_key: bytes,
+    *,
+    start_seq: int = 1,
+    start_prev_hash: str = GENESIS,
+) -> tuple[int, BrokenLink | None]:
+    """Walk the events in order; return how many were checked and the first broken link."""
+    signed = {checkpoint.seq: checkpoint for checkpoint in checkpoints}
+    expected_seq, prev_hash, checked = start_seq, start_prev_hash, 0
+    for event in events:
+        if event.seq != expected_seq:
+            return checked, BrokenLink(expected_seq, f"event {expected_seq} is missing")
+        if event.prev_hash != prev_hash:
+            return checked, BrokenLink(expected_seq, "it does not follow its predecessor")
+        if event.hash != event_hash(expected_seq, prev_hash, event):
+            return checked, BrokenLink(expected_seq, "its content was altered")
+        checkpoint = signed.pop(expected_seq, None)
+        if checkpoint is not None and not (
+            checkpoint.hash == event.hash
+            and hmac.compare_digest(
+                checkpoint.mac, checkpoint_mac(checkpoint_key, checkpoint.seq, checkpoint.hash)
+            )
+        ):
+            return checked, BrokenLink(expected_seq, "it does not match its signed checkpoint")
+        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+    for checkpoint in sorted(signed.values(), key=lambda c: c.seq):
+        if checkpoint.seq >= start_seq:  # signed, but past the last event: the tail was cut
+            return checked, BrokenLink(checkpoint.seq, "a signed checkpoint has no event")
+    return checked, None
+
+
+def outcome_of(error: BaseException) -> str:
+    if isinstance(error, Forbidden):
+        return "denied"
+    if isinstance(error, NotFound):
+        return "not_found"
+    return "error"
+
+
+class AuditChain:
+    """Appends events to the chain: under the chain's lock, hashed, checkpointed every
+    `checkpoint_every` events with an HMAC whose key the database does not hold."""
+
+    def __init__(self, checkpoint_key: bytes, checkpoint_every: int = 1000) -> None:
+        self._key = checkpoint_key
+        self._every = checkpoint_every
+
+    def append(self, uow: UnitOfWork, events: list[AuditEvent]) -> list[AuditEvent]:
+        head_seq, head_hash = uow.audit.lock_head()
+        linked = chained(events, head_seq, head_hash)
+        uow.audit.insert(linked)
+        last = linked[-1]
+        assert last.seq is not None and last.hash is not None  # set by chained()
+        if last.seq // self._every > head_seq // self._every:
+            uow.audit.add_checkpoint(self.checkpoint(last.seq, last.hash, last.time))
+        uow.audit.set_head(last.seq, last.hash)
+        return linked
+
+    def checkpoint(self, seq: int, digest: str, at: datetime) -> Checkpoint:
+        return Checkpoint(seq, digest, checkpoint_mac(self._key, seq, digest), at)
+
+    def __repr__(self) -> str:
+        return "AuditChain(<key redacted>)"
+
+
+class Attempt:
+    """One audited attempt in progress: fill in what is learnt, then record its success
+    inside the unit of work that makes the change (so both commit together)."""
+
+    def __init__(self, trail: AuditTrail, event: AuditEvent) -> None:
+        self._trail = trail
+        self.event = event
+        self.recorded = False
+        self.linked: list[AuditEvent] = []
+
+    def learn(self, **fields: Any) -> None:
+        self.event = replace(self.event, **fields)
+
+    def succeed(self, uow: UnitOfWork, *, also: Sequence[AuditEvent] = (), **fields: Any) -> None:
+        """Record success in the same transaction as the change (commit it with the change),
+        with the events of what it did along the way (`also`, made by `related`)."""
+        self.learn(outcome="success", **fields)
+        self.linked = self._trail.chain.append(uow, [self.event, *also])
+        self.recorded = True
+
+    def related(self, action: str, resource: str, **fields: Any) -> AuditEvent:
+        """An event of the same caller and request, for something this attempt did."""
+        return replace(self.event, action=action, resource=resource, details={}, **fields)
+
+
+class AuditTrail:
+    """Records audit events for one caller's requests (`RequestInfo` comes from the request)."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        chain: AuditChain,
+        clock: Clock,
+        sinks: Sequence[AuditSink] = (),
+        request: RequestInfo | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self.chain = chain
+        self._clock = clock
+        self._sinks = sinks
+        self._request = request or RequestInfo()
+
+    @contextmanager
+    def attempt(
+        self, actor: Principal, action: str, resource: str, **fields: Any
+    ) -> Iterator[Attempt]:
+        """Wrap a use case: a failure is recorded (denied, not found, error) and re-raised."""
+        attempt = Attempt(self, self._event(actor, action, resource, **fields))
+        try:
+            yield attempt
+        except ServiceError as error:
+            self._record_failure(attempt, outcome_of(error), error.code)
+            raise
+        except Exception as error:
+            self._record_failure(attempt, "error", type(error).__name__)
+            raise
+        if not attempt.recorded:
+            raise RuntimeError(f"use case {action} did not record its success")  # a bug
+        self._emit(attempt.linked)
+
+    def _event(self, actor: Principal, action: str, resource: str, **fields: Any) -> AuditEvent:
+        return AuditEvent(
+            time=self._clock.now(),
+            actor=actor.id,
+            actor_type=actor.kind,
+            action=action,
+            resource=resource,
+            outcome="success",
+            request_id=self._request.request_id,
+            source_ip=self._request.source_ip,
+            user_agent=self._request.user_agent,
+            **fields,
+        )
+
+    def _record_failure(self, attempt: Attempt, outcome: str, reason: str) -> None:
+        event = replace(attempt.event, outcome=outcome, reason=reason)
+        try:
+            with self._uow_factory() as uow:
+                linked = self.chain.append(uow, [event])
+                uow.commit()
+        except Exception:  # the caller sees the original failure; the audit gap is logged
+            log.error(
+                "could not record audit event %s %s (%s)",
+                event.action,
+                event.resource,
+                outcome,
+                exc_info=True,
+            )
+        else:
+            self._emit(linked)
+
+    def _emit(self, events: list[AuditEvent]) -> None:
+        """Copy committed events to the configured sinks; a failing sink is only logged."""
+        for sink in self._sinks:
+            try:
+                sink.emit(events)
+            except Exception:
+                log.warning("audit sink %s failed", sink.name, exc_info=True)

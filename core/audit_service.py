@@ -1,0 +1,177 @@
+"""Reading the audit trail: queries, exports, verification of the chain, retention.
+
+Limited to `admin` and `auditor` roles: of the scope a query is narrowed to, or of the global
+scope for the whole trail (verification, export without a scope, pruning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from core.access import Action, Target, authorize
+from core.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditTrail,
+    BrokenLink,
+    Checkpoint,
+    checkpoint_mac,
+    verify_chain,
+)
+from core.errors import InvalidInput, NotFound
+from core.policy import check_scope
+from ports.persistence import AuditFilter, UnitOfWork
+from ports.security import Clock
+from ports.values import Principal, ScopeRef
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Verification:
+    checked: int
+    first_seq: int | None
+    last_seq: int | None
+    broken: BrokenLink | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+class AuditService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        trail: AuditTrail,
+        chain_key: bytes,
+        clock: Clock,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._trail = trail
+        self._key = chain_key
+        self._clock = clock
+
+    def search(
+        self, actor: Principal, criteria: AuditFilter, scope: ScopeRef | None, limit: int
+    ) -> list[AuditEvent]:
+        """Newest first; continue with `before_seq` = the last seq of the previous page."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit is between 1 and {MAX_PAGE}", details={"field": "limit"})
+        with self._uow_factory() as uow:
+            criteria = replace(criteria, scope_path=self._authorize(uow, actor, scope))
+            return uow.audit.search(criteria, limit)
+
+    def export(
+        self, actor: Principal, criteria: AuditFilter, scope: ScopeRef | None
+    ) -> Iterator[AuditEvent]:
+        """Every matching event, oldest first, streamed; the export itself is audited."""
+        with self._trail.attempt(actor, "audit.export", "audit") as attempt:
+            with self._uow_factory() as uow:
+                criteria = replace(criteria, scope_path=self._authorize(uow, actor, scope))
+                attempt.succeed(uow, scope=str(scope) if scope else None)
+                uow.commit()
+        return self._stream(criteria)
+
+    def verify(
+        self, actor: Principal, from_seq: int | None = None, to_seq: int | None = None
+    ) -> Verification:
+        """Check the chain (or a range of it) and the signed checkpoints in it."""
+        with self._trail.attempt(actor, "audit.verify", "audit") as attempt:
+            with self._uow_factory() as uow:
+                self._authorize(uow, actor, None)
+                result = self._verify(uow, from_seq, to_seq)
+                attempt.succeed(uow, details={"ok": result.ok, "checked": result.checked})
+                uow.commit()
+        return result
+
+    def prune(self, actor: Principal, older_than: datetime) -> int:
+        """Delete events older than `older_than`, up to the last signed checkpoint before it,
+        which then anchors the verification of what remains."""
+        with self._trail.attempt(actor, "audit.prune", "audit") as attempt:
+            with self._uow_factory() as uow:
+                self._authorize(uow, actor, None)
+                anchors = [
+                    checkpoint
+                    for checkpoint in uow.audit.checkpoints()
+                    if checkpoint.created_at < older_than
+                ]
+                removed = uow.audit.prune(anchors[-1].seq) if anchors else 0
+                attempt.succeed(uow, details={"removed": removed})
+                uow.commit()
+        return removed
+
+    def _verify(self, uow: UnitOfWork, from_seq: int | None, to_seq: int | None) -> Verification:
+        first = uow.audit.first_seq()
+        if first is None:
+            return Verification(0, None, None, None)
+        checkpoints = uow.audit.checkpoints()
+        start = max(first, from_seq or first)
+        if start == 1:
+            prev_hash = GENESIS
+        else:
+            anchor = self._anchor(uow, start, checkpoints, first)
+            if isinstance(anchor, BrokenLink):
+                return Verification(0, start, None, anchor)
+            prev_hash = anchor
+        in_range = [
+            checkpoint
+            for checkpoint in checkpoints
+            if checkpoint.seq >= start and (to_seq is None or checkpoint.seq <= to_seq)
+        ]
+        checked, broken = verify_chain(
+            uow.audit.events(start, to_seq),
+            in_range,
+            self._key,
+            start_seq=start,
+            start_prev_hash=prev_hash,
+        )
+        return Verification(checked, start, start + checked - 1 if checked else None, broken)
+
+    def _anchor(
+        self, uow: UnitOfWork, start: int, checkpoints: list[Checkpoint], first: int
+    ) -> str | BrokenLink:
+        """The trusted hash before `start`: a signed checkpoint where the trail was pruned,
+        else the stored predecessor (a range check within an intact trail)."""
+        if start == first:
+            anchor = next((c for c in checkpoints if c.seq == start - 1), None)
+            if anchor is None or anchor.mac != checkpoint_mac(self._key, anchor.seq, anchor.hash):
+                return BrokenLink(
+                    start, "the events before it are gone without a signed checkpoint"
+                )
+            return str(anchor.hash)
+        previous = next(uow.audit.events(start - 1, start - 1), None)
+        if previous is None or previous.hash is None:
+            return BrokenLink(start - 1, f"event {start - 1} is missing")
+        return previous.hash
+
+    def _stream(self, criteria: AuditFilter) -> Iterator[AuditEvent]:
+        with self._uow_factory() as uow:
+            for event in uow.audit.events():
+                if _matches(event, criteria):
+                    yield event
+
+    def _authorize(self, uow: UnitOfWork, actor: Principal, scope: ScopeRef | None) -> str | None:
+        """Audit rights at `scope` (or global); the scope path the query is then limited to."""
+        now = self._clock.now()
+        ref = scope or ScopeRef.global_scope()
+        check_scope(ref)
+        found = uow.scopes.get(ref)
+        if found is None:
+            raise NotFound(f"no scope {ref}")
+        authorize(uow, actor, Action.AUDIT, Target(found.ref, found.path), now)
+        return found.path if scope is not None else None
+
+
+def _matches(event: AuditEvent, criteria: AuditFilter) -> bool:
+    for name in ("actor", "resource", "action", "outcome"):
+        wanted = getattr(criteria, name)
+        if wanted is not None and getattr(event, name) != wanted:
+            return False
+    if criteria.scope_path and not (event.scope_path or "").startswith(criteria.scope_path):
+        return False
+    if criteria.since is not None and event.time < criteria.since:
+        return False
+    return criteria.until is None or event.time < criteria.until

@@ -1,0 +1,108 @@
+"""`/api/v1/audit`: query, export (JSON Lines or CSV, streamed) and verify the audit trail."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, g, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from core.audit import AuditEvent
+from core.audit_service import AuditService
+from entrypoints.http import schemas
+from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.secrets import document_errors, scope_ref
+from ports.persistence import AuditFilter
+
+blp = Blueprint(
+    "audit", __name__, url_prefix="/api/v1/audit", description="The audit trail (admins, auditors)."
+)
+
+EXPORT_FIELDS = list(schemas.AuditEventSchema().fields)
+
+
+def audit_service() -> AuditService:
+    return current_container().audit_service(trail=request_trail())
+
+
+def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:
+    scope = scope_ref(args["scope_type"], args.get("scope_id")) if "scope_type" in args else None
+    resource = f"secret:{args['secret']}" if "secret" in args else args.get("resource")
+    criteria = AuditFilter(
+        actor=args.get("actor"),
+        resource=resource,
+        action=args.get("action"),
+        outcome=args.get("outcome"),
+        since=args.get("since"),
+        until=args.get("until"),
+        before_seq=args.get("before_seq"),
+    )
+    return criteria, scope
+
+
+@blp.route("/events")
+class AuditEvents(MethodView):
+    @blp.arguments(schemas.AuditEventsArgsSchema, location="query")
+    @blp.response(200, schemas.AuditEventPageSchema)
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Events, newest first; pass `next_cursor` as `before_seq` for the next page."""
+        criteria, scope = criteria_of(args)
+        events = audit_service().search(g.principal, criteria, scope, args["limit"])
+        full_page = len(events) == args["limit"]
+        return {"items": events, "next_cursor": events[-1].seq if full_page else None}
+
+
+@blp.route("/export")
+class AuditExport(MethodView):
+    @blp.arguments(schemas.AuditExportArgsSchema, location="query")
+    @blp.response(200, description="JSON Lines or CSV, streamed, oldest first")
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Export matching events as JSON Lines or CSV."""
+        criteria, scope = criteria_of(args)
+        events = audit_service().export(g.principal, criteria, scope)
+        if args["format"] == "csv":
+            return Response(stream_with_context(as_csv(events)), mimetype="text/csv")
+        return Response(stream_with_context(as_json_lines(events)), mimetype="application/x-ndjson")
+
+
+@blp.route("/verify")
+class AuditVerify(MethodView):
+    @blp.arguments(schemas.AuditVerifyArgsSchema)
+    @blp.response(200, schemas.AuditVerificationSchema)
+    @document_errors(400, 401, 403, 404)
+    def post(self, args: dict[str, Any]) -> Any:
+        """Check the hash chain (or a range) and its signed checkpoints; the first broken link."""
+        return audit_service().verify(g.principal, args["from_seq"], args["to_seq"])
+
+
+def as_json_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
+    schema = schemas.AuditEventSchema()
+    for event in events:
+        yield json.dumps(schema.dump(event), separators=(",", ":")) + "\n"
+
+
+def as_csv(events: Iterator[AuditEvent]) -> Iterator[str]:
+    schema = schemas.AuditEventSchema()
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    for event in events:
+        row = schema.dump(event)
+        row["details"] = json.dumps(row["details"], sort_keys=True)
+        writer.writerow(row)
+        yield drain(buffer)
+    yield drain(buffer)
+
+
+def drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
