@@ -258,8 +258,15 @@ class AuditTrail:
             **fields,
         )
 
+    def refused(self, actor: Principal, action: str, resource: str, reason: str) -> None:
+        """Record an attempt refused before any use case ran (a bad token, say)."""
+        self._record(replace(self._event(actor, action, resource), outcome="denied", reason=reason))
+
     def _record_failure(self, attempt: Attempt, outcome: str, reason: str) -> None:
-        event = replace(attempt.event, outcome=outcome, reason=reason)
+        self._record(replace(attempt.event, outcome=outcome, reason=reason))
+
+    def _record(self, event: AuditEvent) -> None:
+        outcome = event.outcome
         try:
             with self._uow_factory() as uow:
                 linked = self.chain.append(uow, [event])

@@ -128,7 +128,19 @@ class AuditService:
             start_seq=start,
             start_prev_hash=prev_hash,
         )
-        return Verification(checked, start, start + checked - 1 if checked else None, broken)
+        last = start + checked - 1 if checked else None
+        if broken is None and to_seq is None:
+            broken = self._check_head(uow, last)
+        return Verification(checked, start, last, broken)
+
+    @staticmethod
+    def _check_head(uow: UnitOfWork, last: int | None) -> BrokenLink | None:
+        """Events cut from the end leave a chain that still links: the head row says where
+        it ended."""
+        head_seq, _ = uow.audit.head()
+        if last is not None and head_seq > last:
+            return BrokenLink(last + 1, f"events {last + 1} to {head_seq} are missing")
+        return None
 
     def _anchor(
         self, uow: UnitOfWork, start: int, checkpoints: list[Checkpoint], first: int

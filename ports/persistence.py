@@ -216,6 +216,10 @@ class AuditRepository(abc.ABC):
     def set_head(self, seq: int, digest: str) -> None: ...
 
     @abc.abstractmethod
+    def head(self) -> tuple[int, str]:
+        """The recorded end of the chain, read without taking its lock."""
+
+    @abc.abstractmethod
     def add_checkpoint(self, checkpoint: Checkpoint) -> None: ...
 
     @abc.abstractmethod

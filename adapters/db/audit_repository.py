@@ -49,6 +49,12 @@ class SqlAuditRepository(AuditRepository):
                 f"the audit trail cannot be written: {type(error).__name__}"
             ) from None
 
+    def head(self) -> tuple[int, str]:
+        row = self._connection.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        ).one()
+        return int(row.seq), str(row.hash)
+
     def set_head(self, seq: int, digest: str) -> None:
         self._connection.execute(
             update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
@@ -72,8 +78,9 @@ class SqlAuditRepository(AuditRepository):
         statement = select(audit_events).where(audit_events.c.seq >= from_seq)
         if to_seq is not None:
             statement = statement.where(audit_events.c.seq <= to_seq)
-        result = self._connection.execution_options(yield_per=STREAM_BATCH).execute(
-            statement.order_by(audit_events.c.seq)
+        # On the statement, not the connection: a connection's options would outlive the query.
+        result = self._connection.execute(
+            statement.order_by(audit_events.c.seq).execution_options(yield_per=STREAM_BATCH)
         )
         for row in result:
             yield _event_of(row)

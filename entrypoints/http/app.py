@@ -10,17 +10,20 @@ import uuid
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
+from core.errors import Unauthenticated
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container
-from entrypoints.http import access, health, resolve, schemas, secrets
-from entrypoints.http.context import current_container
-from entrypoints.http.errors import error_response, register_error_handlers
+from entrypoints.http import access, audit, backends, health, resolve, schemas, secrets
+from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.errors import register_error_handlers
 from entrypoints.logs import configure_logging
+from ports.values import Principal
 
 log = logging.getLogger("secret_management.access")
 
 API_PREFIX = "/api/v1"
 PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs"})
+ANONYMOUS = Principal(id="anonymous", kind="anonymous")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -61,8 +64,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api = ServiceApi(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(secrets.blp)
+    api.register_blueprint(backends.blp)
     api.register_blueprint(access.blp)
     api.register_blueprint(resolve.blp)
+    api.register_blueprint(audit.blp)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)
@@ -80,9 +85,13 @@ def authenticate() -> Response | None:
     if request.blueprint in PUBLIC_BLUEPRINTS:
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return error_response(401, "unauthenticated", "a bearer token is required")
-    g.principal = current_container().authenticator().authenticate(token.strip())
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("a bearer token is required")
+        g.principal = current_container().authenticator().authenticate(token.strip())
+    except Unauthenticated as error:
+        request_trail().refused(ANONYMOUS, "auth.authenticate", request.path[:255], error.code)
+        raise
     return None
 
 
