@@ -166,15 +166,22 @@ class AuditService:
                     yield event
 
     def _authorize(self, uow: UnitOfWork, actor: Principal, scope: ScopeRef | None) -> str | None:
-        """Audit rights at `scope` (or global); the scope path the query is then limited to."""
-        now = self._clock.now()
-        ref = scope or ScopeRef.global_scope()
-        check_scope(ref)
-        found = uow.scopes.get(ref)
-        if found is None:
-            raise NotFound(f"no scope {ref}")
-        authorize(uow, actor, Action.AUDIT, Target(found.ref, found.path), now)
-        return found.path if scope is not None else None
+        """Audit rights at `scope` (or global); the scope path a query is then limited to."""
+        path = authorize_audit(uow, actor, scope, self._clock.now())
+        return path if scope is not None else None
+
+
+def authorize_audit(
+    uow: UnitOfWork, actor: Principal, scope: ScopeRef | None, now: datetime
+) -> str:
+    """Require the audit right (admins, auditors) at `scope`, or at global; its path."""
+    ref = scope or ScopeRef.global_scope()
+    check_scope(ref)
+    found = uow.scopes.get(ref)
+    if found is None:
+        raise NotFound(f"no scope {ref}")
+    authorize(uow, actor, Action.AUDIT, Target(found.ref, found.path), now)
+    return found.path
 
 
 def _matches(event: AuditEvent, criteria: AuditFilter) -> bool:

@@ -104,6 +104,9 @@ class SecretFilter:
     tags: dict[str, str] = field(default_factory=dict)
     prefix: str | None = None
     deleted: bool = False
+    under_path: str | None = None  # the subtree of the scope with this path
+    expires_before: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import re
 import secrets as token_generator
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -13,11 +17,20 @@ import click
 from core.access import Role
 from core.bindings import NewBinding
 from core.errors import ConfigurationError, ServiceError
-from entrypoints.client import CLIENT_COMMANDS, parse_scope
+from entrypoints.client import (
+    CLIENT_COMMANDS,
+    Client,
+    client_options,
+    parse_scope,
+    scope_body,
+    server_options,
+    with_options,
+)
 from entrypoints.config import Settings, load_settings
 from ports.values import Principal, ScopeRef, ScopeType
 
 # The operator at the machine, acting on the database directly (recorded as `cli`).
+AGE = re.compile(r"^(\d{1,6})([dhm])$")
 OPERATOR = Principal(id="cli", kind="root", is_root=True)
 
 
@@ -118,20 +131,115 @@ def admin() -> None:
 @click.pass_context
 def admin_grant(ctx: click.Context, principal: str, role: str, scope_text: str) -> None:
     """Grant a role directly: how the first admin of a production deployment is made."""
-    from entrypoints.container import Container
-
     kind, scope_id = parse_scope(scope_text)
-    container = Container(settings=settings_of(ctx))
-    try:
+    with operator_container(ctx) as container:
         binding = container.binding_service().create(
             OPERATOR, NewBinding(principal, Role(role), ScopeRef(ScopeType(kind), scope_id))
         )
+    click.echo(f"granted {binding.role.value} at {binding.scope} to {binding.principal}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail, on the database directly (the operator at the machine)."""
+
+
+@audit.command("verify")
+@click.pass_context
+def audit_verify(ctx: click.Context) -> None:
+    """Check the whole hash chain and its signed checkpoints; exit 1 at the first broken link."""
+    with operator_container(ctx) as container:
+        result = container.audit_service().verify(OPERATOR)
+    if result.broken is not None:
+        raise click.ClickException(
+            f"the audit chain is broken at event {result.broken.seq}: {result.broken.problem}"
+        )
+    click.echo(
+        f"audit chain intact: {result.checked} events ({result.first_seq}..{result.last_seq})"
+    )
+
+
+@audit.command("prune")
+@click.option("--older-than", required=True, help="An age such as 400d, 12h or 30m.")
+@click.pass_context
+def audit_prune(ctx: click.Context, older_than: str) -> None:
+    """Delete events older than the age given, up to the last signed checkpoint before it."""
+    match = AGE.fullmatch(older_than)
+    if match is None:
+        raise click.BadParameter("use a number and d, h or m: 400d", param_hint="--older-than")
+    unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+    with operator_container(ctx) as container:
+        cutoff = container.clock().now() - timedelta(**{unit: int(match.group(1))})
+        removed = container.audit_service().prune(OPERATOR, cutoff)
+    click.echo(f"pruned {removed} audit events older than {cutoff.isoformat()}")
+
+
+@contextmanager
+def operator_container(ctx: click.Context) -> Iterator[Any]:
+    from entrypoints.container import Container
+
+    container = Container(settings=settings_of(ctx))
+    try:
+        yield container
     except ServiceError as error:
         raise click.ClickException(f"{error.code}: {error.message}") from None
     finally:
         container.shutdown_resources()
-    click.echo(f"granted {binding.role.value} at {binding.scope} to {binding.principal}")
 
 
 for command in CLIENT_COMMANDS:
     main.add_command(command)
+
+
+# -- storage backends of a server ---------------------------------------------------------------
+
+
+@main.group()
+def backends() -> None:
+    """Storage backend instances of a server: health, adoption."""
+
+
+@backends.command("list")
+@with_options(server_options)
+def backends_list(addr: str | None, token: str | None) -> None:
+    """Each backend instance: its plugin, live health and latency, largest value."""
+    for item in Client(addr, token).json("GET", "/backends")["items"]:
+        health = item["health"]
+        state = f"ok {health['latency_ms']}ms" if health["ok"] else f"down: {health['detail']}"
+        default = " (default)" if item["default"] else ""
+        limit = item["capabilities"]["max_value_bytes"]
+        click.echo(f"{item['name']}{default}\t{item['plugin']}\t{state}\tup to {limit} bytes")
+
+
+@backends.command("adopt")
+@click.argument("instance")
+@click.option("--prefix", required=True, help="Adopt the external names starting with this.")
+@click.option("--parent", help="TYPE:ID of the parent, to create the scope on first use.")
+@with_options(client_options)
+def backends_adopt(
+    instance: str,
+    prefix: str,
+    parent: str | None,
+    addr: str | None,
+    token: str | None,
+    scope: str,
+    environment: str | None,
+) -> None:
+    """Bring the values under PREFIX in backend INSTANCE under management, without copying them.
+
+    Exits with status 1 when some could not be adopted.
+    """
+    target: dict[str, Any] = scope_body(scope)
+    if parent:
+        target["parent"] = scope_body(parent)
+    body = {"prefix": prefix, "scope": target, "environment": environment}
+    report = Client(addr, token).json("POST", f"/backends/{instance}/adopt", json=body)
+    for item in report["items"]:
+        reason = f" ({item['reason']})" if item["reason"] else ""
+        click.echo(f"{item['status']}\t{item['external_name']} -> {item['name']}{reason}")
+    click.echo(
+        f"{report['adopted']} adopted, {report['skipped']} skipped, {report['failed']} failed",
+        err=True,
+    )
+    if report["failed"]:
+        sys.exit(1)

@@ -25,6 +25,7 @@ from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
 from core.errors import ConfigurationError
 from core.policy import SecretPolicy, ValueChecksum
+from core.reports import ReportService
 from core.resolution import ResolveService
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
@@ -156,6 +157,9 @@ class Container(containers.DeclarativeContainer):
         AuditService, unit_of_work.provider, trail=audit_trail, chain_key=audit_key, clock=clock
     )
 
+    report_service = providers.Factory(
+        ReportService, unit_of_work.provider, clock, audit=audit_trail
+    )
     scope_service = providers.Factory(ScopeService, unit_of_work.provider, clock, audit=audit_trail)
     binding_service = providers.Factory(
         RoleBindingService, unit_of_work.provider, clock, audit=audit_trail

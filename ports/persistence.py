@@ -182,6 +182,13 @@ class ServiceAccountRepository(abc.ABC):
     def revoke_token(self, token_id: UUID, at: datetime) -> None: ...
 
     @abc.abstractmethod
+    def stale_tokens(
+        self, unused_since: datetime, now: datetime
+    ) -> list[tuple[ApiToken, ServiceAccount]]:
+        """Live tokens (not revoked, not expired) unused since `unused_since`: last used
+        before it, or never used and issued before it."""
+
+    @abc.abstractmethod
     def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
         """Record a use, unless one was recorded after `not_since` (to spare writes)."""
 
@@ -233,6 +240,12 @@ class AuditRepository(abc.ABC):
     @abc.abstractmethod
     def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
         """Newest first, at most `limit`."""
+
+    @abc.abstractmethod
+    def resources_with(
+        self, resources: Sequence[str], action: str, outcome: str, since: datetime
+    ) -> set[str]:
+        """Which of `resources` have an event of `action` with `outcome` since `since`."""
 
     @abc.abstractmethod
     def prune(self, through_seq: int) -> int:

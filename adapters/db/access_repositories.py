@@ -209,6 +209,26 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
             .values(revoked_at=at)
         )
 
+    def stale_tokens(
+        self, unused_since: datetime, now: datetime
+    ) -> list[tuple[ApiToken, ServiceAccount]]:
+        rows = self._connection.execute(
+            select(api_tokens)
+            .where(
+                api_tokens.c.revoked_at.is_(None),
+                _unexpired(api_tokens.c.expires_at, now),
+                or_(
+                    api_tokens.c.last_used_at < unused_since,
+                    (api_tokens.c.last_used_at.is_(None))
+                    & (api_tokens.c.created_at < unused_since),
+                ),
+            )
+            .order_by(api_tokens.c.created_at)
+        )
+        tokens = [_token_from_row(row) for row in rows]
+        accounts = {token.account_id: self.get(token.account_id) for token in tokens}
+        return [(token, account) for token in tokens if (account := accounts[token.account_id])]
+
     def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
         self._connection.execute(
             update(api_tokens)

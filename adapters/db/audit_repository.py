@@ -8,6 +8,7 @@ A database that refuses the write becomes `AuditUnavailable`: a value read then 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -104,6 +105,24 @@ class SqlAuditRepository(AuditRepository):
             select(audit_events).where(*conditions).order_by(columns.seq.desc()).limit(limit)
         )
         return [_event_of(row) for row in rows]
+
+    def resources_with(
+        self, resources: Sequence[str], action: str, outcome: str, since: datetime
+    ) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(resources), 500):  # bounded IN lists
+            rows = self._connection.execute(
+                select(audit_events.c.resource)
+                .distinct()
+                .where(
+                    audit_events.c.resource.in_(resources[start : start + 500]),
+                    audit_events.c.action == action,
+                    audit_events.c.outcome == outcome,
+                    audit_events.c.time >= since,
+                )
+            )
+            found.update(row.resource for row in rows)
+        return found
 
     def prune(self, through_seq: int) -> int:
         result = self._connection.execute(

@@ -316,6 +316,12 @@ def _filter_conditions(criteria: SecretFilter) -> list[ColumnElement[bool]]:
         conditions.append(_scope_is(criteria.scope))
     if criteria.scope_type is not None:
         conditions.append(scopes.c.type == criteria.scope_type)
+    if criteria.under_path is not None:
+        conditions.append(scopes.c.path.startswith(criteria.under_path))
+    if criteria.expires_before is not None:
+        conditions.append(secrets.c.expires_at < criteria.expires_before)
+    if criteria.created_before is not None:
+        conditions.append(secrets.c.created_at < criteria.created_before)
     if criteria.environment is not None:
         conditions.append(secrets.c.environment == criteria.environment)
     if criteria.type is not None:

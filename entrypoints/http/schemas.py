@@ -467,3 +467,26 @@ class AuditVerificationSchema(Schema):
     first_seq = fields.Integer(allow_none=True)
     last_seq = fields.Integer(allow_none=True)
     broken = fields.Nested(BrokenLinkSchema, allow_none=True)
+
+
+class ReportArgsSchema(StrictSchema):
+    days = fields.Integer(load_default=30, validate=validate.Range(0, 3650))
+    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+
+
+class SecretListSchema(Schema):
+    items = fields.List(fields.Nested(SecretSchema))
+
+
+class StaleTokenArgsSchema(StrictSchema):
+    days = fields.Integer(load_default=90, validate=validate.Range(0, 3650))
+
+
+class StaleTokenSchema(Schema):
+    token = fields.Nested(TokenSchema)
+    account = fields.Nested(ServiceAccountSchema)
+
+
+class StaleTokenListSchema(Schema):
+    items = fields.List(fields.Nested(StaleTokenSchema))

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from adapters.db.tables import audit_events, metadata
+from adapters.db.tables import audit_events, metadata, secrets
 from tests.e2e.conftest import ApiClient, as_user
 
 VALUE = "xoxb-audit-canary-5e1d7c9a3b"
@@ -269,3 +270,34 @@ def test_audit_queries_are_for_admins_and_auditors(app, api: ApiClient) -> None:
     exported = [json.loads(line) for line in lines.splitlines()]
     assert [e["seq"] for e in exported] == sorted(e["seq"] for e in by_secret)
     assert UUID(secret["id"])
+
+
+def test_compliance_reports(app, api: ApiClient, engine) -> None:
+    soon = api.create(name="SOON", value=VALUE, expires_at="2001-01-01T00:00:00Z")
+    later = api.create(name="LATER", value=VALUE, expires_at="2999-01-01T00:00:00Z")
+    read = api.create(name="READ_OFTEN", value=VALUE)
+    unread = api.create(name="NEVER_READ", value=VALUE, scope={"type": "team", "id": "t-1"})
+    with engine.begin() as connection:  # old enough for the never-read window
+        connection.execute(update(secrets).values(created_at=datetime(2000, 1, 1, tzinfo=UTC)))
+    api.get(f"/secrets/{read['id']}/value")
+
+    expiring = api.get("/reports/expiring?days=30").get_json()["items"]
+    assert [s["name"] for s in expiring] == ["SOON"]
+    assert later["id"] not in {s["id"] for s in expiring}
+
+    never = {s["name"] for s in api.get("/reports/never-read?days=30").get_json()["items"]}
+    assert {"NEVER_READ", "SOON", "LATER"} <= never and "READ_OFTEN" not in never
+    scoped = api.get("/reports/never-read?days=30&scope_type=team&scope_id=t-1").get_json()
+    assert [s["name"] for s in scoped["items"]] == ["NEVER_READ"]
+    assert unread["id"] == scoped["items"][0]["id"]
+
+    account = api.post(
+        "/service-accounts", json={"name": "idle", "scope": {"type": "team", "id": "t-1"}}
+    ).get_json()
+    api.post(f"/service-accounts/{account['id']}/tokens", json={"description": "old"})
+    assert api.get("/reports/stale-tokens?days=0").get_json()["items"][0]["account"]["name"] == (
+        "idle"
+    )
+    assert api.get("/reports/stale-tokens?days=30").get_json()["items"] == []
+    assert as_user(app, "nobody").get("/reports/expiring").status_code == 404
+    assert soon["id"]

@@ -255,3 +255,27 @@ def test_admin_grant_works_on_the_database_directly(server: Server) -> None:
     assert [(b["principal"], b["role"], b["created_by"]) for b in bindings["items"]] == [
         ("user:zoe", "admin", "cli")
     ]
+
+
+def test_audit_verify_and_prune_at_the_machine(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECRETS_")}
+    env["SECRETS_DATA_DIR"] = str(server.data_dir)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    requests.get(f"{server.addr}/api/v1/secrets", headers=headers, timeout=5)
+
+    def secretctl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "secretctl"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    verified = secretctl("audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "audit chain intact" in verified.stdout
+    pruned = secretctl("audit", "prune", "--older-than", "400d")
+    assert pruned.returncode == 0 and "pruned 0 audit events" in pruned.stdout
+    assert secretctl("audit", "prune", "--older-than", "soon").returncode == 2

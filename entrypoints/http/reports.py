@@ -1,0 +1,56 @@
+"""`/api/v1/reports`: compliance views built on the API (admins and auditors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from core.reports import ReportService
+from entrypoints.http import schemas
+from entrypoints.http.context import audited, current_container
+from entrypoints.http.secrets import document_errors, scope_ref
+
+blp = Blueprint(
+    "reports", __name__, url_prefix="/api/v1/reports", description="Compliance reports."
+)
+
+
+def reports() -> ReportService:
+    return audited(current_container().report_service)
+
+
+def scope_of(args: dict[str, Any]) -> Any:
+    return scope_ref(args["scope_type"], args.get("scope_id")) if "scope_type" in args else None
+
+
+@blp.route("/expiring")
+class Expiring(MethodView):
+    @blp.arguments(schemas.ReportArgsSchema, location="query")
+    @blp.response(200, schemas.SecretListSchema)
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Secrets expiring within `days` (or expired), soonest first."""
+        return {"items": reports().expiring(g.principal, scope_of(args), args["days"])}
+
+
+@blp.route("/never-read")
+class NeverRead(MethodView):
+    @blp.arguments(schemas.ReportArgsSchema, location="query")
+    @blp.response(200, schemas.SecretListSchema)
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Secrets whose value nobody read in the last `days`."""
+        return {"items": reports().never_read(g.principal, scope_of(args), args["days"])}
+
+
+@blp.route("/stale-tokens")
+class StaleTokens(MethodView):
+    @blp.arguments(schemas.StaleTokenArgsSchema, location="query")
+    @blp.response(200, schemas.StaleTokenListSchema)
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Service-account tokens unused for `days`: candidates for revocation."""
+        return {"items": reports().stale_tokens(g.principal, args["days"])}
