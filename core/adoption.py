@@ -7,7 +7,8 @@ did not derive from a UUID is read only as that secret's version 1, and adopting
 twice finds it adopted already. Later versions of an adopted secret are written like any other.
 
 Adoption reads whatever the backend's own credentials can read, so it takes an admin of the
-global scope, like configuring backends.
+global scope, like configuring backends. The run is audited (`backend.adopt`), and so is each
+value (`secret.adopt`), adopted or not.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from core.access import Action, Target, authorize
+from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.errors import Conflict, InvalidInput, NotFound, ValueIntegrityError
 from core.model import Secret, SecretVersion
@@ -88,12 +90,14 @@ class AdoptionService:
         clock: Clock,
         checksum: ValueChecksum,
         policy: SecretPolicy,
+        audit: AuditTrail,
     ) -> None:
         self._uow_factory = uow_factory
         self._backends = backends
         self._clock = clock
         self._checksum = checksum
         self._policy = policy
+        self._audit = audit
 
     def adopt(self, actor: Principal, request: AdoptionRequest) -> list[AdoptionResult]:
         """Adopt every value under the prefix, each in its own transaction.
@@ -103,14 +107,23 @@ class AdoptionService:
         running it again adopts what is left, since what was adopted is found adopted.
         """
         self._policy.check_metadata(environment=request.environment)
-        with self._uow_factory() as uow:
-            root = uow.scopes.get(ScopeRef.global_scope())
-            if root is None:
-                raise NotFound("no global scope: the database is not migrated")
-            authorize(uow, actor, Action.ADMIN, Target(root.ref, root.path), self._clock.now())
-            place(uow, actor, request.scope, request.parent)
-        if request.backend not in {backend.name for backend in self._backends}:
-            raise NotFound(f"no backend instance '{request.backend}'")
+        with self._audit.attempt(
+            actor,
+            "backend.adopt",
+            f"backend:{request.backend}",
+            scope=str(request.scope),
+            details={"prefix": request.prefix},
+        ) as attempt:
+            with self._uow_factory() as uow:
+                root = uow.scopes.get(ScopeRef.global_scope())
+                if root is None:
+                    raise NotFound("no global scope: the database is not migrated")
+                authorize(uow, actor, Action.ADMIN, Target(root.ref, root.path), self._clock.now())
+                place(uow, actor, request.scope, request.parent)
+                if request.backend not in {backend.name for backend in self._backends}:
+                    raise NotFound(f"no backend instance '{request.backend}'")
+                attempt.succeed(uow)
+                uow.commit()
         backend = self._backends.get(request.backend)
         return [
             self._adopt_one(actor, backend, request, found)
@@ -126,17 +139,38 @@ class AdoptionService:
     ) -> AdoptionResult:
         name = secret_name_for(found.external_name, request.prefix)
         secret_id = adopted_secret_id(backend.name, found.locator)
-
-        def result(status: AdoptionStatus, reason: str = "") -> AdoptionResult:
-            return AdoptionResult(found.external_name, name, status, secret_id, reason)
-
+        outcome = AdoptionStatus.ADOPTED
+        reason = ""
         try:
-            self._policy.check_name(name)
-            value = backend.get(VersionKey(secret_id, 1), found.locator)
-            self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+            with self._audit.attempt(
+                actor,
+                "secret.adopt",
+                f"secret:{secret_id}",
+                scope=str(request.scope),
+                version=1,
+                details={"backend": backend.name, "external_name": found.external_name},
+            ) as attempt:
+                self._register(actor, backend, request, found, name, secret_id, attempt)
+        except Conflict as error:  # adopted already, or the name is taken
+            outcome, reason = AdoptionStatus.SKIPPED, error.message
         except (InvalidInput, NotFound, ValueIntegrityError) as error:
-            return result(AdoptionStatus.FAILED, error.message)
+            outcome, reason = AdoptionStatus.FAILED, error.message
+        return AdoptionResult(found.external_name, name, outcome, secret_id, reason)
 
+    def _register(
+        self,
+        actor: Principal,
+        backend: StorageBackend,
+        request: AdoptionRequest,
+        found: ExternalSecret,
+        name: str,
+        secret_id: UUID,
+        attempt: Attempt,
+    ) -> None:
+        """Read the value (for its checksum) and write the rows pointing at it."""
+        self._policy.check_name(name)
+        value = backend.get(VersionKey(secret_id, 1), found.locator)
+        self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
         now = self._clock.now()
         secret = Secret(
             id=secret_id,
@@ -161,15 +195,13 @@ class AdoptionService:
         )
         with self._uow_factory() as uow:
             if uow.secrets.get(secret_id) is not None:
-                return result(AdoptionStatus.SKIPPED, "adopted already")
+                raise Conflict("adopted already")
             taken = uow.secrets.get_by_name(request.scope, request.environment, name)
             if taken is not None:
-                return result(AdoptionStatus.SKIPPED, f"the name is taken by secret {taken.id}")
-            place(uow, actor, request.scope, request.parent).create_if_missing(uow)
+                raise Conflict(f"the name is taken by secret {taken.id}")
+            scope = place(uow, actor, request.scope, request.parent).create_if_missing(uow)
             uow.secrets.add(secret)
             uow.secrets.add_version(version)
-            try:
-                uow.commit()
-            except Conflict as error:  # another adoption or writer got there first
-                return result(AdoptionStatus.SKIPPED, error.message)
-        return result(AdoptionStatus.ADOPTED)
+            details = {**attempt.event.details, "value_hmac": version.checksum}
+            attempt.succeed(uow, scope_path=scope.path, details=details)
+            uow.commit()

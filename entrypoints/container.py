@@ -190,4 +190,5 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         checksum=checksum,
         policy=policy,
+        audit=audit_trail,
     )

@@ -18,16 +18,20 @@ Besides the signatures of `ports.storage.StorageBackend`, the contract checks th
   other `VersionKey` raises `ValueIntegrityError` or `NotFound`, never returns the value. The
   service trusts that a value read for version N *is* version N's value.
 - `destroy` and `purge` are idempotent; `purge` touches only the secret it names.
-- No value appears in `repr(backend)` nor in the message of any exception the backend raises.
+- A value over `capabilities.max_value_bytes` is refused with `ValueTooLarge`, naming the limit.
+- Values the backend wrote itself are never offered for adoption by `list_external`.
+- No value appears in `repr(backend)`, in the message of any exception the backend raises, nor
+  in any log record, even with every logger (SDKs included) at DEBUG.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
 
-from core.errors import NotFound, ValueIntegrityError
+from core.errors import NotFound, ValueIntegrityError, ValueTooLarge
 from ports.storage import BackendCapabilities, StorageBackend
 from ports.values import SecretValue, VersionKey
 
@@ -147,3 +151,29 @@ class BackendContract:
         backend.put(new_key(), SecretValue(value))
         assert value.decode() not in repr(backend)
         assert value.decode() not in str(backend)
+
+    def test_a_value_over_the_limit_is_refused_naming_the_limit(
+        self, backend: StorageBackend
+    ) -> None:
+        limit = backend.capabilities.max_value_bytes
+        with pytest.raises(ValueTooLarge) as raised:
+            backend.put(new_key(), SecretValue(b"x" * (limit + 1)))
+        assert str(limit) in raised.value.message
+
+    def test_values_it_wrote_are_not_offered_for_adoption(self, backend: StorageBackend) -> None:
+        locator = backend.put(new_key(), SecretValue(canary()))
+        assert locator not in {found.locator for found in backend.list_external("")}
+
+    def test_no_value_reaches_a_log_record(
+        self, backend: StorageBackend, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        value = canary()
+        caplog.set_level(logging.DEBUG)
+        key = new_key()
+        locator = backend.put(key, SecretValue(value))
+        backend.get(key, locator)
+        backend.destroy(key, locator)
+        backend.purge(key.secret_id)
+        for record in caplog.records:
+            assert value.decode() not in record.getMessage(), record.name
+            assert value.decode() not in repr(record.__dict__), record.name

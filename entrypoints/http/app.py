@@ -13,7 +13,16 @@ from flask_smorest import Api
 from core.errors import Unauthenticated
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container
-from entrypoints.http import access, audit, backends, health, resolve, schemas, secrets
+from entrypoints.http import (
+    access,
+    audit,
+    backends,
+    health,
+    reports,
+    resolve,
+    schemas,
+    secrets,
+)
 from entrypoints.http.context import current_container, request_trail
 from entrypoints.http.errors import register_error_handlers
 from entrypoints.logs import configure_logging
@@ -68,6 +77,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(access.blp)
     api.register_blueprint(resolve.blp)
     api.register_blueprint(audit.blp)
+    api.register_blueprint(reports.blp)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)

@@ -1,0 +1,1 @@
+"""An example storage backend plugin for secret-management: one file per value."""
