@@ -1,5 +1,7 @@
 # Slim, non-root image: `secretctl serve` upgrades the database, then runs gunicorn.
 FROM python:3.11-slim AS build
+# The cloud SDKs to include: "all", or a comma list such as "vault,aws"; "" for none.
+ARG EXTRAS=all
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY core core
@@ -7,7 +9,7 @@ COPY ports ports
 COPY adapters adapters
 COPY plugins plugins
 COPY entrypoints entrypoints
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/secrets --create-home secrets \
