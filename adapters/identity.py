@@ -25,7 +25,8 @@ from ports.values import Principal
 log = logging.getLogger(__name__)
 
 ROOT = Principal(id="root", kind="root", is_root=True)
-SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,254}$")
+# Short enough that `user:<subject>` fits the 255-character principal columns.
+SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,249}$")
 JWT_SETTINGS = frozenset(
     {
         "issuer",

@@ -124,8 +124,12 @@ def verify_chain(
     *,
     start_seq: int = 1,
     start_prev_hash: str = GENESIS,
+    checkpoint_every: int | None = None,
 ) -> tuple[int, BrokenLink | None]:
-    """Walk the events in order; return how many were checked and the first broken link."""
+    """Walk the events in order; return how many were checked and the first broken link.
+
+    With `checkpoint_every`, each event at that cadence must have its signed checkpoint, so a
+    chain rewritten without the key (its checkpoints dropped) does not pass either."""
     signed = {checkpoint.seq: checkpoint for checkpoint in checkpoints}
     expected_seq, prev_hash, checked = start_seq, start_prev_hash, 0
     for event in events:
@@ -136,6 +140,8 @@ def verify_chain(
         if event.hash != event_hash(expected_seq, prev_hash, event):
             return checked, BrokenLink(expected_seq, "its content was altered")
         checkpoint = signed.pop(expected_seq, None)
+        if checkpoint is None and checkpoint_every and expected_seq % checkpoint_every == 0:
+            return checked, BrokenLink(expected_seq, "its signed checkpoint is missing")
         if checkpoint is not None and not (
             checkpoint.hash == event.hash
             and hmac.compare_digest(
@@ -164,7 +170,7 @@ class AuditChain:
 
     def __init__(self, checkpoint_key: bytes, checkpoint_every: int = 1000) -> None:
         self._key = checkpoint_key
-        self._every = checkpoint_every
+        self.every = checkpoint_every
 
     def append(self, uow: UnitOfWork, events: list[AuditEvent]) -> list[AuditEvent]:
         head_seq, head_hash = uow.audit.lock_head()
@@ -172,7 +178,7 @@ class AuditChain:
         uow.audit.insert(linked)
         last = linked[-1]
         assert last.seq is not None and last.hash is not None  # set by chained()
-        if last.seq // self._every > head_seq // self._every:
+        if last.seq // self.every > head_seq // self.every:
             uow.audit.add_checkpoint(self.checkpoint(last.seq, last.hash, last.time))
         uow.audit.set_head(last.seq, last.hash)
         return linked

@@ -1,11 +1,13 @@
 """Reading the audit trail: queries, exports, verification of the chain, retention.
 
 Limited to `admin` and `auditor` roles: of the scope a query is narrowed to, or of the global
-scope for the whole trail (verification, export without a scope, pruning).
+scope for the whole trail (verification, export without a scope). Pruning deletes history, which
+reading it does not allow: admins of the global scope only.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -92,7 +94,9 @@ class AuditService:
         which then anchors the verification of what remains."""
         with self._trail.attempt(actor, "audit.prune", "audit") as attempt:
             with self._uow_factory() as uow:
-                self._authorize(uow, actor, None)
+                root = uow.scopes.get(ScopeRef.global_scope())
+                assert root is not None  # the migrations create it
+                authorize(uow, actor, Action.ADMIN, Target(root.ref, root.path), self._clock.now())
                 anchors = [
                     checkpoint
                     for checkpoint in uow.audit.checkpoints()
@@ -104,9 +108,12 @@ class AuditService:
         return removed
 
     def _verify(self, uow: UnitOfWork, from_seq: int | None, to_seq: int | None) -> Verification:
+        # The head before the events: while others append, the events read after it hold at
+        # least those it names (read after the events, it could name some they miss).
+        head_seq, _ = uow.audit.head()
         first = uow.audit.first_seq()
         if first is None:
-            return Verification(0, None, None, None)
+            return Verification(0, None, None, self._check_head(head_seq, 0))
         checkpoints = uow.audit.checkpoints()
         start = max(first, from_seq or first)
         if start == 1:
@@ -127,17 +134,17 @@ class AuditService:
             self._key,
             start_seq=start,
             start_prev_hash=prev_hash,
+            checkpoint_every=self._trail.chain.every,
         )
         last = start + checked - 1 if checked else None
         if broken is None and to_seq is None:
-            broken = self._check_head(uow, last)
+            broken = self._check_head(head_seq, last)
         return Verification(checked, start, last, broken)
 
     @staticmethod
-    def _check_head(uow: UnitOfWork, last: int | None) -> BrokenLink | None:
+    def _check_head(head_seq: int, last: int | None) -> BrokenLink | None:
         """Events cut from the end leave a chain that still links: the head row says where
         it ended."""
-        head_seq, _ = uow.audit.head()
         if last is not None and head_seq > last:
             return BrokenLink(last + 1, f"events {last + 1} to {head_seq} are missing")
         return None
@@ -149,7 +156,9 @@ class AuditService:
         else the stored predecessor (a range check within an intact trail)."""
         if start == first:
             anchor = next((c for c in checkpoints if c.seq == start - 1), None)
-            if anchor is None or anchor.mac != checkpoint_mac(self._key, anchor.seq, anchor.hash):
+            if anchor is None or not hmac.compare_digest(
+                anchor.mac, checkpoint_mac(self._key, anchor.seq, anchor.hash)
+            ):
                 return BrokenLink(
                     start, "the events before it are gone without a signed checkpoint"
                 )

@@ -4,23 +4,40 @@ They behave like the real adapters where core can tell the difference: a unit of
 makes its changes visible on commit, repositories enforce the same constraints as the tables
 (unique names, foreign keys, gapless version keys, revision checks), queries filter by access
 with the same rule as the SQL (`visible`, from `core.access`), and the backend binds each value
-to the version it was written for. Switches such as `fail_next_put` or `fail_next_commit` let a
-test walk the failure paths without a mock.
+to the version it was written for. The audit trail is kept like the tables keep it: appends
+take the chain's lock, and events exist only once their unit of work commits. Switches such as
+`fail_next_put`, `fail_next_commit` or `audit_down` let a test walk the failure paths without a
+mock.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from sqlalchemy import String
+
+from adapters.db.tables import audit_events
 from core.access import AccessQuery, Role, RoleBinding, Target
+from core.audit import (
+    GENESIS,
+    AuditChain,
+    AuditEvent,
+    AuditTrail,
+    Checkpoint,
+    RequestInfo,
+    derive_checkpoint_key,
+)
 from core.errors import (
+    AuditUnavailable,
     BackendUnavailable,
     Conflict,
     NotFound,
@@ -39,7 +56,10 @@ from core.model import (
     ServiceAccount,
 )
 from core.services import secret_target
+from ports.audit import AuditSink
 from ports.persistence import (
+    AuditFilter,
+    AuditRepository,
     ResolveCandidate,
     RoleBindingRepository,
     ScopeRepository,
@@ -115,6 +135,9 @@ class _Tables:
     bindings: dict[UUID, RoleBinding] = field(default_factory=dict)
     accounts: dict[UUID, ServiceAccount] = field(default_factory=dict)
     tokens: dict[UUID, ApiToken] = field(default_factory=dict)
+    audit_events: dict[int, AuditEvent] = field(default_factory=dict)
+    audit_head: tuple[int, str] = (0, GENESIS)  # the head row, as the migration seeds it
+    audit_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
 
     # -- scopes
 
@@ -257,6 +280,68 @@ class _Tables:
         if token is not None and (token.last_used_at is None or token.last_used_at < not_since):
             self.tokens[token_id] = replace(token, last_used_at=at)
 
+    # -- the audit trail
+
+    def insert_audit_events(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            _check_aware(event)
+            _check_audit_row(event)
+            if event.seq in self.audit_events:
+                raise AuditUnavailable(f"audit event {event.seq} exists already")  # the key
+            # The details column is JSON: what comes back is what JSON makes of it.
+            stored = replace(event, details=json.loads(json.dumps(event.details)))
+            self.audit_events[stored.seq] = stored
+
+    def set_audit_head(self, seq: int, digest: str) -> None:
+        self.audit_head = (seq, digest)
+
+    def add_audit_checkpoint(self, checkpoint: Checkpoint) -> None:
+        _check_aware(checkpoint)
+        if checkpoint.seq in self.audit_checkpoints:
+            raise Conflict(f"a checkpoint at {checkpoint.seq} exists already")  # the key
+        self.audit_checkpoints[checkpoint.seq] = checkpoint
+
+    def prune_audit(self, through_seq: int) -> int:
+        pruned = [seq for seq in self.audit_events if seq <= through_seq]
+        for seq in pruned:
+            del self.audit_events[seq]
+        return len(pruned)
+
+
+# PostgreSQL refuses a value longer than its column (SQLite does not), which the SQL adapter
+# reports as `AuditUnavailable`; the fake refuses it too.
+AUDIT_COLUMN_WIDTHS = {
+    column.name: column.type.length
+    for column in audit_events.columns
+    if isinstance(column.type, String) and column.type.length is not None
+}
+
+
+def _check_audit_row(event: AuditEvent) -> None:
+    if event.seq is None or event.prev_hash is None or event.hash is None:
+        raise ValueError("an audit event is stored once it has its place in the chain")
+    for column, width in AUDIT_COLUMN_WIDTHS.items():
+        text = getattr(event, column)
+        if text is not None and len(text) > width:
+            raise AuditUnavailable(f"the audit trail cannot be written: {column} is too long")
+
+
+def _audit_matches(event: AuditEvent, criteria: AuditFilter) -> bool:
+    """The WHERE clause of `SqlAuditRepository.search`."""
+    for name in ("actor", "resource", "action", "outcome"):
+        wanted = getattr(criteria, name)
+        if wanted is not None and getattr(event, name) != wanted:
+            return False
+    return (
+        (
+            criteria.scope_path is None
+            or (event.scope_path is not None and event.scope_path.startswith(criteria.scope_path))
+        )
+        and (criteria.since is None or event.time >= criteria.since)
+        and (criteria.until is None or event.time < criteria.until)
+        and (criteria.before_seq is None or event.seq < criteria.before_seq)
+    )
+
 
 def _path(secret: Secret) -> tuple[ScopeRef, str | None, str]:
     return secret.scope, secret.environment, secret.name
@@ -275,6 +360,12 @@ def _matches(secret: Secret, criteria: SecretFilter) -> bool:
         and (criteria.environment is None or secret.environment == criteria.environment)
         and (criteria.type is None or secret.type == criteria.type)
         and (criteria.prefix is None or secret.name.startswith(criteria.prefix))
+        and (criteria.under_path is None or secret.scope_path.startswith(criteria.under_path))
+        and (
+            criteria.expires_before is None
+            or (secret.expires_at is not None and secret.expires_at < criteria.expires_before)
+        )
+        and (criteria.created_before is None or secret.created_at < criteria.created_before)
         and all(secret.tags.get(key) == value for key, value in criteria.tags.items())
     )
 
@@ -285,9 +376,15 @@ class FakeDatabase:
     It starts with the global root scope registered, as the migrations do (pk 1, path `/1/`).
     Scope keys come from a sequence that, as in a database, a rolled-back insert still uses up.
     Its switches make the next operations fail once each: `fail_next_update` (e.g. with
-    `PreconditionFailed` to simulate a writer that got there first) and `fail_next_commit`.
+    `PreconditionFailed` to simulate a writer that got there first), `fail_next_commit` and
+    `fail_next_audit_append`; while `audit_down` is set, no audit event can be written (the
+    database refuses it, as `SqlAuditRepository` reports: `AuditUnavailable`).
     `add_scope` and `grant` write committed rows directly, for a test's setup: they do not
     count as commits.
+
+    `audit_lock` is the unit of work holding the chain's lock (the head row's lock), from its
+    `lock_head` until it commits or rolls back. Another unit of work asking for it then would
+    wait forever in a single thread, so that is an error here.
     """
 
     def __init__(self) -> None:
@@ -295,7 +392,9 @@ class FakeDatabase:
         self._scope_keys = itertools.count(1)
         self.add_scope(ScopeRef.global_scope(), None)
         self.committed = 0
-        self._failures: dict[str, list[BaseException]] = {"update": [], "commit": []}
+        self.audit_down = False
+        self.audit_lock: FakeUnitOfWork | None = None
+        self._failures: dict[str, list[BaseException]] = {"update": [], "commit": [], "audit": []}
 
     def next_scope_pk(self) -> int:
         return next(self._scope_keys)
@@ -339,8 +438,12 @@ class FakeDatabase:
         """Make the next commit raise `error` and keep nothing of its unit of work."""
         self._failures["commit"].append(error)
 
+    def fail_next_audit_append(self, *, times: int = 1) -> None:
+        """Make the next `times` appends to the audit trail raise `AuditUnavailable`."""
+        self._failures["audit"].extend([_audit_refused()] * times)
+
     def raise_injected(self, operation: str) -> None:
-        """Raise the failure queued for `operation` ("update" or "commit"), if there is one."""
+        """Raise the failure queued for `operation` ("update", "commit" or "audit"), if any."""
         if self._failures[operation]:
             raise self._failures[operation].pop(0)
 
@@ -359,6 +462,23 @@ class FakeDatabase:
         """
         rows = self.tables.versions[secret_id]
         rows[number] = replace(rows[number], **changes)
+
+    def audit_events(self) -> list[AuditEvent]:
+        """Every committed audit event, in chain order."""
+        events = self.tables.audit_events
+        return copy.deepcopy([events[seq] for seq in sorted(events)])
+
+    def audit_checkpoints(self) -> list[Checkpoint]:
+        checkpoints = self.tables.audit_checkpoints
+        return copy.deepcopy([checkpoints[seq] for seq in sorted(checkpoints)])
+
+    def replace_audit_event(self, seq: int, **changes: Any) -> None:
+        """Change a committed audit row in place, as someone with access to the database might."""
+        self.tables.audit_events[seq] = replace(self.tables.audit_events[seq], **changes)
+
+
+def _audit_refused() -> AuditUnavailable:
+    return AuditUnavailable("the audit trail cannot be written: OperationalError")
 
 
 class FakeScopeRepository(ScopeRepository):
@@ -558,8 +678,86 @@ class FakeServiceAccountRepository(ServiceAccountRepository):
     def revoke_token(self, token_id: UUID, at: datetime) -> None:
         self._uow.apply("revoke_token", token_id, at)
 
+    def stale_tokens(
+        self, unused_since: datetime, now: datetime
+    ) -> list[tuple[ApiToken, ServiceAccount]]:
+        tables = self._uow.tables
+        stale = sorted(
+            (
+                token
+                for token in tables.tokens.values()
+                if token.usable(now) and (token.last_used_at or token.created_at) < unused_since
+            ),
+            key=lambda token: token.created_at,
+        )
+        return copy.deepcopy([(token, tables.accounts[token.account_id]) for token in stale])
+
     def touch_token(self, token_id: UUID, at: datetime, not_since: datetime) -> None:
         self._uow.apply("touch_token", token_id, at, not_since)
+
+
+class FakeAuditRepository(AuditRepository):
+    """The chain's rows. `lock_head` takes the chain's lock and then reads the head row as last
+    committed (what PostgreSQL's READ COMMITTED shows once the row lock is granted)."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def lock_head(self) -> tuple[int, str]:
+        self._uow.lock_audit_chain()
+        return self._uow.tables.audit_head
+
+    def insert(self, events: Sequence[AuditEvent]) -> None:
+        if self._uow.database.audit_down:
+            raise _audit_refused()
+        self._uow.apply("insert_audit_events", list(events))
+
+    def set_head(self, seq: int, digest: str) -> None:
+        self._uow.apply("set_audit_head", seq, digest)
+
+    def head(self) -> tuple[int, str]:
+        return self._uow.tables.audit_head
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._uow.apply("add_audit_checkpoint", checkpoint)
+
+    def checkpoints(self) -> list[Checkpoint]:
+        checkpoints = self._uow.tables.audit_checkpoints
+        return copy.deepcopy([checkpoints[seq] for seq in sorted(checkpoints)])
+
+    def events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditEvent]:
+        events = self._uow.tables.audit_events
+        for seq in sorted(events):
+            if seq >= from_seq and (to_seq is None or seq <= to_seq):
+                yield copy.deepcopy(events[seq])
+
+    def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
+        events = self._uow.tables.audit_events
+        found = [
+            events[seq]
+            for seq in sorted(events, reverse=True)
+            if _audit_matches(events[seq], criteria)
+        ]
+        return copy.deepcopy(found[:limit])
+
+    def resources_with(
+        self, resources: Sequence[str], action: str, outcome: str, since: datetime
+    ) -> set[str]:
+        wanted = set(resources)
+        return {
+            event.resource
+            for event in self._uow.tables.audit_events.values()
+            if event.resource in wanted
+            and (event.action, event.outcome) == (action, outcome)
+            and event.time >= since
+        }
+
+    def prune(self, through_seq: int) -> int:
+        pruned: int = self._uow.apply("prune_audit", through_seq)
+        return pruned
+
+    def first_seq(self) -> int | None:
+        return min(self._uow.tables.audit_events, default=None)
 
 
 class FakeUnitOfWork(UnitOfWork):
@@ -578,6 +776,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.secrets = FakeSecretRepository(self)
         self.bindings = FakeRoleBindingRepository(self)
         self.service_accounts = FakeServiceAccountRepository(self)
+        self.audit = FakeAuditRepository(self)
         self.committed = 0
         self._begin()
 
@@ -605,7 +804,24 @@ class FakeUnitOfWork(UnitOfWork):
     def rollback(self) -> None:
         self._begin()
 
+    def lock_audit_chain(self) -> None:
+        """Hold the chain's lock until this unit of work ends; see `FakeDatabase.audit_lock`."""
+        database = self.database
+        if database.audit_down:
+            raise _audit_refused()
+        database.raise_injected("audit")
+        if database.audit_lock is None:
+            database.audit_lock = self
+            self.tables.audit_head = database.tables.audit_head
+        elif database.audit_lock is not self:
+            raise RuntimeError(
+                "another open unit of work holds the audit chain's lock: this one would wait "
+                "for it forever (a deadlock, in one thread)"
+            )
+
     def _begin(self) -> None:
+        if self.database.audit_lock is self:
+            self.database.audit_lock = None
         self.tables = self.database.snapshot()
         self._journal: list[tuple[str, tuple[Any, ...]]] = []
 
@@ -625,6 +841,54 @@ class FakeUnitOfWorkFactory:
         return self.database.committed
 
 
+# -- the audit trail ------------------------------------------------------------------------
+
+# Stands in for the key provider's key, from which the container derives the checkpoint key.
+CHECKPOINT_KEY = derive_checkpoint_key(b"unit-test-key-provider-secret-32")
+
+
+def make_audit_trail(
+    uow_factory: Callable[[], UnitOfWork],
+    clock: Clock,
+    *,
+    sinks: Sequence[AuditSink] = (),
+    request: RequestInfo | None = None,
+    checkpoint_every: int = 1000,
+) -> AuditTrail:
+    """The audit trail as the container builds it, on the fakes, signing with `CHECKPOINT_KEY`."""
+    chain = AuditChain(CHECKPOINT_KEY, checkpoint_every)
+    return AuditTrail(uow_factory, chain, clock, sinks, request)
+
+
+@contextmanager
+def recorded(uow_factory: FakeUnitOfWorkFactory) -> Iterator[list[AuditEvent]]:
+    """The audit events committed while the block runs, in chain order."""
+    seen = {event.seq for event in uow_factory.database.audit_events()}
+    new: list[AuditEvent] = []
+    try:
+        yield new
+    finally:
+        new.extend(e for e in uow_factory.database.audit_events() if e.seq not in seen)
+
+
+class RecordingSink(AuditSink):
+    """An audit sink that keeps what it is sent, or fails while `down` is set."""
+
+    def __init__(self, name: str = "recording") -> None:
+        self.name = name
+        self.batches: list[list[AuditEvent]] = []
+        self.down = False
+
+    def emit(self, events: Sequence[AuditEvent]) -> None:
+        if self.down:
+            raise OSError(f"sink {self.name} is unreachable")
+        self.batches.append(list(events))
+
+    @property
+    def events(self) -> list[AuditEvent]:
+        return [event for batch in self.batches for event in batch]
+
+
 # -- storage --------------------------------------------------------------------------------
 
 
@@ -640,7 +904,8 @@ class InMemoryBackend(StorageBackend):
     Switches: `down` makes every call raise `BackendUnavailable(name)`; `fail_next_put` and
     `fail_next_destroy` make only the next such call raise it. `on_put` is called with the
     version key before a value is stored, so a test can let another writer act in the middle of
-    a write. `destroyed` lists the locators destroyed, `purged` the secrets purged, in order.
+    a write. `read` lists the version keys whose values were served, `destroyed` the locators
+    destroyed, `purged` the secrets purged, in order.
     """
 
     def __init__(
@@ -651,6 +916,7 @@ class InMemoryBackend(StorageBackend):
         self.name = name
         self.capabilities = capabilities or BackendCapabilities(max_value_bytes=1024 * 1024)
         self.values: dict[str, _StoredValue] = {}
+        self.read: list[VersionKey] = []
         self.destroyed: list[str] = []
         self.purged: list[UUID] = []
         self.down = False
@@ -686,6 +952,7 @@ class InMemoryBackend(StorageBackend):
                 f"the value at {locator} belongs to another secret version",
                 details={"backend": self.name},
             )
+        self.read.append(key)
         return SecretValue(stored.data)
 
     def destroy(self, key: VersionKey, locator: str) -> None:

@@ -200,7 +200,7 @@ audit_events = Table(
     Column("source_ip", String(64), nullable=True),
     Column("user_agent", String(512), nullable=True),
     Column("action", String(64), nullable=False, index=True),
-    Column("resource", String(255), nullable=False, index=True),
+    Column("resource", String(512), nullable=False, index=True),
     Column("scope", String(255), nullable=True),
     Column("scope_path", String(255), nullable=True),
     Column("version", Integer, nullable=True),

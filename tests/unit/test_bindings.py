@@ -16,7 +16,14 @@ from core.model import PageRequest, Secret
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+from tests.fakes import (
+    FakeDatabase,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    InMemoryBackend,
+    make_audit_trail,
+    recorded,
+)
 
 NOW = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 ROOT = Principal("root", "root", is_root=True)
@@ -48,14 +55,16 @@ def db() -> FakeUnitOfWorkFactory:
 
 @pytest.fixture
 def bindings(db: FakeUnitOfWorkFactory, clock: FixedClock) -> RoleBindingService:
-    return RoleBindingService(db, clock)
+    return RoleBindingService(db, clock, make_audit_trail(db, clock))
 
 
 @pytest.fixture
 def secrets(db: FakeUnitOfWorkFactory, clock: FixedClock) -> SecretService:
     backend = InMemoryBackend("memory")
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
-    return SecretService(db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy())
+    return SecretService(
+        db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy(), make_audit_trail(db, clock)
+    )
 
 
 def create_secret(
@@ -147,7 +156,10 @@ def test_invalid_bindings_are_refused(
         bindings.create(ALICE, NewBinding(**draft))
 
     assert caught.value.details == {"field": field}
-    assert db.committed == 0
+    assert [binding.principal for binding in db.database.tables.bindings.values()] == [ALICE.id]
+    assert [(e.action, e.outcome, e.reason) for e in db.database.audit_events()] == [
+        ("binding.create", "error", "validation_error")
+    ]
 
 
 def test_a_binding_to_an_unknown_scope(bindings: RoleBindingService) -> None:
@@ -341,3 +353,54 @@ def test_asking_who_reads_a_secret_needs_audit_access(
         bindings.readers(Principal("user:dave", "user"), secret.id)
     with pytest.raises(NotFound):
         bindings.readers(ALICE, uuid4())
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_binding_use_case_records_one_event(
+    bindings: RoleBindingService, secrets: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    secret = create_secret(secrets)
+    team_path = db.database.tables.scopes[TEAM].path
+
+    with recorded(db) as events:
+        binding = grant(bindings, BOB.id, Role.READER, TEAM)
+        bindings.list_bindings(ALICE, TEAM, None, PageRequest())
+        bindings.readers(ALICE, secret.id)
+        bindings.delete(ALICE, binding.id)
+
+    assert [(e.action, e.resource, e.scope, e.outcome) for e in events] == [
+        ("binding.create", f"binding:{binding.id}", "team/t-1", "success"),
+        ("binding.list", "bindings", "team/t-1", "success"),
+        ("secret.access_report", f"secret:{secret.id}", "project/p-42", "success"),
+        ("binding.delete", f"binding:{binding.id}", "team/t-1", "success"),
+    ]
+    granted = {"principal": BOB.id, "role": "reader"}
+    assert (events[0].scope_path, events[0].details) == (team_path, granted)
+    assert (events[3].scope_path, events[3].details) == (team_path, granted)
+    assert events[2].scope_path == secret.scope_path
+    assert {e.actor for e in events} == {ALICE.id}
+
+
+def test_refused_grants_are_recorded(
+    bindings: RoleBindingService, db: FakeUnitOfWorkFactory
+) -> None:
+    db.database.grant(BOB.id, Role.EDITOR, ORGANIZATION)
+
+    with recorded(db) as events:
+        with pytest.raises(Forbidden):  # bob cannot grant himself more
+            grant(bindings, BOB.id, Role.ADMIN, ORGANIZATION, actor=BOB)
+        with pytest.raises(NotFound):
+            grant(bindings, CAROL.id, Role.ADMIN, TEAM, actor=CAROL)
+
+    assert [(e.actor, e.action, e.outcome, e.reason, e.details) for e in events] == [
+        (BOB.id, "binding.create", "denied", "forbidden", {"principal": BOB.id, "role": "admin"}),
+        (
+            CAROL.id,
+            "binding.create",
+            "not_found",
+            "not_found",
+            {"principal": CAROL.id, "role": "admin"},
+        ),
+    ]

@@ -3,6 +3,7 @@ shadows, and a caller sees (and reads) only what it may."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
+from core.errors import AuditUnavailable
 from core.model import Secret, VersionState
 from core.policy import SecretPolicy, ValueChecksum
 from core.resolution import ResolveContext, ResolvedSecret, ResolveService
@@ -17,10 +19,13 @@ from core.services import NewSecret, SecretService, ValueReader
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
+    FakeSecretRepository,
     FakeUnitOfWork,
     FakeUnitOfWorkFactory,
     FixedClock,
     InMemoryBackend,
+    make_audit_trail,
+    recorded,
 )
 
 NOW = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
@@ -65,7 +70,7 @@ def secrets(
     db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
 ) -> SecretService:
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
-    return SecretService(db, registry, clock, CHECKSUM, SecretPolicy())
+    return SecretService(db, registry, clock, CHECKSUM, SecretPolicy(), make_audit_trail(db, clock))
 
 
 @pytest.fixture
@@ -73,7 +78,9 @@ def resolver(
     db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
 ) -> ResolveService:
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
-    return ResolveService(db, ValueReader(registry, clock, CHECKSUM), clock)
+    return ResolveService(
+        db, ValueReader(registry, clock, CHECKSUM), clock, make_audit_trail(db, clock)
+    )
 
 
 def put(
@@ -341,20 +348,141 @@ def test_a_value_that_may_not_be_served_says_why(
     assert resolved["API_KEY"] == b"API_KEY@project/p-42:*"
 
 
+class CountingSecrets:
+    """A secret repository that notes each query made of it."""
+
+    def __init__(self, repository: FakeSecretRepository, queries: list[str]) -> None:
+        self._repository = repository
+        self._queries = queries
+
+    def __getattr__(self, name: str) -> Any:
+        self._queries.append(name)
+        return getattr(self._repository, name)
+
+
 def test_resolution_reads_the_database_once(
     db: FakeUnitOfWorkFactory,
     clock: FixedClock,
     backend: InMemoryBackend,
     layers: dict[str, Secret],
 ) -> None:
-    opened: list[FakeUnitOfWork] = []
+    queries: list[str] = []
 
     def counting() -> FakeUnitOfWork:
-        opened.append(db())
-        return opened[-1]
+        uow = db()
+        uow.secrets = CountingSecrets(uow.secrets, queries)
+        return uow
 
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
-    resolver = ResolveService(counting, ValueReader(registry, clock, CHECKSUM), clock)
+    resolver = ResolveService(
+        counting, ValueReader(registry, clock, CHECKSUM), clock, make_audit_trail(db, clock)
+    )
+    committed = db.committed
 
     assert len(resolver.resolve(ROOT, CONTEXT, include_values=True)) == 4
-    assert len(opened) == 1
+    assert queries == ["resolve"]
+    assert db.committed == committed + 1  # the audit events of the resolution and its reads
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_value_served_is_recorded_with_the_resolution_in_one_transaction(
+    resolver: ResolveService, db: FakeUnitOfWorkFactory, layers: dict[str, Secret]
+) -> None:
+    db.database.grant(ALICE.id, Role.VIEWER)
+    db.database.grant(ALICE.id, Role.READER, PROJECT)
+    committed = db.committed
+
+    with recorded(db) as events:
+        resolved = resolver.resolve(ALICE, ResolveContext(scope=PROJECT), include_values=True)
+
+    assert db.committed == committed + 1
+    resolution, *reads = events
+    assert (resolution.action, resolution.resource, resolution.scope, resolution.outcome) == (
+        "secret.resolve",
+        "scope:project/p-42",
+        "project/p-42",
+        "success",
+    )
+    assert resolution.details == {"environment": None, "count": 4, "values": 2}
+    served = [entry for entry in resolved if entry.value is not None]  # not the forbidden ones
+    assert [(e.action, e.resource, e.version, e.scope, e.scope_path, e.outcome) for e in reads] == [
+        (
+            "secret.read_value",
+            f"secret:{entry.secret.id}",
+            entry.version.version,
+            str(entry.secret.scope),
+            entry.secret.scope_path,
+            "success",
+        )
+        for entry in served
+    ]
+    assert {(e.actor, e.time) for e in events} == {(ALICE.id, NOW)}
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
+
+
+def test_a_value_that_is_not_served_is_not_recorded_as_read(
+    resolver: ResolveService,
+    secrets: SecretService,
+    db: FakeUnitOfWorkFactory,
+    layers: dict[str, Secret],
+) -> None:
+    put(secrets, PROJECT, "EXPIRED", expires_at=NOW - timedelta(seconds=1))
+
+    with recorded(db) as events:
+        resolved = resolver.resolve(ROOT, ResolveContext(scope=PROJECT), include_values=True)
+
+    expired = next(entry for entry in resolved if entry.secret.name == "EXPIRED")
+    assert expired.value_error == "secret_expired"
+    assert f"secret:{expired.secret.id}" not in {event.resource for event in events}
+    assert [event.action for event in events] == ["secret.resolve"] + ["secret.read_value"] * 4
+
+
+def test_a_resolution_without_values_records_no_reads(
+    resolver: ResolveService, db: FakeUnitOfWorkFactory, layers: dict[str, Secret]
+) -> None:
+    with recorded(db) as events:
+        resolver.resolve(ROOT, CONTEXT)
+
+    [event] = events
+    assert (event.action, event.details) == (
+        "secret.resolve",
+        {"environment": "production", "count": 4, "values": 0},
+    )
+
+
+@pytest.mark.parametrize("failure", ["down", "next-append"])
+def test_no_value_is_returned_unless_its_read_is_recorded(
+    resolver: ResolveService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    layers: dict[str, Secret],
+    failure: str,
+) -> None:
+    if failure == "down":
+        db.database.audit_down = True
+    else:
+        db.database.fail_next_audit_append()
+
+    with recorded(db) as events, pytest.raises(AuditUnavailable):
+        resolver.resolve(ROOT, CONTEXT, include_values=True)
+
+    assert len(backend.read) == 4  # read, and never returned
+    # neither the resolution nor any read: at most its failure, if that could be recorded
+    expected = [] if failure == "down" else [("secret.resolve", "error", "audit_unavailable")]
+    assert [(e.action, e.outcome, e.reason) for e in events] == expected
+
+
+def test_no_value_reaches_an_audit_event(
+    resolver: ResolveService, db: FakeUnitOfWorkFactory, layers: dict[str, Secret]
+) -> None:
+    db.database.grant(ALICE.id, Role.READER)
+
+    resolved = resolver.resolve(ALICE, CONTEXT, include_values=True)
+
+    served = [entry.value.reveal().decode() for entry in resolved if entry.value is not None]
+    assert len(served) == 4
+    for event in db.database.audit_events():
+        for text in (repr(event), json.dumps(event.content())):
+            assert not any(value in text for value in served), event

@@ -16,7 +16,14 @@ from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from core.services import NewSecret, SecretService
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+from tests.fakes import (
+    FakeDatabase,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    InMemoryBackend,
+    make_audit_trail,
+    recorded,
+)
 
 NOW = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 ROOT = Principal("root", "root", is_root=True)
@@ -45,7 +52,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def scopes(db: FakeUnitOfWorkFactory, clock: FixedClock) -> ScopeService:
-    return ScopeService(db, clock)
+    return ScopeService(db, clock, make_audit_trail(db, clock))
 
 
 @pytest.fixture
@@ -58,7 +65,9 @@ def secrets(
     db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
 ) -> SecretService:
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
-    return SecretService(db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy())
+    return SecretService(
+        db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy(), make_audit_trail(db, clock)
+    )
 
 
 @pytest.fixture
@@ -313,7 +322,7 @@ def test_a_scope_with_secrets_is_not_deleted_even_soft_deleted_ones(
 def test_a_scope_with_service_accounts_is_not_deleted(
     scopes: ScopeService, db: FakeUnitOfWorkFactory, clock: FixedClock
 ) -> None:
-    accounts = ServiceAccountService(db, clock)
+    accounts = ServiceAccountService(db, clock, make_audit_trail(db, clock))
     account = accounts.create(ROOT, "deployer", PROJECT)
 
     with pytest.raises(Conflict) as caught:
@@ -435,3 +444,52 @@ def test_a_failed_first_write_creates_no_scope(
 
     with db() as uow:
         assert uow.scopes.get(ALICES) is None
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_scope_use_case_records_one_event(
+    scopes: ScopeService, db: FakeUnitOfWorkFactory, acme: dict[str, Scope]
+) -> None:
+    new = ref("project", "p-new")
+    with recorded(db) as events:
+        created = scopes.register(ROOT, new, TEAM)
+        scopes.get(ROOT, new)
+        scopes.list_scopes(ROOT, ScopeType.PROJECT, PageRequest())
+        scopes.delete(ROOT, new)
+
+    assert [(e.action, e.resource, e.scope, e.scope_path, e.outcome) for e in events] == [
+        ("scope.create", "scope:project/p-new", "project/p-new", created.path, "success"),
+        ("scope.read", "scope:project/p-new", "project/p-new", created.path, "success"),
+        ("scope.list", "scopes", None, None, "success"),
+        ("scope.delete", "scope:project/p-new", "project/p-new", created.path, "success"),
+    ]
+    assert events[0].details == {"parent": "team/t-1"}
+    assert events[2].details == {"total": 2}
+    assert {(e.actor, e.actor_type) for e in events} == {("root", "root")}
+
+
+@pytest.mark.usefixtures("acme")
+def test_refused_scope_changes_are_recorded(
+    scopes: ScopeService, db: FakeUnitOfWorkFactory
+) -> None:
+    db.database.grant(BOB.id, Role.EDITOR, ORGANIZATION)
+
+    with recorded(db) as events:
+        with pytest.raises(Forbidden):
+            scopes.register(BOB, ref("team", "t-3"), ORGANIZATION)
+        with pytest.raises(Forbidden):
+            scopes.delete(BOB, PROJECT)
+        with pytest.raises(NotFound):
+            scopes.delete(ALICE, PROJECT)
+        with pytest.raises(Conflict):
+            scopes.delete(ROOT, TEAM)
+
+    assert [(e.actor, e.action, e.outcome, e.reason) for e in events] == [
+        (BOB.id, "scope.create", "denied", "forbidden"),
+        (BOB.id, "scope.delete", "denied", "forbidden"),
+        (ALICE.id, "scope.delete", "not_found", "not_found"),
+        (ROOT.id, "scope.delete", "error", "conflict"),
+    ]
+    assert db.database.tables.scopes.keys() == {GLOBAL, ORGANIZATION, TEAM, PROJECT}

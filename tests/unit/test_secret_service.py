@@ -4,6 +4,7 @@ and whom it lets do what."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 from core.access import Role
 from core.backends import BackendRegistry
 from core.errors import (
+    AuditUnavailable,
     BackendUnavailable,
     Conflict,
     Expired,
@@ -32,8 +34,15 @@ from core.model import CONSUMERS, PageRequest, Secret, SecretFilter, VersionStat
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService
 from ports.storage import BackendCapabilities
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
+from tests.fakes import (
+    FakeDatabase,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    InMemoryBackend,
+    make_audit_trail,
+    recorded,
+)
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 CHECKSUM_KEY = b"unit-test-checksum-key-of-32-byt"
@@ -77,7 +86,9 @@ def make_service(
     policy: SecretPolicy | None = None,
 ) -> SecretService:
     registry = BackendRegistry({b.name: b for b in backends}, default=backends[0].name)
-    return SecretService(db, registry, clock, ValueChecksum(CHECKSUM_KEY), policy or SecretPolicy())
+    checksum = ValueChecksum(CHECKSUM_KEY)
+    audit = make_audit_trail(db, clock)
+    return SecretService(db, registry, clock, checksum, policy or SecretPolicy(), audit)
 
 
 @pytest.fixture
@@ -124,6 +135,11 @@ def stored_values(backend: InMemoryBackend) -> set[bytes]:
     return {stored.data for stored in backend.values.values()}
 
 
+def audited(db: FakeUnitOfWorkFactory) -> list[tuple[str, str, str | None]]:
+    """Action, outcome and reason of every committed audit event, in order."""
+    return [(event.action, event.outcome, event.reason) for event in db.database.audit_events()]
+
+
 # -- create ---------------------------------------------------------------------------------
 
 
@@ -140,6 +156,9 @@ def test_create_stores_metadata_and_a_first_version(
         max_versions=10,
     )
 
+    # the secret, its first version and the audit event of its creation, in one transaction
+    assert db.committed == 1
+    assert audited(db) == [("secret.create", "success", None)]
     assert secret.current_version == 1
     assert secret.revision == 1
     assert secret.backend == "memory"
@@ -150,7 +169,6 @@ def test_create_stores_metadata_and_a_first_version(
     assert (version.version, version.state, version.backend) == (1, VersionState.ENABLED, "memory")
     assert (version.created_at, version.created_by) == (NOW, "user:alice")
     assert read(service, secret.id) == FIRST
-    assert db.committed == 1
     assert_no_orphans(db, backend)
 
 
@@ -186,7 +204,8 @@ def test_create_in_an_unknown_scope_without_a_parent_is_refused(
         create(service, scope=NEW_PROJECT)
 
     assert backend.values == {}
-    assert db.committed == 0
+    assert db.database.tables.secrets == {}
+    assert audited(db) == [("secret.create", "not_found", "not_found")]
 
 
 def test_create_in_the_global_scope(service: SecretService) -> None:
@@ -244,7 +263,9 @@ def test_create_refuses_invalid_input_and_stores_nothing(
 
     assert caught.value.details["field"] == field
     assert backend.values == {}
-    assert db.committed == 0
+    assert db.database.tables.secrets == {}
+    # refused before the attempt began (the draft's own fields) or recorded as refused
+    assert set(audited(db)) <= {("secret.create", "error", "validation_error")}
 
 
 VALID_DRAFTS = [
@@ -309,7 +330,8 @@ def test_create_refuses_a_value_above_the_smaller_limit(
     # core refuses it before the backend is asked (whose own refusal would not name the field)
     assert caught.value.details == {"field": "value", "limit": limit, "size": limit + 1}
     assert backend.values == {}
-    assert db.committed == 0
+    assert db.database.tables.secrets == {}
+    assert audited(db) == [("secret.create", "error", "value_too_large")]
     assert read(service, create(service, b"x" * limit, name="FITS").id) == b"x" * limit
 
 
@@ -338,7 +360,10 @@ def test_create_refuses_a_name_taken_in_the_same_scope_and_environment(
 
     assert caught.value.details["id"] == str(first.id)
     assert stored_values(backend) == {FIRST}
-    assert db.committed == 1
+    assert audited(db) == [
+        ("secret.create", "success", None),
+        ("secret.create", "error", "conflict"),
+    ]
     assert read(service, first.id) == FIRST
 
 
@@ -434,7 +459,7 @@ def test_create_with_the_backend_unavailable_stores_no_metadata(
         create(service)
 
     assert caught.value.details == {"backend": "memory"}
-    assert db.committed == 0
+    assert audited(db) == [("secret.create", "error", "backend_unavailable")]
     assert service.list_secrets(ALICE, SecretFilter(), PageRequest()).total == 0
     with db() as uow:
         assert uow.secrets.get_by_name(PROJECT, None, "OPENAI_API_KEY") is None
@@ -458,7 +483,13 @@ def test_create_whose_metadata_commit_fails_destroys_the_stored_value(
 
     assert backend.values == {}
     assert len(backend.destroyed) == 1
-    assert db.committed == 0
+    assert db.database.tables.secrets == {}
+    # the success went with the failed commit; an interrupt is not an attempt's outcome
+    assert audited(db) == (
+        []
+        if isinstance(error, KeyboardInterrupt)
+        else [("secret.create", "error", "internal_error")]
+    )
     assert_no_orphans(db, backend)
 
 
@@ -1230,7 +1261,7 @@ def test_no_value_reaches_a_log_line(
     service.delete_secret(ALICE, secret.id)
     service.purge_secret(ALICE, secret.id)
 
-    assert len(caplog.records) == 2  # the failed cleanup and the purge
+    assert len(caplog.records) == 1  # the failed cleanup
     assert "sk-first-secret" not in caplog.text
     assert "sk-second-secret" not in caplog.text
 
@@ -1439,3 +1470,397 @@ def test_a_personal_scope_is_its_owners_alone(service: SecretService) -> None:
     assert [s.id for s in service.list_secrets(ALICE, SecretFilter(), PageRequest()).items] == [
         secret.id
     ]
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+CANARY = b"sk-canary-6f1d0c2a9b8e7d65"  # a value to look for wherever it must not be
+
+
+@pytest.fixture
+def written(service: SecretService) -> Secret:
+    """A secret in the project with two versions, the second current."""
+    secret = create(service, b"v1", environment="production")
+    return service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+
+
+def project_path(db: FakeUnitOfWorkFactory) -> str:
+    return db.database.tables.scopes[PROJECT].path
+
+
+# use case -> (the call, its audit action, the version the event names)
+USE_CASES: dict[str, tuple[Callable[[SecretService, Secret], object], str, int | None]] = {
+    "get_secret": (lambda s, x: s.get_secret(ALICE, x.id), "secret.read_metadata", None),
+    "find_secret": (
+        lambda s, x: s.find_secret(ALICE, PROJECT, x.name, x.environment),
+        "secret.read_metadata",
+        None,
+    ),
+    "list_versions": (lambda s, x: s.list_versions(ALICE, x.id), "secret.list_versions", None),
+    "get_version": (lambda s, x: s.get_version(ALICE, x.id, 1), "secret.read_version", 1),
+    "read_value": (lambda s, x: s.read_value(ALICE, x.id), "secret.read_value", 2),
+    "read_value_of_a_version": (
+        lambda s, x: s.read_value(ALICE, x.id, 1),
+        "secret.read_value",
+        1,
+    ),
+    "write_value": (
+        lambda s, x: s.write_value(ALICE, x.id, SecretValue(b"v3")),
+        "secret.write_value",
+        3,
+    ),
+    "update_metadata": (
+        lambda s, x: s.update_metadata(ALICE, x.id, MetadataChanges(description="d")),
+        "secret.update",
+        None,
+    ),
+    "delete_secret": (lambda s, x: s.delete_secret(ALICE, x.id), "secret.delete", None),
+    "restore_secret": (lambda s, x: s.restore_secret(ALICE, x.id), "secret.restore", None),
+    "purge_secret": (lambda s, x: s.purge_secret(ALICE, x.id), "secret.purge", None),
+}
+
+
+@pytest.mark.parametrize("use_case", USE_CASES)
+def test_each_use_case_records_one_event_of_its_success(
+    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret, use_case: str
+) -> None:
+    call, action, version = USE_CASES[use_case]
+    if use_case in {"restore_secret", "purge_secret"}:
+        service.delete_secret(ALICE, written.id)
+
+    with recorded(db) as events:
+        call(service, written)
+
+    [event] = events
+    assert (event.actor, event.actor_type, event.action, event.resource) == (
+        ALICE.id,
+        "user",
+        action,
+        f"secret:{written.id}",
+    )
+    assert (event.scope, event.scope_path, event.version) == (
+        str(PROJECT),
+        project_path(db),
+        version,
+    )
+    assert (event.outcome, event.reason, event.time) == ("success", None, NOW)
+
+
+def test_a_create_records_where_the_secret_went_and_its_keyed_checksum(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    with recorded(db) as events:
+        secret = create(service, name="NEW_KEY", scope=NEW_PROJECT, parent=TEAM)
+
+    [event] = events
+    assert (event.action, event.resource, event.outcome, event.version) == (
+        "secret.create",
+        f"secret:{secret.id}",
+        "success",
+        1,
+    )
+    assert (event.scope, event.scope_path) == (str(NEW_PROJECT), secret.scope_path)
+    assert event.details == {
+        "name": "NEW_KEY",
+        "environment": None,
+        "value_hmac": service.get_version(ALICE, secret.id, 1).checksum,
+    }
+
+
+def test_a_listing_records_the_scope_asked_for_and_the_count(
+    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret
+) -> None:
+    with recorded(db) as events:
+        service.list_secrets(ALICE, SecretFilter(scope=PROJECT), PageRequest())
+
+    [event] = events
+    assert (event.action, event.resource, event.scope, event.outcome) == (
+        "secret.list",
+        "secrets",
+        str(PROJECT),
+        "success",
+    )
+    assert event.details == {"total": 1, "page": 1}
+
+
+def failing_backend_put(key: VersionKey) -> None:
+    raise RuntimeError("the backend's client crashed")
+
+
+@pytest.mark.parametrize(
+    ("actor", "call", "error", "outcome", "reason"),
+    [
+        pytest.param(
+            "viewer",
+            lambda s, x: s.read_value(CAROL, x.id),
+            Forbidden,
+            "denied",
+            "forbidden",
+            id="forbidden",
+        ),
+        pytest.param(
+            "nobody",
+            lambda s, x: s.read_value(CAROL, x.id),
+            NotFound,
+            "not_found",
+            "not_found",
+            id="hidden-from-the-caller",
+        ),
+        pytest.param(
+            "nobody",
+            lambda s, x: s.write_value(CAROL, x.id, SecretValue(b"carol's")),
+            NotFound,
+            "not_found",
+            "not_found",
+            id="write-hidden-from-the-caller",
+        ),
+        pytest.param(
+            "viewer",
+            lambda s, x: s.delete_secret(CAROL, x.id),
+            Forbidden,
+            "denied",
+            "forbidden",
+            id="delete-forbidden",
+        ),
+        pytest.param(
+            "admin",
+            lambda s, x: s.write_value(ALICE, x.id, SecretValue(b"v3"), expected_revision=1),
+            PreconditionFailed,
+            "error",
+            "precondition_failed",
+            id="stale-revision",
+        ),
+        pytest.param(
+            "admin",
+            lambda s, x: s.purge_secret(ALICE, x.id),
+            Conflict,
+            "error",
+            "conflict",
+            id="purge-of-a-live-secret",
+        ),
+    ],
+)
+def test_a_refused_attempt_records_its_outcome_and_why(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    written: Secret,
+    actor: str,
+    call: Callable[[SecretService, Secret], object],
+    error: type[Exception],
+    outcome: str,
+    reason: str,
+) -> None:
+    if actor == "viewer":
+        db.database.grant(CAROL.id, Role.VIEWER, PROJECT)
+
+    with recorded(db) as events, pytest.raises(error):
+        call(service, written)
+
+    [event] = events
+    assert (event.resource, event.outcome, event.reason) == (
+        f"secret:{written.id}",
+        outcome,
+        reason,
+    )
+    # where the secret is, for that scope's auditors, even when the caller was not told
+    assert (event.scope, event.scope_path) == (str(PROJECT), project_path(db))
+
+
+def test_an_attempt_on_an_unknown_secret_is_recorded_as_not_found(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    unknown = uuid4()
+
+    with recorded(db) as events, pytest.raises(NotFound):
+        service.read_value(ALICE, unknown)
+
+    [event] = events
+    assert (event.action, event.resource, event.outcome) == (
+        "secret.read_value",
+        f"secret:{unknown}",
+        "not_found",
+    )
+    assert (event.scope, event.scope_path) == (None, None)
+
+
+def test_a_failure_that_is_not_a_refusal_is_recorded_as_an_error(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    clock: FixedClock,
+    written: Secret,
+) -> None:
+    backend.down = True
+    with recorded(db) as unavailable, pytest.raises(BackendUnavailable):
+        service.read_value(ALICE, written.id)
+    backend.down = False
+    clock.set(NOW + timedelta(days=1))
+    service.update_metadata(ALICE, written.id, MetadataChanges(expires_at=NOW))
+    with recorded(db) as expired, pytest.raises(Expired):
+        service.read_value(ALICE, written.id)
+    backend.on_put = failing_backend_put
+    with recorded(db) as crashed, pytest.raises(RuntimeError):
+        create(service, name="CRASHES")
+
+    assert [(e.action, e.outcome, e.reason, e.version) for e in unavailable + expired] == [
+        ("secret.read_value", "error", "backend_unavailable", 2),
+        ("secret.read_value", "error", "secret_expired", 2),
+    ]
+    assert [(e.action, e.outcome, e.reason) for e in crashed] == [
+        ("secret.create", "error", "RuntimeError")
+    ]
+
+
+def test_a_failed_write_leaves_no_success_event(
+    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret
+) -> None:
+    db.database.fail_next_commit(ServiceError("database went away"))
+
+    with recorded(db) as events, pytest.raises(ServiceError):
+        service.write_value(ALICE, written.id, SecretValue(b"v3"))
+
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("secret.write_value", "error", "internal_error")
+    ]
+    assert service.get_secret(ALICE, written.id).current_version == 2
+
+
+def test_a_write_that_retries_records_one_success_for_the_version_it_made(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, written: Secret
+) -> None:
+    interleave(backend, lambda: service.write_value(BOB, written.id, SecretValue(b"bob's")))
+
+    with recorded(db) as events:
+        service.write_value(ALICE, written.id, SecretValue(b"alice's"))
+
+    # Bob's write, in the middle of Alice's first try, then Alice's second try
+    assert [(e.actor, e.outcome, e.version) for e in events] == [
+        (BOB.id, "success", 3),
+        (ALICE.id, "success", 4),
+    ]
+
+
+def test_a_value_is_not_returned_unless_its_read_is_recorded(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    written: Secret,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service.write_value(ALICE, written.id, SecretValue(CANARY))
+    db.database.audit_down = True
+
+    with (
+        caplog.at_level(logging.DEBUG),
+        recorded(db) as events,
+        pytest.raises(AuditUnavailable) as caught,
+    ):
+        service.read_value(ALICE, written.id)
+
+    # the value came from the backend, and went no further
+    assert backend.read[-1] == VersionKey(written.id, 3)
+    assert events == []
+    [record] = caplog.records
+    assert "could not record audit event secret.read_value" in record.getMessage()
+    assert CANARY.decode() not in caplog.text
+    assert CANARY.decode() not in str(caught.value)
+
+
+def test_a_read_that_could_not_be_recorded_is_recorded_as_an_error_if_it_can_be(
+    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret
+) -> None:
+    db.database.fail_next_audit_append()
+
+    with recorded(db) as events, pytest.raises(AuditUnavailable):
+        service.read_value(ALICE, written.id)
+
+    assert [(e.action, e.outcome, e.reason, e.version) for e in events] == [
+        ("secret.read_value", "error", "audit_unavailable", 2)
+    ]
+
+
+# A purge destroys the values before its last transaction, which records it (and is refused):
+# as after any interruption there, purging again finishes it.
+@pytest.mark.parametrize("use_case", sorted(set(USE_CASES) - {"purge_secret"}))
+def test_with_the_audit_trail_down_nothing_happens(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    written: Secret,
+    use_case: str,
+) -> None:
+    call, _action, _version = USE_CASES[use_case]
+    if use_case in {"restore_secret", "purge_secret"}:
+        service.delete_secret(ALICE, written.id)
+    before = db.database.snapshot()
+    db.database.audit_down = True
+
+    with pytest.raises(AuditUnavailable):
+        call(service, written)
+
+    after = db.database.tables
+    assert (after.secrets, after.versions) == (before.secrets, before.versions)
+    assert_no_orphans(db, backend)
+
+
+def test_with_the_audit_trail_down_nothing_is_created(
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+) -> None:
+    db.database.audit_down = True
+
+    with pytest.raises(AuditUnavailable):
+        create(service, name="NEW_KEY", scope=NEW_PROJECT, parent=TEAM)
+
+    assert (db.database.tables.secrets, backend.values) == ({}, {})
+    assert NEW_PROJECT not in db.database.tables.scopes
+    assert db.database.audit_events() == []
+
+
+def test_no_value_reaches_an_audit_event(
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    clock: FixedClock,
+) -> None:
+    db.database.grant(CAROL.id, Role.VIEWER, PROJECT)
+    secret = create(service, CANARY, name="CANARY")
+    service.read_value(ALICE, secret.id)
+    service.write_value(ALICE, secret.id, SecretValue(CANARY + b"-2"))
+    db.database.fail_next_commit(ServiceError("database went away"))
+    with pytest.raises(ServiceError):
+        service.write_value(ALICE, secret.id, SecretValue(CANARY + b"-3"))
+    with pytest.raises(ValueTooLarge):
+        service.write_value(ALICE, secret.id, SecretValue(CANARY * 4096))
+    with pytest.raises(Forbidden):
+        service.read_value(CAROL, secret.id)
+    with pytest.raises(Conflict):
+        create(service, CANARY + b"-4", name="CANARY")
+    [locator] = [loc for loc, stored in backend.values.items() if stored.data == CANARY]
+    backend.tamper(locator, CANARY + b"-tampered")
+    with pytest.raises(ValueIntegrityError):
+        service.read_value(ALICE, secret.id, 1)
+    service.delete_secret(ALICE, secret.id)
+    service.purge_secret(ALICE, secret.id)
+
+    events = db.database.audit_events()
+    assert len(events) == 10
+    forms = [CANARY.decode(), CANARY.hex(), hashlib.sha256(CANARY).hexdigest()]
+    for event in events:
+        for text in (repr(event), json.dumps(event.content())):
+            assert not any(form in text for form in forms), event
+
+
+def test_a_lookup_of_the_longest_path_is_recorded(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    scope = ScopeRef(ScopeType.ORGANIZATION, "o" * 128)
+    name, environment = "K" * 255, "e" * 64
+
+    with recorded(db) as events, pytest.raises(NotFound):
+        service.find_secret(ALICE, scope, name, environment)
+
+    [event] = events
+    assert (event.resource, event.outcome) == (
+        f"secret:{scope}/{name}@{environment}",
+        "not_found",
+    )

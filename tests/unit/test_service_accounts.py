@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -24,7 +25,14 @@ from core.service_accounts import (
 )
 from core.services import NewSecret, SecretService
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, InMemoryBackend
+from tests.fakes import (
+    FakeDatabase,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    InMemoryBackend,
+    make_audit_trail,
+    recorded,
+)
 
 NOW = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 ROOT = Principal("root", "root", is_root=True)
@@ -53,7 +61,7 @@ def db() -> FakeUnitOfWorkFactory:
 
 @pytest.fixture
 def accounts(db: FakeUnitOfWorkFactory, clock: FixedClock) -> ServiceAccountService:
-    return ServiceAccountService(db, clock)
+    return ServiceAccountService(db, clock, make_audit_trail(db, clock))
 
 
 @pytest.fixture
@@ -188,6 +196,7 @@ def test_a_token_authenticates_as_its_service_account(
         clock,
         ValueChecksum(b"k" * 32),
         SecretPolicy(),
+        make_audit_trail(db, clock),
     )
     secret = secrets.create_secret(ALICE, NewSecret(PROJECT, "DEPLOY_KEY"), SecretValue(b"k"))
     db.database.grant(account.principal, Role.READER, PROJECT)
@@ -327,3 +336,53 @@ def test_an_account_cannot_be_created_into_bindings_that_already_name_it(
         with pytest.raises(Conflict, match=f"service:{name}"):
             accounts.create(ALICE, name, PROJECT)
     assert accounts.list_accounts(ALICE, PROJECT, PageRequest()).total == 0
+
+
+# -- the audit trail ------------------------------------------------------------------------
+
+
+def test_each_account_use_case_records_one_event(
+    accounts: ServiceAccountService, db: FakeUnitOfWorkFactory
+) -> None:
+    project_path = db.database.tables.scopes[PROJECT].path
+
+    with recorded(db) as events:
+        account = accounts.create(ALICE, "deployer", PROJECT)
+        accounts.get(ALICE, account.id)
+        accounts.list_accounts(ALICE, PROJECT, PageRequest())
+        token, _ = accounts.issue_token(ALICE, account.id)
+        accounts.tokens(ALICE, account.id)
+        accounts.revoke_token(ALICE, account.id, token.id)
+        accounts.delete(ALICE, account.id)
+
+    resource = f"service_account:{account.id}"
+    assert [(e.action, e.resource) for e in events] == [
+        ("service_account.create", resource),
+        ("service_account.read", resource),
+        ("service_account.list", "scope:project/p-42"),
+        ("token.issue", resource),
+        ("token.list", resource),
+        ("token.revoke", resource),
+        ("service_account.delete", resource),
+    ]
+    assert {(e.actor, e.scope, e.scope_path, e.outcome) for e in events} == {
+        (ALICE.id, "project/p-42", project_path, "success")
+    }
+    assert events[3].details == {"token_id": str(token.id), "prefix": token.prefix}
+    assert events[5].details == {"token_id": str(token.id)}
+
+
+def test_no_token_reaches_an_audit_event(
+    accounts: ServiceAccountService, account: ServiceAccount, db: FakeUnitOfWorkFactory
+) -> None:
+    plaintexts = [accounts.issue_token(ALICE, account.id)[1] for _ in range(3)]
+    with pytest.raises(Forbidden):
+        accounts.issue_token(BOB, account.id)
+    for plaintext in plaintexts:
+        accounts.authenticate(plaintext)
+
+    events = db.database.audit_events()
+    assert [e.outcome for e in events if e.action == "token.issue"] == ["success"] * 3 + ["denied"]
+    for event in events:
+        for text in (repr(event), json.dumps(event.content())):
+            assert not any(plaintext.removeprefix(TOKEN_PREFIX) in text for plaintext in plaintexts)

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("source_ip", sa.String(64), nullable=True),
         sa.Column("user_agent", sa.String(512), nullable=True),
         sa.Column("action", sa.String(64), nullable=False),
-        sa.Column("resource", sa.String(255), nullable=False),
+        sa.Column("resource", sa.String(512), nullable=False),
         sa.Column("scope", sa.String(255), nullable=True),
         sa.Column("scope_path", sa.String(255), nullable=True),
         sa.Column("version", sa.Integer(), nullable=True),

@@ -1,0 +1,343 @@
+"""The audit trail's SQL repository on real SQLite and PostgreSQL databases: what goes in comes
+back (and still verifies), queries, streaming, pruning, checkpoints, and one unbroken chain
+from many writers at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from adapters.db import audit_repository
+from adapters.db.uow import SqlUnitOfWork
+from core.audit import GENESIS, AuditChain, AuditEvent, verify_chain
+from core.audit_service import AuditService
+from core.errors import AuditUnavailable
+from ports.persistence import AuditFilter
+from ports.values import Principal
+from tests.fakes import CHECKPOINT_KEY, FixedClock, make_audit_trail
+
+NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+ROOT = Principal("root", "root", is_root=True)
+
+
+def event(number: int = 1, **fields: Any) -> AuditEvent:
+    values: dict[str, Any] = {
+        "time": NOW + timedelta(minutes=number),
+        "actor": "user:alice",
+        "actor_type": "user",
+        "action": "secret.read_value",
+        "resource": f"secret:{number}",
+        "outcome": "success",
+        **fields,
+    }
+    return AuditEvent(**values)
+
+
+def append(engine: Engine, chain: AuditChain, *events: AuditEvent) -> list[AuditEvent]:
+    with SqlUnitOfWork(engine) as uow:
+        linked = chain.append(uow, list(events))
+        uow.commit()
+    return linked
+
+
+def stored(engine: Engine, from_seq: int = 1, to_seq: int | None = None) -> list[AuditEvent]:
+    with SqlUnitOfWork(engine) as uow:
+        return list(uow.audit.events(from_seq, to_seq))
+
+
+def verified(engine: Engine) -> tuple[int, Any]:
+    with SqlUnitOfWork(engine) as uow:
+        return verify_chain(uow.audit.events(), uow.audit.checkpoints(), CHECKPOINT_KEY)
+
+
+@pytest.fixture
+def chain() -> AuditChain:
+    return AuditChain(CHECKPOINT_KEY, checkpoint_every=3)
+
+
+def test_a_fresh_database_has_an_empty_chain(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.head() == (0, GENESIS)
+        assert uow.audit.lock_head() == (0, GENESIS)
+        assert (uow.audit.first_seq(), uow.audit.checkpoints()) == (None, [])
+        assert list(uow.audit.events()) == []
+
+
+def test_events_come_back_as_they_went_in_and_still_verify(
+    engine: Engine, chain: AuditChain
+) -> None:
+    full = event(
+        time=datetime(2025, 3, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        request_id="req-" + "r" * 60,
+        source_ip="2001:db8::1",
+        user_agent="secretctl/1.0 (ünïcödé ✓)",
+        scope="project/p-42",
+        scope_path="/1/2/3/4/",
+        version=7,
+        reason="forbidden",
+        details={
+            "value_hmac": "hmac-sha256:" + "a" * 64,
+            "changed": ["description", "tags"],
+            "nested": {"ok": True, "none": None, "count": 3},
+            "text": 'naïve ✓ "quoted" \\ backslash',
+        },
+    )
+    bare = event(2)  # every optional field empty
+
+    linked = append(engine, chain, full, bare)
+
+    assert stored(engine) == linked
+    [back, _] = stored(engine)
+    assert back.time == full.time and back.time.tzinfo is not None
+    assert back.content() == full.content()
+    assert verified(engine) == (2, None)
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.head() == (2, linked[-1].hash)
+
+
+def test_the_longest_values_an_event_holds_fit_its_columns(
+    engine: Engine, chain: AuditChain
+) -> None:
+    longest = event(
+        actor="service:" + "a" * 128,
+        action="service_account.create",
+        # a lookup by path: secret:<scope>/<name>@<environment>, each at its longest
+        resource=f"secret:organization/{'o' * 128}/{'K' * 255}@{'e' * 64}",
+        scope=f"organization/{'o' * 128}",
+        request_id="r" * 64,
+        source_ip="f" * 64,
+        user_agent="u" * 512,  # what the web layer keeps of the header
+        reason="secret_not_yet_valid",
+    )
+
+    linked = append(engine, chain, longest)
+
+    assert stored(engine) == linked
+
+
+def test_a_time_in_another_zone_comes_back_in_utc(engine: Engine, chain: AuditChain) -> None:
+    paris = timezone(timedelta(hours=1))
+
+    [linked] = append(engine, chain, event(time=NOW.astimezone(paris)))
+
+    [back] = stored(engine)
+    assert back.time == linked.time and back.time.utcoffset() == timedelta(0)
+
+
+def test_appends_continue_the_chain_and_sign_checkpoints(engine: Engine, chain: AuditChain) -> None:
+    for number in range(1, 8):
+        append(engine, chain, event(number))
+
+    events = stored(engine)
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    with SqlUnitOfWork(engine) as uow:
+        checkpoints = uow.audit.checkpoints()
+    assert [(c.seq, c.hash, c.created_at) for c in checkpoints] == [
+        (3, events[2].hash, events[2].time),
+        (6, events[5].hash, events[5].time),
+    ]
+    assert checkpoints == [chain.checkpoint(c.seq, c.hash, c.created_at) for c in checkpoints]
+    assert verified(engine) == (7, None)
+
+
+def test_an_append_that_is_rolled_back_leaves_nothing(engine: Engine, chain: AuditChain) -> None:
+    append(engine, chain, event(1))
+
+    with SqlUnitOfWork(engine) as uow:
+        chain.append(uow, [event(2), event(3)])  # with a checkpoint; then no commit
+
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.head() == (1, stored(engine)[0].hash)
+        assert uow.audit.checkpoints() == []
+    assert [e.seq for e in append(engine, chain, event(2))] == [2]
+
+
+def test_a_row_that_cannot_be_stored_makes_the_audit_trail_unavailable(
+    engine: Engine, chain: AuditChain
+) -> None:
+    [first] = append(engine, chain, event(1))
+
+    with SqlUnitOfWork(engine) as uow, pytest.raises(AuditUnavailable) as caught:
+        uow.audit.insert([first])  # its seq is taken
+
+    assert "IntegrityError" in caught.value.message
+    assert "secret:1" not in caught.value.message  # the error names no row content
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trail_of_six(engine: Engine, chain: AuditChain) -> list[AuditEvent]:
+    return append(
+        engine,
+        chain,
+        event(1, scope_path="/1/2/3/4/"),
+        event(2, actor="user:bob", outcome="denied", scope_path="/1/2/3/4/"),
+        event(3, action="secret.write_value", resource="secret:t", scope_path="/1/2/3/"),
+        event(4, actor="user:carol", outcome="not_found", scope_path="/1/2/35/"),
+        event(5, resource="secret:p", scope_path="/1/2/"),
+        event(6, action="scope.list", resource="scopes"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("criteria", "expected"),
+    [
+        ({}, [6, 5, 4, 3, 2, 1]),
+        ({"actor": "user:alice"}, [6, 5, 3, 1]),
+        ({"resource": "secret:1"}, [1]),
+        ({"action": "secret.write_value"}, [3]),
+        ({"outcome": "denied"}, [2]),
+        ({"scope_path": "/1/2/3/"}, [3, 2, 1]),  # a subtree: not /1/2/35/, nor no scope
+        ({"scope_path": "/1/2/"}, [5, 4, 3, 2, 1]),
+        ({"since": NOW + timedelta(minutes=3)}, [6, 5, 4, 3]),
+        ({"until": NOW + timedelta(minutes=3)}, [2, 1]),
+        ({"before_seq": 4}, [3, 2, 1]),
+        ({"actor": "user:alice", "scope_path": "/1/2/3/", "before_seq": 3}, [1]),
+    ],
+)
+@pytest.mark.usefixtures("trail_of_six")
+def test_search_filters_newest_first(
+    engine: Engine, criteria: dict[str, Any], expected: list[int]
+) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        found = uow.audit.search(AuditFilter(**criteria), limit=100)
+        assert [e.seq for e in found] == expected
+        assert [e.seq for e in uow.audit.search(AuditFilter(**criteria), limit=2)] == expected[:2]
+
+
+@pytest.mark.usefixtures("trail_of_six")
+def test_which_resources_were_acted_on(engine: Engine) -> None:
+    with SqlUnitOfWork(engine) as uow:
+        found = uow.audit.resources_with(
+            ["secret:1", "secret:2", "secret:p", "secret:none"],
+            "secret.read_value",
+            "success",
+            NOW + timedelta(minutes=2),
+        )
+    assert found == {"secret:p"}  # 1 is too old, 2 was denied
+
+
+def test_events_stream_in_chain_order_in_batches(
+    engine: Engine, chain: AuditChain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_repository, "STREAM_BATCH", 3)
+    linked = append(engine, chain, *(event(n) for n in range(1, 12)))
+
+    with SqlUnitOfWork(engine) as uow:
+        assert list(uow.audit.events()) == linked
+        assert [e.seq for e in uow.audit.events(4, 9)] == [4, 5, 6, 7, 8, 9]
+        assert [e.seq for e in uow.audit.events(10)] == [10, 11]
+        assert list(uow.audit.events(12)) == []
+        # another query while a stream is open, in the same transaction
+        stream = uow.audit.events()
+        next(stream)
+        assert uow.audit.head() == (11, linked[-1].hash)
+        assert [e.seq for e in stream] == list(range(2, 12))
+
+
+def test_prune_deletes_up_to_a_seq_and_keeps_the_checkpoints(
+    engine: Engine, chain: AuditChain
+) -> None:
+    linked = append(engine, chain, *(event(n) for n in range(1, 8)))
+
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.prune(3) == 3
+        assert uow.audit.prune(3) == 0
+        uow.commit()
+
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.first_seq() == 4
+        assert [c.seq for c in uow.audit.checkpoints()] == [7]  # one append: one checkpoint
+        assert uow.audit.head() == (7, linked[-1].hash)
+    assert stored(engine) == linked[3:]
+
+
+def test_a_pruned_chain_verifies_from_its_anchor(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    trail = make_audit_trail(lambda: SqlUnitOfWork(engine), clock, checkpoint_every=2)
+    service = AuditService(lambda: SqlUnitOfWork(engine), trail, CHECKPOINT_KEY, clock)
+    for number in range(1, 6):
+        append(engine, trail.chain, event(number, time=NOW + timedelta(hours=number)))
+
+    assert service.prune(ROOT, NOW + timedelta(hours=4, minutes=30)) == 4
+
+    result = service.verify(ROOT)
+    assert (result.ok, result.first_seq, result.last_seq) == (True, 5, 6)
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.first_seq() == 5
+
+
+# -- many writers ---------------------------------------------------------------------------
+
+
+def run_in_threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
+    failures: list[BaseException] = []
+
+    def guarded(number: int) -> None:
+        try:
+            work(number)
+        except BaseException as error:  # reported by the test, not lost in a thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return failures
+
+
+def test_concurrent_appends_make_one_unbroken_chain(engine: Engine) -> None:
+    writers, appends = 8, 50
+    chain = AuditChain(CHECKPOINT_KEY, checkpoint_every=25)
+
+    def write(writer: int) -> None:
+        for number in range(appends):
+            append(engine, chain, event(number, actor=f"user:writer-{writer}"))
+
+    assert run_in_threads(writers, write) == []
+
+    events = stored(engine)
+    assert [e.seq for e in events] == list(range(1, writers * appends + 1))
+    assert verified(engine) == (writers * appends, None)
+    with SqlUnitOfWork(engine) as uow:
+        assert uow.audit.head() == (writers * appends, events[-1].hash)
+        assert [c.seq for c in uow.audit.checkpoints()] == list(range(25, 401, 25))
+    for writer in range(writers):  # each writer's events, in the order it wrote them
+        own = [e for e in events if e.actor == f"user:writer-{writer}"]
+        assert [e.resource for e in own] == [f"secret:{n}" for n in range(appends)]
+
+
+def test_verification_while_others_append_reports_no_false_break(engine: Engine) -> None:
+    clock = FixedClock(NOW)
+    trail = make_audit_trail(lambda: SqlUnitOfWork(engine), clock, checkpoint_every=100)
+    service = AuditService(lambda: SqlUnitOfWork(engine), trail, CHECKPOINT_KEY, clock)
+    for start in range(0, 3000, 500):
+        append(engine, trail.chain, *(event(n) for n in range(start, start + 500)))
+    done = threading.Event()
+
+    def keep_appending(_: int) -> None:
+        while not done.is_set():
+            append(engine, trail.chain, replace(event(0), actor="user:busy"))
+
+    def verify_meanwhile(_: int) -> None:
+        try:
+            results = [service.verify(ROOT) for _ in range(5)]
+        finally:
+            done.set()
+        assert [result.broken for result in results] == [None] * 5
+
+    def work(number: int) -> None:
+        (verify_meanwhile if number == 0 else keep_appending)(number)
+
+    assert run_in_threads(3, work) == []
+    assert verified(engine)[1] is None
