@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,12 +22,7 @@ from adapters.db.migrate import upgrade
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, audit_head, scopes
 from core.audit import GENESIS
 from ports.values import ScopeType
-
-POSTGRES_ROOT = Path("/usr/lib/postgresql")
-POSTGRES_SERVER_OPTIONS = (
-    "-F -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    " -c full_page_writes=off"
-)
+from tests.support.postgres import PostgresUnavailable, throwaway_postgres
 
 
 @pytest.fixture(scope="session")
@@ -40,23 +32,11 @@ def postgres_url() -> Iterator[str]:
     if external:
         yield external
         return
-    bindir = _postgres_bindir()
-    workdir = Path(tempfile.mkdtemp(prefix="secret-tests-pg-"))
-    run_as = _run_as_postgres_owner(workdir)
-
-    def command(tool: str, *args: str) -> list[str]:
-        return [*run_as, str(bindir / tool), "-D", str(workdir / "data"), *args]
-
-    port = _free_port()
-    options = f"{POSTGRES_SERVER_OPTIONS} -p {port} -k {workdir}"
     try:
-        _run(command("initdb", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"), workdir)
-        _run(command("pg_ctl", "-l", str(workdir / "log"), "-w", "-o", options, "start"), workdir)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        stop = command("pg_ctl", "-m", "immediate", "stop")
-        subprocess.run(stop, cwd=workdir, capture_output=True, check=False)
-        shutil.rmtree(workdir, ignore_errors=True)
+        with throwaway_postgres() as url:
+            yield url
+    except PostgresUnavailable as error:
+        pytest.exit(str(error), returncode=1)
 
 
 @pytest.fixture(scope="session")
@@ -162,42 +142,3 @@ def _migrate(url: str) -> None:
         upgrade(engine)
     finally:
         engine.dispose()
-
-
-def _postgres_bindir() -> Path:
-    bindirs = sorted(
-        (initdb.parent for initdb in POSTGRES_ROOT.glob("*/bin/initdb")),
-        key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0,
-    )
-    if not bindirs or not (bindirs[-1] / "pg_ctl").exists():
-        pytest.exit(
-            f"PostgreSQL server binaries not found in {POSTGRES_ROOT}/*/bin: install them "
-            "(apt-get install postgresql-15) or set SECRETS_TEST_DATABASE_URL to a server URL",
-            returncode=1,
-        )
-    return bindirs[-1]
-
-
-def _run_as_postgres_owner(workdir: Path) -> list[str]:
-    """initdb refuses to run as root: then the server runs as the `postgres` OS user."""
-    if os.geteuid() != 0:
-        return []
-    shutil.chown(workdir, user="postgres", group="postgres")
-    return ["runuser", "-u", "postgres", "--"]
-
-
-def _run(command: list[str], cwd: Path) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        log = cwd / "log"
-        pytest.exit(
-            f"could not start the test PostgreSQL server: {' '.join(command)} failed:\n"
-            f"{result.stdout}{result.stderr}{log.read_text() if log.exists() else ''}",
-            returncode=1,
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
