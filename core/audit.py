@@ -15,9 +15,9 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from core.errors import Forbidden, NotFound, ServiceError
 from ports.audit import AuditSink
@@ -63,12 +63,17 @@ class AuditEvent:
     hash: str | None = None
 
     def content(self) -> dict[str, Any]:
-        """What the hash covers: everything but the chain fields themselves."""
-        fields = asdict(self)
-        for chain_field in ("seq", "prev_hash", "hash"):
-            fields.pop(chain_field)
+        """What the hash covers: everything but the chain fields themselves. Built field by
+        field (not `asdict`, whose deep copies dominate the cost of verifying a long chain)."""
+        fields = {name: getattr(self, name) for name in CONTENT_FIELDS}
         fields["time"] = self.time.isoformat()
+        fields["details"] = dict(self.details)
         return fields
+
+
+CONTENT_FIELDS = tuple(
+    field.name for field in fields(AuditEvent) if field.name not in ("seq", "prev_hash", "hash")
+)
 
 
 def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
@@ -165,8 +170,9 @@ def outcome_of(error: BaseException) -> str:
 
 
 class AuditChain:
-    """Appends events to the chain: under the chain's lock, hashed, checkpointed every
-    `checkpoint_every` events with an HMAC whose key the database does not hold."""
+    """Appends events to the chain: under the chain's lock, hashed, and each event whose seq
+    is a multiple of `checkpoint_every` signed in a checkpoint with an HMAC whose key the
+    database does not hold (verification expects exactly those)."""
 
     def __init__(self, checkpoint_key: bytes, checkpoint_every: int = 1000) -> None:
         self._key = checkpoint_key
@@ -176,10 +182,11 @@ class AuditChain:
         head_seq, head_hash = uow.audit.lock_head()
         linked = chained(events, head_seq, head_hash)
         uow.audit.insert(linked)
+        for event in linked:  # set by chained(): seq and hash are there
+            if event.seq is not None and event.hash is not None and event.seq % self.every == 0:
+                uow.audit.add_checkpoint(self.checkpoint(event.seq, event.hash, event.time))
         last = linked[-1]
-        assert last.seq is not None and last.hash is not None  # set by chained()
-        if last.seq // self.every > head_seq // self.every:
-            uow.audit.add_checkpoint(self.checkpoint(last.seq, last.hash, last.time))
+        assert last.seq is not None and last.hash is not None
         uow.audit.set_head(last.seq, last.hash)
         return linked
 
@@ -208,11 +215,20 @@ class Attempt:
         with the events of what it did along the way (`also`, made by `related`)."""
         self.learn(outcome="success", **fields)
         self.linked = self._trail.chain.append(uow, [self.event, *also])
+        if self._trail.changes is not None:
+            self._trail.changes.record_changes(uow, self.linked)
         self.recorded = True
 
     def related(self, action: str, resource: str, **fields: Any) -> AuditEvent:
         """An event of the same caller and request, for something this attempt did."""
         return replace(self.event, action=action, resource=resource, details={}, **fields)
+
+
+class ChangeListener(Protocol):
+    """Told of every successful attempt inside its unit of work (`core.events.ChangeFeed`
+    turns the changes among them into outbox events that commit with them)."""
+
+    def record_changes(self, uow: UnitOfWork, events: Sequence[AuditEvent]) -> None: ...
 
 
 class AuditTrail:
@@ -225,12 +241,14 @@ class AuditTrail:
         clock: Clock,
         sinks: Sequence[AuditSink] = (),
         request: RequestInfo | None = None,
+        changes: ChangeListener | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self.chain = chain
         self._clock = clock
         self._sinks = sinks
         self._request = request or RequestInfo()
+        self.changes = changes
 
     @contextmanager
     def attempt(

@@ -108,8 +108,9 @@ class AuditService:
         return removed
 
     def _verify(self, uow: UnitOfWork, from_seq: int | None, to_seq: int | None) -> Verification:
-        # The head before the events: while others append, the events read after it hold at
-        # least those it names (read after the events, it could name some they miss).
+        # The head first, then the checkpoints, then the events up to the head: while others
+        # append, everything read after the head holds at least what it names, and nothing
+        # past it is judged without its checkpoint (each commits with its event).
         head_seq, _ = uow.audit.head()
         first = uow.audit.first_seq()
         if first is None:
@@ -123,13 +124,10 @@ class AuditService:
             if isinstance(anchor, BrokenLink):
                 return Verification(0, start, None, anchor)
             prev_hash = anchor
-        in_range = [
-            checkpoint
-            for checkpoint in checkpoints
-            if checkpoint.seq >= start and (to_seq is None or checkpoint.seq <= to_seq)
-        ]
+        end = head_seq if to_seq is None else min(to_seq, head_seq)
+        in_range = [checkpoint for checkpoint in checkpoints if start <= checkpoint.seq <= end]
         checked, broken = verify_chain(
-            uow.audit.events(start, to_seq),
+            uow.audit.events(start, end),
             in_range,
             self._key,
             start_seq=start,

@@ -26,6 +26,18 @@ class ValueTooLarge(InvalidInput):
     code = "value_too_large"
 
 
+class InvalidSecretValue(InvalidInput):
+    """A value that fails its type's checks: `details` name the field and the reason."""
+
+    code = "invalid_secret_value"
+
+
+class InvalidImport(InvalidInput):
+    """A file to import with entries that cannot be imported: `details` list them by line."""
+
+    code = "invalid_import"
+
+
 class Unauthenticated(ServiceError):
     code = "unauthenticated"
 
@@ -96,3 +108,16 @@ class BackendAuthFailed(ServiceError):
             details={"backend": backend},
         )
         self.backend = backend
+
+
+class RotationFailed(ServiceError):
+    """A rotation did not complete: the owning system refused the new value, or the secret
+    changed under it. The current value stays in place; `details["reason"]` says why."""
+
+    code = "rotation_failed"
+
+
+class DeliveryFailed(ServiceError):
+    """An event could not be delivered to a subscriber (it is retried later)."""
+
+    code = "delivery_failed"

@@ -30,6 +30,14 @@ class VersionState(enum.StrEnum):
     DESTROYED = "destroyed"
 
 
+class Stage(enum.StrEnum):
+    """A version's label, as AWS's AWSCURRENT / AWSPREVIOUS / AWSPENDING."""
+
+    CURRENT = "current"
+    PREVIOUS = "previous"
+    PENDING = "pending"
+
+
 @dataclass
 class Scope:
     """A node of the scope hierarchy as stored: its key, its external name, and its `path`,
@@ -47,7 +55,10 @@ class Secret:
     """A named secret's metadata. Its values live in a storage backend, one per version.
 
     `environment` is None for a secret that applies to every environment. `revision` grows with
-    every change and is what check-and-set (ETag / If-Match) compares.
+    every change and is what check-and-set (ETag / If-Match) compares. The stage labels are
+    pointers to version numbers: `current_version`, `previous_version` (the one it replaced) and
+    `pending_version` (a rotation's new value until it is promoted); `latest_version` is the
+    highest number given out, so the next version is always `latest_version + 1`.
     """
 
     id: UUID
@@ -71,15 +82,36 @@ class Secret:
     deleted_at: datetime | None = None
     purge_after: datetime | None = None
     revision: int = 1
+    latest_version: int = 0
+    previous_version: int | None = None
+    pending_version: int | None = None
+
+    def __post_init__(self) -> None:
+        # No number at or below the current one is ever free again.
+        self.latest_version = max(self.latest_version, self.current_version)
 
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    def stage_of(self, version: int) -> Stage | None:
+        if version == self.current_version:
+            return Stage.CURRENT
+        if version == self.pending_version:
+            return Stage.PENDING
+        if version == self.previous_version:
+            return Stage.PREVIOUS
+        return None
+
 
 @dataclass
 class SecretVersion:
-    """One immutable value of a secret, stored in `backend` under `locator`."""
+    """One immutable value of a secret, stored in `backend` under `locator`.
+
+    Its state and validity may change; its value never does. `disable_at` ends the grace period
+    of a version a rotation replaced. `stage` is derived from the secret's labels when a version
+    is read (and ignored when one is written).
+    """
 
     secret_id: UUID
     version: int
@@ -90,6 +122,17 @@ class SecretVersion:
     created_by: str
     state: VersionState = VersionState.ENABLED
     expires_at: datetime | None = None
+    not_before: datetime | None = None
+    disable_at: datetime | None = None
+    stage: Stage | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Validity:
+    """When a version's value may be served: from `not_before`, until `expires_at`."""
+
+    expires_at: datetime | None = None
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)

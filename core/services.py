@@ -35,10 +35,12 @@ from core.model import (
     Secret,
     SecretFilter,
     SecretVersion,
+    Validity,
     VersionState,
 )
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import place
+from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
@@ -92,6 +94,42 @@ def secret_target(secret: Secret) -> Target:
     return Target(secret.scope, secret.scope_path, secret_id=secret.id, name=secret.name)
 
 
+def store_value(
+    backend: StorageBackend,
+    checksum: ValueChecksum,
+    secret_id: UUID,
+    number: int,
+    value: SecretValue,
+    actor: Principal,
+    now: datetime,
+) -> SecretVersion:
+    """Put one version's value to its backend; the version row pointing at it, not yet saved."""
+    locator = backend.put(VersionKey(secret_id, number), value)
+    return SecretVersion(
+        secret_id=secret_id,
+        version=number,
+        backend=backend.name,
+        locator=locator,
+        checksum=checksum.of(value),
+        created_at=now,
+        created_by=actor.id,
+    )
+
+
+def discard_value(backend: StorageBackend, record: SecretVersion) -> None:
+    """Best effort: remove a value whose metadata transaction did not commit."""
+    try:
+        backend.destroy(VersionKey(record.secret_id, record.version), record.locator)
+    except Exception:  # the original failure is what the caller must see
+        log.warning(
+            "could not remove the orphaned value of secret %s version %s from backend '%s'",
+            record.secret_id,
+            record.version,
+            backend.name,
+            exc_info=True,
+        )
+
+
 class ValueReader:
     """Reads a version's value from its backend, if it may be served, and checks it."""
 
@@ -102,6 +140,11 @@ class ValueReader:
 
     def read(self, secret: Secret, record: SecretVersion) -> SecretValue:
         self.check_servable(secret, record)
+        return self.fetch(secret, record)
+
+    def fetch(self, secret: Secret, record: SecretVersion) -> SecretValue:
+        """The stored value, checked against its checksum, whether it may be served or not
+        (for a rollback to a disabled version, or a rotation's test of its pending one)."""
         key = VersionKey(secret.id, record.version)
         where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
         try:
@@ -113,23 +156,31 @@ class ValueReader:
         return value
 
     def check_servable(self, secret: Secret, record: SecretVersion) -> None:
+        now = self._clock.now()
         if record.state is not VersionState.ENABLED:
             raise VersionUnavailable(
                 f"version {record.version} of secret {secret.id} is {record.state.value}",
                 details={"version": record.version, "state": record.state.value},
             )
-        now = self._clock.now()
+        if record.disable_at is not None and now >= record.disable_at:
+            # Its grace period is over; the worker marks it disabled on its next pass.
+            raise VersionUnavailable(
+                f"version {record.version} of secret {secret.id} was replaced by a rotation; "
+                f"its grace period ended at {record.disable_at.isoformat()}",
+                details={"version": record.version, "state": VersionState.DISABLED.value},
+            )
         for expires_at in (secret.expires_at, record.expires_at):
             if expires_at is not None and now >= expires_at:
                 raise Expired(
                     f"secret {secret.id} expired at {expires_at.isoformat()}",
                     details={"expires_at": expires_at.isoformat()},
                 )
-        if secret.not_before is not None and now < secret.not_before:
-            raise NotYetValid(
-                f"secret {secret.id} is not valid before {secret.not_before.isoformat()}",
-                details={"not_before": secret.not_before.isoformat()},
-            )
+        for not_before in (secret.not_before, record.not_before):
+            if not_before is not None and now < not_before:
+                raise NotYetValid(
+                    f"secret {secret.id} is not valid before {not_before.isoformat()}",
+                    details={"not_before": not_before.isoformat()},
+                )
 
 
 class SecretService:
@@ -141,6 +192,7 @@ class SecretService:
         checksum: ValueChecksum,
         policy: SecretPolicy,
         audit: AuditTrail,
+        types: TypeRegistry | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._backends = backends
@@ -148,6 +200,7 @@ class SecretService:
         self._checksum = checksum
         self._policy = policy
         self._audit = audit
+        self._types = types or TypeRegistry()
         self._reader = ValueReader(backends, clock, checksum)
 
     # -- reading ---------------------------------------------------------------------------
@@ -243,6 +296,7 @@ class SecretService:
 
     def create_secret(self, actor: Principal, draft: NewSecret, value: SecretValue) -> Secret:
         self._policy.check_name(draft.name)
+        self._types.require(draft.type)
         self._policy.check_metadata(
             environment=draft.environment,
             consumer=draft.consumer,
@@ -275,6 +329,7 @@ class SecretService:
             raise self._name_taken(existing)
         backend = self._backends.get(draft.backend or self._backends.default)
         self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+        typed = typed_metadata(draft.tags, draft.expires_at, self._types.check(draft.type, value))
 
         secret = Secret(
             id=uuid.uuid4(),
@@ -283,15 +338,14 @@ class SecretService:
             environment=draft.environment,
             type=draft.type,
             description=draft.description,
-            tags=dict(draft.tags),
             consumer=draft.consumer,
             backend=backend.name,
             current_version=1,
-            expires_at=draft.expires_at,
             not_before=draft.not_before,
             max_versions=draft.max_versions,
             created_at=now,
             created_by=actor.id,
+            **typed,
         )
         record = self._store(backend, secret, 1, value, actor, now)
         try:
@@ -319,9 +373,38 @@ class SecretService:
         value: SecretValue,
         *,
         expected_revision: int | None = None,
+        expires_at: datetime | None = None,
+        not_before: datetime | None = None,
     ) -> Secret:
-        """Store `value` as the next version. With `expected_revision`, a check-and-set."""
+        """Store `value` as the next version. With `expected_revision`, a check-and-set;
+        `expires_at` and `not_before` bound when this version may be served."""
+        validity = Validity(expires_at=expires_at, not_before=not_before)
+        self._policy.check_metadata(expires_at=expires_at, not_before=not_before)
         with self._audit.attempt(actor, "secret.write_value", f"secret:{secret_id}") as attempt:
+            return self._write(actor, secret_id, value, expected_revision, attempt, validity)
+
+    def rollback(
+        self,
+        actor: Principal,
+        secret_id: UUID,
+        version: int,
+        *,
+        expected_revision: int | None = None,
+    ) -> Secret:
+        """Make an old version's value current again, as a new version (history stays)."""
+        with self._audit.attempt(
+            actor, "secret.rollback", f"secret:{secret_id}", details={"from_version": version}
+        ) as attempt:
+            with self._uow_factory() as uow:
+                secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
+                record = self._load_version(uow, secret_id, version)
+            self._check_revision(secret, expected_revision)
+            if record.state is VersionState.DESTROYED:
+                raise VersionUnavailable(
+                    f"version {version} of secret {secret_id} is destroyed: its value is gone",
+                    details={"version": version, "state": record.state.value},
+                )
+            value = self._reader.fetch(secret, record)
             return self._write(actor, secret_id, value, expected_revision, attempt)
 
     def _write(
@@ -331,6 +414,7 @@ class SecretService:
         value: SecretValue,
         expected_revision: int | None,
         attempt: Attempt,
+        validity: Validity | None = None,
     ) -> Secret:
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory() as uow:
@@ -338,21 +422,34 @@ class SecretService:
             self._check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)
             self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+            typed = retyped_metadata(secret, self._types.check(secret.type, value))
             now = self._clock.now()
-            number = secret.current_version + 1
-            record = self._store(backend, secret, number, value, actor, now)
+            number = secret.latest_version + 1
+            validity = validity or Validity()
+            record = replace(
+                self._store(backend, secret, number, value, actor, now),
+                expires_at=validity.expires_at,
+                not_before=validity.not_before,
+            )
             updated = replace(
                 secret,
                 current_version=number,
+                latest_version=number,
+                previous_version=secret.current_version,
                 revision=secret.revision + 1,
                 updated_at=now,
                 updated_by=actor.id,
+                **typed,
             )
             try:
                 with self._uow_factory() as uow:
                     uow.secrets.update(updated, expected_revision=secret.revision)
                     uow.secrets.add_version(record)
-                    attempt.succeed(uow, version=number, details={"value_hmac": record.checksum})
+                    attempt.succeed(
+                        uow,
+                        version=number,
+                        details={**attempt.event.details, "value_hmac": record.checksum},
+                    )
                     uow.commit()
                 return updated
             except PreconditionFailed:
@@ -440,13 +537,16 @@ class SecretService:
             uow.commit()
         return deleted
 
-    def restore_secret(self, actor: Principal, secret_id: UUID) -> Secret:
+    def restore_secret(
+        self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
+    ) -> Secret:
         """Undo a soft delete, unless the retention window is over (a purge may be running)."""
         with (
             self._audit.attempt(actor, "secret.restore", f"secret:{secret_id}") as attempt,
             self._uow_factory() as uow,
         ):
             secret = self._load_deleted(uow, actor, Action.WRITE, secret_id, attempt)
+            self._check_revision(secret, expected_revision)
             if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
                 raise Conflict(
                     f"secret {secret_id} is past its retention window and is being purged",
@@ -465,7 +565,9 @@ class SecretService:
             uow.commit()
         return restored
 
-    def purge_secret(self, actor: Principal, secret_id: UUID) -> None:
+    def purge_secret(
+        self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
+    ) -> None:
         """Destroy a soft-deleted secret's values in their backends, then its rows.
 
         First the retention window is closed (`purge_after` = now, a check-and-set), so that a
@@ -474,11 +576,14 @@ class SecretService:
         finished by purging again.
         """
         with self._audit.attempt(actor, "secret.purge", f"secret:{secret_id}") as attempt:
-            self._purge(actor, secret_id, attempt)
+            self._purge(actor, secret_id, attempt, expected_revision)
 
-    def _purge(self, actor: Principal, secret_id: UUID, attempt: Attempt) -> None:
+    def _purge(
+        self, actor: Principal, secret_id: UUID, attempt: Attempt, expected_revision: int | None
+    ) -> None:
         with self._uow_factory() as uow:
             secret = self._load_deleted(uow, actor, Action.ADMIN, secret_id, attempt)
+            self._check_revision(secret, expected_revision)
             versions = uow.secrets.list_versions(secret_id)
             now = self._clock.now()
             if secret.purge_after is None or secret.purge_after > now:
@@ -507,30 +612,9 @@ class SecretService:
         actor: Principal,
         now: datetime,
     ) -> SecretVersion:
-        locator = backend.put(VersionKey(secret.id, number), value)
-        return SecretVersion(
-            secret_id=secret.id,
-            version=number,
-            backend=backend.name,
-            locator=locator,
-            checksum=self._checksum.of(value),
-            created_at=now,
-            created_by=actor.id,
-        )
+        return store_value(backend, self._checksum, secret.id, number, value, actor, now)
 
-    @staticmethod
-    def _discard(backend: StorageBackend, record: SecretVersion) -> None:
-        """Best effort: remove a value whose metadata transaction did not commit."""
-        try:
-            backend.destroy(VersionKey(record.secret_id, record.version), record.locator)
-        except Exception:  # the original failure is what the caller must see
-            log.warning(
-                "could not remove the orphaned value of secret %s version %s from backend '%s'",
-                record.secret_id,
-                record.version,
-                backend.name,
-                exc_info=True,
-            )
+    _discard = staticmethod(discard_value)
 
     @staticmethod
     def _check_revision(secret: Secret, expected_revision: int | None) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import secrets as token_generator
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,6 +29,7 @@ from entrypoints.client import (
     with_options,
 )
 from entrypoints.config import Settings, load_settings
+from entrypoints.transfer_client import TRANSFER_COMMANDS
 from ports.values import Principal, ScopeRef, ScopeType
 
 # The operator at the machine, acting on the database directly (recorded as `cli`).
@@ -114,6 +117,29 @@ def _redact_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Run every due job once, then exit.")
+@click.option("--poll-seconds", type=float, help="Between passes (SECRETS_WORKER__POLL_SECONDS).")
+@click.pass_context
+def worker(ctx: click.Context, once: bool, poll_seconds: float | None) -> None:
+    """Run the lifecycle jobs: grace periods, expiry warnings, scheduled rotations, version
+    pruning, retention purges and event delivery. Run as many as you like on PostgreSQL."""
+    from entrypoints.logs import configure_logging
+
+    configure_logging(settings_of(ctx).log_level)
+    with operator_container(ctx) as container:
+        jobs = container.worker()
+        if once:
+            click.echo(f"worker {jobs.id}: {jobs.run_once()}")
+            return
+        poll = poll_seconds or container.settings().worker["poll_seconds"]
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        click.echo(f"worker {jobs.id}: a pass every {poll:g} s; stop with SIGTERM", err=True)
+        jobs.run(poll, stop)
+
+
 # -- administration ---------------------------------------------------------------------------
 
 
@@ -187,7 +213,7 @@ def operator_container(ctx: click.Context) -> Iterator[Any]:
         container.shutdown_resources()
 
 
-for command in CLIENT_COMMANDS:
+for command in (*CLIENT_COMMANDS, *TRANSFER_COMMANDS):
     main.add_command(command)
 
 

@@ -55,8 +55,9 @@ class Client:
         self.session.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
         try:
-            return self.session.request(method, f"{self.addr}/api/v1{path}", timeout=30, **kwargs)
+            return self.session.request(method, f"{self.addr}/api/v1{path}", **kwargs)
         except requests.ConnectionError:
             raise click.ClickException(f"cannot reach the server at {self.addr}") from None
 

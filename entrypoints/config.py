@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from core.errors import ConfigurationError
 from core.policy import DEFAULT_NAME_PATTERN
@@ -35,6 +35,9 @@ NOT_CONFIGURATION = frozenset(
     }
 )
 MODES = ("development", "production")
+ROTATION_DEFAULTS = {"grace_seconds": 86400, "timeout_seconds": 300, "retry_seconds": 3600}
+WORKER_DEFAULTS = {"poll_seconds": 30.0, "batch_size": 50, "lease_seconds": 600}
+EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
@@ -49,6 +52,7 @@ class Settings:
     log_level: str = "INFO"
     max_value_bytes: int = 64 * 1024
     max_request_bytes: int = 1024 * 1024
+    max_import_bytes: int = 16 * 1024 * 1024
     retention_days: int = 30
     name_pattern: str = DEFAULT_NAME_PATTERN
     default_backend: str = "local"
@@ -58,12 +62,50 @@ class Settings:
     keys: dict[str, Any] = field(default_factory=lambda: {"provider": "auto"})
     identity: dict[str, Any] = field(default_factory=dict)
     audit: dict[str, Any] = field(default_factory=dict)
+    max_versions: int = 100  # per secret unless it says otherwise; older values are pruned
+    expiry_warning_days: tuple[int, ...] = (30, 7, 1)
+    rotation: dict[str, Any] = field(default_factory=lambda: dict(ROTATION_DEFAULTS))
+    worker: dict[str, Any] = field(default_factory=lambda: dict(WORKER_DEFAULTS))
+    events: dict[str, Any] = field(default_factory=lambda: dict(EVENTS_DEFAULTS))
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
     @property
     def production(self) -> bool:
         return self.mode == "production"
+
+
+class _Section(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class _RotationSchema(_Section):
+    grace_seconds = fields.Integer(validate=validate.Range(0, 90 * 86400))
+    timeout_seconds = fields.Integer(validate=validate.Range(10, 86400))
+    retry_seconds = fields.Integer(validate=validate.Range(60, 7 * 86400))
+
+
+class _WorkerSchema(_Section):
+    poll_seconds = fields.Float(validate=validate.Range(0.1, 3600))
+    batch_size = fields.Integer(validate=validate.Range(1, 1000))
+    lease_seconds = fields.Integer(validate=validate.Range(30, 86400))
+
+
+class _WebhookSchema(_Section):
+    url = fields.String(required=True, validate=validate.Length(1, 2048))
+    secret_env = fields.String(validate=validate.Length(min=1))
+    secret_file = fields.String(validate=validate.Length(min=1))
+    timeout_seconds = fields.Float(validate=validate.Range(1, 60))
+
+
+class _EventsSchema(_Section):
+    max_attempts = fields.Integer(validate=validate.Range(1, 100))
+    keep_delivered_days = fields.Integer(validate=validate.Range(1, 365))
+    webhooks = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(BACKEND_NAME)),
+        values=fields.Nested(_WebhookSchema),
+    )
 
 
 class _BackendSchema(Schema):
@@ -87,6 +129,7 @@ class _SettingsSchema(Schema):
     )
     max_value_bytes = fields.Integer(validate=validate.Range(1, 16 * 1024 * 1024))
     max_request_bytes = fields.Integer(validate=validate.Range(1024, 64 * 1024 * 1024))
+    max_import_bytes = fields.Integer(validate=validate.Range(1024, 1024 * 1024 * 1024))
     retention_days = fields.Integer(validate=validate.Range(7, 90))
     name_pattern = fields.String(validate=validate.Length(min=1))
     default_backend = fields.String()
@@ -97,11 +140,20 @@ class _SettingsSchema(Schema):
     )
     audit = fields.Dict(keys=fields.String())
     plugins = fields.Dict(keys=fields.String(validate=validate.OneOf(["disabled"])))
+    max_versions = fields.Integer(validate=validate.Range(1, 1000))
+    expiry_warning_days = fields.List(
+        fields.Integer(validate=validate.Range(1, 365)), validate=validate.Length(max=10)
+    )
+    rotation = fields.Nested(_RotationSchema)
+    worker = fields.Nested(_WorkerSchema)
+    events = fields.Nested(_EventsSchema)
 
     @pre_load
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         if isinstance(data.get("log_level"), str):
             data["log_level"] = data["log_level"].upper()
+        if isinstance(data.get("expiry_warning_days"), str):  # "30,7,1" from the environment
+            data["expiry_warning_days"] = data["expiry_warning_days"].split(",")
         return data
 
 
@@ -130,10 +182,18 @@ def load_settings(
         disabled = [item.strip() for item in disabled.split(",") if item.strip()]
     data_dir = Path(data.pop("data_dir", Settings.data_dir))
     backends = {**Settings().backends, **data.pop("backends", {})}
+    warning_days = data.pop("expiry_warning_days", Settings.expiry_warning_days)
+    lifecycle = {
+        "rotation": {**ROTATION_DEFAULTS, **data.pop("rotation", {})},
+        "worker": {**WORKER_DEFAULTS, **data.pop("worker", {})},
+        "events": {**EVENTS_DEFAULTS, **data.pop("events", {})},
+    }
     settings = Settings(
         **data,
         data_dir=data_dir,
         backends=backends,
+        expiry_warning_days=tuple(sorted(set(warning_days), reverse=True)),
+        **lifecycle,
         disabled_plugins=tuple(disabled),
         dev_root_token=environ.get("SECRETS_DEV_ROOT_TOKEN") or None,
     )
@@ -145,6 +205,11 @@ def load_settings(
         raise ConfigurationError(
             "SECRETS_DEV_ROOT_TOKEN is refused in production mode: configure [identity.jwt] and "
             "service accounts, and grant the first admin with `secretctl admin grant`"
+        )
+    if settings.worker["lease_seconds"] <= settings.rotation["timeout_seconds"]:
+        raise ConfigurationError(
+            "configuration key 'worker.lease_seconds' must be longer than "
+            "'rotation.timeout_seconds', or a slow rotation could be claimed twice"
         )
     if settings.default_backend not in settings.backends:
         raise ConfigurationError(

@@ -8,37 +8,54 @@ per call. Tests replace a provider with `container.<name>.override(...)`.
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pluggy
 from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
+from adapters.cron import CroniterSchedule
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
+from adapters.sealed_export import ScryptAesGcmCipher
+from adapters.webhooks import WebhookPublisher, WebhookTarget, read_key, url_problem
 from core.adoption import AdoptionService
 from core.audit import AuditChain, AuditTrail, derive_checkpoint_key
 from core.audit_service import AuditService
 from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
 from core.errors import ConfigurationError
+from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.policy import SecretPolicy, ValueChecksum
 from core.reports import ReportService
 from core.resolution import ResolveService
+from core.rotation import RotationService, RotationSettings, Schedule
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from core.services import SecretService, ValueReader
+from core.transfer import FormatRegistry, TransferService
+from core.types import TypeRegistry
+from core.versions import VersionService
+from core.worker import Worker, WorkerSettings
 from entrypoints.config import Settings
 from plugins.manager import (
     audit_sink_plugins,
     backend_plugins,
     build_plugin_manager,
     create_backend,
+    format_plugins,
     key_provider_plugins,
+    rotator_plugins,
+    secret_type_plugins,
 )
 from ports.audit import AuditSink
+from ports.events import EventPublisher
+from ports.rotation import Rotator, RotatorContext
 from ports.security import Authenticator, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
 
@@ -127,6 +144,80 @@ def build_policy(settings: Settings) -> SecretPolicy:
     )
 
 
+def build_type_registry(plugin_manager: pluggy.PluginManager) -> TypeRegistry:
+    return TypeRegistry(secret_type_plugins(plugin_manager))
+
+
+def build_format_registry(plugin_manager: pluggy.PluginManager) -> FormatRegistry:
+    return FormatRegistry(format_plugins(plugin_manager))
+
+
+def build_rotators(
+    plugin_manager: pluggy.PluginManager, environ: Mapping[str, str]
+) -> dict[str, Rotator]:
+    context = RotatorContext(environ=environ)
+    return {
+        name: plugin.factory(context) for name, plugin in rotator_plugins(plugin_manager).items()
+    }
+
+
+def build_change_feed(settings: Settings) -> ChangeFeed:
+    return ChangeFeed(targets=sorted(settings.events["webhooks"]))
+
+
+def open_event_publisher(
+    settings: Settings, environ: Mapping[str, str]
+) -> Iterator[EventPublisher]:
+    """The webhook publisher, its subscribers checked at start: URL, and HMAC key found."""
+    targets = {}
+    for name, options in settings.events["webhooks"].items():
+        where = f"events.webhooks.{name}"
+        problem = url_problem(options["url"])
+        if problem:
+            raise ConfigurationError(f"configuration key '{where}.url' {problem}")
+        try:
+            key = read_key(options, environ, f"configuration key '{where}'")
+        except LookupError as error:
+            raise ConfigurationError(str(error)) from None
+        timeout = options.get("timeout_seconds", 10.0)
+        targets[name] = WebhookTarget(name, options["url"], key, timeout)
+    publisher = WebhookPublisher(targets)
+    try:
+        yield publisher
+    finally:
+        publisher.close()
+
+
+def build_rotation_settings(settings: Settings) -> RotationSettings:
+    rotation = settings.rotation
+    return RotationSettings(
+        grace=timedelta(seconds=rotation["grace_seconds"]),
+        timeout=timedelta(seconds=rotation["timeout_seconds"]),
+        retry_after=timedelta(seconds=rotation["retry_seconds"]),
+    )
+
+
+def build_worker_settings(settings: Settings) -> WorkerSettings:
+    return WorkerSettings(
+        batch_size=settings.worker["batch_size"],
+        lease=timedelta(seconds=settings.worker["lease_seconds"]),
+        default_max_versions=settings.max_versions,
+        expiry_warning_days=settings.expiry_warning_days,
+    )
+
+
+def build_delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        max_attempts=settings.events["max_attempts"],
+        keep_delivered=timedelta(days=settings.events["keep_delivered_days"]),
+    )
+
+
+def new_worker_id() -> str:
+    """Unique among the workers on one database: host, process, and a random part."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     environ = providers.Object(os.environ)
@@ -140,6 +231,9 @@ class Container(containers.DeclarativeContainer):
     backends = providers.Resource(open_backends, settings, plugin_manager, engine, key_provider)
     checksum = providers.Singleton(ValueChecksum, key_provider.provided.checksum_key.call())
     policy = providers.Singleton(build_policy, settings)
+    secret_types = providers.Singleton(build_type_registry, plugin_manager)
+    formats = providers.Singleton(build_format_registry, plugin_manager)
+    export_cipher = providers.Singleton(ScryptAesGcmCipher)
     unit_of_work = providers.Factory(SqlUnitOfWork, engine)
 
     audit_key = providers.Singleton(
@@ -149,9 +243,16 @@ class Container(containers.DeclarativeContainer):
         AuditChain, audit_key, settings.provided.audit.get.call("checkpoint_every", 1000)
     )
     audit_sinks = providers.Resource(open_audit_sinks, settings, plugin_manager)
+    # Changes audited as a success are written to the event outbox in the same transaction.
+    change_feed = providers.Singleton(build_change_feed, settings)
     # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
     audit_trail = providers.Factory(
-        AuditTrail, unit_of_work.provider, audit_chain, clock, sinks=audit_sinks
+        AuditTrail,
+        unit_of_work.provider,
+        audit_chain,
+        clock,
+        sinks=audit_sinks,
+        changes=change_feed,
     )
     audit_service = providers.Factory(
         AuditService, unit_of_work.provider, trail=audit_trail, chain_key=audit_key, clock=clock
@@ -182,6 +283,7 @@ class Container(containers.DeclarativeContainer):
         checksum=checksum,
         policy=policy,
         audit=audit_trail,
+        types=secret_types,
     )
     adoption_service = providers.Factory(
         AdoptionService,
@@ -191,4 +293,60 @@ class Container(containers.DeclarativeContainer):
         checksum=checksum,
         policy=policy,
         audit=audit_trail,
+    )
+    transfer_service = providers.Factory(
+        TransferService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+        audit=audit_trail,
+        types=secret_types,
+        formats=formats,
+        cipher=export_cipher,
+    )
+
+    # -- lifecycle: versions, rotation, events, the worker --------------------------------------
+    version_service = providers.Factory(
+        VersionService, unit_of_work.provider, backends, clock, audit=audit_trail
+    )
+    rotators = providers.Singleton(build_rotators, plugin_manager, environ)
+    schedule = providers.Singleton(Schedule, providers.Singleton(CroniterSchedule))
+    rotation_settings = providers.Singleton(build_rotation_settings, settings)
+    rotation_service = providers.Factory(
+        RotationService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+        rotators=rotators,
+        schedule=schedule,
+        events=change_feed,
+        audit=audit_trail,
+        settings=rotation_settings,
+        types=secret_types,
+    )
+    event_publisher = providers.Resource(open_event_publisher, settings, environ)
+    event_delivery = providers.Factory(
+        EventDelivery,
+        unit_of_work.provider,
+        event_publisher,
+        clock,
+        audit=audit_trail,
+        policy=providers.Singleton(build_delivery_policy, settings),
+    )
+    worker = providers.Factory(
+        Worker,
+        uow_factory=unit_of_work.provider,
+        clock=clock,
+        backends=backends,
+        secrets=secret_service,
+        rotation=rotation_service,
+        delivery=event_delivery,
+        events=change_feed,
+        audit=audit_trail,
+        worker_id=providers.Callable(new_worker_id),
+        settings=providers.Singleton(build_worker_settings, settings),
     )

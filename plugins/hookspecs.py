@@ -11,8 +11,11 @@ from __future__ import annotations
 import pluggy
 
 from ports.audit import AuditSinkPlugin
+from ports.formats import SecretFormat
+from ports.rotation import RotatorPlugin
 from ports.security import KeyProviderPlugin
 from ports.storage import BackendPlugin
+from ports.types import SecretType
 
 PROJECT = "secret_management"
 
@@ -33,3 +36,18 @@ def secret_management_register_key_providers() -> list[KeyProviderPlugin]:  # ty
 @hookspec
 def secret_management_register_audit_sinks() -> list[AuditSinkPlugin]:  # type: ignore[empty-body]
     """Audit sink kinds this plugin contributes (`[audit] sinks = ["<name>"]`)."""
+
+
+@hookspec
+def secret_management_register_secret_types() -> list[SecretType]:  # type: ignore[empty-body]
+    """Secret types this plugin contributes (a secret's `type`): their checks and rendering."""
+
+
+@hookspec
+def secret_management_register_formats() -> list[SecretFormat]:  # type: ignore[empty-body]
+    """Import/export file formats this plugin contributes (an import's or export's `format`)."""
+
+
+@hookspec
+def secret_management_register_rotators() -> list[RotatorPlugin]:  # type: ignore[empty-body]
+    """Rotator kinds this plugin contributes (a rotation policy's `rotator`)."""

@@ -11,10 +11,21 @@ import pluggy
 from core.errors import ConfigurationError
 from plugins import hookspecs
 from ports.audit import AuditSinkPlugin
+from ports.formats import SecretFormat
+from ports.rotation import RotatorPlugin
 from ports.security import KeyProviderPlugin
 from ports.storage import BackendContext, BackendPlugin, StorageBackend
+from ports.types import SecretType
 
-Registration = TypeVar("Registration", BackendPlugin, KeyProviderPlugin, AuditSinkPlugin)
+Registration = TypeVar(
+    "Registration",
+    BackendPlugin,
+    KeyProviderPlugin,
+    AuditSinkPlugin,
+    SecretType,
+    SecretFormat,
+    RotatorPlugin,
+)
 
 
 def build_plugin_manager(blocked: Iterable[str] = ()) -> pluggy.PluginManager:
@@ -38,6 +49,18 @@ def key_provider_plugins(manager: pluggy.PluginManager) -> dict[str, KeyProvider
 
 def audit_sink_plugins(manager: pluggy.PluginManager) -> dict[str, AuditSinkPlugin]:
     return _collect(manager.hook.secret_management_register_audit_sinks, AuditSinkPlugin)
+
+
+def secret_type_plugins(manager: pluggy.PluginManager) -> dict[str, SecretType]:
+    return _collect(manager.hook.secret_management_register_secret_types, SecretType)
+
+
+def format_plugins(manager: pluggy.PluginManager) -> dict[str, SecretFormat]:
+    return _collect(manager.hook.secret_management_register_formats, SecretFormat)
+
+
+def rotator_plugins(manager: pluggy.PluginManager) -> dict[str, RotatorPlugin]:
+    return _collect(manager.hook.secret_management_register_rotators, RotatorPlugin)
 
 
 def create_backend(

@@ -18,6 +18,7 @@ from ports.values import ScopeRef
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
     from core.access import AccessQuery, RoleBinding
     from core.audit import AuditEvent, Checkpoint
+    from core.events import OutboxMessage
     from core.model import (
         ApiToken,
         Page,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the domain types are core's; ports only names them
         SecretVersion,
         ServiceAccount,
     )
+    from core.rotation import RotationPolicy
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,11 @@ class SecretRepository(abc.ABC):
     @abc.abstractmethod
     def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         """Every version of a secret, oldest first."""
+
+    @abc.abstractmethod
+    def update_version(self, version: SecretVersion) -> None:
+        """Save a version's state, `expires_at`, `not_before` and `disable_at` (nothing else
+        of a version ever changes); raises `NotFound` if there is no such version."""
 
 
 class RoleBindingRepository(abc.ABC):
@@ -256,12 +263,135 @@ class AuditRepository(abc.ABC):
         """The oldest event still stored, or None."""
 
 
+class RotationPolicyRepository(abc.ABC):
+    """At most one rotation policy per secret; it goes when the secret is purged."""
+
+    @abc.abstractmethod
+    def get(self, secret_id: UUID) -> RotationPolicy | None: ...
+
+    @abc.abstractmethod
+    def put(self, policy: RotationPolicy) -> None:
+        """Insert or replace the secret's policy (a worker's claim on it is dropped)."""
+
+    @abc.abstractmethod
+    def delete(self, secret_id: UUID) -> None: ...
+
+    @abc.abstractmethod
+    def finish_run(self, run: RotationRun) -> bool:
+        """Record how a rotation went. With `run.worker`, only if that worker still holds the
+        policy's claim, which is then released and `next_run_at` set; without, the schedule
+        and any claim stay as they are. Whether a policy was updated."""
+
+
+@dataclass(frozen=True)
+class RotationRun:
+    """The result of one rotation, as its policy records it."""
+
+    secret_id: UUID
+    at: datetime
+    status: str  # "success" or "failed"
+    error: str | None = None
+    next_run_at: datetime | None = None
+    worker: str | None = None
+
+
+class OutboxRepository(abc.ABC):
+    """Events waiting for delivery, written in the transaction of the change they report."""
+
+    @abc.abstractmethod
+    def add(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, message_id: UUID) -> OutboxMessage | None: ...
+
+    @abc.abstractmethod
+    def settle(self, message: OutboxMessage, worker: str) -> None:
+        """Save a claimed message's delivery state (`delivered_at`, `attempts`,
+        `next_attempt_at`, `last_error`) and release the claim, if `worker` still holds it."""
+
+    @abc.abstractmethod
+    def prune_delivered(self, before: datetime) -> int:
+        """Delete messages delivered before `before`; how many went."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's claim on due jobs: taken at `now` by `worker`, held until `until`.
+
+    A claim is a conditional update of the job's row, so two workers never hold the same job;
+    on PostgreSQL the due rows are selected `FOR UPDATE SKIP LOCKED`, so workers claiming at
+    the same moment take different rows instead of queueing. A worker that dies leaves its
+    claims to expire, and the job is taken again.
+    """
+
+    worker: str
+    now: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ExpiryNotice:
+    """The last expiry warning sent for a secret: for which expiry time, and at how many days
+    before it (0: the "expired" notice)."""
+
+    expires_at: datetime
+    days: int
+
+
+class WorkQueueRepository(abc.ABC):
+    """The worker's due jobs. Each `claim_*` claims at most `limit` jobs under `lease` and
+    returns what it claimed; a secret claimed for one job is claimed for every kind."""
+
+    @abc.abstractmethod
+    def claim_purges(self, lease: Lease, limit: int) -> list[UUID]:
+        """Soft-deleted secrets whose retention window is over."""
+
+    @abc.abstractmethod
+    def claim_prunes(self, lease: Lease, limit: int, default_max_versions: int) -> list[UUID]:
+        """Live secrets holding more values than their `max_versions` (else the default) with
+        at least one version that may be pruned: not current, not pending, not in a grace
+        period, not destroyed."""
+
+    @abc.abstractmethod
+    def claim_grace_ends(self, lease: Lease, limit: int) -> list[UUID]:
+        """Live secrets with an enabled version whose `disable_at` has come."""
+
+    @abc.abstractmethod
+    def claim_expiry_notices(
+        self, lease: Lease, limit: int, warning_days: Sequence[int]
+    ) -> list[UUID]:
+        """Live secrets whose effective expiry (the earlier of the secret's and its current
+        version's) has come within one of `warning_days` or passed, with no notice sent yet
+        for that threshold of that expiry."""
+
+    @abc.abstractmethod
+    def claim_rotations(self, lease: Lease, limit: int) -> list[RotationPolicy]:
+        """Policies of live secrets whose `next_run_at` has come."""
+
+    @abc.abstractmethod
+    def claim_deliveries(self, lease: Lease, limit: int) -> list[OutboxMessage]:
+        """Undelivered messages whose `next_attempt_at` has come, oldest first."""
+
+    @abc.abstractmethod
+    def release(self, secret_id: UUID, worker: str) -> None:
+        """Drop `worker`'s claim on a secret (nothing if another holds it)."""
+
+    @abc.abstractmethod
+    def expiry_notice(self, secret_id: UUID) -> ExpiryNotice | None: ...
+
+    @abc.abstractmethod
+    def record_expiry_notice(self, secret_id: UUID, notice: ExpiryNotice) -> None: ...
+
+
 class UnitOfWork(abc.ABC):
     scopes: ScopeRepository
     secrets: SecretRepository
     bindings: RoleBindingRepository
     service_accounts: ServiceAccountRepository
     audit: AuditRepository
+    rotations: RotationPolicyRepository
+    outbox: OutboxRepository
+    work: WorkQueueRepository
 
     def __enter__(self) -> UnitOfWork:
         return self

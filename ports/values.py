@@ -89,12 +89,16 @@ class Principal:
     """Who is calling: `user:alice` (with her groups), `service:ci`, or the development root.
 
     Role bindings name principals the same way: `user:…`, `group:…`, `service:…`.
+    `is_system` is the service itself carrying out what its users configured (the worker's
+    retention purges and scheduled rotations, personal scopes included); no caller from outside
+    is ever one.
     """
 
     id: str
     kind: str
     groups: tuple[str, ...] = ()
     is_root: bool = False
+    is_system: bool = False
 
     @property
     def identities(self) -> tuple[str, ...]:

@@ -13,14 +13,15 @@ mock.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
 from sqlalchemy import String
@@ -32,6 +33,7 @@ from core.audit import (
     AuditChain,
     AuditEvent,
     AuditTrail,
+    ChangeListener,
     Checkpoint,
     RequestInfo,
     derive_checkpoint_key,
@@ -40,11 +42,15 @@ from core.errors import (
     AuditUnavailable,
     BackendUnavailable,
     Conflict,
+    DeliveryFailed,
+    InvalidInput,
     NotFound,
     PreconditionFailed,
+    RotationFailed,
     ValueIntegrityError,
     ValueTooLarge,
 )
+from core.events import OutboxMessage
 from core.model import (
     ApiToken,
     Page,
@@ -54,22 +60,35 @@ from core.model import (
     SecretFilter,
     SecretVersion,
     ServiceAccount,
+    VersionState,
 )
+from core.rotation import RotationPolicy
 from core.services import secret_target
+from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
+from ports.events import EventPublisher
+from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
 from ports.persistence import (
     AuditFilter,
     AuditRepository,
+    ExpiryNotice,
+    Lease,
+    OutboxRepository,
     ResolveCandidate,
     RoleBindingRepository,
+    RotationPolicyRepository,
+    RotationRun,
     ScopeRepository,
     ScopeUsage,
     SecretRepository,
     ServiceAccountRepository,
     UnitOfWork,
+    WorkQueueRepository,
 )
+from ports.rotation import RotationTarget, Rotator
 from ports.security import Clock
 from ports.storage import BackendCapabilities, BackendHealth, StorageBackend
+from ports.types import FieldProblem, SecretType, TypeCheck
 from ports.values import ScopeRef, ScopeType, SecretValue, VersionKey
 
 T = TypeVar("T")
@@ -138,6 +157,11 @@ class _Tables:
     audit_events: dict[int, AuditEvent] = field(default_factory=dict)
     audit_head: tuple[int, str] = (0, GENESIS)  # the head row, as the migration seeds it
     audit_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    policies: dict[UUID, RotationPolicy] = field(default_factory=dict)
+    outbox: dict[UUID, OutboxMessage] = field(default_factory=dict)
+    # The claim columns of secrets, policies and outbox rows: (table, key) -> (worker, until).
+    claims: dict[tuple[str, UUID], tuple[str, datetime]] = field(default_factory=dict)
+    expiry_notices: dict[UUID, ExpiryNotice] = field(default_factory=dict)
 
     # -- scopes
 
@@ -211,6 +235,10 @@ class _Tables:
     def delete_secret(self, secret_id: UUID) -> None:
         self.secrets.pop(secret_id, None)
         self.versions.pop(secret_id, None)  # ON DELETE CASCADE
+        self.policies.pop(secret_id, None)
+        self.expiry_notices.pop(secret_id, None)  # columns of the secret's row
+        for table in ("secrets", "policies"):
+            self.claims.pop((table, secret_id), None)
 
     def add_version(self, version: SecretVersion) -> None:
         _check_aware(version)
@@ -306,6 +334,107 @@ class _Tables:
         for seq in pruned:
             del self.audit_events[seq]
         return len(pruned)
+
+    # -- lifecycle: version states, rotation policies, the outbox, the worker's claims
+
+    def update_version(self, version: SecretVersion) -> None:
+        _check_aware(version)
+        stored = self.versions.get(version.secret_id, {}).get(version.version)
+        if stored is None:
+            raise NotFound(f"secret {version.secret_id} has no version {version.version}")
+        self.versions[version.secret_id][version.version] = replace(
+            stored,
+            state=version.state,
+            expires_at=version.expires_at,
+            not_before=version.not_before,
+            disable_at=version.disable_at,
+        )
+
+    def put_policy(self, policy: RotationPolicy) -> None:
+        _check_aware(policy)
+        if policy.secret_id not in self.secrets:
+            raise Conflict(f"no secret {policy.secret_id}")  # a foreign key violation
+        self.policies[policy.secret_id] = policy
+        self.claims.pop(("policies", policy.secret_id), None)  # a new row, unclaimed
+
+    def delete_policy(self, secret_id: UUID) -> None:
+        self.policies.pop(secret_id, None)
+        self.claims.pop(("policies", secret_id), None)
+
+    def finish_run(self, run: RotationRun) -> bool:
+        policy = self.policies.get(run.secret_id)
+        key = ("policies", run.secret_id)
+        if policy is None:
+            return False
+        if run.worker is not None:
+            if self.claims.get(key, ("", SEEDED_AT))[0] != run.worker:
+                return False
+            del self.claims[key]
+        changes: dict[str, Any] = {
+            "last_run_at": run.at,
+            "last_status": run.status,
+            "last_error": run.error,
+        }
+        if run.next_run_at is not None:
+            changes["next_run_at"] = run.next_run_at
+        self.policies[run.secret_id] = replace(policy, **changes)
+        return True
+
+    def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
+        for message in messages:
+            _check_aware(message)
+            if message.id in self.outbox:
+                raise Conflict(f"outbox message {message.id} exists already")  # the key
+            # The payload column is JSON: what comes back is what JSON makes of it.
+            self.outbox[message.id] = replace(
+                message, payload=json.loads(json.dumps(message.payload))
+            )
+
+    def settle(self, message: OutboxMessage, worker: str) -> None:
+        key = ("outbox", message.id)
+        stored = self.outbox.get(message.id)
+        if stored is None or self.claims.get(key, ("", SEEDED_AT))[0] != worker:
+            return
+        del self.claims[key]
+        self.outbox[message.id] = replace(
+            stored,
+            attempts=message.attempts,
+            next_attempt_at=message.next_attempt_at,
+            delivered_at=message.delivered_at,
+            last_error=message.last_error,
+        )
+
+    def prune_delivered(self, before: datetime) -> int:
+        pruned = [
+            key
+            for key, message in self.outbox.items()
+            if message.delivered_at is not None and message.delivered_at < before
+        ]
+        for key in pruned:
+            del self.outbox[key]
+            self.claims.pop(("outbox", key), None)
+        return len(pruned)
+
+    def is_free(self, table: str, key: UUID, now: datetime) -> bool:
+        claim = self.claims.get((table, key))
+        return claim is None or claim[1] < now
+
+    def claim(self, table: str, keys: Sequence[UUID], lease: Lease) -> None:
+        """The conditional UPDATE of a claim. Replayed at commit, a row another unit of work
+        claimed in the meantime fails the commit (the rows are locked in the database)."""
+        for key in keys:
+            if not self.is_free(table, key, lease.now):
+                raise Conflict(f"{table} {key} was claimed by another worker")
+            self.claims[(table, key)] = (lease.worker, lease.until)
+
+    def release(self, table: str, key: UUID, worker: str) -> None:
+        if self.claims.get((table, key), ("", SEEDED_AT))[0] == worker:
+            del self.claims[(table, key)]
+
+    def record_expiry_notice(self, secret_id: UUID, notice: ExpiryNotice) -> None:
+        _check_aware(notice)
+        if secret_id in self.secrets:  # an UPDATE of the secret's row
+            self.expiry_notices[secret_id] = notice
 
 
 # PostgreSQL refuses a value longer than its column (SQLite does not), which the SQL adapter
@@ -472,6 +601,11 @@ class FakeDatabase:
         checkpoints = self.tables.audit_checkpoints
         return copy.deepcopy([checkpoints[seq] for seq in sorted(checkpoints)])
 
+    def outbox_messages(self) -> list[OutboxMessage]:
+        """Every committed outbox message, oldest first."""
+        messages = self.tables.outbox.values()
+        return copy.deepcopy(sorted(messages, key=lambda m: (m.created_at, m.type, m.target)))
+
     def replace_audit_event(self, seq: int, **changes: Any) -> None:
         """Change a committed audit row in place, as someone with access to the database might."""
         self.tables.audit_events[seq] = replace(self.tables.audit_events[seq], **changes)
@@ -578,6 +712,7 @@ class FakeSecretRepository(SecretRepository):
                 and current is not None  # an inner join on the current version
             ):
                 readable = visible(readable_by, target, tables.bindings.values())
+                current = replace(current, stage=secret.stage_of(current.version))
                 candidates.append(ResolveCandidate(secret, current, readable))
         return copy.deepcopy(candidates)
 
@@ -585,11 +720,20 @@ class FakeSecretRepository(SecretRepository):
         self._uow.apply("add_version", version)
 
     def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
-        return copy.deepcopy(self._uow.tables.versions.get(secret_id, {}).get(version))
+        record = self._uow.tables.versions.get(secret_id, {}).get(version)
+        return None if record is None else self._staged(record)
 
     def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         rows = self._uow.tables.versions.get(secret_id, {})
-        return [copy.deepcopy(rows[number]) for number in sorted(rows)]
+        return [self._staged(rows[number]) for number in sorted(rows)]
+
+    def update_version(self, version: SecretVersion) -> None:
+        self._uow.apply("update_version", version)
+
+    def _staged(self, record: SecretVersion) -> SecretVersion:
+        """A copy with its stage label, from the secret's pointers (a join in SQL)."""
+        secret = self._uow.tables.secrets[record.secret_id]
+        return replace(copy.deepcopy(record), stage=secret.stage_of(record.version))
 
 
 class FakeRoleBindingRepository(RoleBindingRepository):
@@ -760,6 +904,153 @@ class FakeAuditRepository(AuditRepository):
         return min(self._uow.tables.audit_events, default=None)
 
 
+class FakeRotationPolicyRepository(RotationPolicyRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def get(self, secret_id: UUID) -> RotationPolicy | None:
+        return copy.deepcopy(self._uow.tables.policies.get(secret_id))
+
+    def put(self, policy: RotationPolicy) -> None:
+        self._uow.apply("put_policy", policy)
+
+    def delete(self, secret_id: UUID) -> None:
+        self._uow.apply("delete_policy", secret_id)
+
+    def finish_run(self, run: RotationRun) -> bool:
+        finished: bool = self._uow.apply("finish_run", run)
+        return finished
+
+
+class FakeOutboxRepository(OutboxRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, messages: Sequence[OutboxMessage]) -> None:
+        self._uow.apply("add_outbox", list(messages))
+
+    def get(self, message_id: UUID) -> OutboxMessage | None:
+        return copy.deepcopy(self._uow.tables.outbox.get(message_id))
+
+    def settle(self, message: OutboxMessage, worker: str) -> None:
+        self._uow.apply("settle", message, worker)
+
+    def prune_delivered(self, before: datetime) -> int:
+        pruned: int = self._uow.apply("prune_delivered", before)
+        return pruned
+
+
+class FakeWorkQueueRepository(WorkQueueRepository):
+    """The due conditions are `core.worker`'s own rules, which the SQL adapter expresses in
+    its queries; a claim is the same conditional update."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def claim_purges(self, lease: Lease, limit: int) -> list[UUID]:
+        due = sorted(
+            (
+                secret
+                for secret in self._uow.tables.secrets.values()
+                if secret.purge_after is not None
+                and secret.is_deleted
+                and secret.purge_after <= lease.now
+            ),
+            key=lambda secret: (secret.purge_after, str(secret.id)),
+        )
+        return self._claim_secrets([secret.id for secret in due], lease, limit)
+
+    def claim_prunes(self, lease: Lease, limit: int, default_max_versions: int) -> list[UUID]:
+        tables = self._uow.tables
+        due = [
+            secret.id
+            for secret in tables.secrets.values()
+            if not secret.is_deleted
+            and prunable(
+                secret,
+                [tables.versions[secret.id][n] for n in sorted(tables.versions[secret.id])],
+                secret.max_versions or default_max_versions,
+                lease.now,
+            )
+        ]
+        return self._claim_secrets(sorted(due, key=str), lease, limit)
+
+    def claim_grace_ends(self, lease: Lease, limit: int) -> list[UUID]:
+        tables = self._uow.tables
+        due = [
+            secret_id
+            for secret_id, rows in tables.versions.items()
+            if any(
+                record.state is VersionState.ENABLED
+                and record.disable_at is not None
+                and record.disable_at <= lease.now
+                for record in rows.values()
+            )
+        ]
+        return self._claim_secrets(sorted(due, key=str), lease, limit)
+
+    def claim_expiry_notices(
+        self, lease: Lease, limit: int, warning_days: Sequence[int]
+    ) -> list[UUID]:
+        tables = self._uow.tables
+        due = []
+        for secret in tables.secrets.values():
+            if secret.is_deleted or not warning_days:
+                continue
+            expiry = effective_expiry(
+                secret, tables.versions[secret.id].get(secret.current_version)
+            )
+            last = tables.expiry_notices.get(secret.id)
+            if due_warning(expiry, last, lease.now, warning_days) is not None:
+                due.append((expiry, str(secret.id), secret.id))
+        return self._claim_secrets([key for *_, key in sorted(due)], lease, limit)
+
+    def claim_rotations(self, lease: Lease, limit: int) -> list[RotationPolicy]:
+        tables = self._uow.tables
+        due = sorted(
+            (
+                policy
+                for policy in tables.policies.values()
+                if policy.next_run_at <= lease.now
+                and not tables.secrets[policy.secret_id].is_deleted
+                and tables.is_free("policies", policy.secret_id, lease.now)
+            ),
+            key=lambda policy: (policy.next_run_at, str(policy.secret_id)),
+        )[:limit]
+        self._uow.apply("claim", "policies", [policy.secret_id for policy in due], lease)
+        return copy.deepcopy(due)
+
+    def claim_deliveries(self, lease: Lease, limit: int) -> list[OutboxMessage]:
+        tables = self._uow.tables
+        due = sorted(
+            (
+                message
+                for message in tables.outbox.values()
+                if message.delivered_at is None
+                and message.next_attempt_at is not None
+                and message.next_attempt_at <= lease.now
+                and tables.is_free("outbox", message.id, lease.now)
+            ),
+            key=lambda message: (message.created_at, str(message.id)),
+        )[:limit]
+        self._uow.apply("claim", "outbox", [message.id for message in due], lease)
+        return copy.deepcopy(due)
+
+    def release(self, secret_id: UUID, worker: str) -> None:
+        self._uow.apply("release", "secrets", secret_id, worker)
+
+    def expiry_notice(self, secret_id: UUID) -> ExpiryNotice | None:
+        return copy.deepcopy(self._uow.tables.expiry_notices.get(secret_id))
+
+    def record_expiry_notice(self, secret_id: UUID, notice: ExpiryNotice) -> None:
+        self._uow.apply("record_expiry_notice", secret_id, notice)
+
+    def _claim_secrets(self, due: Sequence[UUID], lease: Lease, limit: int) -> list[UUID]:
+        free = [key for key in due if self._uow.tables.is_free("secrets", key, lease.now)]
+        self._uow.apply("claim", "secrets", free[:limit], lease)
+        return free[:limit]
+
+
 class FakeUnitOfWork(UnitOfWork):
     """A transaction on a `FakeDatabase`.
 
@@ -777,6 +1068,9 @@ class FakeUnitOfWork(UnitOfWork):
         self.bindings = FakeRoleBindingRepository(self)
         self.service_accounts = FakeServiceAccountRepository(self)
         self.audit = FakeAuditRepository(self)
+        self.rotations = FakeRotationPolicyRepository(self)
+        self.outbox = FakeOutboxRepository(self)
+        self.work = FakeWorkQueueRepository(self)
         self.committed = 0
         self._begin()
 
@@ -854,10 +1148,12 @@ def make_audit_trail(
     sinks: Sequence[AuditSink] = (),
     request: RequestInfo | None = None,
     checkpoint_every: int = 1000,
+    changes: ChangeListener | None = None,
 ) -> AuditTrail:
-    """The audit trail as the container builds it, on the fakes, signing with `CHECKPOINT_KEY`."""
+    """The audit trail as the container builds it, on the fakes, signing with `CHECKPOINT_KEY`
+    (and with `changes`, the change feed that writes events to the outbox)."""
     chain = AuditChain(CHECKPOINT_KEY, checkpoint_every)
-    return AuditTrail(uow_factory, chain, clock, sinks, request)
+    return AuditTrail(uow_factory, chain, clock, sinks, request, changes)
 
 
 @contextmanager
@@ -987,6 +1283,56 @@ class InMemoryBackend(StorageBackend):
             raise BackendUnavailable(self.name, "down")
 
 
+# -- rotation and events --------------------------------------------------------------------
+
+
+class ScriptedRotator(Rotator):
+    """A rotator whose values are `<prefix>-1`, `<prefix>-2`… and whose owning system accepts
+    them until `refuse` names a reason. `applied` lists what it was asked to accept; `on_apply`
+    runs first (a crash, another writer…)."""
+
+    def __init__(self, name: str = "scripted", prefix: str = "rotated") -> None:
+        self.name = name
+        self.prefix = prefix
+        self.refuse: str | None = None
+        self.applied: list[tuple[RotationTarget, bytes]] = []
+        self.on_apply: Callable[[RotationTarget], None] | None = None
+        self._serial = itertools.count(1)
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        unknown = set(settings) - {"note"}
+        if unknown:
+            raise InvalidInput(f"unknown settings {sorted(unknown)}", details={"field": "settings"})
+
+    def generate(self, settings: Mapping[str, Any]) -> SecretValue:
+        return SecretValue.from_text(f"{self.prefix}-{next(self._serial)}")
+
+    def apply(
+        self, target: RotationTarget, value: SecretValue, settings: Mapping[str, Any]
+    ) -> None:
+        if self.on_apply is not None:
+            self.on_apply(target)
+        if self.refuse is not None:
+            raise RotationFailed(
+                f"the owning system refused the new value: {self.refuse}",
+                details={"reason": self.refuse},
+            )
+        self.applied.append((target, value.reveal()))
+
+
+class RecordingPublisher(EventPublisher):
+    """Keeps what it delivers; while `down` is set, every delivery fails."""
+
+    def __init__(self) -> None:
+        self.delivered: list[OutboxMessage] = []
+        self.down = False
+
+    def publish(self, message: OutboxMessage) -> None:
+        if self.down:
+            raise DeliveryFailed(f"subscriber '{message.target}' answered HTTP 503")
+        self.delivered.append(copy.deepcopy(message))
+
+
 # -- time -----------------------------------------------------------------------------------
 
 
@@ -1009,3 +1355,143 @@ class FixedClock(Clock):
     def advance(self, delta: timedelta) -> datetime:
         self._now += delta
         return self._now
+
+
+# -- secret types, formats and sealed files ---------------------------------------------------
+
+
+class AnyValueType(SecretType):
+    """A type that takes every value and derives nothing, like the `generic` plugin."""
+
+    def __init__(self, name: str = "generic") -> None:
+        self.name = name
+
+    def validate(self, value: SecretValue) -> TypeCheck:
+        return TypeCheck()
+
+    def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
+        return {variable: value.reveal().decode("utf-8")}
+
+
+class PinType(SecretType):
+    """`pin`: 4 to 8 ASCII digits; its length is metadata. Problems never quote the value."""
+
+    name = "pin"
+    fields = ("pin",)
+    sensitive_fields = frozenset({"pin"})
+
+    def validate(self, value: SecretValue) -> TypeCheck:
+        raw = value.reveal()
+        if not (raw.isdigit() and raw.isascii() and 4 <= len(raw) <= 8):
+            return TypeCheck(problems=(FieldProblem("pin", "must be 4 to 8 digits"),))
+        return TypeCheck(metadata={"length": str(len(raw))})
+
+    def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
+        return {variable: value.reveal().decode("ascii")}
+
+
+class DatedType(SecretType):
+    """`dated`: `YYYY-MM-DD:<secret>`, a value that carries its own expiry (midnight UTC of the
+    date), as a certificate carries its notAfter."""
+
+    name = "dated"
+    fields = ("not_after", "secret")
+    sensitive_fields = frozenset({"secret"})
+
+    def validate(self, value: SecretValue) -> TypeCheck:
+        date, _, secret = value.reveal().decode("utf-8", "replace").partition(":")
+        try:
+            expires_at = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            return TypeCheck(problems=(FieldProblem("not_after", "is not a YYYY-MM-DD date"),))
+        if not secret:
+            return TypeCheck(problems=(FieldProblem("secret", "is missing"),))
+        return TypeCheck(metadata={"not_after": date}, expires_at=expires_at)
+
+    def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
+        return {variable: value.reveal().decode("utf-8").partition(":")[2]}
+
+
+def fake_secret_types() -> dict[str, SecretType]:
+    return {t.name: t for t in (AnyValueType(), PinType(), DatedType())}
+
+
+class RecordsFormat(SecretFormat):
+    """`records`: one JSON object per line, `{"name", "value", "type", "tags", "history",
+    "style", "expires_at"}`; a line that is not one is an error at that line. It carries
+    metadata, holds text values only, and keeps a style note in `records.style`."""
+
+    name = "records"
+    extensions = (".records",)
+    media_type = "application/x-ndjson"
+    carries_metadata = True
+    style_tag = "records.style"
+
+    def parse(self, stream: BinaryIO) -> Iterator[ImportEntry | EntryError]:
+        for line, raw in enumerate(stream, start=1):
+            if not raw.strip():
+                continue
+            try:
+                item = json.loads(raw)
+                yield ImportEntry(
+                    line=line,
+                    name=item["name"],
+                    value=_text_value(item.get("value")),
+                    history=tuple(SecretValue.from_text(v) for v in item.get("history", [])),
+                    type=item.get("type"),
+                    tags=item.get("tags"),
+                    style=item.get("style"),
+                    expires_at=(
+                        datetime.fromisoformat(item["expires_at"])
+                        if item.get("expires_at")
+                        else None
+                    ),
+                )
+            except (ValueError, KeyError, TypeError):
+                yield EntryError(line, "is not a record")
+
+    def render(self, document: ExportDocument) -> bytes:
+        lines = []
+        for entry in document.entries:
+            record: dict[str, Any] = {"name": entry.secret.name, "type": entry.secret.type}
+            record["tags"] = entry.secret.tags
+            if entry.value is not None:
+                record["value"] = entry.value.reveal().decode("utf-8")
+            if document.includes_versions:
+                record["versions"] = [
+                    {
+                        "version": v.record.version,
+                        "value": v.value.reveal().decode("utf-8") if v.value else None,
+                        "unavailable": v.unavailable,
+                    }
+                    for v in entry.versions
+                ]
+            lines.append(json.dumps(record, sort_keys=True) + "\n")
+        return "".join(lines).encode("utf-8")
+
+
+def _text_value(text: str | None) -> SecretValue | None:
+    return None if text is None else SecretValue.from_text(text)
+
+
+class FakeCipher(ExportCipher):
+    """Seals without encrypting (a fake), but like the real cipher it names the format, opens
+    only with the passphrase it was sealed with, and refuses a changed file."""
+
+    magic = b"FAKESEAL"
+
+    def seal(self, plaintext: bytes, passphrase: str, format_name: str) -> bytes:
+        name = format_name.encode("ascii")
+        body = bytes([len(name)]) + name + plaintext
+        return self.magic + self._tag(passphrase, body) + body
+
+    def open(self, sealed: bytes, passphrase: str) -> tuple[str, bytes]:
+        tag, body = sealed[len(self.magic) : len(self.magic) + 32], sealed[len(self.magic) + 32 :]
+        if not sealed.startswith(self.magic) or tag != self._tag(passphrase, body):
+            raise InvalidInput("cannot open the sealed file", details={"field": "passphrase"})
+        length = body[0]
+        return body[1 : 1 + length].decode("ascii"), body[1 + length :]
+
+    @staticmethod
+    def _tag(passphrase: str, body: bytes) -> bytes:
+        return hashlib.sha256(passphrase.encode() + b"\0" + body).digest()

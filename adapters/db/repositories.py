@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    case,
     delete,
     exists,
     func,
@@ -24,7 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from adapters.db.tables import role_bindings, scopes, secrets, service_accounts, versions
+from adapters.db.tables import (
+    role_bindings,
+    rotation_policies,
+    scopes,
+    secrets,
+    service_accounts,
+    versions,
+)
 from adapters.db.visibility import visible
 from core.access import AccessQuery
 from core.errors import Conflict, NotFound, PreconditionFailed
@@ -35,6 +43,7 @@ from core.model import (
     Secret,
     SecretFilter,
     SecretVersion,
+    Stage,
     VersionState,
 )
 from ports.persistence import ResolveCandidate, ScopeRepository, ScopeUsage, SecretRepository
@@ -55,6 +64,9 @@ MUTABLE_COLUMNS = (
     "deleted_at",
     "purge_after",
     "revision",
+    "latest_version",
+    "previous_version",
+    "pending_version",
 )
 
 SECRET_WITH_SCOPE = secrets.join(scopes, secrets.c.scope_pk == scopes.c.pk)
@@ -65,6 +77,17 @@ SELECT_SECRET = select(
     scopes.c.path.label("scope_path"),
 ).select_from(SECRET_WITH_SCOPE)
 SCOPE_ORDER = (scopes.c.type, scopes.c.external_id)
+# A version with its stage label, which the secret's pointers give.
+STAGE = case(
+    (versions.c.version == secrets.c.current_version, Stage.CURRENT.value),
+    (versions.c.version == secrets.c.pending_version, Stage.PENDING.value),
+    (versions.c.version == secrets.c.previous_version, Stage.PREVIOUS.value),
+    else_=None,
+).label("stage")
+SELECT_VERSION = select(versions, STAGE).select_from(
+    versions.join(secrets, versions.c.secret_id == secrets.c.id)
+)
+VERSION_STATE_COLUMNS = ("state", "expires_at", "not_before", "disable_at")
 
 
 def _scope_is(ref: ScopeRef) -> ColumnElement[bool]:
@@ -200,6 +223,9 @@ class SqlSecretRepository(SecretRepository):
 
     def delete(self, secret_id: UUID) -> None:
         self._connection.execute(delete(versions).where(versions.c.secret_id == secret_id))
+        self._connection.execute(
+            delete(rotation_policies).where(rotation_policies.c.secret_id == secret_id)
+        )
         self._connection.execute(delete(secrets).where(secrets.c.id == secret_id))
 
     def search(
@@ -269,7 +295,7 @@ class SqlSecretRepository(SecretRepository):
         return [
             ResolveCandidate(
                 secret=_secret_from_row(row),
-                current=_version_from_row(row, prefix="v_"),
+                current=_version_from_row(row, prefix="v_", stage=Stage.CURRENT.value),
                 value_readable=bool(row.value_readable),
             )
             for row in self._connection.execute(statement)
@@ -286,6 +312,8 @@ class SqlSecretRepository(SecretRepository):
             created_at=version.created_at,
             created_by=version.created_by,
             expires_at=version.expires_at,
+            not_before=version.not_before,
+            disable_at=version.disable_at,
         )
         try:
             self._connection.execute(statement)
@@ -297,15 +325,26 @@ class SqlSecretRepository(SecretRepository):
 
     def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
         row = self._connection.execute(
-            select(versions).where(versions.c.secret_id == secret_id, versions.c.version == version)
+            SELECT_VERSION.where(versions.c.secret_id == secret_id, versions.c.version == version)
         ).first()
         return None if row is None else _version_from_row(row)
 
     def list_versions(self, secret_id: UUID) -> list[SecretVersion]:
         rows = self._connection.execute(
-            select(versions).where(versions.c.secret_id == secret_id).order_by(versions.c.version)
+            SELECT_VERSION.where(versions.c.secret_id == secret_id).order_by(versions.c.version)
         )
         return [_version_from_row(row) for row in rows]
+
+    def update_version(self, version: SecretVersion) -> None:
+        values = {column: getattr(version, column) for column in VERSION_STATE_COLUMNS}
+        values["state"] = version.state.value
+        result = self._connection.execute(
+            update(versions)
+            .where(versions.c.secret_id == version.secret_id, versions.c.version == version.version)
+            .values(**values)
+        )
+        if result.rowcount == 0:
+            raise NotFound(f"secret {version.secret_id} has no version {version.version}")
 
 
 def _filter_conditions(criteria: SecretFilter) -> list[ColumnElement[bool]]:
@@ -363,11 +402,15 @@ def _secret_from_row(row: Row[Any]) -> Secret:
         deleted_at=row.deleted_at,
         purge_after=row.purge_after,
         revision=row.revision,
+        latest_version=row.latest_version,
+        previous_version=row.previous_version,
+        pending_version=row.pending_version,
     )
 
 
-def _version_from_row(row: Row[Any], prefix: str = "") -> SecretVersion:
+def _version_from_row(row: Row[Any], prefix: str = "", stage: str | None = None) -> SecretVersion:
     field = row._mapping
+    stage = field.get("stage", stage)
     return SecretVersion(
         secret_id=field[prefix + "secret_id"],
         version=field[prefix + "version"],
@@ -378,6 +421,9 @@ def _version_from_row(row: Row[Any], prefix: str = "") -> SecretVersion:
         created_by=field[prefix + "created_by"],
         state=VersionState(field[prefix + "state"]),
         expires_at=field[prefix + "expires_at"],
+        not_before=field[prefix + "not_before"],
+        disable_at=field[prefix + "disable_at"],
+        stage=Stage(stage) if stage else None,
     )
 
 

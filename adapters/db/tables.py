@@ -98,6 +98,17 @@ secrets = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     Column("purge_after", UTCDateTime, nullable=True),
     Column("revision", BigInteger, nullable=False),
+    # Stage labels as version numbers, and the highest number given out (core/model.py).
+    Column("latest_version", Integer, nullable=False),
+    Column("previous_version", Integer, nullable=True),
+    Column("pending_version", Integer, nullable=True),
+    # The worker's bookkeeping, never part of the secret's metadata: the last expiry warning
+    # sent (for which expiry, how many days ahead, 0 for "expired"), and a worker's claim on the
+    # secret's jobs (retention purge, pruning, grace periods, warnings) until `claimed_until`.
+    Column("expiry_notified_for", UTCDateTime, nullable=True),
+    Column("expiry_notified_days", Integer, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
     UniqueConstraint("scope_pk", "environment", "name"),
 )
 
@@ -113,6 +124,9 @@ versions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(255), nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
+    Column("not_before", UTCDateTime, nullable=True),
+    # The end of the grace period of a version a rotation replaced; then it is disabled.
+    Column("disable_at", UTCDateTime, nullable=True, index=True),
     ForeignKeyConstraint(["secret_id"], ["secret_secrets.id"], ondelete="CASCADE"),
 )
 
@@ -227,4 +241,49 @@ audit_checkpoints = Table(
     Column("hash", String(64), nullable=False),
     Column("mac", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# At most one rotation policy per secret. `settings` are the rotator's, and name keys by
+# reference (environment variable or file), never inline. `claimed_*`: a worker running it.
+rotation_policies = Table(
+    "secret_rotation_policies",
+    metadata,
+    Column("secret_id", Uuid, primary_key=True),
+    Column("rotator", String(64), nullable=False),
+    Column("settings", JSON, nullable=False),
+    Column("interval_seconds", Integer, nullable=True),
+    Column("cron", String(128), nullable=True),
+    Column("grace_seconds", Integer, nullable=False),
+    Column("next_run_at", UTCDateTime, nullable=False, index=True),
+    Column("last_run_at", UTCDateTime, nullable=True),
+    Column("last_status", String(16), nullable=True),
+    Column("last_error", String(512), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("updated_by", String(255), nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["secret_id"], ["secret_secrets.id"], ondelete="CASCADE"),
+)
+
+# Change events waiting for delivery, one row per event and subscriber (`target`), written in
+# the transaction of the change. No foreign key: a purged secret's event outlives it. Never
+# holds a value.
+outbox = Table(
+    "secret_outbox",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("event_id", Uuid, nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("secret_id", Uuid, nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True, index=True),
+    Column("delivered_at", UTCDateTime, nullable=True, index=True),
+    Column("last_error", String(512), nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
 )

@@ -6,6 +6,11 @@ from sqlalchemy import Connection, Engine
 
 from adapters.db.access_repositories import SqlRoleBindingRepository, SqlServiceAccountRepository
 from adapters.db.audit_repository import SqlAuditRepository
+from adapters.db.lifecycle_repositories import (
+    SqlOutboxRepository,
+    SqlRotationPolicyRepository,
+    SqlWorkQueueRepository,
+)
 from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
 from ports.persistence import UnitOfWork
 
@@ -25,6 +30,9 @@ class SqlUnitOfWork(UnitOfWork):
         self.bindings = SqlRoleBindingRepository(self._connection)
         self.service_accounts = SqlServiceAccountRepository(self._connection)
         self.audit = SqlAuditRepository(self._connection)
+        self.rotations = SqlRotationPolicyRepository(self._connection)
+        self.outbox = SqlOutboxRepository(self._connection)
+        self.work = SqlWorkQueueRepository(self._connection)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

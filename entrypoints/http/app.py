@@ -18,10 +18,12 @@ from entrypoints.http import (
     audit,
     backends,
     health,
+    lifecycle,
     reports,
     resolve,
     schemas,
     secrets,
+    transfer,
 )
 from entrypoints.http.context import current_container, request_trail
 from entrypoints.http.errors import register_error_handlers
@@ -73,11 +75,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api = ServiceApi(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(secrets.blp)
+    api.register_blueprint(lifecycle.blp)
     api.register_blueprint(backends.blp)
     api.register_blueprint(access.blp)
     api.register_blueprint(resolve.blp)
     api.register_blueprint(audit.blp)
     api.register_blueprint(reports.blp)
+    api.register_blueprint(transfer.blp)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)

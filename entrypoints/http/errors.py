@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.ValueTooLarge: 413,
+    errors.InvalidSecretValue: 422,
+    errors.InvalidImport: 422,
     errors.InvalidInput: 400,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,
@@ -25,6 +27,7 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.Expired: 410,
     errors.PreconditionFailed: 412,
     errors.BackendAuthFailed: 502,
+    errors.RotationFailed: 502,
     errors.BackendUnavailable: 503,
     errors.AuditUnavailable: 503,
     errors.ValueIntegrityError: 500,

@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from core.access import Role
-from core.model import CONSUMERS, VersionState
+from core.model import CONSUMERS, Stage, VersionState
 from ports.values import ScopeType
 
 ENCODINGS = ("utf-8", "base64")
@@ -56,7 +56,7 @@ class ValueInputMixin(Schema):
 
     @validates_schema
     def _decodable(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("encoding") == "base64":
+        if data.get("encoding") == "base64" and data.get("value") is not None:
             try:
                 base64.b64decode(data["value"], validate=True)
             except (binascii.Error, ValueError):
@@ -77,7 +77,16 @@ class SecretCreateSchema(ValueInputMixin, StrictSchema):
     backend = fields.String(allow_none=True, load_default=None)
 
 
-class SecretVersionCreateSchema(ValueInputMixin, StrictSchema):
+class VersionValidityMixin(Schema):
+    expires_at = fields.AwareDateTime(
+        allow_none=True, load_default=None, metadata={"description": "This version expires."}
+    )
+    not_before = fields.AwareDateTime(
+        allow_none=True, load_default=None, metadata={"description": "Not served before."}
+    )
+
+
+class SecretVersionCreateSchema(ValueInputMixin, VersionValidityMixin, StrictSchema):
     pass
 
 
@@ -121,6 +130,8 @@ class SecretSchema(Schema):
     deleted_at = fields.DateTime(allow_none=True)
     purge_after = fields.DateTime(allow_none=True)
     revision = fields.Integer()
+    previous_version = fields.Integer(allow_none=True)
+    pending_version = fields.Integer(allow_none=True, metadata={"description": "A rotation's."})
     reference = fields.Function(
         lambda secret: f"secret://{secret.scope.type.value}/{secret.scope.id}/{secret.name}",
         metadata={"description": "What consumers store instead of the value."},
@@ -190,10 +201,20 @@ class VersionSchema(Schema):
 
     version = fields.Integer()
     state = fields.Enum(VersionState, by_value=True)
+    stage = fields.Enum(
+        Stage,
+        by_value=True,
+        allow_none=True,
+        metadata={"description": "current, previous, pending"},
+    )
     backend = fields.String()
     created_at = fields.DateTime()
     created_by = fields.String()
     expires_at = fields.DateTime(allow_none=True)
+    not_before = fields.DateTime(allow_none=True)
+    disable_at = fields.DateTime(
+        allow_none=True, metadata={"description": "Where a rotation replaced it: the grace ends."}
+    )
 
 
 class VersionListSchema(Schema):
@@ -490,3 +511,61 @@ class StaleTokenSchema(Schema):
 
 class StaleTokenListSchema(Schema):
     items = fields.List(fields.Nested(StaleTokenSchema))
+
+
+# -- lifecycle: rollback, rotation, rotation policies ------------------------------------------
+
+
+class RollbackSchema(StrictSchema):
+    version = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "The version whose value becomes current again."},
+    )
+
+
+class RotateSchema(ValueInputMixin, VersionValidityMixin, StrictSchema):
+    value = fields.String(
+        load_default=None,
+        metadata={"description": "The new value; without it the policy's rotator makes one."},
+    )
+
+
+class RotationPolicyInputSchema(StrictSchema):
+    rotator = fields.String(
+        required=True, validate=validate.Length(1, 64), metadata={"description": "random, webhook"}
+    )
+    settings = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "The rotator's; keys by reference (secret_env, secret_file)."},
+    )
+    interval_seconds = fields.Integer(allow_none=True, load_default=None)
+    cron = fields.String(
+        allow_none=True, load_default=None, metadata={"description": "Five fields, in UTC."}
+    )
+    grace_seconds = fields.Integer(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "How long the replaced version stays readable."},
+    )
+
+
+class RotationPolicySchema(Schema):
+    class Meta:
+        ordered = True
+
+    secret_id = fields.UUID()
+    rotator = fields.String()
+    settings = fields.Dict(keys=fields.String())
+    interval_seconds = fields.Integer(allow_none=True)
+    cron = fields.String(allow_none=True)
+    grace_seconds = fields.Integer()
+    next_run_at = fields.DateTime()
+    last_run_at = fields.DateTime(allow_none=True)
+    last_status = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    created_by = fields.String()
+    updated_at = fields.DateTime(allow_none=True)
+    updated_by = fields.String(allow_none=True)

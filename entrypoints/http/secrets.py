@@ -38,12 +38,15 @@ def service() -> SecretService:
     return audited(current_container().secret_service)
 
 
-def document_errors(*statuses: int) -> Any:
+def document_errors(*statuses: int, blueprint: Blueprint = blp) -> Any:
     """Declare the error responses of a view in the OpenAPI document."""
 
     def decorate(view: Any) -> Any:
         for status in statuses:
-            view = blp.alt_response(status, schema=schemas.ErrorSchema, description="error")(view)
+            respond = blueprint.alt_response(
+                status, schema=schemas.ErrorSchema, description="error"
+            )
+            view = respond(view)
         return view
 
     return decorate
@@ -191,19 +194,24 @@ class SecretItem(MethodView):
 @blp.route("/secrets/<uuid:secret_id>/restore")
 class SecretRestore(MethodView):
     @blp.response(200, schemas.SecretSchema)
-    @document_errors(401, 404, 409)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 404, 409, 412)
     def post(self, secret_id: UUID) -> Any:
         """Undo a soft delete: the secret comes back with every version."""
-        return with_etag(service().restore_secret(g.principal, secret_id))
+        secret = service().restore_secret(
+            g.principal, secret_id, expected_revision=expected_revision()
+        )
+        return with_etag(secret)
 
 
 @blp.route("/secrets/<uuid:secret_id>/purge")
 class SecretPurge(MethodView):
     @blp.response(204)
-    @document_errors(401, 404, 409, 503)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 404, 409, 412, 503)
     def post(self, secret_id: UUID) -> Any:
         """Destroy a soft-deleted secret for good: its values in the backend, then its rows."""
-        service().purge_secret(g.principal, secret_id)
+        service().purge_secret(g.principal, secret_id, expected_revision=expected_revision())
         return Response(status=204)
 
 
@@ -233,7 +241,12 @@ class SecretVersions(MethodView):
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Write a new value as the next version; with If-Match, a check-and-set."""
         secret = service().write_value(
-            g.principal, secret_id, decode_value(data), expected_revision=expected_revision()
+            g.principal,
+            secret_id,
+            decode_value(data),
+            expected_revision=expected_revision(),
+            expires_at=data["expires_at"],
+            not_before=data["not_before"],
         )
         return with_etag(secret)
 

@@ -82,9 +82,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
             if process.poll() is not None:
                 pytest.fail(f"secretctl serve exited:\n{log_path.read_text()}")
             try:
-                if requests.get(f"{addr}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{addr}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"secretctl serve did not answer:\n{log_path.read_text()}")

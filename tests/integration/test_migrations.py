@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -159,3 +160,29 @@ def test_the_migrated_schema_matches_the_table_definitions(empty_engine):
             },
         )
         assert compare_metadata(context, metadata) == []
+
+
+def test_migration_0004_gives_existing_secrets_their_latest_version(empty_engine):
+    migrate_to(empty_engine, "0003")
+    secret_id = uuid.uuid4()
+    stored_id = secret_id.hex if empty_engine.dialect.name == "sqlite" else str(secret_id)
+    with empty_engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO secret_secrets (id, scope_pk, name, environment, type, description,"
+                " tags, consumer, backend, current_version, created_at, created_by, revision)"
+                " VALUES (:id, 1, 'OLD', '', 'generic', '', '{}', 'other', 'local', 3,"
+                " CURRENT_TIMESTAMP, 'user:alice', 3)"
+            ),
+            {"id": stored_id},
+        )
+
+    migrate.upgrade(empty_engine)
+
+    with SqlUnitOfWork(empty_engine) as uow:
+        stored = uow.secrets.get(secret_id)
+    assert (stored.current_version, stored.latest_version, stored.pending_version) == (3, 3, None)
+    migrate_to(empty_engine, "0003", down=True)
+    assert "secret_outbox" not in inspect(empty_engine).get_table_names()
+    migrate.upgrade(empty_engine)
+    assert migrate.current_revision(empty_engine) == "0004"

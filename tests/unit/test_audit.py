@@ -275,9 +275,15 @@ def append(db: FakeUnitOfWorkFactory, chain: AuditChain, count: int) -> list[Aud
 
 @pytest.mark.parametrize(
     ("every", "batch", "expected"),
-    [(3, 1, [3, 6, 9]), (3, 2, [4, 6, 10]), (4, 4, [4, 8]), (5, 5, [5, 10]), (1, 3, [3, 6, 9])],
+    [
+        (3, 1, [3, 6, 9]),
+        (3, 2, [3, 6, 9]),
+        (4, 4, [4, 8]),
+        (5, 5, [5, 10]),
+        (1, 3, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    ],
 )
-def test_a_checkpoint_is_signed_each_time_the_chain_passes_a_multiple_of_the_cadence(
+def test_each_event_at_a_multiple_of_the_cadence_is_signed_whatever_the_batch(
     db: FakeUnitOfWorkFactory, every: int, batch: int, expected: list[int]
 ) -> None:
     chain = AuditChain(CHECKPOINT_KEY, checkpoint_every=every)

@@ -12,15 +12,20 @@ import plugins.key_providers
 import plugins.local_backend
 from core.errors import ConfigurationError
 from plugins import hookimpl
+from plugins.format_dotenv import DotenvFormat
 from plugins.manager import (
     backend_plugins,
     build_plugin_manager,
     create_backend,
+    format_plugins,
     key_provider_plugins,
+    secret_type_plugins,
 )
+from ports.formats import SecretFormat
 from ports.security import KeyProviderPlugin
 from ports.storage import BackendContext, BackendPlugin, StorageBackend
-from tests.fakes import InMemoryBackend
+from ports.types import SecretType
+from tests.fakes import AnyValueType, InMemoryBackend, RecordsFormat
 
 CONTEXT = BackendContext(database=None, key_provider=None)
 
@@ -138,3 +143,35 @@ def test_the_local_backend_refuses_settings_it_does_not_know() -> None:
 
     with pytest.raises(ConfigurationError, match="unknown settings path"):
         create_backend("local", {"plugin": "local", "path": "/tmp/x"}, plugins, CONTEXT)
+
+
+class TypeAndFormatCopycat:
+    """A third-party plugin whose secret type and format reuse built-in names."""
+
+    @hookimpl
+    def secret_management_register_secret_types(self) -> list[SecretType]:
+        return [AnyValueType("generic")]
+
+    @hookimpl
+    def secret_management_register_formats(self) -> list[SecretFormat]:
+        return [RecordsFormat(), DotenvFormat()]
+
+
+def test_duplicate_secret_type_and_format_names_are_refused_naming_both_plugins() -> None:
+    manager = build_plugin_manager()
+    manager.register(TypeAndFormatCopycat(), name="copycat")
+
+    with pytest.raises(ConfigurationError, match="SecretType named 'generic'") as types:
+        secret_type_plugins(manager)
+    with pytest.raises(ConfigurationError, match="SecretFormat named 'dotenv'") as formats:
+        format_plugins(manager)
+    assert "'types_basic'" in types.value.message and "'copycat'" in types.value.message
+    assert "'format_dotenv'" in formats.value.message
+
+
+def test_a_blocked_format_or_type_plugin_contributes_nothing() -> None:
+    manager = build_plugin_manager(blocked=["format_dotenv", "types_keys"])
+
+    assert set(format_plugins(manager)) == {"json", "json-flat"}
+    assert {"certificate", "ssh_key"}.isdisjoint(secret_type_plugins(manager))
+    assert "generic" in secret_type_plugins(manager)

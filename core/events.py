@@ -1,0 +1,248 @@
+"""Change events: what subscribers hear when a secret changes, through a database outbox.
+
+An event is written to the outbox in the transaction of the change it reports, one message per
+configured subscriber, so it is never lost and never sent for a change that rolled back; the
+worker delivers the messages (`EventDelivery`). Changes audited as a success become events as
+their success is recorded (`ChangeFeed.record_changes`, called by the audit trail); the worker
+and rotations add the events that are not a caller's change (`ChangeFeed.record`). An event
+never carries a value: which secret, which version, who, when, and value-free facts.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from core.audit import AuditEvent, AuditTrail
+from core.errors import DeliveryFailed
+from ports.events import EventPublisher
+from ports.persistence import Lease, UnitOfWork
+from ports.security import Clock
+from ports.values import Principal
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "secret.created",
+    "secret.updated",
+    "secret.rotated",
+    "secret.rotation_failed",
+    "secret.expiring",
+    "secret.expired",
+    "secret.deleted",
+    "secret.restored",
+    "secret.purged",
+)
+
+# The audited actions whose success changes a secret, and the event each one makes.
+CHANGE_EVENTS = {
+    "secret.create": "secret.created",
+    "secret.adopt": "secret.created",
+    "secret.write_value": "secret.updated",
+    "secret.update": "secret.updated",
+    "secret.rollback": "secret.updated",
+    "secret.version.disable": "secret.updated",
+    "secret.version.enable": "secret.updated",
+    "secret.version.destroy": "secret.updated",
+    "secret.rotate": "secret.rotated",
+    "secret.delete": "secret.deleted",
+    "secret.restore": "secret.restored",
+    "secret.purge": "secret.purged",
+}
+RESOURCE_PREFIX = "secret:"  # audit resources of secrets: "secret:<uuid>"
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One event for one subscriber (`target`), and how its delivery is going.
+
+    A message with no `next_attempt_at` and no `delivered_at` was given up on.
+    """
+
+    id: UUID
+    event_id: UUID
+    type: str
+    target: str
+    payload: dict[str, Any]
+    created_at: datetime
+    secret_id: UUID | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+
+
+class ChangeFeed:
+    """Writes events to the outbox for every configured subscriber (none: nothing is written)."""
+
+    def __init__(self, targets: Sequence[str] = ()) -> None:
+        self.targets = tuple(targets)
+
+    def record_changes(self, uow: UnitOfWork, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            kind = CHANGE_EVENTS.get(event.action)
+            if kind is None or event.outcome != "success":
+                continue
+            if not event.resource.startswith(RESOURCE_PREFIX):
+                continue  # e.g. a create refused before the secret had an id
+            facts = {"change": event.action} if kind == "secret.updated" else {}
+            self.record(
+                uow,
+                kind,
+                UUID(event.resource.removeprefix(RESOURCE_PREFIX)),
+                at=event.time,
+                actor=event.actor,
+                version=event.version,
+                scope=event.scope,
+                **facts,
+            )
+
+    def record(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        secret_id: UUID,
+        *,
+        at: datetime,
+        actor: str,
+        version: int | None = None,
+        scope: str | None = None,
+        **facts: str | int | None,
+    ) -> None:
+        """Queue one event about a secret, in `uow`. `facts` must be value-free."""
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {kind}")
+        if not self.targets:
+            return
+        event_id = uuid.uuid4()
+        payload = {
+            "id": str(event_id),
+            "type": kind,
+            "time": at.isoformat(),
+            "secret": self._describe(uow, secret_id, scope),
+            "version": version,
+            "actor": actor,
+            **facts,
+        }
+        uow.outbox.add(
+            [
+                OutboxMessage(
+                    id=uuid.uuid4(),
+                    event_id=event_id,
+                    type=kind,
+                    target=target,
+                    payload=payload,
+                    created_at=at,
+                    secret_id=secret_id,
+                    next_attempt_at=at,
+                )
+                for target in self.targets
+            ]
+        )
+
+    @staticmethod
+    def _describe(uow: UnitOfWork, secret_id: UUID, scope: str | None) -> dict[str, Any]:
+        """Which secret: its id, and where it lives while it exists (a purged one is gone)."""
+        secret = uow.secrets.get(secret_id)
+        if secret is None:
+            return {"id": str(secret_id), "scope": scope}
+        return {
+            "id": str(secret_id),
+            "scope": str(secret.scope),
+            "name": secret.name,
+            "environment": secret.environment,
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retries with exponential backoff (30 s, 1 min, 2 min … at most an hour apart), then
+    the message is given up on; delivered messages are kept a week, then pruned."""
+
+    max_attempts: int = 12
+    first_retry: timedelta = timedelta(seconds=30)
+    max_retry: timedelta = timedelta(hours=1)
+    keep_delivered: timedelta = timedelta(days=7)
+
+    def retry_at(self, attempts: int, now: datetime) -> datetime | None:
+        """When to try again after `attempts` failed attempts, or None to give up."""
+        if attempts >= self.max_attempts:
+            return None
+        return now + min(self.first_retry * (1 << (attempts - 1)), self.max_retry)
+
+
+class EventDelivery:
+    """The worker's delivery job: claimed messages go to their subscribers, each settled as
+    delivered or to be retried; one audit event per batch."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        publisher: EventPublisher,
+        clock: Clock,
+        audit: AuditTrail,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._publisher = publisher
+        self._clock = clock
+        self._audit = audit
+        self._policy = policy or DeliveryPolicy()
+
+    def deliver_due(self, actor: Principal, lease: Lease, limit: int) -> int:
+        """Deliver up to `limit` due messages; how many were claimed."""
+        with self._uow_factory() as uow:
+            messages = uow.work.claim_deliveries(lease, limit)
+            uow.commit()
+        if not messages:
+            return 0
+        with self._audit.attempt(actor, "worker.deliver_events", "outbox") as attempt:
+            settled = [self._deliver(message) for message in messages]
+            delivered = sum(message.delivered_at is not None for message in settled)
+            now = self._clock.now()
+            with self._uow_factory() as uow:
+                for message in settled:
+                    uow.outbox.settle(message, lease.worker)
+                pruned = uow.outbox.prune_delivered(now - self._policy.keep_delivered)
+                attempt.succeed(
+                    uow,
+                    details={
+                        "delivered": delivered,
+                        "failed": len(settled) - delivered,
+                        "pruned": pruned,
+                    },
+                )
+                uow.commit()
+        return len(messages)
+
+    def _deliver(self, message: OutboxMessage) -> OutboxMessage:
+        attempts = message.attempts + 1
+        try:
+            self._publisher.publish(message)
+        except DeliveryFailed as error:
+            log.warning(
+                "event %s (%s) to '%s', attempt %d: %s",
+                message.event_id,
+                message.type,
+                message.target,
+                attempts,
+                error.message,
+            )
+            return replace(
+                message,
+                attempts=attempts,
+                next_attempt_at=self._policy.retry_at(attempts, self._clock.now()),
+                last_error=error.message[:512],
+            )
+        return replace(
+            message,
+            attempts=attempts,
+            delivered_at=self._clock.now(),
+            next_attempt_at=None,
+            last_error=None,
+        )

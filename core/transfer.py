@@ -1,0 +1,742 @@
+"""Import and export: the secrets of one scope and environment at once, in a format plugin's file.
+
+Import reads a file into entries (each with its line), checks every one (name, size, metadata,
+type) and compares it with what the scope holds: each becomes `create`, `update`, `unchanged`,
+`skipped` or — under the `fail` strategy — `conflict`. A dry run answers with that diff and the
+errors. Otherwise an import is all or nothing: a file with an invalid entry imports nothing (422,
+every error by line), a conflict under `fail` imports nothing (409); else every value is put to
+its backend first and the whole import commits in one transaction with its audit events, and if
+that transaction fails every value put is destroyed again.
+
+Export writes the secrets of one scope and environment: metadata by default (for callers who may
+list the scope), values only for an admin of the scope, every value read audited before the file
+is returned (fail closed). With a passphrase the file is sealed (`ports.formats.ExportCipher`);
+import opens a sealed file with the same passphrase.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import BinaryIO
+from uuid import UUID
+
+from core.access import AccessQuery, Action, Target, access_query, authorize
+from core.audit import Attempt, AuditEvent, AuditTrail
+from core.backends import BackendRegistry
+from core.errors import (
+    Conflict,
+    Expired,
+    InvalidImport,
+    InvalidInput,
+    NotFound,
+    NotYetValid,
+    PreconditionFailed,
+    VersionUnavailable,
+)
+from core.model import PageRequest, Secret, SecretFilter, SecretVersion
+from core.policy import SecretPolicy, ValueChecksum
+from core.scopes import Placement, place
+from core.services import ValueReader, discard_value, store_value
+from core.types import TypeRegistry, retyped_metadata, typed_metadata
+from ports.formats import (
+    EntryError,
+    ExportCipher,
+    ExportDocument,
+    ExportedVersion,
+    ExportEntry,
+    ImportEntry,
+    SecretFormat,
+)
+from ports.persistence import UnitOfWork
+from ports.security import Clock
+from ports.storage import StorageBackend
+from ports.types import TypeCheck
+from ports.values import Principal, ScopeRef, SecretValue
+
+MIN_PASSPHRASE = 12
+LIST_PAGE = 500
+
+
+class ConflictStrategy(enum.StrEnum):
+    """What an import does with a name that already holds another value."""
+
+    SKIP = "skip"
+    OVERWRITE = "overwrite"  # writes a new version
+    FAIL = "fail"  # refuses the whole import
+
+
+class ImportAction(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    CONFLICT = "conflict"
+
+
+class FormatRegistry:
+    """The import/export formats of the installed plugins, by name."""
+
+    def __init__(self, formats: Mapping[str, SecretFormat]) -> None:
+        self._formats = dict(formats)
+
+    def get(self, name: str) -> SecretFormat:
+        try:
+            return self._formats[name]
+        except KeyError:
+            raise InvalidInput(
+                f"unknown format '{name}'; known: {', '.join(sorted(self._formats))}",
+                details={"field": "format"},
+            ) from None
+
+    def for_filename(self, filename: str) -> str | None:
+        """The format a file's name suggests (`prod.env`, `.env.local`, `backup.json`)."""
+        base = filename.replace("\\", "/").rsplit("/", 1)[-1].lower()
+        for secret_format in self._formats.values():
+            for extension in secret_format.extensions:
+                if base.endswith(extension) or base.startswith(extension + "."):
+                    return secret_format.name
+        return None
+
+    def __iter__(self) -> Iterator[SecretFormat]:
+        return iter(self._formats.values())
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """Import a file into `scope` (created below `parent` if new) and `environment`. Without a
+    `format`, a sealed file's own is used, else the one the file's name suggests."""
+
+    scope: ScopeRef
+    format: str | None = None
+    filename: str = ""
+    parent: ScopeRef | None = None
+    environment: str | None = None
+    strategy: ConflictStrategy = ConflictStrategy.SKIP
+    dry_run: bool = False
+    backend: str | None = None
+    passphrase: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """What the import does, or would do, with one entry. `version` is the version it writes
+    (for a new secret with history, the last one), else the current one."""
+
+    line: int
+    name: str
+    action: ImportAction
+    secret_id: UUID | None = None
+    version: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    format: str
+    strategy: ConflictStrategy
+    dry_run: bool
+    items: tuple[ImportItem, ...]
+    errors: tuple[EntryError, ...] = ()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            action.value: sum(item.action is action for item in self.items)
+            for action in ImportAction
+        }
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    scope: ScopeRef
+    format: str
+    environment: str | None = None
+    include_values: bool = False
+    include_versions: bool = False
+    passphrase: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """An export: the file, and what it holds. `omitted` names the secrets whose current value
+    is not in it, and why (expired, disabled, binary in a text format)."""
+
+    content: bytes
+    format: str
+    media_type: str
+    filename: str
+    secrets: int
+    values: int
+    sealed: bool
+    omitted: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class _Planned:
+    """An entry checked against the scope: its diff item, the checks of the values it writes,
+    and the secret it updates."""
+
+    entry: ImportEntry
+    item: ImportItem
+    checks: list[TypeCheck]
+    existing: Secret | None = None
+
+
+@dataclass
+class _Writes:
+    """What an import puts into its transaction, and the values already in their backends."""
+
+    secrets: list[Secret] = field(default_factory=list)
+    updates: list[tuple[Secret, int]] = field(default_factory=list)  # (updated, old revision)
+    versions: list[tuple[StorageBackend, SecretVersion]] = field(default_factory=list)
+    changes: list[tuple[str, Secret, SecretVersion]] = field(default_factory=list)
+
+    def audit_events(self, attempt: Attempt) -> list[AuditEvent]:
+        """One event per version written, with its keyed checksum (never the value)."""
+        return [
+            replace(
+                attempt.related(action, f"secret:{secret.id}", version=record.version),
+                details={"name": secret.name, "via": "import", "value_hmac": record.checksum},
+            )
+            for action, secret, record in self.changes
+        ]
+
+
+class TransferService:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        backends: BackendRegistry,
+        clock: Clock,
+        checksum: ValueChecksum,
+        policy: SecretPolicy,
+        audit: AuditTrail,
+        types: TypeRegistry,
+        formats: FormatRegistry,
+        cipher: ExportCipher,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._backends = backends
+        self._clock = clock
+        self._checksum = checksum
+        self._policy = policy
+        self._audit = audit
+        self._types = types
+        self._formats = formats
+        self._cipher = cipher
+        self._reader = ValueReader(backends, clock, checksum)
+
+    # -- import ----------------------------------------------------------------------------
+
+    def import_secrets(
+        self, actor: Principal, request: ImportRequest, stream: BinaryIO
+    ) -> ImportReport:
+        """Import the file in `stream` (seekable). Needs write access to the scope."""
+        self._policy.check_metadata(environment=request.environment)
+        details = {
+            "environment": request.environment,
+            "strategy": request.strategy.value,
+            "dry_run": request.dry_run,
+        }
+        with self._audit.attempt(
+            actor, "secret.import", f"scope:{request.scope}", scope=str(request.scope)
+        ) as attempt:
+            attempt.learn(details=details)
+            with self._uow_factory() as uow:
+                placement = place(uow, actor, request.scope, request.parent)
+                attempt.learn(scope_path=placement.path)
+                target = Target(request.scope, placement.path)
+                authorize(uow, actor, Action.WRITE, target, self._clock.now())
+            secret_format, content = self._open(request, stream)
+            attempt.learn(details={**details, "format": secret_format.name})
+            planned, errors = self._plan(actor, request, secret_format, content)
+            report = ImportReport(
+                format=secret_format.name,
+                strategy=request.strategy,
+                dry_run=request.dry_run,
+                items=tuple(step.item for step in planned),
+                errors=tuple(errors),
+            )
+            summary = {**attempt.event.details, **report.counts, "errors": len(errors)}
+            if request.dry_run:
+                with self._uow_factory() as uow:
+                    attempt.succeed(uow, details=summary)
+                    uow.commit()
+            else:
+                _refuse_partial(report)
+                self._apply(actor, request, secret_format, placement, planned, attempt, summary)
+            return report
+
+    def _open(self, request: ImportRequest, stream: BinaryIO) -> tuple[SecretFormat, BinaryIO]:
+        """The file's format and content: a sealed file is opened with the passphrase and names
+        its format; another's is the one asked for, else the one its name suggests."""
+        head = stream.read(len(self._cipher.magic))
+        stream.seek(0)
+        if not self._cipher.is_sealed(head):
+            name = request.format or self._formats.for_filename(request.filename)
+            if name is None:
+                raise InvalidInput("name the file's format", details={"field": "format"})
+            return self._formats.get(name), stream
+        if not request.passphrase:
+            raise InvalidInput(
+                "the file is sealed with a passphrase: give it", details={"field": "passphrase"}
+            )
+        name, plaintext = self._cipher.open(stream.read(), request.passphrase)
+        if request.format not in (None, name):
+            raise InvalidInput(
+                f"the sealed file holds the {name} format, not {request.format}",
+                details={"field": "format"},
+            )
+        return self._formats.get(name), io.BytesIO(plaintext)
+
+    def _plan(
+        self,
+        actor: Principal,
+        request: ImportRequest,
+        secret_format: SecretFormat,
+        content: BinaryIO,
+    ) -> tuple[list[_Planned], list[EntryError]]:
+        """Every entry checked and compared with what the scope holds."""
+        planned: list[_Planned] = []
+        errors: list[EntryError] = []
+        first_line: dict[str, int] = {}
+        with self._uow_factory() as uow:
+            existing = self._existing(uow, actor, request)
+            for entry in secret_format.parse(content):
+                if isinstance(entry, EntryError):
+                    errors.append(entry)
+                    continue
+                try:
+                    if entry.name in first_line:
+                        raise InvalidInput(
+                            f"'{entry.name}' is also at line {first_line[entry.name]}",
+                            details={"field": "name"},
+                        )
+                    first_line[entry.name] = entry.line
+                    planned.append(self._plan_entry(uow, request, entry, existing.get(entry.name)))
+                except InvalidInput as error:
+                    errors.append(
+                        EntryError(
+                            entry.line, error.message, entry.name, error.details.get("field")
+                        )
+                    )
+        return planned, errors
+
+    def _existing(
+        self, uow: UnitOfWork, actor: Principal, request: ImportRequest
+    ) -> dict[str, Secret]:
+        """The scope's secrets of the environment by name, soft-deleted ones included: a few
+        queries, however long the file (a race with another writer fails the commit)."""
+        access = access_query(actor, Action.WRITE, self._clock.now())
+        return {
+            secret.name: secret
+            for deleted in (True, False)
+            for secret in _search_all(
+                uow,
+                SecretFilter(scope=request.scope, environment=request.environment, deleted=deleted),
+                access,
+            )
+            if secret.environment == request.environment
+        }
+
+    def _plan_entry(
+        self,
+        uow: UnitOfWork,
+        request: ImportRequest,
+        entry: ImportEntry,
+        existing: Secret | None,
+    ) -> _Planned:
+        """Check one entry and decide what to do with it; `InvalidInput` says what is wrong."""
+        self._policy.check_name(entry.name)
+        if entry.value is None:
+            raise InvalidInput("the entry has no value", details={"field": "value"})
+        self._policy.check_metadata(
+            consumer=entry.consumer,
+            tags=dict(entry.tags) if entry.tags is not None else None,
+            description=entry.description,
+            max_versions=entry.max_versions,
+            not_before=entry.not_before,
+            expires_at=entry.expires_at,
+        )
+        secret_type = entry.type or (existing.type if existing else "generic")
+        if existing is not None and secret_type != existing.type:
+            raise InvalidInput(
+                f"the secret is a {existing.type}; its type cannot become {secret_type}",
+                details={"field": "type"},
+            )
+        backend = self._backends.get(
+            existing.backend if existing else request.backend or self._backends.default
+        )
+        values = (entry.value,) if existing else (*entry.history, entry.value)
+        checks = [self._check(secret_type, value, backend) for value in values]
+        return _Planned(
+            entry, self._diff(uow, request, entry, existing, len(values)), checks, existing
+        )
+
+    def _check(self, secret_type: str, value: SecretValue, backend: StorageBackend) -> TypeCheck:
+        self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+        check = self._types.inspect(secret_type, value)
+        if not check.valid:
+            problem = check.problems[0]
+            raise InvalidInput(
+                f"not a valid {secret_type}: {problem.field}: {problem.reason}",
+                details={"field": problem.field},
+            )
+        return check
+
+    def _diff(
+        self,
+        uow: UnitOfWork,
+        request: ImportRequest,
+        entry: ImportEntry,
+        existing: Secret | None,
+        versions: int,
+    ) -> ImportItem:
+        if existing is None:
+            return ImportItem(entry.line, entry.name, ImportAction.CREATE, version=versions)
+        item = ImportItem(
+            entry.line,
+            entry.name,
+            ImportAction.SKIPPED,
+            secret_id=existing.id,
+            version=existing.current_version,
+        )
+        conflict = ImportAction.CONFLICT if request.strategy is ConflictStrategy.FAIL else None
+        if existing.is_deleted:
+            reason = "deleted; the name stays reserved until it is restored or purged"
+            return replace(item, action=conflict or ImportAction.SKIPPED, reason=reason)
+        assert entry.value is not None  # checked before
+        current = uow.secrets.get_version(existing.id, existing.current_version)
+        if current is not None and self._checksum.matches(entry.value, current.checksum):
+            return replace(item, action=ImportAction.UNCHANGED)
+        if request.strategy is ConflictStrategy.OVERWRITE:
+            return replace(item, action=ImportAction.UPDATE, version=existing.latest_version + 1)
+        return replace(item, action=conflict or ImportAction.SKIPPED, reason="holds another value")
+
+    def _apply(
+        self,
+        actor: Principal,
+        request: ImportRequest,
+        secret_format: SecretFormat,
+        placement: Placement,
+        planned: list[_Planned],
+        attempt: Attempt,
+        summary: dict[str, object],
+    ) -> None:
+        """Put every value, then commit every row and audit event in one transaction; if it
+        fails, destroy the values again."""
+        writes = _Writes()
+        try:
+            for step in planned:
+                if step.item.action is ImportAction.CREATE:
+                    self._put_new(actor, request, secret_format, step, writes)
+                elif step.item.action is ImportAction.UPDATE:
+                    self._put_next(actor, secret_format, step, writes)
+            with self._uow_factory() as uow:
+                scope = placement.create_if_missing(uow)
+                attempt.learn(scope_path=scope.path)
+                for secret in writes.secrets:
+                    uow.secrets.add(secret)
+                for updated, revision in writes.updates:
+                    uow.secrets.update(updated, expected_revision=revision)
+                for _, record in writes.versions:
+                    uow.secrets.add_version(record)
+                attempt.succeed(uow, details=summary, also=writes.audit_events(attempt))
+                uow.commit()
+        except PreconditionFailed:
+            _discard(writes)
+            raise Conflict(
+                "a secret of the import changed while it ran; nothing was imported, run it again"
+            ) from None
+        except BaseException:
+            _discard(writes)
+            raise
+
+    def _put_new(
+        self,
+        actor: Principal,
+        request: ImportRequest,
+        secret_format: SecretFormat,
+        step: _Planned,
+        writes: _Writes,
+    ) -> None:
+        entry, now = step.entry, self._clock.now()
+        assert entry.value is not None  # checked by the plan
+        backend = self._backends.get(request.backend or self._backends.default)
+        tags = _styled(dict(entry.tags or {}), secret_format, entry.style)
+        secret = Secret(
+            id=uuid.uuid4(),
+            scope=request.scope,
+            name=entry.name,
+            environment=request.environment,
+            type=entry.type or "generic",
+            description=entry.description or "",
+            consumer=entry.consumer or "other",
+            backend=backend.name,
+            current_version=len(step.checks),
+            not_before=entry.not_before,
+            max_versions=entry.max_versions,
+            created_at=now,
+            created_by=actor.id,
+            **typed_metadata(tags, entry.expires_at, step.checks[-1]),
+        )
+        writes.secrets.append(secret)
+        for number, value in enumerate((*entry.history, entry.value), start=1):
+            record = store_value(backend, self._checksum, secret.id, number, value, actor, now)
+            writes.versions.append((backend, record))
+            action = "secret.create" if number == 1 else "secret.write_value"
+            writes.changes.append((action, secret, record))
+
+    def _put_next(
+        self, actor: Principal, secret_format: SecretFormat, step: _Planned, writes: _Writes
+    ) -> None:
+        """The entry's value as the next version of its secret, as `SecretService` writes one."""
+        secret, entry, now = step.existing, step.entry, self._clock.now()
+        assert secret is not None and entry.value is not None  # an update of an existing secret
+        backend = self._backends.get(secret.backend)
+        number = secret.latest_version + 1
+        record = store_value(backend, self._checksum, secret.id, number, entry.value, actor, now)
+        writes.versions.append((backend, record))
+        typed = retyped_metadata(secret, step.checks[-1])
+        updated = replace(
+            secret,
+            current_version=number,
+            latest_version=number,
+            previous_version=secret.current_version,
+            revision=secret.revision + 1,
+            updated_at=now,
+            updated_by=actor.id,
+            expires_at=typed["expires_at"],
+            tags=_styled(typed["tags"], secret_format, entry.style),
+        )
+        writes.updates.append((updated, secret.revision))
+        writes.changes.append(("secret.write_value", updated, record))
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_secrets(self, actor: Principal, request: ExportRequest) -> ExportFile:
+        """The secrets of the scope and environment as a file. Values need admin of the scope."""
+        secret_format = self._formats.get(request.format)
+        if not request.include_values and not secret_format.carries_metadata:
+            raise InvalidInput(
+                f"the {secret_format.name} format holds values only: include values, or use a "
+                "format that carries metadata",
+                details={"field": "include_values"},
+            )
+        if request.passphrase is not None and len(request.passphrase) < MIN_PASSPHRASE:
+            raise InvalidInput(
+                f"a passphrase has at least {MIN_PASSPHRASE} characters",
+                details={"field": "passphrase"},
+            )
+        action = Action.ADMIN if request.include_values else Action.LIST
+        details = {
+            "format": secret_format.name,
+            "environment": request.environment,
+            "include_values": request.include_values,
+            "include_versions": request.include_versions,
+            "sealed": request.passphrase is not None,
+        }
+        with self._audit.attempt(
+            actor, "secret.export", f"scope:{request.scope}", scope=str(request.scope)
+        ) as attempt:
+            attempt.learn(details=details)
+            with self._uow_factory() as uow:
+                scope = uow.scopes.get(request.scope)
+                if scope is None:
+                    raise NotFound(f"no scope {request.scope}")
+                attempt.learn(scope_path=scope.path)
+                now = self._clock.now()
+                authorize(uow, actor, action, Target(request.scope, scope.path), now)
+                listed = self._listed(uow, actor, action, request, now)
+            read = [self._read_versions(request, secret_format, *item) for item in listed]
+            entries = [
+                _export_entry(secret, versions, request.include_versions)
+                for (secret, _), versions in zip(listed, read, strict=True)
+            ]
+            content = secret_format.render(
+                ExportDocument(
+                    scope=request.scope,
+                    environment=request.environment,
+                    exported_at=now,
+                    includes_values=request.include_values,
+                    includes_versions=request.include_versions,
+                    entries=entries,
+                )
+            )
+            if request.passphrase is not None:
+                content = self._cipher.seal(content, request.passphrase, secret_format.name)
+            events = [
+                _read_event(attempt, secret, version)
+                for (secret, _), versions in zip(listed, read, strict=True)
+                for version in versions
+                if version.value is not None
+            ]
+            with self._uow_factory() as uow:
+                counts = {"secrets": len(entries), "values": len(events)}
+                attempt.succeed(uow, details={**details, **counts}, also=events)
+                uow.commit()
+            return ExportFile(
+                content=content,
+                format=secret_format.name,
+                media_type=(
+                    secret_format.media_type
+                    if request.passphrase is None
+                    else "application/octet-stream"
+                ),
+                filename=_export_filename(request, secret_format),
+                secrets=len(entries),
+                values=len(events),
+                sealed=request.passphrase is not None,
+                omitted=tuple(
+                    (entry.secret.name, entry.unavailable or "")
+                    for entry in entries
+                    if request.include_values and entry.value is None
+                ),
+            )
+
+    def _listed(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        action: Action,
+        request: ExportRequest,
+        now: datetime,
+    ) -> list[tuple[Secret, list[SecretVersion]]]:
+        """The scope's live secrets of the environment, by name, with the versions to export."""
+        criteria = SecretFilter(scope=request.scope, environment=request.environment)
+        found = [
+            secret
+            for secret in _search_all(uow, criteria, access_query(actor, action, now))
+            if secret.environment == request.environment
+        ]
+        listed = []
+        for secret in sorted(found, key=lambda s: s.name):
+            if request.include_versions:
+                versions = uow.secrets.list_versions(secret.id)
+            else:
+                current = uow.secrets.get_version(secret.id, secret.current_version)
+                versions = [current] if current is not None else []
+            listed.append((secret, versions))
+        return listed
+
+    def _read_versions(
+        self,
+        request: ExportRequest,
+        secret_format: SecretFormat,
+        secret: Secret,
+        records: list[SecretVersion],
+    ) -> list[ExportedVersion]:
+        """The versions to export, with their values when values are asked for and may be
+        served (and, for a text format, are text)."""
+        if not request.include_values:
+            return [ExportedVersion(record) for record in records]
+        exported = []
+        for record in records:
+            try:
+                value = self._reader.read(secret, record)
+            except (Expired, NotYetValid, VersionUnavailable) as error:
+                exported.append(ExportedVersion(record, unavailable=error.code))
+                continue
+            if secret_format.binary_values or _is_text(value):
+                exported.append(ExportedVersion(record, value=value))
+            else:
+                unavailable = f"binary; the {secret_format.name} format holds text"
+                exported.append(ExportedVersion(record, unavailable=unavailable))
+        return exported
+
+
+def _search_all(uow: UnitOfWork, criteria: SecretFilter, access: AccessQuery) -> Iterator[Secret]:
+    """Every secret the search finds, page by page. A filter without an environment finds every
+    environment: callers keep the one they mean (None being the environment-agnostic one)."""
+    page = PageRequest(1, LIST_PAGE)
+    while True:
+        batch = uow.secrets.search(criteria, page, access)
+        yield from batch.items
+        if not batch.items or page.offset + len(batch.items) >= batch.total:
+            return
+        page = PageRequest(page.page + 1, LIST_PAGE)
+
+
+def _refuse_partial(report: ImportReport) -> None:
+    """Nothing is imported from a file with errors, nor under `fail` with a conflict."""
+    if report.errors:
+        raise InvalidImport(
+            f"entries with errors: {len(report.errors)}; nothing was imported",
+            details={"errors": [entry_error_details(error) for error in report.errors]},
+        )
+    conflicts = [item for item in report.items if item.action is ImportAction.CONFLICT]
+    if conflicts:
+        raise Conflict(
+            f"names that already hold other values (strategy fail): {len(conflicts)}; "
+            "nothing was imported",
+            details={
+                "conflicts": [
+                    {"line": item.line, "name": item.name, "reason": item.reason}
+                    for item in conflicts
+                ]
+            },
+        )
+
+
+def entry_error_details(error: EntryError) -> dict[str, object]:
+    return {"line": error.line, "name": error.name, "field": error.field, "message": error.message}
+
+
+def _discard(writes: _Writes) -> None:
+    for backend, record in writes.versions:
+        discard_value(backend, record)
+
+
+def _styled(tags: dict[str, str], secret_format: SecretFormat, style: str | None) -> dict[str, str]:
+    """The tags with the format's note on how the entry was written (or without it)."""
+    if secret_format.style_tag is None:
+        return tags
+    tags.pop(secret_format.style_tag, None)
+    if style:
+        tags[secret_format.style_tag] = style
+    return tags
+
+
+def _is_text(value: SecretValue) -> bool:
+    try:
+        value.reveal().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _export_entry(
+    secret: Secret, versions: list[ExportedVersion], include_versions: bool
+) -> ExportEntry:
+    current = next((v for v in versions if v.record.version == secret.current_version), None)
+    return ExportEntry(
+        secret,
+        value=current.value if current else None,
+        unavailable=current.unavailable if current else "no current version",
+        versions=tuple(versions) if include_versions else (),
+    )
+
+
+def _read_event(attempt: Attempt, secret: Secret, version: ExportedVersion) -> AuditEvent:
+    """The `secret.read_value` event of a value written to an export file."""
+    event = attempt.related(
+        "secret.read_value",
+        f"secret:{secret.id}",
+        version=version.record.version,
+        scope=str(secret.scope),
+        scope_path=secret.scope_path,
+    )
+    return replace(event, details={"via": "export"})
+
+
+def _export_filename(request: ExportRequest, secret_format: SecretFormat) -> str:
+    name = f"{request.scope.type.value}-{request.scope.id}"
+    if request.environment:
+        name += f"-{request.environment}"
+    name += secret_format.extensions[0] if secret_format.extensions else ""
+    return name + (".sealed" if request.passphrase is not None else "")

@@ -1,0 +1,292 @@
+"""The worker: the lifecycle jobs that run by themselves.
+
+Each pass ends rotations' grace periods, sends expiry warnings, runs the due scheduled
+rotations, prunes versions beyond `max_versions`, purges what outlived its retention window,
+and delivers the outbox's events. Jobs are claimed under a lease (`ports.persistence.Lease`),
+so several workers on one database never run the same job twice; each job is one transaction,
+or resumable and idempotent (rotations, prunes and purges touch a backend first and the rows
+after, so one that died half-way is finished by the next claim once its lease has expired).
+The worker acts as the system principal `WORKER`, audited like anyone else; it never reads a
+value.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from typing import TypeVar
+from uuid import UUID
+
+from core.audit import AuditTrail
+from core.backends import BackendRegistry
+from core.events import ChangeFeed, EventDelivery
+from core.model import Secret, SecretVersion, VersionState
+from core.rotation import RotationPolicy, RotationService
+from core.services import SecretService, audit_place
+from ports.persistence import ExpiryNotice, Lease, UnitOfWork
+from ports.security import Clock
+from ports.values import Principal, VersionKey
+
+log = logging.getLogger(__name__)
+
+WORKER = Principal("worker", "worker", is_root=True, is_system=True)
+MAX_BATCHES = 1000  # per job kind and pass: a bound, should a job keep coming back due
+Job = TypeVar("Job")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    batch_size: int = 50
+    lease: timedelta = timedelta(minutes=10)
+    default_max_versions: int = 100
+    expiry_warning_days: tuple[int, ...] = (30, 7, 1)
+
+
+@dataclass
+class WorkReport:
+    """What one pass did, job by job; `failed` counts jobs that raised."""
+
+    grace_ended: int = 0
+    expiry_notices: int = 0
+    rotated: int = 0
+    pruned: int = 0
+    purged: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{item.name} {getattr(self, item.name)}" for item in fields(self))
+
+
+def effective_expiry(secret: Secret, current: SecretVersion | None) -> datetime | None:
+    """When the served value expires: the earlier of the secret's and its current version's."""
+    version_expiry = current.expires_at if current is not None else None
+    moments = [moment for moment in (secret.expires_at, version_expiry) if moment is not None]
+    return min(moments, default=None)
+
+
+def due_warning(
+    expires_at: datetime | None,
+    last: ExpiryNotice | None,
+    now: datetime,
+    warning_days: Sequence[int],
+) -> int | None:
+    """The notice due now, in days before expiry: 0 once expired, else the smallest threshold
+    the expiry is within. None when there is none, or it (or a later one) was sent for this
+    same expiry time."""
+    if expires_at is None:
+        return None
+    if now >= expires_at:
+        due = 0
+    else:
+        within = [days for days in warning_days if expires_at - now <= timedelta(days=days)]
+        if not within:
+            return None
+        due = min(within)
+    if last is not None and last.expires_at == expires_at and last.days <= due:
+        return None
+    return due
+
+
+def prunable(
+    secret: Secret, versions: Sequence[SecretVersion], keep: int, now: datetime
+) -> list[SecretVersion]:
+    """The oldest versions to destroy so that at most `keep` hold a value: never the current or
+    the pending one, nor one in its grace period."""
+    holding = [record for record in versions if record.state is not VersionState.DESTROYED]
+    excess = len(holding) - keep
+    candidates = [
+        record
+        for record in holding
+        if record.version not in (secret.current_version, secret.pending_version)
+        and (record.disable_at is None or record.disable_at <= now)
+    ]
+    return candidates[: max(excess, 0)]
+
+
+class Worker:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        backends: BackendRegistry,
+        secrets: SecretService,
+        rotation: RotationService,
+        delivery: EventDelivery,
+        events: ChangeFeed,
+        audit: AuditTrail,
+        worker_id: str,
+        settings: WorkerSettings | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._backends = backends
+        self._secrets = secrets
+        self._rotation = rotation
+        self._delivery = delivery
+        self._events = events
+        self._audit = audit
+        self.id = worker_id
+        self._settings = settings or WorkerSettings()
+
+    def run_once(self) -> WorkReport:
+        """Every job kind, batch after batch, until none is due."""
+        report = WorkReport()
+        limit = self._settings.batch_size
+        days = self._settings.expiry_warning_days
+        keep = self._settings.default_max_versions
+        report.grace_ended = self._drain(
+            report, lambda uow, lease: uow.work.claim_grace_ends(lease, limit), self._end_grace
+        )
+        report.expiry_notices = self._drain(
+            report,
+            lambda uow, lease: uow.work.claim_expiry_notices(lease, limit, days),
+            self._warn_of_expiry,
+        )
+        report.rotated = self._drain(
+            report, lambda uow, lease: uow.work.claim_rotations(lease, limit), self._rotate
+        )
+        report.pruned = self._drain(
+            report, lambda uow, lease: uow.work.claim_prunes(lease, limit, keep), self._prune
+        )
+        report.purged = self._drain(
+            report, lambda uow, lease: uow.work.claim_purges(lease, limit), self._purge
+        )
+        for _ in range(MAX_BATCHES):
+            delivered = self._delivery.deliver_due(WORKER, self._lease(), limit)
+            report.delivered += delivered
+            if not delivered:
+                break
+        return report
+
+    def run(self, poll_seconds: float, stop: threading.Event) -> None:
+        """Pass after pass, `poll_seconds` apart, until `stop` is set (a pass is finished
+        first). A pass that fails (the database away, say) is logged and tried again."""
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except Exception:
+                log.exception("worker %s: the pass failed", self.id)
+            else:
+                log.info("worker %s: %s", self.id, report)
+            stop.wait(poll_seconds)
+
+    # -- the jobs: each returns whether it did its work ----------------------------------------
+
+    def _end_grace(self, secret_id: UUID, lease: Lease) -> bool:
+        """Disable the versions whose grace period after a rotation is over."""
+        with (
+            self._audit.attempt(WORKER, "worker.end_grace", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            now = self._clock.now()
+            ended = []
+            secret = uow.secrets.get(secret_id)
+            if secret is not None:
+                attempt.learn(**audit_place(secret))
+                for record in uow.secrets.list_versions(secret_id):
+                    due = record.disable_at is not None and record.disable_at <= now
+                    if record.state is VersionState.ENABLED and due:
+                        uow.secrets.update_version(replace(record, state=VersionState.DISABLED))
+                        ended.append(record.version)
+            uow.work.release(secret_id, lease.worker)
+            attempt.succeed(uow, details={"versions": ended})
+            uow.commit()
+        return bool(ended)
+
+    def _warn_of_expiry(self, secret_id: UUID, lease: Lease) -> bool:
+        """Queue the `secret.expiring` (or `secret.expired`) event that is due, once."""
+        with (
+            self._audit.attempt(WORKER, "worker.expiry_notice", f"secret:{secret_id}") as attempt,
+            self._uow_factory() as uow,
+        ):
+            now = self._clock.now()
+            secret = uow.secrets.get(secret_id)
+            due = expires_at = None
+            if secret is not None and not secret.is_deleted:
+                attempt.learn(**audit_place(secret))
+                current = uow.secrets.get_version(secret_id, secret.current_version)
+                expires_at = effective_expiry(secret, current)
+                last = uow.work.expiry_notice(secret_id)
+                due = due_warning(expires_at, last, now, self._settings.expiry_warning_days)
+            if due is not None and expires_at is not None and secret is not None:
+                kind = "secret.expired" if due == 0 else "secret.expiring"
+                self._events.record(
+                    uow,
+                    kind,
+                    secret_id,
+                    at=now,
+                    actor=WORKER.id,
+                    version=secret.current_version,
+                    expires_at=expires_at.isoformat(),
+                    warning_days=due or None,
+                )
+                uow.work.record_expiry_notice(secret_id, ExpiryNotice(expires_at, due))
+            uow.work.release(secret_id, lease.worker)
+            attempt.succeed(uow, details={"warning_days": due})
+            uow.commit()
+        return due is not None
+
+    def _rotate(self, policy: RotationPolicy, lease: Lease) -> bool:
+        return self._rotation.run_scheduled(WORKER, policy, lease)
+
+    def _prune(self, secret_id: UUID, lease: Lease) -> bool:
+        """Destroy the oldest values beyond `max_versions`: in the backend first (idempotent),
+        then the rows; one that died in between is finished by the next claim."""
+        with self._audit.attempt(WORKER, "worker.prune", f"secret:{secret_id}") as attempt:
+            now = self._clock.now()
+            with self._uow_factory() as uow:
+                secret = uow.secrets.get(secret_id)
+                victims: list[SecretVersion] = []
+                if secret is not None:
+                    attempt.learn(**audit_place(secret))
+                    keep = secret.max_versions or self._settings.default_max_versions
+                    victims = prunable(secret, uow.secrets.list_versions(secret_id), keep, now)
+            for record in victims:
+                key = VersionKey(secret_id, record.version)
+                self._backends.get(record.backend).destroy(key, record.locator)
+            with self._uow_factory() as uow:
+                for record in victims:
+                    uow.secrets.update_version(replace(record, state=VersionState.DESTROYED))
+                uow.work.release(secret_id, lease.worker)
+                attempt.succeed(uow, details={"versions": [r.version for r in victims]})
+                uow.commit()
+        return bool(victims)
+
+    def _purge(self, secret_id: UUID, lease: Lease) -> bool:
+        """A secret past its retention window: values destroyed, rows gone. If a backend is
+        down, the claim is kept until its lease runs out, and the purge is tried again then."""
+        self._secrets.purge_secret(WORKER, secret_id)
+        return True
+
+    # -- claiming ------------------------------------------------------------------------------
+
+    def _drain(
+        self,
+        report: WorkReport,
+        claim: Callable[[UnitOfWork, Lease], list[Job]],
+        run: Callable[[Job, Lease], bool],
+    ) -> int:
+        """Claim batch after batch and run each job; how many did their work."""
+        done = 0
+        for _ in range(MAX_BATCHES):
+            lease = self._lease()
+            with self._uow_factory() as uow:
+                claimed = claim(uow, lease)
+                uow.commit()
+            if not claimed:
+                break
+            for job in claimed:
+                try:
+                    done += run(job, lease)
+                except Exception:  # recorded by the job's audit attempt; the others go on
+                    log.warning("worker %s: a job failed", self.id, exc_info=True)
+                    report.failed += 1
+        return done
+
+    def _lease(self) -> Lease:
+        now = self._clock.now()
+        return Lease(worker=self.id, now=now, until=now + self._settings.lease)

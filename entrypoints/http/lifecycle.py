@@ -1,0 +1,158 @@
+"""Lifecycle endpoints: a version's state, rollback, rotation and the rotation policy.
+
+Every write takes `If-Match` (the secret's ETag) and answers with the new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Response, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from core.model import Secret, SecretVersion
+from core.rotation import PolicyDraft, RotationService
+from core.versions import VersionService
+from entrypoints.http import schemas, secrets
+from entrypoints.http.context import audited, current_container, expected_revision, set_etag
+from entrypoints.http.secrets import IF_MATCH, decode_value, service, with_etag
+
+blp = Blueprint(
+    "lifecycle",
+    __name__,
+    url_prefix="/api/v1",
+    description="Lifecycle: version states, rollback, rotation and rotation policies.",
+)
+
+ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The secret's new revision."}}
+
+
+def versions() -> VersionService:
+    return audited(current_container().version_service)
+
+
+def rotation() -> RotationService:
+    return audited(current_container().rotation_service)
+
+
+def document_errors(*statuses: int) -> Any:
+    return secrets.document_errors(*statuses, blueprint=blp)
+
+
+def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
+    secret, record = change
+    set_etag(secret.revision)
+    return record
+
+
+@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/disable")
+class VersionDisable(MethodView):
+    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 403, 404, 409, 412)
+    def post(self, secret_id: UUID, version: int) -> Any:
+        """Stop serving a version (not the current or a pending one); it can be enabled again."""
+        return version_changed(
+            versions().disable(
+                g.principal, secret_id, version, expected_revision=expected_revision()
+            )
+        )
+
+
+@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/enable")
+class VersionEnable(MethodView):
+    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 403, 404, 409, 412)
+    def post(self, secret_id: UUID, version: int) -> Any:
+        """Serve a disabled version again (also one whose grace period after a rotation ended)."""
+        return version_changed(
+            versions().enable(
+                g.principal, secret_id, version, expected_revision=expected_revision()
+            )
+        )
+
+
+@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/destroy")
+class VersionDestroy(MethodView):
+    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 403, 404, 409, 412, 503)
+    def post(self, secret_id: UUID, version: int) -> Any:
+        """Remove a version's value from its backend for good; the version's row stays."""
+        return version_changed(
+            versions().destroy(
+                g.principal, secret_id, version, expected_revision=expected_revision()
+            )
+        )
+
+
+@blp.route("/secrets/<uuid:secret_id>/rollback")
+class SecretRollback(MethodView):
+    @blp.arguments(schemas.RollbackSchema)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(400, 401, 403, 404, 409, 412, 503)
+    def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
+        """Make an old version's value current again, as a new version."""
+        secret = service().rollback(
+            g.principal, secret_id, data["version"], expected_revision=expected_revision()
+        )
+        return with_etag(secret)
+
+
+@blp.route("/secrets/<uuid:secret_id>/rotate")
+class SecretRotate(MethodView):
+    @blp.arguments(schemas.RotateSchema)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(400, 401, 403, 404, 409, 412, 413, 502, 503)
+    def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
+        """Rotate now, to the value given or to one the policy's rotator makes: pending, tested
+        (a webhook rotator asks the owning system), then current; the old version stays
+        readable as `previous` for the grace period. 502 `rotation_failed` if the owning system
+        refused: the current value stays."""
+        value = decode_value(data) if data["value"] is not None else None
+        secret = rotation().rotate(
+            g.principal,
+            secret_id,
+            value,
+            expected_revision=expected_revision(),
+            expires_at=data["expires_at"],
+            not_before=data["not_before"],
+        )
+        return with_etag(secret)
+
+
+@blp.route("/secrets/<uuid:secret_id>/rotation-policy")
+class SecretRotationPolicy(MethodView):
+    @blp.response(200, schemas.RotationPolicySchema)
+    @document_errors(401, 404)
+    def get(self, secret_id: UUID) -> Any:
+        """The secret's rotation policy, with its next and last runs."""
+        return rotation().get_policy(g.principal, secret_id)
+
+    @blp.arguments(schemas.RotationPolicyInputSchema)
+    @blp.response(200, schemas.RotationPolicySchema, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(400, 401, 403, 404, 412)
+    def put(self, data: dict[str, Any], secret_id: UUID) -> Any:
+        """Set the policy: `interval_seconds` or `cron`, a `rotator` and its `settings`."""
+        secret, policy = rotation().set_policy(
+            g.principal, secret_id, PolicyDraft(**data), expected_revision=expected_revision()
+        )
+        set_etag(secret.revision)
+        return policy
+
+    @blp.response(204, headers=ETAG)
+    @blp.doc(parameters=[IF_MATCH])
+    @document_errors(401, 403, 404, 412)
+    def delete(self, secret_id: UUID) -> Any:
+        """Stop rotating the secret on a schedule."""
+        secret = rotation().delete_policy(
+            g.principal, secret_id, expected_revision=expected_revision()
+        )
+        set_etag(secret.revision)
+        return Response(status=204)

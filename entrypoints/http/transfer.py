@@ -1,0 +1,257 @@
+"""`/api/v1/imports` and `/api/v1/exports`: the secrets of a scope at once, as files of a format
+plugin; `/api/v1/formats` and `/api/v1/secret-types` list the plugins' formats and types.
+
+An import is a `multipart/form-data` upload (the file streams to a temporary file, up to
+`max_import_bytes`, then 413); an export answers with the file itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from flask import Request, Response, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate
+from webargs.flaskparser import FlaskParser
+from webargs.multidictproxy import MultiDictProxy
+from werkzeug.datastructures import CombinedMultiDict
+
+from core.transfer import (
+    ConflictStrategy,
+    ExportRequest,
+    ImportAction,
+    ImportReport,
+    ImportRequest,
+    TransferService,
+    entry_error_details,
+)
+from entrypoints.http import schemas
+from entrypoints.http.context import audited, current_container
+from entrypoints.http.secrets import document_errors, scope_ref
+from ports.values import ScopeType
+
+MULTIPART = "multipart"
+
+
+class TransferParser(FlaskParser):
+    """webargs' Flask parser with a `multipart` location: form fields and files together."""
+
+
+parser = TransferParser()
+
+
+@parser.location_loader(MULTIPART)
+def load_multipart(req: Request, schema: Schema) -> MultiDictProxy:
+    return MultiDictProxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
+class TransferBlueprint(Blueprint):  # type: ignore[misc]
+    ARGUMENTS_PARSER = parser
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING: ClassVar[dict[str, str]] = {
+        **Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        MULTIPART: "multipart/form-data",
+    }
+
+
+blp = TransferBlueprint(
+    "transfer",
+    __name__,
+    url_prefix="/api/v1",
+    description="Import and export the secrets of a scope; the formats and secret types.",
+)
+
+
+@blp.before_request
+def allow_import_files() -> None:
+    """An import's body is a file: its own limit, `max_import_bytes`, instead of the request
+    limit (werkzeug answers 413 past it, before the file is read)."""
+    if request.endpoint == "transfer.Imports":
+        request.max_content_length = current_container().settings().max_import_bytes
+
+
+def transfer_service() -> TransferService:
+    return audited(current_container().transfer_service)
+
+
+class ImportFormSchema(schemas.StrictSchema):
+    file = Upload(required=True, metadata={"description": "The file to import."})
+    scope_type = fields.String(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String(validate=validate.Length(1, 128))
+    parent_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    parent_id = fields.String(validate=validate.Length(1, 128))
+    environment = fields.String(validate=validate.Length(1, 64))
+    format = fields.String(
+        validate=validate.Length(1, 64),
+        metadata={"description": "dotenv, json, json-flat…; guessed from the file name if absent."},
+    )
+    strategy = fields.Enum(ConflictStrategy, by_value=True, load_default=ConflictStrategy.SKIP)
+    dry_run = fields.Boolean(load_default=False)
+    backend = fields.String(validate=validate.Length(1, 64))
+    passphrase = fields.String(
+        load_only=True, metadata={"description": "Opens a sealed file (never logged)."}
+    )
+
+
+class ImportItemSchema(Schema):
+    class Meta:
+        ordered = True
+
+    line = fields.Integer()
+    name = fields.String()
+    action = fields.Enum(ImportAction, by_value=True)
+    secret_id = fields.UUID(allow_none=True)
+    version = fields.Integer(allow_none=True)
+    reason = fields.String()
+
+
+class EntryErrorSchema(Schema):
+    class Meta:
+        ordered = True
+
+    line = fields.Integer()
+    name = fields.String(allow_none=True)
+    field = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class ImportReportSchema(Schema):
+    class Meta:
+        ordered = True
+
+    format = fields.String()
+    strategy = fields.Enum(ConflictStrategy, by_value=True)
+    dry_run = fields.Boolean()
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    items = fields.List(fields.Nested(ImportItemSchema))
+    errors = fields.List(fields.Nested(EntryErrorSchema))
+
+
+class ExportArgsSchema(schemas.StrictSchema):
+    scope = fields.Nested(schemas.ScopeRefSchema, required=True)
+    environment = fields.String(allow_none=True, load_default=None)
+    format = fields.String(load_default="json", validate=validate.Length(1, 64))
+    include_values = fields.Boolean(load_default=False)
+    include_versions = fields.Boolean(load_default=False)
+    passphrase = fields.String(
+        load_only=True,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "Seals the file (scrypt + AES-256-GCM); never logged."},
+    )
+
+
+class FormatSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    media_type = fields.String()
+    extensions = fields.List(fields.String())
+    carries_metadata = fields.Boolean()
+
+
+class SecretTypeSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    fields_ = fields.List(fields.String(), attribute="fields", data_key="fields")
+    sensitive_fields = fields.Function(lambda t: sorted(t.sensitive_fields))
+
+
+class FormatListSchema(Schema):
+    items = fields.List(fields.Nested(FormatSchema))
+
+
+class SecretTypeListSchema(Schema):
+    items = fields.List(fields.Nested(SecretTypeSchema))
+
+
+@blp.route("/imports")
+class Imports(MethodView):
+    @blp.arguments(ImportFormSchema, location=MULTIPART)
+    @blp.response(200, ImportReportSchema)
+    @document_errors(400, 401, 403, 404, 409, 413, 422, 503)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Import a file into a scope and environment: the diff per name (and, on a dry run,
+        the errors by line). Nothing is imported from a file with errors (422), nor on a
+        conflict under `fail` (409)."""
+        upload = data["file"]
+        parent = (
+            scope_ref(data["parent_type"], data.get("parent_id")) if "parent_type" in data else None
+        )
+        import_request = ImportRequest(
+            scope=scope_ref(data["scope_type"], data.get("scope_id")),
+            parent=parent,
+            environment=data.get("environment"),
+            format=data.get("format"),
+            filename=upload.filename or "",
+            strategy=data["strategy"],
+            dry_run=data["dry_run"],
+            backend=data.get("backend"),
+            passphrase=data.get("passphrase"),
+        )
+        report = transfer_service().import_secrets(g.principal, import_request, upload.stream)
+        return report_body(report)
+
+
+@blp.route("/exports")
+class Exports(MethodView):
+    @blp.arguments(ExportArgsSchema)
+    @blp.response(200, description="The export file (sealed when a passphrase is given).")
+    @document_errors(400, 401, 403, 404, 503)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Export a scope's secrets of one environment: metadata by default; values for admins
+        of the scope (`include_values`), every one audited; sealed with `passphrase`."""
+        scope = data["scope"]
+        exported = transfer_service().export_secrets(
+            g.principal,
+            ExportRequest(
+                scope=scope_ref(scope["type"], scope.get("id")),
+                format=data["format"],
+                environment=data["environment"],
+                include_values=data["include_values"],
+                include_versions=data["include_versions"],
+                passphrase=data["passphrase"],
+            ),
+        )
+        omitted = [{"name": name, "reason": reason} for name, reason in exported.omitted]
+        return Response(
+            exported.content,
+            content_type=exported.media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{exported.filename}"',
+                "X-Export-Format": exported.format,
+                "X-Export-Secrets": str(exported.secrets),
+                "X-Export-Values": str(exported.values),
+                "X-Export-Omitted": json.dumps(omitted, separators=(",", ":")),
+            },
+        )
+
+
+@blp.route("/formats")
+class Formats(MethodView):
+    @blp.response(200, FormatListSchema)
+    @document_errors(401)
+    def get(self) -> Any:
+        """The import/export formats the installed plugins contribute."""
+        return {"items": list(current_container().formats())}
+
+
+@blp.route("/secret-types")
+class SecretTypes(MethodView):
+    @blp.response(200, SecretTypeListSchema)
+    @document_errors(401)
+    def get(self) -> Any:
+        """The secret types the installed plugins contribute: their fields and which are secret."""
+        return {"items": sorted(current_container().secret_types(), key=lambda t: t.name)}
+
+
+def report_body(report: ImportReport) -> dict[str, Any]:
+    return {
+        "format": report.format,
+        "strategy": report.strategy,
+        "dry_run": report.dry_run,
+        "counts": report.counts,
+        "items": report.items,
+        "errors": [entry_error_details(error) for error in report.errors],
+    }

@@ -1,0 +1,168 @@
+"""The `connection_string` secret type: a database or service URL, or a `key=value` string.
+
+Both forms are parsed into their parts: scheme, host, port, username, password, database and
+options. Only the password (and options that name a password or key) is secret: the host, port,
+username and database become metadata. Accepted forms:
+
+- a URL: `postgresql://app:pw@db.internal:5432/payments?sslmode=require`, `redis://…`,
+  `mongodb+srv://…`, `sqlite:///path/to.db` (the one kind without a host);
+- `key=value` pairs separated by `;` (ADO.NET, ODBC: `Server=tcp:db,1433;Database=app;…`) or
+  by spaces (libpq: `host=db port=5432 user=app password=pw dbname=app`).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from plugins.hookspecs import hookimpl
+from plugins.secret_type_support import problem, schema_problems, value_text
+from ports.types import SecretType, TypeCheck
+from ports.values import SecretValue
+
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+HOSTLESS_SCHEMES = frozenset({"sqlite", "sqlite3", "file"})
+# `key=value` spellings of each part (lower case, spaces removed).
+ALIASES = {
+    "host": {"host", "hostaddr", "server", "datasource", "address", "addr", "networkaddress"},
+    "port": {"port"},
+    "username": {"user", "userid", "uid", "username"},
+    "password": {"password", "pwd", "pass"},
+    "database": {"database", "dbname", "initialcatalog"},
+}
+SECRET_OPTION = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+
+
+class Unparsable(Exception):
+    """Why a connection string does not parse, in our words (never quoting it)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+
+class ConnectionPartsSchema(Schema):
+    """The parts of a parsed connection string."""
+
+    class Meta:
+        unknown = RAISE
+
+    scheme = fields.String(validate=validate.Regexp(SCHEME, error="is not a URL scheme"))
+    host = fields.String(validate=validate.Length(1, 255))
+    port = fields.Integer(strict=True, validate=validate.Range(1, 65535, error="is not a port"))
+    username = fields.String(validate=validate.Length(max=256))
+    password = fields.String()
+    database = fields.String(validate=validate.Length(max=1024))
+    options = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class ConnectionStringType(SecretType):
+    name = "connection_string"
+    description = "a database or service connection string (URL or key=value)"
+    fields = tuple(ConnectionPartsSchema().fields)
+    sensitive_fields = frozenset({"password"})
+
+    def validate(self, value: SecretValue) -> TypeCheck:
+        text = value_text(value)
+        if text is None:
+            return problem("value", "is not UTF-8 text")
+        if not text.strip():
+            return problem("value", "is empty")
+        try:
+            parts = parse(text.strip())
+            loaded = ConnectionPartsSchema().load(parts)
+        except Unparsable as error:
+            return problem(error.field, error.reason)
+        except ValidationError as error:
+            return TypeCheck(problems=schema_problems(error))
+        if "host" not in loaded and loaded.get("scheme", "").lower() not in HOSTLESS_SCHEMES:
+            return problem("host", "is missing")
+        metadata = {
+            name: str(loaded[name])
+            for name in ("scheme", "host", "port", "username", "database")
+            if loaded.get(name) not in (None, "")
+        }
+        return TypeCheck(metadata=metadata)
+
+    def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
+        text = value_text(value)
+        if text is None:
+            raise ValueError("the value is not a valid connection_string")
+        return {variable: text.strip()}
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The parts of a connection string; `Unparsable` if it does not parse."""
+    return parse_url(text) if "://" in text or text.startswith("sqlite:") else parse_pairs(text)
+
+
+def parse_url(text: str) -> dict[str, Any]:
+    try:
+        url = urlsplit(text)
+    except ValueError:
+        raise Unparsable("value", "is not a valid URL") from None
+    parts: dict[str, Any] = {"scheme": url.scheme}
+    try:
+        port = url.port
+    except ValueError:
+        raise Unparsable("port", "is not a port") from None
+    found = {
+        "host": url.hostname,
+        "port": port,
+        "username": unquote(url.username) if url.username else None,
+        "password": unquote(url.password) if url.password else None,
+        "database": unquote(url.path.lstrip("/")) or None,
+    }
+    parts.update({name: part for name, part in found.items() if part is not None})
+    options = {key: item for key, item in parse_qsl(url.query) if not SECRET_OPTION.search(key)}
+    if options:
+        parts["options"] = options
+    return parts
+
+
+def parse_pairs(text: str) -> dict[str, Any]:
+    """`key=value;…` (ADO.NET, ODBC) or `key=value …` (libpq)."""
+    try:
+        pairs = [p for p in text.split(";") if p.strip()] if ";" in text else shlex.split(text)
+    except ValueError:
+        raise Unparsable("value", "has an unterminated quote") from None
+    parts: dict[str, Any] = {}
+    options: dict[str, str] = {}
+    for position, pair in enumerate(pairs, start=1):
+        key, equals, item = pair.partition("=")
+        if not equals or not key.strip():
+            raise Unparsable("value", f"part {position} is not key=value")
+        normalized = key.strip().lower().replace(" ", "").replace("_", "")
+        part = next((name for name, keys in ALIASES.items() if normalized in keys), None)
+        if part is None:
+            if not SECRET_OPTION.search(normalized):
+                options[key.strip()] = item.strip()
+            continue
+        parts[part] = item.strip()
+    if "host" in parts:
+        parts.update(_server(parts["host"], parts.get("port")))
+    if options:
+        parts["options"] = options
+    return parts
+
+
+def _server(server: str, port: Any) -> dict[str, Any]:
+    """ADO.NET's `Server=tcp:host,1433` spelling: the host, and the port it may carry."""
+    host, _, inline_port = server.removeprefix("tcp:").partition(",")
+    port_text = inline_port or port
+    found: dict[str, Any] = {"host": host.strip()}
+    if port_text is not None:
+        if not str(port_text).strip().isdigit():
+            raise Unparsable("port", "is not a port")
+        found["port"] = int(port_text)
+    return found
+
+
+@hookimpl
+def secret_management_register_secret_types() -> list[SecretType]:
+    return [ConnectionStringType()]

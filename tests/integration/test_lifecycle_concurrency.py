@@ -1,0 +1,184 @@
+"""Concurrency on PostgreSQL, through the real container (local encrypted backend, audit chain):
+check-and-set writers never lose an update, and workers never run a job twice."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from adapters.db.tables import audit_events
+from core.errors import Conflict, PreconditionFailed
+from core.rotation import RotationPolicy
+from core.services import NewSecret
+from core.worker import WorkReport
+from entrypoints.config import Settings
+from entrypoints.container import Container
+from ports.values import Principal, ScopeRef, SecretValue
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Principal("root", "root", is_root=True)
+WRITERS = 20
+ROUNDS = 5
+ROTATIONS = 500
+WORKERS = 3
+
+
+@pytest.fixture
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    database = request.getfixturevalue("_postgres_test_database")
+    database.reset()
+    return Settings(
+        data_dir=tmp_path,
+        database_url=database.url,
+        keys={"provider": "file", "path": str(tmp_path / "master.key")},
+        worker={"poll_seconds": 1.0, "batch_size": 20, "lease_seconds": 600},
+    )
+
+
+@pytest.fixture
+def containers(settings: Settings) -> Iterator[Callable[[], Container]]:
+    """Containers on one database, each with its own engine and connections (as processes)."""
+    made: list[Container] = []
+
+    def make() -> Container:
+        made.append(Container(settings=settings))
+        return made[-1]
+
+    yield make
+    for container in made:
+        container.shutdown_resources()
+
+
+def run_together(count: int, job: Callable[[int], object]) -> list[object]:
+    """Run `job(0)` … `job(count - 1)` in threads released at the same moment."""
+    barrier = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = job(index)
+        except Exception as error:  # returned, for the test to look at
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(containers):
+    container = containers()
+    service = container.secret_service()
+    secret = service.create_secret(
+        ROOT, NewSecret(ScopeRef.global_scope(), "CONTENDED"), SecretValue(b"round-start")
+    )
+    winners = []
+
+    for round_number in range(ROUNDS):
+        revision = service.get_secret(ROOT, secret.id).revision
+
+        def write(writer: int, revision: int = revision, round_number: int = round_number):
+            value = f"round-{round_number}-writer-{writer}".encode()
+            service.write_value(ROOT, secret.id, SecretValue(value), expected_revision=revision)
+            return value
+
+        results = run_together(WRITERS, write)
+        won = [result for result in results if isinstance(result, bytes)]
+        lost = [result for result in results if isinstance(result, PreconditionFailed)]
+        assert (len(won), len(lost)) == (1, WRITERS - 1), results
+        winners.append(won[0])
+
+    history = service.list_versions(ROOT, secret.id)
+    assert [record.version for record in history] == list(range(1, ROUNDS + 2))  # gapless
+    for number, value in enumerate(winners, start=2):
+        assert service.read_value(ROOT, secret.id, number).value.reveal() == value
+    assert service.get_secret(ROOT, secret.id).revision == ROUNDS + 1
+
+
+def test_twenty_writers_without_if_match_land_or_are_told_and_none_is_lost(containers):
+    """Without If-Match a writer retries a few times when another took its number; past that
+    it is told (409), never silently dropped: what landed is exactly what was acknowledged."""
+    service = containers().secret_service()
+    secret = service.create_secret(
+        ROOT, NewSecret(ScopeRef.global_scope(), "BUSY"), SecretValue(b"v1")
+    )
+
+    results = run_together(
+        WRITERS,
+        lambda writer: service.write_value(ROOT, secret.id, SecretValue(b"w-%d" % writer)),
+    )
+
+    acknowledged = {
+        b"w-%d" % n for n, result in enumerate(results) if not isinstance(result, Exception)
+    }
+    told = [result for result in results if isinstance(result, Conflict)]
+    assert len(acknowledged) + len(told) == WRITERS and acknowledged, results
+    history = service.list_versions(ROOT, secret.id)
+    assert [record.version for record in history] == list(range(1, len(acknowledged) + 2))
+    landed = {service.read_value(ROOT, secret.id, r.version).value.reveal() for r in history[1:]}
+    assert landed == acknowledged
+
+
+def test_three_workers_over_500_due_rotations_rotate_each_exactly_once(containers):
+    setup = containers()
+    service = setup.secret_service()
+    created = [
+        service.create_secret(
+            ROOT, NewSecret(ScopeRef.global_scope(), f"S{n:03d}"), SecretValue(b"v1")
+        )
+        for n in range(ROTATIONS)
+    ]
+    due = datetime.now(UTC) - timedelta(minutes=1)
+    with setup.unit_of_work() as uow:
+        for secret in created:
+            uow.rotations.put(
+                RotationPolicy(
+                    secret_id=secret.id,
+                    rotator="random",
+                    settings={"length": 24},
+                    interval_seconds=86400,
+                    grace_seconds=3600,
+                    next_run_at=due,
+                    created_at=due,
+                    created_by="user:setup",
+                )
+            )
+        uow.commit()
+    workers = [containers().worker(worker_id=f"worker-{n}") for n in range(WORKERS)]
+
+    reports = run_together(WORKERS, lambda n: workers[n].run_once())
+
+    assert all(isinstance(report, WorkReport) for report in reports), reports
+    assert sum(report.rotated for report in reports) == ROTATIONS
+    assert sum(report.failed for report in reports) == 0
+    assert sum(1 for report in reports if report.rotated) >= 2  # they really shared the work
+    with setup.unit_of_work() as uow:
+        for secret in created:
+            stored = uow.secrets.get(secret.id)
+            assert (stored.current_version, stored.previous_version, stored.latest_version) == (
+                2,
+                1,
+                2,
+            )
+            assert [v.version for v in uow.secrets.list_versions(secret.id)] == [1, 2]
+    with setup.engine().connect() as connection:
+        rotations = connection.execute(
+            select(audit_events.c.resource, audit_events.c.outcome, audit_events.c.actor).where(
+                audit_events.c.action == "secret.rotate"
+            )
+        ).all()
+    assert Counter(outcome for _, outcome, _ in rotations) == {"success": ROTATIONS}
+    assert Counter(resource for resource, _, _ in rotations) == {
+        f"secret:{secret.id}": 1 for secret in created
+    }
+    assert setup.audit_service().verify(ROOT).broken is None
