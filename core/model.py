@@ -150,6 +150,8 @@ class SecretFilter:
     under_path: str | None = None  # the subtree of the scope with this path
     expires_before: datetime | None = None
     created_before: datetime | None = None
+    # With a rotation policy whose run was due before this time, or whose last run failed.
+    rotation_overdue_at: datetime | None = None
 
 
 @dataclass(frozen=True)

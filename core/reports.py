@@ -1,4 +1,5 @@
-"""Compliance reports: what expires soon, what nobody reads, which API tokens lie unused.
+"""Compliance reports: what expires soon, what nobody reads, whose rotation is overdue, which
+API tokens lie unused.
 
 For admins and auditors: of the scope a report is narrowed to (its subtree), or of the global
 scope. Who can read a given secret is `RoleBindingService.readers`.
@@ -56,6 +57,15 @@ class ReportService:
             )
         return [secret for secret in candidates if f"secret:{secret.id}" not in read]
 
+    def rotation_overdue(
+        self, actor: Principal, scope: ScopeRef | None, hours: int
+    ) -> list[Secret]:
+        """Secrets whose scheduled rotation is more than `hours` late, or whose last failed."""
+        if not 0 <= hours <= MAX_DAYS * 24:
+            raise InvalidInput("hours is out of range", details={"field": "hours"})
+        late = self._clock.now() - timedelta(hours=hours)
+        return self._secrets(actor, "report.rotation_overdue", scope, rotation_overdue_at=late)
+
     def stale_tokens(self, actor: Principal, days: int) -> list[StaleToken]:
         """Service-account tokens not used in `days` (nor ever, if older): revoke candidates."""
         now = self._clock.now()
@@ -77,6 +87,7 @@ class ReportService:
         *,
         expires_before: datetime | None = None,
         created_before: datetime | None = None,
+        rotation_overdue_at: datetime | None = None,
     ) -> list[Secret]:
         now = self._clock.now()
         label = str(scope) if scope else None
@@ -86,7 +97,10 @@ class ReportService:
         ):
             path = authorize_audit(uow, actor, scope, now)
             criteria = SecretFilter(
-                under_path=path, expires_before=expires_before, created_before=created_before
+                under_path=path,
+                expires_before=expires_before,
+                created_before=created_before,
+                rotation_overdue_at=rotation_overdue_at,
             )
             page = uow.secrets.search(
                 criteria, PageRequest(1, MAX_ROWS), access_query(actor, Action.LIST, now)

@@ -481,9 +481,22 @@ def _sort_key(secret: Secret) -> tuple[str, str, str, str]:
     return secret.scope.type.value, secret.scope.id, secret.name, secret.environment or ""
 
 
-def _matches(secret: Secret, criteria: SecretFilter) -> bool:
+def _matches(
+    secret: Secret, criteria: SecretFilter, policies: Mapping[UUID, RotationPolicy]
+) -> bool:
+    policy = policies.get(secret.id)
     return (
-        secret.is_deleted == criteria.deleted
+        (
+            criteria.rotation_overdue_at is None
+            or (
+                policy is not None
+                and (
+                    policy.next_run_at < criteria.rotation_overdue_at
+                    or policy.last_status == "failed"
+                )
+            )
+        )
+        and secret.is_deleted == criteria.deleted
         and (criteria.scope is None or secret.scope == criteria.scope)
         and (criteria.scope_type is None or secret.scope.type == criteria.scope_type)
         and (criteria.environment is None or secret.environment == criteria.environment)
@@ -684,7 +697,7 @@ class FakeSecretRepository(SecretRepository):
             (
                 secret
                 for secret in tables.secrets.values()
-                if _matches(secret, criteria)
+                if _matches(secret, criteria, tables.policies)
                 and visible(access, secret_target(secret), tables.bindings.values())
             ),
             key=_sort_key,

@@ -361,6 +361,19 @@ def _filter_conditions(criteria: SecretFilter) -> list[ColumnElement[bool]]:
         conditions.append(secrets.c.expires_at < criteria.expires_before)
     if criteria.created_before is not None:
         conditions.append(secrets.c.created_at < criteria.created_before)
+    if criteria.rotation_overdue_at is not None:
+        policy = rotation_policies.c
+        conditions.append(
+            exists(
+                select(1).where(
+                    policy.secret_id == secrets.c.id,
+                    or_(
+                        policy.next_run_at < criteria.rotation_overdue_at,
+                        policy.last_status == "failed",
+                    ),
+                )
+            )
+        )
     if criteria.environment is not None:
         conditions.append(secrets.c.environment == criteria.environment)
     if criteria.type is not None:

@@ -46,6 +46,16 @@ class NeverRead(MethodView):
         return {"items": reports().never_read(g.principal, scope_of(args), args["days"])}
 
 
+@blp.route("/rotation-overdue")
+class RotationOverdue(MethodView):
+    @blp.arguments(schemas.OverdueArgsSchema, location="query")
+    @blp.response(200, schemas.SecretListSchema)
+    @document_errors(400, 401, 403, 404)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Secrets whose scheduled rotation is more than `hours` late, or whose last failed."""
+        return {"items": reports().rotation_overdue(g.principal, scope_of(args), args["hours"])}
+
+
 @blp.route("/stale-tokens")
 class StaleTokens(MethodView):
     @blp.arguments(schemas.StaleTokenArgsSchema, location="query")

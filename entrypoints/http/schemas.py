@@ -500,6 +500,12 @@ class SecretListSchema(Schema):
     items = fields.List(fields.Nested(SecretSchema))
 
 
+class OverdueArgsSchema(StrictSchema):
+    hours = fields.Integer(load_default=1, validate=validate.Range(0, 87600))
+    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = fields.String()
+
+
 class StaleTokenArgsSchema(StrictSchema):
     days = fields.Integer(load_default=90, validate=validate.Range(0, 3650))
 

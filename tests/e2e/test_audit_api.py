@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from adapters.db.tables import audit_events, metadata, secrets
+from adapters.db.tables import audit_events, metadata, rotation_policies, secrets
 from tests.e2e.conftest import ApiClient, as_user
 
 VALUE = "xoxb-audit-canary-5e1d7c9a3b"
@@ -301,3 +301,30 @@ def test_compliance_reports(app, api: ApiClient, engine) -> None:
     assert api.get("/reports/stale-tokens?days=30").get_json()["items"] == []
     assert as_user(app, "nobody").get("/reports/expiring").status_code == 404
     assert soon["id"]
+
+
+def test_rotation_overdue_report(app, api: ApiClient, engine) -> None:
+    late = api.create(name="LATE", value=VALUE, scope={"type": "team", "id": "t-1"})
+    failing = api.create(name="FAILING", value=VALUE)
+    on_time = api.create(name="ON_TIME", value=VALUE)
+    api.create(name="NO_POLICY", value=VALUE)
+    for secret in (late, failing, on_time):
+        policy = {"rotator": "random", "interval_seconds": 86400}
+        response = api.request("PUT", f"/secrets/{secret['id']}/rotation-policy", json=policy)
+        assert response.status_code == 200, response.get_json()
+    with engine.begin() as connection:
+        connection.execute(
+            update(rotation_policies)
+            .where(rotation_policies.c.secret_id == UUID(late["id"]))
+            .values(next_run_at=datetime(2001, 1, 1, tzinfo=UTC))
+        )
+        connection.execute(
+            update(rotation_policies)
+            .where(rotation_policies.c.secret_id == UUID(failing["id"]))
+            .values(last_status="failed")
+        )
+    overdue = api.get("/reports/rotation-overdue?hours=1").get_json()["items"]
+    assert sorted(s["name"] for s in overdue) == ["FAILING", "LATE"]
+    scoped = api.get("/reports/rotation-overdue?scope_type=team&scope_id=t-1").get_json()
+    assert [s["name"] for s in scoped["items"]] == ["LATE"]
+    assert as_user(app, "nobody").get("/reports/rotation-overdue").status_code == 404
