@@ -188,8 +188,11 @@ class ServiceAccountService:
             record, account = found
             if not hmac.compare_digest(record.token_hash, token_hash) or not record.usable(now):
                 raise Unauthenticated(INVALID_CREDENTIALS)
-            uow.service_accounts.touch_token(record.id, now, now - LAST_USED_RESOLUTION)
-            uow.commit()
+            not_since = now - LAST_USED_RESOLUTION
+            if record.last_used_at is None or record.last_used_at < not_since:
+                # Most requests skip this write: the token was used moments ago.
+                uow.service_accounts.touch_token(record.id, now, not_since)
+                uow.commit()
         return Principal(id=account.principal, kind="service")
 
     @contextmanager
