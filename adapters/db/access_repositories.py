@@ -25,6 +25,19 @@ SELECT_BINDING = select(
     scopes.c.path.label("scope_path"),
 ).select_from(role_bindings.join(scopes, role_bindings.c.scope_pk == scopes.c.pk))
 
+TOKEN_FIELDS = (
+    "id",
+    "account_id",
+    "token_hash",
+    "prefix",
+    "description",
+    "created_at",
+    "created_by",
+    "expires_at",
+    "revoked_at",
+    "last_used_at",
+)
+
 SELECT_ACCOUNT = select(
     service_accounts,
     scopes.c.type.label("scope_type"),
@@ -194,13 +207,17 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
         return [_token_from_row(row) for row in rows]
 
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
-        token_row = self._connection.execute(
-            select(api_tokens).where(api_tokens.c.token_hash == token_hash)
+        # One query for the token and its account: this runs on every API-token request.
+        token_columns = [column.label(f"t_{column.name}") for column in api_tokens.c]
+        row = self._connection.execute(
+            SELECT_ACCOUNT.add_columns(*token_columns)
+            .join(api_tokens, api_tokens.c.account_id == service_accounts.c.id)
+            .where(api_tokens.c.token_hash == token_hash)
         ).first()
-        if token_row is None:
+        if row is None:
             return None
-        account = self.get(token_row.account_id)
-        return None if account is None else (_token_from_row(token_row), account)
+        token = _token_from_row(row, prefix="t_")
+        return token, _account_from_row(row)
 
     def revoke_token(self, token_id: UUID, at: datetime) -> None:
         self._connection.execute(
@@ -271,16 +288,6 @@ def _account_from_row(row: Row[Any]) -> ServiceAccount:
     )
 
 
-def _token_from_row(row: Row[Any]) -> ApiToken:
-    return ApiToken(
-        id=row.id,
-        account_id=row.account_id,
-        token_hash=row.token_hash,
-        prefix=row.prefix,
-        description=row.description,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-        last_used_at=row.last_used_at,
-    )
+def _token_from_row(row: Row[Any], prefix: str = "") -> ApiToken:
+    field = row._mapping
+    return ApiToken(**{name: field[prefix + name] for name in TOKEN_FIELDS})

@@ -29,11 +29,11 @@ class SqlAuditRepository(AuditRepository):
 
     def lock_head(self) -> tuple[int, str]:
         try:
-            self._connection.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq)
-            )
-            row = self._connection.execute(
-                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+            row = self._connection.execute(  # lock and read the head in one round trip
+                update(audit_head)
+                .where(audit_head.c.id == 1)
+                .values(seq=audit_head.c.seq)
+                .returning(audit_head.c.seq, audit_head.c.hash)
             ).one()
         except DBAPIError as error:
             raise AuditUnavailable(
