@@ -138,11 +138,16 @@ class SecretSchema(Schema):
     )
 
 
-class SecretPageSchema(Schema):
-    items = fields.List(fields.Nested(SecretSchema))
+class PageSchema(Schema):
+    """What every paginated list answers besides its items."""
+
     page = fields.Integer()
     page_size = fields.Integer()
     total = fields.Integer()
+
+
+class SecretPageSchema(PageSchema):
+    items = fields.List(fields.Nested(SecretSchema))
 
 
 class SecretListArgsSchema(StrictSchema):
@@ -252,11 +257,8 @@ class ScopeItemSchema(Schema):
     created_at = fields.DateTime(allow_none=True)
 
 
-class ScopePageSchema(Schema):
+class ScopePageSchema(PageSchema):
     items = fields.List(fields.Nested(ScopeItemSchema))
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total = fields.Integer()
 
 
 class ScopeListArgsSchema(PageArgsSchema):
@@ -291,11 +293,8 @@ class RoleBindingSchema(Schema):
     expires_at = fields.DateTime(allow_none=True)
 
 
-class RoleBindingPageSchema(Schema):
+class RoleBindingPageSchema(PageSchema):
     items = fields.List(fields.Nested(RoleBindingSchema))
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total = fields.Integer()
 
 
 class RoleBindingListArgsSchema(PageArgsSchema):
@@ -323,11 +322,8 @@ class ServiceAccountSchema(Schema):
     created_by = fields.String()
 
 
-class ServiceAccountPageSchema(Schema):
+class ServiceAccountPageSchema(PageSchema):
     items = fields.List(fields.Nested(ServiceAccountSchema))
-    page = fields.Integer()
-    page_size = fields.Integer()
-    total = fields.Integer()
 
 
 class ServiceAccountListArgsSchema(PageArgsSchema):
