@@ -73,6 +73,31 @@ class EnvelopeCipher:
                 "the encrypted value failed authentication: it was altered or belongs elsewhere"
             ) from None
 
+    def rewrap(self, blob: bytes) -> bytes:
+        """The blob with its data key wrapped by the active key-encryption key instead: the
+        nonce and ciphertext are untouched, the value is never decrypted. A blob already under
+        the active key comes back as it is; one whose data key does not unwrap raises
+        `ValueIntegrityError`."""
+        key_id = key_id_of(blob)
+        active = self._keys.active_key()
+        if key_id == active.id:
+            return blob
+        try:
+            kek = self._keys.key(key_id)
+        except ConfigurationError:
+            raise ValueIntegrityError(
+                f"the data key is wrapped with key '{key_id}', which the key provider does not hold"
+            ) from None
+        body = blob[2 + len(key_id) :]
+        try:
+            data_key = aes_key_unwrap(_material(kek), body[:WRAPPED_KEY_BYTES])
+        except InvalidUnwrap:
+            raise ValueIntegrityError(
+                f"the data key does not unwrap with key '{key_id}': the blob was altered"
+            ) from None
+        rewrapped = aes_key_wrap(_material(active), data_key)
+        return _header(active.id) + rewrapped + body[WRAPPED_KEY_BYTES:]
+
 
 def key_id_of(blob: bytes) -> str:
     """The id of the key-encryption key a blob's data key is wrapped with."""

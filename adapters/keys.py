@@ -25,6 +25,7 @@ from core.errors import ConfigurationError
 from ports.security import KeyEncryptionKey, KeyProvider
 
 ENV_VAR = "SECRETS_MASTER_KEY"
+PREVIOUS_ENV_VAR = "SECRETS_MASTER_KEY_PREVIOUS"
 KEY_BYTES = 32
 KEY_FILE_FORMAT = 1
 CHECKSUM_KEY_INFO = b"secret-management value checksum"
@@ -34,31 +35,54 @@ log = logging.getLogger(__name__)
 
 
 class EnvKeyProvider(KeyProvider):
-    """One key, base64-encoded in `SECRETS_MASTER_KEY`; the checksum key is derived from it."""
+    """The active key, base64-encoded in `SECRETS_MASTER_KEY`, and the keys it replaced in
+    `SECRETS_MASTER_KEY_PREVIOUS` (comma-separated, newest first), which only unwrap.
+
+    The checksum key (and so the audit checkpoint key) is derived from the oldest key given:
+    rotating is moving the key to the front of the previous ones and setting a new one, and
+    that oldest key stays listed, or every stored checksum and checkpoint would stop matching.
+    """
 
     name = "env"
 
     def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
         if not environ.get(ENV_VAR):
             raise ConfigurationError(f"{ENV_VAR} is not set", details={"key": ENV_VAR})
-        material = decode_key(environ[ENV_VAR], ENV_VAR)
-        self._key = KeyEncryptionKey(derive_key_id("env", material), material)
+        materials = [decode_key(environ[ENV_VAR], ENV_VAR)]
+        previous = [part for part in environ.get(PREVIOUS_ENV_VAR, "").split(",") if part.strip()]
+        materials += [
+            decode_key(encoded, f"{PREVIOUS_ENV_VAR} (entry {number})")
+            for number, encoded in enumerate(previous, start=1)
+        ]
+        keys = [
+            KeyEncryptionKey(derive_key_id("env", material), material) for material in materials
+        ]
+        self._key = keys[0]
+        self._keys = {key.id: key for key in keys}
         self._checksum_key = HKDF(
             algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=CHECKSUM_KEY_INFO
-        ).derive(material)
+        ).derive(materials[-1])
 
     def active_key(self) -> KeyEncryptionKey:
         return self._key
 
     def key(self, key_id: str) -> KeyEncryptionKey:
-        if key_id != self._key.id:
+        if key_id not in self._keys:
             raise ConfigurationError(
-                f"key '{key_id}' is not the key in {ENV_VAR} (that one is '{self._key.id}')"
+                f"key '{key_id}' is neither the key in {ENV_VAR} (that one is "
+                f"'{self._key.id}') nor one in {PREVIOUS_ENV_VAR}"
             )
-        return self._key
+        return self._keys[key_id]
 
     def checksum_key(self) -> bytes:
         return self._checksum_key
+
+    def rotate(self) -> KeyEncryptionKey:
+        raise ConfigurationError(
+            f"the env key provider is rotated by its environment: put the current key first in "
+            f"{PREVIOUS_ENV_VAR}, a new one (openssl rand -base64 32) in {ENV_VAR}, restart "
+            "every process, then run `secretctl keys rewrap`"
+        )
 
 
 class FileKeyProvider(KeyProvider):
@@ -77,6 +101,10 @@ class FileKeyProvider(KeyProvider):
         self._load()
 
     def active_key(self) -> KeyEncryptionKey:
+        # Another process may have rotated the key: new values take the new key at once,
+        # so a re-wrap that follows the rotation leaves nothing behind (one stat per write).
+        if self._version() != self._loaded_version:
+            self._load()
         return KeyEncryptionKey(self._active, self._materials[self._active])
 
     def key(self, key_id: str) -> KeyEncryptionKey:
@@ -113,7 +141,15 @@ class FileKeyProvider(KeyProvider):
             self.path,
         )
 
+    def _version(self) -> tuple[int, int, int]:
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
+            return (0, 0, 0)  # _load reports it
+        return (status.st_ino, status.st_mtime_ns, status.st_size)
+
     def _load(self) -> None:
+        self._loaded_version = self._version()
         document = _read_private_json(self.path)
         keys = document.get("keys")
         active = document.get("active")

@@ -4,6 +4,8 @@ available, with what it would need, never faked."""
 
 from __future__ import annotations
 
+import base64
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -14,12 +16,16 @@ import requests
 from benchmarks.dataset import Scope
 from benchmarks.seed import bearer
 from benchmarks.servers import HarnessError, secretctl
+from entrypoints.cli import OPERATOR
 from entrypoints.config import load_settings
 from entrypoints.container import Container
+from ports.values import SecretValue, VersionKey
 
 APPEND_CHUNKS_PER_TRANSACTION = 10
 PROGRESS_EVERY = 100_000
 LONG_REQUEST_TIMEOUT = 1800.0
+REKEY_SEED_CHUNK = 5000
+REKEY_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -69,17 +75,42 @@ def import_dotenv(service_url: str, admin_token: str, lines: int, parent: Scope)
     return BatchResult(job, lines, round(seconds, 2), "ok", f"counts {counts}", target)
 
 
-def rekey(versions: int) -> BatchResult:
-    return BatchResult(
-        "rekey_versions",
-        versions,
-        None,
-        "not available",
-        "no re-wrap job exists yet: it needs a KEK rotation (a new active key in the key "
-        "registry) and a job that re-wraps every version's data key under it, in batches, "
-        "with progress, resumable (e.g. POST /api/v1/keys/rotate + `secretctl keys rewrap`)",
-        30.0,
+def rekey(env: dict[str, str], versions: int) -> list[BatchResult]:
+    """Seed `versions` real envelope blobs under the service's key (bulk, through the local
+    backend's `put_many`; timed apart), rotate the key as an operator of the env provider does
+    (a new `SECRETS_MASTER_KEY`, the old one in `SECRETS_MASTER_KEY_PREVIOUS`), then time the
+    re-wrap job end to end. Runs last: the running service does not hold the new key."""
+    container = Container(settings=load_settings(environ=env), environ=env)
+    started = time.perf_counter()
+    try:
+        backend = container.backends().get("local")
+        for start in range(0, versions, REKEY_SEED_CHUNK):
+            size = min(REKEY_SEED_CHUNK, versions - start)
+            backend.put_many(
+                [(VersionKey(uuid.uuid4(), 1), SecretValue(os.urandom(32))) for _ in range(size)]
+            )
+    finally:
+        container.shutdown_resources()
+    seeded = BatchResult(
+        "seed_rekey_versions", versions, round(time.perf_counter() - started, 1), "ok"
     )
+    rotated = env | {
+        "SECRETS_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "SECRETS_MASTER_KEY_PREVIOUS": env["SECRETS_MASTER_KEY"],
+    }
+    container = Container(settings=load_settings(environ=rotated), environ=rotated)
+    started = time.perf_counter()
+    try:
+        report = container.key_service().rewrap(OPERATOR, batch_size=REKEY_BATCH)
+    finally:
+        container.shutdown_resources()
+    seconds = round(time.perf_counter() - started, 2)
+    detail = (
+        f"re-wrapped {report.rewrapped} in {report.batches} batches of {REKEY_BATCH}; "
+        f"{len(report.failed)} failed, {report.remaining} left"
+    )
+    status = "ok" if report.complete and not report.failed else "failed"
+    return [seeded, BatchResult("rekey_versions", report.rewrapped, seconds, status, detail, 30.0)]
 
 
 def verify_audit_chain(

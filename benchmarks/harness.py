@@ -254,8 +254,8 @@ def run_batches(
 ) -> list[batch.BatchResult]:
     say("\n== batch jobs")
     results = [batch.import_dotenv(service_url, admin_token, config.import_lines, parent)]
-    results.append(batch.rekey(config.rekey_versions))
     results += batch.verify_audit_chain(service_url, env, admin_token, config.audit_events)
+    results += batch.rekey(env, config.rekey_versions)  # last: the service keeps the old key
     for result in results:
         say(f"  {result.job}: {result.status} {result.seconds if result.seconds else ''}")
     return results

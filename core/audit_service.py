@@ -20,7 +20,7 @@ from core.audit import (
     BrokenLink,
     Checkpoint,
     checkpoint_mac,
-    verify_chain,
+    verify_links,
 )
 from core.errors import InvalidInput, NotFound
 from core.policy import check_scope
@@ -126,8 +126,8 @@ class AuditService:
             prev_hash = anchor
         end = head_seq if to_seq is None else min(to_seq, head_seq)
         in_range = [checkpoint for checkpoint in checkpoints if start <= checkpoint.seq <= end]
-        checked, broken = verify_chain(
-            uow.audit.events(start, end),
+        checked, broken = verify_links(
+            uow.audit.chain_links(start, end),
             in_range,
             self._key,
             start_seq=start,

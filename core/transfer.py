@@ -41,7 +41,7 @@ from core.errors import (
 from core.model import PageRequest, Secret, SecretFilter, SecretVersion
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import Placement, place
-from core.services import ValueReader, discard_value, store_value
+from core.services import ValueReader, discard_value
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.formats import (
     EntryError,
@@ -56,10 +56,12 @@ from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
-from ports.values import Principal, ScopeRef, SecretValue
+from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 MIN_PASSPHRASE = 12
 LIST_PAGE = 500
+# Values put to a backend per `put_many`: one round trip each for the local backend.
+PUT_BATCH = 1000
 
 
 class ConflictStrategy(enum.StrEnum):
@@ -187,12 +189,24 @@ class _Planned:
     existing: Secret | None = None
 
 
+@dataclass(frozen=True)
+class _Value:
+    """A value the import writes as version `number` of `secret`, not yet in its backend."""
+
+    backend: StorageBackend
+    secret: Secret
+    number: int
+    value: SecretValue = field(repr=False)
+    action: str  # its audit action
+
+
 @dataclass
 class _Writes:
     """What an import puts into its transaction, and the values already in their backends."""
 
     secrets: list[Secret] = field(default_factory=list)
     updates: list[tuple[Secret, int]] = field(default_factory=list)  # (updated, old revision)
+    values: list[_Value] = field(default_factory=list)
     versions: list[tuple[StorageBackend, SecretVersion]] = field(default_factory=list)
     changes: list[tuple[str, Secret, SecretVersion]] = field(default_factory=list)
 
@@ -307,6 +321,7 @@ class TransferService:
         first_line: dict[str, int] = {}
         with self._uow_factory() as uow:
             existing = self._existing(uow, actor, request)
+            currents = uow.secrets.current_versions([secret.id for secret in existing.values()])
             for entry in secret_format.parse(content):
                 if isinstance(entry, EntryError):
                     errors.append(entry)
@@ -318,7 +333,9 @@ class TransferService:
                             details={"field": "name"},
                         )
                     first_line[entry.name] = entry.line
-                    planned.append(self._plan_entry(uow, request, entry, existing.get(entry.name)))
+                    found = existing.get(entry.name)
+                    current = currents.get(found.id) if found else None
+                    planned.append(self._plan_entry(request, entry, found, current))
                 except InvalidInput as error:
                     errors.append(
                         EntryError(
@@ -346,10 +363,10 @@ class TransferService:
 
     def _plan_entry(
         self,
-        uow: UnitOfWork,
         request: ImportRequest,
         entry: ImportEntry,
         existing: Secret | None,
+        current: SecretVersion | None,
     ) -> _Planned:
         """Check one entry and decide what to do with it; `InvalidInput` says what is wrong."""
         self._policy.check_name(entry.name)
@@ -375,7 +392,7 @@ class TransferService:
         values = (entry.value,) if existing else (*entry.history, entry.value)
         checks = [self._check(secret_type, value, backend) for value in values]
         return _Planned(
-            entry, self._diff(uow, request, entry, existing, len(values)), checks, existing
+            entry, self._diff(request, entry, existing, current, len(values)), checks, existing
         )
 
     def _check(self, secret_type: str, value: SecretValue, backend: StorageBackend) -> TypeCheck:
@@ -391,10 +408,10 @@ class TransferService:
 
     def _diff(
         self,
-        uow: UnitOfWork,
         request: ImportRequest,
         entry: ImportEntry,
         existing: Secret | None,
+        current: SecretVersion | None,
         versions: int,
     ) -> ImportItem:
         if existing is None:
@@ -411,7 +428,6 @@ class TransferService:
             reason = "deleted; the name stays reserved until it is restored or purged"
             return replace(item, action=conflict or ImportAction.SKIPPED, reason=reason)
         assert entry.value is not None  # checked before
-        current = uow.secrets.get_version(existing.id, existing.current_version)
         if current is not None and self._checksum.matches(entry.value, current.checksum):
             return replace(item, action=ImportAction.UNCHANGED)
         if request.strategy is ConflictStrategy.OVERWRITE:
@@ -437,15 +453,13 @@ class TransferService:
                     self._put_new(actor, request, secret_format, step, writes)
                 elif step.item.action is ImportAction.UPDATE:
                     self._put_next(actor, secret_format, step, writes)
+            self._put_values(actor, writes)
             with self._uow_factory() as uow:
                 scope = placement.create_if_missing(uow)
                 attempt.learn(scope_path=scope.path)
-                for secret in writes.secrets:
-                    uow.secrets.add(secret)
-                for updated, revision in writes.updates:
-                    uow.secrets.update(updated, expected_revision=revision)
-                for _, record in writes.versions:
-                    uow.secrets.add_version(record)
+                uow.secrets.add_many(writes.secrets)
+                uow.secrets.update_many(writes.updates)
+                uow.secrets.add_versions([record for _, record in writes.versions])
                 attempt.succeed(uow, details=summary, also=writes.audit_events(attempt))
                 uow.commit()
         except PreconditionFailed:
@@ -487,10 +501,8 @@ class TransferService:
         )
         writes.secrets.append(secret)
         for number, value in enumerate((*entry.history, entry.value), start=1):
-            record = store_value(backend, self._checksum, secret.id, number, value, actor, now)
-            writes.versions.append((backend, record))
             action = "secret.create" if number == 1 else "secret.write_value"
-            writes.changes.append((action, secret, record))
+            writes.values.append(_Value(backend, secret, number, value, action))
 
     def _put_next(
         self, actor: Principal, secret_format: SecretFormat, step: _Planned, writes: _Writes
@@ -500,8 +512,6 @@ class TransferService:
         assert secret is not None and entry.value is not None  # an update of an existing secret
         backend = self._backends.get(secret.backend)
         number = secret.latest_version + 1
-        record = store_value(backend, self._checksum, secret.id, number, entry.value, actor, now)
-        writes.versions.append((backend, record))
         typed = retyped_metadata(secret, step.checks[-1])
         updated = replace(
             secret,
@@ -515,7 +525,36 @@ class TransferService:
             tags=_styled(typed["tags"], secret_format, entry.style),
         )
         writes.updates.append((updated, secret.revision))
-        writes.changes.append(("secret.write_value", updated, record))
+        writes.values.append(_Value(backend, updated, number, entry.value, "secret.write_value"))
+
+    def _put_values(self, actor: Principal, writes: _Writes) -> None:
+        """Put the values to their backends, many per call; each stored one is recorded in
+        `writes.versions` at once, so a failure later destroys it again."""
+        now = self._clock.now()
+        by_backend: dict[str, list[_Value]] = {}
+        for pending in writes.values:
+            by_backend.setdefault(pending.backend.name, []).append(pending)
+        for batch in (
+            values[start : start + PUT_BATCH]
+            for values in by_backend.values()
+            for start in range(0, len(values), PUT_BATCH)
+        ):
+            backend = batch[0].backend
+            locators = backend.put_many(
+                [(VersionKey(item.secret.id, item.number), item.value) for item in batch]
+            )
+            for item, locator in zip(batch, locators, strict=True):
+                record = SecretVersion(
+                    secret_id=item.secret.id,
+                    version=item.number,
+                    backend=backend.name,
+                    locator=locator,
+                    checksum=self._checksum.of(item.value),
+                    created_at=now,
+                    created_by=actor.id,
+                )
+                writes.versions.append((backend, record))
+                writes.changes.append((item.action, item.secret, record))
 
     # -- export ----------------------------------------------------------------------------
 

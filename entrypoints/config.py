@@ -28,6 +28,7 @@ NOT_CONFIGURATION = frozenset(
     {
         "SECRETS_CONFIG",
         "SECRETS_MASTER_KEY",
+        "SECRETS_MASTER_KEY_PREVIOUS",
         "SECRETS_DEV_ROOT_TOKEN",
         "SECRETS_TOKEN",
         "SECRETS_ADDR",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -45,25 +45,33 @@ class LocalEncryptedBackend(StorageBackend):
         self._cipher = EnvelopeCipher(key_provider)
 
     def put(self, key: VersionKey, value: SecretValue) -> str:
+        return self.put_many([(key, value)])[0]
+
+    def put_many(self, items: Sequence[tuple[VersionKey, SecretValue]]) -> list[str]:
+        """Every value encrypted first, then all rows inserted in one statement and one
+        transaction: all or none."""
+        now = datetime.now(UTC)
+        rows = [self._row(key, value, now) for key, value in items]
+        if rows:
+            with self._database() as connection:
+                connection.execute(insert(encrypted_values), rows)
+        return [str(row["id"]) for row in rows]
+
+    def _row(self, key: VersionKey, value: SecretValue, now: datetime) -> dict[str, Any]:
         if len(value) > MAX_VALUE_BYTES:
             raise ValueTooLarge(
                 f"the {self.name} backend stores values up to {MAX_VALUE_BYTES} bytes",
                 details={"limit": MAX_VALUE_BYTES},
             )
         blob = self._cipher.encrypt(value.reveal(), _associated_data(key))
-        row_id = uuid.uuid4()
-        with self._database() as connection:
-            connection.execute(
-                insert(encrypted_values).values(
-                    id=row_id,
-                    secret_id=key.secret_id,
-                    version=key.version,
-                    key_id=key_id_of(blob),
-                    blob=blob,
-                    created_at=datetime.now(UTC),
-                )
-            )
-        return str(row_id)
+        return {
+            "id": uuid.uuid4(),
+            "secret_id": key.secret_id,
+            "version": key.version,
+            "key_id": key_id_of(blob),
+            "blob": blob,
+            "created_at": now,
+        }
 
     def get(self, key: VersionKey, locator: str) -> SecretValue:
         with self._database() as connection:

@@ -39,6 +39,12 @@ class KeyProvider(abc.ABC):
     def checksum_key(self) -> bytes:
         """A stable key for the keyed checksums of values (never a plain hash of a value)."""
 
+    def rotate(self) -> KeyEncryptionKey:
+        """Add a new active key version; older ones stay, to unwrap what they wrapped.
+        Raises `NotImplementedError` where the service cannot (an adapter may raise
+        `ConfigurationError` saying how to rotate instead)."""
+        raise NotImplementedError(f"the {self.name} key provider cannot rotate its key itself")
+
 
 class Authenticator(abc.ABC):
     @abc.abstractmethod

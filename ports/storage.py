@@ -8,12 +8,15 @@ the errors of `core.errors` (never a vendor exception).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from ports.values import SecretValue, VersionKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,27 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def put(self, key: VersionKey, value: SecretValue) -> str:
         """Store the value of one version and return the locator to read it by."""
+
+    def put_many(self, items: Sequence[tuple[VersionKey, SecretValue]]) -> list[str]:
+        """Store several versions' values; their locators, in order. All or none: when it
+        raises, none of them is left stored. One `put` each by default; a backend that can
+        store many at once (one round trip, one transaction) overrides it."""
+        locators: list[str] = []
+        try:
+            for key, value in items:
+                locators.append(self.put(key, value))
+        except BaseException:
+            for (key, _), locator in zip(items, locators, strict=False):
+                try:
+                    self.destroy(key, locator)
+                except Exception:  # the original failure is what the caller must see
+                    log.warning(
+                        "backend '%s': could not remove a value stored by a failed put_many",
+                        self.name,
+                        exc_info=True,
+                    )
+            raise
+        return locators
 
     @abc.abstractmethod
     def get(self, key: VersionKey, locator: str) -> SecretValue:

@@ -1,0 +1,83 @@
+"""`/api/v1/keys`: the key-encryption-key versions, and the re-wrap job (admins of global)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from core.keys import DEFAULT_BATCH, MAX_BATCH, KeyService
+from entrypoints.http import schemas
+from entrypoints.http.context import audited, current_container
+from entrypoints.http.secrets import document_errors
+
+blp = Blueprint(
+    "keys",
+    __name__,
+    url_prefix="/api/v1/keys",
+    description="Key-encryption keys: versions, and re-wrapping data keys after a rotation.",
+)
+
+
+class KeyUsageSchema(Schema):
+    id = fields.String()
+    provider = fields.String()
+    state = fields.Function(
+        lambda usage: usage.state.value if usage.state else "unrecorded",
+        metadata={"description": "active, previous, retired, or unrecorded"},
+    )
+    blobs = fields.Integer(metadata={"description": "Stored values it wraps."})
+
+
+class KeyListSchema(Schema):
+    items = fields.List(fields.Nested(KeyUsageSchema))
+
+
+class RewrapArgsSchema(schemas.StrictSchema):
+    batch_size = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_BATCH), load_default=DEFAULT_BATCH
+    )
+    limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
+
+
+class FailedBlobSchema(Schema):
+    id = fields.UUID()
+    key_id = fields.String()
+    problem = fields.String()
+
+
+class RewrapReportSchema(Schema):
+    active_key = fields.String()
+    rewrapped = fields.Integer()
+    batches = fields.Integer()
+    failed = fields.List(fields.Nested(FailedBlobSchema))
+    remaining = fields.Integer(metadata={"description": "Values still under another key."})
+    retired = fields.List(fields.String())
+    complete = fields.Boolean()
+
+
+def key_service() -> KeyService:
+    return audited(current_container().key_service)
+
+
+@blp.route("")
+class Keys(MethodView):
+    @blp.response(200, KeyListSchema)
+    @document_errors(401, 403, blueprint=blp)
+    def get(self) -> Any:
+        """Each key version: id, state and how many stored values it wraps."""
+        return {"items": key_service().usage(g.principal)}
+
+
+@blp.route("/rewrap")
+class Rewrap(MethodView):
+    @blp.arguments(RewrapArgsSchema)
+    @blp.response(200, RewrapReportSchema)
+    @document_errors(400, 401, 403, blueprint=blp)
+    def post(self, args: dict[str, Any]) -> Any:
+        """Re-wrap the data keys not under the active key (values untouched), in batches;
+        resumable: run it again until `complete`."""
+        return key_service().rewrap(g.principal, args["batch_size"], args["limit"])
