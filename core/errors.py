@@ -121,3 +121,9 @@ class DeliveryFailed(ServiceError):
     """An event could not be delivered to a subscriber (it is retried later)."""
 
     code = "delivery_failed"
+
+
+class LeaseLost(Conflict):
+    """A job's lease ran out and another process took the job: this one must stop."""
+
+    code = "lease_lost"

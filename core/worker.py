@@ -2,7 +2,8 @@
 
 Each pass ends rotations' grace periods, sends expiry warnings, runs the due scheduled
 rotations, prunes versions beyond `max_versions`, purges what outlived its retention window,
-and delivers the outbox's events. Jobs are claimed under a lease (`ports.persistence.Lease`),
+delivers the outbox's events, and runs the migrations between backends that are waiting (or
+whose runner died: `core.migration`). Jobs are claimed under a lease (`ports.persistence.Lease`),
 so several workers on one database never run the same job twice; each job is one transaction,
 or resumable and idempotent (rotations, prunes and purges touch a backend first and the rows
 after, so one that died half-way is finished by the next claim once its lease has expired).
@@ -23,6 +24,7 @@ from uuid import UUID
 from core.audit import AuditTrail
 from core.backends import BackendRegistry
 from core.events import ChangeFeed, EventDelivery
+from core.migration import MigrationService
 from core.model import Secret, SecretVersion, VersionState
 from core.rotation import RotationPolicy, RotationService
 from core.services import SecretService, audit_place
@@ -55,6 +57,7 @@ class WorkReport:
     pruned: int = 0
     purged: int = 0
     delivered: int = 0
+    migrations: int = 0
     failed: int = 0
 
     def __str__(self) -> str:
@@ -120,6 +123,7 @@ class Worker:
         audit: AuditTrail,
         worker_id: str,
         settings: WorkerSettings | None = None,
+        migrations: MigrationService | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
@@ -131,6 +135,7 @@ class Worker:
         self._audit = audit
         self.id = worker_id
         self._settings = settings or WorkerSettings()
+        self._migrations = migrations
 
     def run_once(self) -> WorkReport:
         """Every job kind, batch after batch, until none is due."""
@@ -160,7 +165,25 @@ class Worker:
             report.delivered += delivered
             if not delivered:
                 break
+        report.migrations = self._run_migrations(report)
         return report
+
+    def _run_migrations(self, report: WorkReport) -> int:
+        """Run the waiting migrations (or those whose runner died) to their end, one by one."""
+        if self._migrations is None:
+            return 0
+        finished = 0
+        for _ in range(MAX_BATCHES):
+            try:
+                job = self._migrations.run_due(self.id)
+            except Exception:  # a backend down, say: the job is left to the next pass
+                log.warning("worker %s: a migration stopped", self.id, exc_info=True)
+                report.failed += 1
+                break
+            if job is None:
+                break
+            finished += 1
+        return finished
 
     def run(self, poll_seconds: float, stop: threading.Event) -> None:
         """Pass after pass, `poll_seconds` apart, until `stop` is set (a pass is finished

@@ -29,6 +29,7 @@ from entrypoints.client import (
     with_options,
 )
 from entrypoints.config import Settings, load_settings
+from entrypoints.migrate_client import migrate
 from entrypoints.transfer_client import TRANSFER_COMMANDS
 from ports.values import Principal, ScopeRef, ScopeType
 
@@ -200,6 +201,68 @@ def audit_prune(ctx: click.Context, older_than: str) -> None:
     click.echo(f"pruned {removed} audit events older than {cutoff.isoformat()}")
 
 
+@main.group()
+def keys() -> None:
+    """Key-encryption keys, on the database directly (the operator at the machine)."""
+
+
+@keys.command("list")
+@click.pass_context
+def keys_list(ctx: click.Context) -> None:
+    """Each key version: its id, state and how many stored values it wraps."""
+    with operator_container(ctx) as container:
+        for usage in container.key_service().usage(OPERATOR):
+            state = usage.state.value if usage.state else "unrecorded"
+            click.echo(f"{usage.id}\t{usage.provider or '-'}\t{state}\t{usage.blobs} values")
+
+
+@keys.command("rotate")
+@click.pass_context
+def keys_rotate(ctx: click.Context) -> None:
+    """Make a new active key version (key file provider); then run `keys rewrap`."""
+    with operator_container(ctx) as container:
+        key = container.key_service().rotate(OPERATOR)
+    click.echo(f"new active key {key.id}; now run: secretctl keys rewrap")
+
+
+@keys.command("rewrap")
+@click.option("--batch-size", type=int, default=500, show_default=True, help="Per transaction.")
+@click.option("--limit", type=int, help="Stop after about this many values (resume later).")
+@click.pass_context
+def keys_rewrap(ctx: click.Context, batch_size: int, limit: int | None) -> None:
+    """Re-wrap every value's data key under the active key, without decrypting any value.
+
+    Resumable and safe to run in parallel; exits 1 when a value's data key did not unwrap.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with operator_container(ctx) as container:
+        service = container.key_service()
+        total = service.outdated(OPERATOR)
+        if limit is not None:
+            total = min(total, limit)
+        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("re-wrap", total=total)
+            report = service.rewrap(
+                OPERATOR,
+                batch_size=batch_size,
+                limit=limit,
+                on_batch=lambda done: progress.update(task, completed=done.rewrapped + done.failed),
+            )
+    for failed in report.failed:
+        click.echo(f"failed\t{failed.id}\t{failed.key_id}\t{failed.problem}", err=True)
+    retired = f"; retired {', '.join(report.retired)}" if report.retired else ""
+    click.echo(
+        f"re-wrapped {report.rewrapped} values under {report.active_key} in {report.batches} "
+        f"batches; {len(report.failed)} failed; {report.remaining} left under other keys{retired}"
+    )
+    if report.failed:
+        sys.exit(1)
+
+
 @contextmanager
 def operator_container(ctx: click.Context) -> Iterator[Any]:
     from entrypoints.container import Container
@@ -213,7 +276,7 @@ def operator_container(ctx: click.Context) -> Iterator[Any]:
         container.shutdown_resources()
 
 
-for command in (*CLIENT_COMMANDS, *TRANSFER_COMMANDS):
+for command in (*CLIENT_COMMANDS, *TRANSFER_COMMANDS, migrate):
     main.add_command(command)
 
 

@@ -19,7 +19,9 @@ from dependency_injector import containers, providers
 
 from adapters.clock import SystemClock
 from adapters.cron import CroniterSchedule
+from adapters.crypto import EnvelopeCipher
 from adapters.db.engine import create_engine_from_url
+from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
 from adapters.sealed_export import ScryptAesGcmCipher
@@ -31,6 +33,8 @@ from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
 from core.errors import ConfigurationError
 from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
+from core.keys import KeyService
+from core.migration import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.reports import ReportService
 from core.resolution import ResolveService
@@ -206,6 +210,10 @@ def build_worker_settings(settings: Settings) -> WorkerSettings:
     )
 
 
+def job_lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.worker["lease_seconds"])
+
+
 def build_delivery_policy(settings: Settings) -> DeliveryPolicy:
     return DeliveryPolicy(
         max_attempts=settings.events["max_attempts"],
@@ -294,6 +302,14 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         audit=audit_trail,
     )
+    key_service = providers.Factory(
+        KeyService,
+        uow_factory=providers.Factory(SqlKeyUnitOfWork, engine).provider,
+        key_provider=key_provider,
+        rewrapper=providers.Singleton(EnvelopeCipher, key_provider),
+        audit=audit_trail,
+        clock=clock,
+    )
     transfer_service = providers.Factory(
         TransferService,
         uow_factory=unit_of_work.provider,
@@ -305,6 +321,17 @@ class Container(containers.DeclarativeContainer):
         types=secret_types,
         formats=formats,
         cipher=export_cipher,
+    )
+
+    migration_service = providers.Factory(
+        MigrationService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+        audit=audit_trail,
+        lease=providers.Callable(job_lease, settings),
     )
 
     # -- lifecycle: versions, rotation, events, the worker --------------------------------------
@@ -349,4 +376,5 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         worker_id=providers.Callable(new_worker_id),
         settings=providers.Singleton(build_worker_settings, settings),
+        migrations=migration_service,
     )

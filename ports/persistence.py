@@ -17,7 +17,7 @@ from ports.values import ScopeRef
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
     from core.access import AccessQuery, RoleBinding
-    from core.audit import AuditEvent, Checkpoint
+    from core.audit import AuditEvent, ChainLink, Checkpoint
     from core.events import OutboxMessage
     from core.model import (
         ApiToken,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the domain types are core's; ports only names them
         ServiceAccount,
     )
     from core.rotation import RotationPolicy
+    from ports.jobs import JobRepository
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,38 @@ class SecretRepository(abc.ABC):
     def update_version(self, version: SecretVersion) -> None:
         """Save a version's state, `expires_at`, `not_before` and `disable_at` (nothing else
         of a version ever changes); raises `NotFound` if there is no such version."""
+
+    @abc.abstractmethod
+    def relocate_version(self, version: SecretVersion, backend: str, locator: str) -> None:
+        """Point a version at a copy of its value in another backend (a migration), only if it
+        still points where `version` says; raises `PreconditionFailed` if it does not."""
+
+    def add_many(self, secrets: Sequence[Secret]) -> None:
+        """`add` for many secrets at once (an import); one `add` each unless overridden."""
+        for secret in secrets:
+            self.add(secret)
+
+    def update_many(self, updates: Sequence[tuple[Secret, int]]) -> None:
+        """`update` for many (secret, expected revision) pairs; `PreconditionFailed` if any
+        moved on. One `update` each unless overridden."""
+        for secret, expected_revision in updates:
+            self.update(secret, expected_revision)
+
+    def add_versions(self, versions: Sequence[SecretVersion]) -> None:
+        """`add_version` for many versions at once; one `add_version` each unless overridden."""
+        for version in versions:
+            self.add_version(version)
+
+    def current_versions(self, secret_ids: Sequence[UUID]) -> dict[UUID, SecretVersion]:
+        """The current version of each of these secrets that has one, by secret id; one
+        `get` and `get_version` each unless overridden."""
+        found = {}
+        for secret_id in secret_ids:
+            secret = self.get(secret_id)
+            current = self.get_version(secret_id, secret.current_version) if secret else None
+            if current is not None:
+                found[secret_id] = current
+        return found
 
 
 class RoleBindingRepository(abc.ABC):
@@ -243,6 +276,11 @@ class AuditRepository(abc.ABC):
     @abc.abstractmethod
     def events(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[AuditEvent]:
         """Events in chain order, streamed."""
+
+    @abc.abstractmethod
+    def chain_links(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[ChainLink]:
+        """What verification reads of `events` (`core.audit.link_of` of each), streamed,
+        without building every event: verifying a long chain is bound by this."""
 
     @abc.abstractmethod
     def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
@@ -392,6 +430,7 @@ class UnitOfWork(abc.ABC):
     rotations: RotationPolicyRepository
     outbox: OutboxRepository
     work: WorkQueueRepository
+    jobs: JobRepository
 
     def __enter__(self) -> UnitOfWork:
         return self

@@ -33,10 +33,12 @@ from core.audit import (
     AuditChain,
     AuditEvent,
     AuditTrail,
+    ChainLink,
     ChangeListener,
     Checkpoint,
     RequestInfo,
     derive_checkpoint_key,
+    link_of,
 )
 from core.errors import (
     AuditUnavailable,
@@ -44,6 +46,7 @@ from core.errors import (
     Conflict,
     DeliveryFailed,
     InvalidInput,
+    LeaseLost,
     NotFound,
     PreconditionFailed,
     RotationFailed,
@@ -68,6 +71,7 @@ from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
 from ports.events import EventPublisher
 from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
+from ports.jobs import Job, JobItem, JobRepository
 from ports.persistence import (
     AuditFilter,
     AuditRepository,
@@ -162,6 +166,8 @@ class _Tables:
     # The claim columns of secrets, policies and outbox rows: (table, key) -> (worker, until).
     claims: dict[tuple[str, UUID], tuple[str, datetime]] = field(default_factory=dict)
     expiry_notices: dict[UUID, ExpiryNotice] = field(default_factory=dict)
+    jobs: dict[UUID, Job] = field(default_factory=dict)
+    job_items: dict[tuple[UUID, UUID, int], JobItem] = field(default_factory=dict)
 
     # -- scopes
 
@@ -349,6 +355,80 @@ class _Tables:
             not_before=version.not_before,
             disable_at=version.disable_at,
         )
+
+    def relocate_version(self, version: SecretVersion, backend: str, locator: str) -> None:
+        stored = self.versions.get(version.secret_id, {}).get(version.version)
+        if stored is None or (stored.backend, stored.locator) != (version.backend, version.locator):
+            raise PreconditionFailed(
+                f"version {version.version} of secret {version.secret_id} has moved or is gone"
+            )
+        self.versions[version.secret_id][version.version] = replace(
+            stored, backend=backend, locator=locator
+        )
+
+    # -- jobs
+
+    def add_job(self, job: Job, items: list[JobItem]) -> None:
+        _check_aware(job)
+        if job.id in self.jobs:
+            raise Conflict(f"job {job.id} exists")  # a primary key violation
+        self.jobs[job.id] = job
+        self.add_job_items(items)
+
+    def add_job_items(self, items: list[JobItem]) -> None:
+        for item in items:
+            key = (item.job_id, item.secret_id, item.version)
+            if key in self.job_items or item.job_id not in self.jobs:
+                raise Conflict(f"job item {key} exists or has no job")  # key violations
+            self.job_items[key] = item
+
+    def update_job(self, job: Job) -> None:
+        _check_aware(job)
+        if job.id in self.jobs:
+            self.jobs[job.id] = replace(job, kind=self.jobs[job.id].kind)
+
+    def update_job_item(self, item: JobItem) -> None:
+        key = (item.job_id, item.secret_id, item.version)
+        if key in self.job_items:
+            self.job_items[key] = item
+
+    def claimable_jobs(
+        self,
+        job_id: UUID | None,
+        kind: str,
+        states: tuple[str, ...],
+        now: datetime,
+        take_over: bool,
+    ) -> list[Job]:
+        return sorted(
+            (
+                job
+                for job in self.jobs.values()
+                if job.kind == kind
+                and job.state in states
+                and (job_id is None or job.id == job_id)
+                and (take_over or job.lease_until is None or job.lease_until < now)
+            ),
+            key=lambda job: (job.created_at, str(job.id)),
+        )
+
+    def claim_job(
+        self, job_id: UUID, kind: str, states: tuple[str, ...], lease: Lease, take_over: bool
+    ) -> None:
+        """The conditional UPDATE of a claim; replayed at commit, a job another unit of work
+        claimed in the meantime fails the commit (the row is locked in the database)."""
+        if not self.claimable_jobs(job_id, kind, states, lease.now, take_over):
+            raise Conflict(f"job {job_id} was claimed by another process")
+        job = self.jobs[job_id]
+        self.jobs[job_id] = replace(
+            job, lease_owner=lease.worker, lease_until=lease.until, updated_at=lease.now
+        )
+
+    def hold_job(self, job_id: UUID, lease: Lease) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.lease_owner != lease.worker:
+            raise LeaseLost(f"job {job_id} was taken over")  # the row is locked in the database
+        self.jobs[job_id] = replace(job, lease_until=lease.until)
 
     def put_policy(self, policy: RotationPolicy) -> None:
         _check_aware(policy)
@@ -743,6 +823,9 @@ class FakeSecretRepository(SecretRepository):
     def update_version(self, version: SecretVersion) -> None:
         self._uow.apply("update_version", version)
 
+    def relocate_version(self, version: SecretVersion, backend: str, locator: str) -> None:
+        self._uow.apply("relocate_version", version, backend, locator)
+
     def _staged(self, record: SecretVersion) -> SecretVersion:
         """A copy with its stage label, from the secret's pointers (a join in SQL)."""
         secret = self._uow.tables.secrets[record.secret_id]
@@ -887,6 +970,9 @@ class FakeAuditRepository(AuditRepository):
         for seq in sorted(events):
             if seq >= from_seq and (to_seq is None or seq <= to_seq):
                 yield copy.deepcopy(events[seq])
+
+    def chain_links(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[ChainLink]:
+        return (link_of(event) for event in self.events(from_seq, to_seq))
 
     def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
         events = self._uow.tables.audit_events
@@ -1064,6 +1150,115 @@ class FakeWorkQueueRepository(WorkQueueRepository):
         return free[:limit]
 
 
+class FakeJobRepository(JobRepository):
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self._uow = uow
+
+    def add(self, job: Job, items: list[JobItem]) -> None:
+        self._uow.apply("add_job", job, items)
+
+    def get(self, job_id: UUID) -> Job | None:
+        return copy.deepcopy(self._uow.tables.jobs.get(job_id))
+
+    def search(self, kind: str, limit: int) -> list[Job]:
+        found = [job for job in self._uow.tables.jobs.values() if job.kind == kind]
+        found.sort(key=lambda job: (job.created_at, str(job.id)), reverse=True)
+        return copy.deepcopy(found[:limit])
+
+    def unfinished(self, kind: str) -> list[Job]:
+        found = [
+            job
+            for job in self._uow.tables.jobs.values()
+            if job.kind == kind and job.state in ("pending", "running")
+        ]
+        return copy.deepcopy(sorted(found, key=lambda job: (job.created_at, str(job.id))))
+
+    def claim(
+        self,
+        job_id: UUID | None,
+        kind: str,
+        states: tuple[str, ...],
+        lease: Lease,
+        *,
+        take_over: bool = False,
+    ) -> Job | None:
+        free = self._uow.tables.claimable_jobs(job_id, kind, states, lease.now, take_over)
+        if not free:
+            return None
+        self._uow.apply("claim_job", free[0].id, kind, states, lease, take_over)
+        return self.get(free[0].id)
+
+    def hold(self, job_id: UUID, lease: Lease) -> bool:
+        job = self._uow.tables.jobs.get(job_id)
+        if job is None or job.lease_owner != lease.worker:
+            return False
+        self._uow.apply("hold_job", job_id, lease)
+        return True
+
+    def update(self, job: Job) -> None:
+        self._uow.apply("update_job", job)
+
+    def items(self, job_id: UUID, secret_id: UUID | None = None) -> list[JobItem]:
+        found = [
+            item
+            for key, item in sorted(self._uow.tables.job_items.items(), key=_item_order)
+            if key[0] == job_id and (secret_id is None or key[1] == secret_id)
+        ]
+        return copy.deepcopy(found)
+
+    def pending_secrets(self, job_id: UUID, finished: tuple[str, ...]) -> list[UUID]:
+        pending = {
+            item.secret_id
+            for item in self._uow.tables.job_items.values()
+            if item.job_id == job_id and item.state not in finished
+        }
+        return sorted(pending, key=str)
+
+    def add_items(self, items: list[JobItem]) -> None:
+        if items:
+            self._uow.apply("add_job_items", items)
+
+    def update_item(self, item: JobItem) -> None:
+        self._uow.apply("update_job_item", item)
+
+    def kept_copies(self, secret_id: UUID, backend: str, state: str) -> bool:
+        return any(
+            item.secret_id == secret_id
+            and item.source_backend == backend
+            and item.state == state
+            and item.version > 0
+            for item in self._uow.tables.job_items.values()
+        )
+
+    def secrets_storing(
+        self, backend: str, criteria: SecretFilter, current_only: bool
+    ) -> list[UUID]:
+        tables = self._uow.tables
+        found = []
+        for secret in tables.secrets.values():
+            if not (
+                (criteria.under_path is None or secret.scope_path.startswith(criteria.under_path))
+                and (criteria.environment is None or secret.environment == criteria.environment)
+                and (not criteria.prefix or secret.name.startswith(criteria.prefix))
+            ):
+                continue
+            staged = (secret.current_version, secret.pending_version)
+            holding = any(
+                record.backend == backend
+                and record.state is not VersionState.DESTROYED
+                and (not current_only or record.version in staged)
+                for record in tables.versions.get(secret.id, {}).values()
+            )
+            if secret.backend == backend or holding:
+                found.append(secret.id)
+        return sorted(found, key=str)
+
+
+def _item_order(entry: tuple[tuple[UUID, UUID, int], JobItem]) -> tuple[str, str, int]:
+    job_id, secret_id, version = entry[0]
+    return (str(job_id), str(secret_id), version)
+
+
 class FakeUnitOfWork(UnitOfWork):
     """A transaction on a `FakeDatabase`.
 
@@ -1084,6 +1279,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.rotations = FakeRotationPolicyRepository(self)
         self.outbox = FakeOutboxRepository(self)
         self.work = FakeWorkQueueRepository(self)
+        self.jobs = FakeJobRepository(self)
         self.committed = 0
         self._begin()
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    bindparam,
     case,
     delete,
     exists,
@@ -345,6 +346,108 @@ class SqlSecretRepository(SecretRepository):
         )
         if result.rowcount == 0:
             raise NotFound(f"secret {version.secret_id} has no version {version.version}")
+
+    def relocate_version(self, version: SecretVersion, backend: str, locator: str) -> None:
+        result = self._connection.execute(
+            update(versions)
+            .where(
+                versions.c.secret_id == version.secret_id,
+                versions.c.version == version.version,
+                versions.c.backend == version.backend,
+                versions.c.locator == version.locator,
+            )
+            .values(backend=backend, locator=locator)
+        )
+        if result.rowcount == 0:
+            raise PreconditionFailed(
+                f"version {version.version} of secret {version.secret_id} has moved or is gone"
+            )
+
+    def add_many(self, new: Sequence[Secret]) -> None:
+        """One scope lookup per scope and one INSERT for them all (an import of thousands)."""
+        if not new:
+            return
+        scope_pks = {}
+        for ref in {secret.scope for secret in new}:
+            scope_pks[ref] = self._connection.execute(
+                select(scopes.c.pk).where(_scope_is(ref))
+            ).scalar_one_or_none()
+            if scope_pks[ref] is None:
+                raise NotFound(f"no scope {ref}", details={"scope": str(ref)})
+        rows = [
+            {
+                "id": secret.id,
+                "scope_pk": scope_pks[secret.scope],
+                "name": secret.name,
+                "environment": _stored_environment(secret.environment),
+                "type": secret.type,
+                "created_at": secret.created_at,
+                "created_by": secret.created_by,
+                **_mutable_values(secret),
+            }
+            for secret in new
+        ]
+        try:
+            self._connection.execute(insert(secrets), rows)
+        except IntegrityError:
+            raise Conflict("a secret of the batch already exists in its scope") from None
+
+    def update_many(self, updates: Sequence[tuple[Secret, int]]) -> None:
+        """One executemany UPDATE, each row only at its expected revision."""
+        if not updates:
+            return
+        statement = update(secrets).where(
+            secrets.c.id == bindparam("match_id"),
+            secrets.c.revision == bindparam("match_revision"),
+        )
+        rows = [
+            {"match_id": secret.id, "match_revision": revision, **_mutable_values(secret)}
+            for secret, revision in updates
+        ]
+        result = self._connection.execute(statement, rows)
+        if result.rowcount != len(updates):
+            raise PreconditionFailed(
+                f"{len(updates) - result.rowcount} of {len(updates)} secrets are no longer at "
+                "the revision they were read at"
+            )
+
+    def add_versions(self, new: Sequence[SecretVersion]) -> None:
+        """One INSERT for every version."""
+        if not new:
+            return
+        rows = [
+            {
+                "secret_id": version.secret_id,
+                "version": version.version,
+                "state": version.state.value,
+                "backend": version.backend,
+                "locator": version.locator,
+                "checksum": version.checksum,
+                "created_at": version.created_at,
+                "created_by": version.created_by,
+                "expires_at": version.expires_at,
+                "not_before": version.not_before,
+                "disable_at": version.disable_at,
+            }
+            for version in new
+        ]
+        try:
+            self._connection.execute(insert(versions), rows)
+        except IntegrityError:
+            raise Conflict("a version of the batch exists already") from None
+
+    def current_versions(self, secret_ids: Sequence[UUID]) -> dict[UUID, SecretVersion]:
+        """A few queries of bounded IN lists, however many secrets."""
+        found = {}
+        for start in range(0, len(secret_ids), 500):
+            rows = self._connection.execute(
+                SELECT_VERSION.where(
+                    versions.c.secret_id.in_(secret_ids[start : start + 500]),
+                    versions.c.version == secrets.c.current_version,
+                )
+            )
+            found.update((row.secret_id, _version_from_row(row)) for row in rows)
+        return found
 
 
 def _filter_conditions(criteria: SecretFilter) -> list[ColumnElement[bool]]:

@@ -287,3 +287,49 @@ outbox = Table(
     Column("claimed_by", String(128), nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),
 )
+
+# Long-running jobs (migrations between backends; re-keys may follow), claimed under a lease.
+# `params`, `counters` and `report` are the kind's own JSON; never a value.
+jobs = Table(
+    "secret_jobs",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_by_type", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("total", Integer, nullable=False),
+    Column("done", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("counters", JSON, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("last_error", String(512), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+)
+
+# A job's progress per secret version (version 0: the secret itself). No foreign key to the
+# secret: a secret purged while the job runs leaves its items, skipped.
+job_items = Table(
+    "secret_job_items",
+    metadata,
+    Column(
+        "job_id",
+        Uuid,
+        ForeignKey("secret_jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("secret_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("source_backend", String(64), nullable=False),
+    Column("source_locator", String(1024), nullable=False),
+    Column("target_locator", String(1024), nullable=True),
+    Column("error", String(512), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -6,6 +6,7 @@ from sqlalchemy import Connection, Engine
 
 from adapters.db.access_repositories import SqlRoleBindingRepository, SqlServiceAccountRepository
 from adapters.db.audit_repository import SqlAuditRepository
+from adapters.db.job_repository import SqlJobRepository
 from adapters.db.lifecycle_repositories import (
     SqlOutboxRepository,
     SqlRotationPolicyRepository,
@@ -33,6 +34,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.rotations = SqlRotationPolicyRepository(self._connection)
         self.outbox = SqlOutboxRepository(self._connection)
         self.work = SqlWorkQueueRepository(self._connection)
+        self.jobs = SqlJobRepository(self._connection)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

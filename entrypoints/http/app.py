@@ -18,7 +18,9 @@ from entrypoints.http import (
     audit,
     backends,
     health,
+    keys,
     lifecycle,
+    migrations,
     reports,
     resolve,
     schemas,
@@ -82,6 +84,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(audit.blp)
     api.register_blueprint(reports.blp)
     api.register_blueprint(transfer.blp)
+    api.register_blueprint(keys.blp)
+    api.register_blueprint(migrations.blp)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)

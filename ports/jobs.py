@@ -1,0 +1,139 @@
+"""Long-running jobs (migrations between backends; later re-keys): the job rows, their per-item
+progress, and the repository that claims them under a lease.
+
+A job is claimed like the worker's other work (`ports.persistence.Lease`): a conditional update
+that only a free job passes (never claimed, or its lease run out), so one process runs a job at a
+time and a process that died leaves it to be taken again. Every write of a running job's
+progress is made only while its lease is still held (`JobRepository.hold`), in the transaction
+that changes what the progress describes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ports.persistence import Lease
+
+if TYPE_CHECKING:
+    from core.model import SecretFilter
+
+
+@dataclass
+class Job:
+    """One job. `params` are its kind's settings; `total`, `done` and `failed` count its units
+    of work (secrets, for a migration) and `counters` anything else it counts; `report` is what
+    it found (failures by secret, with reasons — never a value)."""
+
+    id: UUID
+    kind: str
+    state: str
+    params: dict[str, Any]
+    created_by: str
+    created_by_type: str
+    created_at: datetime
+    updated_at: datetime
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    last_error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def remaining(self) -> int:
+        return max(self.total - self.done - self.failed, 0)
+
+
+@dataclass
+class JobItem:
+    """The progress of one secret version in a job: where its value was (`source_*`), where the
+    job put its copy (`target_locator`, recorded before anything points at it) and its state."""
+
+    job_id: UUID
+    secret_id: UUID
+    version: int
+    state: str
+    source_backend: str
+    source_locator: str
+    updated_at: datetime
+    target_locator: str | None = None
+    error: str | None = None
+
+
+class JobRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, job: Job, items: list[JobItem]) -> None:
+        """Insert a new job with its planned items."""
+
+    @abc.abstractmethod
+    def get(self, job_id: UUID) -> Job | None: ...
+
+    @abc.abstractmethod
+    def search(self, kind: str, limit: int) -> list[Job]:
+        """Jobs of `kind`, newest first."""
+
+    @abc.abstractmethod
+    def unfinished(self, kind: str) -> list[Job]:
+        """Jobs of `kind` that are neither finished nor refused, oldest first."""
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        job_id: UUID | None,
+        kind: str,
+        states: tuple[str, ...],
+        lease: Lease,
+        *,
+        take_over: bool = False,
+    ) -> Job | None:
+        """Claim job `job_id` (or, without one, the oldest of `kind`) if it is in one of
+        `states` and free — or, with `take_over`, even if another holds a live lease (its
+        holder is known to be gone); None if it is not. On PostgreSQL the candidate row is
+        selected `FOR UPDATE SKIP LOCKED`."""
+
+    @abc.abstractmethod
+    def hold(self, job_id: UUID, lease: Lease) -> bool:
+        """Extend `lease.worker`'s lease on the job to `lease.until`, if it still holds it;
+        whether it does. Call it first in every transaction that writes the job's progress."""
+
+    @abc.abstractmethod
+    def update(self, job: Job) -> None:
+        """Save the job's state, progress, report, times and lease columns."""
+
+    @abc.abstractmethod
+    def items(self, job_id: UUID, secret_id: UUID | None = None) -> list[JobItem]:
+        """The job's items (of one secret), by secret and version."""
+
+    @abc.abstractmethod
+    def pending_secrets(self, job_id: UUID, finished: tuple[str, ...]) -> list[UUID]:
+        """The secrets with an item whose state is not in `finished`, in a stable order."""
+
+    @abc.abstractmethod
+    def add_items(self, items: list[JobItem]) -> None:
+        """Insert items found later (a version written while the job ran)."""
+
+    @abc.abstractmethod
+    def update_item(self, item: JobItem) -> None:
+        """Save an item's state, target locator and error."""
+
+    @abc.abstractmethod
+    def kept_copies(self, secret_id: UUID, backend: str, state: str) -> bool:
+        """Whether a job left copies of the secret's values on `backend`: an item (not the
+        secret's own, version 0) whose source is `backend`, in `state`."""
+
+    @abc.abstractmethod
+    def secrets_storing(
+        self, backend: str, criteria: SecretFilter, current_only: bool
+    ) -> list[UUID]:
+        """Secrets matching `criteria` (`under_path`, `environment`, `prefix`), live or deleted,
+        in every scope (personal ones too: nobody sees a value through a job), that use
+        `backend` for new versions or keep a value there: in any version not destroyed, or
+        with `current_only` in the current or pending one. Ordered by id."""
