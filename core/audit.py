@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from core.errors import Forbidden, NotFound, ServiceError
+from core.errors import AuditUnavailable, Forbidden, NotFound, ServiceError
 from ports.audit import AuditSink
 from ports.persistence import UnitOfWork
 from ports.security import Clock
@@ -247,8 +248,24 @@ class AuditChain:
         self._key = checkpoint_key
         self.every = checkpoint_every
 
-    def append(self, uow: UnitOfWork, events: list[AuditEvent]) -> list[AuditEvent]:
+    def append(
+        self,
+        uow: UnitOfWork,
+        events: list[AuditEvent],
+        *,
+        requires_generation: int | None = None,
+    ) -> list[AuditEvent]:
+        """Lock the chain and append `events` in `uow`'s transaction. With
+        `requires_generation`, raise `StaleRead` instead if the change generation moved on."""
         head_seq, head_hash = uow.audit.lock_head()
+        if requires_generation is not None and uow.audit.generation() != requires_generation:
+            raise StaleRead()
+        return self.link(uow, events, head_seq, head_hash)
+
+    def link(
+        self, uow: UnitOfWork, events: list[AuditEvent], head_seq: int, head_hash: str
+    ) -> list[AuditEvent]:
+        """Append `events` after the head that `lock_head` returned in this transaction."""
         linked = chained(events, head_seq, head_hash)
         uow.audit.insert(linked)
         for event in linked:  # set by chained(): seq and hash are there
@@ -264,6 +281,118 @@ class AuditChain:
 
     def __repr__(self) -> str:
         return "AuditChain(<key redacted>)"
+
+
+class StaleRead(Exception):
+    """A read served from the cache met a change committed since: do it again from the store."""
+
+
+class GroupCommit:
+    """Appends the events of concurrent requests in one transaction: group commit.
+
+    A caller hands over its events and waits until the transaction holding them has committed,
+    so nothing is answered before its event is durable; the first caller to find no write in
+    progress becomes the leader and writes every event queued so far (its own included), while
+    the others queue up behind it for the next write. A failed write fails every caller in it
+    (a value read then fails closed). One instance per process: threads share it.
+    """
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        chain: AuditChain,
+        observer: Callable[[int], None] | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._chain = chain
+        self._observer = observer  # told the change generation seen under the chain's lock
+        self._condition = threading.Condition()
+        self._queue: list[_Ticket] = []
+        self._writing = False
+
+    def record(
+        self,
+        events: list[AuditEvent],
+        changes: ChangeListener | None = None,
+        requires_generation: int | None = None,
+    ) -> list[AuditEvent]:
+        """The events as chained (seq, hashes), once committed. With `requires_generation`,
+        `StaleRead` (and nothing recorded) if the change generation is another one by then."""
+        ticket = _Ticket(events, changes, requires_generation)
+        with self._condition:
+            self._queue.append(ticket)
+            while self._writing and not ticket.done:
+                self._condition.wait()
+            if ticket.done:
+                return ticket.outcome()
+            batch, self._queue = self._queue, []
+            self._writing = True
+        try:
+            self._write(batch)
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
+        return ticket.outcome()
+
+    def _write(self, batch: list[_Ticket]) -> None:
+        try:
+            with self._uow_factory() as uow:
+                head_seq, head_hash = uow.audit.lock_head()
+                generation = uow.audit.generation()
+                admitted = []
+                for ticket in batch:
+                    required = ticket.requires_generation
+                    if required is not None and required != generation:
+                        ticket.error = StaleRead()
+                    else:
+                        admitted.append(ticket)
+                events = [event for ticket in admitted for event in ticket.events]
+                linked = self._chain.link(uow, events, head_seq, head_hash) if events else []
+                start = 0
+                for ticket in admitted:
+                    ticket.linked = linked[start : start + len(ticket.events)]
+                    start += len(ticket.events)
+                    if ticket.changes is not None:
+                        ticket.changes.record_changes(uow, ticket.linked)
+                uow.commit()
+        except BaseException as error:
+            for ticket in batch:
+                ticket.error, ticket.done = error, True
+            return
+        for ticket in batch:
+            ticket.done = True
+        if self._observer is not None:
+            self._observer(generation)
+
+    def __repr__(self) -> str:
+        return "GroupCommit()"
+
+
+class _Ticket:
+    __slots__ = ("changes", "done", "error", "events", "linked", "requires_generation")
+
+    def __init__(
+        self,
+        events: list[AuditEvent],
+        changes: ChangeListener | None,
+        requires_generation: int | None,
+    ) -> None:
+        self.events = events
+        self.changes = changes
+        self.requires_generation = requires_generation
+        self.linked: list[AuditEvent] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+    def outcome(self) -> list[AuditEvent]:
+        if self.error is not None:
+            if isinstance(self.error, ServiceError | StaleRead):
+                raise self.error
+            raise AuditUnavailable(
+                f"the audit trail cannot be written: {type(self.error).__name__}"
+            ) from None
+        return self.linked
 
 
 class Attempt:
@@ -286,6 +415,21 @@ class Attempt:
         self.linked = self._trail.chain.append(uow, [self.event, *also])
         if self._trail.changes is not None:
             self._trail.changes.record_changes(uow, self.linked)
+        self.recorded = True
+
+    def succeed_durably(
+        self,
+        *,
+        also: Sequence[AuditEvent] = (),
+        requires_generation: int | None = None,
+        **fields: Any,
+    ) -> None:
+        """Record success of an attempt that changed nothing (a read), durably, before the
+        caller answers: batched with concurrent requests' events when the trail has a
+        `GroupCommit`, else in a transaction of its own. `requires_generation`: see
+        `GroupCommit.record` (raises `StaleRead`, nothing recorded)."""
+        self.learn(outcome="success", **fields)
+        self.linked = self._trail.commit_now([self.event, *also], requires_generation)
         self.recorded = True
 
     def related(self, action: str, resource: str, **fields: Any) -> AuditEvent:
@@ -311,6 +455,7 @@ class AuditTrail:
         sinks: Sequence[AuditSink] = (),
         request: RequestInfo | None = None,
         changes: ChangeListener | None = None,
+        group: GroupCommit | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self.chain = chain
@@ -318,6 +463,20 @@ class AuditTrail:
         self._sinks = sinks
         self._request = request or RequestInfo()
         self.changes = changes
+        self._group = group
+
+    def commit_now(
+        self, events: list[AuditEvent], requires_generation: int | None = None
+    ) -> list[AuditEvent]:
+        """Append `events` and commit them before returning (group-committed if configured)."""
+        if self._group is not None:
+            return self._group.record(events, self.changes, requires_generation)
+        with self._uow_factory() as uow:
+            linked = self.chain.append(uow, events, requires_generation=requires_generation)
+            if self.changes is not None:
+                self.changes.record_changes(uow, linked)
+            uow.commit()
+        return linked
 
     @contextmanager
     def attempt(
@@ -361,9 +520,8 @@ class AuditTrail:
     def _record(self, event: AuditEvent) -> None:
         outcome = event.outcome
         try:
-            with self._uow_factory() as uow:
-                linked = self.chain.append(uow, [event])
-                uow.commit()
+            group = self._group
+            linked = group.record([event]) if group is not None else self._append_alone(event)
         except Exception:  # the caller sees the original failure; the audit gap is logged
             log.error(
                 "could not record audit event %s %s (%s)",
@@ -374,6 +532,12 @@ class AuditTrail:
             )
         else:
             self._emit(linked)
+
+    def _append_alone(self, event: AuditEvent) -> list[AuditEvent]:
+        with self._uow_factory() as uow:
+            linked = self.chain.append(uow, [event])
+            uow.commit()
+        return linked
 
     def _emit(self, events: list[AuditEvent]) -> None:
         """Copy committed events to the configured sinks; a failing sink is only logged."""

@@ -125,6 +125,9 @@ class SecretVersion:
     not_before: datetime | None = None
     disable_at: datetime | None = None
     stage: Stage | None = field(default=None, compare=False)
+    # The value's stored form (a ciphertext), when it came with the metadata in one round trip
+    # from a backend that keeps values in the service's own database; never the value itself.
+    stored: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ the caller may see; each answer says where it came from and which entries it sha
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from core.access import Action, access_query
@@ -17,7 +16,7 @@ from core.model import Secret, SecretVersion
 from core.policy import check_scope
 from core.scopes import SPECIFICITY
 from core.services import ValueReader, audit_place
-from ports.persistence import ResolveCandidate, UnitOfWork
+from ports.persistence import ResolveCandidate, UnitOfWorkFactory
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 
@@ -58,7 +57,7 @@ def precedence(secret: Secret) -> tuple[int, int]:
 class ResolveService:
     def __init__(
         self,
-        uow_factory: Callable[[], UnitOfWork],
+        uow_factory: UnitOfWorkFactory,
         reader: ValueReader,
         clock: Clock,
         audit: AuditTrail,
@@ -85,10 +84,8 @@ class ResolveService:
                 for entry in resolved
                 if entry.value is not None
             ]
-            with self._uow_factory() as uow:
-                details = {"environment": context.environment, "count": len(resolved)}
-                attempt.succeed(uow, also=reads, details=details | {"values": len(reads)})
-                uow.commit()
+            details = {"environment": context.environment, "count": len(resolved)}
+            attempt.succeed_durably(also=reads, details=details | {"values": len(reads)})
             return resolved
 
     def _resolve(
@@ -97,7 +94,7 @@ class ResolveService:
         for ref in context.scopes():
             check_scope(ref)
         now = self._clock.now()
-        with self._uow_factory() as uow:
+        with self._uow_factory(read_only=True) as uow:
             candidates = uow.secrets.resolve(
                 context.scopes(),
                 context.environment,

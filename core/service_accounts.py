@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets as token_source
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -17,7 +17,8 @@ from core.audit import Attempt, AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.model import ApiToken, Page, PageRequest, ServiceAccount
 from core.policy import check_scope
-from ports.persistence import UnitOfWork
+from core.read_cache import ReadCache
+from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType
 
@@ -25,6 +26,9 @@ TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 # A use is recorded at most this often per token, to spare the database a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A token looked up is trusted this long at most without a database read (value reads check it
+# again when their audit event commits: see core/read_cache.py).
+TOKEN_CACHE_SECONDS = 5.0
 INVALID_CREDENTIALS = "invalid or expired credentials"
 
 
@@ -38,8 +42,13 @@ def looks_like_api_token(token: str) -> bool:
 
 class ServiceAccountService:
     def __init__(
-        self, uow_factory: Callable[[], UnitOfWork], clock: Clock, audit: AuditTrail
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        audit: AuditTrail,
+        cache: ReadCache | None = None,
     ) -> None:
+        self._cache = cache if cache is not None and cache.enabled else None
         self._uow_factory = uow_factory
         self._clock = clock
         self._audit = audit
@@ -181,19 +190,31 @@ class ServiceAccountService:
         """The service account an API token stands for. Every failure looks the same."""
         token_hash = hash_token(token)
         now = self._clock.now()
-        with self._uow_factory() as uow:
-            found = uow.service_accounts.token_by_hash(token_hash)
+        cache = self._cache
+        hit = cache.get(("token", token_hash)) if cache is not None else None
+        generation: int | None = None
+        if hit is not None:
+            (record, account), generation = hit
+        else:
+            label = cache.generation() if cache is not None else None
+            with self._uow_factory(read_only=True) as uow:
+                found = uow.service_accounts.token_by_hash(token_hash)
             if found is None:
                 raise Unauthenticated(INVALID_CREDENTIALS)
+            if cache is not None:
+                cache.put(("token", token_hash), found, label, TOKEN_CACHE_SECONDS)
             record, account = found
-            if not hmac.compare_digest(record.token_hash, token_hash) or not record.usable(now):
-                raise Unauthenticated(INVALID_CREDENTIALS)
-            not_since = now - LAST_USED_RESOLUTION
-            if record.last_used_at is None or record.last_used_at < not_since:
-                # Most requests skip this write: the token was used moments ago.
+        if not hmac.compare_digest(record.token_hash, token_hash) or not record.usable(now):
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        not_since = now - LAST_USED_RESOLUTION
+        if record.last_used_at is None or record.last_used_at < not_since:
+            # Most requests skip this write: the token was used moments ago.
+            with self._uow_factory() as uow:
                 uow.service_accounts.touch_token(record.id, now, not_since)
                 uow.commit()
-        return Principal(id=account.principal, kind="service")
+        return Principal(
+            id=account.principal, kind="service", token_id=record.id, generation=generation
+        )
 
     @contextmanager
     def _audited(

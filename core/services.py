@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import Action, Target, access_query, authorize
-from core.audit import Attempt, AuditTrail
+from core.access import Action, RoleBinding, Target, access_query, authorize, require
+from core.audit import Attempt, AuditTrail, StaleRead
 from core.backends import BackendRegistry
 from core.errors import (
     Conflict,
@@ -25,6 +25,8 @@ from core.errors import (
     NotFound,
     NotYetValid,
     PreconditionFailed,
+    ServiceError,
+    Unauthenticated,
     ValueIntegrityError,
     VersionUnavailable,
 )
@@ -39,14 +41,21 @@ from core.model import (
     VersionState,
 )
 from core.policy import SecretPolicy, ValueChecksum
+from core.read_cache import ReadCache
 from core.scopes import place
+from core.service_accounts import INVALID_CREDENTIALS
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
-from ports.persistence import UnitOfWork
+from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
+
+# What a value read looks up: the secret and the asked-for version, if there is such a secret.
+Found = tuple[Secret, SecretVersion | None] | None
+# A generation no read requires: cached rows of two generations are re-read.
+STALE = -1
 
 # A writer without If-Match retries when another writer took the next version number first.
 MAX_WRITE_ATTEMPTS = 5
@@ -147,8 +156,12 @@ class ValueReader:
         (for a rollback to a disabled version, or a rotation's test of its pending one)."""
         key = VersionKey(secret.id, record.version)
         where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
+        backend = self._backends.get(record.backend)
         try:
-            value = self._backends.get(record.backend).get(key, record.locator)
+            if record.stored is not None and backend.capabilities.stored_with_metadata:
+                value = backend.open_stored(key, record.locator, record.stored)
+            else:
+                value = backend.get(key, record.locator)
         except ValueIntegrityError as error:
             raise ValueIntegrityError(f"the stored value of {where}: {error.message}") from None
         if not self._checksum.matches(value, record.checksum):
@@ -186,13 +199,14 @@ class ValueReader:
 class SecretService:
     def __init__(
         self,
-        uow_factory: Callable[[], UnitOfWork],
+        uow_factory: UnitOfWorkFactory,
         backends: BackendRegistry,
         clock: Clock,
         checksum: ValueChecksum,
         policy: SecretPolicy,
         audit: AuditTrail,
         types: TypeRegistry | None = None,
+        cache: ReadCache | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._backends = backends
@@ -202,6 +216,7 @@ class SecretService:
         self._audit = audit
         self._types = types or TypeRegistry()
         self._reader = ValueReader(backends, clock, checksum)
+        self._cache = cache if cache is not None and cache.enabled else None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -209,12 +224,11 @@ class SecretService:
         self, actor: Principal, secret_id: UUID, *, include_deleted: bool = False
     ) -> Secret:
         with self._audit.attempt(actor, "secret.read_metadata", f"secret:{secret_id}") as attempt:
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 secret = self._load(
                     uow, actor, Action.LIST, secret_id, attempt, include_deleted=include_deleted
                 )
-                attempt.succeed(uow)
-                uow.commit()
+            attempt.succeed_durably()
             return secret
 
     def find_secret(
@@ -224,7 +238,7 @@ class SecretService:
         missing = f"no secret '{name}'{env} in scope {scope}"
         resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
         with self._audit.attempt(actor, "secret.read_metadata", resource) as attempt:
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 secret = uow.secrets.get_by_name(scope, environment, name)
                 if secret is None or secret.is_deleted:
                     raise NotFound(missing)
@@ -233,8 +247,7 @@ class SecretService:
                     authorize(uow, actor, Action.LIST, secret_target(secret), self._clock.now())
                 except NotFound:  # the same answer as for no secret at all, without its id
                     raise NotFound(missing) from None
-                attempt.succeed(uow, resource=f"secret:{secret.id}")
-                uow.commit()
+            attempt.succeed_durably(resource=f"secret:{secret.id}")
             return secret
 
     def list_secrets(
@@ -248,30 +261,27 @@ class SecretService:
         access = access_query(actor, Action.LIST, self._clock.now())
         scope = str(criteria.scope) if criteria.scope else None
         with self._audit.attempt(actor, "secret.list", "secrets", scope=scope) as attempt:
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 found = uow.secrets.search(criteria, page, access)
-                attempt.succeed(uow, details={"total": found.total, "page": page.page})
-                uow.commit()
+            attempt.succeed_durably(details={"total": found.total, "page": page.page})
             return found
 
     def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
         with self._audit.attempt(actor, "secret.list_versions", f"secret:{secret_id}") as attempt:
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 self._load(uow, actor, Action.LIST, secret_id, attempt)
                 versions = uow.secrets.list_versions(secret_id)
-                attempt.succeed(uow)
-                uow.commit()
+            attempt.succeed_durably()
             return versions
 
     def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
         with self._audit.attempt(
             actor, "secret.read_version", f"secret:{secret_id}", version=number
         ) as attempt:
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 self._load(uow, actor, Action.LIST, secret_id, attempt)
                 record = self._load_version(uow, secret_id, number)
-                attempt.succeed(uow)
-                uow.commit()
+            attempt.succeed_durably()
             return record
 
     def read_value(
@@ -281,16 +291,139 @@ class SecretService:
         with self._audit.attempt(
             actor, "secret.read_value", f"secret:{secret_id}", version=version
         ) as attempt:
-            with self._uow_factory() as uow:
-                secret = self._load(uow, actor, Action.READ_VALUE, secret_id, attempt)
-                number = secret.current_version if version is None else version
-                attempt.learn(version=number)
-                record = self._load_version(uow, secret_id, number)
-            value = self._reader.read(secret, record)
-            with self._uow_factory() as uow:
-                attempt.succeed(uow)
-                uow.commit()
+            return self._read(
+                actor,
+                attempt,
+                ("id", secret_id, version),
+                lambda uow: uow.secrets.get_with_version(secret_id, version),
+                f"no secret {secret_id}",
+                version,
+            )
+
+    def read_value_by_name(
+        self,
+        actor: Principal,
+        scope: ScopeRef,
+        name: str,
+        environment: str | None,
+        version: int | None = None,
+    ) -> RevealedValue:
+        """`read_value` of the secret at a path: one lookup, one audit event."""
+        env = f" ({environment})" if environment else ""
+        missing = f"no secret '{name}'{env} in scope {scope}"
+        resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
+        with self._audit.attempt(actor, "secret.read_value", resource, version=version) as attempt:
+            return self._read(
+                actor,
+                attempt,
+                ("path", scope, environment, name, version),
+                lambda uow: uow.secrets.get_by_name_with_version(scope, environment, name, version),
+                missing,
+                version,
+            )
+
+    def _read(
+        self,
+        actor: Principal,
+        attempt: Attempt,
+        key: Hashable,
+        fetch: Callable[[UnitOfWork], Found],
+        missing: str,
+        version: int | None,
+    ) -> RevealedValue:
+        """A value read: from the read cache where it can be, checked when its audit event
+        commits (`StaleRead`: something changed since; then once more from the database)."""
+        for use_cache in (True, False) if self._cache is not None else (False,):
+            found, bindings, required = self._read_inputs(actor, key, fetch, use_cache)
+            try:
+                secret, record = self._readable(actor, found, bindings, attempt, missing, version)
+                value = self._reader.read(secret, record)
+                attempt.learn(resource=f"secret:{secret.id}")
+                attempt.succeed_durably(requires_generation=required)
+            except StaleRead:
+                continue
+            except ServiceError:
+                if required is None:
+                    raise
+                continue  # decided on cached rows: decide again on the database's
             return RevealedValue(secret=secret, version=record, value=value)
+        raise AssertionError("a read from the database is never stale")  # pragma: no cover
+
+    def _read_inputs(
+        self,
+        actor: Principal,
+        key: Hashable,
+        fetch: Callable[[UnitOfWork], Found],
+        use_cache: bool,
+    ) -> tuple[Found, Sequence[RoleBinding], int | None]:
+        """The secret and version, and the caller's bindings: cached, or read (and cached) in
+        one read-only unit of work. The generation the cached ones require, if any."""
+        cache = self._cache
+        label = cache.generation() if cache is not None else None
+        found: Found = None
+        bindings: Sequence[RoleBinding] | None = () if actor.is_root or actor.is_system else None
+        seen: set[int] = set()
+        token_cached = actor.token_id is not None and actor.generation is not None
+        if cache is not None and use_cache:
+            if token_cached and actor.generation is not None:
+                seen.add(actor.generation)
+            hit = cache.get(("secret", key))
+            if hit is not None:
+                found, generation = hit
+                seen.add(generation)
+            if bindings is None:
+                hit = cache.get(("bindings", actor.identities))
+                if hit is not None:
+                    bindings, generation = hit
+                    seen.add(generation)
+        if found is None or bindings is None:
+            now = self._clock.now()
+            with self._uow_factory(read_only=True) as uow:
+                if token_cached and not use_cache:
+                    self._check_token(uow, actor, now)
+                if found is None:
+                    found = fetch(uow)
+                    if cache is not None and found is not None:
+                        cache.put(("secret", key), found, label)
+                if bindings is None:
+                    bindings = tuple(uow.bindings.for_identities(actor.identities, now))
+                    if cache is not None:
+                        cache.put(("bindings", actor.identities), bindings, label)
+        required = None if not seen else (seen.pop() if len(seen) == 1 else STALE)
+        return found, bindings, required
+
+    @staticmethod
+    def _check_token(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
+        """The caller's API token, found in the read cache, read again: still usable?"""
+        assert actor.token_id is not None
+        token = uow.service_accounts.token(actor.token_id)
+        if token is None or not token.usable(now):
+            raise Unauthenticated(INVALID_CREDENTIALS)
+
+    def _readable(
+        self,
+        actor: Principal,
+        found: Found,
+        bindings: Sequence[RoleBinding],
+        attempt: Attempt,
+        missing: str,
+        version: int | None,
+    ) -> tuple[Secret, SecretVersion]:
+        """The secret and version of a value read, if the caller may read it; else the same
+        `NotFound` as for no secret at all (or `Forbidden` for a caller who may see it)."""
+        if found is None or found[0].is_deleted:
+            raise NotFound(missing)
+        secret, record = found
+        attempt.learn(**audit_place(secret))
+        try:
+            require(actor, Action.READ_VALUE, secret_target(secret), bindings, self._clock.now())
+        except NotFound:
+            raise NotFound(missing) from None
+        number = secret.current_version if version is None else version
+        attempt.learn(version=number)
+        if record is None:
+            raise NotFound(f"secret {secret.id} has no version {number}")
+        return secret, record
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ NOT_CONFIGURATION = frozenset(
 )
 MODES = ("development", "production")
 ROTATION_DEFAULTS = {"grace_seconds": 86400, "timeout_seconds": 300, "retry_seconds": 3600}
+READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 10_000, "ttl_seconds": 60.0}
 WORKER_DEFAULTS = {"poll_seconds": 30.0, "batch_size": 50, "lease_seconds": 600}
 EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -50,6 +51,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
+    threads: int = 8  # per worker: requests waiting on the database let the others run
     log_level: str = "INFO"
     max_value_bytes: int = 64 * 1024
     max_request_bytes: int = 1024 * 1024
@@ -68,6 +70,7 @@ class Settings:
     rotation: dict[str, Any] = field(default_factory=lambda: dict(ROTATION_DEFAULTS))
     worker: dict[str, Any] = field(default_factory=lambda: dict(WORKER_DEFAULTS))
     events: dict[str, Any] = field(default_factory=lambda: dict(EVENTS_DEFAULTS))
+    read_cache: dict[str, Any] = field(default_factory=lambda: dict(READ_CACHE_DEFAULTS))
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -91,6 +94,11 @@ class _WorkerSchema(_Section):
     poll_seconds = fields.Float(validate=validate.Range(0.1, 3600))
     batch_size = fields.Integer(validate=validate.Range(1, 1000))
     lease_seconds = fields.Integer(validate=validate.Range(30, 86400))
+
+
+class _ReadCacheSchema(_Section):
+    max_entries = fields.Integer(validate=validate.Range(0, 1_000_000))  # 0 turns it off
+    ttl_seconds = fields.Float(validate=validate.Range(0.1, 3600))
 
 
 class _WebhookSchema(_Section):
@@ -125,6 +133,7 @@ class _SettingsSchema(Schema):
     host = fields.String(validate=validate.Length(min=1))
     port = fields.Integer(validate=validate.Range(1, 65535))
     workers = fields.Integer(validate=validate.Range(1, 64))
+    threads = fields.Integer(validate=validate.Range(1, 64))
     log_level = fields.String(
         validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     )
@@ -148,6 +157,7 @@ class _SettingsSchema(Schema):
     rotation = fields.Nested(_RotationSchema)
     worker = fields.Nested(_WorkerSchema)
     events = fields.Nested(_EventsSchema)
+    read_cache = fields.Nested(_ReadCacheSchema)
 
     @pre_load
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -188,6 +198,7 @@ def load_settings(
         "rotation": {**ROTATION_DEFAULTS, **data.pop("rotation", {})},
         "worker": {**WORKER_DEFAULTS, **data.pop("worker", {})},
         "events": {**EVENTS_DEFAULTS, **data.pop("events", {})},
+        "read_cache": {**READ_CACHE_DEFAULTS, **data.pop("read_cache", {})},
     }
     settings = Settings(
         **data,

@@ -27,7 +27,7 @@ from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, Jw
 from adapters.sealed_export import ScryptAesGcmCipher
 from adapters.webhooks import WebhookPublisher, WebhookTarget, read_key, url_problem
 from core.adoption import AdoptionService
-from core.audit import AuditChain, AuditTrail, derive_checkpoint_key
+from core.audit import AuditChain, AuditTrail, GroupCommit, derive_checkpoint_key
 from core.audit_service import AuditService
 from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
@@ -36,6 +36,7 @@ from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.keys import KeyService
 from core.migration import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
+from core.read_cache import ReadCache
 from core.reports import ReportService
 from core.resolution import ResolveService
 from core.rotation import RotationService, RotationSettings, Schedule
@@ -253,6 +254,17 @@ class Container(containers.DeclarativeContainer):
     audit_sinks = providers.Resource(open_audit_sinks, settings, plugin_manager)
     # Changes audited as a success are written to the event outbox in the same transaction.
     change_feed = providers.Singleton(build_change_feed, settings)
+    # What value reads look up, per process, valid for one change generation (core/read_cache.py).
+    read_cache = providers.Singleton(
+        ReadCache,
+        settings.provided.read_cache["max_entries"],
+        settings.provided.read_cache["ttl_seconds"],
+    )
+    # Reads' events of concurrent requests commit together (one group per process); the change
+    # generation seen under the chain's lock keeps the read cache honest.
+    audit_group = providers.Singleton(
+        GroupCommit, unit_of_work.provider, audit_chain, read_cache.provided.observe
+    )
     # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
     audit_trail = providers.Factory(
         AuditTrail,
@@ -261,6 +273,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         sinks=audit_sinks,
         changes=change_feed,
+        group=audit_group,
     )
     audit_service = providers.Factory(
         AuditService, unit_of_work.provider, trail=audit_trail, chain_key=audit_key, clock=clock
@@ -274,7 +287,7 @@ class Container(containers.DeclarativeContainer):
         RoleBindingService, unit_of_work.provider, clock, audit=audit_trail
     )
     service_account_service = providers.Factory(
-        ServiceAccountService, unit_of_work.provider, clock, audit=audit_trail
+        ServiceAccountService, unit_of_work.provider, clock, audit=audit_trail, cache=read_cache
     )
     value_reader = providers.Factory(ValueReader, backends, clock, checksum)
     resolve_service = providers.Factory(
@@ -292,6 +305,7 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         audit=audit_trail,
         types=secret_types,
+        cache=read_cache,
     )
     adoption_service = providers.Factory(
         AdoptionService,

@@ -45,7 +45,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "bind": f"{self.settings.host}:{self.settings.port}",
             "workers": self.settings.workers,
             "worker_class": "gthread",
-            "threads": 4,
+            "threads": self.settings.threads,
             "accesslog": None,
             "loglevel": self.settings.log_level.lower(),
             "graceful_timeout": 10,

@@ -37,7 +37,7 @@ class LocalEncryptedBackend(StorageBackend):
     read under any other version's identity fails to decrypt.
     """
 
-    capabilities = BackendCapabilities(max_value_bytes=MAX_VALUE_BYTES)
+    capabilities = BackendCapabilities(max_value_bytes=MAX_VALUE_BYTES, stored_with_metadata=True)
 
     def __init__(self, name: str, engine: Engine, key_provider: KeyProvider) -> None:
         self.name = name
@@ -81,6 +81,11 @@ class LocalEncryptedBackend(StorageBackend):
         if blob is None:
             raise NotFound(f"no value is stored at locator {locator!r} in backend '{self.name}'")
         return SecretValue(self._cipher.decrypt(blob, _associated_data(key)))
+
+    def open_stored(self, key: VersionKey, locator: str, stored: bytes) -> SecretValue:
+        # The blob came with the version's row (the secret repository joins this table); the
+        # associated data still binds it to this secret id and version.
+        return SecretValue(self._cipher.decrypt(stored, _associated_data(key)))
 
     def destroy(self, key: VersionKey, locator: str) -> None:
         # Matching the version too means a wrong locator can never destroy another value.

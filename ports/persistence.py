@@ -10,7 +10,7 @@ import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 from ports.values import ScopeRef
@@ -86,6 +86,28 @@ class SecretRepository(abc.ABC):
     @abc.abstractmethod
     def get_by_name(self, scope: ScopeRef, environment: str | None, name: str) -> Secret | None:
         """A secret by its path, deleted or not."""
+
+    def get_with_version(
+        self, secret_id: UUID, version: int | None
+    ) -> tuple[Secret, SecretVersion | None] | None:
+        """A secret with one of its versions (the current one when `version` is None), for a
+        value read: in one round trip where the store can, with the version's stored value
+        when it lives in the service's own database (`SecretVersion.stored`)."""
+        secret = self.get(secret_id)
+        if secret is None:
+            return None
+        number = secret.current_version if version is None else version
+        return secret, self.get_version(secret_id, number)
+
+    def get_by_name_with_version(
+        self, scope: ScopeRef, environment: str | None, name: str, version: int | None
+    ) -> tuple[Secret, SecretVersion | None] | None:
+        """`get_with_version` by the secret's path."""
+        secret = self.get_by_name(scope, environment, name)
+        if secret is None:
+            return None
+        number = secret.current_version if version is None else version
+        return secret, self.get_version(secret.id, number)
 
     @abc.abstractmethod
     def update(self, secret: Secret, expected_revision: int) -> None:
@@ -215,6 +237,10 @@ class ServiceAccountRepository(abc.ABC):
     def tokens(self, account_id: UUID) -> list[ApiToken]: ...
 
     @abc.abstractmethod
+    def token(self, token_id: UUID) -> ApiToken | None:
+        """One token by id (revoked and expired ones too)."""
+
+    @abc.abstractmethod
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
         """The token with this SHA-256 hash and its account, or None."""
 
@@ -254,6 +280,12 @@ class AuditRepository(abc.ABC):
     def lock_head(self) -> tuple[int, str]:
         """Take the chain's lock for this transaction; the last event's seq and hash
         (0 and the genesis hash while the chain is empty)."""
+
+    @abc.abstractmethod
+    def generation(self) -> int:
+        """The change generation: how many committed transactions changed secrets, versions,
+        scopes, bindings or service accounts. Read with `lock_head` (no extra round trip), so
+        under the chain's lock it cannot move until this transaction ends."""
 
     @abc.abstractmethod
     def insert(self, events: Sequence[AuditEvent]) -> None:
@@ -445,3 +477,10 @@ class UnitOfWork(abc.ABC):
     @abc.abstractmethod
     def rollback(self) -> None:
         """Discard what was not committed. Safe to call after a commit."""
+
+
+class UnitOfWorkFactory(Protocol):
+    """Opens a unit of work. `read_only=True` promises that nothing will be written: the store
+    may then skip the transaction (each read sees what is committed when it runs)."""
+
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork: ...

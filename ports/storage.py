@@ -26,6 +26,9 @@ class BackendCapabilities:
     max_value_bytes: int
     native_versioning: bool = False
     native_soft_delete: bool = False
+    # Values live in the service's own database: a read may hand `open_stored` the stored form
+    # that came with the version's metadata, instead of calling `get`.
+    stored_with_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class StorageBackend(abc.ABC):
         A value is never served under another version's identity: a locator that belongs to a
         different key raises `ValueIntegrityError` (or `NotFound`), never returns that value.
         """
+
+    def open_stored(self, key: VersionKey, locator: str, stored: bytes) -> SecretValue:
+        """The value of `get`, from its stored form read along with the version's metadata.
+        Only backends whose capabilities say `stored_with_metadata` are asked."""
+        raise NotImplementedError(f"backend '{self.name}' does not open stored values")
 
     @abc.abstractmethod
     def destroy(self, key: VersionKey, locator: str) -> None:

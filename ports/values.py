@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 from uuid import UUID
 
@@ -99,6 +99,10 @@ class Principal:
     groups: tuple[str, ...] = ()
     is_root: bool = False
     is_system: bool = False
+    # An API token's caller: the token, and the change generation of the cached lookup that
+    # found it (None when it was looked up in the database for this request).
+    token_id: UUID | None = field(default=None, compare=False)
+    generation: int | None = field(default=None, compare=False)
 
     @property
     def identities(self) -> tuple[str, ...]:

@@ -160,6 +160,7 @@ class _Tables:
     tokens: dict[UUID, ApiToken] = field(default_factory=dict)
     audit_events: dict[int, AuditEvent] = field(default_factory=dict)
     audit_head: tuple[int, str] = (0, GENESIS)  # the head row, as the migration seeds it
+    generation: int = 0  # the head row's change generation (see `CACHED_OPERATIONS`)
     audit_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     policies: dict[UUID, RotationPolicy] = field(default_factory=dict)
     outbox: dict[UUID, OutboxMessage] = field(default_factory=dict)
@@ -908,6 +909,9 @@ class FakeServiceAccountRepository(ServiceAccountRepository):
         found = [t for t in self._uow.tables.tokens.values() if t.account_id == account_id]
         return copy.deepcopy(sorted(found, key=lambda token: token.created_at))
 
+    def token(self, token_id: UUID) -> ApiToken | None:
+        return copy.deepcopy(self._uow.tables.tokens.get(token_id))
+
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
         tables = self._uow.tables
         for token in tables.tokens.values():
@@ -954,6 +958,9 @@ class FakeAuditRepository(AuditRepository):
 
     def set_head(self, seq: int, digest: str) -> None:
         self._uow.apply("set_audit_head", seq, digest)
+
+    def generation(self) -> int:
+        return self._uow.tables.generation
 
     def head(self) -> tuple[int, str]:
         return self._uow.tables.audit_head
@@ -1259,6 +1266,17 @@ def _item_order(entry: tuple[tuple[UUID, UUID, int], JobItem]) -> tuple[str, str
     return (str(job_id), str(secret_id), version)
 
 
+# The operations on what the read caches hold: secrets, versions, scopes, bindings, accounts
+# (worker claims included: they write the secrets table too).
+CACHED_OPERATIONS = frozenset(
+    {
+        "add_account", "add_binding", "add_scope", "add_secret", "add_token", "add_version",
+        "claim", "delete_account", "delete_binding", "delete_scope", "delete_secret",
+        "relocate_version", "release", "revoke_token", "update_secret", "update_version",
+    }
+)  # fmt: skip
+
+
 class FakeUnitOfWork(UnitOfWork):
     """A transaction on a `FakeDatabase`.
 
@@ -1269,8 +1287,9 @@ class FakeUnitOfWork(UnitOfWork):
     commit discards everything. `committed` counts this unit of work's successful commits.
     """
 
-    def __init__(self, database: FakeDatabase | None = None) -> None:
+    def __init__(self, database: FakeDatabase | None = None, *, read_only: bool = False) -> None:
         self.database = database if database is not None else FakeDatabase()
+        self.read_only = read_only
         self.scopes = FakeScopeRepository(self)
         self.secrets = FakeSecretRepository(self)
         self.bindings = FakeRoleBindingRepository(self)
@@ -1285,12 +1304,16 @@ class FakeUnitOfWork(UnitOfWork):
 
     def apply(self, operation: str, *args: Any) -> Any:
         """Run a `_Tables` operation on this unit of work's copy and journal it for the commit."""
+        if self.read_only:
+            raise RuntimeError(f"{operation}: a read-only unit of work writes nothing")
         args = copy.deepcopy(args)  # the caller keeps its objects; the rows are ours
         result = getattr(self.tables, operation)(*copy.deepcopy(args))
         self._journal.append((operation, args))
         return result
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         try:
             self.database.raise_injected("commit")
             tables = self.database.snapshot()
@@ -1299,6 +1322,8 @@ class FakeUnitOfWork(UnitOfWork):
         except BaseException:
             self._begin()
             raise
+        if any(operation in CACHED_OPERATIONS for operation, _ in self._journal):
+            tables.generation += 1  # as adapters/db/engine.py does for a changed cached table
         self.database.tables = tables
         self.database.committed += 1
         self.committed += 1
@@ -1316,6 +1341,7 @@ class FakeUnitOfWork(UnitOfWork):
         if database.audit_lock is None:
             database.audit_lock = self
             self.tables.audit_head = database.tables.audit_head
+            self.tables.generation = database.tables.generation
         elif database.audit_lock is not self:
             raise RuntimeError(
                 "another open unit of work holds the audit chain's lock: this one would wait "
@@ -1335,8 +1361,8 @@ class FakeUnitOfWorkFactory:
     def __init__(self, database: FakeDatabase | None = None) -> None:
         self.database = database if database is not None else FakeDatabase()
 
-    def __call__(self) -> FakeUnitOfWork:
-        return FakeUnitOfWork(self.database)
+    def __call__(self, *, read_only: bool = False) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.database, read_only=read_only)
 
     @property
     def committed(self) -> int:

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from adapters.db.engine import KEEPS_CACHES
 from adapters.db.tables import api_tokens, role_bindings, scopes, service_accounts
 from adapters.db.visibility import glob_to_like
 from core.access import Role, RoleBinding
@@ -206,6 +207,12 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
         )
         return [_token_from_row(row) for row in rows]
 
+    def token(self, token_id: UUID) -> ApiToken | None:
+        row = self._connection.execute(
+            select(api_tokens).where(api_tokens.c.id == token_id)
+        ).first()
+        return None if row is None else _token_from_row(row)
+
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
         # One query for the token and its account: this runs on every API-token request.
         token_columns = [column.label(f"t_{column.name}") for column in api_tokens.c]
@@ -254,6 +261,8 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
                 or_(api_tokens.c.last_used_at.is_(None), api_tokens.c.last_used_at < not_since),
             )
             .values(last_used_at=at)
+            # Bookkeeping only: read caches stay valid (adapters/db/engine.py).
+            .execution_options(**{KEEPS_CACHES: True})
         )
 
 

@@ -35,6 +35,7 @@ LINK_COLUMNS = (
 class SqlAuditRepository(AuditRepository):
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
+        self._generation: int | None = None
 
     def lock_head(self) -> tuple[int, str]:
         try:
@@ -42,13 +43,23 @@ class SqlAuditRepository(AuditRepository):
                 update(audit_head)
                 .where(audit_head.c.id == 1)
                 .values(seq=audit_head.c.seq)
-                .returning(audit_head.c.seq, audit_head.c.hash)
+                .returning(audit_head.c.seq, audit_head.c.hash, audit_head.c.generation)
             ).one()
         except DBAPIError as error:
             raise AuditUnavailable(
                 f"the audit trail cannot be written: {type(error).__name__}"
             ) from None
+        self._generation = int(row.generation)
         return int(row.seq), str(row.hash)
+
+    def generation(self) -> int:
+        if self._generation is None:
+            self._generation = int(
+                self._connection.execute(
+                    select(audit_head.c.generation).where(audit_head.c.id == 1)
+                ).scalar_one()
+            )
+        return self._generation
 
     def insert(self, events: Sequence[AuditEvent]) -> None:
         rows = [_row_of(event) for event in events]

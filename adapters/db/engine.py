@@ -5,8 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, update
 from sqlalchemy.engine import URL, make_url
+
+from adapters.db.tables import (
+    api_tokens,
+    audit_head,
+    role_bindings,
+    scopes,
+    secrets,
+    service_accounts,
+    versions,
+)
 
 # Schemes that platforms hand out (Heroku-style `postgres://` included) and mean psycopg 3 here.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -21,13 +31,61 @@ SQLITE_PRAGMAS = (
     "PRAGMA case_sensitive_like=ON",
 )
 
+# No ping before each checkout (a round trip per request): a connection the server dropped fails
+# its request with 503 `database_unavailable`, the pool is invalidated and the next one
+# reconnects. Connections are renewed hourly all the same.
+POOL_RECYCLE_SECONDS = 3600
 
-def create_engine_from_url(url: str) -> Engine:
-    """An engine whose logs and errors never show bound parameters (they may be secrets)."""
+
+# The rows the workers' read caches hold (`core.read_cache`): a transaction that writes to one of
+# these tables increments the change generation just before it commits, whoever runs it, and
+# every worker's cache then starts afresh.
+CACHED_TABLES = frozenset(
+    table.name for table in (secrets, versions, scopes, role_bindings, service_accounts, api_tokens)
+)
+CHANGED = "secret_management.changed_cached_rows"
+# The execution option of a write that changes nothing a cache holds (a token's last use).
+KEEPS_CACHES = "keeps_read_caches"
+BUMP_GENERATION = (
+    update(audit_head).where(audit_head.c.id == 1).values(generation=audit_head.c.generation + 1)
+)
+
+
+def create_engine_from_url(url: str, *, track_changes: bool = True) -> Engine:
+    """An engine whose logs and errors never show bound parameters (they may be secrets).
+
+    `track_changes=False` only for a schema older than migration 0006 (migration tests)."""
     parsed = make_url(_normalize(url))
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
-    return create_engine(parsed, hide_parameters=True, pool_pre_ping=True)
+        engine = _sqlite_engine(parsed)
+    else:
+        engine = create_engine(parsed, hide_parameters=True, pool_recycle=POOL_RECYCLE_SECONDS)
+    if track_changes:
+        event.listen(engine, "after_cursor_execute", _note_change)
+        event.listen(engine, "commit", _bump_generation)
+        event.listen(engine, "rollback", _forget_change)
+    return engine
+
+
+def _note_change(
+    conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+) -> None:
+    if context is None or not (context.isinsert or context.isupdate or context.isdelete):
+        return
+    if context.execution_options.get(KEEPS_CACHES):
+        return
+    table = getattr(getattr(context.compiled, "statement", None), "table", None)
+    if getattr(table, "name", None) in CACHED_TABLES:
+        conn.info[CHANGED] = True
+
+
+def _bump_generation(conn: Connection) -> None:
+    if conn.info.pop(CHANGED, False):
+        conn.execute(BUMP_GENERATION)
+
+
+def _forget_change(conn: Connection) -> None:
+    conn.info.pop(CHANGED, None)
 
 
 def _normalize(url: str) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.tables import (
+    encrypted_values,
     role_bindings,
     rotation_policies,
     scopes,
@@ -87,6 +88,19 @@ STAGE = case(
 ).label("stage")
 SELECT_VERSION = select(versions, STAGE).select_from(
     versions.join(secrets, versions.c.secret_id == secrets.c.id)
+)
+# A secret with one version and, when the local backend holds it, its ciphertext: everything a
+# value read needs from the database in one statement (the caller's bindings aside).
+READ_PREFIX = "v_"
+SELECT_FOR_READ = select(
+    secrets,
+    scopes.c.type.label("scope_type"),
+    scopes.c.external_id.label("scope_external_id"),
+    scopes.c.path.label("scope_path"),
+    *(column.label(READ_PREFIX + column.name) for column in versions.c),
+    STAGE,
+    encrypted_values.c.id.label("stored_id"),
+    encrypted_values.c.blob.label("stored_blob"),
 )
 VERSION_STATE_COLUMNS = ("state", "expires_at", "not_before", "disable_at")
 
@@ -206,6 +220,46 @@ class SqlSecretRepository(SecretRepository):
             )
         ).first()
         return None if row is None else _secret_from_row(row)
+
+    def get_with_version(
+        self, secret_id: UUID, version: int | None
+    ) -> tuple[Secret, SecretVersion | None] | None:
+        return self._read(secrets.c.id == secret_id, version)
+
+    def get_by_name_with_version(
+        self, scope: ScopeRef, environment: str | None, name: str, version: int | None
+    ) -> tuple[Secret, SecretVersion | None] | None:
+        where = (
+            _scope_is(scope)
+            & (secrets.c.environment == _stored_environment(environment))
+            & (secrets.c.name == name)
+        )
+        return self._read(where, version)
+
+    def _read(
+        self, where: ColumnElement[bool], version: int | None
+    ) -> tuple[Secret, SecretVersion | None] | None:
+        number = secrets.c.current_version if version is None else version
+        joined = SECRET_WITH_SCOPE.outerjoin(
+            versions, (versions.c.secret_id == secrets.c.id) & (versions.c.version == number)
+        ).outerjoin(
+            encrypted_values,
+            (encrypted_values.c.secret_id == versions.c.secret_id)
+            & (encrypted_values.c.version == versions.c.version),
+        )
+        rows = self._connection.execute(SELECT_FOR_READ.select_from(joined).where(where)).all()
+        if not rows:
+            return None
+        # More than one ciphertext row per version only after an interrupted write: the one
+        # the version's locator names is the value.
+        row = next((r for r in rows if str(r.stored_id) == r.v_locator), rows[0])
+        secret = _secret_from_row(row)
+        if row.v_version is None:
+            return secret, None
+        record = _version_from_row(row, READ_PREFIX)
+        if row.stored_id is not None and str(row.stored_id) == record.locator:
+            record.stored = bytes(row.stored_blob)
+        return secret, record
 
     def update(self, secret: Secret, expected_revision: int) -> None:
         result = self._connection.execute(

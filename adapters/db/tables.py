@@ -232,6 +232,8 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Incremented by every transaction that changes what the read caches hold (see uow.py).
+    Column("generation", BigInteger, nullable=False, server_default="0"),
 )
 
 audit_checkpoints = Table(

@@ -19,13 +19,18 @@ from ports.persistence import UnitOfWork
 class SqlUnitOfWork(UnitOfWork):
     """Leaving the `with` block rolls back whatever was not committed, then closes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
         self._engine = engine
+        self._read_only = read_only
         self._connection: Connection | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self._connection = self._engine.connect()
-        self._connection.begin()
+        if self._read_only:
+            # No BEGIN and no ROLLBACK: a round trip each, for reads that need no transaction.
+            self._connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._connection.begin()
         self.scopes = SqlScopeRepository(self._connection)
         self.secrets = SqlSecretRepository(self._connection)
         self.bindings = SqlRoleBindingRepository(self._connection)
@@ -45,6 +50,8 @@ class SqlUnitOfWork(UnitOfWork):
             self._connection = None
 
     def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         self._active_connection().commit()
 
     def rollback(self) -> None:

@@ -280,8 +280,11 @@ class SecretValueByPath(MethodView):
     @document_errors(400, 401, 404, 409, 410, 503)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
-        found = service().find_secret(
-            g.principal, scope_ref(scope_type, scope_id), name, args.get("environment")
+        revealed = service().read_value_by_name(
+            g.principal,
+            scope_ref(scope_type, scope_id),
+            name,
+            args.get("environment"),
+            args.get("version"),
         )
-        revealed = service().read_value(g.principal, found.id, args.get("version"))
         return encode_value(revealed, args.get("encoding"))

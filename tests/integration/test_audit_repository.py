@@ -4,6 +4,7 @@ from many writers at once."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -263,8 +264,8 @@ def test_prune_deletes_up_to_a_seq_and_keeps_the_checkpoints(
 
 def test_a_pruned_chain_verifies_from_its_anchor(engine: Engine) -> None:
     clock = FixedClock(NOW)
-    trail = make_audit_trail(lambda: SqlUnitOfWork(engine), clock, checkpoint_every=2)
-    service = AuditService(lambda: SqlUnitOfWork(engine), trail, CHECKPOINT_KEY, clock)
+    trail = make_audit_trail(functools.partial(SqlUnitOfWork, engine), clock, checkpoint_every=2)
+    service = AuditService(functools.partial(SqlUnitOfWork, engine), trail, CHECKPOINT_KEY, clock)
     for number in range(1, 6):
         append(engine, trail.chain, event(number, time=NOW + timedelta(hours=number)))
 
@@ -319,8 +320,8 @@ def test_concurrent_appends_make_one_unbroken_chain(engine: Engine) -> None:
 
 def test_verification_while_others_append_reports_no_false_break(engine: Engine) -> None:
     clock = FixedClock(NOW)
-    trail = make_audit_trail(lambda: SqlUnitOfWork(engine), clock, checkpoint_every=100)
-    service = AuditService(lambda: SqlUnitOfWork(engine), trail, CHECKPOINT_KEY, clock)
+    trail = make_audit_trail(functools.partial(SqlUnitOfWork, engine), clock, checkpoint_every=100)
+    service = AuditService(functools.partial(SqlUnitOfWork, engine), trail, CHECKPOINT_KEY, clock)
     for start in range(0, 3000, 500):
         append(engine, trail.chain, *(event(n) for n in range(start, start + 500)))
     done = threading.Event()

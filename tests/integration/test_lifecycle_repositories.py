@@ -4,6 +4,7 @@ must say what `core.worker`'s rules say, or a pass would never end or miss a job
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import timedelta
 
@@ -33,7 +34,7 @@ def life(engine: Engine) -> Lifecycle:
             RoleBinding(uuid.uuid4(), ALICE.id, Role.ADMIN, GLOBAL, "/1/", NOW, "user:setup")
         )
         uow.commit()
-    return wire(lambda: SqlUnitOfWork(engine))
+    return wire(functools.partial(SqlUnitOfWork, engine))
 
 
 def outbox_types(engine: Engine, target: str = "audit-log") -> list[str]:

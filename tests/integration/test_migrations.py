@@ -22,7 +22,7 @@ from ports.values import ScopeRef, ScopeType
 
 @pytest.fixture
 def empty_engine(empty_database_url: str) -> Iterator[Engine]:
-    engine = create_engine_from_url(empty_database_url)
+    engine = create_engine_from_url(empty_database_url, track_changes=False)
     yield engine
     engine.dispose()
 

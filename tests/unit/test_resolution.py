@@ -368,8 +368,8 @@ def test_resolution_reads_the_database_once(
 ) -> None:
     queries: list[str] = []
 
-    def counting() -> FakeUnitOfWork:
-        uow = db()
+    def counting(*, read_only: bool = False) -> FakeUnitOfWork:
+        uow = db(read_only=read_only)
         uow.secrets = CountingSecrets(uow.secrets, queries)
         return uow
 
