@@ -13,7 +13,10 @@ from uuid import UUID
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Row,
+    Select,
+    Uuid,
     bindparam,
     case,
     delete,
@@ -101,6 +104,32 @@ SELECT_FOR_READ = select(
     STAGE,
     encrypted_values.c.id.label("stored_id"),
     encrypted_values.c.blob.label("stored_blob"),
+)
+# Resolution's aliases and labels, built once (making them is costly, and it runs per request).
+RESOLVE_CONTEXT = scopes.alias("context")
+RESOLVE_CURRENT = versions.alias("current")
+RESOLVE_CURRENT_COLUMNS = tuple(column.label(f"v_{column.name}") for column in RESOLVE_CURRENT.c)
+# The two value-read statements, built once; `read_version` NULL means the current version.
+READ_JOINED = SECRET_WITH_SCOPE.outerjoin(
+    versions,
+    (versions.c.secret_id == secrets.c.id)
+    & (
+        versions.c.version
+        == func.coalesce(bindparam("read_version", type_=Integer), secrets.c.current_version)
+    ),
+).outerjoin(
+    encrypted_values,
+    (encrypted_values.c.secret_id == versions.c.secret_id)
+    & (encrypted_values.c.version == versions.c.version),
+)
+READ_BY_ID = SELECT_FOR_READ.select_from(READ_JOINED).where(
+    secrets.c.id == bindparam("read_id", type_=Uuid)
+)
+READ_BY_PATH = SELECT_FOR_READ.select_from(READ_JOINED).where(
+    scopes.c.type == bindparam("read_scope_type"),
+    scopes.c.external_id == bindparam("read_scope_id"),
+    secrets.c.environment == bindparam("read_environment"),
+    secrets.c.name == bindparam("read_name"),
 )
 VERSION_STATE_COLUMNS = ("state", "expires_at", "not_before", "disable_at")
 
@@ -224,30 +253,24 @@ class SqlSecretRepository(SecretRepository):
     def get_with_version(
         self, secret_id: UUID, version: int | None
     ) -> tuple[Secret, SecretVersion | None] | None:
-        return self._read(secrets.c.id == secret_id, version)
+        return self._read(READ_BY_ID, {"read_id": secret_id, "read_version": version})
 
     def get_by_name_with_version(
         self, scope: ScopeRef, environment: str | None, name: str, version: int | None
     ) -> tuple[Secret, SecretVersion | None] | None:
-        where = (
-            _scope_is(scope)
-            & (secrets.c.environment == _stored_environment(environment))
-            & (secrets.c.name == name)
-        )
-        return self._read(where, version)
+        parameters = {
+            "read_scope_type": scope.type.value,
+            "read_scope_id": scope.id,
+            "read_environment": _stored_environment(environment),
+            "read_name": name,
+            "read_version": version,
+        }
+        return self._read(READ_BY_PATH, parameters)
 
     def _read(
-        self, where: ColumnElement[bool], version: int | None
+        self, statement: Select[Any], parameters: dict[str, Any]
     ) -> tuple[Secret, SecretVersion | None] | None:
-        number = secrets.c.current_version if version is None else version
-        joined = SECRET_WITH_SCOPE.outerjoin(
-            versions, (versions.c.secret_id == secrets.c.id) & (versions.c.version == number)
-        ).outerjoin(
-            encrypted_values,
-            (encrypted_values.c.secret_id == versions.c.secret_id)
-            & (encrypted_values.c.version == versions.c.version),
-        )
-        rows = self._connection.execute(SELECT_FOR_READ.select_from(joined).where(where)).all()
+        rows = self._connection.execute(statement, parameters).all()
         if not rows:
             return None
         # More than one ciphertext row per version only after an interrupted write: the one
@@ -313,7 +336,7 @@ class SqlSecretRepository(SecretRepository):
         visible_to: AccessQuery,
         readable_by: AccessQuery,
     ) -> list[ResolveCandidate]:
-        context = scopes.alias("context")
+        context = RESOLVE_CONTEXT
         in_chain = exists(
             select(1)
             .select_from(context)
@@ -329,16 +352,23 @@ class SqlSecretRepository(SecretRepository):
         )
         environments = ["", environment] if environment else [""]
         readable = visible(readable_by, secret_id=secrets.c.id, name=secrets.c.name)
-        current = versions.alias("current")
+        current = RESOLVE_CURRENT
         statement = (
             SELECT_SECRET.add_columns(
-                *(column.label(f"v_{column.name}") for column in current.c),
+                *RESOLVE_CURRENT_COLUMNS,
                 readable.label("value_readable"),
+                encrypted_values.c.id.label("stored_id"),
+                encrypted_values.c.blob.label("stored_blob"),
             )
             .join(
                 current,
                 (current.c.secret_id == secrets.c.id)
                 & (current.c.version == secrets.c.current_version),
+            )
+            .outerjoin(  # the ciphertext, for values kept in the service's own database
+                encrypted_values,
+                (encrypted_values.c.secret_id == current.c.secret_id)
+                & (encrypted_values.c.version == current.c.version),
             )
             .where(
                 secrets.c.deleted_at.is_(None),
@@ -347,14 +377,20 @@ class SqlSecretRepository(SecretRepository):
                 visible(visible_to, secret_id=secrets.c.id, name=secrets.c.name),
             )
         )
-        return [
-            ResolveCandidate(
+        candidates: dict[UUID, ResolveCandidate] = {}
+        for row in self._connection.execute(statement):
+            current_version = _version_from_row(row, prefix="v_", stage=Stage.CURRENT.value)
+            if row.stored_id is not None and str(row.stored_id) == current_version.locator:
+                if row.value_readable:
+                    current_version.stored = bytes(row.stored_blob)
+            elif row.id in candidates:
+                continue  # a stray ciphertext row of an interrupted write: not this version's
+            candidates[row.id] = ResolveCandidate(
                 secret=_secret_from_row(row),
-                current=_version_from_row(row, prefix="v_", stage=Stage.CURRENT.value),
+                current=current_version,
                 value_readable=bool(row.value_readable),
             )
-            for row in self._connection.execute(statement)
-        ]
+        return list(candidates.values())
 
     def add_version(self, version: SecretVersion) -> None:
         statement = insert(versions).values(

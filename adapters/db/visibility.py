@@ -15,6 +15,8 @@ from adapters.db.tables import role_bindings, scopes
 from core.access import AccessQuery
 
 LIKE_ESCAPE = "\\"
+# Built once: an alias's columns are costly to make, and a query of every request uses these.
+BINDING, BINDING_SCOPE = role_bindings.alias("b"), scopes.alias("bs")
 
 
 def glob_to_like(pattern: str) -> str:
@@ -39,7 +41,7 @@ def visible(
     owner = personal & (scope.c.external_id == access.user_id) if access.user_id else false()
     if access.unrestricted:
         return or_(owner, ~personal)
-    binding, binding_scope = role_bindings.alias("b"), scopes.alias("bs")
+    binding, binding_scope = BINDING, BINDING_SCOPE
     conditions = [
         binding.c.principal.in_(access.identities),
         binding.c.role.in_(sorted(role.value for role in access.roles)),

@@ -119,5 +119,5 @@ def finish_request(response: Response) -> Response:
     if "etag" in g:
         response.headers["ETag"] = g.etag
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms)
+    log.debug("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms)
     return response
