@@ -309,6 +309,8 @@ class GroupCommit:
         self._condition = threading.Condition()
         self._queue: list[_Ticket] = []
         self._writing = False
+        self.batches = 0  # transactions written, and the events in them: for tests and stats
+        self.events = 0
 
     def record(
         self,
@@ -360,6 +362,8 @@ class GroupCommit:
             for ticket in batch:
                 ticket.error, ticket.done = error, True
             return
+        self.batches += 1
+        self.events += len(events)
         for ticket in batch:
             ticket.done = True
         if self._observer is not None:

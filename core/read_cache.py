@@ -92,6 +92,13 @@ class ReadCache:
         with self._lock:
             self._entries.clear()
 
+    def forget(self) -> None:
+        """A change committed in this process: drop everything and cache nothing more until
+        the next generation is seen under the chain's lock."""
+        with self._lock:
+            self._entries.clear()
+            self._generation = None
+
     def __len__(self) -> int:
         return len(self._entries)
 

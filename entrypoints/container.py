@@ -101,8 +101,8 @@ def open_backends(
         registry.close()
 
 
-def open_engine(url: str) -> Iterator[Any]:
-    engine = create_engine_from_url(url)
+def open_engine(url: str, on_change: Any = None) -> Iterator[Any]:
+    engine = create_engine_from_url(url, on_change=on_change)
     try:
         yield engine
     finally:
@@ -234,7 +234,16 @@ class Container(containers.DeclarativeContainer):
     plugin_manager = providers.Singleton(
         build_plugin_manager, blocked=settings.provided.disabled_plugins
     )
-    engine = providers.Resource(open_engine, settings.provided.database_url)
+    # What value reads look up, per process, valid for one change generation (core/read_cache.py).
+    read_cache = providers.Singleton(
+        ReadCache,
+        settings.provided.read_cache["max_entries"],
+        settings.provided.read_cache["ttl_seconds"],
+    )
+    # The engine tells this process's read cache when a transaction changed what it holds.
+    engine = providers.Resource(
+        open_engine, settings.provided.database_url, read_cache.provided.forget
+    )
     clock = providers.Singleton(SystemClock)
     key_provider = providers.Singleton(build_key_provider, settings, plugin_manager, environ)
     backends = providers.Resource(open_backends, settings, plugin_manager, engine, key_provider)
@@ -254,12 +263,6 @@ class Container(containers.DeclarativeContainer):
     audit_sinks = providers.Resource(open_audit_sinks, settings, plugin_manager)
     # Changes audited as a success are written to the event outbox in the same transaction.
     change_feed = providers.Singleton(build_change_feed, settings)
-    # What value reads look up, per process, valid for one change generation (core/read_cache.py).
-    read_cache = providers.Singleton(
-        ReadCache,
-        settings.provided.read_cache["max_entries"],
-        settings.provided.read_cache["ttl_seconds"],
-    )
     # Reads' events of concurrent requests commit together (one group per process); the change
     # generation seen under the chain's lock keeps the read cache honest.
     audit_group = providers.Singleton(

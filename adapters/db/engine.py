@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,14 @@ BUMP_GENERATION = (
 )
 
 
-def create_engine_from_url(url: str, *, track_changes: bool = True) -> Engine:
+def create_engine_from_url(
+    url: str, *, track_changes: bool = True, on_change: Callable[[], None] | None = None
+) -> Engine:
     """An engine whose logs and errors never show bound parameters (they may be secrets).
 
-    `track_changes=False` only for a schema older than migration 0006 (migration tests)."""
+    `on_change` is called as a transaction that changed cached rows commits (this process's
+    read cache forgets what it holds at once); `track_changes=False` only for a schema older
+    than migration 0006 (migration tests)."""
     parsed = make_url(_normalize(url))
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed)
@@ -63,6 +68,8 @@ def create_engine_from_url(url: str, *, track_changes: bool = True) -> Engine:
     if track_changes:
         event.listen(engine, "after_cursor_execute", _note_change)
         event.listen(engine, "commit", _bump_generation)
+        if on_change is not None:
+            engine.info_on_change = on_change  # type: ignore[attr-defined]
         event.listen(engine, "rollback", _forget_change)
     return engine
 
@@ -82,6 +89,9 @@ def _note_change(
 def _bump_generation(conn: Connection) -> None:
     if conn.info.pop(CHANGED, False):
         conn.execute(BUMP_GENERATION)
+        on_change = getattr(conn.engine, "info_on_change", None)
+        if on_change is not None:
+            on_change()
 
 
 def _forget_change(conn: Connection) -> None:
