@@ -267,13 +267,10 @@ class AuditChain:
     ) -> list[AuditEvent]:
         """Append `events` after the head that `lock_head` returned in this transaction."""
         linked = chained(events, head_seq, head_hash)
-        uow.audit.insert(linked)
+        uow.audit.append(linked)  # the events, and the head moved to the last one
         for event in linked:  # set by chained(): seq and hash are there
             if event.seq is not None and event.hash is not None and event.seq % self.every == 0:
                 uow.audit.add_checkpoint(self.checkpoint(event.seq, event.hash, event.time))
-        last = linked[-1]
-        assert last.seq is not None and last.hash is not None
-        uow.audit.set_head(last.seq, last.hash)
         return linked
 
     def checkpoint(self, seq: int, digest: str, at: datetime) -> Checkpoint:

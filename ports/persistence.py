@@ -294,6 +294,14 @@ class AuditRepository(abc.ABC):
     @abc.abstractmethod
     def set_head(self, seq: int, digest: str) -> None: ...
 
+    def append(self, events: Sequence[AuditEvent]) -> None:
+        """Store events already placed in the chain and move the head to the last of them
+        (a store may do both in one round trip)."""
+        self.insert(events)
+        last = events[-1]
+        assert last.seq is not None and last.hash is not None
+        self.set_head(last.seq, last.hash)
+
     @abc.abstractmethod
     def head(self) -> tuple[int, str]:
         """The recorded end of the chain, read without taking its lock."""
