@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from core import errors
@@ -98,6 +99,15 @@ def handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+def handle_database_unreachable(error: DBAPIError) -> Response:
+    """The database refused or dropped the connection: 503, the pool renews its connections.
+    Any other database error is a bug (500, logged)."""
+    if not (error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)):
+        return handle_unexpected(error)
+    log.error("the database is unreachable: %s", type(error.orig).__name__)
+    return error_response(503, "database_unavailable", "the database is unavailable; try again")
+
+
 def handle_unexpected(error: Exception) -> Response:
     # The traceback names code, not values: values only travel inside SecretValue.
     log.exception("unhandled error")
@@ -117,4 +127,5 @@ def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(errors.ServiceError, handle_service_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_unreachable)
     app.register_error_handler(Exception, handle_unexpected)
