@@ -1,4 +1,4 @@
-# Slim, non-root image: `secretctl serve` upgrades the database, then runs gunicorn.
+# Slim, non-root image: `secretctl serve` upgrades the database, then runs granian (WSGI workers).
 FROM python:3.11-slim AS build
 # The cloud SDKs to include: "all", or a comma list such as "vault,aws"; "" for none.
 ARG EXTRAS=all

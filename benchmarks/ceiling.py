@@ -1,6 +1,6 @@
 """The framework ceiling: a Flask endpoint returning a constant JSON body, served by the
-service's own gunicorn setup (`entrypoints.server.GunicornServer`: worker class, threads,
-workers), so that `ours / ceiling` shows what the service's own work costs.
+service's own server setup (`entrypoints.server.run_server`: granian, WSGI workers, blocking
+threads, backpressure), so that `ours / ceiling` shows what the service's own work costs.
 
 Run as `python -m benchmarks.ceiling --port N --workers W`.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from entrypoints.config import Settings
-from entrypoints.server import GunicornServer
+from entrypoints.server import run_server
 
 # The shape and size of a value read's answer.
 BODY = {
@@ -38,19 +38,13 @@ def create_ceiling_app() -> Flask:
     return app
 
 
-class CeilingServer(GunicornServer):
-    """The service's gunicorn configuration, serving the constant endpoint instead."""
-
-    def load(self) -> Any:
-        return create_ceiling_app()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, required=True)
     args = parser.parse_args()
-    CeilingServer(Settings(port=args.port, workers=args.workers, log_level="INFO")).run()
+    settings = Settings(port=args.port, workers=args.workers, log_level="INFO")
+    run_server(settings, target="benchmarks.ceiling:create_ceiling_app")
 
 
 if __name__ == "__main__":

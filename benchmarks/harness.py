@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None) -> RunConfig:
         "--workers",
         type=int,
         default=max(2, os.cpu_count() or 2),
-        help="gunicorn workers of the service and of the ceiling (the number of CPUs, at least 2)",
+        help="server workers of the service and of the ceiling (the number of CPUs, at least 2)",
     )
     parser.add_argument(
         "--workloads", help="comma-separated workloads to run (all; read_by_id is always run)"
@@ -264,7 +264,7 @@ def run_batches(
 def memory(
     service: servers.Process, ceiling: servers.Process, openbao: servers.Process
 ) -> dict[str, Any]:
-    """Resident memory of each gunicorn worker (the master's children), and of OpenBao."""
+    """Resident memory of each server worker (the main process's children), and of OpenBao."""
     found = {
         "service_workers": [
             round(servers.rss_mib(pid), 1) for pid in servers.children_of(service.pid)

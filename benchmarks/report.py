@@ -106,7 +106,7 @@ def summary_lines(
     read = workloads["read_by_id"]
     ours, bao, ceiling = read["ours"], read["openbao"], read["ceiling"]
     lines = [
-        f"framework ceiling (constant JSON, same gunicorn setup): "
+        f"framework ceiling (constant JSON, same server setup): "
         f"{ceiling.requests_per_second:,.0f} req/s, p50 {ceiling.p50_ms:.1f} ms, "
         f"p99 {ceiling.p99_ms:.1f} ms; read_by_id ours/ceiling = "
         f"{_ratio(ours.requests_per_second, ceiling.requests_per_second)}",

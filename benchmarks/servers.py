@@ -1,7 +1,7 @@
 # ruff: noqa: S603 - runs this project's own tools with arguments it builds itself
 """The servers a benchmark run starts on loopback ports, each stopped when its block is left:
 PostgreSQL, the service (`secretctl serve`), OpenBao in dev mode with a file audit device, and
-the framework ceiling (a constant JSON endpoint under the same gunicorn setup)."""
+the framework ceiling (a constant JSON endpoint under the same server setup)."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def service_environment(
 
 @contextmanager
 def service(env: dict[str, str], workdir: Path) -> Iterator[Process]:
-    """`secretctl serve`: migrations, then gunicorn (the process is the gunicorn master)."""
+    """`secretctl serve`: migrations, then the server (the process is its main process)."""
     port = int(env["SECRETS_PORT"])
     with running(
         "secretctl serve",
@@ -252,7 +252,7 @@ def openbao_version() -> str:
 
 
 def children_of(pid: int) -> list[int]:
-    """The direct children of a process (gunicorn's workers of its master)."""
+    """The direct children of a process (the server's workers)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

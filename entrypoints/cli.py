@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets as token_generator
 import signal
@@ -66,8 +67,8 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
 def serve(
     ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_migrate: bool
 ) -> None:
-    """Upgrade the database, then serve the API with gunicorn."""
-    from entrypoints.server import prepare, run_gunicorn
+    """Upgrade the database, then serve the API (granian, WSGI workers)."""
+    from entrypoints.server import prepare, run_server
 
     settings = settings_of(ctx, host=host, port=port, workers=workers)
     generated = settings.dev_root_token is None and not settings.production
@@ -84,7 +85,9 @@ def serve(
         click.echo("Development root token (shown once, new at every start):", err=True)
         click.echo(f"  export SECRETS_ADDR={address} SECRETS_TOKEN={settings.dev_root_token}")
     sys.stdout.flush()
-    run_gunicorn(settings)
+    if ctx.obj["config_file"]:  # the workers read the same file
+        os.environ["SECRETS_CONFIG"] = str(ctx.obj["config_file"])
+    run_server(settings)
 
 
 @main.group()

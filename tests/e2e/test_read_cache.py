@@ -1,6 +1,6 @@
 """The read cache never serves what a committed change replaced.
 
-Two apps on one database stand for two gunicorn workers: each has its own read cache and its
+Two apps on one database stand for two server workers: each has its own read cache and its
 own group commit. A service account reads through worker A until A serves the value from its
 cache; the change is then made through worker B (which A's process does not hear about), and
 A's next read must reflect it: a rotation, a disabled version, a deleted secret, a removed

@@ -1,4 +1,4 @@
-"""`secretctl serve` as an operator runs it (gunicorn, SQLite, local backend), driven over real
+"""`secretctl serve` as an operator runs it (granian, SQLite, local backend), driven over real
 HTTP by `requests` and by the `secretctl` client commands."""
 
 from __future__ import annotations
