@@ -402,12 +402,19 @@ class Attempt:
 
     def __init__(self, trail: AuditTrail, event: AuditEvent) -> None:
         self._trail = trail
-        self.event = event
+        self._event = event
+        self._learnt: dict[str, Any] = {}  # applied to the event when it is next looked at
         self.recorded = False
         self.linked: list[AuditEvent] = []
 
+    @property
+    def event(self) -> AuditEvent:
+        if self._learnt:
+            self._event, self._learnt = replace(self._event, **self._learnt), {}
+        return self._event
+
     def learn(self, **fields: Any) -> None:
-        self.event = replace(self.event, **fields)
+        self._learnt.update(fields)
 
     def succeed(self, uow: UnitOfWork, *, also: Sequence[AuditEvent] = (), **fields: Any) -> None:
         """Record success in the same transaction as the change (commit it with the change),

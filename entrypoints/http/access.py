@@ -59,7 +59,7 @@ class WhoAmI(MethodView):
 
 @blp.route("/scopes")
 class Scopes(MethodView):
-    @blp.arguments(schemas.ScopeListArgsSchema, location="query")
+    @blp.arguments(schemas.ScopeListArgsSchema(), location="query")
     @blp.response(200, schemas.ScopePageSchema)
     @document_errors(400, 401)
     def get(self, args: dict[str, Any]) -> Any:
@@ -67,7 +67,7 @@ class Scopes(MethodView):
         scope_type = ScopeType(args["type"]) if "type" in args else None
         return scopes().list_scopes(g.principal, scope_type, page_of(args))
 
-    @blp.arguments(schemas.ScopeCreateSchema)
+    @blp.arguments(schemas.ScopeCreateSchema())
     @blp.response(201, schemas.ScopeItemSchema)
     @document_errors(400, 401, 404, 409)
     def post(self, data: dict[str, Any]) -> Any:
@@ -93,7 +93,7 @@ class ScopeItem(MethodView):
 
 @blp.route("/role-bindings")
 class RoleBindings(MethodView):
-    @blp.arguments(schemas.RoleBindingListArgsSchema, location="query")
+    @blp.arguments(schemas.RoleBindingListArgsSchema(), location="query")
     @blp.response(200, schemas.RoleBindingPageSchema)
     @document_errors(400, 401, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -103,7 +103,7 @@ class RoleBindings(MethodView):
         )
         return bindings().list_bindings(g.principal, scope, args.get("principal"), page_of(args))
 
-    @blp.arguments(schemas.RoleBindingCreateSchema)
+    @blp.arguments(schemas.RoleBindingCreateSchema())
     @blp.response(201, schemas.RoleBindingSchema)
     @document_errors(400, 401, 404)
     def post(self, data: dict[str, Any]) -> Any:
@@ -140,7 +140,7 @@ class SecretReaders(MethodView):
 
 @blp.route("/service-accounts")
 class ServiceAccounts(MethodView):
-    @blp.arguments(schemas.ServiceAccountListArgsSchema, location="query")
+    @blp.arguments(schemas.ServiceAccountListArgsSchema(), location="query")
     @blp.response(200, schemas.ServiceAccountPageSchema)
     @document_errors(400, 401, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -148,7 +148,7 @@ class ServiceAccounts(MethodView):
         scope = scope_ref(args["scope_type"], args.get("scope_id"))
         return accounts().list_accounts(g.principal, scope, page_of(args))
 
-    @blp.arguments(schemas.ServiceAccountCreateSchema)
+    @blp.arguments(schemas.ServiceAccountCreateSchema())
     @blp.response(201, schemas.ServiceAccountSchema)
     @document_errors(400, 401, 404, 409)
     def post(self, data: dict[str, Any]) -> Any:
@@ -182,7 +182,7 @@ class ServiceAccountTokens(MethodView):
         """The account's tokens (never the tokens themselves)."""
         return {"items": accounts().tokens(g.principal, account_id)}
 
-    @blp.arguments(schemas.TokenCreateSchema)
+    @blp.arguments(schemas.TokenCreateSchema())
     @blp.response(201, schemas.IssuedTokenSchema)
     @document_errors(400, 401, 404)
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:

@@ -47,7 +47,7 @@ def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:
 
 @blp.route("/events")
 class AuditEvents(MethodView):
-    @blp.arguments(schemas.AuditEventsArgsSchema, location="query")
+    @blp.arguments(schemas.AuditEventsArgsSchema(), location="query")
     @blp.response(200, schemas.AuditEventPageSchema)
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -60,7 +60,7 @@ class AuditEvents(MethodView):
 
 @blp.route("/export")
 class AuditExport(MethodView):
-    @blp.arguments(schemas.AuditExportArgsSchema, location="query")
+    @blp.arguments(schemas.AuditExportArgsSchema(), location="query")
     @blp.response(200, description="JSON Lines or CSV, streamed, oldest first")
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -74,7 +74,7 @@ class AuditExport(MethodView):
 
 @blp.route("/verify")
 class AuditVerify(MethodView):
-    @blp.arguments(schemas.AuditVerifyArgsSchema)
+    @blp.arguments(schemas.AuditVerifyArgsSchema())
     @blp.response(200, schemas.AuditVerificationSchema)
     @document_errors(400, 401, 403, 404)
     def post(self, args: dict[str, Any]) -> Any:

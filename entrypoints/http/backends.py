@@ -109,7 +109,7 @@ class Backends(MethodView):
 
 @blp.route("/backends/<name>/adopt")
 class BackendAdoption(MethodView):
-    @blp.arguments(AdoptionArgsSchema)
+    @blp.arguments(AdoptionArgsSchema())
     @blp.response(200, AdoptionReportSchema)
     @blp.alt_response(400, **ERROR)
     @blp.alt_response(401, **ERROR)

@@ -91,7 +91,7 @@ class VersionDestroy(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rollback")
 class SecretRollback(MethodView):
-    @blp.arguments(schemas.RollbackSchema)
+    @blp.arguments(schemas.RollbackSchema())
     @blp.response(201, schemas.SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 403, 404, 409, 412, 503)
@@ -105,7 +105,7 @@ class SecretRollback(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rotate")
 class SecretRotate(MethodView):
-    @blp.arguments(schemas.RotateSchema)
+    @blp.arguments(schemas.RotateSchema())
     @blp.response(201, schemas.SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 403, 404, 409, 412, 413, 502, 503)
@@ -134,7 +134,7 @@ class SecretRotationPolicy(MethodView):
         """The secret's rotation policy, with its next and last runs."""
         return rotation().get_policy(g.principal, secret_id)
 
-    @blp.arguments(schemas.RotationPolicyInputSchema)
+    @blp.arguments(schemas.RotationPolicyInputSchema())
     @blp.response(200, schemas.RotationPolicySchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 403, 404, 412)

@@ -147,7 +147,7 @@ class Migrations(MethodView):
         jobs = audited(current_container().migration_service).list_jobs(g.principal)
         return {"items": jobs}
 
-    @blp.arguments(MigrationArgsSchema)
+    @blp.arguments(MigrationArgsSchema())
     @blp.response(202, MigrationSchema)
     @blp.alt_response(400, **ERROR)
     @blp.alt_response(401, **ERROR)
@@ -163,7 +163,7 @@ class Migrations(MethodView):
 
 @blp.route("/migrations/dry-run")
 class MigrationDryRun(MethodView):
-    @blp.arguments(MigrationArgsSchema)
+    @blp.arguments(MigrationArgsSchema())
     @blp.response(200, MigrationPlanSchema)
     @blp.alt_response(400, **ERROR)
     @blp.alt_response(401, **ERROR)

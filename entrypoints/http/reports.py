@@ -28,7 +28,7 @@ def scope_of(args: dict[str, Any]) -> Any:
 
 @blp.route("/expiring")
 class Expiring(MethodView):
-    @blp.arguments(schemas.ReportArgsSchema, location="query")
+    @blp.arguments(schemas.ReportArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -38,7 +38,7 @@ class Expiring(MethodView):
 
 @blp.route("/never-read")
 class NeverRead(MethodView):
-    @blp.arguments(schemas.ReportArgsSchema, location="query")
+    @blp.arguments(schemas.ReportArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -48,7 +48,7 @@ class NeverRead(MethodView):
 
 @blp.route("/rotation-overdue")
 class RotationOverdue(MethodView):
-    @blp.arguments(schemas.OverdueArgsSchema, location="query")
+    @blp.arguments(schemas.OverdueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:
@@ -58,7 +58,7 @@ class RotationOverdue(MethodView):
 
 @blp.route("/stale-tokens")
 class StaleTokens(MethodView):
-    @blp.arguments(schemas.StaleTokenArgsSchema, location="query")
+    @blp.arguments(schemas.StaleTokenArgsSchema(), location="query")
     @blp.response(200, schemas.StaleTokenListSchema)
     @document_errors(400, 401, 403, 404)
     def get(self, args: dict[str, Any]) -> Any:

@@ -41,7 +41,7 @@ def render(entry: ResolvedSecret) -> dict[str, Any]:
 
 @blp.route("/resolve")
 class Resolve(MethodView):
-    @blp.arguments(schemas.ResolveArgsSchema, location="query")
+    @blp.arguments(schemas.ResolveArgsSchema(), location="query")
     @blp.response(200, schemas.ResolutionSchema)
     @document_errors(400, 401, 503)
     def get(self, args: dict[str, Any]) -> Any:

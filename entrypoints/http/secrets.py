@@ -104,7 +104,7 @@ def with_etag(secret: Secret) -> Secret:
 
 @blp.route("/secrets")
 class Secrets(MethodView):
-    @blp.arguments(schemas.SecretListArgsSchema, location="query")
+    @blp.arguments(schemas.SecretListArgsSchema(), location="query")
     @blp.response(200, schemas.SecretPageSchema)
     @document_errors(400, 401)
     def get(self, args: dict[str, Any]) -> Any:
@@ -128,7 +128,7 @@ class Secrets(MethodView):
             g.principal, criteria, PageRequest(args["page"], args["page_size"])
         )
 
-    @blp.arguments(schemas.SecretCreateSchema)
+    @blp.arguments(schemas.SecretCreateSchema())
     @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @document_errors(*ERRORS)
     def post(self, data: dict[str, Any]) -> Any:
@@ -156,7 +156,7 @@ class Secrets(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>")
 class SecretItem(MethodView):
-    @blp.arguments(schemas.SecretGetArgsSchema, location="query")
+    @blp.arguments(schemas.SecretGetArgsSchema(), location="query")
     @blp.response(200, schemas.SecretSchema)
     @document_errors(401, 404)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
@@ -165,7 +165,7 @@ class SecretItem(MethodView):
             service().get_secret(g.principal, secret_id, include_deleted=args["include_deleted"])
         )
 
-    @blp.arguments(schemas.SecretUpdateSchema)
+    @blp.arguments(schemas.SecretUpdateSchema())
     @blp.response(200, schemas.SecretSchema)
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 404, 412)
@@ -217,7 +217,7 @@ class SecretPurge(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/value")
 class SecretValueView(MethodView):
-    @blp.arguments(schemas.ValueArgsSchema, location="query")
+    @blp.arguments(schemas.ValueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretValueSchema)
     @document_errors(400, 401, 404, 409, 410, 503)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
@@ -234,7 +234,7 @@ class SecretVersions(MethodView):
         """Every version's metadata, oldest first."""
         return {"items": service().list_versions(g.principal, secret_id)}
 
-    @blp.arguments(schemas.SecretVersionCreateSchema)
+    @blp.arguments(schemas.SecretVersionCreateSchema())
     @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(*ERRORS, 412)
@@ -262,7 +262,7 @@ class SecretVersionView(MethodView):
 
 @blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>")
 class SecretByPath(MethodView):
-    @blp.arguments(schemas.PathArgsSchema, location="query")
+    @blp.arguments(schemas.PathArgsSchema(), location="query")
     @blp.response(200, schemas.SecretSchema)
     @document_errors(400, 401, 404)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
@@ -275,7 +275,7 @@ class SecretByPath(MethodView):
 
 @blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>/value")
 class SecretValueByPath(MethodView):
-    @blp.arguments(schemas.PathValueArgsSchema, location="query")
+    @blp.arguments(schemas.PathValueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretValueSchema)
     @document_errors(400, 401, 404, 409, 410, 503)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:

@@ -168,7 +168,7 @@ class SecretTypeListSchema(Schema):
 
 @blp.route("/imports")
 class Imports(MethodView):
-    @blp.arguments(ImportFormSchema, location=MULTIPART)
+    @blp.arguments(ImportFormSchema(), location=MULTIPART)
     @blp.response(200, ImportReportSchema)
     @document_errors(400, 401, 403, 404, 409, 413, 422, 503)
     def post(self, data: dict[str, Any]) -> Any:
@@ -196,7 +196,7 @@ class Imports(MethodView):
 
 @blp.route("/exports")
 class Exports(MethodView):
-    @blp.arguments(ExportArgsSchema)
+    @blp.arguments(ExportArgsSchema())
     @blp.response(200, description="The export file (sealed when a passphrase is given).")
     @document_errors(400, 401, 403, 404, 503)
     def post(self, data: dict[str, Any]) -> Any:
