@@ -112,8 +112,15 @@ def store_value(
     actor: Principal,
     now: datetime,
 ) -> SecretVersion:
-    """Put one version's value to its backend; the version row pointing at it, not yet saved."""
-    locator = backend.put(VersionKey(secret_id, number), value)
+    """Put one version's value to its backend; the version row pointing at it, not yet saved.
+    A backend keeping values in the service's database only seals it: the row carries the
+    ciphertext (`stored`) and adding the version stores both in one transaction."""
+    key = VersionKey(secret_id, number)
+    stored = None
+    if backend.capabilities.stored_with_metadata:
+        locator, stored = backend.seal(key, value)
+    else:
+        locator = backend.put(key, value)
     return SecretVersion(
         secret_id=secret_id,
         version=number,
@@ -122,6 +129,7 @@ def store_value(
         checksum=checksum.of(value),
         created_at=now,
         created_by=actor.id,
+        stored=stored,
     )
 
 
@@ -550,7 +558,7 @@ class SecretService:
         validity: Validity | None = None,
     ) -> Secret:
         for _ in range(MAX_WRITE_ATTEMPTS):
-            with self._uow_factory() as uow:
+            with self._uow_factory(read_only=True) as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
             self._check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)

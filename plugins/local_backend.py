@@ -82,6 +82,11 @@ class LocalEncryptedBackend(StorageBackend):
             raise NotFound(f"no value is stored at locator {locator!r} in backend '{self.name}'")
         return SecretValue(self._cipher.decrypt(blob, _associated_data(key)))
 
+    def seal(self, key: VersionKey, value: SecretValue) -> tuple[str, bytes]:
+        # The secret repository inserts the row in the transaction that adds the version.
+        row = self._row(key, value, datetime.now(UTC))
+        return str(row["id"]), row["blob"]
+
     def open_stored(self, key: VersionKey, locator: str, stored: bytes) -> SecretValue:
         # The blob came with the version's row (the secret repository joins this table); the
         # associated data still binds it to this secret id and version.

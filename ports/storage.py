@@ -85,6 +85,12 @@ class StorageBackend(abc.ABC):
         different key raises `ValueIntegrityError` (or `NotFound`), never returns that value.
         """
 
+    def seal(self, key: VersionKey, value: SecretValue) -> tuple[str, bytes]:
+        """The locator and stored form (a ciphertext) of a value that the service's own
+        transaction stores along with the version's row, instead of `put`: one commit for both.
+        Only backends whose capabilities say `stored_with_metadata` are asked."""
+        raise NotImplementedError(f"backend '{self.name}' does not seal values")
+
     def open_stored(self, key: VersionKey, locator: str, stored: bytes) -> SecretValue:
         """The value of `get`, from its stored form read along with the version's metadata.
         Only backends whose capabilities say `stored_with_metadata` are asked."""

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from adapters.crypto import key_id_of
 from adapters.db.tables import (
     encrypted_values,
     role_bindings,
@@ -413,6 +414,17 @@ class SqlSecretRepository(SecretRepository):
                 f"secret {version.secret_id} already has a version {version.version}",
                 details={"version": version.version},
             ) from None
+        if version.stored is not None:  # sealed by the local backend: stored in this transaction
+            self._connection.execute(
+                insert(encrypted_values).values(
+                    id=UUID(version.locator),
+                    secret_id=version.secret_id,
+                    version=version.version,
+                    key_id=key_id_of(version.stored),
+                    blob=version.stored,
+                    created_at=version.created_at,
+                )
+            )
 
     def get_version(self, secret_id: UUID, version: int) -> SecretVersion | None:
         row = self._connection.execute(
