@@ -1,0 +1,76 @@
+"""The list endpoint's hand-written serializer answers exactly what `SecretSchema` does."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.model import Page, Secret
+from entrypoints.http.schemas import SecretPageSchema, SecretSchema, dump_secret
+from ports.values import ScopeRef, ScopeType
+
+NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
+
+
+def varied() -> list[Secret]:
+    plain = Secret(
+        id=uuid.uuid4(),
+        scope=ScopeRef.global_scope(),
+        name="PLAIN",
+        backend="local",
+        created_at=NOW,
+        created_by="user:alice",
+    )
+    full = Secret(
+        id=uuid.uuid4(),
+        scope=ScopeRef(ScopeType.PROJECT, "p-42"),
+        name="DB_URL",
+        backend="vault",
+        created_at=NOW.replace(microsecond=0),
+        created_by="service:ci",
+        environment="production",
+        type="connection_string",
+        description="the primary's URL, ünïcode",
+        tags={"team": "payments", "tier": "1"},
+        consumer="ci",
+        current_version=3,
+        expires_at=NOW + timedelta(days=30),
+        not_before=NOW - timedelta(days=1),
+        max_versions=5,
+        updated_at=NOW + timedelta(seconds=1),
+        updated_by="user:bob",
+        deleted_at=NOW + timedelta(hours=1),
+        purge_after=NOW + timedelta(days=30, hours=1),
+        revision=7,
+        latest_version=4,
+        previous_version=2,
+        pending_version=4,
+    )
+    personal = Secret(
+        id=uuid.uuid4(),
+        scope=ScopeRef(ScopeType.USER, "alice"),
+        name="MY_TOKEN",
+        backend="local",
+        created_at=NOW,
+        created_by="user:alice",
+        tags={},
+    )
+    return [plain, full, personal]
+
+
+@pytest.mark.parametrize("secret", varied(), ids=["plain", "full", "personal"])
+def test_dump_secret_is_the_schema_s_answer(secret: Secret) -> None:
+    assert dump_secret(secret) == SecretSchema().dump(secret)
+
+
+def test_a_page_dumps_as_the_generic_schema_would() -> None:
+    page = Page(items=varied(), total=42, page=2, page_size=3)
+    generic = {
+        "page": 2,
+        "page_size": 3,
+        "total": 42,
+        "items": [SecretSchema().dump(secret) for secret in page.items],
+    }
+    assert SecretPageSchema().dump(page) == generic
