@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +40,7 @@ from adapters.db.tables import (
     service_accounts,
     versions,
 )
-from adapters.db.visibility import visible
+from adapters.db.visibility import bound_parameters, visible, visible_bound
 from core.access import AccessQuery
 from core.errors import Conflict, NotFound, PreconditionFailed
 from core.model import (
@@ -131,6 +132,41 @@ READ_BY_PATH = SELECT_FOR_READ.select_from(READ_JOINED).where(
     scopes.c.external_id == bindparam("read_scope_id"),
     secrets.c.environment == bindparam("read_environment"),
     secrets.c.name == bindparam("read_name"),
+)
+# Resolution in one statement built once: the context's scopes, the environments and both access
+# queries (who may see, who may read the value) are bound parameters.
+RESOLVE = (
+    SELECT_SECRET.add_columns(
+        *RESOLVE_CURRENT_COLUMNS,
+        visible_bound("read_", scopes, secrets.c.id, secrets.c.name).label("value_readable"),
+        encrypted_values.c.id.label("stored_id"),
+        encrypted_values.c.blob.label("stored_blob"),
+    )
+    .join(
+        RESOLVE_CURRENT,
+        (RESOLVE_CURRENT.c.secret_id == secrets.c.id)
+        & (RESOLVE_CURRENT.c.version == secrets.c.current_version),
+    )
+    .outerjoin(  # the ciphertext, for values kept in the service's own database
+        encrypted_values,
+        (encrypted_values.c.secret_id == RESOLVE_CURRENT.c.secret_id)
+        & (encrypted_values.c.version == RESOLVE_CURRENT.c.version),
+    )
+    .where(
+        secrets.c.deleted_at.is_(None),
+        secrets.c.environment.in_(bindparam("environments", expanding=True)),
+        exists(
+            select(1)
+            .select_from(RESOLVE_CONTEXT)
+            .where(
+                tuple_(RESOLVE_CONTEXT.c.type, RESOLVE_CONTEXT.c.external_id).in_(
+                    bindparam("context", expanding=True)
+                ),
+                RESOLVE_CONTEXT.c.path.startswith(scopes.c.path),
+            )
+        ),
+        visible_bound("see_", scopes, secrets.c.id, secrets.c.name),
+    )
 )
 VERSION_STATE_COLUMNS = ("state", "expires_at", "not_before", "disable_at")
 
@@ -337,49 +373,14 @@ class SqlSecretRepository(SecretRepository):
         visible_to: AccessQuery,
         readable_by: AccessQuery,
     ) -> list[ResolveCandidate]:
-        context = RESOLVE_CONTEXT
-        in_chain = exists(
-            select(1)
-            .select_from(context)
-            .where(
-                or_(
-                    *(
-                        (context.c.type == ref.type.value) & (context.c.external_id == ref.id)
-                        for ref in scopes_in_context
-                    )
-                ),
-                context.c.path.startswith(scopes.c.path),
-            )
-        )
-        environments = ["", environment] if environment else [""]
-        readable = visible(readable_by, secret_id=secrets.c.id, name=secrets.c.name)
-        current = RESOLVE_CURRENT
-        statement = (
-            SELECT_SECRET.add_columns(
-                *RESOLVE_CURRENT_COLUMNS,
-                readable.label("value_readable"),
-                encrypted_values.c.id.label("stored_id"),
-                encrypted_values.c.blob.label("stored_blob"),
-            )
-            .join(
-                current,
-                (current.c.secret_id == secrets.c.id)
-                & (current.c.version == secrets.c.current_version),
-            )
-            .outerjoin(  # the ciphertext, for values kept in the service's own database
-                encrypted_values,
-                (encrypted_values.c.secret_id == current.c.secret_id)
-                & (encrypted_values.c.version == current.c.version),
-            )
-            .where(
-                secrets.c.deleted_at.is_(None),
-                secrets.c.environment.in_(environments),
-                in_chain,
-                visible(visible_to, secret_id=secrets.c.id, name=secrets.c.name),
-            )
-        )
+        parameters = {
+            "context": [(ref.type.value, ref.id) for ref in scopes_in_context],
+            "environments": ["", environment] if environment else [""],
+            **bound_parameters(visible_to, "see_"),
+            **bound_parameters(readable_by, "read_"),
+        }
         candidates: dict[UUID, ResolveCandidate] = {}
-        for row in self._connection.execute(statement):
+        for row in self._connection.execute(RESOLVE, parameters):
             current_version = _version_from_row(row, prefix="v_", stage=Stage.CURRENT.value)
             if row.stored_id is not None and str(row.stored_id) == current_version.locator:
                 if row.value_readable:

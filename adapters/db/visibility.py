@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, false, or_, select
+from sqlalchemy import Boolean, ColumnElement, String, bindparam, exists, false, or_, select
 
-from adapters.db.tables import role_bindings, scopes
+from adapters.db.tables import UTCDateTime, role_bindings, scopes
 from core.access import AccessQuery
 
 LIKE_ESCAPE = "\\"
@@ -61,3 +61,43 @@ def visible(
         .where(*conditions)
     )
     return or_(owner, ~personal & granted)
+
+
+def visible_bound(
+    prefix: str, scope: Any, secret_id: ColumnElement[Any], name: ColumnElement[Any]
+) -> ColumnElement[bool]:
+    """`visible` for secrets, with every fact of the `AccessQuery` a bound parameter (named
+    with `prefix`; `bound_parameters` gives their values): one statement for every caller, so
+    a statement built once serves each request."""
+    personal = scope.c.type == "user"
+    # A NULL user (not a user) matches no personal scope: the comparison is NULL, not true.
+    owner = personal & (scope.c.external_id == bindparam(f"{prefix}user", type_=String))
+    binding, binding_scope = BINDING, BINDING_SCOPE
+    granted = exists(
+        select(1)
+        .select_from(binding.join(binding_scope, binding.c.scope_pk == binding_scope.c.pk))
+        .where(
+            binding.c.principal.in_(bindparam(f"{prefix}identities", expanding=True)),
+            binding.c.role.in_(bindparam(f"{prefix}roles", expanding=True)),
+            or_(
+                binding.c.expires_at.is_(None),
+                binding.c.expires_at > bindparam(f"{prefix}now", type_=UTCDateTime),
+            ),
+            scope.c.path.startswith(binding_scope.c.path),
+            or_(binding.c.secret_id.is_(None), binding.c.secret_id == secret_id),
+            or_(binding.c.name_like.is_(None), name.like(binding.c.name_like, escape=LIKE_ESCAPE)),
+        )
+    )
+    unrestricted = bindparam(f"{prefix}unrestricted", type_=Boolean)
+    return or_(owner, ~personal & or_(unrestricted, granted))
+
+
+def bound_parameters(access: AccessQuery, prefix: str) -> dict[str, Any]:
+    """The values of `visible_bound`'s parameters for `access`."""
+    return {
+        f"{prefix}user": access.user_id,
+        f"{prefix}identities": list(access.identities),
+        f"{prefix}roles": sorted(role.value for role in access.roles),
+        f"{prefix}now": access.now,
+        f"{prefix}unrestricted": access.unrestricted,
+    }
