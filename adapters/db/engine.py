@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,7 @@ def create_engine_from_url(
         engine = create_engine(parsed, hide_parameters=True, pool_recycle=POOL_RECYCLE_SECONDS)
     if track_changes:
         event.listen(engine, "after_cursor_execute", _note_change)
-        event.listen(engine, "commit", _bump_generation)
-        if on_change is not None:
-            engine.info_on_change = on_change  # type: ignore[attr-defined]
+        event.listen(engine, "commit", functools.partial(_bump_generation, on_change=on_change))
         event.listen(engine, "rollback", _forget_change)
     return engine
 
@@ -86,10 +85,9 @@ def _note_change(
         conn.info[CHANGED] = True
 
 
-def _bump_generation(conn: Connection) -> None:
+def _bump_generation(conn: Connection, on_change: Callable[[], None] | None = None) -> None:
     if conn.info.pop(CHANGED, False):
         conn.execute(BUMP_GENERATION)
-        on_change = getattr(conn.engine, "info_on_change", None)
         if on_change is not None:
             on_change()
 
