@@ -528,8 +528,7 @@ class AuditTrail:
     def _record(self, event: AuditEvent) -> None:
         outcome = event.outcome
         try:
-            group = self._group
-            linked = group.record([event]) if group is not None else self._append_alone(event)
+            linked = self.commit_now([event])  # the change feed skips what did not succeed
         except Exception:  # the caller sees the original failure; the audit gap is logged
             log.error(
                 "could not record audit event %s %s (%s)",
@@ -540,12 +539,6 @@ class AuditTrail:
             )
         else:
             self._emit(linked)
-
-    def _append_alone(self, event: AuditEvent) -> list[AuditEvent]:
-        with self._uow_factory() as uow:
-            linked = self.chain.append(uow, [event])
-            uow.commit()
-        return linked
 
     def _emit(self, events: list[AuditEvent]) -> None:
         """Copy committed events to the configured sinks; a failing sink is only logged."""

@@ -88,10 +88,6 @@ class ReadCache:
                 self._entries.clear()
                 self._generation = generation
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
     def forget(self) -> None:
         """A change committed in this process: drop everything and cache nothing more until
         the next generation is seen under the chain's lock."""
