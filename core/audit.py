@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 from core.errors import AuditUnavailable, Forbidden, NotFound, ServiceError
 from ports.audit import AuditSink
-from ports.persistence import UnitOfWork
+from ports.persistence import ChainAppender, UnitOfWork
 from ports.security import Clock
 from ports.values import Principal
 
@@ -89,8 +89,21 @@ def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
 
 def content_hash(seq: int, prev_hash: str, content: dict[str, Any]) -> str:
     """The hash of an event's `content()` at `seq` after `prev_hash`."""
-    canonical = _canonical({"seq": seq, "prev": prev_hash, "event": content})
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return chain_hash(seq, prev_hash, _canonical(content))
+
+
+def canonical_content(event: AuditEvent) -> str:
+    """The canonical JSON of `event.content()`: what its hash covers (ASCII only)."""
+    return _canonical(event.content())
+
+
+def chain_hash(seq: int, prev_hash: str, canonical: str) -> str:
+    """SHA-256 (hex) of the canonical JSON of `{"seq": seq, "prev": prev_hash, "event":
+    content}`, given the content's own canonical JSON: with sorted keys that document is
+    `{"event":<content>,"prev":"<prev_hash>","seq":<seq>}`. A store that appends in one round
+    trip (`ports.persistence.ChainAppender`) computes exactly this."""
+    document = '{"event":' + canonical + ',"prev":"' + prev_hash + '","seq":' + str(seq) + "}"
+    return hashlib.sha256(document.encode()).hexdigest()
 
 
 class ChainLink(NamedTuple):
@@ -299,10 +312,14 @@ class GroupCommit:
         uow_factory: Callable[[], UnitOfWork],
         chain: AuditChain,
         observer: Callable[[int], None] | None = None,
+        appender: ChainAppender | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._chain = chain
         self._observer = observer  # told the change generation seen under the chain's lock
+        # A store's one-round-trip append (PostgreSQL): the chain's lock is then held inside
+        # the database only, not across this process's network waits and thread switches.
+        self._appender = appender
         self._condition = threading.Condition()
         self._queue: list[_Ticket] = []
         self._writing = False
@@ -335,6 +352,57 @@ class GroupCommit:
         return ticket.outcome()
 
     def _write(self, batch: list[_Ticket]) -> None:
+        if self._appender is not None and not any(
+            ticket.changes is not None and ticket.changes.changes_in(ticket.events)
+            for ticket in batch
+        ):
+            try:
+                if self._append_committed(self._appender, batch):
+                    return
+            except BaseException as error:
+                self._fail(batch, error)
+                return
+        # In a unit of work: a store without an appender, a batch with changes to record in
+        # the same transaction, or one that reaches a signed checkpoint.
+        self._write_in_transaction(batch)
+
+    def _append_committed(self, appender: ChainAppender, batch: list[_Ticket]) -> bool:
+        contents = [canonical_content(event) for ticket in batch for event in ticket.events]
+        required = [ticket.requires_generation for ticket in batch for _ in ticket.events]
+        appended = appender.append_committed(contents, required, self._chain.every)
+        if not appended.written:
+            return False
+        generation = appended.generation
+        seq, prev_hash, at, admitted = appended.head_seq, appended.head_hash, 0, 0
+        for ticket in batch:
+            events, at = ticket.events, at + len(ticket.events)
+            if ticket.requires_generation not in (None, generation):
+                ticket.error = StaleRead()
+                continue
+            first = at - len(events)
+            for event, canonical in zip(events, contents[first:at], strict=True):
+                seq += 1
+                digest = chain_hash(seq, prev_hash, canonical)
+                ticket.linked.append(replace(event, seq=seq, prev_hash=prev_hash, hash=digest))
+                prev_hash = digest
+            admitted += len(events)
+        self._written(batch, admitted, generation)
+        return True
+
+    def _written(self, batch: list[_Ticket], events: int, generation: int) -> None:
+        self.batches += 1
+        self.events += events
+        for ticket in batch:
+            ticket.done = True
+        if self._observer is not None:
+            self._observer(generation)
+
+    @staticmethod
+    def _fail(batch: list[_Ticket], error: BaseException) -> None:
+        for ticket in batch:
+            ticket.error, ticket.done = error, True
+
+    def _write_in_transaction(self, batch: list[_Ticket]) -> None:
         try:
             with self._uow_factory() as uow:
                 head_seq, head_hash = uow.audit.lock_head()
@@ -356,15 +424,9 @@ class GroupCommit:
                         ticket.changes.record_changes(uow, ticket.linked)
                 uow.commit()
         except BaseException as error:
-            for ticket in batch:
-                ticket.error, ticket.done = error, True
+            self._fail(batch, error)
             return
-        self.batches += 1
-        self.events += len(events)
-        for ticket in batch:
-            ticket.done = True
-        if self._observer is not None:
-            self._observer(generation)
+        self._written(batch, len(events), generation)
 
     def __repr__(self) -> str:
         return "GroupCommit()"
@@ -450,6 +512,10 @@ class ChangeListener(Protocol):
     turns the changes among them into outbox events that commit with them)."""
 
     def record_changes(self, uow: UnitOfWork, events: Sequence[AuditEvent]) -> None: ...
+
+    def changes_in(self, events: Sequence[AuditEvent]) -> bool:
+        """Whether `record_changes` would write anything for these events."""
+        ...
 
 
 class AuditTrail:

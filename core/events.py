@@ -57,6 +57,16 @@ CHANGE_EVENTS = {
 RESOURCE_PREFIX = "secret:"  # audit resources of secrets: "secret:<uuid>"
 
 
+def _change_kind(event: AuditEvent) -> str | None:
+    """The change event an audited success makes, if any."""
+    kind = CHANGE_EVENTS.get(event.action)
+    if kind is None or event.outcome != "success":
+        return None
+    if not event.resource.startswith(RESOURCE_PREFIX):
+        return None  # e.g. a create refused before the secret had an id
+    return kind
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """One event for one subscriber (`target`), and how its delivery is going.
@@ -83,13 +93,14 @@ class ChangeFeed:
     def __init__(self, targets: Sequence[str] = ()) -> None:
         self.targets = tuple(targets)
 
+    def changes_in(self, events: Sequence[AuditEvent]) -> bool:
+        return bool(self.targets) and any(_change_kind(event) for event in events)
+
     def record_changes(self, uow: UnitOfWork, events: Sequence[AuditEvent]) -> None:
         for event in events:
-            kind = CHANGE_EVENTS.get(event.action)
-            if kind is None or event.outcome != "success":
+            kind = _change_kind(event)
+            if kind is None:
                 continue
-            if not event.resource.startswith(RESOURCE_PREFIX):
-                continue  # e.g. a create refused before the secret had an id
             facts = {"change": event.action} if kind == "secret.updated" else {}
             self.record(
                 uow,

@@ -16,10 +16,12 @@ from typing import Any
 
 import pluggy
 from dependency_injector import containers, providers
+from sqlalchemy import Engine
 
 from adapters.clock import SystemClock
 from adapters.cron import CroniterSchedule
 from adapters.crypto import EnvelopeCipher
+from adapters.db.audit_appender import PostgresChainAppender
 from adapters.db.engine import create_engine_from_url
 from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
@@ -60,6 +62,7 @@ from plugins.manager import (
 )
 from ports.audit import AuditSink
 from ports.events import EventPublisher
+from ports.persistence import ChainAppender
 from ports.rotation import Rotator, RotatorContext
 from ports.security import Authenticator, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
@@ -166,6 +169,19 @@ def build_rotators(
     }
 
 
+def open_chain_appender(engine: Engine) -> Iterator[ChainAppender | None]:
+    """PostgreSQL appends a batch of audit events in one round trip (migration 0007), on a
+    connection of its own that closes with the container."""
+    if engine.dialect.name != "postgresql":
+        yield None
+        return
+    appender = PostgresChainAppender(engine)
+    try:
+        yield appender
+    finally:
+        appender.close()
+
+
 def build_change_feed(settings: Settings) -> ChangeFeed:
     return ChangeFeed(targets=sorted(settings.events["webhooks"]))
 
@@ -265,8 +281,13 @@ class Container(containers.DeclarativeContainer):
     change_feed = providers.Singleton(build_change_feed, settings)
     # Reads' events of concurrent requests commit together (one group per process); the change
     # generation seen under the chain's lock keeps the read cache honest.
+    chain_appender = providers.Resource(open_chain_appender, engine)
     audit_group = providers.Singleton(
-        GroupCommit, unit_of_work.provider, audit_chain, read_cache.provided.observe
+        GroupCommit,
+        unit_of_work.provider,
+        audit_chain,
+        read_cache.provided.observe,
+        chain_appender,
     )
     # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
     audit_trail = providers.Factory(

@@ -341,6 +341,37 @@ class AuditRepository(abc.ABC):
         """The oldest event still stored, or None."""
 
 
+@dataclass(frozen=True)
+class AppendedBatch:
+    """What `ChainAppender.append_committed` did: the head it found under the chain's lock (the
+    batch's events follow it), the change generation then, and whether it wrote the batch."""
+
+    head_seq: int
+    head_hash: str
+    generation: int
+    written: bool
+
+
+class ChainAppender(abc.ABC):
+    """A store's append of a whole batch of audit events as one committed transaction in one
+    round trip: lock the chain, hash the events after its head (`core.audit.chain_hash`),
+    store them, move the head, commit. The chain's lock is then never held across the
+    caller's waits. Optional: a store without it appends through the unit of work."""
+
+    @abc.abstractmethod
+    def append_committed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        checkpoint_every: int,
+    ) -> AppendedBatch:
+        """Append the events whose canonical contents (`core.audit.canonical_content`) are
+        given, in order, leaving out those whose required generation (not None) is not the
+        current one. Writes nothing (`written` False) if the batch would reach a seq that is a
+        multiple of `checkpoint_every`: its signed checkpoint needs a key the store does not
+        hold. Raises `AuditUnavailable` when the store refuses."""
+
+
 class RotationPolicyRepository(abc.ABC):
     """At most one rotation policy per secret; it goes when the secret is purged."""
 

@@ -119,6 +119,16 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def postgres_engine(_postgres_test_database: _PostgresTestDatabase) -> Iterator[Engine]:
+    """A freshly reset PostgreSQL database, for what only PostgreSQL has (mark the test
+    `postgres`)."""
+    _postgres_test_database.reset()
+    engine = create_engine_from_url(_postgres_test_database.url)
+    yield engine
+    engine.dispose()
+
+
 @contextmanager
 def _postgres_database(admin: Engine) -> Iterator[str]:
     """A new, empty database on the test server, dropped afterwards."""

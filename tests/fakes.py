@@ -37,6 +37,7 @@ from core.audit import (
     ChangeListener,
     Checkpoint,
     RequestInfo,
+    chain_hash,
     derive_checkpoint_key,
     link_of,
 )
@@ -73,8 +74,10 @@ from ports.events import EventPublisher
 from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
 from ports.jobs import Job, JobItem, JobRepository
 from ports.persistence import (
+    AppendedBatch,
     AuditFilter,
     AuditRepository,
+    ChainAppender,
     ExpiryNotice,
     Lease,
     OutboxRepository,
@@ -1371,6 +1374,48 @@ class FakeUnitOfWorkFactory:
 
 
 # -- the audit trail ------------------------------------------------------------------------
+
+
+class FakeChainAppender(ChainAppender):
+    """`ChainAppender` on the fake database, as PostgreSQL's `secret_audit_append` does it:
+    the events rebuilt from their canonical contents, hashed after the head, one commit."""
+
+    def __init__(self, uow_factory: FakeUnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+        self.calls = 0
+        self.written = 0  # calls that wrote their batch
+
+    def append_committed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        checkpoint_every: int,
+    ) -> AppendedBatch:
+        self.calls += 1
+        with self._uow_factory() as uow:
+            head_seq, head_hash = uow.audit.lock_head()
+            generation = uow.audit.generation()
+            admitted = [
+                canonical
+                for canonical, required in zip(contents, required_generations, strict=True)
+                if required is None or required == generation
+            ]
+            if (head_seq + len(admitted)) // checkpoint_every > head_seq // checkpoint_every:
+                return AppendedBatch(head_seq, head_hash, generation, written=False)
+            seq, prev_hash, events = head_seq, head_hash, []
+            for canonical in admitted:
+                seq += 1
+                digest = chain_hash(seq, prev_hash, canonical)
+                fields = json.loads(canonical)
+                fields["time"] = datetime.fromisoformat(fields["time"])
+                events.append(AuditEvent(**fields, seq=seq, prev_hash=prev_hash, hash=digest))
+                prev_hash = digest
+            if events:
+                uow.audit.append(events)
+            uow.commit()
+        self.written += 1
+        return AppendedBatch(head_seq, head_hash, generation, written=True)
+
 
 # Stands in for the key provider's key, from which the container derives the checkpoint key.
 CHECKPOINT_KEY = derive_checkpoint_key(b"unit-test-key-provider-secret-32")

@@ -15,13 +15,23 @@ import pytest
 from sqlalchemy import Engine
 
 from adapters.db import audit_repository
+from adapters.db.audit_appender import PostgresChainAppender
+from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
-from core.audit import GENESIS, AuditChain, AuditEvent, verify_chain
+from core.audit import (
+    GENESIS,
+    AuditChain,
+    AuditEvent,
+    GroupCommit,
+    canonical_content,
+    verify_chain,
+)
 from core.audit_service import AuditService
 from core.errors import AuditUnavailable
 from ports.persistence import AuditFilter
 from ports.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock, make_audit_trail
+from tests.support.postgres import free_port
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 ROOT = Principal("root", "root", is_root=True)
@@ -342,3 +352,120 @@ def test_verification_while_others_append_reports_no_false_break(engine: Engine)
 
     assert run_in_threads(3, work) == []
     assert verified(engine)[1] is None
+
+
+# -- PostgreSQL's one-round-trip append (migration 0007) --------------------------------------
+
+
+def appended_by(engine: Engine, every: int) -> GroupCommit:
+    return GroupCommit(
+        functools.partial(SqlUnitOfWork, engine),
+        AuditChain(CHECKPOINT_KEY, every),
+        None,
+        PostgresChainAppender(engine),
+    )
+
+
+@pytest.mark.postgres
+def test_the_server_side_append_stores_the_chain_python_computes(postgres_engine: Engine) -> None:
+    group = appended_by(postgres_engine, 1000)
+    tricky = event(
+        1,
+        details={"note": 'quotes " \\ and a\nnewline', "unicode": "café ☕ 秘密", "n": [1, None]},
+        user_agent="agent/2.0 (é)",
+        source_ip="2001:db8::1",
+        time=datetime(2025, 3, 1, 23, 59, 59, 999999, tzinfo=UTC),
+        version=7,
+        reason=None,
+    )
+    linked = group.record([tricky, event(2)]) + group.record([event(3)])
+    events = stored(postgres_engine)
+    assert [(e.seq, e.prev_hash, e.hash) for e in events] == [
+        (e.seq, e.prev_hash, e.hash) for e in linked
+    ]
+    assert events[0].content() == tricky.content()
+    assert verified(postgres_engine) == (3, None)
+    with SqlUnitOfWork(postgres_engine) as uow:
+        assert uow.audit.head() == (3, linked[-1].hash)
+
+
+@pytest.mark.postgres
+def test_the_server_side_append_leaves_a_checkpoint_to_the_unit_of_work(
+    postgres_engine: Engine,
+) -> None:
+    appender = PostgresChainAppender(postgres_engine)
+    contents = [canonical_content(event(n)) for n in range(3)]
+    refused = appender.append_committed(contents, [None, None, None], 3)
+    assert (refused.written, refused.head_seq) == (False, 0)
+    assert stored(postgres_engine) == []
+    group = appended_by(postgres_engine, 3)
+    for n in range(7):
+        group.record([event(n)])
+    with SqlUnitOfWork(postgres_engine) as uow:
+        assert [c.seq for c in uow.audit.checkpoints()] == [3, 6]
+        assert verify_chain(
+            uow.audit.events(), uow.audit.checkpoints(), CHECKPOINT_KEY, checkpoint_every=3
+        ) == (7, None)
+
+
+@pytest.mark.postgres
+def test_the_server_side_append_leaves_out_reads_of_another_generation(
+    postgres_engine: Engine,
+) -> None:
+    with SqlUnitOfWork(postgres_engine, read_only=True) as uow:
+        now = uow.audit.generation()
+    appender = PostgresChainAppender(postgres_engine)
+    contents = [canonical_content(event(n)) for n in range(3)]
+    appended = appender.append_committed(contents, [now, now + 1, None], 1000)
+    assert (appended.written, appended.generation) == (True, now)
+    assert [e.resource for e in stored(postgres_engine)] == ["secret:0", "secret:2"]
+    assert verified(postgres_engine) == (2, None)
+
+
+@pytest.mark.postgres
+def test_the_server_side_append_refuses_what_is_not_one_line_per_event(
+    postgres_engine: Engine,
+) -> None:
+    with pytest.raises(ValueError, match="newline"):
+        PostgresChainAppender(postgres_engine).append_committed(["{}\n{}"], [None], 1000)
+    assert stored(postgres_engine) == []
+
+
+@pytest.mark.postgres
+def test_two_processes_groups_and_transactions_make_one_unbroken_chain(
+    postgres_engine: Engine,
+) -> None:
+    """Two group commits (two worker processes) and appends in transactions (writes), all at
+    once: one chain, every event once, every checkpoint signed."""
+    groups = [appended_by(postgres_engine, 10), appended_by(postgres_engine, 10)]
+    chain = AuditChain(CHECKPOINT_KEY, 10)
+
+    def work(number: int) -> None:
+        for n in range(30):
+            if number == 0:
+                append(postgres_engine, chain, event(n, actor="user:writer"))
+            else:
+                groups[number % 2].record([event(n, actor=f"service:{number}")])
+
+    assert run_in_threads(9, work) == []
+    with SqlUnitOfWork(postgres_engine) as uow:
+        checked = verify_chain(
+            uow.audit.events(), uow.audit.checkpoints(), CHECKPOINT_KEY, checkpoint_every=10
+        )
+        assert [c.seq for c in uow.audit.checkpoints()] == list(range(10, 271, 10))
+    assert checked == (270, None)
+    assert sum(group.events for group in groups) == 240
+
+
+@pytest.mark.postgres
+def test_the_server_side_append_on_a_database_that_is_down_is_audit_unavailable(
+    postgres_engine: Engine,
+) -> None:
+    down = create_engine_from_url(
+        postgres_engine.url.set(port=free_port()).render_as_string(hide_password=False)
+    )
+    try:
+        with pytest.raises(AuditUnavailable, match="cannot be written"):
+            PostgresChainAppender(down).append_committed(["{}"], [None], 1000)
+    finally:
+        down.dispose()

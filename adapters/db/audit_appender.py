@@ -1,0 +1,83 @@
+"""PostgreSQL's one-round-trip append of a batch of audit events (`ChainAppender`): one call of
+the `secret_audit_append` function (migration 0007) on a connection in autocommit mode, so the
+statement is its own transaction and has committed, durably, when its row comes back.
+
+The appender keeps one connection of its own, outside the pool: a process's group commit has
+one writer at a time, and the pool's checkout and return would cost more than the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.errors import AuditUnavailable
+from ports.persistence import AppendedBatch, ChainAppender
+
+# The contents as one text, a line each (canonical JSON is one ASCII line: a newline inside a
+# string is written `\\n`), and the required generations comma-separated (empty: none): the
+# server splits them, cheaper than the driver's dumping of arrays.
+APPEND_CALL = (
+    "SELECT * FROM secret_audit_append("
+    "string_to_array(%s, E'\\n'), string_to_array(%s, ',', '')::bigint[], %s)"
+)
+
+
+class PostgresChainAppender(ChainAppender):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._driver: Any = None  # the psycopg connection, in autocommit mode
+
+    def append_committed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        checkpoint_every: int,
+    ) -> AppendedBatch:
+        lines = "\n".join(contents)
+        if lines.count("\n") != len(contents) - 1:  # not canonical JSON
+            raise ValueError("an event's canonical content holds a newline")
+        required = ",".join("" if g is None else str(g) for g in required_generations)
+        with self._lock:
+            try:
+                driver = self._connection()
+                with driver.cursor() as cursor:
+                    cursor.execute(APPEND_CALL, (lines, required, checkpoint_every))
+                    row = cursor.fetchone()
+            except Exception as error:  # the driver's or the pool's: the trail is not written
+                self._close()  # its state is unknown: the next call connects anew
+                raise AuditUnavailable(
+                    f"the audit trail cannot be written: {type(error).__name__}"
+                ) from None
+        assert row is not None
+        generation, head_seq, head_hash, written = row
+        return AppendedBatch(int(head_seq), str(head_hash), int(generation), bool(written))
+
+    def _connection(self) -> Any:
+        if self._driver is None or self._driver.closed:
+            pooled = self._engine.raw_connection()  # connected as the engine connects
+            driver = pooled.driver_connection
+            assert driver is not None
+            pooled.detach()  # this appender's own from now on
+            driver.autocommit = True
+            self._driver = driver
+        return self._driver
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            try:
+                driver.close()
+            except Exception:  # noqa: S110 - a broken connection is being thrown away
+                pass
+
+    def __repr__(self) -> str:
+        return "PostgresChainAppender()"
