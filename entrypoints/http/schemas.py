@@ -245,6 +245,21 @@ class SecretValueSchema(Schema):
     created_at = fields.DateTime()
     expires_at = fields.DateTime(allow_none=True)
 
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        """The hot path's answer, field for field as the fields above write it (a test compares
+        both), without marshmallow's per-field machinery."""
+        if many or not isinstance(obj, dict):
+            return super().dump(obj, many=many)
+        return {
+            "id": str(obj["id"]),
+            "name": obj["name"],
+            "version": obj["version"],
+            "value": obj["value"],
+            "encoding": obj["encoding"],
+            "created_at": _iso(obj["created_at"]),
+            "expires_at": _iso(obj["expires_at"]),
+        }
+
 
 class VersionSchema(Schema):
     class Meta:

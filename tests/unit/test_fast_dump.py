@@ -6,9 +6,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from marshmallow import Schema
 
 from core.model import Page, Secret
-from entrypoints.http.schemas import SecretPageSchema, SecretSchema, dump_secret
+from entrypoints.http.schemas import (
+    SecretPageSchema,
+    SecretSchema,
+    SecretValueSchema,
+    dump_secret,
+)
 from ports.values import ScopeRef, ScopeType
 
 NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
@@ -74,3 +80,23 @@ def test_a_page_dumps_as_the_generic_schema_would() -> None:
         "items": [SecretSchema().dump(secret) for secret in page.items],
     }
     assert SecretPageSchema().dump(page) == generic
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"value": "s3cr3t ünïcode", "encoding": "utf-8", "expires_at": None, "version": 1},
+        {
+            "value": "AAEC",
+            "encoding": "base64",
+            "expires_at": NOW + timedelta(days=1),
+            "version": 12,
+        },
+    ],
+    ids=["text", "binary-expiring"],
+)
+def test_a_value_dumps_as_the_generic_schema_would(answer: dict[str, object]) -> None:
+    obj = {"id": uuid.uuid4(), "name": "DB_URL", "created_at": NOW, **answer}
+    schema = SecretValueSchema()
+    assert schema.dump(obj) == Schema.dump(schema, obj)
+    assert list(schema.dump(obj)) == list(Schema.dump(schema, obj))  # same order too
