@@ -20,6 +20,9 @@ them otherwise only makes the unwrap fail.
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections import OrderedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,11 +39,55 @@ TAG_BYTES = 16
 MAX_KEY_ID_BYTES = 255
 
 
+# Unwrapped data keys kept in memory for reads (the key-encryption keys are in memory anyway):
+# at most this many, each for at most this long.
+DATA_KEY_CACHE_ENTRIES = 4096
+DATA_KEY_CACHE_SECONDS = 300.0
+
+
+class _DataKeys:
+    """Recently unwrapped data keys, as ready AES-GCM ciphers, by the key-encryption key's
+    material and the wrapped key: a hit skips the unwrap and the cipher's key setup. Bounded
+    (least recently used go first) and short-lived."""
+
+    def __init__(self, entries: int, seconds: float) -> None:
+        self._entries = entries
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self._ciphers: OrderedDict[tuple[bytes, bytes], tuple[AESGCM, float]] = OrderedDict()
+
+    def get(self, material: bytes, wrapped: bytes) -> AESGCM:
+        key = (material, wrapped)
+        now = time.monotonic()
+        with self._lock:
+            found = self._ciphers.get(key)
+            if found is not None and found[1] > now:
+                self._ciphers.move_to_end(key)
+                return found[0]
+        cipher = AESGCM(aes_key_unwrap(material, wrapped))  # InvalidUnwrap: nothing kept
+        with self._lock:
+            self._ciphers[key] = (cipher, now + self._seconds)
+            self._ciphers.move_to_end(key)
+            while len(self._ciphers) > self._entries:
+                self._ciphers.popitem(last=False)
+        return cipher
+
+    def __repr__(self) -> str:
+        return f"_DataKeys({len(self._ciphers)} cached)"
+
+
 class EnvelopeCipher:
     """Encrypts and decrypts values with keys from one key provider."""
 
-    def __init__(self, key_provider: KeyProvider) -> None:
+    def __init__(
+        self,
+        key_provider: KeyProvider,
+        *,
+        cached_data_keys: int = DATA_KEY_CACHE_ENTRIES,
+        data_key_seconds: float = DATA_KEY_CACHE_SECONDS,
+    ) -> None:
         self._keys = key_provider
+        self._data_keys = _DataKeys(cached_data_keys, data_key_seconds)
 
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
         kek = self._keys.active_key()
@@ -66,8 +113,8 @@ class EnvelopeCipher:
         nonce = body[WRAPPED_KEY_BYTES : WRAPPED_KEY_BYTES + NONCE_BYTES]
         ciphertext = body[WRAPPED_KEY_BYTES + NONCE_BYTES :]
         try:
-            data_key = aes_key_unwrap(_material(kek), wrapped)
-            return AESGCM(data_key).decrypt(nonce, ciphertext, _gcm_aad(associated_data))
+            cipher = self._data_keys.get(_material(kek), wrapped)
+            return cipher.decrypt(nonce, ciphertext, _gcm_aad(associated_data))
         except (InvalidUnwrap, InvalidTag):
             raise ValueIntegrityError(
                 "the encrypted value failed authentication: it was altered or belongs elsewhere"

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from adapters import crypto
 from adapters.crypto import EnvelopeCipher, key_id_of
 from adapters.keys import EnvKeyProvider
 from core.errors import ValueIntegrityError
@@ -117,3 +118,59 @@ def assert_reveals_nothing(
         assert repr(forbidden) not in message
         assert base64.b64encode(forbidden).decode() not in message
     assert PLAINTEXT.decode() not in message
+
+
+def counting_unwraps(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The wrapped keys `aes_key_unwrap` is asked to unwrap from now on."""
+    asked: list[bytes] = []
+    unwrap = crypto.aes_key_unwrap
+
+    def counted(wrapping_key: bytes, wrapped: bytes) -> bytes:
+        asked.append(wrapped)
+        return unwrap(wrapping_key, wrapped)
+
+    monkeypatch.setattr(crypto, "aes_key_unwrap", counted)
+    return asked
+
+
+def test_a_data_key_is_unwrapped_once_while_it_is_cached(
+    provider: EnvKeyProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cipher = EnvelopeCipher(provider)
+    blob = cipher.encrypt(b"value", b"secret-1:1")
+    asked = counting_unwraps(monkeypatch)
+    assert [cipher.decrypt(blob, b"secret-1:1") for _ in range(3)] == [b"value"] * 3
+    assert len(asked) == 1
+    # GCM still checks each blob: a cached key does not open it under other associated data
+    with pytest.raises(ValueIntegrityError):
+        cipher.decrypt(blob, b"secret-2:1")
+
+
+def test_cached_data_keys_expire_and_are_bounded(
+    provider: EnvKeyProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expiring = EnvelopeCipher(provider, data_key_seconds=0)
+    blob = expiring.encrypt(b"value", b"a")
+    asked = counting_unwraps(monkeypatch)
+    expiring.decrypt(blob, b"a")
+    expiring.decrypt(blob, b"a")
+    assert len(asked) == 2
+
+    bounded = EnvelopeCipher(provider, cached_data_keys=2)
+    blobs = [bounded.encrypt(b"v", b"a") for _ in range(3)]
+    asked.clear()
+    for blob in [*blobs, blobs[2], blobs[0]]:  # the first was pushed out by the third
+        assert bounded.decrypt(blob, b"a") == b"v"
+    assert len(asked) == 4
+
+
+def test_a_tampered_wrapped_key_is_refused_even_when_the_original_is_cached(
+    cipher: EnvelopeCipher,
+) -> None:
+    blob = cipher.encrypt(b"value", b"a")
+    cipher.decrypt(blob, b"a")
+    offset = 2 + blob[1]
+    tampered = blob[:offset] + bytes([blob[offset] ^ 1]) + blob[offset + 1 :]
+    with pytest.raises(ValueIntegrityError):
+        cipher.decrypt(tampered, b"a")
+    assert "value" not in repr(cipher._data_keys) and "AESGCM" not in repr(cipher._data_keys)
