@@ -105,6 +105,8 @@ def run(args: argparse.Namespace, database_url: str) -> None:
         for package, seconds in by_package.most_common(14):
             print(f"  {seconds / args.requests * 1000:.3f} ms in {package}")
         stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
+        if os.environ.get("PROFILE_CALLERS"):  # e.g. "hostname|_has_code_flag": who calls them
+            stats.print_callers(os.environ["PROFILE_CALLERS"])
     app.extensions["container"].shutdown_resources()
 
 

@@ -7,7 +7,6 @@ from uuid import UUID
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.access import Role
 from core.bindings import NewBinding, RoleBindingService
@@ -15,6 +14,7 @@ from core.model import PageRequest
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, scope_ref
 from ports.values import ScopeType

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_smorest import Api
@@ -40,6 +43,17 @@ ANONYMOUS = Principal(id="anonymous", kind="anonymous")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class ServiceFlask(Flask):
+    """Flask, with `ensure_sync` asking the code flags directly: the app, flask-smorest and
+    webargs call it on every function of every request, and this API has no async views."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        code = getattr(func, "__code__", None)
+        if code is not None and not code.co_flags & inspect.CO_COROUTINE:
+            return func
+        return super().ensure_sync(func)
+
+
 class ServiceApi(Api):  # type: ignore[misc]
     """flask-smorest's Api documenting this service's error body."""
 
@@ -51,7 +65,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     container = container or Container(settings=settings)
     configure_logging(settings.log_level)
 
-    app = Flask("secret_management")
+    app = ServiceFlask("secret_management")
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -96,7 +110,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 def start_request() -> None:
     g.started = time.perf_counter()
     supplied = request.headers.get("X-Request-Id", "")
-    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
 
 
 def authenticate() -> Response | None:

@@ -10,11 +10,11 @@ from typing import Any
 
 from flask import Response, g, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.audit import AuditEvent
 from core.audit_service import AuditService
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import current_container, request_trail
 from entrypoints.http.secrets import document_errors, scope_ref
 from ports.persistence import AuditFilter

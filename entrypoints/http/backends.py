@@ -7,11 +7,11 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from core.adoption import AdoptionRequest, AdoptionStatus
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import backend_check
 from entrypoints.http.secrets import scope_ref

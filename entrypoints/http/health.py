@@ -6,11 +6,11 @@ import time
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
 from core.errors import ServiceError
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import current_container
 from ports.storage import StorageBackend
 

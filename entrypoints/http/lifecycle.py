@@ -10,12 +10,12 @@ from uuid import UUID
 
 from flask import Response, g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.model import Secret, SecretVersion
 from core.rotation import PolicyDraft, RotationService
 from core.versions import VersionService
 from entrypoints.http import schemas, secrets
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from entrypoints.http.secrets import IF_MATCH, decode_value, service, with_etag
 

@@ -13,11 +13,11 @@ from uuid import UUID
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from core.migration import MigrationRequest
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import scope_ref
 from ports.values import ScopeRef

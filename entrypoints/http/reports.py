@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.reports import ReportService
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, scope_ref
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.resolution import ResolveContext, ResolvedSecret
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, value_text
 from ports.values import ScopeRef, ScopeType

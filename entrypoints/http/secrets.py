@@ -8,12 +8,12 @@ from uuid import UUID
 
 from flask import Response, g, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from core.errors import InvalidInput
 from core.model import PageRequest, RevealedValue, Secret, SecretFilter
 from core.services import MetadataChanges, NewSecret, SecretService
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 

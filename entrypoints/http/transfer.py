@@ -12,10 +12,8 @@ from typing import Any, ClassVar
 
 from flask import Request, Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
-from webargs.flaskparser import FlaskParser
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
@@ -29,6 +27,7 @@ from core.transfer import (
     entry_error_details,
 )
 from entrypoints.http import schemas
+from entrypoints.http.blueprint import Blueprint, QueryParser
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import document_errors, scope_ref
 from ports.values import ScopeType
@@ -36,7 +35,7 @@ from ports.values import ScopeType
 MULTIPART = "multipart"
 
 
-class TransferParser(FlaskParser):
+class TransferParser(QueryParser):
     """webargs' Flask parser with a `multipart` location: form fields and files together."""
 
 
