@@ -5,6 +5,7 @@ They never commit: `SqlUnitOfWork` owns the connection and its transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -627,23 +628,35 @@ def _secret_from_row(row: Row[Any]) -> Secret:
     )
 
 
+VERSION_FIELDS = (
+    "secret_id",
+    "version",
+    "backend",
+    "locator",
+    "checksum",
+    "created_at",
+    "created_by",
+    "state",
+    "expires_at",
+    "not_before",
+    "disable_at",
+)
+
+
+@functools.cache
+def _version_keys(prefix: str) -> tuple[str, ...]:
+    return tuple(prefix + name for name in VERSION_FIELDS)
+
+
 def _version_from_row(row: Row[Any], prefix: str = "", stage: str | None = None) -> SecretVersion:
+    """The version in `row`'s columns named `prefix` + field; its stage from the row's `stage`
+    column, else `stage` (a row without that column: no lookup that misses, which is costly)."""
     field = row._mapping
-    stage = field.get("stage", stage)
-    return SecretVersion(
-        secret_id=field[prefix + "secret_id"],
-        version=field[prefix + "version"],
-        backend=field[prefix + "backend"],
-        locator=field[prefix + "locator"],
-        checksum=field[prefix + "checksum"],
-        created_at=field[prefix + "created_at"],
-        created_by=field[prefix + "created_by"],
-        state=VersionState(field[prefix + "state"]),
-        expires_at=field[prefix + "expires_at"],
-        not_before=field[prefix + "not_before"],
-        disable_at=field[prefix + "disable_at"],
-        stage=Stage(stage) if stage else None,
-    )
+    if stage is None:
+        stage = field.get("stage")
+    values = dict(zip(VERSION_FIELDS, map(field.__getitem__, _version_keys(prefix)), strict=True))
+    values["state"] = VersionState(values["state"])
+    return SecretVersion(**values, stage=Stage(stage) if stage else None)
 
 
 def _scope_from_row(row: Row[Any]) -> Scope:

@@ -10,6 +10,7 @@ from marshmallow import Schema
 
 from core.model import Page, Secret
 from entrypoints.http.schemas import (
+    ResolutionSchema,
     SecretPageSchema,
     SecretSchema,
     SecretValueSchema,
@@ -100,3 +101,37 @@ def test_a_value_dumps_as_the_generic_schema_would(answer: dict[str, object]) ->
     schema = SecretValueSchema()
     assert schema.dump(obj) == Schema.dump(schema, obj)
     assert list(schema.dump(obj)) == list(Schema.dump(schema, obj))  # same order too
+
+
+def test_a_resolution_dumps_as_the_generic_schema_would() -> None:
+    plain, full, personal = varied()
+    items = [
+        {
+            "name": full.name,
+            "id": full.id,
+            "scope": full.scope,
+            "environment": full.environment,
+            "version": 3,
+            "reference": "secret://project/p-42/DB_URL",
+            "shadows": [plain, personal],
+            "value": "postgres://u:p@h/db",
+            "encoding": "utf-8",
+            "value_error": None,
+        },
+        {
+            "name": plain.name,
+            "id": plain.id,
+            "scope": plain.scope,
+            "environment": None,
+            "version": 1,
+            "reference": "secret://global/global/PLAIN",
+            "shadows": [],
+            "value": None,
+            "encoding": None,
+            "value_error": "forbidden",
+        },
+    ]
+    schema = ResolutionSchema()
+    fast, generic = schema.dump({"items": items}), Schema.dump(schema, {"items": items})
+    assert fast == generic
+    assert [list(item) for item in fast["items"]] == [list(item) for item in generic["items"]]
