@@ -1,6 +1,6 @@
 """A per-process cache of what a value read looks up in the database: a secret with one version
-(with the ciphertext of a value kept in the service's own database, never a plaintext value)
-and a caller's role bindings.
+(with the ciphertext of a value kept in the service's own database, never a plaintext value),
+a caller's role bindings, and the candidates of a resolution (the same, for a whole context).
 
 Correct by construction, whatever the number of processes: every transaction that changes
 secrets, versions, scopes, bindings or service accounts increments the *change generation* on the
@@ -27,7 +27,8 @@ DEFAULT_TTL_SECONDS = 60.0
 
 class ReadCache:
     """Entries of the current generation, least recently used evicted first, each for at most
-    `ttl_seconds`. Thread-safe; one per process."""
+    `ttl_seconds`. `max_entries` bounds the sum of the entries' sizes (a resolution's entry
+    counts its candidates, not one). Thread-safe; one per process."""
 
     def __init__(
         self, max_entries: int = DEFAULT_MAX_ENTRIES, ttl_seconds: float = DEFAULT_TTL_SECONDS
@@ -36,7 +37,9 @@ class ReadCache:
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._generation: int | None = None
-        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()  # expiry, value
+        # key: (expiry, value, size)
+        self._entries: OrderedDict[Hashable, tuple[float, Any, int]] = OrderedDict()
+        self._size = 0
         self.hits = 0
         self.misses = 0
 
@@ -55,9 +58,10 @@ class ReadCache:
             if found is None or self._generation is None:
                 self.misses += 1
                 return None
-            expires, value = found
+            expires, value, size = found
             if time.monotonic() > expires:
                 del self._entries[key]
+                self._size -= size
                 self.misses += 1
                 return None
             self._entries.move_to_end(key)
@@ -65,27 +69,39 @@ class ReadCache:
             return value, self._generation
 
     def put(
-        self, key: Hashable, value: Any, generation: int | None, ttl_seconds: float | None = None
+        self,
+        key: Hashable,
+        value: Any,
+        generation: int | None,
+        ttl_seconds: float | None = None,
+        size: int = 1,
     ) -> None:
         """Keep `value`, looked up after `generation` was seen, if that is still the current
         generation (an older label only makes a later read retry; a newer one cannot occur),
-        for `ttl_seconds` at most (the cache's own by default)."""
-        if generation is None or not self.enabled:
+        for `ttl_seconds` at most (the cache's own by default). `size`: how many of
+        `max_entries` it takes (a value larger than the whole cache is not kept)."""
+        size = max(1, size)
+        if generation is None or not self.enabled or size > self._max_entries:
             return
         with self._lock:
             if generation != self._generation:
                 return
             ttl = self._ttl if ttl_seconds is None else min(ttl_seconds, self._ttl)
-            self._entries[key] = (time.monotonic() + ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._size -= replaced[2]
+            self._entries[key] = (time.monotonic() + ttl, value, size)
+            self._size += size
+            while self._size > self._max_entries:
+                _, (_, _, evicted) = self._entries.popitem(last=False)
+                self._size -= evicted
 
     def observe(self, generation: int) -> None:
         """The generation read under the chain's lock: a new one empties the cache."""
         with self._lock:
             if generation != self._generation:
                 self._entries.clear()
+                self._size = 0
                 self._generation = generation
 
     def forget(self) -> None:
@@ -93,10 +109,16 @@ class ReadCache:
         the next generation is seen under the chain's lock."""
         with self._lock:
             self._entries.clear()
+            self._size = 0
             self._generation = None
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """The sum of the entries' sizes (at most `max_entries`)."""
+        return self._size
 
     def __repr__(self) -> str:
         return f"ReadCache(entries={len(self._entries)}, generation={self._generation})"

@@ -7,15 +7,19 @@ the caller may see; each answer says where it came from and which entries it sha
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from core.access import Action, access_query
-from core.audit import AuditTrail
+from core.access import Action, RoleBinding, access_query
+from core.audit import AuditTrail, StaleRead
 from core.errors import Expired, NotYetValid, VersionUnavailable
 from core.model import Secret, SecretVersion
 from core.policy import check_scope
+from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
-from core.services import ValueReader, audit_place
+from core.services import STALE, ValueReader, audit_place, check_cached_token
 from ports.persistence import ResolveCandidate, UnitOfWorkFactory
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
@@ -50,6 +54,12 @@ class ResolvedSecret:
     value_error: str | None = None
 
 
+def _unchanged_for(bindings: Iterable[RoleBinding], now: datetime) -> float:
+    """How long what the bindings grant stays as it is now: until the first one expires."""
+    expiries = [binding.expires_at for binding in bindings if binding.expires_at is not None]
+    return min((moment - now).total_seconds() for moment in expiries) if expiries else math.inf
+
+
 def precedence(secret: Secret) -> tuple[int, int]:
     return SPECIFICITY[secret.scope.type], 1 if secret.environment else 0
 
@@ -61,46 +71,91 @@ class ResolveService:
         reader: ValueReader,
         clock: Clock,
         audit: AuditTrail,
+        cache: ReadCache | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._reader = reader
         self._clock = clock
         self._audit = audit
+        self._cache = cache
 
     def resolve(
         self, actor: Principal, context: ResolveContext, *, include_values: bool = False
     ) -> list[ResolvedSecret]:
         """Value reads are each recorded in the audit trail before any value is returned."""
         scope = str(context.scope) if context.scope else None
-        with self._audit.attempt(actor, "secret.resolve", f"scope:{scope}", scope=scope) as attempt:
-            resolved = self._resolve(actor, context, include_values)
-            reads = [
-                attempt.related(
-                    "secret.read_value",
-                    f"secret:{entry.secret.id}",
-                    version=entry.version.version,
-                    **audit_place(entry.secret),
-                )
-                for entry in resolved
-                if entry.value is not None
-            ]
-            details = {"environment": context.environment, "count": len(resolved)}
-            attempt.succeed_durably(also=reads, details=details | {"values": len(reads)})
-            return resolved
-
-    def _resolve(
-        self, actor: Principal, context: ResolveContext, include_values: bool
-    ) -> list[ResolvedSecret]:
         for ref in context.scopes():
             check_scope(ref)
+        with self._audit.attempt(actor, "secret.resolve", f"scope:{scope}", scope=scope) as attempt:
+            for use_cache in (True, False) if self._cache is not None else (False,):
+                candidates, required = self._candidates(actor, context, use_cache)
+                resolved = self._resolve(candidates, include_values)
+                reads = [
+                    attempt.related(
+                        "secret.read_value",
+                        f"secret:{entry.secret.id}",
+                        version=entry.version.version,
+                        **audit_place(entry.secret),
+                    )
+                    for entry in resolved
+                    if entry.value is not None
+                ]
+                details = {"environment": context.environment, "count": len(resolved)}
+                try:
+                    attempt.succeed_durably(
+                        also=reads,
+                        details=details | {"values": len(reads)},
+                        requires_generation=required,
+                    )
+                except StaleRead:  # something changed since the cached candidates: once more
+                    continue
+                return resolved
+        raise AssertionError("a resolution from the database is never stale")  # pragma: no cover
+
+    def _candidates(
+        self, actor: Principal, context: ResolveContext, use_cache: bool
+    ) -> tuple[list[ResolveCandidate], int | None]:
+        """The candidates of the context as the caller may see them: from the read cache (the
+        generation they require then), or from the database (cached for the generation seen
+        before the query, and no longer than the caller's first binding to expire lasts)."""
+        cache = self._cache
+        key = (
+            "resolve",
+            tuple(context.scopes()),
+            context.environment,
+            actor.identities,
+            actor.user_id,
+            actor.is_root,
+        )
+        label = cache.generation() if cache is not None else None
+        # A principal from the token cache requires the generation of that lookup too.
+        token_cached = actor.token_id is not None and actor.generation is not None
+        if cache is not None and use_cache:
+            hit = cache.get(key)
+            if hit is not None:
+                candidates, generation = hit
+                if token_cached and actor.generation != generation:
+                    return candidates, STALE
+                return candidates, generation
         now = self._clock.now()
         with self._uow_factory(read_only=True) as uow:
+            if token_cached and not use_cache:
+                check_cached_token(uow, actor, now)
             candidates = uow.secrets.resolve(
                 context.scopes(),
                 context.environment,
                 access_query(actor, Action.LIST, now),
                 access_query(actor, Action.READ_VALUE, now),
             )
+            if cache is not None and use_cache:
+                lifetime = _unchanged_for(uow.bindings.for_identities(actor.identities, now), now)
+                if lifetime > 0:
+                    cache.put(key, candidates, label, lifetime, size=len(candidates))
+        return candidates, (actor.generation if token_cached and use_cache else None)
+
+    def _resolve(
+        self, candidates: list[ResolveCandidate], include_values: bool
+    ) -> list[ResolvedSecret]:
         by_name: dict[str, list[ResolveCandidate]] = {}
         for candidate in candidates:
             by_name.setdefault(candidate.secret.name, []).append(candidate)

@@ -147,6 +147,14 @@ def discard_value(backend: StorageBackend, record: SecretVersion) -> None:
         )
 
 
+def check_cached_token(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
+    """The caller's API token, found in the token cache, read again: still usable?"""
+    assert actor.token_id is not None
+    token = uow.service_accounts.token(actor.token_id)
+    if token is None or not token.usable(now):
+        raise Unauthenticated(INVALID_CREDENTIALS)
+
+
 class ValueReader:
     """Reads a version's value from its backend, if it may be served, and checks it."""
 
@@ -388,7 +396,7 @@ class SecretService:
             now = self._clock.now()
             with self._uow_factory(read_only=True) as uow:
                 if token_cached and not use_cache:
-                    self._check_token(uow, actor, now)
+                    check_cached_token(uow, actor, now)
                 if found is None:
                     found = fetch(uow)
                     if cache is not None and found is not None:
@@ -399,14 +407,6 @@ class SecretService:
                         cache.put(("bindings", actor.identities), bindings, label)
         required = None if not seen else (seen.pop() if len(seen) == 1 else STALE)
         return found, bindings, required
-
-    @staticmethod
-    def _check_token(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
-        """The caller's API token, found in the read cache, read again: still usable?"""
-        assert actor.token_id is not None
-        token = uow.service_accounts.token(actor.token_id)
-        if token is None or not token.usable(now):
-            raise Unauthenticated(INVALID_CREDENTIALS)
 
     def _readable(
         self,

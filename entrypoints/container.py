@@ -315,7 +315,12 @@ class Container(containers.DeclarativeContainer):
     )
     value_reader = providers.Factory(ValueReader, backends, clock, checksum)
     resolve_service = providers.Factory(
-        ResolveService, unit_of_work.provider, value_reader, clock, audit=audit_trail
+        ResolveService,
+        unit_of_work.provider,
+        value_reader,
+        clock,
+        audit=audit_trail,
+        cache=read_cache,
     )
     authenticator = providers.Singleton(
         build_authenticator, settings, environ, service_account_service

@@ -344,10 +344,23 @@ def test_resolution_over_five_levels_in_one_statement(app, api: ApiClient) -> No
         ("global", None),
     ]
     assert all(item["value"] is None for item in resolved)  # metadata unless asked
-    # One statement resolves; the rest append the request's audit event (head, insert).
+    # One statement resolves, one reads the caller's bindings (until when the answer may be
+    # cached); the rest append the request's audit event.
     resolving = [sql for sql in statements if "secret_audit" not in sql]
-    assert len(resolving) == 1, resolving
+    assert len(resolving) == 2, resolving
     assert "secret_secrets" in resolving[0] and "secret_role_bindings" in resolving[0]
+    assert "secret_secrets" not in resolving[1] and "secret_role_bindings" in resolving[1]
+    # Once the worker knows the change generation (its first audit commit tells it), the same
+    # resolution comes from its read cache: no statement but the audit's.
+    assert uma.get("/resolve?project=p-42&environment=production").get_json()["items"] == resolved
+    statements.clear()
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        again = uma.get("/resolve?project=p-42&environment=production").get_json()["items"]
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert again == resolved
+    assert [sql for sql in statements if "secret_audit" not in sql] == []
 
     with_values = uma.get("/resolve?project=p-42&environment=production&include_values=true")
     values = {item["name"]: item["value"] for item in with_values.get_json()["items"]}

@@ -10,6 +10,7 @@ binding, a revoked token.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from flask import Flask
 
 from entrypoints.config import Settings
 from entrypoints.http.app import create_app
-from tests.e2e.conftest import ApiClient
+from tests.e2e.conftest import ApiClient, as_user
 
 FIRST, SECOND = "first-value-7f3a", "second-value-9c21"
 
@@ -178,3 +179,88 @@ def test_concurrent_reads_share_audit_transactions(app, setup) -> None:
     assert group.batches - batches < 24
     verified = setup["admin_b"].post("/audit/verify", json={})
     assert verified.get_json()["ok"] is True
+
+
+# -- resolution: the same guarantees for a whole context ----------------------------------
+
+RESOLVE = "/resolve?project=p-42&include_values=true"
+
+
+def resolved_value(response: Any) -> str | None:
+    return resolved_value_of(response.get_json())
+
+
+def test_a_resolution_sees_a_rotation_through_another_worker_at_once(app, setup) -> None:
+    assert resolved_value_of(read_until_cached(app, setup["a"], RESOLVE)) == FIRST
+    written = setup["admin_b"].post(
+        f"/secrets/{setup['secret']['id']}/versions", json={"value": SECOND}
+    )
+    assert written.status_code == 201
+    assert resolved_value(setup["a"].get(RESOLVE)) == SECOND
+
+
+def test_a_resolution_drops_a_deleted_secret_at_once(app, setup) -> None:
+    read_until_cached(app, setup["a"], RESOLVE)
+    assert setup["admin_b"].delete(f"/secrets/{setup['secret']['id']}").status_code == 200
+    after = setup["a"].get(RESOLVE)
+    assert after.status_code == 200 and resolved_value(after) is None
+    assert FIRST not in after.get_data(as_text=True)
+
+
+def test_a_resolution_stops_at_once_when_the_binding_is_removed(app, setup) -> None:
+    read_until_cached(app, setup["a"], RESOLVE)
+    removed = setup["admin_b"].delete(f"/role-bindings/{setup['binding']['id']}")
+    assert removed.status_code == 204
+    after = setup["a"].get(RESOLVE)
+    assert after.status_code == 200 and FIRST not in after.get_data(as_text=True)
+
+
+def test_a_resolution_with_a_revoked_token_is_refused(app, setup) -> None:
+    read_until_cached(app, setup["a"], RESOLVE)
+    revoked = setup["admin_b"].delete(
+        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
+    )
+    assert revoked.status_code == 204
+    refused = setup["a"].get(RESOLVE)
+    assert refused.status_code == 401
+    assert FIRST not in refused.get_data(as_text=True)
+
+
+def test_a_revoked_token_resolves_nothing_even_what_was_never_cached(app, setup) -> None:
+    """The token's lookup is cached (5 s at most) while the context is not: the resolution
+    still requires the generation of that lookup, so the revocation is seen at once."""
+    read_until_cached(app, setup["a"], value_path(setup))  # the token's lookup, cached
+    revoked = setup["admin_b"].delete(
+        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
+    )
+    assert revoked.status_code == 204
+    refused = setup["a"].get("/resolve?team=t-1&include_values=true")
+    assert refused.status_code == 401
+    assert FIRST not in refused.get_data(as_text=True)
+
+
+def test_a_cached_resolution_ends_when_a_binding_of_the_caller_expires(
+    app, setup, api: ApiClient
+) -> None:
+    """An expiry is no change to commit: the cached answer lives no longer than the binding."""
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    granted = api.post(
+        "/role-bindings",
+        json={
+            "principal": "user:ivy",
+            "role": "reader",
+            "scope": {"type": "team", "id": "t-1"},
+            "expires_at": soon,
+        },
+    )
+    assert granted.status_code == 201, granted.get_json()
+    ivy = as_user(app, "ivy")
+    assert resolved_value_of(read_until_cached(app, ivy, RESOLVE)) == FIRST
+    time.sleep(2.2)
+    after = ivy.get(RESOLVE)
+    assert after.status_code == 200 and FIRST not in after.get_data(as_text=True)
+
+
+def resolved_value_of(body: dict[str, Any]) -> str | None:
+    items = [i for i in body["items"] if i["name"] == "DB_PASSWORD"]
+    return items[0]["value"] if items else None

@@ -50,6 +50,23 @@ def test_the_cache_evicts_the_least_recently_used_and_expires_entries() -> None:
     assert cache.get("short") is None
 
 
+def test_the_bound_is_on_the_sum_of_the_entries_sizes() -> None:
+    cache = ReadCache(max_entries=10, ttl_seconds=60)
+    cache.observe(1)
+    cache.put("small", 1, 1)
+    cache.put("resolution", ["c"] * 6, 1, size=6)
+    assert cache.size == 7
+    cache.put("resolution", ["c"] * 4, 1, size=4)  # replaced: its old size is given back
+    assert cache.size == 5 and len(cache) == 2
+    cache.put("larger", ["c"] * 8, 1, size=8)  # the least recently used go until it fits
+    assert cache.get("small") is None and cache.get("resolution") is None
+    assert cache.get("larger") is not None and cache.size == 8
+    cache.put("huge", ["c"] * 11, 1, size=11)  # more than the whole cache: not kept
+    assert cache.get("huge") is None and cache.size == 8
+    cache.observe(2)
+    assert cache.size == 0
+
+
 def test_forget_drops_everything_until_a_generation_is_seen_again() -> None:
     cache = ReadCache()
     cache.observe(1)
