@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -133,7 +132,7 @@ class ValueChecksum:
         self._key = key
 
     def of(self, value: SecretValue) -> str:
-        return "hmac-sha256:" + hmac.new(self._key, value.reveal(), hashlib.sha256).hexdigest()
+        return "hmac-sha256:" + hmac.digest(self._key, value.reveal(), "sha256").hex()
 
     def matches(self, value: SecretValue, checksum: str) -> bool:
         return hmac.compare_digest(self.of(value), checksum)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.access import Action, RoleBinding, access_query
@@ -163,19 +163,23 @@ class ResolveService:
         for name in sorted(by_name):
             ranked = sorted(by_name[name], key=lambda c: precedence(c.secret), reverse=True)
             winner = ranked[0]
-            entry = ResolvedSecret(
-                secret=winner.secret,
-                version=winner.current,
-                shadows=[candidate.secret for candidate in ranked[1:]],
+            value, value_error = self._value(winner) if include_values else (None, None)
+            resolved.append(
+                ResolvedSecret(
+                    secret=winner.secret,
+                    version=winner.current,
+                    shadows=[candidate.secret for candidate in ranked[1:]],
+                    value=value,
+                    value_error=value_error,
+                )
             )
-            resolved.append(self._with_value(entry, winner) if include_values else entry)
         return resolved
 
-    def _with_value(self, entry: ResolvedSecret, winner: ResolveCandidate) -> ResolvedSecret:
+    def _value(self, winner: ResolveCandidate) -> tuple[SecretValue | None, str | None]:
+        """The winner's value, or why there is none."""
         if not winner.value_readable:
-            return replace(entry, value_error="forbidden")
+            return None, "forbidden"
         try:
-            value = self._reader.read(winner.secret, winner.current)
+            return self._reader.read(winner.secret, winner.current), None
         except (Expired, NotYetValid, VersionUnavailable) as error:
-            return replace(entry, value_error=error.code)
-        return replace(entry, value=value)
+            return None, error.code

@@ -4,7 +4,7 @@ checkpoints, and how a use case's attempt is recorded and copied to the sinks.""
 from __future__ import annotations
 
 import logging
-from dataclasses import fields, replace
+from dataclasses import FrozenInstanceError, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from core.audit import (
     derive_checkpoint_key,
     event_hash,
     verify_chain,
+    with_fields,
 )
 from core.errors import Conflict, Forbidden, NotFound, ServiceError
 from ports.values import Principal
@@ -556,3 +557,14 @@ def test_the_chain_lock_is_held_until_the_unit_of_work_ends(db: FakeUnitOfWorkFa
         holder.commit()
         with db() as other:  # released by the commit; and the new head is what it reads
             assert chain.append(other, [event(2)])[0].seq == 2
+
+
+def test_with_fields_is_replace_without_its_cost() -> None:
+    original = event(3, details={"k": "v"})
+    changed = with_fields(original, action="secret.resolve", seq=9, hash="h" * 64)
+    assert changed == replace(original, action="secret.resolve", seq=9, hash="h" * 64)
+    assert original.action == "secret.read_value" and original.seq is None  # untouched
+    with pytest.raises(FrozenInstanceError):
+        changed.action = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field 'acton'"):
+        with_fields(original, acton="typo")
