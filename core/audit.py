@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 from core.errors import AuditUnavailable, Forbidden, NotFound, ServiceError
 from ports.audit import AuditSink
-from ports.persistence import ChainAppender, UnitOfWork
+from ports.persistence import AppendedBatch, ChainAppender, UnitOfWork
 from ports.security import Clock
 from ports.values import Principal
 
@@ -365,30 +365,53 @@ class GroupCommit:
         return ticket.outcome()
 
     def _write(self, batch: list[_Ticket]) -> None:
-        if self._appender is not None and not any(
+        if self._appender is None or any(
             ticket.changes is not None and ticket.changes.changes_in(ticket.events)
             for ticket in batch
         ):
-            try:
-                if self._append_committed(self._appender, batch):
-                    return
-            except BaseException as error:
-                self._fail(batch, error)
-                return
-        # In a unit of work: a store without an appender, a batch with changes to record in
-        # the same transaction, or one that reaches a signed checkpoint.
-        self._write_in_transaction(batch)
+            # In a unit of work: a store without an appender, or a batch with changes to
+            # record in the same transaction.
+            self._write_in_transaction(batch)
+            return
+        try:
+            self._append(self._appender, batch)
+        except BaseException as error:
+            self._fail(batch, error)
 
-    def _append_committed(self, appender: ChainAppender, batch: list[_Ticket]) -> bool:
+    def _append(self, appender: ChainAppender, batch: list[_Ticket]) -> None:
+        """Through the store's appender: in one round trip, or, for a batch that reaches a
+        signed checkpoint, in one transaction that stores the checkpoints too."""
         contents = [canonical_content(event) for ticket in batch for event in ticket.events]
         required = [ticket.requires_generation for ticket in batch for _ in ticket.events]
-        appended = appender.append_committed(contents, required, self._chain.every)
-        if not appended.written:
-            return False
+        every = self._chain.every
+        appended = appender.append_committed(contents, required, every)
+        if appended.written:
+            admitted = self._place(batch, contents, appended)
+        else:
+
+            def sign(head: AppendedBatch) -> list[Checkpoint]:
+                nonlocal admitted
+                admitted = self._place(batch, contents, head)
+                return [
+                    self._chain.checkpoint(event.seq, event.hash, event.time)
+                    for ticket in batch
+                    for event in ticket.linked
+                    if event.seq is not None and event.hash is not None and event.seq % every == 0
+                ]
+
+            admitted = 0
+            appended = appender.append_signed(contents, required, sign)
+        self._written(batch, admitted, appended.generation)
+
+    @staticmethod
+    def _place(batch: list[_Ticket], contents: list[str], appended: AppendedBatch) -> int:
+        """Give each admitted ticket its events as the store placed them after the head it
+        found (`chain_hash`, as the store computed them); a stale one gets `StaleRead`."""
         generation = appended.generation
         seq, prev_hash, at, admitted = appended.head_seq, appended.head_hash, 0, 0
         for ticket in batch:
             events, at = ticket.events, at + len(ticket.events)
+            ticket.linked, ticket.error = [], None
             if ticket.requires_generation not in (None, generation):
                 ticket.error = StaleRead()
                 continue
@@ -399,8 +422,7 @@ class GroupCommit:
                 ticket.linked.append(with_fields(event, seq=seq, prev_hash=prev_hash, hash=digest))
                 prev_hash = digest
             admitted += len(events)
-        self._written(batch, admitted, generation)
-        return True
+        return admitted
 
     def _written(self, batch: list[_Ticket], events: int, generation: int) -> None:
         self.batches += 1

@@ -7,7 +7,7 @@ explicitly; leaving the `with` block without a commit rolls everything back.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -370,6 +370,18 @@ class ChainAppender(abc.ABC):
         current one. Writes nothing (`written` False) if the batch would reach a seq that is a
         multiple of `checkpoint_every`: its signed checkpoint needs a key the store does not
         hold. Raises `AuditUnavailable` when the store refuses."""
+
+    @abc.abstractmethod
+    def append_signed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        sign: Callable[[AppendedBatch], Sequence[Checkpoint]],
+    ) -> AppendedBatch:
+        """`append_committed` for a batch that reaches a signed checkpoint, in one transaction:
+        append (holding the chain's lock), ask `sign` for the checkpoints of the events as
+        placed after the head it found, store them, commit. Nothing is stored if `sign` or
+        the store fails."""
 
 
 class RotationPolicyRepository(abc.ABC):

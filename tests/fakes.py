@@ -1383,6 +1383,7 @@ class FakeChainAppender(ChainAppender):
     def __init__(self, uow_factory: FakeUnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
         self.calls = 0
+        self.signed_calls = 0
         self.written = 0  # calls that wrote their batch
 
     def append_committed(
@@ -1392,6 +1393,24 @@ class FakeChainAppender(ChainAppender):
         checkpoint_every: int,
     ) -> AppendedBatch:
         self.calls += 1
+        return self._append(contents, required_generations, checkpoint_every, None)
+
+    def append_signed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        sign: Callable[[AppendedBatch], Sequence[Checkpoint]],
+    ) -> AppendedBatch:
+        self.signed_calls += 1
+        return self._append(contents, required_generations, 0, sign)
+
+    def _append(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        checkpoint_every: int,
+        sign: Callable[[AppendedBatch], Sequence[Checkpoint]] | None,
+    ) -> AppendedBatch:
         with self._uow_factory() as uow:
             head_seq, head_hash = uow.audit.lock_head()
             generation = uow.audit.generation()
@@ -1400,7 +1419,9 @@ class FakeChainAppender(ChainAppender):
                 for canonical, required in zip(contents, required_generations, strict=True)
                 if required is None or required == generation
             ]
-            if (head_seq + len(admitted)) // checkpoint_every > head_seq // checkpoint_every:
+            if checkpoint_every and (
+                (head_seq + len(admitted)) // checkpoint_every > head_seq // checkpoint_every
+            ):
                 return AppendedBatch(head_seq, head_hash, generation, written=False)
             seq, prev_hash, events = head_seq, head_hash, []
             for canonical in admitted:
@@ -1412,9 +1433,12 @@ class FakeChainAppender(ChainAppender):
                 prev_hash = digest
             if events:
                 uow.audit.append(events)
+            appended = AppendedBatch(head_seq, head_hash, generation, written=True)
+            for checkpoint in sign(appended) if sign is not None else ():
+                uow.audit.add_checkpoint(checkpoint)
             uow.commit()
         self.written += 1
-        return AppendedBatch(head_seq, head_hash, generation, written=True)
+        return appended
 
 
 # Stands in for the key provider's key, from which the container derives the checkpoint key.

@@ -9,11 +9,13 @@ one writer at a time, and the pool's checkout and return would cost more than th
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
+from core.audit import Checkpoint
 from core.errors import AuditUnavailable
 from ports.persistence import AppendedBatch, ChainAppender
 
@@ -24,6 +26,23 @@ APPEND_CALL = (
     "SELECT * FROM secret_audit_append("
     "string_to_array(%s, E'\\n'), string_to_array(%s, ',', '')::bigint[], %s)"
 )
+
+
+INSERT_CHECKPOINT = (
+    "INSERT INTO secret_audit_checkpoints (seq, hash, mac, created_at) VALUES (%s, %s, %s, %s)"
+)
+
+
+def _texts(contents: Sequence[str], required_generations: Sequence[int | None]) -> tuple[str, str]:
+    lines = "\n".join(contents)
+    if lines.count("\n") != len(contents) - 1:  # not canonical JSON
+        raise ValueError("an event's canonical content holds a newline")
+    return lines, ",".join("" if g is None else str(g) for g in required_generations)
+
+
+def _appended(row: Any) -> AppendedBatch:
+    generation, head_seq, head_hash, written = row
+    return AppendedBatch(int(head_seq), str(head_hash), int(generation), bool(written))
 
 
 class PostgresChainAppender(ChainAppender):
@@ -38,24 +57,46 @@ class PostgresChainAppender(ChainAppender):
         required_generations: Sequence[int | None],
         checkpoint_every: int,
     ) -> AppendedBatch:
-        lines = "\n".join(contents)
-        if lines.count("\n") != len(contents) - 1:  # not canonical JSON
-            raise ValueError("an event's canonical content holds a newline")
-        required = ",".join("" if g is None else str(g) for g in required_generations)
-        with self._lock:
-            try:
-                driver = self._connection()
-                with driver.cursor() as cursor:
-                    cursor.execute(APPEND_CALL, (lines, required, checkpoint_every))
-                    row = cursor.fetchone()
-            except Exception as error:  # the driver's or the pool's: the trail is not written
-                self._close()  # its state is unknown: the next call connects anew
-                raise AuditUnavailable(
-                    f"the audit trail cannot be written: {type(error).__name__}"
-                ) from None
-        assert row is not None
-        generation, head_seq, head_hash, written = row
-        return AppendedBatch(int(head_seq), str(head_hash), int(generation), bool(written))
+        parameters = (*_texts(contents, required_generations), checkpoint_every)
+        with self._lock, self._unavailable_on_error():
+            with self._connection().cursor() as cursor:
+                cursor.execute(APPEND_CALL, parameters)
+                return _appended(cursor.fetchone())
+
+    def append_signed(
+        self,
+        contents: Sequence[str],
+        required_generations: Sequence[int | None],
+        sign: Callable[[AppendedBatch], Sequence[Checkpoint]],
+    ) -> AppendedBatch:
+        # Two round trips: BEGIN and the append (no checkpoint refused: 0), then the signed
+        # checkpoints and COMMIT. A failure closes the connection: the server rolls back.
+        parameters = (*_texts(contents, required_generations), 0)
+        with self._lock, self._unavailable_on_error():
+            driver = self._connection()
+            with driver.pipeline(), driver.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(APPEND_CALL, parameters)
+                appended = _appended(cursor.fetchone())
+            checkpoints = sign(appended)
+            with driver.pipeline(), driver.cursor() as cursor:
+                if checkpoints:
+                    cursor.executemany(
+                        INSERT_CHECKPOINT,
+                        [(c.seq, c.hash, c.mac, c.created_at) for c in checkpoints],
+                    )
+                cursor.execute("COMMIT")
+            return appended
+
+    @contextmanager
+    def _unavailable_on_error(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:  # the driver's, the pool's or `sign`'s: nothing is written
+            self._close()  # its state is unknown (a transaction may be open): connect anew
+            raise AuditUnavailable(
+                f"the audit trail cannot be written: {type(error).__name__}"
+            ) from None
 
     def _connection(self) -> Any:
         if self._driver is None or self._driver.closed:

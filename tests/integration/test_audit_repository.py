@@ -390,7 +390,7 @@ def test_the_server_side_append_stores_the_chain_python_computes(postgres_engine
 
 
 @pytest.mark.postgres
-def test_the_server_side_append_leaves_a_checkpoint_to_the_unit_of_work(
+def test_the_server_side_append_signs_a_checkpoint_in_the_same_transaction(
     postgres_engine: Engine,
 ) -> None:
     appender = PostgresChainAppender(postgres_engine)
@@ -398,6 +398,13 @@ def test_the_server_side_append_leaves_a_checkpoint_to_the_unit_of_work(
     refused = appender.append_committed(contents, [None, None, None], 3)
     assert (refused.written, refused.head_seq) == (False, 0)
     assert stored(postgres_engine) == []
+
+    def sign_then_fail(appended: Any) -> list[Any]:
+        raise OSError("the key is gone")
+
+    with pytest.raises(AuditUnavailable):
+        appender.append_signed(contents, [None, None, None], sign_then_fail)
+    assert stored(postgres_engine) == []  # rolled back, the chain's lock released
     group = appended_by(postgres_engine, 3)
     for n in range(7):
         group.record([event(n)])

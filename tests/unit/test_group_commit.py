@@ -88,17 +88,37 @@ def test_the_appender_writes_the_chain_the_unit_of_work_would() -> None:
     assert verified(db, 100) == (3, None)
 
 
-def test_a_batch_that_reaches_a_checkpoint_goes_through_the_unit_of_work() -> None:
+def test_a_batch_that_reaches_a_checkpoint_is_signed_in_its_transaction() -> None:
     db = FakeUnitOfWorkFactory()
     appender = FakeChainAppender(db)
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 3), None, appender)
     for n in range(1, 8):
         group.record([event(n)])
-    assert appender.calls == 7
-    assert appender.written == 5  # seq 3 and 6 were appended (and signed) by the unit of work
+    group.record([event(8), event(9), event(10)])  # reaches 9: signed, with 8 and 10
+    assert appender.calls == 8
+    assert appender.signed_calls == 3  # seq 3, 6 and 9
     with db() as uow:
-        assert [c.seq for c in uow.audit.checkpoints()] == [3, 6]
-    assert verified(db, 3) == (7, None)
+        assert [c.seq for c in uow.audit.checkpoints()] == [3, 6, 9]
+    assert verified(db, 3) == (10, None)
+
+
+class FailingSignature(FakeChainAppender):
+    def append_signed(self, contents, required_generations, sign):  # type: ignore[no-untyped-def]
+        def refuse(appended: AppendedBatch) -> list:  # type: ignore[type-arg]
+            sign(appended)
+            raise AuditUnavailable("the audit trail cannot be written: OSError")
+
+        return super().append_signed(contents, required_generations, refuse)
+
+
+def test_a_checkpoint_that_cannot_be_signed_fails_the_batch_and_stores_nothing() -> None:
+    db = FakeUnitOfWorkFactory()
+    group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 2), None, FailingSignature(db))
+    group.record([event(1)])
+    with pytest.raises(AuditUnavailable):
+        group.record([event(2)])
+    assert [e.seq for e in db.database.audit_events()] == [1]
+    assert verified(db, 2) == (1, None)
 
 
 def test_a_stale_read_is_left_out_and_nothing_of_it_is_recorded() -> None:
