@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_smorest import Api
 
 from core.errors import Unauthenticated
@@ -54,6 +55,20 @@ class ServiceFlask(Flask):
         return super().ensure_sync(func)
 
 
+class NoSessions(SessionInterface):
+    """A bearer-token API keeps no sessions: every request gets the same empty null session
+    (read-only: writing to it raises), instead of a new one per request."""
+
+    def __init__(self) -> None:
+        self._null = NullSession()
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return self._null
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        """Never called: the null session is not saved."""
+
+
 class ServiceApi(Api):  # type: ignore[misc]
     """flask-smorest's Api documenting this service's error body."""
 
@@ -66,6 +81,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     configure_logging(settings.log_level)
 
     app = ServiceFlask("secret_management")
+    app.session_interface = NoSessions()
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

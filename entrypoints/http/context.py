@@ -27,7 +27,7 @@ def request_trail() -> AuditTrail:
     info = RequestInfo(
         request_id=g.get("request_id"),
         source_ip=(request.remote_addr or "")[:64] or None,
-        user_agent=(request.user_agent.string or "")[:512] or None,
+        user_agent=request.headers.get("User-Agent", "")[:512] or None,
     )
     return current_container().audit_trail(request=info)
 
