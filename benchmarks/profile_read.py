@@ -150,10 +150,10 @@ def seed(client: Any, workload: str) -> tuple[str, list[tuple[str, str, Any]]]:
     if workload == "path":
         return token, [("GET", f"{project}/S_{n:02d}/value", None) for n in range(3, 40, 4)]
     if workload == "resolve":
-        query = "scope_type=project&scope_id=p1&include_values=true"
+        query = "project=p1&include_values=true"
         return token, [("GET", f"/api/v1/resolve?{query}", None)]
     if workload == "list":
-        return token, [("GET", "/api/v1/secrets?limit=100", None)]
+        return token, [("GET", "/api/v1/secrets?scope_type=global&page_size=100", None)]
     writes = [
         ("POST", f"/api/v1/secrets/{i}/versions", {"value": os.urandom(8).hex()}) for i in ids
     ]
