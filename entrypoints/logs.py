@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 from flask import g, has_app_context
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+# The request id of a request answered outside Flask's dispatch (entrypoints/http/hot_reads.py).
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_app_context() else "-"
+        request_id = current_request_id.get()
+        if request_id is None:
+            request_id = g.get("request_id", "-") if has_app_context() else "-"
+        record.request_id = request_id
         return True
 
 

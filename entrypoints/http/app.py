@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,17 +29,21 @@ from entrypoints.http import (
     secrets,
     transfer,
 )
-from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.context import (
+    ANONYMOUS,
+    bearer_token,
+    current_container,
+    request_id_of,
+    request_trail,
+)
 from entrypoints.http.errors import register_error_handlers
+from entrypoints.http.hot_reads import HotReads
 from entrypoints.logs import configure_logging
-from ports.values import Principal
 
 log = logging.getLogger("secret_management.access")
 
 API_PREFIX = "/api/v1"
 PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs"})
-ANONYMOUS = Principal(id="anonymous", kind="anonymous")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class ServiceFlask(Flask):
@@ -120,23 +122,22 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.before_request(start_request)
     app.before_request(authenticate)
     app.after_request(finish_request)
+    # The hot value reads skip Flask's per-request machinery (entrypoints/http/hot_reads.py).
+    app.wsgi_app = HotReads(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
 def start_request() -> None:
     g.started = time.perf_counter()
-    supplied = request.headers.get("X-Request-Id", "")
-    g.request_id = supplied if REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
+    g.request_id = request_id_of(request.headers.get("X-Request-Id", ""))
 
 
 def authenticate() -> Response | None:
     if request.blueprint in PUBLIC_BLUEPRINTS:
         return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("a bearer token is required")
-        g.principal = current_container().authenticator().authenticate(token.strip())
+        token = bearer_token(request.headers.get("Authorization", ""))
+        g.principal = current_container().authenticator().authenticate(token)
     except Unauthenticated as error:
         request_trail().refused(ANONYMOUS, "auth.authenticate", request.path[:255], error.code)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -9,13 +10,29 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from flask import current_app, g, request
 
 from core.audit import AuditTrail, RequestInfo
-from core.errors import InvalidInput
+from core.errors import InvalidInput, Unauthenticated
+from ports.values import Principal
 
 if TYPE_CHECKING:
     from entrypoints.container import Container
 
 T = TypeVar("T")
 ETAG = re.compile(r'^(?:W/)?"rev-(\d{1,18})"$')
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+ANONYMOUS = Principal(id="anonymous", kind="anonymous")
+
+
+def request_id_of(supplied: str) -> str:
+    """The caller's `X-Request-Id` when it is a sane one, else a new random id."""
+    return supplied if REQUEST_ID.fullmatch(supplied) else os.urandom(16).hex()
+
+
+def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header; `Unauthenticated` otherwise."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("a bearer token is required")
+    return token.strip()
 
 
 def current_container() -> Container:

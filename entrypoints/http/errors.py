@@ -4,6 +4,7 @@ request_id}}`. Views have no try/except; nothing here echoes request bodies."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
@@ -124,8 +125,23 @@ def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+HANDLERS: tuple[tuple[type[Exception], Callable[[Any], Response]], ...] = (
+    (errors.ServiceError, handle_service_error),
+    (HTTPException, handle_http_exception),
+    (DBAPIError, handle_database_unreachable),
+    (Exception, handle_unexpected),
+)
+
+
 def register_error_handlers(app: Flask) -> None:
-    app.register_error_handler(errors.ServiceError, handle_service_error)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(DBAPIError, handle_database_unreachable)
-    app.register_error_handler(Exception, handle_unexpected)
+    for error_class, handler in HANDLERS:
+        app.register_error_handler(error_class, handler)
+
+
+def response_for(error: Exception) -> Response:
+    """What the registered handlers answer for `error` (in an app context), for code that
+    answers outside Flask's dispatch (`entrypoints.http.hot_reads`)."""
+    for error_class, handler in HANDLERS:
+        if isinstance(error, error_class):
+            return handler(error)
+    raise error  # pragma: no cover - Exception is the last entry

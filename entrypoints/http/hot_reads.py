@@ -1,0 +1,163 @@
+"""The hot path's two requests answered without Flask's per-request machinery.
+
+`GET /api/v1/secrets/{id}/value` and `GET /api/v1/scopes/{type}/{id}/secrets/{name}/value`,
+without a query string, are what every other service of the platform sends on start and on
+every cache miss. This WSGI middleware answers them itself: the same authentication, the same
+use case (`SecretService.read_value`, audited and fail-closed as ever), the same answer, the
+same error bodies (from `entrypoints.http.errors`' handlers) and the same headers, without the
+request context, URL map, flask-smorest and webargs layers around them (about a third of a
+read's time). Every other request, and these with a query string (`version`, `encoding`,
+`environment`) or in debug mode, goes to Flask unchanged. The views stay declared with their
+schemas, so the OpenAPI document is the same; tests send each request both ways and compare
+status, body, headers and audit events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, g
+
+from core.audit import RequestInfo
+from core.errors import Unauthenticated
+from entrypoints.http import errors
+from entrypoints.http.context import ANONYMOUS, bearer_token, request_id_of
+from entrypoints.http.schemas import SecretValueSchema
+from entrypoints.http.secrets import encode_value, scope_ref
+from entrypoints.logs import current_request_id
+
+if TYPE_CHECKING:
+    from core.services import RevealedValue, SecretService
+    from entrypoints.container import Container
+    from ports.values import Principal
+
+log = logging.getLogger("secret_management.access")
+
+# What Flask's routes match for these views (werkzeug's uuid and default converters).
+BY_ID = re.compile(
+    r"/api/v1/secrets/([A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-"
+    r"[A-Fa-f0-9]{12})/value"
+)
+BY_PATH = re.compile(r"/api/v1/scopes/([^/]+)/([^/]+)/secrets/([^/]+)/value")
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Read = Callable[["SecretService", "Principal"], "RevealedValue"]
+
+
+class HotReads:
+    """WSGI middleware in front of `app.wsgi_app` (see the module's docstring)."""
+
+    def __init__(self, app: Flask, flask_app: WsgiApp) -> None:
+        self.flask_app = flask_app  # where everything else goes
+        self._app = app
+        self._container: Container = app.extensions["container"]
+        self._dump = SecretValueSchema()
+        self.served = 0  # requests answered here: for tests
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        read, path = None, ""
+        if environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING"):
+            # As werkzeug decodes it: the WSGI string's bytes, as UTF-8.
+            path = (
+                environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
+            )
+            read = self._route(path)
+        if read is None or self._app.debug:
+            return self.flask_app(environ, start_response)
+        self.served += 1
+        request_id = request_id_of(environ.get("HTTP_X_REQUEST_ID", ""))
+        logged_as = current_request_id.set(request_id)  # log lines carry it, as in Flask
+        try:
+            return self._serve(environ, start_response, read, path, request_id)
+        finally:
+            current_request_id.reset(logged_as)
+
+    @staticmethod
+    def _route(path: str) -> Read | None:
+        found = BY_ID.fullmatch(path)
+        if found is not None:
+            secret_id = uuid.UUID(found.group(1))
+            return lambda service, principal: service.read_value(principal, secret_id)
+        found = BY_PATH.fullmatch(path)
+        if found is not None:
+            scope_type, scope_id, name = found.groups()
+
+            def by_path(service: SecretService, principal: Principal) -> RevealedValue:
+                scope = scope_ref(scope_type, scope_id)
+                return service.read_value_by_name(principal, scope, name, None)
+
+            return by_path
+        return None
+
+    def _serve(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        read: Read,
+        path: str,
+        request_id: str,
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        container = self._container
+        info = RequestInfo(
+            request_id=request_id,
+            source_ip=(environ.get("REMOTE_ADDR") or "")[:64] or None,
+            user_agent=environ.get("HTTP_USER_AGENT", "")[:512] or None,
+        )
+        trail = container.audit_trail(request=info)
+        try:
+            try:
+                token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
+                principal = container.authenticator().authenticate(token)
+            except Unauthenticated as error:
+                trail.refused(ANONYMOUS, "auth.authenticate", path[:255], error.code)
+                raise
+            revealed = read(container.secret_service(audit=trail), principal)
+            body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
+                self._dump.dump(encode_value(revealed, None)), separators=(",", ":")
+            )
+        except Exception as error:  # the registered handlers' answer, as Flask would give it
+            return self._error(environ, start_response, error, path, request_id, started)
+        data = (body + "\n").encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(data))),
+                ("X-Request-Id", request_id),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        _log_access(path, 200, started)
+        return [data]
+
+    def _error(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        error: Exception,
+        path: str,
+        request_id: str,
+        started: float,
+    ) -> Iterable[bytes]:
+        with self._app.app_context():
+            g.request_id = request_id
+            response = errors.response_for(error)
+        response.headers["X-Request-Id"] = request_id
+        response.headers["Cache-Control"] = "no-store"
+        _log_access(path, response.status_code, started)
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"HotReads(served={self.served})"
+
+
+def _log_access(path: str, status: int, started: float) -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.debug("GET %s %s %.1fms", path, status, elapsed_ms)
