@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.before_request(authenticate)
     app.after_request(finish_request)
     # The hot value reads skip Flask's per-request machinery (entrypoints/http/hot_reads.py).
-    app.wsgi_app = HotReads(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = HotReads(  # type: ignore[method-assign]
+        app, app.wsgi_app, before=(start_request, authenticate), after=(finish_request,)
+    )
     return app
 
 

@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
@@ -53,12 +53,24 @@ Read = Callable[["SecretService", "Principal"], "RevealedValue"]
 class HotReads:
     """WSGI middleware in front of `app.wsgi_app` (see the module's docstring)."""
 
-    def __init__(self, app: Flask, flask_app: WsgiApp) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        flask_app: WsgiApp,
+        before: Sequence[Callable[..., Any]],
+        after: Sequence[Callable[..., Any]],
+    ) -> None:
+        """`before` and `after`: the app's request hooks that this class does the work of
+        (request id, authentication; response headers). Any other hook on these requests,
+        added later, would be skipped here: then everything goes to Flask."""
         self.flask_app = flask_app  # where everything else goes
         self._app = app
         self._container: Container = app.extensions["container"]
         self._dump = SecretValueSchema()
-        self.served = 0  # requests answered here: for tests
+        self.enabled = _only_hooks(app, before, after)
+        if not self.enabled:
+            log.warning("hot value reads go through Flask: the app has request hooks they skip")
+        self.served = 0  # requests answered here: for tests (not exact under threads)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         read, path = None, ""
@@ -68,7 +80,7 @@ class HotReads:
                 environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
             )
             read = self._route(path)
-        if read is None or self._app.debug:
+        if read is None or self._app.debug or not self.enabled:
             return self.flask_app(environ, start_response)
         self.served += 1
         request_id = request_id_of(environ.get("HTTP_X_REQUEST_ID", ""))
@@ -156,6 +168,22 @@ class HotReads:
 
     def __repr__(self) -> str:
         return f"HotReads(served={self.served})"
+
+
+def _only_hooks(
+    app: Flask, before: Sequence[Callable[..., Any]], after: Sequence[Callable[..., Any]]
+) -> bool:
+    """Whether the requests answered here would run exactly `before` and `after` in Flask:
+    the app's own hooks, none of the secrets blueprint's, no teardown or URL preprocessing."""
+    scopes = (None, "secrets")
+    return (
+        list(app.before_request_funcs.get(None, [])) == list(before)
+        and list(app.after_request_funcs.get(None, [])) == list(after)
+        and not any(app.before_request_funcs.get(scope) for scope in scopes[1:])
+        and not any(app.after_request_funcs.get(scope) for scope in scopes[1:])
+        and not any(app.teardown_request_funcs.get(scope) for scope in scopes)
+        and not any(app.url_value_preprocessors.get(scope) for scope in scopes)
+    )
 
 
 def _log_access(path: str, status: int, started: float) -> None:

@@ -202,3 +202,26 @@ def test_everything_else_goes_to_flask(
     response = Client(app, Response).open(path, method=method, headers=bearer(TOKEN))
     assert hot.served == served
     assert response.status_code != 500
+
+
+def test_a_request_hook_it_would_skip_turns_the_hot_path_off(settings: Any) -> None:
+    """Somebody adds a before_request hook later: the hot path must not skip it silently."""
+    from entrypoints.http import app as app_module
+
+    app = app_module.create_app(settings)
+    try:
+        hot = app.wsgi_app
+        assert isinstance(hot, HotReads) and hot.enabled
+        app.before_request(lambda: None)  # e.g. a rate limit
+        again = HotReads(
+            app,
+            hot.flask_app,
+            before=(app_module.start_request, app_module.authenticate),
+            after=(app_module.finish_request,),
+        )
+        assert not again.enabled
+        served = again.served
+        Client(again, Response).get(f"/api/v1/secrets/{uuid.uuid4()}/value", headers=bearer(TOKEN))
+        assert again.served == served
+    finally:
+        app.extensions["container"].shutdown_resources()
