@@ -174,10 +174,13 @@ def _only_hooks(
     app: Flask, before: Sequence[Callable[..., Any]], after: Sequence[Callable[..., Any]]
 ) -> bool:
     """Whether the requests answered here would run exactly `before` and `after` in Flask:
-    the app's own hooks, none of the secrets blueprint's, no teardown or URL preprocessing."""
+    the app's own hooks, none of the secrets blueprint's, no teardown or URL preprocessing,
+    and no host checks (`SERVER_NAME`, `TRUSTED_HOSTS`) that Flask's routing would apply."""
     scopes = (None, "secrets")
     return (
-        list(app.before_request_funcs.get(None, [])) == list(before)
+        not app.config.get("SERVER_NAME")
+        and not app.config.get("TRUSTED_HOSTS")
+        and list(app.before_request_funcs.get(None, [])) == list(before)
         and list(app.after_request_funcs.get(None, [])) == list(after)
         and not any(app.before_request_funcs.get(scope) for scope in scopes[1:])
         and not any(app.after_request_funcs.get(scope) for scope in scopes[1:])

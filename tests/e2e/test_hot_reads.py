@@ -220,6 +220,14 @@ def test_a_request_hook_it_would_skip_turns_the_hot_path_off(settings: Any) -> N
             after=(app_module.finish_request,),
         )
         assert not again.enabled
+        app.before_request_funcs[None].pop()
+        app.config["TRUSTED_HOSTS"] = ["secrets.internal"]
+        assert not HotReads(
+            app,
+            hot.flask_app,
+            before=(app_module.start_request, app_module.authenticate),
+            after=(app_module.finish_request,),
+        ).enabled
         served = again.served
         Client(again, Response).get(f"/api/v1/secrets/{uuid.uuid4()}/value", headers=bearer(TOKEN))
         assert again.served == served
