@@ -25,6 +25,7 @@ from core.audit import (
     GroupCommit,
     canonical_content,
     verify_chain,
+    verify_links,
 )
 from core.audit_service import AuditService
 from core.errors import AuditUnavailable
@@ -476,3 +477,23 @@ def test_the_server_side_append_on_a_database_that_is_down_is_audit_unavailable(
             PostgresChainAppender(down).append_committed(["{}"], [None], 1000)
     finally:
         down.dispose()
+
+
+def test_chain_links_give_what_the_hash_covers_details_included(
+    engine: Engine, chain: AuditChain
+) -> None:
+    """Verification reads links, not events: their content must be each event's `content()`,
+    whether its details are empty, nested, unicode or written by the database's append."""
+    varied = [
+        event(1),
+        event(2, details={"note": 'quotes " \\ and a\nnewline', "n": [1, None, True]}),
+        event(3, details={"unicode": "café ☕", "nested": {"b": 2, "a": {}}}),
+        event(4, details={}),
+    ]
+    linked = append(engine, chain, *varied)
+    if engine.dialect.name == "postgresql":
+        linked += appended_by(engine, 3).record([event(5, details={"k": "v"}), event(6)])
+    with SqlUnitOfWork(engine) as uow:
+        links = list(uow.audit.chain_links())
+        assert [link.content for link in links] == [e.content() for e in linked]
+        assert verify_links(links, uow.audit.checkpoints(), CHECKPOINT_KEY) == (len(linked), None)
