@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,14 +32,13 @@ from entrypoints.http.context import (
     ANONYMOUS,
     bearer_token,
     current_container,
+    log_access,
     request_id_of,
     request_trail,
 )
 from entrypoints.http.errors import register_error_handlers
 from entrypoints.http.hot_reads import HotReads
 from entrypoints.logs import configure_logging
-
-log = logging.getLogger("secret_management.access")
 
 API_PREFIX = "/api/v1"
 PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs"})
@@ -151,6 +149,7 @@ def finish_request(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     if "etag" in g:
         response.headers["ETag"] = g.etag
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.debug("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms)
+    log_access(
+        request.method, request.path, response.status_code, g.get("started", time.perf_counter())
+    )
     return response

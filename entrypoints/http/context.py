@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ETAG = re.compile(r'^(?:W/)?"rev-(\d{1,18})"$')
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_log = logging.getLogger("secret_management.access")
 ANONYMOUS = Principal(id="anonymous", kind="anonymous")
 
 
@@ -70,3 +73,9 @@ def expected_revision() -> int | None:
             details={"header": "If-Match"},
         )
     return int(match.group(1))
+
+
+def log_access(method: str, path: str, status: int, started: float) -> None:
+    """The request's access line (DEBUG): method, path, status and time since `started`."""
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    access_log.debug("%s %s %s %.1fms", method, path, status, elapsed_ms)

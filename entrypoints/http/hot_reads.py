@@ -26,7 +26,7 @@ from flask import Flask, g
 from core.audit import RequestInfo
 from core.errors import Unauthenticated
 from entrypoints.http import errors
-from entrypoints.http.context import ANONYMOUS, bearer_token, request_id_of
+from entrypoints.http.context import ANONYMOUS, bearer_token, log_access, request_id_of
 from entrypoints.http.schemas import SecretValueSchema
 from entrypoints.http.secrets import encode_value, scope_ref
 from entrypoints.logs import current_request_id
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from entrypoints.container import Container
     from ports.values import Principal
 
-log = logging.getLogger("secret_management.access")
+log = logging.getLogger(__name__)
 
 # What Flask's routes match for these views (werkzeug's uuid and default converters).
 BY_ID = re.compile(
@@ -146,7 +146,7 @@ class HotReads:
                 ("Cache-Control", "no-store"),
             ],
         )
-        _log_access(path, 200, started)
+        log_access("GET", path, 200, started)
         return [data]
 
     def _error(
@@ -163,7 +163,7 @@ class HotReads:
             response = errors.response_for(error)
         response.headers["X-Request-Id"] = request_id
         response.headers["Cache-Control"] = "no-store"
-        _log_access(path, response.status_code, started)
+        log_access("GET", path, response.status_code, started)
         return response(environ, start_response)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
@@ -187,8 +187,3 @@ def _only_hooks(
         and not any(app.teardown_request_funcs.get(scope) for scope in scopes)
         and not any(app.url_value_preprocessors.get(scope) for scope in scopes)
     )
-
-
-def _log_access(path: str, status: int, started: float) -> None:
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    log.debug("GET %s %s %.1fms", path, status, elapsed_ms)

@@ -74,6 +74,18 @@ def read_until_cached(app: Flask, client: ApiClient, path: str) -> Any:
     raise AssertionError(f"worker A never served {path} from its cache: {cache!r}")
 
 
+def revoke_and_refuse(setup: dict[str, Any], path: str) -> None:
+    """Revoke worker A's token through worker B: A's next request to `path` is refused, and
+    nothing of the value is in the answer."""
+    revoked = setup["admin_b"].delete(
+        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
+    )
+    assert revoked.status_code == 204
+    refused = setup["a"].get(path)
+    assert refused.status_code == 401
+    assert FIRST not in refused.get_data(as_text=True)
+
+
 def value_path(setup: dict[str, Any]) -> str:
     return f"/secrets/{setup['secret']['id']}/value"
 
@@ -135,14 +147,7 @@ def test_a_removed_binding_stops_reads_at_once(app, setup) -> None:
 def test_a_revoked_token_reads_nothing_more(app, setup) -> None:
     path = value_path(setup)
     read_until_cached(app, setup["a"], path)
-    revoked = setup["admin_b"].delete(
-        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
-    )
-    assert revoked.status_code == 204
-
-    refused = setup["a"].get(path)
-    assert refused.status_code == 401
-    assert FIRST not in refused.get_data(as_text=True)
+    revoke_and_refuse(setup, path)
 
 
 def test_a_change_in_the_same_worker_empties_its_cache(app, api, setup) -> None:
@@ -217,26 +222,14 @@ def test_a_resolution_stops_at_once_when_the_binding_is_removed(app, setup) -> N
 
 def test_a_resolution_with_a_revoked_token_is_refused(app, setup) -> None:
     read_until_cached(app, setup["a"], RESOLVE)
-    revoked = setup["admin_b"].delete(
-        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
-    )
-    assert revoked.status_code == 204
-    refused = setup["a"].get(RESOLVE)
-    assert refused.status_code == 401
-    assert FIRST not in refused.get_data(as_text=True)
+    revoke_and_refuse(setup, RESOLVE)
 
 
 def test_a_revoked_token_resolves_nothing_even_what_was_never_cached(app, setup) -> None:
     """The token's lookup is cached (5 s at most) while the context is not: the resolution
     still requires the generation of that lookup, so the revocation is seen at once."""
     read_until_cached(app, setup["a"], value_path(setup))  # the token's lookup, cached
-    revoked = setup["admin_b"].delete(
-        f"/service-accounts/{setup['account']['id']}/tokens/{setup['token']['id']}"
-    )
-    assert revoked.status_code == 204
-    refused = setup["a"].get("/resolve?team=t-1&include_values=true")
-    assert refused.status_code == 401
-    assert FIRST not in refused.get_data(as_text=True)
+    revoke_and_refuse(setup, "/resolve?team=t-1&include_values=true")
 
 
 def test_a_cached_resolution_ends_when_a_binding_of_the_caller_expires(
