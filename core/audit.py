@@ -94,10 +94,11 @@ def with_fields(event: AuditEvent, **changes: Any) -> AuditEvent:
 # The canonical JSON of the hashed document: what `json.dumps(..., sort_keys=True,
 # separators=(",", ":"), ensure_ascii=True)` writes, with the encoder built once.
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
+_quote = json.encoder.encode_basestring_ascii  # how that encoder writes a str (C)
 
 
 def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
-    return content_hash(seq, prev_hash, event.content())
+    return chain_hash(seq, prev_hash, canonical_content(event))
 
 
 def content_hash(seq: int, prev_hash: str, content: dict[str, Any]) -> str:
@@ -106,8 +107,67 @@ def content_hash(seq: int, prev_hash: str, content: dict[str, Any]) -> str:
 
 
 def canonical_content(event: AuditEvent) -> str:
-    """The canonical JSON of `event.content()`: what its hash covers (ASCII only)."""
-    return _canonical(event.content())
+    """The canonical JSON of `event.content()`: what its hash covers (ASCII only).
+
+    Written field by field in sorted key order, each text by the json module's own C quoting
+    function, about twice as fast as encoding the content dict (a resolution writes 41 events);
+    a field of any other type than the declared ones goes the general way. Tests compare both.
+    """
+    fields = event.__dict__
+    try:
+        return (
+            '{"action":'
+            + _text(fields["action"])
+            + ',"actor":'
+            + _text(fields["actor"])
+            + ',"actor_type":'
+            + _text(fields["actor_type"])
+            + ',"details":'
+            + (_canonical(dict(fields["details"])) if fields["details"] else "{}")
+            + ',"outcome":'
+            + _text(fields["outcome"])
+            + ',"reason":'
+            + _text(fields["reason"])
+            + ',"request_id":'
+            + _text(fields["request_id"])
+            + ',"resource":'
+            + _text(fields["resource"])
+            + ',"scope":'
+            + _text(fields["scope"])
+            + ',"scope_path":'
+            + _text(fields["scope_path"])
+            + ',"source_ip":'
+            + _text(fields["source_ip"])
+            + ',"time":'
+            + _text(fields["time"].isoformat())
+            + ',"user_agent":'
+            + _text(fields["user_agent"])
+            + ',"version":'
+            + _integer(fields["version"])
+            + "}"
+        )
+    except _Unusual:
+        return _canonical(event.content())
+
+
+class _Unusual(Exception):
+    """A field whose type the fast writer of `canonical_content` leaves to the encoder."""
+
+
+def _text(value: object) -> str:
+    if type(value) is str:
+        return _quote(value)
+    if value is None:
+        return "null"
+    raise _Unusual
+
+
+def _integer(value: object) -> str:
+    if type(value) is int:
+        return str(value)
+    if value is None:
+        return "null"
+    raise _Unusual
 
 
 def chain_hash(seq: int, prev_hash: str, canonical: str) -> str:
@@ -348,6 +408,8 @@ class GroupCommit:
         """The events as chained (seq, hashes), once committed. With `requires_generation`,
         `StaleRead` (and nothing recorded) if the change generation is another one by then."""
         ticket = _Ticket(events, changes, requires_generation)
+        if self._appender is not None:  # written by each caller, not by the batch's writer
+            ticket.contents = [canonical_content(event) for event in events]
         with self._condition:
             self._queue.append(ticket)
             while self._writing and not ticket.done:
@@ -381,7 +443,7 @@ class GroupCommit:
     def _append(self, appender: ChainAppender, batch: list[_Ticket]) -> None:
         """Through the store's appender: in one round trip, or, for a batch that reaches a
         signed checkpoint, in one transaction that stores the checkpoints too."""
-        contents = [canonical_content(event) for ticket in batch for event in ticket.events]
+        contents = [content for ticket in batch for content in ticket.contents]
         required = [ticket.requires_generation for ticket in batch for _ in ticket.events]
         every = self._chain.every
         appended = appender.append_committed(contents, required, every)
@@ -468,7 +530,7 @@ class GroupCommit:
 
 
 class _Ticket:
-    __slots__ = ("changes", "done", "error", "events", "linked", "requires_generation")
+    __slots__ = ("changes", "contents", "done", "error", "events", "linked", "requires_generation")
 
     def __init__(
         self,
@@ -479,6 +541,7 @@ class _Ticket:
         self.events = events
         self.changes = changes
         self.requires_generation = requires_generation
+        self.contents: list[str] = []  # the events' canonical content, for an appender
         self.linked: list[AuditEvent] = []
         self.error: BaseException | None = None
         self.done = False

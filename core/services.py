@@ -155,6 +155,10 @@ def check_cached_token(uow: UnitOfWork, actor: Principal, now: datetime) -> None
         raise Unauthenticated(INVALID_CREDENTIALS)
 
 
+def _where(secret: Secret, record: SecretVersion) -> str:
+    return f"secret {secret.id} version {record.version} (backend '{record.backend}')"
+
+
 class ValueReader:
     """Reads a version's value from its backend, if it may be served, and checks it."""
 
@@ -171,7 +175,6 @@ class ValueReader:
         """The stored value, checked against its checksum, whether it may be served or not
         (for a rollback to a disabled version, or a rotation's test of its pending one)."""
         key = VersionKey(secret.id, record.version)
-        where = f"secret {secret.id} version {record.version} (backend '{record.backend}')"
         backend = self._backends.get(record.backend)
         try:
             if record.stored is not None and backend.capabilities.stored_with_metadata:
@@ -179,9 +182,13 @@ class ValueReader:
             else:
                 value = backend.get(key, record.locator)
         except ValueIntegrityError as error:
-            raise ValueIntegrityError(f"the stored value of {where}: {error.message}") from None
+            raise ValueIntegrityError(
+                f"the stored value of {_where(secret, record)}: {error.message}"
+            ) from None
         if not self._checksum.matches(value, record.checksum):
-            raise ValueIntegrityError(f"the stored value of {where} does not match its checksum")
+            raise ValueIntegrityError(
+                f"the stored value of {_where(secret, record)} does not match its checksum"
+            )
         return value
 
     def check_servable(self, secret: Secret, record: SecretVersion) -> None:

@@ -3,9 +3,11 @@ checkpoints, and how a use case's attempt is recorded and copied to the sinks.""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import FrozenInstanceError, fields, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from core.audit import (
     BrokenLink,
     Checkpoint,
     RequestInfo,
+    canonical_content,
     chained,
     checkpoint_mac,
     derive_checkpoint_key,
@@ -109,6 +112,59 @@ def test_the_hash_covers_the_canonical_content_and_the_place() -> None:
     assert event_hash(1, GENESIS, replace(original, seq=9, hash="x")) == event_hash(
         1, GENESIS, original
     )
+
+
+def _encoded(event: AuditEvent) -> str:
+    """What the hash covers, written the general way: the content dict, canonically."""
+    return json.dumps(event.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # every field filled in
+        {  # every optional field empty
+            "request_id": None,
+            "source_ip": None,
+            "user_agent": None,
+            "scope": None,
+            "scope_path": None,
+            "version": None,
+            "reason": None,
+            "details": {},
+        },
+        {"user_agent": 'quote " backslash \\ tab \t newline \n nul \x00 del \x7f', "version": 0},
+        {"actor": "user:zoë", "resource": "secret:日本語/キー", "reason": "emoji \U0001f511"},
+        {"details": {"z": [1, "é", None, {"b": True, "a": 1.5}], "a": {"nested": "\u2028"}}},
+        {"time": datetime(2024, 7, 1, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))},
+        {"time": datetime(2024, 7, 1, 9, 0)},  # naive: isoformat without an offset
+        {"version": -7, "scope_path": ""},
+    ],
+)
+def test_the_fast_canonical_content_is_the_encoders(overrides: dict[str, Any]) -> None:
+    """`canonical_content` writes field by field: byte for byte what encoding `content()`
+    gives, for every field (a field added to the event and not to it fails here)."""
+    subject = event(7, **overrides)
+    assert canonical_content(subject) == _encoded(subject)
+    assert canonical_content(subject).isascii()
+
+
+class _Kind(StrEnum):
+    USER = "user"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"actor_type": _Kind.USER},  # a str subclass
+        {"version": True},  # a bool is an int to isinstance, `true` to JSON
+        {"version": 3.0},
+        {"scope": 42},
+    ],
+)
+def test_fields_of_other_types_are_left_to_the_encoder(overrides: dict[str, Any]) -> None:
+    subject = event(7, **overrides)
+    assert canonical_content(subject) == _encoded(subject)
 
 
 def test_the_content_is_every_field_but_the_chain_fields() -> None:
