@@ -11,9 +11,12 @@ import hmac
 import json
 import logging
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import jwt
 
@@ -57,11 +60,62 @@ class DevRootTokenAuthenticator(Authenticator):
         return "DevRootTokenAuthenticator(<token redacted>)"
 
 
+# A token verified once is known for a minute (its expiry still checked at every use): its
+# signature and claims are not checked again on each request of a client that sends it many
+# times. A minute is well within the five minutes a JWKS URL's keys are kept anyway.
+VERIFIED_TOKENS = 4096
+VERIFIED_TOKEN_SECONDS = 60.0
+
+_Entry = TypeVar("_Entry")
+
+
+class _VerifiedTokens(Generic[_Entry]):
+    """Tokens verified lately and what they proved: at most `entries`, each for `seconds`."""
+
+    def __init__(self, entries: int, seconds: float) -> None:
+        self._entries = entries
+        self._seconds = seconds
+        self._found: OrderedDict[str, tuple[_Entry, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> _Entry | None:
+        with self._lock:
+            found = self._found.get(token)
+            if found is None:
+                return None
+            if found[1] <= time.monotonic():
+                del self._found[token]
+                return None
+            return found[0]
+
+    def put(self, token: str, entry: _Entry) -> None:
+        with self._lock:
+            self._found[token] = (entry, time.monotonic() + self._seconds)
+            self._found.move_to_end(token)
+            while len(self._found) > self._entries:
+                self._found.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._found.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def __repr__(self) -> str:
+        return f"_VerifiedTokens({len(self._found)} kept)"
+
+
 class JwtAuthenticator(Authenticator):
     """Bearer JWTs of the platform's identity provider: HS256 with a shared key, or RS256/ES256
     with keys from a JWKS document (a file or a URL). The issuer and audience must match."""
 
-    def __init__(self, settings: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        environ: Mapping[str, str],
+        now: Callable[[], float] = time.time,
+    ) -> None:
         unknown = set(settings) - JWT_SETTINGS
         if unknown:
             raise ConfigurationError(
@@ -77,8 +131,24 @@ class JwtAuthenticator(Authenticator):
         self._leeway = int(settings.get("leeway_seconds", 30))
         self._key_for, default_algorithms = _key_source(settings, environ)
         self._algorithms = list(settings.get("algorithms") or default_algorithms)
+        self._verified: _VerifiedTokens[tuple[Principal, float]] = _VerifiedTokens(
+            VERIFIED_TOKENS, VERIFIED_TOKEN_SECONDS
+        )
+        self._now = now
 
     def authenticate(self, token: str) -> Principal:
+        verified = self._verified.get(token)
+        if verified is not None:
+            principal, expires = verified
+            if expires > self._now() - self._leeway:  # PyJWT's own test of `exp`
+                return principal
+            self._verified.forget(token)
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        principal, expires = self._verify(token)
+        self._verified.put(token, (principal, expires))
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -98,7 +168,7 @@ class JwtAuthenticator(Authenticator):
             raise Unauthenticated(INVALID_CREDENTIALS)
         if not isinstance(groups, list):
             groups = []
-        return Principal(
+        principal = Principal(
             id=f"user:{subject}",
             kind="user",
             groups=tuple(
@@ -107,6 +177,7 @@ class JwtAuthenticator(Authenticator):
                 if isinstance(group, str) and SUBJECT.fullmatch(group)
             ),
         )
+        return principal, float(claims["exp"])
 
     def __repr__(self) -> str:
         return f"JwtAuthenticator(issuer={self._issuer!r})"

@@ -11,7 +11,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
+from adapters.identity import (
+    BearerAuthenticator,
+    DevRootTokenAuthenticator,
+    JwtAuthenticator,
+    _VerifiedTokens,
+)
 from core.errors import ConfigurationError, Unauthenticated
 from entrypoints.config import load_settings
 from ports.values import Principal
@@ -116,3 +121,91 @@ def test_dev_root_token_is_refused_in_production() -> None:
     assert (
         repr(DevRootTokenAuthenticator("x" * 20)) == "DevRootTokenAuthenticator(<token redacted>)"
     )
+
+
+# -- tokens verified once, their expiry checked at every use --------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def shared_key_authenticator(clock: Clock, leeway: int = 0) -> JwtAuthenticator:
+    settings = {
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "shared_key_env": "K",
+        "leeway_seconds": leeway,
+    }
+    return JwtAuthenticator(settings, {"K": SHARED}, now=clock)
+
+
+def test_a_token_is_verified_once_then_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    authenticator = shared_key_authenticator(clock)
+    token = jwt.encode(claims(groups=["dba"]), SHARED, "HS256")
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(
+        jwt, "decode", lambda t, *a, **k: decoded.append(t) or real_decode(t, *a, **k)
+    )
+
+    first = authenticator.authenticate(token)
+    again = authenticator.authenticate(token)
+
+    assert first == again == Principal("user:alice", "user", ("group:dba",))
+    assert decoded == [token]  # the second use did not verify it again
+    assert token not in repr(authenticator) and token not in repr(authenticator._verified)
+
+
+def test_a_known_token_is_refused_once_it_expires() -> None:
+    clock = Clock()
+    authenticator = shared_key_authenticator(clock)
+    token = jwt.encode(claims(exp=int(clock.now) + 60), SHARED, "HS256")
+    assert authenticator.authenticate(token).id == "user:alice"
+
+    clock.now += 59
+    assert authenticator.authenticate(token).id == "user:alice"
+    clock.now += 1  # exp reached: PyJWT refuses from this second on, and so does the cache
+    with pytest.raises(Unauthenticated) as caught:
+        authenticator.authenticate(token)
+    assert caught.value.message == "invalid or expired credentials"
+    assert len(authenticator._verified) == 0
+
+
+def test_a_known_token_keeps_the_configured_leeway() -> None:
+    clock = Clock()
+    authenticator = shared_key_authenticator(clock, leeway=30)
+    token = jwt.encode(claims(exp=int(clock.now) + 10), SHARED, "HS256")
+    authenticator.authenticate(token)
+
+    clock.now += 39
+    assert authenticator.authenticate(token).id == "user:alice"
+    clock.now += 1
+    with pytest.raises(Unauthenticated):
+        authenticator.authenticate(token)
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    clock = Clock()
+    authenticator = shared_key_authenticator(clock)
+    forged = jwt.encode(claims(), "another-key-of-more-than-32-characters", "HS256")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            authenticator.authenticate(forged)
+    assert len(authenticator._verified) == 0
+
+
+def test_verified_tokens_are_bounded_and_age_out() -> None:
+    kept: _VerifiedTokens[str] = _VerifiedTokens(2, 60.0)
+    for token in ("t1", "t2", "t3"):
+        kept.put(token, f"principal of {token}")
+    assert kept.get("t1") is None  # the oldest went first
+    assert kept.get("t3") == "principal of t3" and len(kept) == 2
+    expired: _VerifiedTokens[str] = _VerifiedTokens(2, 0.0)
+    expired.put("t1", "principal of t1")
+    assert expired.get("t1") is None and len(expired) == 0
