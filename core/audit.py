@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -101,11 +101,6 @@ def event_hash(seq: int, prev_hash: str, event: AuditEvent) -> str:
     return chain_hash(seq, prev_hash, canonical_content(event))
 
 
-def content_hash(seq: int, prev_hash: str, content: dict[str, Any]) -> str:
-    """The hash of an event's `content()` at `seq` after `prev_hash`."""
-    return chain_hash(seq, prev_hash, _canonical(content))
-
-
 def canonical_content(event: AuditEvent) -> str:
     """The canonical JSON of `event.content()`: what its hash covers (ASCII only).
 
@@ -114,40 +109,62 @@ def canonical_content(event: AuditEvent) -> str:
     a field of any other type than the declared ones goes the general way. Tests compare both.
     """
     fields = event.__dict__
+    details = fields["details"]
     try:
-        return (
-            '{"action":'
-            + _text(fields["action"])
-            + ',"actor":'
-            + _text(fields["actor"])
-            + ',"actor_type":'
-            + _text(fields["actor_type"])
-            + ',"details":'
-            + (_canonical(dict(fields["details"])) if fields["details"] else "{}")
-            + ',"outcome":'
-            + _text(fields["outcome"])
-            + ',"reason":'
-            + _text(fields["reason"])
-            + ',"request_id":'
-            + _text(fields["request_id"])
-            + ',"resource":'
-            + _text(fields["resource"])
-            + ',"scope":'
-            + _text(fields["scope"])
-            + ',"scope_path":'
-            + _text(fields["scope_path"])
-            + ',"source_ip":'
-            + _text(fields["source_ip"])
-            + ',"time":'
-            + _text(fields["time"].isoformat())
-            + ',"user_agent":'
-            + _text(fields["user_agent"])
-            + ',"version":'
-            + _integer(fields["version"])
-            + "}"
+        return _write_canonical(
+            fields,
+            _quote(fields["time"].isoformat()),
+            _canonical(dict(details)) if details else "{}",
         )
     except _Unusual:
         return _canonical(event.content())
+
+
+def canonical_fields(content: dict[str, Any]) -> str:
+    """The canonical JSON of a content dict as `AuditEvent.content()` gives it (the time as
+    ISO 8601 text, the details a dict), written as `canonical_content` writes an event's."""
+    details = content["details"]
+    try:
+        return _write_canonical(
+            content, _text(content["time"]), _canonical(details) if details else "{}"
+        )
+    except _Unusual:
+        return _canonical(content)
+
+
+def _write_canonical(fields: Mapping[str, Any], time: str, details: str) -> str:
+    """`fields` in canonical JSON, with the time and the details already written."""
+    return (
+        '{"action":'
+        + _text(fields["action"])
+        + ',"actor":'
+        + _text(fields["actor"])
+        + ',"actor_type":'
+        + _text(fields["actor_type"])
+        + ',"details":'
+        + details
+        + ',"outcome":'
+        + _text(fields["outcome"])
+        + ',"reason":'
+        + _text(fields["reason"])
+        + ',"request_id":'
+        + _text(fields["request_id"])
+        + ',"resource":'
+        + _text(fields["resource"])
+        + ',"scope":'
+        + _text(fields["scope"])
+        + ',"scope_path":'
+        + _text(fields["scope_path"])
+        + ',"source_ip":'
+        + _text(fields["source_ip"])
+        + ',"time":'
+        + time
+        + ',"user_agent":'
+        + _text(fields["user_agent"])
+        + ',"version":'
+        + _integer(fields["version"])
+        + "}"
+    )
 
 
 class _Unusual(Exception):
@@ -180,18 +197,18 @@ def chain_hash(seq: int, prev_hash: str, canonical: str) -> str:
 
 
 class ChainLink(NamedTuple):
-    """An event as verification reads it: its chain fields and the content its hash covers
-    (`AuditEvent.content()`), without building the event itself."""
+    """An event as verification reads it: its chain fields and the canonical JSON of the
+    content its hash covers (`canonical_content`), without building the event itself."""
 
     seq: int
     prev_hash: str
     hash: str
-    content: dict[str, Any]
+    canonical: str
 
 
 def link_of(event: AuditEvent) -> ChainLink:
     assert event.seq is not None and event.prev_hash is not None and event.hash is not None
-    return ChainLink(event.seq, event.prev_hash, event.hash, event.content())
+    return ChainLink(event.seq, event.prev_hash, event.hash, canonical_content(event))
 
 
 def chained(events: Iterable[AuditEvent], head_seq: int, head_hash: str) -> list[AuditEvent]:
@@ -298,7 +315,7 @@ def _verify_links(
             return checked, BrokenLink(expected_seq, f"event {expected_seq} is missing")
         if event.prev_hash != prev_hash:
             return checked, BrokenLink(expected_seq, "it does not follow its predecessor")
-        if event.hash != content_hash(expected_seq, prev_hash, event.content):
+        if event.hash != chain_hash(expected_seq, prev_hash, event.canonical):
             return checked, BrokenLink(expected_seq, "its content was altered")
         checkpoint = signed.pop(expected_seq, None)
         if checkpoint is None and checkpoint_every and expected_seq % checkpoint_every == 0:

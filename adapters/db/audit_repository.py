@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Row, Text, cast, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
-from core.audit import CONTENT_FIELDS, AuditEvent, ChainLink, Checkpoint
+from core.audit import CONTENT_FIELDS, AuditEvent, ChainLink, Checkpoint, canonical_fields
 from core.errors import AuditUnavailable
 from ports.persistence import AuditFilter, AuditRepository
 
@@ -172,7 +172,7 @@ class SqlAuditRepository(AuditRepository):
             content["time"] = time.isoformat()
             details = content["details"]
             content["details"] = {} if details in NO_DETAILS else json.loads(details) or {}
-            yield ChainLink(seq, prev_hash, digest, content)
+            yield ChainLink(seq, prev_hash, digest, canonical_fields(content))
 
     def search(self, criteria: AuditFilter, limit: int) -> list[AuditEvent]:
         columns = audit_events.c

@@ -5,6 +5,7 @@ from many writers at once."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -495,5 +496,6 @@ def test_chain_links_give_what_the_hash_covers_details_included(
         linked += appended_by(engine, 3).record([event(5, details={"k": "v"}), event(6)])
     with SqlUnitOfWork(engine) as uow:
         links = list(uow.audit.chain_links())
-        assert [link.content for link in links] == [e.content() for e in linked]
+        assert [link.canonical for link in links] == [canonical_content(e) for e in linked]
+        assert [json.loads(link.canonical) for link in links] == [e.content() for e in linked]
         assert verify_links(links, uow.audit.checkpoints(), CHECKPOINT_KEY) == (len(linked), None)

@@ -21,6 +21,7 @@ from core.audit import (
     Checkpoint,
     RequestInfo,
     canonical_content,
+    canonical_fields,
     chained,
     checkpoint_mac,
     derive_checkpoint_key,
@@ -147,6 +148,7 @@ def test_the_fast_canonical_content_is_the_encoders(overrides: dict[str, Any]) -
     subject = event(7, **overrides)
     assert canonical_content(subject) == _encoded(subject)
     assert canonical_content(subject).isascii()
+    assert canonical_fields(subject.content()) == _encoded(subject)  # as verification reads it
 
 
 class _Kind(StrEnum):
@@ -165,6 +167,7 @@ class _Kind(StrEnum):
 def test_fields_of_other_types_are_left_to_the_encoder(overrides: dict[str, Any]) -> None:
     subject = event(7, **overrides)
     assert canonical_content(subject) == _encoded(subject)
+    assert canonical_fields(subject.content()) == _encoded(subject)
 
 
 def test_the_content_is_every_field_but_the_chain_fields() -> None:
