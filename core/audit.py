@@ -9,6 +9,7 @@ secret value: where correlating two writes helps, the version's keyed checksum s
 
 from __future__ import annotations
 
+import bisect
 import gc
 import hashlib
 import hmac
@@ -204,6 +205,56 @@ class ChainLink(NamedTuple):
     prev_hash: str
     hash: str
     canonical: str
+
+
+@dataclass(frozen=True)
+class ChainSegment:
+    """Events `first` to `last` of the chain, to verify from `anchor`, the trusted hash of
+    event `first - 1` (GENESIS, the stored predecessor or a signed checkpoint's hash), with the
+    signed checkpoints among them."""
+
+    first: int
+    last: int
+    anchor: str
+    checkpoints: tuple[Checkpoint, ...]
+
+
+def chain_segments(
+    segment: ChainSegment, count: int, checkpoint_key: bytes
+) -> list[ChainSegment] | None:
+    """`segment` cut into at most `count` consecutive segments of about equal length, each but
+    the first starting right after a signed checkpoint whose MAC holds (its hash is then the
+    next segment's anchor, and the segment before it checks that its last event has that
+    hash). None when it cannot be cut in two, or a checkpoint at a cut does not hold (a pass
+    in order then names the problem)."""
+    first, last = segment.first, segment.last
+    size = -(-(last - first + 1) // max(count, 1))
+    by_seq = {checkpoint.seq: checkpoint for checkpoint in segment.checkpoints}
+    seqs = sorted(by_seq)
+    firsts, anchors = [first], [segment.anchor]
+    for number in range(1, count):
+        found = bisect.bisect_right(seqs, first + number * size - 1) - 1
+        if found < 0 or not firsts[-1] <= seqs[found] < last:
+            continue
+        checkpoint = by_seq[seqs[found]]
+        if not hmac.compare_digest(
+            checkpoint.mac, checkpoint_mac(checkpoint_key, checkpoint.seq, checkpoint.hash)
+        ):
+            return None
+        firsts.append(checkpoint.seq + 1)
+        anchors.append(checkpoint.hash)
+    if len(firsts) < 2:
+        return None
+    lasts = [start - 1 for start in firsts[1:]] + [last]
+    return [
+        ChainSegment(
+            start,
+            end,
+            anchor,
+            tuple(c for c in segment.checkpoints if start <= c.seq <= end),
+        )
+        for start, end, anchor in zip(firsts, lasts, anchors, strict=True)
+    ]
 
 
 def link_of(event: AuditEvent) -> ChainLink:

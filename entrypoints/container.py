@@ -22,6 +22,7 @@ from adapters.clock import SystemClock
 from adapters.cron import CroniterSchedule
 from adapters.crypto import EnvelopeCipher
 from adapters.db.audit_appender import PostgresChainAppender
+from adapters.db.chain_segments import ProcessChainSegments
 from adapters.db.engine import create_engine_from_url
 from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
@@ -66,6 +67,8 @@ from ports.persistence import ChainAppender
 from ports.rotation import Rotator, RotatorContext
 from ports.security import Authenticator, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
+
+VERIFY_PROCESSES = min(os.cpu_count() or 1, 4)
 
 
 def build_key_provider(
@@ -299,8 +302,17 @@ class Container(containers.DeclarativeContainer):
         changes=change_feed,
         group=audit_group,
     )
+    # A long chain is verified in segments, one process per CPU (up to 4) (`PARALLEL_FROM`).
+    audit_segments = providers.Singleton(
+        ProcessChainSegments, settings.provided.database_url, processes=VERIFY_PROCESSES
+    )
     audit_service = providers.Factory(
-        AuditService, unit_of_work.provider, trail=audit_trail, chain_key=audit_key, clock=clock
+        AuditService,
+        unit_of_work.provider,
+        trail=audit_trail,
+        chain_key=audit_key,
+        clock=clock,
+        segments=audit_segments,
     )
 
     report_service = providers.Factory(

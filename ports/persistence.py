@@ -17,7 +17,7 @@ from ports.values import ScopeRef
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
     from core.access import AccessQuery, RoleBinding
-    from core.audit import AuditEvent, ChainLink, Checkpoint
+    from core.audit import AuditEvent, BrokenLink, ChainLink, ChainSegment, Checkpoint
     from core.events import OutboxMessage
     from core.model import (
         ApiToken,
@@ -350,6 +350,22 @@ class AppendedBatch:
     head_hash: str
     generation: int
     written: bool
+
+
+class ChainSegments(abc.ABC):
+    """Verification of consecutive segments of the audit chain side by side (in several
+    processes), each from its own anchor. Optional: without it, a chain is verified in one
+    pass."""
+
+    processes: int  # how many segments it verifies at once
+
+    @abc.abstractmethod
+    def verify(
+        self, segments: Sequence[ChainSegment], checkpoint_key: bytes, checkpoint_every: int
+    ) -> list[tuple[int, BrokenLink | None]] | None:
+        """For each segment, in order, what `core.audit.verify_links` finds in its events
+        (`first` to `last`, from `anchor`, with its checkpoints); None when they could not be
+        verified this way (the caller then verifies in one pass)."""
 
 
 class ChainAppender(abc.ABC):

@@ -33,13 +33,16 @@ from core.audit import (
     AuditChain,
     AuditEvent,
     AuditTrail,
+    BrokenLink,
     ChainLink,
+    ChainSegment,
     ChangeListener,
     Checkpoint,
     RequestInfo,
     chain_hash,
     derive_checkpoint_key,
     link_of,
+    verify_links,
 )
 from core.errors import (
     AuditUnavailable,
@@ -78,6 +81,7 @@ from ports.persistence import (
     AuditFilter,
     AuditRepository,
     ChainAppender,
+    ChainSegments,
     ExpiryNotice,
     Lease,
     OutboxRepository,
@@ -1799,3 +1803,35 @@ class FakeCipher(ExportCipher):
     @staticmethod
     def _tag(passphrase: str, body: bytes) -> bytes:
         return hashlib.sha256(passphrase.encode() + b"\0" + body).digest()
+
+
+class FakeChainSegments(ChainSegments):
+    """Verifies the segments one after the other in this process, on the fakes, and keeps
+    what it was given. `answer`, when set, replaces its findings (a store that errs)."""
+
+    def __init__(self, db: FakeUnitOfWorkFactory, processes: int = 2) -> None:
+        self._db = db
+        self.processes = processes
+        self.calls: list[list[ChainSegment]] = []
+        self.answer: Callable[[Sequence[ChainSegment]], Any] | None = None
+
+    def verify(
+        self, segments: Sequence[ChainSegment], checkpoint_key: bytes, checkpoint_every: int
+    ) -> list[tuple[int, BrokenLink | None]] | None:
+        self.calls.append(list(segments))
+        if self.answer is not None:
+            return self.answer(segments)  # type: ignore[no-any-return]
+        found = []
+        for segment in segments:
+            with self._db() as uow:
+                found.append(
+                    verify_links(
+                        uow.audit.chain_links(segment.first, segment.last),
+                        segment.checkpoints,
+                        checkpoint_key,
+                        start_seq=segment.first,
+                        start_prev_hash=segment.anchor,
+                        checkpoint_every=checkpoint_every,
+                    )
+                )
+        return found

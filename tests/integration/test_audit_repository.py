@@ -13,22 +13,27 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from adapters.db import audit_repository
 from adapters.db.audit_appender import PostgresChainAppender
+from adapters.db.chain_segments import ProcessChainSegments
 from adapters.db.engine import create_engine_from_url
+from adapters.db.tables import audit_events
 from adapters.db.uow import SqlUnitOfWork
 from core.audit import (
     GENESIS,
     AuditChain,
     AuditEvent,
+    BrokenLink,
+    ChainSegment,
     GroupCommit,
     canonical_content,
+    chain_segments,
     verify_chain,
     verify_links,
 )
-from core.audit_service import AuditService
+from core.audit_service import AuditService, Verification
 from core.errors import AuditUnavailable
 from ports.persistence import AuditFilter
 from ports.values import Principal
@@ -499,3 +504,57 @@ def test_chain_links_give_what_the_hash_covers_details_included(
         assert [link.canonical for link in links] == [canonical_content(e) for e in linked]
         assert [json.loads(link.canonical) for link in links] == [e.content() for e in linked]
         assert verify_links(links, uow.audit.checkpoints(), CHECKPOINT_KEY) == (len(linked), None)
+
+
+# -- verification in segments, in processes -------------------------------------------------
+
+
+def test_a_chain_is_verified_in_segments_in_other_processes(
+    engine: Engine, database_url: str
+) -> None:
+    """The processes read the database on their own connections: an intact chain verifies in
+    segments, and a broken one gets the report one pass in order gives."""
+    clock = FixedClock(NOW)
+    factory = functools.partial(SqlUnitOfWork, engine)
+    trail = make_audit_trail(factory, clock, checkpoint_every=10)
+    append(engine, trail.chain, *(event(number) for number in range(1, 61)))
+    processes = ProcessChainSegments(database_url, 2)
+    service = AuditService(factory, trail, CHECKPOINT_KEY, clock, processes, parallel_from=20)
+    in_one_pass = AuditService(factory, trail, CHECKPOINT_KEY, clock)
+    with SqlUnitOfWork(engine) as uow:
+        checkpoints = tuple(uow.audit.checkpoints())
+
+    cut = chain_segments(ChainSegment(1, 60, GENESIS, checkpoints), 2, CHECKPOINT_KEY)
+    assert cut is not None and [(s.first, s.last) for s in cut] == [(1, 30), (31, 60)]
+    assert processes.verify(cut, CHECKPOINT_KEY, 10) == [(30, None), (30, None)]
+    assert service.verify(ROOT, 1, 60) == Verification(60, 1, 60, None)
+
+    with engine.begin() as connection:
+        connection.execute(
+            update(audit_events).where(audit_events.c.seq == 45).values(actor="user:mallory")
+        )
+    assert processes.verify(cut, CHECKPOINT_KEY, 10) == [
+        (30, None),
+        (14, BrokenLink(45, "its content was altered")),
+    ]
+    assert service.verify(ROOT, 1, 60) == in_one_pass.verify(ROOT, 1, 60)
+    assert service.verify(ROOT, 1, 60).broken == BrokenLink(45, "its content was altered")
+
+
+def test_a_database_in_memory_is_verified_in_one_process() -> None:
+    assert ProcessChainSegments("sqlite://", 4).processes == 1
+    assert ProcessChainSegments("sqlite:///:memory:", 4).processes == 1
+    assert ProcessChainSegments("sqlite:////var/lib/secrets.db", 4).processes == 4
+
+
+def test_segments_whose_processes_fail_are_left_to_one_pass(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database the processes cannot reach: no finding (the service then verifies in one
+    pass, which reports the database's error), a warning without the URL."""
+    url = f"postgresql://verifier:pw-not-logged@127.0.0.1:{free_port()}/none"
+    segments = [ChainSegment(1, 10, GENESIS, ()), ChainSegment(11, 20, "f" * 64, ())]
+
+    assert ProcessChainSegments(url, 2).verify(segments, CHECKPOINT_KEY, 10) is None
+    assert "verifying in one" in caplog.text
+    assert "pw-not-logged" not in caplog.text and CHECKPOINT_KEY.hex() not in caplog.text

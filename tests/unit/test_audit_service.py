@@ -3,20 +3,22 @@ scope's auditors see of it, and what verification reports once rows are changed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from core.access import Role
-from core.audit import AuditEvent, AuditTrail, BrokenLink
+from core.audit import GENESIS, AuditEvent, AuditTrail, BrokenLink, ChainSegment, event_hash
 from core.audit_service import MAX_PAGE, AuditService, Verification
 from core.errors import Forbidden, InvalidInput, NotFound
 from ports.persistence import AuditFilter
 from ports.values import Principal, ScopeRef, ScopeType
 from tests.fakes import (
     CHECKPOINT_KEY,
+    FakeChainSegments,
     FakeDatabase,
     FakeUnitOfWorkFactory,
     FixedClock,
@@ -434,3 +436,138 @@ def test_only_admins_of_the_global_scope_prune(
     assert [e.outcome for e in events] == ["denied", "denied", "not_found", "not_found"]
     assert seqs(db.database.audit_events())[0] == 1
     assert service.prune(ADMIN, cutoff) == 10
+
+
+# -- verification in segments side by side --------------------------------------------------
+
+
+def segmented(
+    db: FakeUnitOfWorkFactory, trail: AuditTrail, clock: FixedClock, processes: int = 3
+) -> tuple[AuditService, FakeChainSegments]:
+    """A service that verifies from 4 events on in segments, on `processes` fake processes."""
+    segments = FakeChainSegments(db, processes)
+    return AuditService(db, trail, CHECKPOINT_KEY, clock, segments, parallel_from=4), segments
+
+
+@pytest.mark.usefixtures("history")
+def test_a_long_trail_is_verified_in_segments_each_from_a_signed_checkpoint(
+    db: FakeUnitOfWorkFactory, trail: AuditTrail, clock: FixedClock
+) -> None:
+    service, segments = segmented(db, trail, clock)
+    checkpoints = db.database.tables.audit_checkpoints
+
+    assert service.verify(AUDITOR) == Verification(6, 1, 6, None)
+
+    [used] = segments.calls
+    assert used == [
+        ChainSegment(1, 2, GENESIS, (checkpoints[2],)),
+        ChainSegment(3, 4, checkpoints[2].hash, (checkpoints[4],)),
+        ChainSegment(5, 6, checkpoints[4].hash, (checkpoints[6],)),
+    ]
+    assert db.database.audit_events()[-1].details == {"ok": True, "checked": 6}
+
+
+def _edit(seq: int, **fields: Any) -> Callable[[FakeUnitOfWorkFactory], None]:
+    return lambda db: db.database.replace_audit_event(seq, **fields)
+
+
+def _delete(seq: int) -> Callable[[FakeUnitOfWorkFactory], None]:
+    return lambda db: db.database.tables.audit_events.__delitem__(seq)
+
+
+def _forge_checkpoint(seq: int) -> Callable[[FakeUnitOfWorkFactory], None]:
+    def forge(db: FakeUnitOfWorkFactory) -> None:
+        checkpoints = db.database.tables.audit_checkpoints
+        checkpoints[seq] = replace(checkpoints[seq], mac="0" * 64)
+
+    return forge
+
+
+def _drop_checkpoint(seq: int) -> Callable[[FakeUnitOfWorkFactory], None]:
+    return lambda db: db.database.tables.audit_checkpoints.__delitem__(seq)
+
+
+def _rehash(seq: int) -> Callable[[FakeUnitOfWorkFactory], None]:
+    """An edited event whose own hash was recomputed: caught where the next link or the
+    checkpoint no longer matches."""
+
+    def rehash(db: FakeUnitOfWorkFactory) -> None:
+        events = db.database.tables.audit_events
+        edited = replace(events[seq], actor="user:mallory")
+        digest = event_hash(seq, edited.prev_hash or GENESIS, edited)
+        events[seq] = replace(edited, hash=digest)
+
+    return rehash
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        _edit(1, actor="user:mallory"),  # in the first segment
+        _edit(3, resource="secret:x"),  # first event of a later segment
+        _edit(4, outcome="denied"),  # the event a cut is anchored on
+        _edit(6, version=9),  # the last segment
+        _delete(4),
+        _delete(5),
+        _rehash(2),  # the checkpoint at the cut no longer matches its event
+        _rehash(3),
+        _forge_checkpoint(2),
+        _forge_checkpoint(4),
+        _drop_checkpoint(4),
+    ],
+)
+@pytest.mark.usefixtures("history")
+def test_a_broken_trail_is_reported_as_one_pass_reports_it(
+    db: FakeUnitOfWorkFactory,
+    trail: AuditTrail,
+    clock: FixedClock,
+    tamper: Callable[[FakeUnitOfWorkFactory], None],
+) -> None:
+    tamper(db)
+    service, _ = segmented(db, trail, clock)
+    in_one_pass = AuditService(db, trail, CHECKPOINT_KEY, clock)
+
+    # The range of the six events: the verification each records does not change what the
+    # other one reads.
+    found = service.verify(AUDITOR, 1, 6)
+
+    assert not found.ok
+    assert found == in_one_pass.verify(AUDITOR, 1, 6)
+
+
+@pytest.mark.usefixtures("history")
+def test_segments_that_checked_fewer_events_than_they_hold_are_not_taken_for_intact(
+    db: FakeUnitOfWorkFactory, trail: AuditTrail, clock: FixedClock
+) -> None:
+    db.database.replace_audit_event(5, actor="user:mallory")
+    service, segments = segmented(db, trail, clock)
+    # A store whose processes found no broken link, having read one event less each.
+    segments.answer = lambda cut: [(s.last - s.first, None) for s in cut]
+
+    assert service.verify(AUDITOR, 1, 6) == Verification(
+        4, 1, 4, BrokenLink(5, "its content was altered")
+    )
+    assert len(segments.calls) == 1  # tried, then verified in one pass
+
+
+@pytest.mark.usefixtures("history")
+def test_a_store_that_cannot_verify_in_segments_verifies_in_one_pass(
+    db: FakeUnitOfWorkFactory, trail: AuditTrail, clock: FixedClock
+) -> None:
+    service, segments = segmented(db, trail, clock)
+    segments.answer = lambda cut: None
+
+    assert service.verify(AUDITOR, 1, 6) == Verification(6, 1, 6, None)
+    assert len(segments.calls) == 1
+
+
+@pytest.mark.usefixtures("history")
+def test_a_short_trail_or_one_process_is_verified_in_one_pass(
+    db: FakeUnitOfWorkFactory, trail: AuditTrail, clock: FixedClock
+) -> None:
+    segments = FakeChainSegments(db, 3)
+    below = AuditService(db, trail, CHECKPOINT_KEY, clock, segments, parallel_from=7)
+    assert below.verify(AUDITOR, 1, 6) == Verification(6, 1, 6, None)
+    alone = AuditService(db, trail, CHECKPOINT_KEY, clock, FakeChainSegments(db, 1), 4)
+    assert alone.verify(AUDITOR, 1, 6) == Verification(6, 1, 6, None)
+    assert segments.calls == []
