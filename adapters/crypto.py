@@ -20,14 +20,12 @@ them otherwise only makes the unwrap fail.
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections import OrderedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
+from adapters.expiring import ExpiringCache
 from core.errors import ConfigurationError, ValueIntegrityError
 from ports.security import KeyEncryptionKey, KeyProvider
 
@@ -45,37 +43,6 @@ DATA_KEY_CACHE_ENTRIES = 4096
 DATA_KEY_CACHE_SECONDS = 300.0
 
 
-class _DataKeys:
-    """Recently unwrapped data keys, as ready AES-GCM ciphers, by the key-encryption key's
-    material and the wrapped key: a hit skips the unwrap and the cipher's key setup. Bounded
-    (least recently used go first) and short-lived."""
-
-    def __init__(self, entries: int, seconds: float) -> None:
-        self._entries = entries
-        self._seconds = seconds
-        self._lock = threading.Lock()
-        self._ciphers: OrderedDict[tuple[bytes, bytes], tuple[AESGCM, float]] = OrderedDict()
-
-    def get(self, material: bytes, wrapped: bytes) -> AESGCM:
-        key = (material, wrapped)
-        now = time.monotonic()
-        with self._lock:
-            found = self._ciphers.get(key)
-            if found is not None and found[1] > now:
-                self._ciphers.move_to_end(key)
-                return found[0]
-        cipher = AESGCM(aes_key_unwrap(material, wrapped))  # InvalidUnwrap: nothing kept
-        with self._lock:
-            self._ciphers[key] = (cipher, now + self._seconds)
-            self._ciphers.move_to_end(key)
-            while len(self._ciphers) > self._entries:
-                self._ciphers.popitem(last=False)
-        return cipher
-
-    def __repr__(self) -> str:
-        return f"_DataKeys({len(self._ciphers)} cached)"
-
-
 class EnvelopeCipher:
     """Encrypts and decrypts values with keys from one key provider."""
 
@@ -87,7 +54,11 @@ class EnvelopeCipher:
         data_key_seconds: float = DATA_KEY_CACHE_SECONDS,
     ) -> None:
         self._keys = key_provider
-        self._data_keys = _DataKeys(cached_data_keys, data_key_seconds)
+        # Recently unwrapped data keys, as ready AES-GCM ciphers, by the key-encryption key's
+        # material and the wrapped key: a hit skips the unwrap and the cipher's key setup.
+        self._data_keys: ExpiringCache[tuple[bytes, bytes], AESGCM] = ExpiringCache(
+            cached_data_keys, data_key_seconds
+        )
 
     def encrypt(self, plaintext: bytes, associated_data: bytes) -> bytes:
         kek = self._keys.active_key()
@@ -113,12 +84,19 @@ class EnvelopeCipher:
         nonce = body[WRAPPED_KEY_BYTES : WRAPPED_KEY_BYTES + NONCE_BYTES]
         ciphertext = body[WRAPPED_KEY_BYTES + NONCE_BYTES :]
         try:
-            cipher = self._data_keys.get(_material(kek), wrapped)
+            cipher = self._data_key(_material(kek), wrapped)
             return cipher.decrypt(nonce, ciphertext, _gcm_aad(associated_data))
         except (InvalidUnwrap, InvalidTag):
             raise ValueIntegrityError(
                 "the encrypted value failed authentication: it was altered or belongs elsewhere"
             ) from None
+
+    def _data_key(self, material: bytes, wrapped: bytes) -> AESGCM:
+        cipher = self._data_keys.get((material, wrapped))
+        if cipher is None:
+            cipher = AESGCM(aes_key_unwrap(material, wrapped))  # InvalidUnwrap: nothing kept
+            self._data_keys.put((material, wrapped), cipher)
+        return cipher
 
     def rewrap(self, blob: bytes) -> bytes:
         """The blob with its data key wrapped by the active key-encryption key instead: the

@@ -11,15 +11,14 @@ import hmac
 import json
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import jwt
 
+from adapters.expiring import ExpiringCache
 from core.errors import ConfigurationError, Unauthenticated
 from core.service_accounts import INVALID_CREDENTIALS, looks_like_api_token
 from ports.security import Authenticator
@@ -66,45 +65,6 @@ class DevRootTokenAuthenticator(Authenticator):
 VERIFIED_TOKENS = 4096
 VERIFIED_TOKEN_SECONDS = 60.0
 
-_Entry = TypeVar("_Entry")
-
-
-class _VerifiedTokens(Generic[_Entry]):
-    """Tokens verified lately and what they proved: at most `entries`, each for `seconds`."""
-
-    def __init__(self, entries: int, seconds: float) -> None:
-        self._entries = entries
-        self._seconds = seconds
-        self._found: OrderedDict[str, tuple[_Entry, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> _Entry | None:
-        with self._lock:
-            found = self._found.get(token)
-            if found is None:
-                return None
-            if found[1] <= time.monotonic():
-                del self._found[token]
-                return None
-            return found[0]
-
-    def put(self, token: str, entry: _Entry) -> None:
-        with self._lock:
-            self._found[token] = (entry, time.monotonic() + self._seconds)
-            self._found.move_to_end(token)
-            while len(self._found) > self._entries:
-                self._found.popitem(last=False)
-
-    def forget(self, token: str) -> None:
-        with self._lock:
-            self._found.pop(token, None)
-
-    def __len__(self) -> int:
-        return len(self._found)
-
-    def __repr__(self) -> str:
-        return f"_VerifiedTokens({len(self._found)} kept)"
-
 
 class JwtAuthenticator(Authenticator):
     """Bearer JWTs of the platform's identity provider: HS256 with a shared key, or RS256/ES256
@@ -131,7 +91,8 @@ class JwtAuthenticator(Authenticator):
         self._leeway = int(settings.get("leeway_seconds", 30))
         self._key_for, default_algorithms = _key_source(settings, environ)
         self._algorithms = list(settings.get("algorithms") or default_algorithms)
-        self._verified: _VerifiedTokens[tuple[Principal, float]] = _VerifiedTokens(
+        # What a token proved (its principal, its `exp`), by the token.
+        self._verified: ExpiringCache[str, tuple[Principal, float]] = ExpiringCache(
             VERIFIED_TOKENS, VERIFIED_TOKEN_SECONDS
         )
         self._now = now

@@ -11,12 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from adapters.identity import (
-    BearerAuthenticator,
-    DevRootTokenAuthenticator,
-    JwtAuthenticator,
-    _VerifiedTokens,
-)
+from adapters.expiring import ExpiringCache
+from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
 from core.errors import ConfigurationError, Unauthenticated
 from entrypoints.config import load_settings
 from ports.values import Principal
@@ -201,11 +197,12 @@ def test_a_refused_token_is_not_remembered() -> None:
 
 
 def test_verified_tokens_are_bounded_and_age_out() -> None:
-    kept: _VerifiedTokens[str] = _VerifiedTokens(2, 60.0)
+    kept: ExpiringCache[str, str] = ExpiringCache(2, 60.0)
     for token in ("t1", "t2", "t3"):
         kept.put(token, f"principal of {token}")
     assert kept.get("t1") is None  # the oldest went first
     assert kept.get("t3") == "principal of t3" and len(kept) == 2
-    expired: _VerifiedTokens[str] = _VerifiedTokens(2, 0.0)
+    assert "t3" not in repr(kept) and "principal" not in repr(kept)
+    expired: ExpiringCache[str, str] = ExpiringCache(2, 0.0)
     expired.put("t1", "principal of t1")
     assert expired.get("t1") is None and len(expired) == 0
