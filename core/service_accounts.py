@@ -9,6 +9,7 @@ import secrets as token_source
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -193,8 +194,10 @@ class ServiceAccountService:
         cache = self._cache
         hit = cache.get(("token", token_hash)) if cache is not None else None
         generation: int | None = None
+        label: int | None
         if hit is not None:
             (record, account), generation = hit
+            label = generation
         else:
             label = cache.generation() if cache is not None else None
             with self._uow_factory(read_only=True) as uow:
@@ -212,6 +215,9 @@ class ServiceAccountService:
             with self._uow_factory() as uow:
                 uow.service_accounts.touch_token(record.id, now, not_since)
                 uow.commit()
+            if cache is not None:  # the cached copy knows it: the next hits do not write again
+                touched = replace(record, last_used_at=now)
+                cache.put(("token", token_hash), (touched, account), label, TOKEN_CACHE_SECONDS)
         return Principal(
             id=account.principal, kind="service", token_id=record.id, generation=generation
         )

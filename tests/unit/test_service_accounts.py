@@ -16,6 +16,7 @@ from core.backends import BackendRegistry
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.model import PageRequest, ServiceAccount
 from core.policy import SecretPolicy, ValueChecksum
+from core.read_cache import ReadCache
 from core.service_accounts import (
     INVALID_CREDENTIALS,
     TOKEN_PREFIX,
@@ -386,3 +387,25 @@ def test_no_token_reaches_an_audit_event(
     for event in events:
         for text in (repr(event), json.dumps(event.content())):
             assert not any(plaintext.removeprefix(TOKEN_PREFIX) in text for plaintext in plaintexts)
+
+
+def test_a_token_served_from_the_cache_records_its_last_use_once_not_on_each_request(
+    db: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    """A minute after its last recorded use, the first request records the new one; the
+    requests the token cache serves next see that, and write nothing."""
+    cache = ReadCache(max_entries=100, ttl_seconds=60)
+    cache.observe(1)
+    accounts = ServiceAccountService(db, clock, make_audit_trail(db, clock), cache=cache)
+    account = accounts.create(ALICE, "deployer", PROJECT)
+    record, plaintext = accounts.issue_token(ALICE, account.id)
+    accounts.authenticate(plaintext)  # looked up, cached, its use recorded
+    later = clock.advance(timedelta(minutes=1, seconds=1))
+
+    before = db.committed
+    for _ in range(3):
+        assert accounts.authenticate(plaintext).token_id == record.id  # served by the cache
+    assert db.committed - before == 1
+    [token] = accounts.tokens(ALICE, account.id)
+    assert token.last_used_at == later
+    assert cache.hits >= 3
