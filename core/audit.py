@@ -476,7 +476,9 @@ class GroupCommit:
         """The events as chained (seq, hashes), once committed. With `requires_generation`,
         `StaleRead` (and nothing recorded) if the change generation is another one by then."""
         ticket = _Ticket(events, changes, requires_generation)
-        if self._appender is not None:  # written by each caller, not by the batch's writer
+        # For the appender, the canonical contents, written by each caller rather than by the
+        # batch's writer; none for events with changes to record in the same transaction.
+        if self._appender is not None and not (changes is not None and changes.changes_in(events)):
             ticket.contents = [canonical_content(event) for event in events]
         with self._condition:
             self._queue.append(ticket)
@@ -495,10 +497,7 @@ class GroupCommit:
         return ticket.outcome()
 
     def _write(self, batch: list[_Ticket]) -> None:
-        if self._appender is None or any(
-            ticket.changes is not None and ticket.changes.changes_in(ticket.events)
-            for ticket in batch
-        ):
+        if self._appender is None or any(ticket.contents is None for ticket in batch):
             # In a unit of work: a store without an appender, or a batch with changes to
             # record in the same transaction.
             self._write_in_transaction(batch)
@@ -511,7 +510,7 @@ class GroupCommit:
     def _append(self, appender: ChainAppender, batch: list[_Ticket]) -> None:
         """Through the store's appender: in one round trip, or, for a batch that reaches a
         signed checkpoint, in one transaction that stores the checkpoints too."""
-        contents = [content for ticket in batch for content in ticket.contents]
+        contents = [content for ticket in batch for content in ticket.contents or ()]
         required = [ticket.requires_generation for ticket in batch for _ in ticket.events]
         every = self._chain.every
         appended = appender.append_committed(contents, required, every)
@@ -609,7 +608,8 @@ class _Ticket:
         self.events = events
         self.changes = changes
         self.requires_generation = requires_generation
-        self.contents: list[str] = []  # the events' canonical content, for an appender
+        # The events' canonical contents for an appender; None: written in a unit of work.
+        self.contents: list[str] | None = None
         self.linked: list[AuditEvent] = []
         self.error: BaseException | None = None
         self.done = False
