@@ -1,17 +1,44 @@
 #!/usr/bin/env bash
-# Create .venv and install the project with its development tools, every backend SDK, the
-# test servers and the example plugin. Idempotent.
+# Create .venv and install the project into it. Idempotent.
+#   bootstrap.sh run   what running the service needs (the embedded default: SQLite + local
+#                      backend; add cloud SDKs with SECRETS_EXTRAS=vault,aws,azure,gcp or all)
+#   bootstrap.sh test  everything the test suite needs: every backend SDK, the test servers
+#                      (OpenBao, moto, drongo), the linters, and the example plugin
 set -euo pipefail
 cd "$(dirname "$0")/.."
+level=${1:-test}
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed
 example=examples/files-backend  # the example third-party plugin, tested as installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$example/pyproject.toml" -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  # `all`: every backend's SDK; `test`: the servers the backend tests start (OpenBao, moto, drongo).
-  .venv/bin/python -m pip install --quiet -e '.[dev,all,test]' -e "./$example"
+case "$level" in
+  run)
+    extras=${SECRETS_EXTRAS:-}
+    target=".${extras:+[$extras]}"
+    stamp=.venv/.installed-run${extras:+-$extras}
+    newer=(pyproject.toml)
+    packages=(-e "$target")
+    ;;
+  test)
+    stamp=.venv/.installed-test
+    newer=(pyproject.toml "$example/pyproject.toml")
+    packages=(-e '.[dev,all,test]' -e "./$example")
+    ;;
+  *)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
+fresh=1
+[ -f "$stamp" ] || fresh=0
+for file in "${newer[@]}"; do
+  [ "$fresh" = 1 ] && [ "$file" -nt "$stamp" ] && fresh=0
+done
+if [ "$fresh" = 0 ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "${packages[@]}"
   touch "$stamp"
+  # A test install covers what running needs.
+  [ "$level" = test ] && touch .venv/.installed-run
 fi
+exit 0

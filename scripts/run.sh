@@ -3,5 +3,5 @@
 # backend in ./.secrets-data, a development root token printed at start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh run
 exec .venv/bin/secretctl serve "$@"

@@ -4,6 +4,6 @@
 # binaries are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh
+./scripts/bootstrap.sh test
 ./scripts/ensure-postgres.sh
 exec .venv/bin/python -m pytest "$@"
