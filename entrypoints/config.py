@@ -38,6 +38,8 @@ NOT_CONFIGURATION = frozenset(
 MODES = ("development", "production")
 ROTATION_DEFAULTS = {"grace_seconds": 86400, "timeout_seconds": 300, "retry_seconds": 3600}
 READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 10_000, "ttl_seconds": 60.0}
+# Failed authentications a source address may make a minute before it is answered 429.
+AUTH_DEFAULTS: dict[str, Any] = {"failures_per_minute": 30}
 WORKER_DEFAULTS = {"poll_seconds": 30.0, "batch_size": 50, "lease_seconds": 600}
 EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -71,6 +73,7 @@ class Settings:
     worker: dict[str, Any] = field(default_factory=lambda: dict(WORKER_DEFAULTS))
     events: dict[str, Any] = field(default_factory=lambda: dict(EVENTS_DEFAULTS))
     read_cache: dict[str, Any] = field(default_factory=lambda: dict(READ_CACHE_DEFAULTS))
+    auth: dict[str, Any] = field(default_factory=lambda: dict(AUTH_DEFAULTS))
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -99,6 +102,10 @@ class _WorkerSchema(_Section):
 class _ReadCacheSchema(_Section):
     max_entries = fields.Integer(validate=validate.Range(0, 1_000_000))  # 0 turns it off
     ttl_seconds = fields.Float(validate=validate.Range(0.1, 3600))
+
+
+class _AuthSchema(_Section):
+    failures_per_minute = fields.Integer(validate=validate.Range(0, 100_000))  # 0 turns it off
 
 
 class _WebhookSchema(_Section):
@@ -158,6 +165,7 @@ class _SettingsSchema(Schema):
     worker = fields.Nested(_WorkerSchema)
     events = fields.Nested(_EventsSchema)
     read_cache = fields.Nested(_ReadCacheSchema)
+    auth = fields.Nested(_AuthSchema)
 
     @pre_load
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -199,6 +207,7 @@ def load_settings(
         "worker": {**WORKER_DEFAULTS, **data.pop("worker", {})},
         "events": {**EVENTS_DEFAULTS, **data.pop("events", {})},
         "read_cache": {**READ_CACHE_DEFAULTS, **data.pop("read_cache", {})},
+        "auth": {**AUTH_DEFAULTS, **data.pop("auth", {})},
     }
     settings = Settings(
         **data,
