@@ -4,7 +4,8 @@ shorthand for types with one main field, and environment variables named after t
 A structured value is a JSON object of the schema's fields. A type with a `text_field` also takes
 plain text as that one field (an API key, a connection string, a PEM key). Problems name the
 field and say why, in words of ours: marshmallow's messages never quote the input, and no other
-message is passed on.
+message is passed on. Metadata never holds a credential: a URL field is reduced to its scheme,
+host and port, since its user part, path and query can carry one.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError
+from marshmallow import fields as schema_fields
 
 from ports.types import FieldProblem, SecretType, TypeCheck
 from ports.values import SecretValue
@@ -52,6 +55,19 @@ def problem(field: str, reason: str) -> TypeCheck:
     return TypeCheck(problems=(FieldProblem(field, reason),))
 
 
+def url_origin(text: str) -> str | None:
+    """A URL's scheme, host and port; None if it has no host."""
+    try:
+        url = urlsplit(text)
+        port = url.port
+    except ValueError:
+        return None
+    if not url.scheme or not url.hostname:
+        return None
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    return f"{url.scheme.lower()}://{host}" + (f":{port}" if port is not None else "")
+
+
 def as_text(item: Any) -> str:
     if isinstance(item, datetime):
         return item.isoformat()
@@ -64,7 +80,8 @@ class SchemaType(SecretType):
     """A type whose value is a JSON object of `schema`'s fields or, with a `text_field`, plain
     text taken as that field.
 
-    Its non-sensitive fields are its derived metadata; `inspect` adds deeper checks. As
+    Its non-sensitive fields are its derived metadata (a URL's origin only); `inspect` adds
+    deeper checks. As
     environment variables each field is `<VARIABLE>_<FIELD>` (the text field is `<VARIABLE>`
     itself), unless `variables` gives it a conventional name (`AWS_ACCESS_KEY_ID`).
     """
@@ -74,7 +91,11 @@ class SchemaType(SecretType):
     variables: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self) -> None:
-        self.fields = tuple(self.schema().fields)
+        declared = self.schema().fields
+        self.fields = tuple(declared)
+        self._url_fields = frozenset(
+            name for name, field in declared.items() if isinstance(field, schema_fields.Url)
+        )
 
     def validate(self, value: SecretValue) -> TypeCheck:
         loaded = self.load(value)
@@ -109,11 +130,12 @@ class SchemaType(SecretType):
         return TypeCheck(metadata=self.public_fields(fields))
 
     def public_fields(self, fields: Fields) -> dict[str, str]:
-        return {
-            name: as_text(item)
+        public = {
+            name: url_origin(item) if name in self._url_fields else as_text(item)
             for name, item in fields.items()
             if name not in self.sensitive_fields and item not in (None, "")
         }
+        return {name: text for name, text in public.items() if text}
 
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
         fields = self.load(value)

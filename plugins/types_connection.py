@@ -1,8 +1,10 @@
 """The `connection_string` secret type: a database or service URL, or a `key=value` string.
 
 Both forms are parsed into their parts: scheme, host, port, username, password, database and
-options. Only the password (and options that name a password or key) is secret: the host, port,
-username and database become metadata. Accepted forms:
+options. What becomes metadata is only what is clearly not a credential: the scheme, host and
+port; the database where the scheme keeps one in its path (an `https://` path can hold a token);
+the username only beside a password of its own (`https://ghp_…@github.com` has a token there).
+Options never do (`?sslkey=…`, `&X-Amz-Signature=…`). Accepted forms:
 
 - a URL: `postgresql://app:pw@db.internal:5432/payments?sslmode=require`, `redis://…`,
   `mongodb+srv://…`, `sqlite:///path/to.db` (the one kind without a host);
@@ -35,6 +37,21 @@ ALIASES = {
     "database": {"database", "dbname", "initialcatalog"},
 }
 SECRET_OPTION = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+# Schemes whose URL path names a database (or a virtual host, a file): there it is metadata.
+DATABASE_SCHEMES = frozenset(
+    {
+        *("postgresql", "postgres", "pgsql", "cockroachdb", "mysql", "mariadb", "mssql"),
+        *("sqlserver", "oracle", "clickhouse", "mongodb", "redis", "rediss", "valkey"),
+        *("amqp", "amqps", *HOSTLESS_SCHEMES),
+    }
+)
+# A username that is really a token: a known token prefix, or a long run without separators.
+TOKEN_SHAPED = re.compile(
+    r"^(gh[pousr]_|github_pat_|glpat-|xox[abpr]-|sk[-_]|rk_|hf_|npm_|AKIA|ASIA|ya29\.|eyJ)"
+    r"|^[A-Za-z0-9_\-.=+/~]{40,}$"
+)
+# Passwords that stand beside a token in the user part (`<token>:x-oauth-basic@github.com`).
+PLACEHOLDER_PASSWORDS = frozenset({"x-oauth-basic"})
 
 
 class Unparsable(Exception):
@@ -65,7 +82,7 @@ class ConnectionStringType(SecretType):
     name = "connection_string"
     description = "a database or service connection string (URL or key=value)"
     fields = tuple(ConnectionPartsSchema().fields)
-    sensitive_fields = frozenset({"password"})
+    sensitive_fields = frozenset({"password", "options"})  # and a username standing alone
 
     def validate(self, value: SecretValue) -> TypeCheck:
         text = value_text(value)
@@ -82,18 +99,36 @@ class ConnectionStringType(SecretType):
             return TypeCheck(problems=schema_problems(error))
         if "host" not in loaded and loaded.get("scheme", "").lower() not in HOSTLESS_SCHEMES:
             return problem("host", "is missing")
-        metadata = {
-            name: str(loaded[name])
-            for name in ("scheme", "host", "port", "username", "database")
-            if loaded.get(name) not in (None, "")
-        }
-        return TypeCheck(metadata=metadata)
+        return TypeCheck(metadata=public_parts(loaded))
 
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
         text = value_text(value)
         if text is None:
             raise ValueError("the value is not a valid connection_string")
         return {variable: text.strip()}
+
+
+def public_parts(parts: dict[str, Any]) -> dict[str, str]:
+    """The parts that are metadata: those that cannot be a credential."""
+    public = {
+        name: str(parts[name])
+        for name in ("scheme", "host", "port")
+        if parts.get(name) not in (None, "")
+    }
+    scheme = parts.get("scheme")  # none in the key=value forms, which name their database
+    if parts.get("database") and (
+        scheme is None or scheme.lower().split("+")[0] in DATABASE_SCHEMES
+    ):
+        public["database"] = parts["database"]
+    username, password = parts.get("username"), parts.get("password")
+    if (
+        username
+        and password
+        and password not in PLACEHOLDER_PASSWORDS
+        and not TOKEN_SHAPED.search(username)
+    ):
+        public["username"] = username
+    return public
 
 
 def parse(text: str) -> dict[str, Any]:
