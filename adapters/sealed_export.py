@@ -17,7 +17,9 @@ The sealed file, version 1 (integers are unsigned bytes):
 The key is scrypt(passphrase as UTF-8 in Unicode NFC, salt, N, r, p), 32 bytes. The whole header
 (bytes 0 to 41+L) is the associated data, so any change to it — a cheaper cost, another format
 name — fails authentication like a wrong passphrase does. Sealing uses N = 2^17, r = 8, p = 1
-(128 MiB, about a third of a second); opening accepts other costs up to 256 MiB of memory.
+(128 MiB, about a third of a second). The header chooses the cost, so opening accepts only a
+fixed range — N from 2^10 to 2^17, r = 8, p = 1 — and refuses any other file before a key is
+derived: a file must not make the service spend more than a sealing costs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from ports.formats import ExportCipher
 MAGIC = b"SMSEALED"
 VERSION = 1
 HEADER = struct.Struct(">8sBBBB16s12sB")
-MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
+LOG2_N_RANGE = range(10, 18)  # 2^10 (cheap, for tests) to 2^17 (what the service seals with)
+BLOCK_SIZE = 8
+PARALLELISM = 1
 
 
 def _damaged() -> InvalidInput:
@@ -49,8 +53,10 @@ def _damaged() -> InvalidInput:
 class ScryptAesGcmCipher(ExportCipher):
     magic = MAGIC
 
-    def __init__(self, log2_n: int = 17, r: int = 8, p: int = 1) -> None:
-        self._cost = (log2_n, r, p)
+    def __init__(self, log2_n: int = 17) -> None:
+        if log2_n not in LOG2_N_RANGE:
+            raise ValueError(f"log2_n must be in {LOG2_N_RANGE.start}..{LOG2_N_RANGE.stop - 1}")
+        self._cost = (log2_n, BLOCK_SIZE, PARALLELISM)
 
     def seal(self, plaintext: bytes, passphrase: str, format_name: str) -> bytes:
         name = format_name.encode("ascii")
@@ -67,8 +73,8 @@ class ScryptAesGcmCipher(ExportCipher):
         if (
             magic != MAGIC
             or version != VERSION
-            or not (1 <= log2_n <= 30 and 1 <= r and 1 <= p <= 16)
-            or 128 * r * (1 << log2_n) > MAX_SCRYPT_MEMORY
+            or log2_n not in LOG2_N_RANGE
+            or (r, p) != (BLOCK_SIZE, PARALLELISM)
             or len(sealed) < end + 16
         ):
             raise _damaged()
