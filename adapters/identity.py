@@ -19,8 +19,9 @@ from typing import Any
 import jwt
 
 from adapters.expiring import ExpiringCache
+from core.access import INVALID_CREDENTIALS
 from core.errors import ConfigurationError, Unauthenticated
-from core.service_accounts import INVALID_CREDENTIALS, looks_like_api_token
+from core.service_accounts import looks_like_api_token
 from ports.security import Authenticator
 from ports.values import Principal
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from ports.persistence import UnitOfWork
 from ports.values import Principal, ScopeRef, ScopeType
+
+INVALID_CREDENTIALS = "invalid or expired credentials"
 
 
 class Role(enum.StrEnum):
@@ -161,12 +163,34 @@ def require(
     raise Forbidden(f"{actor} may not {action.value.replace('_', ' ')} {target}")
 
 
+def confirm_caller(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
+    """A caller whose API token a worker found in its token cache: is the token still good?
+
+    Asked in the unit of work that does the work, of whichever worker or process: if the change
+    generation is still the one of the cached lookup, nothing changed since (a revoked token, a
+    deleted account, a removed binding each move it on); otherwise the token is read again.
+    `Unauthenticated` if it was revoked, expired or went with its account."""
+    if actor.token_id is None or actor.generation is None:
+        return  # not an API token, or one looked up in the database for this request
+    if uow.audit.generation() == actor.generation:
+        return
+    token = uow.service_accounts.token(actor.token_id)
+    if token is None or not token.usable(now):
+        raise Unauthenticated(INVALID_CREDENTIALS)
+
+
+def caller_bindings(uow: UnitOfWork, actor: Principal, now: datetime) -> Sequence[RoleBinding]:
+    """The caller's active role bindings, read through the unit of work (its token confirmed
+    first: see `confirm_caller`)."""
+    confirm_caller(uow, actor, now)
+    return () if actor.is_root else uow.bindings.for_identities(actor.identities, now)
+
+
 def authorize(
     uow: UnitOfWork, actor: Principal, action: Action, target: Target, now: datetime
 ) -> None:
     """`require`, with the caller's bindings loaded through the unit of work."""
-    bindings = () if actor.is_root else uow.bindings.for_identities(actor.identities, now)
-    require(actor, action, target, bindings, now)
+    require(actor, action, target, caller_bindings(uow, actor, now), now)
 
 
 def check_principal(principal: str) -> None:

@@ -39,7 +39,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from core.access import Action, Target, allowed, authorize
+from core.access import Action, Target, allowed, authorize, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.errors import (
@@ -292,9 +292,7 @@ class MigrationService:
         with self._audit.attempt(actor, "migration.list", "jobs") as attempt:
             now = self._clock.now()
             with self._uow_factory() as uow:
-                bindings = (
-                    () if actor.is_root else uow.bindings.for_identities(actor.identities, now)
-                )
+                bindings = caller_bindings(uow, actor, now)
                 jobs = [
                     job
                     for job in uow.jobs.search(MIGRATION, LIST_LIMIT)

@@ -12,14 +12,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.access import Action, RoleBinding, access_query
+from core.access import Action, RoleBinding, access_query, confirm_caller
 from core.audit import AuditTrail, StaleRead
 from core.errors import Expired, NotYetValid, VersionUnavailable
 from core.model import Secret, SecretVersion
 from core.policy import check_scope
 from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
-from core.services import STALE, ValueReader, audit_place, check_cached_token
+from core.services import STALE, ValueReader, audit_place
 from ports.persistence import ResolveCandidate, UnitOfWorkFactory
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
@@ -139,8 +139,8 @@ class ResolveService:
                 return candidates, generation
         now = self._clock.now()
         with self._uow_factory(read_only=True) as uow:
-            if token_cached and not use_cache:
-                check_cached_token(uow, actor, now)
+            if not use_cache:
+                confirm_caller(uow, actor, now)
             candidates = uow.secrets.resolve(
                 context.scopes(),
                 context.environment,

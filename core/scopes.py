@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.access import Action, Target, access_query, authorize
+from core.access import Action, Target, access_query, authorize, confirm_caller
 from core.audit import AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound
 from core.model import Page, PageRequest, Scope
@@ -148,11 +148,13 @@ class ScopeService:
     def list_scopes(
         self, actor: Principal, scope_type: ScopeType | None, page: PageRequest
     ) -> Page[Scope]:
-        access = access_query(actor, Action.LIST, self._now())
+        now = self._now()
         with (
             self._audit.attempt(actor, "scope.list", "scopes") as attempt,
             self._uow_factory() as uow,
         ):
+            confirm_caller(uow, actor, now)
+            access = access_query(actor, Action.LIST, now)
             found = uow.scopes.search(scope_type.value if scope_type else None, access, page)
             attempt.succeed(uow, details={"total": found.total})
             uow.commit()

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import Action, Target, authorize
+from core.access import INVALID_CREDENTIALS, Action, Target, authorize, confirm_caller
 from core.audit import Attempt, AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.model import ApiToken, Page, PageRequest, ServiceAccount
@@ -27,10 +27,11 @@ TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 # A use is recorded at most this often per token, to spare the database a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# A token looked up is trusted this long at most without a database read (value reads check it
-# again when their audit event commits: see core/read_cache.py).
+# A token looked up is kept this long at most in the token cache. Every use of a cached lookup
+# is checked against the change generation in the transaction that does the work (value reads
+# when their audit event commits, see core/read_cache.py; everything else in `authorize`, see
+# `core.access.confirm_caller`), so a revoked token is refused at once, whatever this says.
 TOKEN_CACHE_SECONDS = 5.0
-INVALID_CREDENTIALS = "invalid or expired credentials"
 
 
 def hash_token(token: str) -> str:
@@ -236,7 +237,8 @@ class ServiceAccountService:
         self, uow: UnitOfWork, actor: Principal, account_id: UUID, attempt: Attempt
     ) -> ServiceAccount:
         account = uow.service_accounts.get(account_id)
-        if account is None:
+        if account is None:  # a caller whose token went with its account is told that first
+            confirm_caller(uow, actor, self._clock.now())
             raise NotFound(f"no service account {account_id}")
         attempt.learn(scope=str(account.scope), scope_path=account.scope_path)
         try:

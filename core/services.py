@@ -15,7 +15,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import Action, RoleBinding, Target, access_query, authorize, require
+from core.access import (
+    Action,
+    RoleBinding,
+    Target,
+    access_query,
+    authorize,
+    confirm_caller,
+    require,
+)
 from core.audit import Attempt, AuditTrail, StaleRead
 from core.backends import BackendRegistry
 from core.errors import (
@@ -26,7 +34,6 @@ from core.errors import (
     NotYetValid,
     PreconditionFailed,
     ServiceError,
-    Unauthenticated,
     ValueIntegrityError,
     VersionUnavailable,
 )
@@ -43,7 +50,6 @@ from core.model import (
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache
 from core.scopes import place
-from core.service_accounts import INVALID_CREDENTIALS
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
@@ -145,14 +151,6 @@ def discard_value(backend: StorageBackend, record: SecretVersion) -> None:
             backend.name,
             exc_info=True,
         )
-
-
-def check_cached_token(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
-    """The caller's API token, found in the token cache, read again: still usable?"""
-    assert actor.token_id is not None
-    token = uow.service_accounts.token(actor.token_id)
-    if token is None or not token.usable(now):
-        raise Unauthenticated(INVALID_CREDENTIALS)
 
 
 def _where(secret: Secret, record: SecretVersion) -> str:
@@ -281,11 +279,12 @@ class SecretService:
                 f"page starts at 1 and page_size is between 1 and {MAX_PAGE_SIZE}",
                 details={"field": "page"},
             )
-        access = access_query(actor, Action.LIST, self._clock.now())
+        now = self._clock.now()
         scope = str(criteria.scope) if criteria.scope else None
         with self._audit.attempt(actor, "secret.list", "secrets", scope=scope) as attempt:
             with self._uow_factory(read_only=True) as uow:
-                found = uow.secrets.search(criteria, page, access)
+                confirm_caller(uow, actor, now)
+                found = uow.secrets.search(criteria, page, access_query(actor, Action.LIST, now))
             attempt.succeed_durably(details={"total": found.total, "page": page.page})
             return found
 
@@ -402,8 +401,8 @@ class SecretService:
         if found is None or bindings is None:
             now = self._clock.now()
             with self._uow_factory(read_only=True) as uow:
-                if token_cached and not use_cache:
-                    check_cached_token(uow, actor, now)
+                if not use_cache:
+                    confirm_caller(uow, actor, now)
                 if found is None:
                     found = fetch(uow)
                     if cache is not None and found is not None:

@@ -22,10 +22,12 @@ from core.access import (
     authorize,
     check_name_pattern,
     check_principal,
+    confirm_caller,
     require,
     roles_granting,
 )
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.model import ApiToken, ServiceAccount
 from ports.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWork, visible
 
@@ -333,6 +335,62 @@ def test_authorize_loads_the_callers_bindings() -> None:
         with pytest.raises(NotFound):
             authorize(uow, ALICE, Action.LIST, Target(*GLOBAL), NOW)
         authorize(uow, ROOT, Action.ADMIN, Target(*GLOBAL), NOW)
+
+
+def cached_caller(
+    database: FakeDatabase, generation: int, expires_at: datetime | None = None
+) -> tuple[Principal, UUID]:
+    """An API token's caller as a worker's token cache gives it: the lookup's generation."""
+    account = ServiceAccount(uuid.uuid4(), "ci", ScopeRef.global_scope(), "/1/", "", NOW, "root")
+    token = ApiToken(
+        uuid.uuid4(), account.id, "0" * 64, "smt_abcdef", NOW, "root", expires_at=expires_at
+    )
+    with FakeUnitOfWork(database) as uow:
+        uow.service_accounts.add(account)
+        uow.service_accounts.add_token(token)
+        uow.commit()
+    caller = Principal(account.principal, "service", token_id=token.id, generation=generation)
+    return caller, token.id
+
+
+def test_a_cached_token_is_confirmed_in_the_unit_of_work_that_uses_it() -> None:
+    database = FakeDatabase()
+    caller, token_id = cached_caller(database, generation=0)
+    database.grant(caller.id, Role.ADMIN)
+    with FakeUnitOfWork(database) as uow:  # revoked by another worker since the lookup
+        uow.service_accounts.revoke_token(token_id, NOW)
+        uow.commit()
+
+    for action in Action:
+        with FakeUnitOfWork(database) as uow, pytest.raises(Unauthenticated):
+            authorize(uow, caller, action, Target(*GLOBAL), NOW)
+
+
+def test_a_cached_token_of_the_current_generation_needs_no_second_look() -> None:
+    """Nothing committed since the lookup: the token is not read again (here it could not be:
+    its row went without moving the generation, which no real change does)."""
+    database = FakeDatabase()
+    caller, token_id = cached_caller(database, generation=0)
+    with FakeUnitOfWork(database) as uow:
+        generation = uow.audit.generation()
+    current = Principal(caller.id, "service", token_id=token_id, generation=generation)
+    del database.tables.tokens[token_id]
+
+    with FakeUnitOfWork(database) as uow:
+        confirm_caller(uow, current, NOW)
+        with pytest.raises(Unauthenticated):  # an older lookup is read again, and refused
+            confirm_caller(uow, caller, NOW)
+
+
+def test_a_cached_token_still_good_after_other_changes_is_accepted_until_it_expires() -> None:
+    database = FakeDatabase()
+    caller, _ = cached_caller(database, generation=0, expires_at=NOW + timedelta(hours=1))
+    database.grant(caller.id, Role.ADMIN)
+
+    with FakeUnitOfWork(database) as uow:
+        authorize(uow, caller, Action.ADMIN, Target(*GLOBAL), NOW)
+        with pytest.raises(Unauthenticated):
+            authorize(uow, caller, Action.ADMIN, Target(*GLOBAL), NOW + timedelta(hours=1))
 
 
 # -- validation -------------------------------------------------------------------------------

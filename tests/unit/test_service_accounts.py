@@ -409,3 +409,32 @@ def test_a_token_served_from_the_cache_records_its_last_use_once_not_on_each_req
     [token] = accounts.tokens(ALICE, account.id)
     assert token.last_used_at == later
     assert cache.hits >= 3
+
+
+def test_a_token_revoked_through_another_process_mints_nothing_with_its_cached_lookup(
+    db: FakeUnitOfWorkFactory, clock: FixedClock
+) -> None:
+    """Process A's token cache still holds the lookup; process B revoked the token. A's next
+    use of it, a write, is refused in its own transaction (the generation moved on)."""
+    here = ServiceAccountService(db, clock, make_audit_trail(db, clock))
+    account = here.create(ALICE, "deployer", PROJECT)
+    db.database.grant(account.principal, Role.ADMIN, PROJECT)
+    record, plaintext = here.issue_token(ALICE, account.id)
+    cache = ReadCache(max_entries=100, ttl_seconds=60)
+    with db() as uow:
+        cache.observe(uow.audit.generation())
+    worker_a = ServiceAccountService(db, clock, make_audit_trail(db, clock), cache=cache)
+    worker_a.authenticate(plaintext)
+    cached = worker_a.authenticate(plaintext)
+    assert cached.generation is not None  # served by A's token cache
+    worker_a.issue_token(cached, account.id)  # still good: nothing changed
+
+    here.revoke_token(ALICE, account.id, record.id)  # through process B
+    stale = worker_a.authenticate(plaintext)
+    assert stale.generation is not None  # A's cache has not heard of it
+
+    with pytest.raises(Unauthenticated):
+        worker_a.issue_token(stale, account.id)
+    with pytest.raises(Unauthenticated):
+        worker_a.tokens(stale, account.id)
+    assert len(here.tokens(ALICE, account.id)) == 2
