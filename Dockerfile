@@ -17,7 +17,13 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/secrets --create-home secre
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10001
-ENV SECRETS_DATA_DIR=/var/lib/secrets \
+# Production mode, the only one that may listen beyond loopback: no development root token, and
+# no key generated on the fly. Give the master key as SECRETS_MASTER_KEY (base64 of 32 random
+# bytes) or as the JSON key file mounted read-only (SECRETS_KEYS__PATH=/run/secrets/master.key);
+# callers authenticate with the identity provider's JWTs ([identity.jwt]) or service accounts'
+# tokens, and the first admin is granted with `secretctl admin grant`.
+ENV SECRETS_MODE=production \
+    SECRETS_DATA_DIR=/var/lib/secrets \
     SECRETS_HOST=0.0.0.0 \
     SECRETS_PORT=8080 \
     PYTHONUNBUFFERED=1

@@ -68,13 +68,14 @@ def serve(
     ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_migrate: bool
 ) -> None:
     """Upgrade the database, then serve the API (granian, WSGI workers)."""
-    from entrypoints.server import prepare, run_server
+    from entrypoints.server import check_listen_address, prepare, run_server
 
     settings = settings_of(ctx, host=host, port=port, workers=workers)
     generated = settings.dev_root_token is None and not settings.production
     if generated:
         settings = replace(settings, dev_root_token="dev." + token_generator.token_urlsafe(32))
     try:
+        check_listen_address(settings)  # before anything is prepared or printed
         prepare(settings, migrate=not no_migrate)
     except ConfigurationError as error:
         raise click.ClickException(error.message) from None
@@ -87,7 +88,10 @@ def serve(
     sys.stdout.flush()
     if ctx.obj["config_file"]:  # the workers read the same file
         os.environ["SECRETS_CONFIG"] = str(ctx.obj["config_file"])
-    run_server(settings)
+    try:
+        run_server(settings)
+    except ConfigurationError as error:  # the port was taken while the database was prepared
+        raise click.ClickException(error.message) from None
 
 
 @main.group()

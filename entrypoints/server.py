@@ -12,12 +12,16 @@ Workers build their own settings from the same environment and configuration fil
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from adapters.db.key_registry import record_active_key
 from adapters.db.migrate import upgrade
+from core.errors import ConfigurationError
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container
 from entrypoints.logs import configure_logging
@@ -30,6 +34,63 @@ log = logging.getLogger(__name__)
 # A worker takes at most this many requests per thread at once before the socket backlog holds
 # the rest (granian's backpressure).
 BACKPRESSURE_PER_THREAD = 2
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def check_listen_address(settings: Settings) -> None:
+    """Refuse to serve where this server must not: development mode (its root token, its
+    generated key) anywhere but on loopback, or a port another server already listens on.
+
+    granian's workers bind with SO_REUSEPORT, so without this a second server on the same port
+    would start and the kernel would share the connections between the two (two databases)."""
+    if not settings.production and not is_loopback(settings.host):
+        raise ConfigurationError(
+            f"development mode listens on loopback only (127.0.0.1, ::1, localhost), not on "
+            f"'{settings.host}': to serve other machines run production mode "
+            "(SECRETS_MODE=production, a master key in SECRETS_MASTER_KEY or a key file, and "
+            "[identity.jwt] or service accounts)",
+            details={"key": "host"},
+        )
+    try:
+        taken = port_in_use(settings.host, settings.port)
+    except OSError as error:  # not an address of this machine, a privileged port…
+        raise ConfigurationError(
+            f"cannot listen on {settings.host} port {settings.port}: {error.strerror or error}",
+            details={"key": "host"},
+        ) from None
+    if taken:
+        raise ConfigurationError(
+            f"port {settings.port} on {settings.host} is already in use (another `secretctl "
+            "serve`?): stop that server or choose another port (--port, SECRETS_PORT)",
+            details={"key": "port"},
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # another host name: it may resolve to anything
+        return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding `host:port` without SO_REUSEPORT fails because something holds it
+    (a listener, whatever its own options). SO_REUSEADDR keeps a recently closed server's
+    connections in TIME_WAIT from counting."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
 
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
@@ -65,6 +126,7 @@ def run_server(
     from granian import Granian
     from granian.constants import Interfaces
 
+    check_listen_address(settings)  # again, just before binding: the narrowest window
     environ = os.environ if environ is None else environ  # type: ignore[assignment]
     assert environ is not None
     if settings.dev_root_token and not settings.production:

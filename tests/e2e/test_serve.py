@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,23 +57,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    port = free_port()
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "server.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")} | {
-        "SECRETS_DATA_DIR": str(data_dir),
-        "SECRETS_PORT": str(port),
-        "SECRETS_LOG_LEVEL": "DEBUG",
-    }
+def serve_env(data_dir: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a `secretctl serve` of its own: none of the caller's SECRETS_*."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")}
+    return env | {"SECRETS_DATA_DIR": str(data_dir), "SECRETS_PORT": str(port)} | settings
+
+
+@contextmanager
+def running_server(env: dict[str, str], workdir: Path) -> Iterator[Server]:
+    """`secretctl serve` with `env`, once it answers `/healthz`; stopped on leaving."""
+    port = int(env["SECRETS_PORT"])
+    log_path = workdir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [str(BIN / "secretctl"), "serve"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=tmp_path,
+            cwd=workdir,
             start_new_session=True,
         )
     addr = f"http://127.0.0.1:{port}"
@@ -89,11 +91,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
             if time.monotonic() > deadline:
                 pytest.fail(f"secretctl serve did not answer:\n{log_path.read_text()}")
             time.sleep(0.2)
-        token = re.search(r"SECRETS_TOKEN=(\S+)", log_path.read_text()).group(1)
-        yield Server(addr, token, data_dir, process, log_path)
+        token = re.search(r"SECRETS_TOKEN=(\S+)", log_path.read_text())
+        data_dir = Path(env["SECRETS_DATA_DIR"])
+        yield Server(addr, token.group(1) if token else "", data_dir, process, log_path)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    env = serve_env(tmp_path / "data", free_port(), SECRETS_LOG_LEVEL="DEBUG")
+    with running_server(env, tmp_path) as started:
+        yield started
 
 
 def test_operator_session(server: Server) -> None:
