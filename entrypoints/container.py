@@ -51,6 +51,7 @@ from core.types import TypeRegistry
 from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
 from entrypoints.config import Settings
+from entrypoints.http.failed_auth import FailedAuthentications
 from plugins.manager import (
     audit_sink_plugins,
     backend_plugins,
@@ -336,6 +337,12 @@ class Container(containers.DeclarativeContainer):
     )
     authenticator = providers.Singleton(
         build_authenticator, settings, environ, service_account_service
+    )
+    # Only failed authentications reach it (entrypoints/http/failed_auth.py).
+    failed_authentications = providers.Singleton(
+        FailedAuthentications,
+        settings.provided.auth["failures_per_minute"],
+        audit_trail.provider,
     )
     secret_service = providers.Factory(
         SecretService,

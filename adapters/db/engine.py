@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,10 +106,22 @@ def _normalize(url: str) -> str:
 
 def _sqlite_engine(url: URL) -> Engine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(url.database))
     engine = create_engine(url, hide_parameters=True)
     event.listen(engine, "connect", _set_sqlite_pragmas)
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The database file exists and only its owner may read it, whatever the umask or the
+    directory's mode: SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

@@ -18,6 +18,7 @@ from entrypoints.http import (
     access,
     audit,
     backends,
+    docs,
     health,
     keys,
     lifecycle,
@@ -29,7 +30,6 @@ from entrypoints.http import (
     transfer,
 )
 from entrypoints.http.context import (
-    ANONYMOUS,
     bearer_token,
     current_container,
     log_access,
@@ -37,11 +37,12 @@ from entrypoints.http.context import (
     request_trail,
 )
 from entrypoints.http.errors import register_error_handlers
+from entrypoints.http.headers import HTML_CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from entrypoints.http.hot_reads import HotReads
 from entrypoints.logs import configure_logging
 
 API_PREFIX = "/api/v1"
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs"})
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", docs.blp.name})
 
 
 class ServiceFlask(Flask):
@@ -90,8 +91,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX=API_PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         API_SPEC_OPTIONS={
             "info": {"description": "One place for a platform's credentials."},
             "components": {
@@ -116,6 +115,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(transfer.blp)
     api.register_blueprint(keys.blp)
     api.register_blueprint(migrations.blp)
+    app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
+    app.extensions["readiness"] = health.Readiness(container)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)
@@ -139,14 +140,16 @@ def authenticate() -> Response | None:
         token = bearer_token(request.headers.get("Authorization", ""))
         g.principal = current_container().authenticator().authenticate(token)
     except Unauthenticated as error:
-        request_trail().refused(ANONYMOUS, "auth.authenticate", request.path[:255], error.code)
-        raise
+        failures = current_container().failed_authentications()
+        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
     return None
 
 
 def finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = HTML_CONTENT_SECURITY_POLICY
     if "etag" in g:
         response.headers["ETag"] = g.etag
     log_access(

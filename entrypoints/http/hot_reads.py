@@ -26,7 +26,8 @@ from flask import Flask, g
 from core.audit import RequestInfo
 from core.errors import Unauthenticated
 from entrypoints.http import errors
-from entrypoints.http.context import ANONYMOUS, bearer_token, log_access, request_id_of
+from entrypoints.http.context import bearer_token, log_access, request_id_of
+from entrypoints.http.headers import SECURITY_HEADERS
 from entrypoints.http.schemas import SecretValueSchema
 from entrypoints.http.secrets import encode_value, scope_ref
 from entrypoints.logs import current_request_id
@@ -128,8 +129,7 @@ class HotReads:
                 token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
                 principal = container.authenticator().authenticate(token)
             except Unauthenticated as error:
-                trail.refused(ANONYMOUS, "auth.authenticate", path[:255], error.code)
-                raise
+                container.failed_authentications().refuse(error, trail, info.source_ip, path[:255])
             revealed = read(container.secret_service(audit=trail), principal)
             body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
                 self._dump.dump(encode_value(revealed, None)), separators=(",", ":")
@@ -143,7 +143,7 @@ class HotReads:
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(data))),
                 ("X-Request-Id", request_id),
-                ("Cache-Control", "no-store"),
+                *SECURITY_HEADERS,
             ],
         )
         log_access("GET", path, 200, started)
@@ -162,7 +162,7 @@ class HotReads:
             g.request_id = request_id
             response = errors.response_for(error)
         response.headers["X-Request-Id"] = request_id
-        response.headers["Cache-Control"] = "no-store"
+        response.headers.update(SECURITY_HEADERS)
         log_access("GET", path, response.status_code, started)
         return response(environ, start_response)  # type: ignore[no-any-return]
 
