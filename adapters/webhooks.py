@@ -1,10 +1,12 @@
 """Signed webhooks: the event publisher, and the signing both it and the webhook rotator use.
 
 A request carries `X-Secrets-Timestamp` (Unix seconds) and `X-Secrets-Signature`,
-`sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under a key shared with the receiver and
-given by reference (`secret_env` or `secret_file`), never inline. Receivers check the signature
-with `verify_signature` and refuse old timestamps. Error messages name the webhook, never its
-URL (some URLs are credentials themselves) nor anything the receiver answered.
+`sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under a key shared with the receiver. Every
+webhook is the operator's (`configured_targets`: `[events.webhooks.<name>]`,
+`[rotation.webhooks.<name>]`), its key given by reference (`secret_env` or `secret_file`) and
+read once, at start. Receivers check the signature with `verify_signature` and refuse old
+timestamps. Error messages name the webhook, never its URL (some URLs are credentials
+themselves) nor anything the receiver answered.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import ipaddress
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from core.errors import DeliveryFailed
+from core.errors import ConfigurationError, DeliveryFailed
 from core.events import OutboxMessage
 from ports.events import EventPublisher
+from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
+from ports.webhooks import WebhookTarget
 
 SIGNATURE_HEADER = "X-Secrets-Signature"
 TIMESTAMP_HEADER = "X-Secrets-Timestamp"
@@ -87,6 +90,41 @@ def read_key(settings: Mapping[str, Any], environ: Mapping[str, str], where: str
     return text.encode("utf-8")
 
 
+def configured_targets(
+    tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str], section: str
+) -> dict[str, WebhookTarget]:
+    """The webhooks of configuration table `section` (e.g. `rotation.webhooks`), each checked:
+    its URL, its HMAC key readable and long enough, its `scopes` (rotation targets). Raises
+    `ConfigurationError` naming the configuration key."""
+    targets = {}
+    for name, options in tables.items():
+        where = f"{section}.{name}"
+        problem = url_problem(str(options.get("url", "")))
+        if problem:
+            raise ConfigurationError(f"configuration key '{where}.url' {problem}")
+        try:
+            key = read_key(options, environ, f"configuration key '{where}'")
+        except LookupError as error:
+            raise ConfigurationError(str(error)) from None
+        scopes = tuple(_scope(text, f"{where}.scopes") for text in options.get("scopes", ()))
+        timeout = float(options.get("timeout_seconds", 10.0))
+        targets[name] = WebhookTarget(name, options["url"], key, timeout, scopes)
+    return targets
+
+
+def _scope(text: str, where: str) -> ScopeRef:
+    """`organization/acme`, `project/p-42`, `user/alice`…, or `global`."""
+    kind, _, scope_id = text.partition("/")
+    if kind == ScopeType.GLOBAL.value and scope_id in ("", GLOBAL_SCOPE_ID):
+        return ScopeRef.global_scope()
+    if kind in {t.value for t in ScopeType} and kind != ScopeType.GLOBAL.value and scope_id:
+        return ScopeRef(ScopeType(kind), scope_id)
+    raise ConfigurationError(
+        f"configuration key '{where}': '{text}' is not a scope: give <type>/<id> "
+        "(organization, team, project or user) or global"
+    )
+
+
 def post_signed(
     session: requests.Session,
     url: str,
@@ -106,16 +144,6 @@ def post_signed(
         **(extra_headers or {}),
     }
     return session.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-
-
-@dataclass(frozen=True)
-class WebhookTarget:
-    """A subscriber: `[events.webhooks.<name>]` with `url`, `secret_env` or `secret_file`."""
-
-    name: str
-    url: str
-    key: bytes = field(repr=False)
-    timeout: float = 10.0
 
 
 class WebhookPublisher(EventPublisher):

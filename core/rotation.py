@@ -13,7 +13,14 @@ place, and records why: in the policy (`last_status`, `last_error`), as a
 pending version behind; once it is older than the rotation timeout the next rotation discards
 it (its value destroyed, its row kept) and starts again, so nothing stays half done.
 
-Policies rotate on an interval or a cron schedule; the worker claims the due ones.
+Policies rotate on an interval or a cron schedule; the worker claims the due ones. A rotator
+that hands values to a system outside the service (`Rotator.calls_out`, e.g. `webhook`) names a
+target the operator configured, never a URL or a key; attaching it takes the admin role at the
+secret's scope (editors may attach `random`, and rotate now whatever the rotator), and only for
+a scope the target serves. A stored policy is checked again at each run against the
+configuration of the day: one that no longer passes (its target removed or narrowed, or settings
+from before targets that name a URL or key themselves) fails its runs, recorded like any failed
+rotation, until an admin sets it again.
 """
 
 from __future__ import annotations
@@ -25,11 +32,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from core.access import Action
+from core.access import Action, Target, allowed, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     PreconditionFailed,
@@ -48,7 +56,7 @@ from ports.scheduling import CronSchedule
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
-from ports.values import Principal, SecretValue, VersionKey
+from ports.values import Principal, ScopeType, SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +200,7 @@ class RotationService:
     ) -> tuple[Secret, RotationPolicy]:
         """Create or replace the secret's policy; its first run is one period from now."""
         self._schedule.check(draft.interval_seconds, draft.cron)
-        self._rotator(draft.rotator).check_settings(draft.settings)
+        rotator = self._rotator(draft.rotator)
         grace = self._grace_seconds(draft.grace_seconds)
         with (
             self._audit.attempt(
@@ -205,6 +213,7 @@ class RotationService:
         ):
             now = self._clock.now()
             secret = load_secret(uow, actor, Action.WRITE, secret_id, attempt, now)
+            self._check_attachable(uow, actor, secret, rotator, draft.settings, now)
             check_revision(secret, expected_revision)
             existing = uow.rotations.get(secret_id)
             policy = RotationPolicy(
@@ -308,13 +317,21 @@ class RotationService:
                 if secret.pending_version is not None
                 else None
             )
+            rotator = self._rotator(policy.rotator) if policy is not None else None
+            problem = (
+                self._policy_problem(uow, secret, rotator, policy)
+                if rotator is not None and policy is not None
+                else None
+            )
         check_revision(secret, expected_revision)
         if leftover is not None and now < leftover.created_at + self._settings.timeout:
             raise Conflict(
                 f"secret {secret_id} is being rotated (version {leftover.version} is pending)",
                 details={"pending_version": leftover.version},
             )
-        rotator = self._rotator(policy.rotator) if policy is not None else None
+        if problem is not None:  # recorded like any failed rotation, then refused
+            self._abandon(secret, None, policy, lease, problem, actor, attempt)
+            raise problem
         if value is None:
             if rotator is None or policy is None:
                 raise InvalidInput(
@@ -540,6 +557,71 @@ class RotationService:
             error=reason,
             next_run_at=retry,
             worker=lease.worker if lease else None,
+        )
+
+    # -- who may attach a rotator, and where it may run ---------------------------------------
+
+    def _check_attachable(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        secret: Secret,
+        rotator: Rotator,
+        settings: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """A rotator that calls out takes the admin role at the secret's scope (a binding
+        narrowed to names or to the secret is not enough); its settings are checked only then,
+        so what they name (configured targets) is told to admins only. It must serve the scope."""
+        if rotator.calls_out:
+            bindings = caller_bindings(uow, actor, now)
+            scope = Target(secret.scope, secret.scope_path)
+            if not allowed(actor, Action.ADMIN, scope, bindings, now):
+                raise Forbidden(
+                    f"{actor} may not attach the rotator '{rotator.name}' to secret {secret.id}: "
+                    "it hands values to a system outside the service, which takes the admin "
+                    f"role at scope {secret.scope}"
+                )
+        rotator.check_settings(settings)
+        if not self._serves(uow, rotator, settings, secret):
+            raise InvalidInput(
+                f"rotation settings: the configured target does not serve scope {secret.scope} "
+                "(the operator's configuration lists the scopes each target serves)",
+                details={"field": "settings"},
+            )
+
+    def _policy_problem(
+        self, uow: UnitOfWork, secret: Secret, rotator: Rotator, policy: RotationPolicy
+    ) -> RotationFailed | None:
+        """Why a stored policy cannot run under today's configuration, if it cannot."""
+        try:
+            rotator.check_settings(policy.settings)
+            serves = self._serves(uow, rotator, policy.settings, secret)
+        except InvalidInput as error:
+            reason = f"the rotation policy cannot run: {error.message}"
+        else:
+            if serves:
+                return None
+            reason = (
+                f"the rotation policy cannot run: its target does not serve scope {secret.scope} "
+                "any more"
+            )
+        return RotationFailed(reason, details={"reason": reason[:512]})
+
+    @staticmethod
+    def _serves(
+        uow: UnitOfWork, rotator: Rotator, settings: Mapping[str, Any], secret: Secret
+    ) -> bool:
+        """Whether the secret's scope is one the (checked) settings serve, or below one; a
+        personal scope only when it is named itself."""
+        served = rotator.scopes_served(settings)
+        if served is None or secret.scope in served:
+            return True
+        if secret.scope.type is ScopeType.USER:
+            return False
+        found = (uow.scopes.get(ref) for ref in served)
+        return any(
+            scope is not None and secret.scope_path.startswith(scope.path) for scope in found
         )
 
     # -- helpers -----------------------------------------------------------------------------

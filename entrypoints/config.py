@@ -17,8 +17,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
+from adapters.webhooks import configured_targets
 from core.errors import ConfigurationError
 from core.policy import DEFAULT_NAME_PATTERN
 
@@ -36,12 +46,19 @@ NOT_CONFIGURATION = frozenset(
     }
 )
 MODES = ("development", "production")
-ROTATION_DEFAULTS = {"grace_seconds": 86400, "timeout_seconds": 300, "retry_seconds": 3600}
+ROTATION_DEFAULTS: dict[str, Any] = {
+    "grace_seconds": 86400,
+    "timeout_seconds": 300,
+    "retry_seconds": 3600,
+    "webhooks": {},
+}
 READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 10_000, "ttl_seconds": 60.0}
 # Failed authentications a source address may make a minute before it is answered 429.
 AUTH_DEFAULTS: dict[str, Any] = {"failures_per_minute": 30}
 WORKER_DEFAULTS = {"poll_seconds": 30.0, "batch_size": 50, "lease_seconds": 600}
 EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
+# Where marshmallow files an error that is no key's own: a table's values, a whole table.
+NOT_KEYS = frozenset({"value", "_schema"})
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
@@ -87,10 +104,45 @@ class _Section(Schema):
         unknown = RAISE
 
 
+class _WebhookSchema(_Section):
+    """`[events.webhooks.<name>]`: the URL, and the HMAC key by reference (one of the two)."""
+
+    url = fields.String(required=True, validate=validate.Length(1, 2048))
+    secret_env = fields.String(validate=validate.Length(min=1))
+    secret_file = fields.String(validate=validate.Length(min=1))
+    timeout_seconds = fields.Float(validate=validate.Range(1, 60))
+
+    @validates_schema
+    def _one_key(self, data: dict[str, Any], **_: Any) -> None:
+        if ("secret_env" in data) == ("secret_file" in data):
+            raise ValidationError("give the HMAC key by secret_env or secret_file (one of them)")
+
+
+class _RotationWebhookSchema(_WebhookSchema):
+    """`[rotation.webhooks.<name>]`: a rotation target, and the scopes whose secrets may name it
+    (`organization/acme`, `project/p-42`… or `global`; each with what lies below it)."""
+
+    scopes = fields.List(
+        fields.String(validate=validate.Length(1, 300)),
+        required=True,
+        validate=validate.Length(1, 1000),
+    )
+
+    @pre_load
+    def _split_scopes(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if isinstance(data.get("scopes"), str):  # "organization/acme,team/t-1" from the environment
+            data["scopes"] = [item.strip() for item in data["scopes"].split(",") if item.strip()]
+        return data
+
+
 class _RotationSchema(_Section):
     grace_seconds = fields.Integer(validate=validate.Range(0, 90 * 86400))
     timeout_seconds = fields.Integer(validate=validate.Range(10, 86400))
     retry_seconds = fields.Integer(validate=validate.Range(60, 7 * 86400))
+    webhooks = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(BACKEND_NAME)),
+        values=fields.Nested(_RotationWebhookSchema),
+    )
 
 
 class _WorkerSchema(_Section):
@@ -106,13 +158,6 @@ class _ReadCacheSchema(_Section):
 
 class _AuthSchema(_Section):
     failures_per_minute = fields.Integer(validate=validate.Range(0, 100_000))  # 0 turns it off
-
-
-class _WebhookSchema(_Section):
-    url = fields.String(required=True, validate=validate.Length(1, 2048))
-    secret_env = fields.String(validate=validate.Length(min=1))
-    secret_file = fields.String(validate=validate.Length(min=1))
-    timeout_seconds = fields.Float(validate=validate.Range(1, 60))
 
 
 class _EventsSchema(_Section):
@@ -232,6 +277,9 @@ def load_settings(
             "configuration key 'worker.lease_seconds' must be longer than "
             "'rotation.timeout_seconds', or a slow rotation could be claimed twice"
         )
+    # Every webhook's URL and HMAC key are checked now, not when the first request needs them.
+    configured_targets(settings.events["webhooks"], environ, "events.webhooks")
+    configured_targets(settings.rotation["webhooks"], environ, "rotation.webhooks")
     if settings.default_backend not in settings.backends:
         raise ConfigurationError(
             f"configuration key 'default_backend': '{settings.default_backend}' is not one of "
@@ -274,7 +322,7 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
 def _describe(messages: Any, prefix: str = "") -> str:
     if isinstance(messages, dict):
         return "; ".join(
-            _describe(inner, f"{prefix}.{key}" if prefix else str(key))
+            _describe(inner, prefix if key in NOT_KEYS else f"{prefix}.{key}".lstrip("."))
             for key, inner in messages.items()
         )
     text = " ".join(str(item) for item in messages) if isinstance(messages, list) else messages

@@ -28,7 +28,7 @@ from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
 from adapters.sealed_export import ScryptAesGcmCipher
-from adapters.webhooks import WebhookPublisher, WebhookTarget, read_key, url_problem
+from adapters.webhooks import WebhookPublisher, configured_targets
 from core.adoption import AdoptionService
 from core.audit import AuditChain, AuditTrail, GroupCommit, derive_checkpoint_key
 from core.audit_service import AuditService
@@ -165,9 +165,11 @@ def build_format_registry(plugin_manager: pluggy.PluginManager) -> FormatRegistr
 
 
 def build_rotators(
-    plugin_manager: pluggy.PluginManager, environ: Mapping[str, str]
+    plugin_manager: pluggy.PluginManager, settings: Settings, environ: Mapping[str, str]
 ) -> dict[str, Rotator]:
-    context = RotatorContext(environ=environ)
+    """The rotators, given the operator's rotation targets (`[rotation.webhooks]`)."""
+    webhooks = settings.rotation.get("webhooks", {})
+    context = RotatorContext(environ, configured_targets(webhooks, environ, "rotation.webhooks"))
     return {
         name: plugin.factory(context) for name, plugin in rotator_plugins(plugin_manager).items()
     }
@@ -193,20 +195,10 @@ def build_change_feed(settings: Settings) -> ChangeFeed:
 def open_event_publisher(
     settings: Settings, environ: Mapping[str, str]
 ) -> Iterator[EventPublisher]:
-    """The webhook publisher, its subscribers checked at start: URL, and HMAC key found."""
-    targets = {}
-    for name, options in settings.events["webhooks"].items():
-        where = f"events.webhooks.{name}"
-        problem = url_problem(options["url"])
-        if problem:
-            raise ConfigurationError(f"configuration key '{where}.url' {problem}")
-        try:
-            key = read_key(options, environ, f"configuration key '{where}'")
-        except LookupError as error:
-            raise ConfigurationError(str(error)) from None
-        timeout = options.get("timeout_seconds", 10.0)
-        targets[name] = WebhookTarget(name, options["url"], key, timeout)
-    publisher = WebhookPublisher(targets)
+    """The webhook publisher, its subscribers checked: URL, and HMAC key found."""
+    publisher = WebhookPublisher(
+        configured_targets(settings.events["webhooks"], environ, "events.webhooks")
+    )
     try:
         yield publisher
     finally:
@@ -400,7 +392,7 @@ class Container(containers.DeclarativeContainer):
     version_service = providers.Factory(
         VersionService, unit_of_work.provider, backends, clock, audit=audit_trail
     )
-    rotators = providers.Singleton(build_rotators, plugin_manager, environ)
+    rotators = providers.Singleton(build_rotators, plugin_manager, settings, environ)
     schedule = providers.Singleton(Schedule, providers.Singleton(CroniterSchedule))
     rotation_settings = providers.Singleton(build_rotation_settings, settings)
     rotation_service = providers.Factory(

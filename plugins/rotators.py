@@ -1,21 +1,27 @@
 """Built-in rotators: `random` makes a password or token; `webhook` makes one the same way and
-has the owning system accept it first, through an HMAC-signed HTTPS request.
+has the owning system accept it first, through an HMAC-signed request to a rotation target the
+operator configured.
 
 Settings (a rotation policy's `settings`):
 - both: `length` (8-4096, default 32) and `alphabet` (`alphanumeric`, `hex`, `urlsafe`,
   `printable`; default `alphanumeric`) or `characters` (the characters to draw from);
-- `webhook`: `url` (https, or http to loopback), `secret_env` or `secret_file` (the HMAC key,
-  by reference), `timeout_seconds` (1-60, default 10).
+- `webhook`: `target`, the name of a `[rotation.webhooks.<name>]` table of the configuration,
+  which gives the URL, the HMAC key (by reference, read at start), the timeout and the scopes
+  whose secrets may use it. A policy never names a URL, a key variable or a key file: `url`,
+  `secret_env`, `secret_file` and `timeout_seconds` are refused, and a stored policy that still
+  holds them fails its runs until it is set again naming a target.
 
-The webhook receives `{"secret_id", "name", "scope", "environment", "version", "value",
+The target receives `{"secret_id", "name", "scope", "environment", "version", "value",
 "encoding"}` and answers 2xx once the owning system uses the new value (it may receive the same
-version again after a crash, and must accept it again). Anything else fails the rotation and
-the current value stays.
+version again after a crash, and must accept it again). Anything else fails the rotation, the
+current value stays, and the reason says only "the rotation target '<name>' refused the new
+value" or "… could not be reached"; the status or the error's kind goes to the log.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import string
 from collections.abc import Mapping
@@ -23,11 +29,14 @@ from typing import Any
 
 import requests
 
-from adapters.webhooks import post_signed, read_key, url_problem
+from adapters.webhooks import post_signed
 from core.errors import InvalidInput, RotationFailed
 from plugins.hookspecs import hookimpl
 from ports.rotation import RotationTarget, Rotator, RotatorPlugin
-from ports.values import SecretValue
+from ports.values import ScopeRef, SecretValue
+from ports.webhooks import WebhookTarget
+
+log = logging.getLogger(__name__)
 
 ALPHABETS = {
     "alphanumeric": string.ascii_letters + string.digits,
@@ -36,7 +45,9 @@ ALPHABETS = {
     "printable": string.ascii_letters + string.digits + string.punctuation,
 }
 GENERATOR_SETTINGS = frozenset({"length", "alphabet", "characters"})
-WEBHOOK_SETTINGS = frozenset({"url", "secret_env", "secret_file", "timeout_seconds"})
+WEBHOOK_SETTINGS = frozenset({"target"})
+# What a policy once named directly; the operator's configuration says it now.
+DIRECT_SETTINGS = frozenset({"url", "secret_env", "secret_file", "timeout_seconds"})
 DEFAULT_LENGTH = 32
 
 
@@ -94,35 +105,31 @@ class RandomRotator(Rotator):
 
 
 class WebhookRotator(Rotator):
-    name = "webhook"
+    """Hands the new value to a rotation target the operator configured, by name."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
+    name = "webhook"
+    calls_out = True
+
+    def __init__(self, targets: Mapping[str, WebhookTarget]) -> None:
+        self._targets = dict(targets)
         self._session = requests.Session()
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
+        _refuse_direct(settings)
         _check_known(settings, GENERATOR_SETTINGS | WEBHOOK_SETTINGS)
         generator_options(settings)
-        url = settings.get("url")
-        problem = url_problem(url) if isinstance(url, str) else "is required"
-        if problem:
-            raise _refuse(f"url {problem}", "url")
-        if bool(settings.get("secret_env")) == bool(settings.get("secret_file")):
-            raise _refuse(
-                "give the HMAC key by secret_env or secret_file (one of them)", "secret_env"
-            )
-        _integer(settings, "timeout_seconds", 10, 1, 60)
+        self._target(settings)
 
     def generate(self, settings: Mapping[str, Any]) -> SecretValue:
         return random_value(settings)
 
+    def scopes_served(self, settings: Mapping[str, Any]) -> tuple[ScopeRef, ...]:
+        return self._target(settings).scopes
+
     def apply(
         self, target: RotationTarget, value: SecretValue, settings: Mapping[str, Any]
     ) -> None:
-        try:
-            key = read_key(settings, self._environ, "webhook rotator")
-        except LookupError as error:
-            raise RotationFailed(str(error), details={"reason": str(error)}) from None
+        webhook = self._target(settings)
         raw = value.reveal()
         try:
             text, encoding = raw.decode("utf-8"), "utf-8"
@@ -137,15 +144,59 @@ class WebhookRotator(Rotator):
             "value": text,
             "encoding": encoding,
         }
-        timeout = _integer(settings, "timeout_seconds", 10, 1, 60)
         try:
-            response = post_signed(self._session, str(settings["url"]), payload, key, timeout)
+            response = post_signed(
+                self._session, webhook.url, payload, webhook.key, webhook.timeout
+            )
         except requests.RequestException as error:
-            reason = f"the owning system could not be reached: {type(error).__name__}"
-            raise RotationFailed(reason, details={"reason": reason}) from None
+            log.warning(
+                "rotation target '%s' could not be reached for secret %s: %s",
+                webhook.name,
+                target.secret_id,
+                type(error).__name__,
+            )
+            raise _failed(f"the rotation target '{webhook.name}' could not be reached") from None
         if not 200 <= response.status_code < 300:
-            reason = f"the owning system refused the new value: HTTP {response.status_code}"
-            raise RotationFailed(reason, details={"reason": reason})
+            log.warning(
+                "rotation target '%s' refused version %d of secret %s: HTTP %d",
+                webhook.name,
+                target.version,
+                target.secret_id,
+                response.status_code,
+            )
+            raise _failed(f"the rotation target '{webhook.name}' refused the new value")
+
+    def _target(self, settings: Mapping[str, Any]) -> WebhookTarget:
+        """The configured target the settings name; `InvalidInput` naming the setting if none."""
+        _refuse_direct(settings)
+        name = settings.get("target")
+        if isinstance(name, str) and name in self._targets:
+            return self._targets[name]
+        problem = (
+            f"target '{name[:64]}' is not configured"
+            if isinstance(name, str) and name
+            else "target is required: the name of a [rotation.webhooks] table"
+        )
+        # The names go in the details: told to an admin setting a policy, never in the reason
+        # a failed run records (which editors and viewers see).
+        raise InvalidInput(
+            f"rotation settings: {problem}",
+            details={"field": "settings.target", "configured": sorted(self._targets)},
+        )
+
+
+def _refuse_direct(settings: Mapping[str, Any]) -> None:
+    named = sorted(DIRECT_SETTINGS & set(settings))
+    if named:
+        raise _refuse(
+            f"unknown {', '.join(named)}: a policy names a configured rotation target (target), "
+            "whose configuration gives the URL, the HMAC key and the timeout; never the policy",
+            named[0],
+        )
+
+
+def _failed(reason: str) -> RotationFailed:
+    return RotationFailed(reason, details={"reason": reason})
 
 
 @hookimpl
@@ -158,7 +209,7 @@ def secret_management_register_rotators() -> list[RotatorPlugin]:
         ),
         RotatorPlugin(
             name="webhook",
-            factory=lambda context: WebhookRotator(context.environ),
-            description="a random value the owning system accepts through a signed webhook",
+            factory=lambda context: WebhookRotator(context.webhooks),
+            description="a random value a configured rotation target accepts (signed webhook)",
         ),
     ]

@@ -42,11 +42,17 @@ def receiver() -> Iterator[WebhookReceiver]:
 def settings(
     settings: Settings, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
-    """The e2e settings, with one event subscriber: the receiver's `/events`."""
+    """The e2e settings, with one event subscriber, the receiver's `/events`, and one rotation
+    target, `owner`: the receiver's `/rotate`."""
     monkeypatch.setenv("E2E_HOOK_KEY", HOOK_KEY)
     monkeypatch.setenv("E2E_OWNER_KEY", OWNER_KEY)
     webhooks = {"ops": {"url": receiver.url + "/events", "secret_env": "E2E_HOOK_KEY"}}
-    return replace(settings, events={**settings.events, "webhooks": webhooks})
+    owner = {"url": receiver.url + "/rotate", "secret_env": "E2E_OWNER_KEY", "scopes": ["global"]}
+    return replace(
+        settings,
+        events={**settings.events, "webhooks": webhooks},
+        rotation={**settings.rotation, "webhooks": {"owner": owner}},
+    )
 
 
 def run_worker(app: Flask, at: datetime | None = None):
@@ -202,7 +208,7 @@ def test_a_webhook_rotation_asks_the_owner_and_a_refusal_keeps_the_current_value
     policy = {
         "rotator": "webhook",
         "interval_seconds": 86400,
-        "settings": {"url": receiver.url + "/rotate", "secret_env": "E2E_OWNER_KEY", "length": 30},
+        "settings": {"target": "owner", "length": 30},
     }
     assert api.request("PUT", f"/secrets/{sid}/rotation-policy", json=policy).status_code == 200
 
@@ -215,7 +221,7 @@ def test_a_webhook_rotation_asks_the_owner_and_a_refusal_keeps_the_current_value
     receiver.status = 500
     refused = api.post(f"/secrets/{sid}/rotate", json={})
     error = assert_error(refused, 502, "rotation_failed")
-    assert error["details"] == {"reason": "the owning system refused the new value: HTTP 500"}
+    assert error["details"] == {"reason": "the rotation target 'owner' refused the new value"}
     assert value_of(api, sid).get_json()["value"] == accepted  # the old value stays current
     states = [
         (v["version"], v["state"], v["stage"])
@@ -228,7 +234,7 @@ def test_a_webhook_rotation_asks_the_owner_and_a_refusal_keeps_the_current_value
     run_worker(app)
     failures = [b for b in receiver.bodies("/events") if b["type"] == "secret.rotation_failed"]
     assert [(f["secret"]["id"], f["version"], f["reason"]) for f in failures] == [
-        (sid, 3, "the owning system refused the new value: HTTP 500")
+        (sid, 3, "the rotation target 'owner' refused the new value")
     ]
     with engine.connect() as connection:
         assert (

@@ -1,5 +1,6 @@
-"""Signed webhooks against a real HTTP receiver on loopback: the event publisher and the webhook
-rotator, their signatures, their failures, and that errors name no URL and echo no answer."""
+"""Signed webhooks against a real HTTP receiver on loopback: the configured targets, the event
+publisher and the webhook rotator, their signatures, their failures, and that errors name no
+URL, status or path and echo no answer."""
 
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ from adapters.webhooks import (
     TIMESTAMP_HEADER,
     WebhookPublisher,
     WebhookTarget,
+    configured_targets,
     read_key,
     sign,
     url_problem,
     verify_signature,
 )
-from core.errors import DeliveryFailed, InvalidInput, RotationFailed
+from core.errors import ConfigurationError, DeliveryFailed, InvalidInput, RotationFailed
 from core.events import OutboxMessage
 from plugins.rotators import WebhookRotator
 from ports.rotation import RotationTarget
-from ports.values import SecretValue
+from ports.values import ScopeRef, ScopeType, SecretValue
 from tests.support.webhooks import WebhookReceiver, webhook_receiver
 
 KEY = "a-shared-hmac-key-for-webhooks-0123"
@@ -145,22 +147,73 @@ def test_hmac_keys_are_read_by_reference(tmp_path) -> None:
         read_key({}, {}, "x")
 
 
+# -- configured webhooks ---------------------------------------------------------------------
+
+
+def test_configured_webhooks_are_checked_and_their_keys_read_once(tmp_path) -> None:
+    key_file = tmp_path / "hook.key"
+    key_file.write_text(KEY + "\n")
+    tables = {
+        "ops": {"url": "https://hooks.example.com/x", "secret_env": "HOOK", "timeout_seconds": 3},
+        "db": {
+            "url": "http://127.0.0.1:9/x",
+            "secret_file": str(key_file),
+            "scopes": ["organization/acme", "global"],
+        },
+    }
+
+    targets = configured_targets(tables, {"HOOK": KEY}, "rotation.webhooks")
+
+    assert targets["ops"] == WebhookTarget("ops", tables["ops"]["url"], KEY.encode(), 3.0)
+    assert targets["db"].key == KEY.encode()
+    assert targets["db"].scopes == (
+        ScopeRef(ScopeType.ORGANIZATION, "acme"),
+        ScopeRef.global_scope(),
+    )
+    assert KEY not in repr(targets) and "hooks.example.com" not in repr(targets)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"url": "http://10.0.0.1/x", "secret_env": "HOOK"},
+            "'rotation.webhooks.db.url' must be an https:// URL",
+        ),
+        ({"url": "https://h.example.com/", "secret_env": "NONE"}, "NONE is not set"),
+        ({"url": "https://h.example.com/", "secret_env": "SHORT"}, "shorter than 16"),
+        (
+            {"url": "https://h.example.com/", "secret_env": "HOOK", "scopes": ["project"]},
+            "'rotation.webhooks.db.scopes': 'project' is not a scope",
+        ),
+    ],
+)
+def test_a_bad_configured_webhook_stops_the_start_naming_its_key(
+    options: dict, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message) as refused:
+        configured_targets({"db": options}, {"HOOK": KEY, "SHORT": "short"}, "rotation.webhooks")
+    assert "rotation.webhooks.db" in refused.value.message
+
+
 # -- the webhook rotator ---------------------------------------------------------------------
 
 
-def settings_for(receiver: WebhookReceiver, **extra) -> dict:
-    return {"url": receiver.url + "/rotate", "secret_env": "OWNER_KEY", **extra}
+def rotator_for(url: str, timeout: float = 10.0) -> WebhookRotator:
+    """A webhook rotator whose one configured target, `owner`, is `url`."""
+    return WebhookRotator({"owner": WebhookTarget("owner", url, KEY.encode(), timeout)})
 
 
 def test_the_owning_system_receives_the_new_value_signed(receiver: WebhookReceiver) -> None:
-    rotator = WebhookRotator({"OWNER_KEY": KEY})
-    settings = settings_for(receiver, length=48)
+    rotator = rotator_for(receiver.url + "/rotate")
+    settings = {"target": "owner", "length": 48}
     rotator.check_settings(settings)
 
     value = rotator.generate(settings)
     rotator.apply(TARGET, value, settings)
 
     [request] = receiver.requests
+    assert request.path == "/rotate"
     assert verify_signature(KEY.encode(), request.headers, request.body)
     assert request.json() == {
         "secret_id": str(TARGET.secret_id),
@@ -175,54 +228,69 @@ def test_the_owning_system_receives_the_new_value_signed(receiver: WebhookReceiv
 
 
 def test_binary_values_travel_as_base64(receiver: WebhookReceiver) -> None:
-    WebhookRotator({"OWNER_KEY": KEY}).apply(
-        TARGET, SecretValue(b"\xff\x00"), settings_for(receiver)
-    )
+    rotator_for(receiver.url).apply(TARGET, SecretValue(b"\xff\x00"), {"target": "owner"})
     assert receiver.bodies()[0]["encoding"] == "base64"
 
 
 @pytest.mark.parametrize("status", [400, 409, 500, 302])
 def test_a_refusal_fails_the_rotation_without_echoing_anything(
-    receiver: WebhookReceiver, status: int
+    receiver: WebhookReceiver, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver.status, receiver.reply = status, b'{"echo": "' + VALUE + b'"}'
 
     with pytest.raises(RotationFailed) as failed:
-        WebhookRotator({"OWNER_KEY": KEY}).apply(TARGET, SecretValue(VALUE), settings_for(receiver))
+        rotator_for(receiver.url + "/r?token=url-credential").apply(
+            TARGET, SecretValue(VALUE), {"target": "owner"}
+        )
 
-    reason = f"the owning system refused the new value: HTTP {status}"
+    reason = "the rotation target 'owner' refused the new value"
     assert (failed.value.message, failed.value.details) == (reason, {"reason": reason})
+    # The status goes to the server's log, with neither the URL nor the value.
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "plugins.rotators"]
+    assert f"HTTP {status}" in logged and "url-credential" not in logged
+    assert VALUE.decode() not in logged and KEY not in logged
 
 
-def test_an_unreachable_owner_or_a_missing_key_fails_the_rotation() -> None:
-    settings = {"url": closed_port_url(), "secret_env": "OWNER_KEY", "timeout_seconds": 2}
-    with pytest.raises(RotationFailed, match="could not be reached: ConnectionError"):
-        WebhookRotator({"OWNER_KEY": KEY}).apply(TARGET, SecretValue(VALUE), settings)
-    with pytest.raises(RotationFailed, match="OWNER_KEY is not set"):
-        WebhookRotator({}).apply(TARGET, SecretValue(VALUE), settings)
+def test_an_unreachable_target_fails_the_rotation_naming_the_target_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(RotationFailed) as failed:
+        rotator_for(closed_port_url(), timeout=2).apply(
+            TARGET, SecretValue(VALUE), {"target": "owner"}
+        )
+
+    reason = "the rotation target 'owner' could not be reached"
+    assert (failed.value.message, failed.value.details) == (reason, {"reason": reason})
+    assert "ConnectionError" in caplog.text and "127.0.0.1" not in caplog.text
 
 
 @pytest.mark.parametrize(
     ("settings", "field"),
     [
-        ({"secret_env": "K"}, "settings.url"),
-        ({"url": "http://example.com/x", "secret_env": "K"}, "settings.url"),
-        ({"url": "https://example.com/x"}, "settings.secret_env"),
-        (
-            {"url": "https://example.com/x", "secret_env": "K", "secret_file": "/k"},
-            "settings.secret_env",
-        ),
-        (
-            {"url": "https://example.com/x", "secret_env": "K", "hmac_key": "inline"},
-            "settings.hmac_key",
-        ),
-        (
-            {"url": "https://example.com/x", "secret_env": "K", "timeout_seconds": 0},
-            "settings.timeout_seconds",
-        ),
+        ({}, "settings.target"),
+        ({"target": "elsewhere"}, "settings.target"),
+        ({"target": 7}, "settings.target"),
+        ({"target": "owner", "url": "https://example.com/x"}, "settings.url"),
+        ({"target": "owner", "secret_env": "SECRETS_DEV_ROOT_TOKEN"}, "settings.secret_env"),
+        ({"target": "owner", "secret_file": "/etc/shadow"}, "settings.secret_file"),
+        ({"target": "owner", "timeout_seconds": 5}, "settings.timeout_seconds"),
+        ({"target": "owner", "hmac_key": "inline"}, "settings.hmac_key"),
+        ({"target": "owner", "length": 7}, "settings.length"),
     ],
 )
-def test_webhook_rotator_settings_are_checked(settings: dict, field: str) -> None:
+def test_webhook_rotator_settings_name_a_configured_target_only(settings: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as refused:
-        WebhookRotator({}).check_settings(settings)
-    assert refused.value.details == {"field": field}
+        rotator_for("https://owner.example.com/rotate").check_settings(settings)
+    assert refused.value.details["field"] == field
+    assert "owner.example.com" not in refused.value.message + str(refused.value.details)
+    assert "owner" not in refused.value.message  # the names are in the details only
+
+
+def test_a_stored_policy_naming_a_url_or_key_is_not_honoured(receiver: WebhookReceiver) -> None:
+    """Settings from before targets: `apply` refuses them and sends nothing anywhere."""
+    legacy = {"url": receiver.url + "/x", "secret_env": "SECRETS_DEV_ROOT_TOKEN"}
+
+    with pytest.raises(InvalidInput, match="names a configured rotation target"):
+        rotator_for(receiver.url).apply(TARGET, SecretValue(VALUE), legacy)
+
+    assert receiver.requests == []

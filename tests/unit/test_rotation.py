@@ -3,11 +3,13 @@ leftovers of crashed rotations, policies and their schedules, with a controllabl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta, timezone
 
 import pytest
 
 from adapters.cron import CroniterSchedule
+from core.access import Role
 from core.errors import (
     BackendUnavailable,
     Conflict,
@@ -20,12 +22,15 @@ from core.errors import (
 )
 from core.model import VersionState
 from core.rotation import PolicyDraft, Schedule
-from ports.values import SecretValue
-from tests.fakes import recorded
+from ports.values import Principal, ScopeRef, ScopeType, SecretValue
+from tests.fakes import ScriptedRotator, recorded
 from tests.unit.lifecycle_support import (
     ALICE,
+    BOB,
     FIRST,
+    GLOBAL,
     NOW,
+    PROJECT,
     VERA,
     Lifecycle,
     make_lifecycle,
@@ -44,9 +49,9 @@ def life() -> Lifecycle:
     return make_lifecycle()
 
 
-def rotate(life: Lifecycle, secret_id, value: bytes | None = NEW, **options):
+def rotate(life: Lifecycle, secret_id, value: bytes | None = NEW, *, actor=ALICE, **options):
     given = SecretValue(value) if value is not None else None
-    return life.rotation.rotate(ALICE, secret_id, given, **options)
+    return life.rotation.rotate(actor, secret_id, given, **options)
 
 
 # -- the two phases -------------------------------------------------------------------------
@@ -382,3 +387,158 @@ def test_a_rotation_destroys_nothing_but_its_own_pending_value(life: Lifecycle) 
         rotate(life, secret.id, None)
     assert [life.secrets.get_version(ALICE, secret.id, 1).state] == [VersionState.ENABLED]
     assert life.read(secret.id) == FIRST
+
+
+# -- rotators that call out: who attaches them, where they serve, stale policies ------------
+
+ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")
+OTHER = ScopeRef(ScopeType.ORGANIZATION, "other")
+
+
+class OutboundRotator(ScriptedRotator):
+    """A scripted rotator that hands values out of the service, to one of `targets` (a name
+    and the scopes it serves), as the webhook rotator does to its configured targets."""
+
+    calls_out = True
+
+    def __init__(self, targets: dict[str, tuple[ScopeRef, ...]]) -> None:
+        super().__init__("outbound")
+        self.targets = targets
+
+    def check_settings(self, settings) -> None:
+        unknown = sorted(set(settings) - {"target"})
+        if unknown:
+            raise InvalidInput(
+                f"rotation settings: unknown {', '.join(unknown)}",
+                details={"field": f"settings.{unknown[0]}"},
+            )
+        if settings.get("target") not in self.targets:
+            raise InvalidInput(
+                f"rotation settings: target '{settings.get('target')}' is not configured",
+                details={"field": "settings.target", "configured": sorted(self.targets)},
+            )
+
+    def scopes_served(self, settings) -> tuple[ScopeRef, ...]:
+        return self.targets[settings["target"]]
+
+
+@pytest.fixture
+def outbound(life: Lifecycle) -> OutboundRotator:
+    life.db.database.add_scope(OTHER, GLOBAL)
+    rotator = OutboundRotator({"acme-db": (ACME,), "other-db": (OTHER,), "p-42": (PROJECT,)})
+    life.rotators[rotator.name] = rotator
+    return rotator
+
+
+def outbound_policy(target: str = "acme-db") -> PolicyDraft:
+    return PolicyDraft("outbound", {"target": target}, interval_seconds=86400)
+
+
+def test_attaching_a_rotator_that_calls_out_takes_the_admin_role_at_the_scope(
+    life: Lifecycle, outbound: OutboundRotator
+) -> None:
+    secret = life.create()
+
+    with recorded(life.db) as events, pytest.raises(Forbidden, match="admin role") as refused:
+        life.rotation.set_policy(BOB, secret.id, outbound_policy("no-such-target"))
+
+    # Refused before the settings are looked at: an editor learns no target's name.
+    assert "acme-db" not in refused.value.message
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("secret.rotation_policy.set", "denied", "forbidden")
+    ]
+    with pytest.raises(Forbidden, match="may not write"):
+        life.rotation.set_policy(VERA, secret.id, outbound_policy())  # a viewer
+    with pytest.raises(NotFound):
+        life.rotation.set_policy(Principal("user:eve", "user"), secret.id, outbound_policy())
+    life.rotation.set_policy(BOB, secret.id, PolicyDraft("random", interval_seconds=3600))
+    _, policy = life.rotation.set_policy(ALICE, secret.id, outbound_policy())
+    assert (policy.rotator, policy.settings) == ("outbound", {"target": "acme-db"})
+
+    rotate(life, secret.id, None, actor=BOB)  # an editor still rotates now, through it
+
+    assert [target.version for target, _ in outbound.applied] == [2]
+
+
+def test_an_admin_binding_narrowed_to_names_does_not_attach_one(
+    life: Lifecycle, outbound: OutboundRotator
+) -> None:
+    secret = life.create()
+    life.db.database.grant("user:nora", Role.ADMIN, PROJECT, name_pattern="DB_*")
+    nora = Principal("user:nora", "user")
+
+    with pytest.raises(Forbidden):
+        life.rotation.set_policy(nora, secret.id, outbound_policy())
+
+    life.db.database.grant("user:nora", Role.ADMIN, PROJECT)
+    life.rotation.set_policy(nora, secret.id, outbound_policy())
+
+
+def test_a_target_serves_the_scopes_configured_for_it_and_below_them_only(
+    life: Lifecycle, outbound: OutboundRotator
+) -> None:
+    secret = life.create()  # in acme > p-42
+
+    for target in ("acme-db", "p-42"):
+        life.rotation.set_policy(ALICE, secret.id, outbound_policy(target))
+    with pytest.raises(InvalidInput, match="does not serve scope project/p-42") as refused:
+        life.rotation.set_policy(ALICE, secret.id, outbound_policy("other-db"))
+    assert refused.value.details == {"field": "settings"}
+    with pytest.raises(InvalidInput, match="'nope' is not configured") as unknown:
+        life.rotation.set_policy(ALICE, secret.id, outbound_policy("nope"))
+    assert unknown.value.details["configured"] == ["acme-db", "other-db", "p-42"]  # to an admin
+
+
+def test_a_personal_scope_is_served_only_when_it_is_named_itself(
+    life: Lifecycle, outbound: OutboundRotator
+) -> None:
+    mine = ScopeRef(ScopeType.USER, "bob")
+    outbound.targets |= {"everywhere": (GLOBAL,), "bobs": (mine,)}
+    secret = life.create(actor=BOB, scope=mine)
+
+    with pytest.raises(InvalidInput, match="does not serve scope user/bob"):
+        life.rotation.set_policy(BOB, secret.id, outbound_policy("everywhere"))
+    life.rotation.set_policy(BOB, secret.id, outbound_policy("bobs"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [
+        (
+            {"url": "http://127.0.0.1:9/x", "secret_env": "SECRETS_DEV_ROOT_TOKEN"},
+            "unknown secret_env, url",
+        ),
+        ({"target": "gone-db"}, "'gone-db' is not configured"),  # removed from the configuration
+        ({"target": "other-db"}, "does not serve scope project/p-42 any more"),
+    ],
+)
+def test_a_stored_policy_that_todays_configuration_refuses_fails_its_runs_and_says_why(
+    life: Lifecycle, outbound: OutboundRotator, settings: dict, why: str
+) -> None:
+    """A policy stored before targets existed, or before the operator changed them, is not
+    honoured: each run fails before anything is made, stored or sent, and is recorded."""
+    secret = life.create()
+    life.rotation.set_policy(ALICE, secret.id, outbound_policy())
+    with life.db() as uow:
+        uow.rotations.put(replace(uow.rotations.get(secret.id), settings=settings))
+        uow.commit()
+
+    with recorded(life.db) as events, pytest.raises(RotationFailed, match=why) as failed:
+        rotate(life, secret.id, NEW, actor=BOB)
+
+    reason = failed.value.details["reason"]
+    assert reason.startswith("the rotation policy cannot run: ") and "127.0.0.1" not in reason
+    assert "acme-db" not in reason  # editors and viewers see it: no configured name
+    assert outbound.applied == [] and life.states(secret.id) == [(1, "enabled", "current")]
+    policy = life.rotation.get_policy(ALICE, secret.id)
+    assert (policy.last_status, policy.last_error) == ("failed", reason)
+    assert life.events()[-1].type == "secret.rotation_failed"
+    assert life.events()[-1].payload["reason"] == reason
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        ("secret.rotate", "error", "rotation_failed")
+    ]
+
+    life.clock.set(NOW + timedelta(days=2))  # the worker runs it: it fails the same way
+    assert life.worker().run_once().rotated == 0
+    assert life.rotation.get_policy(ALICE, secret.id).last_error == reason
+    assert outbound.applied == []

@@ -1,4 +1,5 @@
-"""The built-in rotators as plugins, and the random value generator."""
+"""The built-in rotators as plugins (the webhook one knows only the targets configured for
+it), and the random value generator."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from plugins import hookimpl
 from plugins.manager import build_plugin_manager, rotator_plugins
 from plugins.rotators import RandomRotator
 from ports.rotation import RotatorContext, RotatorPlugin
+from ports.values import ScopeRef, ScopeType
+from ports.webhooks import WebhookTarget
+
+ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")
 
 
 def test_the_built_in_rotators_are_plugins_found_through_their_entry_point() -> None:
@@ -21,6 +26,25 @@ def test_the_built_in_rotators_are_plugins_found_through_their_entry_point() -> 
     assert {"random", "webhook"} <= set(found)
     assert found["webhook"].factory(RotatorContext(environ={})).name == "webhook"
     assert "rotators" not in {p for p in rotator_plugins(build_plugin_manager(["rotators"]))}
+
+
+def test_the_webhook_rotator_calls_out_to_the_targets_the_host_configured_only() -> None:
+    """Its settings name a target of the context; the environment is never consulted."""
+    found = rotator_plugins(build_plugin_manager())
+    target = WebhookTarget("db", "https://db.example.com/rotate", b"k" * 32, scopes=(ACME,))
+    context = RotatorContext(environ={"SECRETS_DEV_ROOT_TOKEN": "r" * 32}, webhooks={"db": target})
+    webhook, random = found["webhook"].factory(context), found["random"].factory(context)
+
+    assert (webhook.calls_out, random.calls_out) == (True, False)
+    webhook.check_settings({"target": "db", "length": 40})
+    assert webhook.scopes_served({"target": "db"}) == (ACME,)
+    assert random.scopes_served({}) is None  # any scope
+    with pytest.raises(InvalidInput, match="'SECRETS_DEV_ROOT_TOKEN' is not configured") as refused:
+        webhook.check_settings({"target": "SECRETS_DEV_ROOT_TOKEN"})
+    assert refused.value.details == {"field": "settings.target", "configured": ["db"]}
+    with pytest.raises(InvalidInput, match="target 'db' is not configured") as unconfigured:
+        found["webhook"].factory(RotatorContext(environ={})).check_settings({"target": "db"})
+    assert unconfigured.value.details["configured"] == []
 
 
 def test_a_duplicate_rotator_name_is_refused() -> None:
@@ -67,6 +91,8 @@ def test_random_values_have_the_length_and_characters_asked_for(
         ({"characters": "aaaa"}, "settings.characters"),
         ({"characters": "ab", "alphabet": "hex"}, "settings.characters"),
         ({"url": "https://example.com"}, "settings.url"),
+        ({"secret_env": "SECRETS_DEV_ROOT_TOKEN"}, "settings.secret_env"),
+        ({"target": "db"}, "settings.target"),
         ({"password": "inline"}, "settings.password"),
     ],
 )
