@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from core.errors import BackendAuthFailed, BackendUnavailable, NotFound, ServiceError
+from core.errors import BackendAuthFailed, BackendUnavailable, InvalidInput, NotFound, ServiceError
 from plugins.backend_settings import BackendSettings
 from plugins.external import (
     ExternalNames,
@@ -68,6 +68,9 @@ SETTINGS = (
     "max_versions",
 )
 PATH_RULE = re.compile(r"^[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*$")
+# An adoption prefix: whole segments and a partial last one, none of them `.` or `..` (the URL
+# hvac builds would resolve them, and leave the mount).
+ADOPTION_PREFIX = re.compile(r"^(?!(.*/)?\.\.?(/|$))([A-Za-z0-9_.@-]+/)*[A-Za-z0-9_.@-]*$")
 # KV entries live in Vault's storage, whose entries are limited (512 KiB on Consul); values are
 # stored base64-encoded when they are not text.
 MAX_VALUE_BYTES = 256 * 1024
@@ -173,6 +176,12 @@ class VaultBackend(StorageBackend):
         )
 
     def list_external(self, prefix: str) -> list[ExternalSecret]:
+        if not ADOPTION_PREFIX.fullmatch(prefix):
+            raise InvalidInput(
+                "prefix is a path in the KV mount: names of letters, digits and _.@- "
+                "separated by single slashes, none of them . or ..",
+                details={"field": "prefix"},
+            )
         folder = prefix.rpartition("/")[0]
         return adoptable(self._keys_under(folder, prefix), prefix, self._names, self._current)
 
