@@ -111,9 +111,9 @@ class SecretRotate(MethodView):
     @document_errors(400, 401, 403, 404, 409, 412, 413, 502, 503)
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Rotate now, to the value given or to one the policy's rotator makes: pending, tested
-        (a webhook rotator asks the owning system), then current; the old version stays
-        readable as `previous` for the grace period. 502 `rotation_failed` if the owning system
-        refused: the current value stays."""
+        (a webhook rotator asks its configured target), then current; the old version stays
+        readable as `previous` for the grace period. 502 `rotation_failed` if the target refused
+        or could not be reached, or the policy cannot run: the current value stays."""
         value = decode_value(data) if data["value"] is not None else None
         secret = rotation().rotate(
             g.principal,
@@ -139,7 +139,9 @@ class SecretRotationPolicy(MethodView):
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 403, 404, 412)
     def put(self, data: dict[str, Any], secret_id: UUID) -> Any:
-        """Set the policy: `interval_seconds` or `cron`, a `rotator` and its `settings`."""
+        """Set the policy: `interval_seconds` or `cron`, a `rotator` and its `settings`. The
+        `webhook` rotator's settings name a configured rotation `target` (never a URL or a key),
+        and attaching it takes the admin role at the secret's scope (403 otherwise)."""
         secret, policy = rotation().set_policy(
             g.principal, secret_id, PolicyDraft(**data), expected_revision=expected_revision()
         )
