@@ -13,6 +13,7 @@ usually holds whole. Each worker process counts on its own (limits' in-memory mo
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import threading
 import time
@@ -27,6 +28,8 @@ from werkzeug.exceptions import TooManyRequests
 from core.audit import AuditTrail, RequestInfo
 from core.errors import Unauthenticated
 from entrypoints.http.context import ANONYMOUS
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 
@@ -70,6 +73,12 @@ class FailedAuthentications:
         with self._lock:
             address, count = self._refused.get(key, (source, 0))
             if count == 0:  # the window's first: its aggregate event is written as it ends
+                log.warning(
+                    "failed authentications from %s over the limit (%d in %d s): answered 429",
+                    key,
+                    self._limit.amount,
+                    self._window,
+                )
                 report = threading.Timer(self._window, self._report, args=(key,))
                 report.daemon = True
                 report.start()

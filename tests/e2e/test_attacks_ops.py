@@ -85,7 +85,9 @@ def test_a_flood_of_bad_tokens_is_answered_429_and_stops_writing_an_event_each(
         app.extensions["container"].shutdown_resources()
 
 
-def test_refused_attempts_are_audited_once_per_source_and_window(app: Flask) -> None:
+def test_refused_attempts_are_audited_once_per_source_and_window(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
     container = app.extensions["container"]
     limiter = FailedAuthentications(2, container.audit_trail, window_seconds=1)
     container.failed_authentications.override(providers.Object(limiter))
@@ -93,6 +95,10 @@ def test_refused_attempts_are_audited_once_per_source_and_window(app: Flask) -> 
     bad = {"Authorization": "Bearer not-a-token"}
     statuses = [client.get("/api/v1/secrets", headers=bad).status_code for _ in range(9)]
     assert statuses == [401, 401] + [429] * 7
+    warnings = [r.getMessage() for r in caplog.records if "over the limit" in r.getMessage()]
+    assert warnings == [
+        "failed authentications from 127.0.0.1 over the limit (2 in 1 s): answered 429"
+    ]
     deadline = time.monotonic() + 10
     while not (aggregate := audit_events(app, "auth.rate_limited")):
         assert time.monotonic() < deadline, "no aggregate event"
