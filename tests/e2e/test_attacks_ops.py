@@ -112,6 +112,25 @@ def test_refused_attempts_are_audited_once_per_source_and_window(
     assert client.get("/api/v1/secrets", headers=bad).status_code == 401
 
 
+def test_an_ipv6_host_cannot_dodge_the_limit_by_changing_address(settings: Settings) -> None:
+    app = limited_app(settings, failures_per_minute=3)
+    try:
+        client = app.test_client()
+
+        def attempt(address: str) -> int:
+            bad = {"Authorization": "Bearer bad"}
+            environ = {"REMOTE_ADDR": address}
+            return client.get("/api/v1/secrets", headers=bad, environ_base=environ).status_code
+
+        same_network = [attempt(f"2001:db8:1:2::{n:x}") for n in range(1, 6)]
+        assert same_network == [401, 401, 401, 429, 429]  # one /64: one count
+        assert attempt("2001:db8:1:3::1") == 401  # another /64
+        mapped = [attempt(address) for address in ("::ffff:192.0.2.1", "192.0.2.1") * 2]
+        assert mapped == [401, 401, 401, 429]  # an IPv4-mapped address is its IPv4 host
+    finally:
+        app.extensions["container"].shutdown_resources()
+
+
 class Untouchable:
     def __getattr__(self, name: str) -> None:
         raise AssertionError(f"a successful request used the limiter ({name})")
