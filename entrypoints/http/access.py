@@ -16,7 +16,7 @@ from core.service_accounts import ServiceAccountService
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import document_errors, scope_ref
+from entrypoints.http.secrets import SCOPE, document_errors, scope_ref
 from ports.values import ScopeType
 
 blp = Blueprint(
@@ -75,7 +75,7 @@ class Scopes(MethodView):
         return scopes().register(g.principal, ref_of(data), ref_of(data["parent"]))
 
 
-@blp.route("/scopes/<scope_type>/<scope_id>")
+@blp.route(f"/scopes/{SCOPE}")
 class ScopeItem(MethodView):
     @blp.response(200, schemas.ScopeItemSchema)
     @document_errors(401, 404)

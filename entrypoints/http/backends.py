@@ -14,7 +14,7 @@ from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import backend_check
-from entrypoints.http.secrets import scope_ref
+from entrypoints.http.secrets import path_text, scope_ref
 
 blp = Blueprint(
     "backends",
@@ -57,13 +57,13 @@ class BackendListSchema(Schema):
 
 
 class AdoptionArgsSchema(schemas.StrictSchema):
-    prefix = fields.String(
+    prefix = schemas.Text(
         required=True,
         validate=validate.Length(max=512),
         metadata={"description": "Adopt the values whose external names start with this."},
     )
     scope = fields.Nested(schemas.ScopeSchema, required=True)
-    environment = fields.String(allow_none=True, load_default=None)
+    environment = schemas.Text(allow_none=True, load_default=None)
 
 
 class AdoptionResultSchema(Schema):
@@ -107,7 +107,7 @@ class Backends(MethodView):
         }
 
 
-@blp.route("/backends/<name>/adopt")
+@blp.route("/backends/<string(maxlength=64):name>/adopt")
 class BackendAdoption(MethodView):
     @blp.arguments(AdoptionArgsSchema())
     @blp.response(200, AdoptionReportSchema)
@@ -122,7 +122,7 @@ class BackendAdoption(MethodView):
         them: each becomes a secret whose version 1 points at it."""
         scope, parent = data["scope"], data["scope"].get("parent")
         request = AdoptionRequest(
-            backend=name,
+            backend=path_text(name, "name"),
             prefix=data["prefix"],
             scope=scope_ref(scope["type"], scope.get("id")),
             parent=scope_ref(parent["type"], parent.get("id")) if parent else None,

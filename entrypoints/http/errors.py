@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from core import errors
 
@@ -95,6 +95,12 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 400 and details.get("fields"):
         message = "request validation failed"
     response = error_response(status, CODE_BY_STATUS.get(status, "http_error"), message, details)
+    # werkzeug's own headers of the error (405: `Allow`), then webargs' (none unless a view sets).
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:  # werkzeug's order varies
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
     return response

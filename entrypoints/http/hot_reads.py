@@ -29,7 +29,7 @@ from entrypoints.http import errors
 from entrypoints.http.context import bearer_token, log_access, request_id_of
 from entrypoints.http.headers import SECURITY_HEADERS
 from entrypoints.http.schemas import SecretValueSchema
-from entrypoints.http.secrets import encode_value, scope_ref
+from entrypoints.http.secrets import encode_value, secret_path
 from entrypoints.logs import current_request_id
 
 if TYPE_CHECKING:
@@ -39,12 +39,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What Flask's routes match for these views (werkzeug's uuid and default converters).
+# What Flask's routes match for these views (werkzeug's uuid and string converters, with the
+# lengths of `entrypoints.http.secrets.SCOPE` and `NAME`); anything else goes to Flask.
 BY_ID = re.compile(
     r"/api/v1/secrets/([A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-"
     r"[A-Fa-f0-9]{12})/value"
 )
-BY_PATH = re.compile(r"/api/v1/scopes/([^/]+)/([^/]+)/secrets/([^/]+)/value")
+BY_PATH = re.compile(r"/api/v1/scopes/([^/]+)/([^/]{1,128})/secrets/([^/]{1,255})/value")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -102,8 +103,8 @@ class HotReads:
             scope_type, scope_id, name = found.groups()
 
             def by_path(service: SecretService, principal: Principal) -> RevealedValue:
-                scope = scope_ref(scope_type, scope_id)
-                return service.read_value_by_name(principal, scope, name, None)
+                scope, checked_name = secret_path(scope_type, scope_id, name)
+                return service.read_value_by_name(principal, scope, checked_name, None)
 
             return by_path
         return None

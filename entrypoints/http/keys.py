@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from core.keys import DEFAULT_BATCH, MAX_BATCH, KeyService
 from entrypoints.http import schemas
@@ -37,10 +37,8 @@ class KeyListSchema(Schema):
 
 
 class RewrapArgsSchema(schemas.StrictSchema):
-    batch_size = fields.Integer(
-        validate=validate.Range(min=1, max=MAX_BATCH), load_default=DEFAULT_BATCH
-    )
-    limit = fields.Integer(validate=validate.Range(min=1), load_default=None)
+    batch_size = schemas.Integer(maximum=MAX_BATCH, load_default=DEFAULT_BATCH)
+    limit = schemas.Integer(load_default=None)
 
 
 class FailedBlobSchema(Schema):

@@ -17,7 +17,7 @@ from core.versions import VersionService
 from entrypoints.http import schemas, secrets
 from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
-from entrypoints.http.secrets import IF_MATCH, decode_value, service, with_etag
+from entrypoints.http.secrets import IF_MATCH, VERSION, decode_value, service, with_etag
 
 blp = Blueprint(
     "lifecycle",
@@ -47,7 +47,7 @@ def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
     return record
 
 
-@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/disable")
+@blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/disable")
 class VersionDisable(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
@@ -61,7 +61,7 @@ class VersionDisable(MethodView):
         )
 
 
-@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/enable")
+@blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/enable")
 class VersionEnable(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
@@ -75,7 +75,7 @@ class VersionEnable(MethodView):
         )
 
 
-@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>/destroy")
+@blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/destroy")
 class VersionDestroy(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])

@@ -36,17 +36,17 @@ class SelectorSchema(schemas.StrictSchema):
         schemas.ScopeRefSchema,
         metadata={"description": "The scope whose secrets (and its subtree's) move [global]."},
     )
-    environment = fields.String(allow_none=True, load_default=None)
-    prefix = fields.String(
+    environment = schemas.Text(allow_none=True, load_default=None)
+    prefix = schemas.Text(
         allow_none=True, load_default=None, validate=validate.Length(min=1, max=255)
     )
 
 
 class MigrationArgsSchema(schemas.StrictSchema):
-    source = fields.String(
+    source = schemas.Text(
         required=True, data_key="from", metadata={"description": "Backend instance to leave."}
     )
-    target = fields.String(
+    target = schemas.Text(
         required=True, data_key="to", metadata={"description": "Backend instance to move to."}
     )
     selector = fields.Nested(SelectorSchema, load_default=dict)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
-from typing import Any
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -15,6 +16,107 @@ from ports.values import ScopeRef, ScopeType
 
 ENCODINGS = ("utf-8", "base64")
 
+# What the columns behind the numbers a caller gives hold (adapters/db/tables.py): PostgreSQL's
+# `integer` (versions, counts, seconds, pages) and `bigint` (audit sequence numbers).
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+QUERY_INTEGER = re.compile(r"-?[0-9]{1,20}")
+MAX_JSON_DEPTH = 8
+
+
+# -- the fields of what a caller sends -----------------------------------------------------------
+# Every input schema builds on these, never on marshmallow's plain String, Integer or
+# AwareDateTime (tests/unit/test_request_fields.py checks): what they accept can be stored,
+# compared and logged everywhere downstream, and anything else is a 400 naming the field.
+
+
+def writable(text: str) -> bool:
+    """Whether `text` holds no NUL (PostgreSQL's text types cannot) and no unpaired surrogate
+    (not UTF-8: no database, log line or JSON encoder downstream can write one)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Text(fields.String):
+    """A string a caller gives; `allow_nul` for a secret's value, which is stored encrypted."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "unwritable": "must not contain NUL characters or unpaired surrogates",
+        "unencodable": "must not contain unpaired surrogates",
+    }
+
+    def __init__(self, *, allow_nul: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.allow_nul = allow_nul
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if self.allow_nul:
+            if not writable(text.replace("\x00", "")):
+                raise self.make_error("unencodable")
+        elif not writable(text):
+            raise self.make_error("unwritable")
+        return text
+
+
+class Integer(fields.Integer):
+    """An integer in a JSON body: a JSON integer (not 1.9, 2.0, "2" or true) between `minimum`
+    and `maximum`, by default what an `integer` column holds."""
+
+    def __init__(self, *, minimum: int = 1, maximum: int = INT32_MAX, **kwargs: Any) -> None:
+        super().__init__(strict=True, validate=validate.Range(minimum, maximum), **kwargs)
+
+
+class QueryInteger(Integer):
+    """An integer in a query string: decimal digits with an optional minus sign only ("1.0",
+    "+1", " 1", "1_000" and other scripts' digits are not integers here)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and QUERY_INTEGER.fullmatch(value):
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Timestamp(fields.AwareDateTime):
+    """A date and time with its UTC offset (ISO 8601), loaded as UTC. A moment UTC cannot
+    hold (9999-12-31T23:59:59-05:00, 0001-01-01T00:00:00+01:00) is refused."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "out_of_range": "is out of range once in UTC (years 1 to 9999)",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("out_of_range") from None
+
+
+def storable_json(value: Any) -> None:
+    """A validator of free-form JSON (a rotator's settings): nested at most `MAX_JSON_DEPTH`
+    deep, and its keys and strings `writable`."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list) and depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"nested more than {MAX_JSON_DEPTH} deep")
+        if isinstance(item, dict):
+            if not all(writable(key) for key in item):
+                raise ValidationError("keys must not contain NUL characters or unpaired surrogates")
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and not writable(item):
+            raise ValidationError("must not contain NUL characters or unpaired surrogates")
+
 
 class StrictSchema(Schema):
     class Meta:
@@ -23,12 +125,12 @@ class StrictSchema(Schema):
 
 
 class ScopeRefSchema(StrictSchema):
-    type = fields.String(
+    type = Text(
         required=True,
         validate=validate.OneOf([t.value for t in ScopeType]),
         metadata={"description": "global, organization, team, project or user"},
     )
-    id = fields.String(
+    id = Text(
         validate=validate.Length(1, 128),
         metadata={"description": "The scope's external id; omitted (or 'global') for global."},
     )
@@ -49,11 +151,12 @@ class ScopeSchema(ScopeRefSchema):
 
 
 class ValueInputMixin(Schema):
-    value = fields.String(
+    value = Text(
         required=True,
+        allow_nul=True,
         metadata={"description": "The secret value: UTF-8 text, or base64 with `encoding`."},
     )
-    encoding = fields.String(load_default="utf-8", validate=validate.OneOf(ENCODINGS))
+    encoding = Text(load_default="utf-8", validate=validate.OneOf(ENCODINGS))
 
     @validates_schema
     def _decodable(self, data: dict[str, Any], **_: Any) -> None:
@@ -65,24 +168,24 @@ class ValueInputMixin(Schema):
 
 
 class SecretCreateSchema(ValueInputMixin, StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(1, 255))
+    name = Text(required=True, validate=validate.Length(1, 255))
     scope = fields.Nested(ScopeSchema, load_default=lambda: {"type": "global"})
-    environment = fields.String(allow_none=True, load_default=None)
-    type = fields.String(load_default="generic", validate=validate.Length(1, 64))
-    description = fields.String(load_default="")
-    tags = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    consumer = fields.String(load_default="other", validate=validate.OneOf(CONSUMERS))
-    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    not_before = fields.AwareDateTime(allow_none=True, load_default=None)
-    max_versions = fields.Integer(allow_none=True, load_default=None)
-    backend = fields.String(allow_none=True, load_default=None)
+    environment = Text(allow_none=True, load_default=None)
+    type = Text(load_default="generic", validate=validate.Length(1, 64))
+    description = Text(load_default="")
+    tags = fields.Dict(keys=Text(), values=Text(), load_default=dict)
+    consumer = Text(load_default="other", validate=validate.OneOf(CONSUMERS))
+    expires_at = Timestamp(allow_none=True, load_default=None)
+    not_before = Timestamp(allow_none=True, load_default=None)
+    max_versions = Integer(allow_none=True, load_default=None)
+    backend = Text(allow_none=True, load_default=None)
 
 
 class VersionValidityMixin(Schema):
-    expires_at = fields.AwareDateTime(
+    expires_at = Timestamp(
         allow_none=True, load_default=None, metadata={"description": "This version expires."}
     )
-    not_before = fields.AwareDateTime(
+    not_before = Timestamp(
         allow_none=True, load_default=None, metadata={"description": "Not served before."}
     )
 
@@ -94,12 +197,12 @@ class SecretVersionCreateSchema(ValueInputMixin, VersionValidityMixin, StrictSch
 class SecretUpdateSchema(StrictSchema):
     """Metadata changes: an absent field stays as it is; `null` clears a clearable one."""
 
-    description = fields.String()
-    tags = fields.Dict(keys=fields.String(), values=fields.String())
-    consumer = fields.String(validate=validate.OneOf(CONSUMERS))
-    expires_at = fields.AwareDateTime(allow_none=True)
-    not_before = fields.AwareDateTime(allow_none=True)
-    max_versions = fields.Integer(allow_none=True)
+    description = Text()
+    tags = fields.Dict(keys=Text(), values=Text())
+    consumer = Text(validate=validate.OneOf(CONSUMERS))
+    expires_at = Timestamp(allow_none=True)
+    not_before = Timestamp(allow_none=True)
+    max_versions = Integer(allow_none=True)
 
 
 class ScopeOutSchema(Schema):
@@ -197,20 +300,20 @@ class SecretPageSchema(PageSchema):
 
 
 class SecretListArgsSchema(StrictSchema):
-    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
-    environment = fields.String()
-    type = fields.String()
+    scope_type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
+    environment = Text()
+    type = Text()
     tag = fields.List(
-        fields.String(validate=validate.Regexp(r"^[^=]+=.*$", error="expected key=value")),
+        Text(validate=validate.Regexp(r"^[^=]+=.*$", error="expected key=value")),
         metadata={"description": "key=value; repeat to require several tags"},
     )
-    prefix = fields.String()
+    prefix = Text()
     deleted = fields.Boolean(
         load_default=False, metadata={"description": "list soft-deleted secrets instead"}
     )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    page = QueryInteger(load_default=1)
+    page_size = QueryInteger(load_default=50, maximum=500)
 
 
 class SecretGetArgsSchema(StrictSchema):
@@ -218,19 +321,19 @@ class SecretGetArgsSchema(StrictSchema):
 
 
 class ValueArgsSchema(StrictSchema):
-    version = fields.Integer(validate=validate.Range(min=1))
-    encoding = fields.String(
+    version = QueryInteger()
+    encoding = Text(
         validate=validate.OneOf(ENCODINGS),
         metadata={"description": "Force an encoding; by default UTF-8 text when it decodes."},
     )
 
 
 class PathArgsSchema(StrictSchema):
-    environment = fields.String()
+    environment = Text()
 
 
 class PathValueArgsSchema(ValueArgsSchema):
-    environment = fields.String()
+    environment = Text()
 
 
 class SecretValueSchema(Schema):
@@ -304,8 +407,8 @@ class ErrorSchema(Schema):
 
 
 class PageArgsSchema(StrictSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    page = QueryInteger(load_default=1)
+    page_size = QueryInteger(load_default=50, maximum=500)
 
 
 class ScopeCreateSchema(ScopeRefSchema):
@@ -323,20 +426,20 @@ class ScopePageSchema(PageSchema):
 
 
 class ScopeListArgsSchema(PageArgsSchema):
-    type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
+    type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
 
 
 class RoleBindingCreateSchema(StrictSchema):
-    principal = fields.String(
+    principal = Text(
         required=True, metadata={"description": "user:<id>, group:<id> or service:<name>"}
     )
-    role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    role = Text(required=True, validate=validate.OneOf([r.value for r in Role]))
     scope = fields.Nested(ScopeRefSchema, required=True)
     secret_id = fields.UUID(allow_none=True, load_default=None)
-    name_pattern = fields.String(
+    name_pattern = Text(
         allow_none=True, load_default=None, metadata={"description": "a glob with * and ?"}
     )
-    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    expires_at = Timestamp(allow_none=True, load_default=None)
 
 
 class RoleBindingSchema(Schema):
@@ -359,15 +462,15 @@ class RoleBindingPageSchema(PageSchema):
 
 
 class RoleBindingListArgsSchema(PageArgsSchema):
-    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
-    principal = fields.String()
+    scope_type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
+    principal = Text()
 
 
 class ServiceAccountCreateSchema(StrictSchema):
-    name = fields.String(required=True)
+    name = Text(required=True)
     scope = fields.Nested(ScopeRefSchema, required=True)
-    description = fields.String(load_default="")
+    description = Text(load_default="")
 
 
 class ServiceAccountSchema(Schema):
@@ -388,13 +491,13 @@ class ServiceAccountPageSchema(PageSchema):
 
 
 class ServiceAccountListArgsSchema(PageArgsSchema):
-    scope_type = fields.String(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
+    scope_type = Text(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
 
 
 class TokenCreateSchema(StrictSchema):
-    description = fields.String(load_default="")
-    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    description = Text(load_default="")
+    expires_at = Timestamp(allow_none=True, load_default=None)
 
 
 class TokenSchema(Schema):
@@ -431,11 +534,11 @@ class ReaderListSchema(Schema):
 
 
 class ResolveArgsSchema(StrictSchema):
-    project = fields.String()
-    team = fields.String()
-    organization = fields.String()
-    user = fields.String(metadata={"description": "Whose personal scope; the caller's by default."})
-    environment = fields.String()
+    project = Text()
+    team = Text()
+    organization = Text()
+    user = Text(metadata={"description": "Whose personal scope; the caller's by default."})
+    environment = Text()
     include_values = fields.Boolean(load_default=False)
 
     @validates_schema
@@ -513,26 +616,26 @@ class WhoAmISchema(Schema):
 
 
 class AuditQueryArgsSchema(StrictSchema):
-    actor = fields.String()
+    actor = Text()
     secret = fields.UUID(metadata={"description": "events about this secret"})
-    resource = fields.String()
-    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
-    action = fields.String()
-    outcome = fields.String(validate=validate.OneOf(["success", "denied", "not_found", "error"]))
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    resource = Text()
+    scope_type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
+    action = Text()
+    outcome = Text(validate=validate.OneOf(["success", "denied", "not_found", "error"]))
+    since = Timestamp()
+    until = Timestamp()
 
 
 class AuditEventsArgsSchema(AuditQueryArgsSchema):
-    before_seq = fields.Integer(
-        validate=validate.Range(min=1), metadata={"description": "the cursor: next_cursor"}
+    before_seq = QueryInteger(
+        maximum=INT64_MAX, metadata={"description": "the cursor: next_cursor"}
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    limit = QueryInteger(load_default=100, maximum=1000)
 
 
 class AuditExportArgsSchema(AuditQueryArgsSchema):
-    format = fields.String(load_default="jsonl", validate=validate.OneOf(["jsonl", "csv"]))
+    format = Text(load_default="jsonl", validate=validate.OneOf(["jsonl", "csv"]))
 
 
 class AuditEventSchema(Schema):
@@ -563,8 +666,8 @@ class AuditEventPageSchema(Schema):
 
 
 class AuditVerifyArgsSchema(StrictSchema):
-    from_seq = fields.Integer(validate=validate.Range(min=1), load_default=None)
-    to_seq = fields.Integer(validate=validate.Range(min=1), load_default=None)
+    from_seq = Integer(maximum=INT64_MAX, load_default=None)
+    to_seq = Integer(maximum=INT64_MAX, load_default=None)
 
 
 class BrokenLinkSchema(Schema):
@@ -581,9 +684,9 @@ class AuditVerificationSchema(Schema):
 
 
 class ReportArgsSchema(StrictSchema):
-    days = fields.Integer(load_default=30, validate=validate.Range(0, 3650))
-    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
+    days = QueryInteger(load_default=30, minimum=0, maximum=3650)
+    scope_type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
 
 
 class SecretListSchema(Schema):
@@ -591,13 +694,13 @@ class SecretListSchema(Schema):
 
 
 class OverdueArgsSchema(StrictSchema):
-    hours = fields.Integer(load_default=1, validate=validate.Range(0, 87600))
-    scope_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String()
+    hours = QueryInteger(load_default=1, minimum=0, maximum=87600)
+    scope_type = Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = Text()
 
 
 class StaleTokenArgsSchema(StrictSchema):
-    days = fields.Integer(load_default=90, validate=validate.Range(0, 3650))
+    days = QueryInteger(load_default=90, minimum=0, maximum=3650)
 
 
 class StaleTokenSchema(Schema):
@@ -613,34 +716,36 @@ class StaleTokenListSchema(Schema):
 
 
 class RollbackSchema(StrictSchema):
-    version = fields.Integer(
+    version = Integer(
         required=True,
-        validate=validate.Range(min=1),
         metadata={"description": "The version whose value becomes current again."},
     )
 
 
 class RotateSchema(ValueInputMixin, VersionValidityMixin, StrictSchema):
-    value = fields.String(
+    value = Text(
         load_default=None,
+        allow_nul=True,
         metadata={"description": "The new value; without it the policy's rotator makes one."},
     )
 
 
 class RotationPolicyInputSchema(StrictSchema):
-    rotator = fields.String(
+    rotator = Text(
         required=True, validate=validate.Length(1, 64), metadata={"description": "random, webhook"}
     )
     settings = fields.Dict(
-        keys=fields.String(),
+        keys=Text(),
+        validate=storable_json,
         load_default=dict,
         metadata={"description": "The rotator's; keys by reference (secret_env, secret_file)."},
     )
-    interval_seconds = fields.Integer(allow_none=True, load_default=None)
-    cron = fields.String(
+    interval_seconds = Integer(allow_none=True, load_default=None)
+    cron = Text(
         allow_none=True, load_default=None, metadata={"description": "Five fields, in UTC."}
     )
-    grace_seconds = fields.Integer(
+    grace_seconds = Integer(
+        minimum=0,
         allow_none=True,
         load_default=None,
         metadata={"description": "How long the replaced version stays readable."},

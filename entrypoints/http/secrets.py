@@ -33,6 +33,12 @@ IF_MATCH = {
 }
 ERRORS = (400, 401, 404, 409, 413, 503)
 
+# Path parameters as the routes take them: a version that an `integer` column holds (any other
+# number is a version that does not exist: 404), ids and names no longer than their columns.
+VERSION = f"<int(min=1, max={schemas.INT32_MAX}):version>"
+SCOPE = "<scope_type>/<string(maxlength=128):scope_id>"
+NAME = "<string(maxlength=255):name>"
+
 
 def service() -> SecretService:
     return audited(current_container().secret_service)
@@ -98,7 +104,25 @@ def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
             f"unknown scope type; one of {', '.join(t.value for t in ScopeType)}",
             details={"field": "scope"},
         ) from None
-    return ScopeRef(kind, GLOBAL_SCOPE_ID if kind is ScopeType.GLOBAL else (scope_id or ""))
+    if kind is ScopeType.GLOBAL:
+        return ScopeRef(kind, GLOBAL_SCOPE_ID)
+    return ScopeRef(kind, path_text(scope_id or "", "scope"))
+
+
+def path_text(value: str, field: str) -> str:
+    """A path parameter (or a scope id from anywhere), refused with 400 where no database could
+    hold or match it: a NUL character (see `schemas.writable`)."""
+    if not schemas.writable(value):
+        raise InvalidInput(
+            f"{field} must not contain NUL characters or unpaired surrogates",
+            details={"field": field},
+        )
+    return value
+
+
+def secret_path(scope_type: str, scope_id: str, name: str) -> tuple[ScopeRef, str]:
+    """The scope and name of `/scopes/{scope_type}/{scope_id}/secrets/{name}`."""
+    return scope_ref(scope_type, scope_id), path_text(name, "name")
 
 
 def with_etag(secret: Secret) -> Secret:
@@ -255,7 +279,7 @@ class SecretVersions(MethodView):
         return with_etag(secret)
 
 
-@blp.route("/secrets/<uuid:secret_id>/versions/<int:version>")
+@blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}")
 class SecretVersionView(MethodView):
     @blp.response(200, schemas.VersionSchema)
     @document_errors(401, 404)
@@ -264,31 +288,27 @@ class SecretVersionView(MethodView):
         return service().get_version(g.principal, secret_id, version)
 
 
-@blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>")
+@blp.route(f"/scopes/{SCOPE}/secrets/{NAME}")
 class SecretByPath(MethodView):
     @blp.arguments(schemas.PathArgsSchema(), location="query")
     @blp.response(200, schemas.SecretSchema)
     @document_errors(400, 401, 404)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's metadata by scope and name (`environment` picks a variant)."""
-        secret = service().find_secret(
-            g.principal, scope_ref(scope_type, scope_id), name, args.get("environment")
-        )
+        scope, name = secret_path(scope_type, scope_id, name)
+        secret = service().find_secret(g.principal, scope, name, args.get("environment"))
         return with_etag(secret)
 
 
-@blp.route("/scopes/<scope_type>/<scope_id>/secrets/<name>/value")
+@blp.route(f"/scopes/{SCOPE}/secrets/{NAME}/value")
 class SecretValueByPath(MethodView):
     @blp.arguments(schemas.PathValueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretValueSchema)
     @document_errors(400, 401, 404, 409, 410, 503)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
+        scope, name = secret_path(scope_type, scope_id, name)
         revealed = service().read_value_by_name(
-            g.principal,
-            scope_ref(scope_type, scope_id),
-            name,
-            args.get("environment"),
-            args.get("version"),
+            g.principal, scope, name, args.get("environment"), args.get("version")
         )
         return encode_value(revealed, args.get("encoding"))

@@ -77,19 +77,19 @@ def transfer_service() -> TransferService:
 
 class ImportFormSchema(schemas.StrictSchema):
     file = Upload(required=True, metadata={"description": "The file to import."})
-    scope_type = fields.String(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = fields.String(validate=validate.Length(1, 128))
-    parent_type = fields.String(validate=validate.OneOf([t.value for t in ScopeType]))
-    parent_id = fields.String(validate=validate.Length(1, 128))
-    environment = fields.String(validate=validate.Length(1, 64))
-    format = fields.String(
+    scope_type = schemas.Text(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
+    scope_id = schemas.Text(validate=validate.Length(1, 128))
+    parent_type = schemas.Text(validate=validate.OneOf([t.value for t in ScopeType]))
+    parent_id = schemas.Text(validate=validate.Length(1, 128))
+    environment = schemas.Text(validate=validate.Length(1, 64))
+    format = schemas.Text(
         validate=validate.Length(1, 64),
         metadata={"description": "dotenv, json, json-flat…; guessed from the file name if absent."},
     )
     strategy = fields.Enum(ConflictStrategy, by_value=True, load_default=ConflictStrategy.SKIP)
     dry_run = fields.Boolean(load_default=False)
-    backend = fields.String(validate=validate.Length(1, 64))
-    passphrase = fields.String(
+    backend = schemas.Text(validate=validate.Length(1, 64))
+    passphrase = schemas.Text(
         load_only=True, metadata={"description": "Opens a sealed file (never logged)."}
     )
 
@@ -130,11 +130,11 @@ class ImportReportSchema(Schema):
 
 class ExportArgsSchema(schemas.StrictSchema):
     scope = fields.Nested(schemas.ScopeRefSchema, required=True)
-    environment = fields.String(allow_none=True, load_default=None)
-    format = fields.String(load_default="json", validate=validate.Length(1, 64))
+    environment = schemas.Text(allow_none=True, load_default=None)
+    format = schemas.Text(load_default="json", validate=validate.Length(1, 64))
     include_values = fields.Boolean(load_default=False)
     include_versions = fields.Boolean(load_default=False)
-    passphrase = fields.String(
+    passphrase = schemas.Text(
         load_only=True,
         allow_none=True,
         load_default=None,

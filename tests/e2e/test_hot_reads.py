@@ -30,7 +30,7 @@ def world(app: Flask, api: ApiClient) -> dict[str, Any]:
     api.post(
         "/role-bindings",
         json={
-            "principal": "service:reader",
+            "principal": account["principal"],  # service:reader@team:t-1
             "role": "reader",
             "scope": {"type": "team", "id": "t-1"},
         },
@@ -155,6 +155,21 @@ SCENARIOS: dict[str, Scenario] = {
         bearer("smt_not-a-real-token"),
         401,
     ),
+    "a NUL in the name": lambda w: (
+        "/api/v1/scopes/project/p-42/secrets/DB%00PASSWORD/value",
+        bearer(TOKEN),
+        400,
+    ),
+    "a NUL in the scope id": lambda w: (
+        "/api/v1/scopes/project/p%0042/secrets/DB_PASSWORD/value",
+        bearer(TOKEN),
+        400,
+    ),
+    "a NUL in the name, no token": lambda w: (
+        "/api/v1/scopes/project/p-42/secrets/DB%00PASSWORD/value",
+        {},
+        401,
+    ),
 }
 
 
@@ -202,6 +217,32 @@ def test_everything_else_goes_to_flask(
     response = Client(app, Response).open(path, method=method, headers=bearer(TOKEN))
     assert hot.served == served
     assert response.status_code != 500
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/scopes/project/p-42/secrets/" + "N" * 256 + "/value", 404),
+        ("GET", "/api/v1/scopes/project/" + "p" * 129 + "/secrets/DB_PASSWORD/value", 404),
+        ("PUT", "/api/v1/secrets/{id}/value", 405),
+        ("DELETE", "/api/v1/scopes/project/p-42/secrets/DB_PASSWORD/value", 405),
+    ],
+)
+def test_what_flask_routes_nowhere_the_hot_path_leaves_to_flask(
+    app: Flask, world: dict[str, Any], method: str, path: str, status: int
+) -> None:
+    """Names and ids longer than their columns match no route (404), other methods are 405
+    with `Allow`: the hot path takes none of them, so the answers are Flask's."""
+    hot = app.wsgi_app
+    assert isinstance(hot, HotReads)
+    served = hot.served
+    response = Client(app, Response).open(
+        path.format(id=world["secret"]["id"]), method=method, headers=bearer(TOKEN)
+    )
+    assert hot.served == served
+    assert response.status_code == status
+    if status == 405:
+        assert response.headers["Allow"] == "GET, HEAD, OPTIONS"  # sorted
 
 
 def test_a_request_hook_it_would_skip_turns_the_hot_path_off(settings: Any) -> None:
