@@ -118,8 +118,9 @@ class AdoptionService:
                 root = uow.scopes.get(ScopeRef.global_scope())
                 if root is None:
                     raise NotFound("no global scope: the database is not migrated")
-                authorize(uow, actor, Action.ADMIN, Target(root.ref, root.path), self._clock.now())
-                place(uow, actor, request.scope, request.parent)
+                now = self._clock.now()
+                authorize(uow, actor, Action.ADMIN, Target(root.ref, root.path), now)
+                place(uow, actor, request.scope, request.parent, now)
                 if request.backend not in {backend.name for backend in self._backends}:
                     raise NotFound(f"no backend instance '{request.backend}'")
                 attempt.succeed(uow)
@@ -199,7 +200,8 @@ class AdoptionService:
             taken = uow.secrets.get_by_name(request.scope, request.environment, name)
             if taken is not None:
                 raise Conflict(f"the name is taken by secret {taken.id}")
-            scope = place(uow, actor, request.scope, request.parent).create_if_missing(uow)
+            placement = place(uow, actor, request.scope, request.parent, now, name)
+            scope = placement.create_if_missing(uow)
             uow.secrets.add(secret)
             uow.secrets.add_version(version)
             details = {**attempt.event.details, "value_hmac": version.checksum}

@@ -230,18 +230,15 @@ class MigrationService:
             actor, "migration.start", f"scope:{request.scope}", scope=str(request.scope)
         ) as attempt:
             source, target = self._check_request(request)
+            secret_ids, scope_path = self._select(actor, request, attempt)
+            with self._uow_factory() as uow:
+                active = uow.jobs.unfinished(MIGRATION)
+                if active:
+                    raise self._busy(uow, actor, active[0])
             for backend in (source, target):
                 health = backend.health()
                 if not health.ok:
                     raise BackendUnavailable(backend.name, health.detail)
-            with self._uow_factory() as uow:
-                active = uow.jobs.unfinished(MIGRATION)
-                if active:
-                    raise Conflict(
-                        f"migration {active[0].id} is not finished yet: run it to the end first",
-                        details={"job": str(active[0].id)},
-                    )
-            secret_ids, scope_path = self._select(actor, request, attempt)
             now = self._clock.now()
             job = Job(
                 id=uuid.uuid4(),
@@ -301,6 +298,17 @@ class MigrationService:
                 attempt.succeed(uow, details={"total": len(jobs)})
                 uow.commit()
             return jobs
+
+    def _busy(self, uow: UnitOfWork, actor: Principal, active: Job) -> Conflict:
+        """One migration at a time: which one, only to a caller who administers its scope (to
+        any other, another tenant's job is none of its business, its id above all)."""
+        now = self._clock.now()
+        if allowed(actor, Action.ADMIN, _job_target(active), caller_bindings(uow, actor, now), now):
+            return Conflict(
+                f"migration {active.id} is not finished yet: run it to the end first",
+                details={"job": str(active.id)},
+            )
+        return Conflict("another migration is not finished yet; try again once it is")
 
     def _check_request(self, request: MigrationRequest) -> tuple[StorageBackend, StorageBackend]:
         check_scope(request.scope)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from ports.values import ScopeRef, SecretValue
+from ports.values import ScopeRef, ScopeType, SecretValue
 
 T = TypeVar("T")
 
@@ -189,7 +189,11 @@ class ServiceAccount:
 
     @property
     def principal(self) -> str:
-        return f"service:{self.name}"
+        """`service:<name>` for an account of the global scope, else `service:<name>@<type>:<id>`:
+        a name is its scope's own, so two organizations' `ci` are two principals."""
+        if self.scope.type is ScopeType.GLOBAL:
+            return f"service:{self.name}"
+        return f"service:{self.name}@{self.scope.type.value}:{self.scope.id}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The scope hierarchy: global → organization → team → project, and personal `user` scopes.
 
-Scopes are registered with their parent (by an admin of the parent), or created on first use
-when a secret is written to a scope that does not exist yet and the caller names its parent.
-A user's personal scope is created for that user on first use.
+Scopes are registered with their parent, or created on first use when a secret is written to
+a scope that does not exist yet and the caller names its parent: either way by an admin of the
+parent. A user's personal scope is created for that user on first use, by that user alone.
+Scope ids are global, but no answer tells a caller that an id is taken where it cannot see.
 """
 
 from __future__ import annotations
@@ -11,9 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.access import Action, Target, access_query, authorize, confirm_caller
+from core.access import (
+    Action,
+    Target,
+    access_query,
+    allowed,
+    authorize,
+    caller_bindings,
+    confirm_caller,
+    require,
+)
 from core.audit import AuditTrail
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.model import Page, PageRequest, Scope
 from core.policy import check_scope
 from ports.persistence import UnitOfWork
@@ -44,6 +54,8 @@ class Placement:
     ref: ScopeRef
     scope: Scope | None
     parent: Scope | None
+    actor: Principal  # who placed it, and when: answered if another creates the scope first
+    now: datetime
 
     @property
     def path(self) -> str:
@@ -55,18 +67,26 @@ class Placement:
 
     def create_if_missing(self, uow: UnitOfWork) -> Scope:
         """The scope, created now if it is new. Another writer may have created it since it was
-        placed: below the same parent, the caller's authorization holds for it as well."""
+        placed: below the same parent, the caller's authorization holds for it as well; below
+        another, the caller is answered as for any scope it may not create there."""
         if self.scope is not None:
             return self.scope
         assert self.parent is not None
         existing = uow.scopes.get(self.ref)
         if existing is None:
-            return uow.scopes.add(self.ref, self.parent)
+            try:
+                return uow.scopes.add(self.ref, self.parent)
+            except Conflict:  # created by another writer this very moment
+                raise cannot_create(self.actor, self.ref, self.parent.ref) from None
         if existing.parent_pk != self.parent.pk:
-            raise Conflict(
-                f"scope {self.ref} was just created below another parent; try again",
-                details={"scope": str(self.ref)},
-            )
+            seen = Target(existing.ref, existing.path)
+            bindings = caller_bindings(uow, self.actor, self.now)
+            if allowed(self.actor, Action.LIST, seen, bindings, self.now):
+                raise Conflict(
+                    f"scope {self.ref} was just created below another parent; try again",
+                    details={"scope": str(self.ref)},
+                )
+            raise cannot_create(self.actor, self.ref, self.parent.ref)
         return existing
 
 
@@ -80,24 +100,66 @@ def check_parent(ref: ScopeRef, parent: ScopeRef) -> None:
         )
 
 
+def cannot_create(actor: Principal, ref: ScopeRef, parent: ScopeRef) -> Forbidden:
+    """The one answer to a caller who may not create `ref` below `parent`: whether it lacks the
+    role, or the id is taken by a scope it may not see (never a 409 that says it exists)."""
+    return Forbidden(f"{actor} may not create scope {ref} below {parent}")
+
+
+def authorize_creation(
+    uow: UnitOfWork, actor: Principal, ref: ScopeRef, parent: Scope, now: datetime
+) -> None:
+    """Creating a scope, whatever the path (registration, a secret's first write, an import,
+    an adoption), takes an admin of its parent; a personal scope, its user alone. `NotFound`
+    for a caller who may not see the parent, `cannot_create` for one who may."""
+    target = ref if ref.type is ScopeType.USER else parent.ref
+    try:
+        authorize(uow, actor, Action.ADMIN, Target(target, parent.path), now)
+    except Forbidden:
+        raise cannot_create(actor, ref, parent.ref) from None
+
+
 def place(
-    uow: UnitOfWork, actor: Principal, ref: ScopeRef, parent_ref: ScopeRef | None
+    uow: UnitOfWork,
+    actor: Principal,
+    ref: ScopeRef,
+    parent_ref: ScopeRef | None,
+    now: datetime,
+    name: str | None = None,
 ) -> Placement:
-    """Find the scope a secret is written to, or how it will be created (not yet written)."""
+    """Where a secret named `name` (no name: any secret) is written, once the caller is known to
+    be allowed to write there, and for a scope that does not exist yet, to create it (see
+    `authorize_creation`; nothing is written yet). A scope the caller may not see is answered
+    as if it did not exist, and one named below another parent than its own is refused."""
     check_scope(ref)
-    scope = uow.scopes.get(ref)
-    if scope is not None:
-        return Placement(ref, scope, None)
     if ref.type is ScopeType.USER and actor.user_id == ref.id:
         parent_ref = ScopeRef.global_scope()
+    if parent_ref is not None:
+        check_scope(parent_ref)
+        check_parent(ref, parent_ref)
+    scope = uow.scopes.get(ref)
+    parent = uow.scopes.get(parent_ref) if parent_ref is not None else None
+    if scope is not None:
+        placed_below = parent_ref is None or (parent is not None and parent.pk == scope.parent_pk)
+        target = Target(ref, scope.path, name=name)
+        bindings = caller_bindings(uow, actor, now)
+        if placed_below and allowed(actor, Action.WRITE, target, bindings, now):
+            return Placement(ref, scope, None, actor, now)
+        if allowed(actor, Action.LIST, target, bindings, now):  # it sees the scope: say why
+            if not placed_below:
+                raise Conflict(
+                    f"scope {ref} exists below another parent than {parent_ref}",
+                    details={"scope": str(ref)},
+                )
+            require(actor, Action.WRITE, target, bindings, now)
     if parent_ref is None:
         raise NotFound(f"no scope {ref}; name its parent to create it")
-    check_scope(parent_ref)
-    check_parent(ref, parent_ref)
-    parent = uow.scopes.get(parent_ref)
     if parent is None:
         raise NotFound(f"no scope {parent_ref}")
-    return Placement(ref, None, parent)
+    authorize_creation(uow, actor, ref, parent, now)
+    if scope is not None:  # taken, out of the caller's sight: as if it could not create it
+        raise cannot_create(actor, ref, parent_ref)
+    return Placement(ref, None, parent, actor, now)
 
 
 class ScopeService:
@@ -110,7 +172,8 @@ class ScopeService:
 
     def register(self, actor: Principal, ref: ScopeRef, parent_ref: ScopeRef) -> Scope:
         """Register a scope below its parent: admins of the parent (or the user, for their own
-        personal scope) may."""
+        personal scope) may. An id taken by a scope the caller may not see is answered as a
+        scope it may not create there."""
         check_scope(ref)
         check_scope(parent_ref)
         check_parent(ref, parent_ref)
@@ -121,11 +184,15 @@ class ScopeService:
             parent = uow.scopes.get(parent_ref)
             if parent is None:
                 raise NotFound(f"no scope {parent_ref}")
-            # A personal scope is its owner's to register; any other, the parent's admins'.
-            target = ref if ref.type is ScopeType.USER else parent.ref
-            authorize(uow, actor, Action.ADMIN, Target(target, parent.path), self._now())
-            if uow.scopes.get(ref) is not None:
-                raise Conflict(f"scope {ref} exists already", details={"scope": str(ref)})
+            now = self._now()
+            existing = uow.scopes.get(ref)
+            if existing is not None:
+                seen = Target(existing.ref, existing.path)
+                if allowed(actor, Action.LIST, seen, caller_bindings(uow, actor, now), now):
+                    raise Conflict(f"scope {ref} exists already", details={"scope": str(ref)})
+            authorize_creation(uow, actor, ref, parent, now)
+            if existing is not None:  # taken, out of the caller's sight
+                raise cannot_create(actor, ref, parent_ref)
             scope = uow.scopes.add(ref, parent)
             attempt.succeed(uow, scope_path=scope.path, details={"parent": str(parent_ref)})
             uow.commit()

@@ -1,4 +1,7 @@
-"""Service accounts and their API tokens: issued here, shown once, stored as SHA-256 hashes."""
+"""Service accounts and their API tokens: issued here, shown once, stored as SHA-256 hashes.
+
+An account's name is its owner scope's own (`ServiceAccount.principal` carries the scope for
+any but the global one), so no tenant's name blocks or reveals another's."""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from ports.values import Principal, ScopeRef, ScopeType
 
 TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+MAX_PRINCIPAL = 255  # the principal columns' width
 # A use is recorded at most this often per token, to spare the database a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # A token looked up is kept this long at most in the token cache. Every use of a cached lookup
@@ -69,6 +73,13 @@ class ServiceAccountService:
                 "service accounts belong to shared scopes", details={"field": "scope"}
             )
         now = self._clock.now()
+        account = ServiceAccount(uuid.uuid4(), name, scope, "", description, now, actor.id)
+        if len(account.principal) > MAX_PRINCIPAL:
+            raise InvalidInput(
+                f"the account's principal {account.principal} is longer than {MAX_PRINCIPAL} "
+                "characters: choose a shorter name",
+                details={"field": "name"},
+            )
         with (
             self._audit.attempt(
                 actor,
@@ -86,22 +97,14 @@ class ServiceAccountService:
             authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), now)
             # Bindings name principals, not accounts: a new account would inherit any binding
             # already naming it, granted perhaps at scopes its creator does not administer.
-            principal = f"service:{name}"
+            principal = account.principal
             if uow.bindings.search(None, principal, PageRequest(page_size=1)).total:
                 raise Conflict(
                     f"role bindings already name {principal}; remove them before creating it",
                     details={"field": "name"},
                 )
-            account = ServiceAccount(
-                id=uuid.uuid4(),
-                name=name,
-                scope=scope,
-                scope_path=owner.path,
-                description=description,
-                created_at=now,
-                created_by=actor.id,
-            )
-            uow.service_accounts.add(account)
+            account = replace(account, scope_path=owner.path)
+            uow.service_accounts.add(account)  # `Conflict` if the scope has one of that name
             attempt.succeed(uow, resource=f"service_account:{account.id}")
             uow.commit()
         return account

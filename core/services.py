@@ -467,10 +467,8 @@ class SecretService:
     ) -> Secret:
         now = self._clock.now()
         with self._uow_factory() as uow:
-            placement = place(uow, actor, draft.scope, draft.parent)
+            placement = place(uow, actor, draft.scope, draft.parent, now, draft.name)
             attempt.learn(scope_path=placement.path)
-            target = Target(draft.scope, placement.path, name=draft.name)
-            authorize(uow, actor, Action.WRITE, target, now)
             existing = uow.secrets.get_by_name(draft.scope, draft.environment, draft.name)
         if existing is not None:
             raise self._name_taken(existing)

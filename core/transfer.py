@@ -262,7 +262,7 @@ class TransferService:
         ) as attempt:
             attempt.learn(details=details)
             with self._uow_factory() as uow:
-                placement = place(uow, actor, request.scope, request.parent)
+                placement = place(uow, actor, request.scope, request.parent, self._clock.now())
                 attempt.learn(scope_path=placement.path)
                 target = Target(request.scope, placement.path)
                 authorize(uow, actor, Action.WRITE, target, self._clock.now())

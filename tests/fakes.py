@@ -28,6 +28,7 @@ from sqlalchemy import String
 
 from adapters.db.tables import audit_events
 from core.access import AccessQuery, Role, RoleBinding, Target
+from core.adoption import adopted_secret_id
 from core.audit import (
     GENESIS,
     AuditChain,
@@ -98,7 +99,7 @@ from ports.persistence import (
 )
 from ports.rotation import RotationTarget, Rotator
 from ports.security import Clock
-from ports.storage import BackendCapabilities, BackendHealth, StorageBackend
+from ports.storage import BackendCapabilities, BackendHealth, ExternalSecret, StorageBackend
 from ports.types import FieldProblem, SecretType, TypeCheck
 from ports.values import ScopeRef, ScopeType, SecretValue, VersionKey
 
@@ -290,9 +291,12 @@ class _Tables:
         _check_aware(account)
         scope_path = self.scope_path_of(account.scope)
         if account.id in self.accounts or any(
-            other.name == account.name for other in self.accounts.values()
+            (other.scope, other.name) == (account.scope, account.name)
+            for other in self.accounts.values()
         ):
-            raise Conflict(f"a service account named '{account.name}' exists already")
+            raise Conflict(
+                f"scope {account.scope} has a service account named '{account.name}' already"
+            )
         self.accounts[account.id] = replace(account, scope_path=scope_path)
 
     def delete_account(self, account_id: UUID) -> None:
@@ -1589,6 +1593,32 @@ class InMemoryBackend(StorageBackend):
     def _check_up(self) -> None:
         if self.down:
             raise BackendUnavailable(self.name, "down")
+
+
+EXTERNAL = "external:"
+
+
+class AdoptableBackend(InMemoryBackend):
+    """The in-memory fake, plus values someone else put in the store (`external`, by external
+    name), found by `list_external` and readable only as the version 1 that adopts them."""
+
+    def __init__(self, name: str = "store", max_value_bytes: int = 64) -> None:
+        super().__init__(name, BackendCapabilities(max_value_bytes=max_value_bytes))
+        self.external: dict[str, bytes] = {}
+
+    def list_external(self, prefix: str) -> list[ExternalSecret]:
+        return [
+            ExternalSecret(name, EXTERNAL + name)
+            for name in self.external
+            if name.startswith(prefix)
+        ]
+
+    def get(self, key: VersionKey, locator: str) -> SecretValue:
+        if not locator.startswith(EXTERNAL):
+            return super().get(key, locator)
+        if key != VersionKey(adopted_secret_id(self.name, locator), 1):
+            raise ValueIntegrityError("not this key's locator")
+        return SecretValue(self.external[locator.removeprefix(EXTERNAL)])
 
 
 # -- rotation and events --------------------------------------------------------------------

@@ -146,8 +146,10 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
                     created_by=account.created_by,
                 )
             )
-        except IntegrityError:
-            raise Conflict(f"a service account named '{account.name}' exists already") from None
+        except IntegrityError:  # the name is taken in the same scope
+            raise Conflict(
+                f"scope {account.scope} has a service account named '{account.name}' already"
+            ) from None
 
     def get(self, account_id: UUID) -> ServiceAccount | None:
         row = self._connection.execute(

@@ -173,11 +173,13 @@ service_accounts = Table(
     "secret_service_accounts",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("name", String(128), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
     Column("scope_pk", Integer, ForeignKey("secret_scopes.pk"), nullable=False, index=True),
     Column("description", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(255), nullable=False),
+    # A name is unique in its scope only (migration 0008): see ServiceAccount.principal.
+    UniqueConstraint("scope_pk", "name"),
 )
 
 # API tokens: only the SHA-256 of each token is stored, never the token.

@@ -235,13 +235,14 @@ def test_service_account_tokens(app, api: ApiClient, world, engine) -> None:
     account = api.post(
         "/service-accounts", json={"name": "ci-deployer", "scope": {"type": "team", "id": "t-1"}}
     ).get_json()
-    grant(api, "service:ci-deployer", "reader", ("team", "t-1"))
+    assert account["principal"] == "service:ci-deployer@team:t-1"  # the team's own name
+    grant(api, account["principal"], "reader", ("team", "t-1"))
     issued = api.post(f"/service-accounts/{account['id']}/tokens", json={"description": "ci"})
     assert issued.status_code == 201
     token = issued.get_json()["token"]
     assert token.startswith("smt_") and len(token) >= 4 + 43
     ci = ApiClient(app.test_client(), token=token)
-    assert ci.get("/auth/whoami").get_json()["principal"] == "service:ci-deployer"
+    assert ci.get("/auth/whoami").get_json()["principal"] == account["principal"]
     assert ci.get(f"/secrets/{world['secret']['id']}/value").get_json()["value"] == VALUE
 
     listed = api.get(f"/service-accounts/{account['id']}/tokens").get_json()["items"]

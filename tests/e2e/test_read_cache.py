@@ -42,7 +42,7 @@ def setup(app: Flask, worker_b: Flask, api: ApiClient) -> dict[str, Any]:
     binding = api.post(
         "/role-bindings",
         json={
-            "principal": "service:reader",
+            "principal": account["principal"],  # service:reader@team:t-1
             "role": "reader",
             "scope": {"type": "team", "id": "t-1"},
         },

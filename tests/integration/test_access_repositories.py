@@ -348,12 +348,13 @@ def test_a_service_account_round_trips(engine, hierarchy):
         assert uow.service_accounts.get(uuid.uuid4()) is None
 
 
-def test_a_service_account_name_is_taken_once(engine, hierarchy):
+def test_a_service_account_name_is_taken_once_in_a_scope(engine, hierarchy):
     with SqlUnitOfWork(engine) as uow:
         uow.service_accounts.add(make_account("ci", hierarchy["t-1"].ref))
+        uow.service_accounts.add(make_account("ci", hierarchy["t-2"].ref))  # its own name
         uow.commit()
-    with SqlUnitOfWork(engine) as uow, pytest.raises(Conflict, match="'ci'"):
-        uow.service_accounts.add(make_account("ci", hierarchy["t-2"].ref))
+    with SqlUnitOfWork(engine) as uow, pytest.raises(Conflict, match=r"team/t-1 .*'ci'"):
+        uow.service_accounts.add(make_account("ci", hierarchy["t-1"].ref))
     with SqlUnitOfWork(engine) as uow, pytest.raises(NotFound):
         uow.service_accounts.add(make_account("other", ref("team", "t-404")))
 

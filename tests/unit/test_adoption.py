@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from core.access import Role
 from core.adoption import (
     AdoptionRequest,
     AdoptionService,
@@ -14,38 +15,20 @@ from core.adoption import (
     secret_name_for,
 )
 from core.backends import BackendRegistry
-from core.errors import NotFound, ValueIntegrityError
+from core.errors import NotFound
 from core.model import Secret
 from core.policy import SecretPolicy, ValueChecksum
-from ports.storage import BackendCapabilities, ExternalSecret
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
-from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend, make_audit_trail
+from ports.values import Principal, ScopeRef, ScopeType, VersionKey
+from tests.fakes import (
+    EXTERNAL,
+    AdoptableBackend,
+    FakeUnitOfWorkFactory,
+    FixedClock,
+    make_audit_trail,
+)
 
 ROOT = Principal(id="root", kind="root", is_root=True)
 ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")
-EXTERNAL = "external:"
-
-
-class AdoptableBackend(InMemoryBackend):
-    """The in-memory fake, plus values someone else put in the store (`external`)."""
-
-    def __init__(self) -> None:
-        super().__init__("store", BackendCapabilities(max_value_bytes=64))
-        self.external: dict[str, bytes] = {}
-
-    def list_external(self, prefix: str) -> list[ExternalSecret]:
-        return [
-            ExternalSecret(name, EXTERNAL + name)
-            for name in self.external
-            if name.startswith(prefix)
-        ]
-
-    def get(self, key: VersionKey, locator: str) -> SecretValue:
-        if not locator.startswith(EXTERNAL):
-            return super().get(key, locator)
-        if key != VersionKey(adopted_secret_id(self.name, locator), 1):
-            raise ValueIntegrityError("not this key's locator")
-        return SecretValue(self.external[locator.removeprefix(EXTERNAL)])
 
 
 @pytest.fixture
@@ -157,3 +140,27 @@ def test_adoption_needs_a_known_backend_and_an_admin_of_the_global_scope(
 )
 def test_secret_names_follow_the_external_name(external_name: str, prefix: str, name: str) -> None:
     assert secret_name_for(external_name, prefix) == name
+
+
+@pytest.mark.parametrize("carol_has_a_scope", [True, False])
+def test_nobody_but_its_user_adopts_into_a_personal_scope(
+    uow_factory: FakeUnitOfWorkFactory, backend: AdoptableBackend, carol_has_a_scope: bool
+) -> None:
+    """Values adopted into `user:carol` would win her resolutions: the root and global admins
+    may adopt, but a personal scope is written by its user alone."""
+    carols = ScopeRef(ScopeType.USER, "carol")
+    if carol_has_a_scope:
+        uow_factory.database.add_scope(carols, ScopeRef.global_scope())
+    uow_factory.database.grant("user:admin", Role.ADMIN)
+    uow_factory.database.grant("user:carol", Role.ADMIN)
+    adoption = service(uow_factory, backend)
+
+    for actor in (ROOT, Principal(id="user:admin", kind="user")):
+        for parent in (None, ScopeRef.global_scope()):
+            with pytest.raises(NotFound, match="no scope user/carol"):
+                adoption.adopt(actor, AdoptionRequest("store", "apps/", carols, parent))
+    assert uow_factory.database.all_versions() == []
+
+    carol = Principal(id="user:carol", kind="user")
+    adopted = adoption.adopt(carol, AdoptionRequest("store", "apps/", carols))
+    assert {r.status for r in adopted} == {AdoptionStatus.ADOPTED}

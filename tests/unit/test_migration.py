@@ -275,6 +275,23 @@ def test_one_migration_at_a_time(world: World) -> None:
         world.migrations.start(ALICE, request())
 
 
+def test_one_migration_at_a_time_whose_id_only_its_scopes_admins_learn(world: World) -> None:
+    populate(world, count=1, versions=1)
+    first = world.migrations.start(ALICE, request())
+    other = ScopeRef(ScopeType.ORGANIZATION, "other")
+    world.uows.database.add_scope(other, ScopeRef.global_scope())
+    world.uows.database.grant("user:bob", Role.ADMIN, other)
+    bob = Principal(id="user:bob", kind="user")
+
+    with pytest.raises(Conflict) as caught:  # another tenant: busy, but not with what
+        world.migrations.start(bob, MigrationRequest("old", "new", other))
+    assert str(first.id) not in caught.value.message and caught.value.details == {}
+    with pytest.raises(NotFound):  # no admin there: told nothing at all
+        world.migrations.start(STRANGER, MigrationRequest("old", "new", other))
+    with pytest.raises(NotFound):
+        world.migrations.get(bob, first.id)
+
+
 def test_a_job_held_by_a_live_runner_is_not_run_twice(world: World) -> None:
     populate(world, count=2, versions=1)
     job = world.migrations.start(ALICE, request())

@@ -369,7 +369,7 @@ def test_a_user_deletes_their_own_empty_personal_scope(scopes: ScopeService) -> 
 def test_a_secret_written_to_a_new_scope_creates_it_below_the_parent_named(
     secrets: SecretService, scopes: ScopeService, db: FakeUnitOfWorkFactory
 ) -> None:
-    db.database.grant(ALICE.id, Role.EDITOR, TEAM)
+    db.database.grant(ALICE.id, Role.ADMIN, TEAM)
     new_project = ref("project", "p-new")
 
     write(secrets, ALICE, new_project, parent=TEAM)
@@ -397,17 +397,55 @@ def test_a_new_scope_needs_a_valid_existing_parent(
 
 
 @pytest.mark.usefixtures("acme")
-def test_a_new_scope_needs_write_access_at_the_parent(
-    secrets: SecretService, db: FakeUnitOfWorkFactory
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.READER, Role.EDITOR])
+def test_a_new_scope_takes_an_admin_of_the_parent_whatever_the_path(
+    secrets: SecretService, scopes: ScopeService, db: FakeUnitOfWorkFactory, role: Role
 ) -> None:
-    db.database.grant(ALICE.id, Role.READER, TEAM)
+    """An editor writes secrets where it may, but claims no scope id: on first use as on
+    registration, creating a scope takes the admin role at its parent."""
+    db.database.grant(ALICE.id, role, TEAM)
+    db.database.grant(ALICE.id, Role.ADMIN, TEAM, name_pattern="*")  # narrowed: not the scope
 
-    with pytest.raises(Forbidden):
-        write(secrets, ALICE, ref("project", "p-new"), parent=TEAM)
-    with pytest.raises(NotFound):
+    for attempt in (
+        lambda: write(secrets, ALICE, ref("project", "p-new"), parent=TEAM),
+        lambda: scopes.register(ALICE, ref("project", "p-new"), TEAM),
+    ):
+        with pytest.raises(Forbidden, match="may not create scope project/p-new below team/t-1"):
+            attempt()
+    with pytest.raises(NotFound, match="no scope organization/acme"):  # it cannot see the org
         write(secrets, ALICE, ref("team", "t-new"), parent=ORGANIZATION)
     with db() as uow:
         assert uow.scopes.get(ref("project", "p-new")) is None
+        assert uow.scopes.get(ref("team", "t-new")) is None
+
+
+def test_an_id_taken_where_the_caller_cannot_see_is_answered_as_a_scope_it_may_not_create(
+    secrets: SecretService, scopes: ScopeService, db: FakeUnitOfWorkFactory
+) -> None:
+    """Tenant B may create below its organization; p-99 exists below tenant A's. Whatever
+    path B takes, the answer is the one it gets for a scope it may not create: no 409 that
+    confirms the id, no secret of B's in A's project."""
+    tenant_a, tenant_b = ref("organization", "tenant-a"), ref("organization", "tenant-b")
+    for tenant in (tenant_a, tenant_b):
+        scopes.register(ROOT, tenant, GLOBAL)
+    scopes.register(ROOT, ref("project", "p-99"), tenant_a)
+    db.database.grant(BOB.id, Role.ADMIN, tenant_b)
+    refused = "may not create scope project/p-99 below organization/tenant-b"
+
+    with pytest.raises(Forbidden, match=refused):
+        scopes.register(BOB, ref("project", "p-99"), tenant_b)
+    with pytest.raises(Forbidden, match=refused):
+        write(secrets, BOB, ref("project", "p-99"), parent=tenant_b)
+    with pytest.raises(NotFound, match="no scope project/p-99; name its parent"):
+        write(secrets, BOB, ref("project", "p-99"))  # as for an id that is free
+    with pytest.raises(NotFound, match="no scope project/p-free; name its parent"):
+        write(secrets, BOB, ref("project", "p-free"))
+    # whoever sees the scope is told the truth
+    with pytest.raises(Conflict, match="exists already"):
+        scopes.register(ROOT, ref("project", "p-99"), tenant_b)
+    with pytest.raises(Conflict, match="below another parent"):
+        write(secrets, ROOT, ref("project", "p-99"), parent=tenant_b)
+    assert secrets.list_secrets(ROOT, SecretFilter(), PageRequest()).total == 0
 
 
 def test_a_users_personal_scope_is_created_on_their_first_secret(

@@ -414,8 +414,9 @@ def test_a_create_that_loses_the_race_for_a_name_leaves_no_value_behind(
 
 
 def test_two_first_creates_in_a_new_scope_both_succeed(
-    service: SecretService, backend: InMemoryBackend
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
 ) -> None:
+    db.database.grant(BOB.id, Role.ADMIN, TEAM)  # creating a scope takes an admin of its parent
     interleave(
         backend,
         lambda: create(
@@ -1384,6 +1385,9 @@ def test_creating_needs_write_access_where_the_secret_goes(
     db.database.grant(CAROL.id, Role.EDITOR, TEAM)
 
     in_project = create(service, name="IN_PROJECT", actor=CAROL)
+    with pytest.raises(Forbidden):  # creating the project takes an admin of the team
+        create(service, name="NEW", scope=NEW_PROJECT, parent=TEAM, actor=CAROL)
+    db.database.grant(CAROL.id, Role.ADMIN, TEAM)
     in_new_project = create(service, name="NEW", scope=NEW_PROJECT, parent=TEAM, actor=CAROL)
     with pytest.raises(NotFound):  # she cannot even see the organization
         create(service, name="IN_ORG", scope=ORGANIZATION, actor=CAROL)

@@ -84,7 +84,7 @@ def test_an_admin_creates_a_service_account_in_their_scope(
     assert (account.created_by, account.created_at, account.principal) == (
         ALICE.id,
         NOW,
-        "service:deployer",
+        "service:deployer@project:p-42",
     )
     with db() as uow:
         project = uow.scopes.get(PROJECT)
@@ -124,11 +124,30 @@ def test_invalid_service_accounts_are_refused(
     assert caught.value.details == {"field": field}
 
 
-def test_a_service_account_name_is_unique_everywhere(
-    accounts: ServiceAccountService, account: ServiceAccount
+def test_a_service_account_name_is_unique_in_its_scope_and_its_scopes_own(
+    accounts: ServiceAccountService, account: ServiceAccount, db: FakeUnitOfWorkFactory
 ) -> None:
-    with pytest.raises(Conflict):
-        accounts.create(ROOT, "deployer", TEAM)
+    """Another scope's admin may name an account `deployer` too: no 409 tells it that p-42
+    has one, and the two are two principals, bound apart."""
+    with pytest.raises(Conflict, match="project/p-42 has a service account named 'deployer'"):
+        accounts.create(ALICE, "deployer", PROJECT)
+    db.database.grant(BOB.id, Role.ADMIN, TEAM)
+
+    teams = accounts.create(BOB, "deployer", TEAM)
+    ours = accounts.create(ROOT, "deployer", GLOBAL)
+
+    assert account.principal == "service:deployer@project:p-42"
+    assert teams.principal == "service:deployer@team:t-1"
+    assert ours.principal == "service:deployer"  # as ever, for the global scope's accounts
+    db.database.grant(account.principal, Role.READER, PROJECT)
+    with pytest.raises(Conflict, match="role bindings already name"):  # as before, per name
+        accounts.create(ALICE, "deployer", PROJECT)
+
+
+def test_a_principal_too_long_for_its_columns_is_refused(accounts: ServiceAccountService) -> None:
+    with pytest.raises(InvalidInput, match="shorter name") as caught:
+        accounts.create(ROOT, "n" * 128, ScopeRef(ScopeType.PROJECT, "p" * 128))
+    assert caught.value.details == {"field": "name"}
 
 
 def test_only_admins_of_its_scope_see_a_service_account(
@@ -204,7 +223,7 @@ def test_a_token_authenticates_as_its_service_account(
 
     principal = accounts.authenticate(plaintext)
 
-    assert principal == Principal("service:deployer", "service")
+    assert principal == Principal("service:deployer@project:p-42", "service")
     assert secrets.read_value(principal, secret.id).value.reveal() == b"k"
 
 
@@ -235,7 +254,7 @@ def test_every_failing_token_gets_the_same_answer(
             accounts.authenticate(token)
         assert caught.value.message == INVALID_CREDENTIALS, why
         assert caught.value.details == {}, why
-    assert accounts.authenticate(good).id == "service:deployer"
+    assert accounts.authenticate(good).id == "service:deployer@project:p-42"
 
 
 def test_a_token_works_until_it_expires(
@@ -330,11 +349,13 @@ def test_an_account_cannot_be_created_into_bindings_that_already_name_it(
     accounts: ServiceAccountService, db: FakeUnitOfWorkFactory
 ) -> None:
     # granted at the top ahead of time, e.g. by the root for a CI account to come
-    db.database.grant("service:ci", Role.ADMIN, GLOBAL)
-    db.database.grant("service:old", Role.READER, GLOBAL, expires_at=NOW - timedelta(days=1))
+    db.database.grant("service:ci@project:p-42", Role.ADMIN, GLOBAL)
+    db.database.grant(
+        "service:old@project:p-42", Role.READER, GLOBAL, expires_at=NOW - timedelta(days=1)
+    )
 
     for name in ("ci", "old"):  # Alice administers only p-42: she must not inherit them
-        with pytest.raises(Conflict, match=f"service:{name}"):
+        with pytest.raises(Conflict, match=f"service:{name}@project:p-42"):
             accounts.create(ALICE, name, PROJECT)
     assert accounts.list_accounts(ALICE, PROJECT, PageRequest()).total == 0
 

@@ -386,6 +386,7 @@ def test_a_new_scope_below_its_parent_is_created_with_the_import(
         transfer,
         records({"name": "A", "value": "a"}),
         scope=NEW_PROJECT,
+        ALICE,  # creating a scope takes an admin of its parent
         parent=ORGANIZATION,
         environment="staging",
     )
@@ -632,6 +633,7 @@ def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
         transfer,
         io.BytesIO(exported.content),
         scope=NEW_PROJECT,
+        ALICE,
         parent=ORGANIZATION,
         format=None,
         passphrase=PASSPHRASE,
