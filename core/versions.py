@@ -1,7 +1,8 @@
 """Use cases on one version of a secret: disable, enable, destroy.
 
 Each is a write to the secret: it takes `If-Match` (the secret's revision) and moves the
-revision on. The current and the pending version cannot be disabled or destroyed (write a new
+revision on. Disabling and enabling take an editor; destroying, which cannot be undone, an admin
+(as a purge does). The current and the pending version cannot be disabled or destroyed (write a new
 value, roll back or finish the rotation first). Destroying removes the value from its backend
 for good and keeps the row, so numbers stay gapless; the backend goes first, so a destroy that
 fails half-way is finished by destroying again.
@@ -29,6 +30,12 @@ ACTIONS = {
     VersionState.DISABLED: "secret.version.disable",
     VersionState.ENABLED: "secret.version.enable",
     VersionState.DESTROYED: "secret.version.destroy",
+}
+# Destroying a value is for good, like a purge: an admin's; disabling or enabling, an editor's.
+REQUIRED = {
+    VersionState.DISABLED: Action.WRITE,
+    VersionState.ENABLED: Action.WRITE,
+    VersionState.DESTROYED: Action.ADMIN,
 }
 
 
@@ -121,9 +128,8 @@ class VersionService:
             actor, ACTIONS[VersionState.DESTROYED], f"secret:{secret_id}", version=number
         ) as attempt:
             with self._uow_factory() as uow:
-                secret = load_secret(
-                    uow, actor, Action.WRITE, secret_id, attempt, self._clock.now()
-                )
+                required = REQUIRED[VersionState.DESTROYED]
+                secret = load_secret(uow, actor, required, secret_id, attempt, self._clock.now())
                 record = load_version(uow, secret_id, number)
             check_revision(secret, expected_revision)
             self._check_changeable(secret, record, VersionState.DESTROYED)
@@ -159,7 +165,7 @@ class VersionService:
         for _ in range(MAX_WRITE_ATTEMPTS):
             now = self._clock.now()
             with self._uow_factory() as uow:
-                secret = load_secret(uow, actor, Action.WRITE, secret_id, attempt, now)
+                secret = load_secret(uow, actor, REQUIRED[state], secret_id, attempt, now)
                 check_revision(secret, expected_revision)
                 record = load_version(uow, secret_id, number)
                 self._check_changeable(secret, record, state)

@@ -380,3 +380,23 @@ def test_another_tenant_learns_no_migration_id(
     # its owner is told which one
     mine = tenants["alice"].post("/migrations", json={**body, "selector": {"scope": TENANT_A}})
     assert mine.status_code == 409 and job_id in mine.get_data(as_text=True)
+
+
+# -- lows ------------------------------------------------------------------------------------
+
+
+def test_an_editor_destroys_no_version_for_good(app: Flask, api: ApiClient) -> None:
+    """Destroying a version cannot be undone, like a purge: it takes an admin, not an editor."""
+    secret = api.create(name="DB_PASSWORD", scope={"type": "project", "id": "p-42"}, value=VALUE)
+    api.post(f"/secrets/{secret['id']}/versions", json={"value": "second"})
+    api.post(
+        "/role-bindings",
+        json={"principal": "user:eve", "role": "editor", "scope": {"type": "global"}},
+    )
+    eve = as_user(app, "eve")
+
+    refused = eve.post(f"/secrets/{secret['id']}/versions/1/destroy")
+    assert refused.status_code == 403, refused.get_json()
+    assert api.get(f"/secrets/{secret['id']}/value?version=1").get_json()["value"] == VALUE
+    assert eve.post(f"/secrets/{secret['id']}/versions/1/disable").status_code == 200
+    assert api.post(f"/secrets/{secret['id']}/versions/1/destroy").status_code == 200

@@ -167,6 +167,19 @@ def test_destroy_removes_the_value_for_good_and_keeps_the_row(life: Lifecycle) -
     assert_no_orphans(life)
 
 
+def test_destroying_a_version_takes_an_admin_as_a_purge_does(life: Lifecycle) -> None:
+    secret = life.create()
+    write(life, secret.id, SECOND)
+
+    with pytest.raises(Forbidden):  # an editor disables, but destroys nothing for good
+        life.versions.destroy(BOB, secret.id, 1)
+    assert life.read(secret.id, 1) == FIRST
+    assert life.backend.destroyed == []
+    life.versions.disable(BOB, secret.id, 1)
+    life.versions.destroy(ALICE, secret.id, 1)
+    assert life.states(secret.id)[0][:2] == (1, "destroyed")
+
+
 def test_a_destroy_with_the_backend_down_changes_nothing_and_can_be_redone(
     life: Lifecycle,
 ) -> None:
