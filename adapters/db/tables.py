@@ -337,3 +337,16 @@ job_items = Table(
     Column("error", String(512), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# One row per running worker (`ports.workers`): its heartbeat and what it is doing. A worker that
+# stops removes its row; one whose heartbeat grows old died.
+workers = Table(
+    "secret_workers",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_heartbeat_at", UTCDateTime, nullable=False),
+    Column("current_job", String(255), nullable=True),
+)
