@@ -59,6 +59,9 @@ from ports.types import TypeCheck
 from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 MIN_PASSPHRASE = 12
+# Values one import may hold, older versions included: what a file makes the service check,
+# hold in memory and report is bounded, not only its size in bytes.
+MAX_IMPORT_VALUES = 20_000
 LIST_PAGE = 500
 # Values put to a backend per `put_many`: one round trip each for the local backend.
 PUT_BATCH = 1000
@@ -319,10 +322,18 @@ class TransferService:
         planned: list[_Planned] = []
         errors: list[EntryError] = []
         first_line: dict[str, int] = {}
+        values = 0
         with self._uow_factory() as uow:
             existing = self._existing(uow, actor, request)
             currents = uow.secrets.current_versions([secret.id for secret in existing.values()])
             for entry in secret_format.parse(content):
+                values += 1 + (len(entry.history) if isinstance(entry, ImportEntry) else 0)
+                if values > MAX_IMPORT_VALUES:
+                    raise InvalidInput(
+                        f"the file holds more than {MAX_IMPORT_VALUES} entries and versions: "
+                        "import it in parts",
+                        details={"field": "file"},
+                    )
                 if isinstance(entry, EntryError):
                     errors.append(entry)
                     continue
@@ -670,8 +681,8 @@ class TransferService:
         secret: Secret,
         records: list[SecretVersion],
     ) -> list[ExportedVersion]:
-        """The versions to export, with their values when values are asked for and may be
-        served (and, for a text format, are text)."""
+        """The versions to export, with their values when values are asked for, may be served
+        and fit the format (text in a text format, what a `.env` file can hold…)."""
         if not request.include_values:
             return [ExportedVersion(record) for record in records]
         exported = []
@@ -681,11 +692,12 @@ class TransferService:
             except (Expired, NotYetValid, VersionUnavailable) as error:
                 exported.append(ExportedVersion(record, unavailable=error.code))
                 continue
-            if secret_format.binary_values or _is_text(value):
-                exported.append(ExportedVersion(record, value=value))
-            else:
-                unavailable = f"binary; the {secret_format.name} format holds text"
-                exported.append(ExportedVersion(record, unavailable=unavailable))
+            unavailable = secret_format.cannot_hold(secret.name, value)
+            exported.append(
+                ExportedVersion(
+                    record, value=None if unavailable else value, unavailable=unavailable
+                )
+            )
         return exported
 
 
@@ -739,14 +751,6 @@ def _styled(tags: dict[str, str], secret_format: SecretFormat, style: str | None
     if style:
         tags[secret_format.style_tag] = style
     return tags
-
-
-def _is_text(value: SecretValue) -> bool:
-    try:
-        value.reveal().decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _export_entry(

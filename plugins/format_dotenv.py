@@ -1,143 +1,153 @@
-"""The `.env` format: read with python-dotenv's parser, written so that it reads back the same.
+"""The `.env` format: read as python-dotenv reads it, written so that sh, bash and python-dotenv
+all read back exactly the values, and sourcing the file runs nothing.
 
-Reading follows python-dotenv (`dotenv.parser.parse_stream`): comments, blank lines, `export`
-prefixes, unquoted, single- and double-quoted values with their escapes, multi-line quoted
-values, CRLF line endings. Variables are not expanded: `${HOME}` is imported as those characters.
+Reading follows python-dotenv's grammar (its parser, 1.2.4, is the oracle of the tests):
+comments, blank lines, `export` prefixes, unquoted, single- and double-quoted values with their
+escapes, multi-line quoted values, CRLF line endings. Variables are not expanded: `${HOME}` is
+imported as those characters. It is read in time linear in the file: python-dotenv's own parser
+takes time quadratic in a run of blanks inside an unquoted value (256 KiB of them: 103 s).
 
-Writing puts one `NAME=value` line per secret, in name order. A value is written bare when it
-is made of plain characters (letters, digits, `_@%+,./:=^~-`), in single quotes when it holds a
-`$` (which no dotenv reader or shell expands there), else in double quotes, escaping `\\` and
-`"` (line breaks are written as they are). An imported entry that was written another way —
-other quotes, an `export ` prefix, a CRLF line end — keeps how in its `dotenv.style` tag, and is
-exported the same way again; so a file of `NAME=value` lines with no comments or blank lines,
-in name order, round-trips byte for byte. Comments and blank lines are not kept.
+Writing puts one `NAME=value` line per secret, in name order, ending in LF, in the first form
+that every reader takes the same way: bare for plain characters (letters, digits,
+`_@%+,./:=^-`); in single quotes for a value without `'` or an escaping `\\`; in double quotes,
+escaping `\\` and `"`, for one without `$` or a backtick. A value no form holds (`'` together
+with `$`), a NUL, or a name that is not a shell variable is left out of the file, and the export
+says why. An imported entry written another way that is just as safe (double rather than single
+quotes, an `export ` prefix) keeps how in its `dotenv.style` tag and is written the same way
+again; a tag never makes a value be written in a form that cannot hold it.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from dotenv.parser import Binding, parse_stream
-
 from plugins.hookspecs import hookimpl
 from ports.formats import EntryError, ExportDocument, ImportEntry, SecretFormat
 from ports.values import SecretValue
 
 STYLE_TAG = "dotenv.style"
-PLAIN = re.compile(r"[A-Za-z0-9_@%+,./:=^~-]*")
-NEWLINE = re.compile(r"\r\n|\n|\r")
-EXPORT_PREFIX = re.compile(r"export[^\S\r\n]+")
 QUOTES = ("bare", "single", "double")
+SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BARE = re.compile(r"[A-Za-z0-9_@%+,./:=^-]*")  # nothing a shell expands, splits or globs
+SINGLE_QUOTE_ESCAPE = re.compile(r"\\(?:\\|\Z)")  # python-dotenv reads `\\` and `\'` as escapes
+
+# python-dotenv's grammar (dotenv/parser.py), with possessive repeats: a quoted value is read
+# once, whatever follows it. Whitespace is Unicode's (NBSP and U+3000 included), as there.
+NEWLINE = re.compile(r"\r\n|\n|\r")
+GAP = re.compile(r"(?:\s|#[^\r\n]*+)*+")  # blank lines, indentation and comment lines
+EXPORT = re.compile(r"(?:export[^\S\r\n]+)?")
+SINGLE_QUOTED_KEY = re.compile(r"'([^']++)'")
+UNQUOTED_KEY = re.compile(r"([^=#\s]++)")
+BLANKS = re.compile(r"[^\S\r\n]*+")
+EQUAL_SIGN = re.compile(r"=[^\S\r\n]*+")
+SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\])*+)'", re.DOTALL)
+DOUBLE_QUOTED = re.compile(r'"((?:\\.|[^"\\])*+)"', re.DOTALL)
+UNQUOTED = re.compile(r"[^\r\n]*+")
+INLINE_COMMENT = re.compile(r"\s#")
+COMMENT = re.compile(r"(?:[^\S\r\n]*+#[^\r\n]*+)?")
+END_OF_LINE = re.compile(r"[^\S\r\n]*+(?:\r\n|\n|\r|$)")
+REST_OF_LINE = re.compile(r"[^\r\n]*+(?:\r|\n|\r\n)?")
+SINGLE_ESCAPES = re.compile(r"\\[\\']")
+DOUBLE_ESCAPES = re.compile(r"\\[\\'\"abfnrtv]")
 
 
 @dataclass(frozen=True)
 class Style:
-    """How one entry is written: its quotes, an `export ` prefix, its line end."""
+    """How one entry is written: its quotes and an `export ` prefix."""
 
     quote: str
     export: bool = False
-    crlf: bool = False
 
     @classmethod
     def of_tag(cls, tag: str | None, value: str) -> Style:
-        """The style a tag records, with quotes that can hold `value` (else the usual ones)."""
+        """The style a tag records, with quotes that hold `value` (else the usual ones)."""
         tokens = set((tag or "").split(","))
-        quote = next((q for q in QUOTES if q in tokens), None)
-        if quote is None or (quote == "bare" and not can_be_bare(value)):
-            quote = usual_quote(value)
-        return cls(quote, "export" in tokens, "crlf" in tokens)
+        quote = next((q for q in QUOTES if q in tokens and holds(q, value)), None)
+        return cls(quote or usual_quote(value) or "double", "export" in tokens)
 
     def tag(self, value: str) -> str | None:
         """What the tag records: only what differs from how `value` is usually written."""
         tokens = [
-            *(["crlf"] if self.crlf else []),
             *(["export"] if self.export else []),
-            *([self.quote] if self.quote != usual_quote(value) else []),
+            *(
+                [self.quote]
+                if self.quote != usual_quote(value) and holds(self.quote, value)
+                else []
+            ),
         ]
         return ",".join(tokens) or None
 
 
-def usual_quote(value: str) -> str:
-    if PLAIN.fullmatch(value):
-        return "bare"
-    if "$" in value and "'" not in value and "\\" not in value:
-        return "single"
-    return "double"
+def holds(quote: str, value: str) -> bool:
+    """Whether `NAME=<value in quote>` reads as `value` in sh, bash and python-dotenv alike."""
+    if quote == "bare":
+        return BARE.fullmatch(value) is not None
+    if quote == "single":  # sh reads no escape there, python-dotenv reads two
+        return "'" not in value and SINGLE_QUOTE_ESCAPE.search(value) is None
+    return "$" not in value and "`" not in value  # sh expands them in double quotes
 
 
-def can_be_bare(value: str) -> bool:
-    """Whether python-dotenv reads `NAME=<value>` back as `value`: one line, no leading quote
-    or space, no trailing space, no ` #` (that starts a comment)."""
-    return value == "" or (
-        not re.search(r"[\r\n]", value)
-        and value[0] not in "'\" \t"
-        and value == value.rstrip()
-        and not re.search(r"\s#", value)
-    )
+def usual_quote(value: str) -> str | None:
+    """The first quotes that hold `value`; None when none does."""
+    return next((quote for quote in QUOTES if holds(quote, value)), None)
 
 
 def quoted(value: str, quote: str) -> str:
     if quote == "bare":
         return value
     if quote == "single":
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return f"'{value}'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def line_of(name: str, value: str, style: Style) -> str:
     prefix = "export " if style.export else ""
-    end = "\r\n" if style.crlf else "\n"
-    return f"{prefix}{name}={quoted(value, style.quote)}{end}"
+    return f"{prefix}{name}={quoted(value, style.quote)}\n"
 
 
 class DotenvFormat(SecretFormat):
     name = "dotenv"
-    description = "a .env file: NAME=value lines, as python-dotenv reads them"
+    description = "a .env file: NAME=value lines, as python-dotenv reads them and sh sources them"
     media_type = "text/plain; charset=utf-8"
     extensions = (".env",)
     style_tag = STYLE_TAG
 
     def parse(self, stream: BinaryIO) -> Iterator[ImportEntry | EntryError]:
-        # Decoded as it is read, not copied whole; newline="" keeps CRLF as it is.
-        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")  # CRLF stays as it is
         try:
-            yield from (entry for entry in map(self._entry, parse_stream(text)) if entry)
+            content = text.read()
         except UnicodeDecodeError:
             yield EntryError(1, "the file is not UTF-8 text")
+            return
         finally:
             text.detach()  # the caller's stream stays open
+        yield from _Reader(content.removeprefix("\ufeff")).entries()
 
-    def _entry(self, binding: Binding) -> ImportEntry | EntryError | None:
-        original = binding.original.string
-        leading = original[: len(original) - len(original.lstrip())]
-        line = binding.original.line + len(NEWLINE.findall(leading))
-        if binding.error:
-            return EntryError(line, "cannot be read as NAME=value")
-        if binding.key is None:
-            return None  # a blank line or a comment
-        if binding.value is None:
-            return EntryError(line, "has a name but no '=' and value", name=binding.key)
-        statement = original.lstrip()
-        written = Style(
-            quote=_quote_written(statement),
-            export=EXPORT_PREFIX.match(statement) is not None,
-            crlf=statement.endswith("\r\n"),
-        )
-        return ImportEntry(
-            line=line,
-            name=binding.key,
-            value=SecretValue.from_text(binding.value),
-            style=written.tag(binding.value),
-        )
+    def cannot_hold(self, name: str, value: SecretValue) -> str | None:
+        binary = super().cannot_hold(name, value)
+        if binary:
+            return binary
+        text = value.reveal().decode("utf-8")
+        if not SHELL_NAME.fullmatch(name):
+            return "the name is not a shell variable name"
+        if "\0" in text:
+            return "holds a NUL character, which no shell variable can"
+        if usual_quote(text) is None:
+            return (
+                "holds ' (or a trailing or doubled \\) and $ or a backtick: no quotes read it "
+                "the same in sh and python-dotenv"
+            )
+        return None
 
     def render(self, document: ExportDocument) -> bytes:
         lines = []
         for entry in document.entries:
-            if entry.value is None:
+            if entry.value is None or self.cannot_hold(entry.secret.name, entry.value):
                 continue
             value = entry.value.reveal().decode("utf-8")
             style = Style.of_tag(entry.secret.tags.get(STYLE_TAG), value)
@@ -145,11 +155,90 @@ class DotenvFormat(SecretFormat):
         return "".join(lines).encode("utf-8")
 
 
-def _quote_written(statement: str) -> str:
-    """The quotes a statement's value is written in (after `=` and any spaces)."""
-    _, _, rest = statement.partition("=")
-    first = rest.lstrip(" \t")[:1]
-    return {"'": "single", '"': "double"}.get(first, "bare")
+class _Unreadable(Exception):
+    """A statement that does not follow the grammar."""
+
+
+class _Reader:
+    """python-dotenv's reading, statement by statement: the same regular expressions in the
+    same order, a failed one skipping the rest of its line, and lines counted as it counts
+    them (each piece read counts its own line breaks)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.position = 0
+        self.line = 1
+
+    def entries(self) -> Iterator[ImportEntry | EntryError]:
+        while True:
+            self._read(GAP)
+            if self.position == len(self.text):
+                return
+            line = self.line
+            try:
+                entry = self._statement(line)
+            except _Unreadable:
+                self._read(REST_OF_LINE)
+                yield EntryError(line, "cannot be read as NAME=value")
+                continue
+            if entry is not None:
+                yield entry
+
+    def _statement(self, line: int) -> ImportEntry | EntryError | None:
+        export = bool(self._read(EXPORT))
+        if self._peek() == "#":
+            key = None  # `export # …`: a comment
+        else:
+            key = self._group(SINGLE_QUOTED_KEY if self._peek() == "'" else UNQUOTED_KEY)
+        self._read(BLANKS)
+        value, quote = None, "bare"
+        if self._peek() == "=":
+            equal_sign = self._read(EQUAL_SIGN)
+            if len(equal_sign) > 1 and self._peek() == "#":
+                value = ""  # `KEY= # comment`
+            else:
+                value, quote = self._value()
+        self._read(COMMENT)
+        self._read(END_OF_LINE)
+        if key is None:
+            return None
+        if value is None:
+            return EntryError(line, "has a name but no '=' and value", name=key)
+        style = Style(quote, export).tag(value)
+        return ImportEntry(line=line, name=key, value=SecretValue.from_text(value), style=style)
+
+    def _value(self) -> tuple[str, str]:
+        char = self._peek()
+        if char == "'":
+            return SINGLE_ESCAPES.sub(_unescape, self._group(SINGLE_QUOTED)), "single"
+        if char == '"':
+            return DOUBLE_ESCAPES.sub(_unescape, self._group(DOUBLE_QUOTED)), "double"
+        if char in ("", "\n", "\r"):
+            return "", "bare"
+        part = self._read(UNQUOTED)
+        comment = INLINE_COMMENT.search(part)  # python-dotenv: re.sub(r"\s+#.*", "", part)
+        return (part[: comment.start()] if comment else part).rstrip(), "bare"
+
+    def _peek(self) -> str:
+        return self.text[self.position : self.position + 1]
+
+    def _read(self, pattern: re.Pattern[str]) -> str:
+        return self._match(pattern).group(0)
+
+    def _group(self, pattern: re.Pattern[str]) -> str:
+        return self._match(pattern).group(1)
+
+    def _match(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        match = pattern.match(self.text, self.position)
+        if match is None:
+            raise _Unreadable
+        self.line += len(NEWLINE.findall(self.text, self.position, match.end()))
+        self.position = match.end()
+        return match
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return str(codecs.decode(match.group(0), "unicode-escape"))  # as python-dotenv does
 
 
 @hookimpl

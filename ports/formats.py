@@ -99,6 +99,17 @@ class SecretFormat(abc.ABC):
     binary_values: bool = False
     style_tag: str | None = None
 
+    def cannot_hold(self, name: str, value: SecretValue) -> str | None:
+        """Why this format cannot write `value` under `name` (an export then leaves it out and
+        says why), or None. By default: a value that is not UTF-8 text, in a text format."""
+        if self.binary_values:
+            return None
+        try:
+            value.reveal().decode("utf-8")
+        except UnicodeDecodeError:
+            return f"binary; the {self.name} format holds text"
+        return None
+
     @abc.abstractmethod
     def parse(self, stream: BinaryIO) -> Iterator[ImportEntry | EntryError]:
         """Entries in file order, with the line each starts on; errors in their place."""

@@ -290,7 +290,7 @@ def test_typed_secrets_are_checked_and_reveal_only_what_is_not_secret(api: ApiCl
         "field": "type"
     }
     types = {t["name"]: t for t in api.get("/secret-types").get_json()["items"]}
-    assert types["connection_string"]["sensitive_fields"] == ["password"]
+    assert types["connection_string"]["sensitive_fields"] == ["options", "password"]
     formats = {f["name"] for f in api.get("/formats").get_json()["items"]}
     assert formats == {"dotenv", "json", "json-flat"}
 

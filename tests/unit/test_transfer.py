@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core import transfer as transfer_module
 from core.access import Role
 from core.backends import BackendRegistry
 from core.errors import (
@@ -385,8 +386,8 @@ def test_a_new_scope_below_its_parent_is_created_with_the_import(
     run_import(
         transfer,
         records({"name": "A", "value": "a"}),
-        scope=NEW_PROJECT,
         ALICE,  # creating a scope takes an admin of its parent
+        scope=NEW_PROJECT,
         parent=ORGANIZATION,
         environment="staging",
     )
@@ -632,8 +633,8 @@ def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
     run_import(
         transfer,
         io.BytesIO(exported.content),
-        scope=NEW_PROJECT,
         ALICE,
+        scope=NEW_PROJECT,
         parent=ORGANIZATION,
         format=None,
         passphrase=PASSPHRASE,
@@ -674,10 +675,46 @@ def test_an_unknown_or_invisible_scope_is_not_found(
 def test_a_dotenv_file_round_trips_through_import_and_export(
     transfer: TransferService, db: FakeUnitOfWorkFactory
 ) -> None:
-    content = b"A=plain\nB=\"two words\"\nexport C='${NOT_EXPANDED}'\r\nD=\n"
+    content = b"A=plain\nB=\"two words\"\nexport C='${NOT_EXPANDED}'\nD=\n"
 
     run_import(transfer, io.BytesIO(content), format="dotenv")
     exported = export(transfer, format="dotenv", include_values=True)
 
     assert exported.content == content
     assert sorted(names_in(db)) == ["A", "B", "C", "D"]
+
+
+def test_a_value_no_dotenv_line_holds_safely_is_left_out_unread_saying_why(
+    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
+    seed(secrets, A_OK="x", B_BOTH="it's $(touch pwned)")
+    secrets.create_secret(ALICE, NewSecret(PROJECT, "c-dashed"), SecretValue(b"y"))
+
+    with recorded(db) as events:
+        exported = export(transfer, format="dotenv", include_values=True)
+
+    assert exported.content == b"A_OK=x\n" and exported.values == 1
+    assert dict(exported.omitted) == {
+        "B_BOTH": "holds ' (or a trailing or doubled \\) and $ or a backtick: no quotes read "
+        "it the same in sh and python-dotenv",
+        "c-dashed": "the name is not a shell variable name",
+    }
+    assert [e.action for e in events] == ["secret.export", "secret.read_value"]
+
+
+def test_an_import_holds_a_bounded_number_of_values_history_included(
+    transfer: TransferService, db: FakeUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transfer_module, "MAX_IMPORT_VALUES", 4)
+    four = [{"name": f"K{i}", "value": "v"} for i in range(4)]
+
+    assert run_import(transfer, records(*four), dry_run=True).counts["create"] == 4
+    for content in (
+        records(*four, {"name": "K4", "value": "v"}),
+        records({"name": "K", "value": "v", "history": ["1", "2", "3", "4"]}),
+        records(*four, "not a record"),
+    ):
+        with pytest.raises(InvalidInput, match="more than 4 entries and versions") as refused:
+            run_import(transfer, content)
+        assert refused.value.details == {"field": "file"}
+    assert names_in(db) == set()
