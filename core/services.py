@@ -561,50 +561,72 @@ class SecretService:
         attempt: Attempt,
         validity: Validity | None = None,
     ) -> Secret:
+        """The next version, in a transaction that holds the secret's row lock: concurrent
+        writers queue there, so without `If-Match` each gets its own number (gapless, nothing
+        lost). A value sealed into the service's own database is sealed under the lock, at the
+        number found there; one put to an external store is put before the transaction (none
+        is held open while a backend is called), and put again if another writer took its
+        number meanwhile."""
+        validity = validity or Validity()
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory(read_only=True) as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
             self._check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)
             self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
-            typed = retyped_metadata(secret, self._types.check(secret.type, value))
-            now = self._clock.now()
-            number = secret.latest_version + 1
-            validity = validity or Validity()
-            record = replace(
-                self._store(backend, secret, number, value, actor, now),
-                expires_at=validity.expires_at,
-                not_before=validity.not_before,
-            )
-            updated = replace(
-                secret,
-                current_version=number,
-                latest_version=number,
-                previous_version=secret.current_version,
-                revision=secret.revision + 1,
-                updated_at=now,
-                updated_by=actor.id,
-                **typed,
-            )
+            check = self._types.check(secret.type, value)
+            record = None
+            if not backend.capabilities.stored_with_metadata:
+                record = self._version(backend, secret, value, actor, validity)
             try:
                 with self._uow_factory() as uow:
+                    secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
+                    self._check_revision(secret, expected_revision)
+                    record = record or self._version(backend, secret, value, actor, validity)
+                    if record.version != secret.latest_version + 1:
+                        raise PreconditionFailed("another writer took the version number")
+                    updated = replace(
+                        secret,
+                        current_version=record.version,
+                        latest_version=record.version,
+                        previous_version=secret.current_version,
+                        revision=secret.revision + 1,
+                        updated_at=record.created_at,
+                        updated_by=actor.id,
+                        **retyped_metadata(secret, check),
+                    )
                     uow.secrets.update(updated, expected_revision=secret.revision)
                     uow.secrets.add_version(record)
                     attempt.succeed(
                         uow,
-                        version=number,
+                        version=record.version,
                         details={**attempt.event.details, "value_hmac": record.checksum},
                     )
                     uow.commit()
                 return updated
             except PreconditionFailed:
-                self._discard(backend, record)
+                if record is not None:
+                    self._discard(backend, record)
                 if expected_revision is not None:
                     raise
             except BaseException:
-                self._discard(backend, record)
+                if record is not None:
+                    self._discard(backend, record)
                 raise
         raise Conflict("the secret is being written by too many writers at once; try again")
+
+    def _version(
+        self,
+        backend: StorageBackend,
+        secret: Secret,
+        value: SecretValue,
+        actor: Principal,
+        validity: Validity,
+    ) -> SecretVersion:
+        """The secret's next version, its value stored (or sealed, to store with the row)."""
+        number = secret.latest_version + 1
+        record = self._store(backend, secret, number, value, actor, self._clock.now())
+        return replace(record, expires_at=validity.expires_at, not_before=validity.not_before)
 
     def update_metadata(
         self,
@@ -623,7 +645,7 @@ class SecretService:
             self._audit.attempt(actor, "secret.update", f"secret:{secret_id}") as attempt,
             self._uow_factory() as uow,
         ):
-            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
+            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
             self._check_revision(secret, expected_revision)
             fields = {
                 name: getattr(changes, name)
@@ -666,7 +688,7 @@ class SecretService:
             self._audit.attempt(actor, "secret.delete", f"secret:{secret_id}") as attempt,
             self._uow_factory() as uow,
         ):
-            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
+            secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
             self._check_revision(secret, expected_revision)
             now = self._clock.now()
             deleted = replace(
@@ -778,9 +800,11 @@ class SecretService:
         attempt: Attempt,
         *,
         include_deleted: bool = False,
+        lock: bool = False,
     ) -> Secret:
-        """The secret, if the caller may do `action` to it; `NotFound` if it may not see it."""
-        secret = uow.secrets.get(secret_id)
+        """The secret, if the caller may do `action` to it; `NotFound` if it may not see it.
+        With `lock`, its row is locked for the rest of the (writing) unit of work."""
+        secret = uow.secrets.lock(secret_id) if lock else uow.secrets.get(secret_id)
         if secret is None or (secret.is_deleted and not include_deleted):
             raise NotFound(f"no secret {secret_id}")
         attempt.learn(**audit_place(secret))
@@ -790,7 +814,7 @@ class SecretService:
     def _load_deleted(
         self, uow: UnitOfWork, actor: Principal, action: Action, secret_id: UUID, attempt: Attempt
     ) -> Secret:
-        secret = self._load(uow, actor, action, secret_id, attempt, include_deleted=True)
+        secret = self._load(uow, actor, action, secret_id, attempt, include_deleted=True, lock=True)
         if not secret.is_deleted:
             raise Conflict(
                 f"secret {secret_id} is not deleted; delete it first",

@@ -46,9 +46,12 @@ def load_secret(
     secret_id: UUID,
     attempt: Attempt,
     now: datetime,
+    *,
+    lock: bool = False,
 ) -> Secret:
-    """The live secret, if the caller may do `action` to it; `NotFound` if it may not see it."""
-    secret = uow.secrets.get(secret_id)
+    """The live secret, if the caller may do `action` to it; `NotFound` if it may not see it.
+    With `lock`, its row is locked for the rest of the (writing) unit of work."""
+    secret = uow.secrets.lock(secret_id) if lock else uow.secrets.get(secret_id)
     if secret is None or secret.is_deleted:
         raise NotFound(f"no secret {secret_id}")
     attempt.learn(**audit_place(secret))
@@ -160,12 +163,15 @@ class VersionService:
         attempt: Attempt,
         expected_revision: int | None = None,
     ) -> tuple[Secret, SecretVersion]:
-        """Save the version's new state and move the secret's revision on, retrying when
-        another writer moved it first (unless the caller asked for a check-and-set)."""
+        """Save the version's new state and move the secret's revision on, under the secret's
+        row lock (other writers wait for it); should the revision move all the same (a store
+        without row locks), again, unless the caller asked for a check-and-set."""
         for _ in range(MAX_WRITE_ATTEMPTS):
             now = self._clock.now()
             with self._uow_factory() as uow:
-                secret = load_secret(uow, actor, REQUIRED[state], secret_id, attempt, now)
+                secret = load_secret(
+                    uow, actor, REQUIRED[state], secret_id, attempt, now, lock=True
+                )
                 check_revision(secret, expected_revision)
                 record = load_version(uow, secret_id, number)
                 self._check_changeable(secret, record, state)

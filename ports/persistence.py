@@ -83,6 +83,12 @@ class SecretRepository(abc.ABC):
     def get(self, secret_id: UUID) -> Secret | None:
         """A secret by id, deleted or not."""
 
+    def lock(self, secret_id: UUID) -> Secret | None:
+        """`get`, with the secret's row locked until this unit of work ends: its other writers
+        wait for it, so a write without `If-Match` never finds the revision moved under it. A
+        store whose transactions never overlap need not override this."""
+        return self.get(secret_id)
+
     @abc.abstractmethod
     def get_by_name(self, scope: ScopeRef, environment: str | None, name: str) -> Secret | None:
         """A secret by its path, deleted or not."""

@@ -278,6 +278,19 @@ class SqlSecretRepository(SecretRepository):
         row = self._connection.execute(SELECT_SECRET.where(secrets.c.id == secret_id)).first()
         return None if row is None else _secret_from_row(row)
 
+    def lock(self, secret_id: UUID) -> Secret | None:
+        if self._connection.dialect.name == "sqlite":
+            # SQLite locks the database, not rows: a first write takes its one write lock (and
+            # begins the transaction there, so what is read next is the latest).
+            self._connection.execute(
+                update(secrets).where(secrets.c.id == secret_id).values(revision=secrets.c.revision)
+            )
+            return self.get(secret_id)
+        row = self._connection.execute(
+            SELECT_SECRET.where(secrets.c.id == secret_id).with_for_update(of=secrets)
+        ).first()
+        return None if row is None else _secret_from_row(row)
+
     def get_by_name(self, scope: ScopeRef, environment: str | None, name: str) -> Secret | None:
         row = self._connection.execute(
             SELECT_SECRET.where(

@@ -1,5 +1,6 @@
-"""Concurrency on PostgreSQL, through the real container (local encrypted backend, audit chain):
-check-and-set writers never lose an update, and workers never run a job twice."""
+"""Concurrency through the real container (local encrypted backend, audit chain): check-and-set
+writers never lose an update, writers without `If-Match` each land (on SQLite and PostgreSQL),
+and workers never run a job twice."""
 
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ import pytest
 from sqlalchemy import select
 
 from adapters.db.tables import audit_events
-from core.errors import Conflict, PreconditionFailed
+from core.errors import Conflict, NotFound, PreconditionFailed
 from core.rotation import RotationPolicy
-from core.services import NewSecret
+from core.services import MetadataChanges, NewSecret
 from core.worker import WorkReport
 from entrypoints.config import Settings
 from entrypoints.container import Container
 from ports.values import Principal, ScopeRef, SecretValue
 
-pytestmark = pytest.mark.postgres
-
 ROOT = Principal("root", "root", is_root=True)
 WRITERS = 20
+UNCHECKED_WRITERS = 50  # without If-Match, each must land
 ROUNDS = 5
 ROTATIONS = 500
 WORKERS = 3
@@ -32,11 +32,16 @@ WORKERS = 3
 
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    database = request.getfixturevalue("_postgres_test_database")
-    database.reset()
+    """PostgreSQL for the tests marked so, else the database of `database_url` (both kinds)."""
+    if "database_url" in request.fixturenames:
+        url = request.getfixturevalue("database_url")
+    else:
+        database = request.getfixturevalue("_postgres_test_database")
+        database.reset()
+        url = database.url
     return Settings(
         data_dir=tmp_path,
-        database_url=database.url,
+        database_url=url,
         keys={"provider": "file", "path": str(tmp_path / "master.key")},
         worker={"poll_seconds": 1.0, "batch_size": 20, "lease_seconds": 600},
     )
@@ -76,6 +81,7 @@ def run_together(count: int, job: Callable[[int], object]) -> list[object]:
     return results
 
 
+@pytest.mark.postgres
 def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(containers):
     container = containers()
     service = container.secret_service()
@@ -105,30 +111,81 @@ def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(co
     assert service.get_secret(ROOT, secret.id).revision == ROUNDS + 1
 
 
-def test_twenty_writers_without_if_match_land_or_are_told_and_none_is_lost(containers):
-    """Without If-Match a writer retries a few times when another took its number; past that
-    it is told (409), never silently dropped: what landed is exactly what was acknowledged."""
-    service = containers().secret_service()
-    secret = service.create_secret(
-        ROOT, NewSecret(ScopeRef.global_scope(), "BUSY"), SecretValue(b"v1")
+def writers_of(containers: Callable[[], Container], count: int = 3) -> list[Container]:
+    """A few containers on one database, as processes: the writers are spread over them."""
+    return [containers() for _ in range(count)]
+
+
+def test_fifty_writers_without_if_match_each_get_their_own_version(database_url, containers):
+    """No 409, no 412, nothing lost: every writer's value lands as a version of its own,
+    numbered without gaps, exactly as acknowledged."""
+    processes = writers_of(containers)
+    secret = (
+        processes[0]
+        .secret_service()
+        .create_secret(ROOT, NewSecret(ScopeRef.global_scope(), "BUSY"), SecretValue(b"v1"))
     )
 
-    results = run_together(
-        WRITERS,
-        lambda writer: service.write_value(ROOT, secret.id, SecretValue(b"w-%d" % writer)),
-    )
+    def write(writer: int) -> int:
+        service = processes[writer % len(processes)].secret_service()
+        return service.write_value(ROOT, secret.id, SecretValue(b"w-%d" % writer)).current_version
 
-    acknowledged = {
-        b"w-%d" % n for n, result in enumerate(results) if not isinstance(result, Exception)
-    }
-    told = [result for result in results if isinstance(result, Conflict)]
-    assert len(acknowledged) + len(told) == WRITERS and acknowledged, results
+    results = run_together(UNCHECKED_WRITERS, write)
+
+    assert all(isinstance(result, int) for result in results), results
+    assert sorted(results) == list(range(2, UNCHECKED_WRITERS + 2))  # each its own number
+    service = processes[0].secret_service()
     history = service.list_versions(ROOT, secret.id)
-    assert [record.version for record in history] == list(range(1, len(acknowledged) + 2))
+    assert [record.version for record in history] == list(range(1, UNCHECKED_WRITERS + 2))
     landed = {service.read_value(ROOT, secret.id, r.version).value.reveal() for r in history[1:]}
-    assert landed == acknowledged
+    assert landed == {b"w-%d" % n for n in range(UNCHECKED_WRITERS)}
+    assert service.get_secret(ROOT, secret.id).revision == UNCHECKED_WRITERS + 1
 
 
+def test_fifty_changes_without_if_match_each_land_deletes_and_restores_included(
+    database_url, containers
+):
+    """Metadata changes and version state changes race with a delete and then with restores:
+    none of them is answered 412 (nobody asked for a check-and-set)."""
+    processes = writers_of(containers)
+    service = processes[0].secret_service()
+    secret = service.create_secret(
+        ROOT, NewSecret(ScopeRef.global_scope(), "CHANGED"), SecretValue(b"v1")
+    )
+    service.write_value(ROOT, secret.id, SecretValue(b"v2"))
+
+    def change(writer: int) -> object:
+        container = processes[writer % len(processes)]
+        if writer == UNCHECKED_WRITERS - 1:
+            return container.secret_service().delete_secret(ROOT, secret.id)
+        if writer % 2:
+            versions = container.version_service()
+            operation = versions.disable if writer % 4 == 1 else versions.enable
+            return operation(ROOT, secret.id, 1)
+        changes = MetadataChanges(description=f"writer {writer}")
+        return container.secret_service().update_metadata(ROOT, secret.id, changes)
+
+    results = run_together(UNCHECKED_WRITERS, change)
+
+    assert not [r for r in results if isinstance(r, PreconditionFailed | Conflict)], results
+    landed = [r for r in results if not isinstance(r, Exception)]
+    # after the delete, a change finds no live secret: told so, never "precondition failed"
+    assert all(isinstance(r, NotFound) for r in results if isinstance(r, Exception)), results
+    deleted = service.get_secret(ROOT, secret.id, include_deleted=True)
+    assert deleted.is_deleted and deleted.revision == 2 + len(landed)
+
+    restores = run_together(
+        UNCHECKED_WRITERS,
+        lambda n: processes[n % len(processes)].secret_service().restore_secret(ROOT, secret.id),
+    )
+    restored = [r for r in restores if not isinstance(r, Exception)]
+    refused = [r for r in restores if isinstance(r, Exception)]
+    assert len(restored) == 1, restores
+    assert all(isinstance(r, Conflict) and "not deleted" in r.message for r in refused), refused
+    assert not service.get_secret(ROOT, secret.id).is_deleted
+
+
+@pytest.mark.postgres
 def test_three_workers_over_500_due_rotations_rotate_each_exactly_once(containers):
     setup = containers()
     service = setup.secret_service()
