@@ -226,6 +226,14 @@ class ServiceAccountService:
             id=account.principal, kind="service", token_id=record.id, generation=generation
         )
 
+    def confirm(self, actor: Principal) -> Principal:
+        """The caller, its API token confirmed if the token cache found it (as `authorize` does
+        for every use case): for an answer that reads nothing else, such as who it is."""
+        if actor.token_id is not None and actor.generation is not None:
+            with self._uow_factory(read_only=True) as uow:
+                confirm_caller(uow, actor, self._clock.now())
+        return actor
+
     @contextmanager
     def _audited(
         self, actor: Principal, action: str, account_id: UUID

@@ -53,7 +53,7 @@ class WhoAmI(MethodView):
     @document_errors(401)
     def get(self) -> Any:
         """Who the bearer token stands for."""
-        principal = g.principal
+        principal = accounts().confirm(g.principal)  # a revoked token is refused at once
         return {"principal": principal.id, "kind": principal.kind, "groups": principal.groups}
 
 

@@ -80,6 +80,7 @@ NEXT_REQUESTS = {
     "list scopes": ("GET", "/scopes", None),
     "list migrations": ("GET", "/migrations", None),
     "read the audit trail": ("GET", "/audit/events", None),
+    "ask who it is": ("GET", "/auth/whoami", None),
     "create a secret": (
         "POST",
         "/secrets",

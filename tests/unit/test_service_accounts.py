@@ -458,4 +458,7 @@ def test_a_token_revoked_through_another_process_mints_nothing_with_its_cached_l
         worker_a.issue_token(stale, account.id)
     with pytest.raises(Unauthenticated):
         worker_a.tokens(stale, account.id)
+    with pytest.raises(Unauthenticated):  # nor is it told who it is
+        worker_a.confirm(stale)
+    assert worker_a.confirm(ALICE) is ALICE
     assert len(here.tokens(ALICE, account.id)) == 2
