@@ -89,7 +89,8 @@ class AuditService:
     def verify(
         self, actor: Principal, from_seq: int | None = None, to_seq: int | None = None
     ) -> Verification:
-        """Check the chain (or a range of it) and the signed checkpoints in it."""
+        """Check the chain (or a range of it) and the signed checkpoints in it. A range that
+        starts past the chain's last event holds nothing to verify: nothing is checked."""
         with self._trail.attempt(actor, "audit.verify", "audit") as attempt:
             with self._uow_factory() as uow:
                 self._authorize(uow, actor, None)
@@ -121,6 +122,8 @@ class AuditService:
         # append, everything read after the head holds at least what it names, and nothing
         # past it is judged without its checkpoint (each commits with its event).
         head_seq, _ = uow.audit.head()
+        if from_seq is not None and from_seq > head_seq:
+            return Verification(0, None, None, None)  # a range past the head: nothing in it
         first = uow.audit.first_seq()
         if first is None:
             return Verification(0, None, None, self._check_head(head_seq, 0))

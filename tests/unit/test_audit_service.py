@@ -302,6 +302,30 @@ def test_a_range_is_verified_from_its_stored_predecessor(
 
 
 @pytest.mark.usefixtures("history")
+@pytest.mark.parametrize("from_seq", [7, 999_999_999, 2**70])
+def test_a_range_past_the_head_has_nothing_to_verify(
+    service: AuditService, db: FakeUnitOfWorkFactory, from_seq: int
+) -> None:
+    """Not "event 7 is missing": the chain is intact and the range holds nothing."""
+    assert service.verify(AUDITOR, from_seq) == Verification(0, None, None, None)
+    verification = db.database.audit_events()[-1]
+    assert (verification.action, verification.details) == (
+        "audit.verify",
+        {"ok": True, "checked": 0},
+    )
+    assert service.verify(AUDITOR, from_seq + 1, from_seq + 5).ok
+
+
+@pytest.mark.usefixtures("history")
+def test_a_tail_cut_under_a_range_is_still_reported(
+    service: AuditService, db: FakeUnitOfWorkFactory
+) -> None:
+    db.database.tables.audit_head = (9, db.database.tables.audit_head[1])  # 7 to 9 are gone
+
+    assert service.verify(AUDITOR, 8).broken == BrokenLink(7, "event 7 is missing")
+
+
+@pytest.mark.usefixtures("history")
 def test_an_edited_event_is_reported_and_the_failed_verification_recorded(
     service: AuditService, db: FakeUnitOfWorkFactory
 ) -> None:
