@@ -22,7 +22,16 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from core.errors import AuditUnavailable, Forbidden, NotFound, ServiceError
+from core.audit_bounds import (
+    OUT_OF_RANGE,
+    TEXT_LIMITS,
+    VERSION_MAX,
+    VERSION_MIN,
+    bounded_details,
+    bounded_text,
+    number_text,
+)
+from core.errors import AuditEventRefused, AuditUnavailable, Forbidden, NotFound, ServiceError
 from ports.audit import AuditSink
 from ports.persistence import AppendedBatch, ChainAppender, UnitOfWork
 from ports.security import Clock
@@ -73,11 +82,42 @@ class AuditEvent:
         fields["details"] = dict(self.details)
         return fields
 
+    def bounded(self) -> AuditEvent:
+        """This event as every store keeps it (`core.audit_bounds`): texts escaped and cut to
+        their columns, a version out of its column's range left out (and noted in the
+        details, as asked), details bounded. The event itself when it already is so (nearly
+        always: that is checked fast); applying it again changes nothing."""
+        fields = self.__dict__
+        changes: dict[str, Any] = {}
+        for name, limit in _TEXT_LIMITS:
+            value = fields[name]  # checked inline: this runs for every event
+            if value is None or (
+                type(value) is str and len(value) <= limit and value.isprintable()
+            ):
+                continue
+            changes[name] = bounded_text(value, limit)
+        details = fields["details"]
+        if details or type(details) is not dict:
+            cleaned = bounded_details(details)
+            if cleaned is not details:
+                changes["details"] = cleaned
+        version = fields["version"]
+        if version is not None and not (
+            type(version) is int and VERSION_MIN <= version <= VERSION_MAX
+        ):
+            noted = {
+                **changes.get("details", details),
+                OUT_OF_RANGE: {"version": number_text(version)},
+            }
+            changes.update(version=None, details=noted)
+        return with_fields(self, **changes) if changes else self
+
 
 CONTENT_FIELDS = tuple(
     field.name for field in fields(AuditEvent) if field.name not in ("seq", "prev_hash", "hash")
 )
 _EVENT_FIELDS = frozenset(field.name for field in fields(AuditEvent))
+_TEXT_LIMITS = tuple(TEXT_LIMITS.items())
 
 
 def with_fields(event: AuditEvent, **changes: Any) -> AuditEvent:
@@ -90,6 +130,27 @@ def with_fields(event: AuditEvent, **changes: Any) -> AuditEvent:
     copy = object.__new__(AuditEvent)
     copy.__dict__.update(event.__dict__, **changes)  # a new object: nothing frozen is changed
     return copy
+
+
+REQUIRED_TEXTS = ("actor", "actor_type", "action", "resource", "outcome")
+PLACEHOLDER_NOTE = {"placeholder": "the store refused this event: its texts are kept in ASCII"}
+
+
+def placeholder_of(event: AuditEvent) -> AuditEvent:
+    """The last resort for an event that its store refused even alone (a database whose
+    encoding cannot hold a character, say): its texts in ASCII, the rest escaped, no version,
+    and for details only a note saying so. The attempt stays on record with what can be kept."""
+    changes: dict[str, Any] = {"version": None, "details": dict(PLACEHOLDER_NOTE)}
+    for name, limit in _TEXT_LIMITS:
+        value = event.__dict__[name]
+        if value is None:
+            changes[name] = "unknown" if name in REQUIRED_TEXTS else None
+        else:
+            text = bounded_text(value, limit)
+            changes[name] = bounded_text(text.encode("ascii", "backslashreplace").decode(), limit)
+    if changes["outcome"] not in OUTCOMES:
+        changes["outcome"] = "error"
+    return with_fields(event, **changes)
 
 
 # The canonical JSON of the hashed document: what `json.dumps(..., sort_keys=True,
@@ -409,8 +470,10 @@ class AuditChain:
         *,
         requires_generation: int | None = None,
     ) -> list[AuditEvent]:
-        """Lock the chain and append `events` in `uow`'s transaction. With
-        `requires_generation`, raise `StaleRead` instead if the change generation moved on."""
+        """Lock the chain and append `events`, bounded (`AuditEvent.bounded`), in `uow`'s
+        transaction. With `requires_generation`, raise `StaleRead` instead if the change
+        generation moved on."""
+        events = [event.bounded() for event in events]
         head_seq, head_hash = uow.audit.lock_head()
         if requires_generation is not None and uow.audit.generation() != requires_generation:
             raise StaleRead()
@@ -419,7 +482,8 @@ class AuditChain:
     def link(
         self, uow: UnitOfWork, events: list[AuditEvent], head_seq: int, head_hash: str
     ) -> list[AuditEvent]:
-        """Append `events` after the head that `lock_head` returned in this transaction."""
+        """Append `events` (bounded already) after the head that `lock_head` returned in this
+        transaction."""
         linked = chained(events, head_seq, head_hash)
         uow.audit.append(linked)  # the events, and the head moved to the last one
         for event in linked:  # set by chained(): seq and hash are there
@@ -444,7 +508,10 @@ class GroupCommit:
     A caller hands over its events and waits until the transaction holding them has committed,
     so nothing is answered before its event is durable; the first caller to find no write in
     progress becomes the leader and writes every event queued so far (its own included), while
-    the others queue up behind it for the next write. A failed write fails every caller in it
+    the others queue up behind it for the next write. Each event is bounded before it is
+    queued (`AuditEvent.bounded`). A write that the store refuses for an event's data is done
+    again in halves, so that an event it cannot store fails no other caller (its own is then
+    recorded as a placeholder); a store that cannot be written fails every caller in the write
     (a value read then fails closed). One instance per process: threads share it.
     """
 
@@ -467,6 +534,11 @@ class GroupCommit:
         self.batches = 0  # transactions written, and the events in them: for tests and stats
         self.events = 0
 
+    @property
+    def queued(self) -> int:
+        """Callers waiting for the next write: for tests and stats."""
+        return len(self._queue)
+
     def record(
         self,
         events: list[AuditEvent],
@@ -475,11 +547,11 @@ class GroupCommit:
     ) -> list[AuditEvent]:
         """The events as chained (seq, hashes), once committed. With `requires_generation`,
         `StaleRead` (and nothing recorded) if the change generation is another one by then."""
-        ticket = _Ticket(events, changes, requires_generation)
+        ticket = _Ticket([event.bounded() for event in events], changes, requires_generation)
         # For the appender, the canonical contents, written by each caller rather than by the
         # batch's writer; none for events with changes to record in the same transaction.
         if self._appender is not None and not (changes is not None and changes.changes_in(events)):
-            ticket.contents = [canonical_content(event) for event in events]
+            ticket.contents = [canonical_content(event) for event in ticket.events]
         with self._condition:
             self._queue.append(ticket)
             while self._writing and not ticket.done:
@@ -497,13 +569,28 @@ class GroupCommit:
         return ticket.outcome()
 
     def _write(self, batch: list[_Ticket]) -> None:
-        if self._appender is None or any(ticket.contents is None for ticket in batch):
-            # In a unit of work: a store without an appender, or a batch with changes to
-            # record in the same transaction.
-            self._write_in_transaction(batch)
-            return
+        """Write the batch, settling each ticket in it. Refused for an event's data, the batch
+        is written again in halves down to the ticket holding it, which is written once more
+        as placeholders (`placeholder_of`) and fails only if those are refused too. This
+        retry runs on failure only; the common path is one write."""
         try:
-            self._append(self._appender, batch)
+            if self._appender is None or any(ticket.contents is None for ticket in batch):
+                # In a unit of work: a store without an appender, or a batch with changes to
+                # record in the same transaction.
+                self._write_in_transaction(batch)
+            else:
+                self._append(self._appender, batch)
+        except AuditEventRefused as error:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                self._write(batch[:middle])
+                self._write(batch[middle:])
+            elif not batch[0].placeholders:
+                log.error("%s: the audit events of one request are recorded as placeholders", error)
+                batch[0].as_placeholders()
+                self._write(batch)
+            else:
+                self._fail(batch, error)
         except BaseException as error:
             self._fail(batch, error)
 
@@ -567,29 +654,25 @@ class GroupCommit:
             ticket.error, ticket.done = error, True
 
     def _write_in_transaction(self, batch: list[_Ticket]) -> None:
-        try:
-            with self._uow_factory() as uow:
-                head_seq, head_hash = uow.audit.lock_head()
-                generation = uow.audit.generation()
-                admitted = []
-                for ticket in batch:
-                    required = ticket.requires_generation
-                    if required is not None and required != generation:
-                        ticket.error = StaleRead()
-                    else:
-                        admitted.append(ticket)
-                events = [event for ticket in admitted for event in ticket.events]
-                linked = self._chain.link(uow, events, head_seq, head_hash) if events else []
-                start = 0
-                for ticket in admitted:
-                    ticket.linked = linked[start : start + len(ticket.events)]
-                    start += len(ticket.events)
-                    if ticket.changes is not None:
-                        ticket.changes.record_changes(uow, ticket.linked)
-                uow.commit()
-        except BaseException as error:
-            self._fail(batch, error)
-            return
+        with self._uow_factory() as uow:
+            head_seq, head_hash = uow.audit.lock_head()
+            generation = uow.audit.generation()
+            admitted = []
+            for ticket in batch:
+                required = ticket.requires_generation
+                stale = required is not None and required != generation
+                ticket.error = StaleRead() if stale else None
+                if not stale:
+                    admitted.append(ticket)
+            events = [event for ticket in admitted for event in ticket.events]
+            linked = self._chain.link(uow, events, head_seq, head_hash) if events else []
+            start = 0
+            for ticket in admitted:
+                ticket.linked = linked[start : start + len(ticket.events)]
+                start += len(ticket.events)
+                if ticket.changes is not None:
+                    ticket.changes.record_changes(uow, ticket.linked)
+            uow.commit()
         self._written(batch, len(events), generation)
 
     def __repr__(self) -> str:
@@ -597,7 +680,16 @@ class GroupCommit:
 
 
 class _Ticket:
-    __slots__ = ("changes", "contents", "done", "error", "events", "linked", "requires_generation")
+    __slots__ = (
+        "changes",
+        "contents",
+        "done",
+        "error",
+        "events",
+        "linked",
+        "placeholders",
+        "requires_generation",
+    )
 
     def __init__(
         self,
@@ -613,6 +705,13 @@ class _Ticket:
         self.linked: list[AuditEvent] = []
         self.error: BaseException | None = None
         self.done = False
+        self.placeholders = False  # its events were refused: these are their placeholders
+
+    def as_placeholders(self) -> None:
+        self.events = [placeholder_of(event) for event in self.events]
+        if self.contents is not None:
+            self.contents = [canonical_content(event) for event in self.events]
+        self.placeholders = True
 
     def outcome(self) -> list[AuditEvent]:
         if self.error is not None:
@@ -758,6 +857,7 @@ class AuditTrail:
         self._record(replace(attempt.event, outcome=outcome, reason=reason))
 
     def _record(self, event: AuditEvent) -> None:
+        event = event.bounded()  # the log line below quotes it
         outcome = event.outcome
         try:
             linked = self.commit_now([event])  # the change feed skips what did not succeed

@@ -99,6 +99,11 @@ class AuditUnavailable(ServiceError):
     code = "audit_unavailable"
 
 
+class AuditEventRefused(AuditUnavailable):
+    """The store refused an audit event's data (too long, out of range, not encodable): the
+    trail itself is up, so the events written with it are tried again without it."""
+
+
 class BackendAuthFailed(ServiceError):
     code = "backend_auth_failed"
 

@@ -391,7 +391,9 @@ class ChainAppender(abc.ABC):
         given, in order, leaving out those whose required generation (not None) is not the
         current one. Writes nothing (`written` False) if the batch would reach a seq that is a
         multiple of `checkpoint_every`: its signed checkpoint needs a key the store does not
-        hold. Raises `AuditUnavailable` when the store refuses."""
+        hold. Raises `AuditEventRefused` when the store refuses an event's data (nothing is
+        written; the caller tries the others without it), `AuditUnavailable` when it cannot
+        be written at all."""
 
     @abc.abstractmethod
     def append_signed(

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from adapters.db.audit_repository import write_error
 from core.audit import Checkpoint
-from core.errors import AuditUnavailable
 from ports.persistence import AppendedBatch, ChainAppender
 
 # The contents as one text, a line each (canonical JSON is one ASCII line: a newline inside a
@@ -94,9 +94,7 @@ class PostgresChainAppender(ChainAppender):
             yield
         except Exception as error:  # the driver's, the pool's or `sign`'s: nothing is written
             self._close()  # its state is unknown (a transaction may be open): connect anew
-            raise AuditUnavailable(
-                f"the audit trail cannot be written: {type(error).__name__}"
-            ) from None
+            raise write_error(error, self._engine.dialect.dbapi) from None
 
     def _connection(self) -> Any:
         if self._driver is None or self._driver.closed:

@@ -2,7 +2,8 @@
 
 `lock_head` updates the single head row first: that takes the row lock on PostgreSQL and the
 write lock on SQLite, so concurrent appends queue up and the chain order is well defined.
-A database that refuses the write becomes `AuditUnavailable`: a value read then fails closed.
+A database that cannot be written becomes `AuditUnavailable`: a value read then fails closed.
+One that refuses an event's data becomes `AuditEventRefused` (see `write_error`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, Text, cast, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
 from core.audit import CONTENT_FIELDS, AuditEvent, ChainLink, Checkpoint, canonical_fields
-from core.errors import AuditUnavailable
+from core.errors import AuditEventRefused, AuditUnavailable
 from ports.persistence import AuditFilter, AuditRepository
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")
@@ -50,6 +51,19 @@ LINK_COLUMNS = (
 NO_DETAILS = frozenset({None, "", "{}", "null"})
 
 
+def write_error(error: Exception, dbapi: Any) -> AuditUnavailable:
+    """A failed write of audit events as the trail sees it: `AuditEventRefused` when the
+    store refused an event's data (PEP 249's `DataError` or `IntegrityError` of the driver
+    `dbapi`, or a value the driver could not convert), so the events written with it are
+    tried again without it; `AuditUnavailable` when the store cannot be written at all."""
+    cause = error.orig if isinstance(error, StatementError) and error.orig else error
+    message = f"the audit trail cannot be written: {type(error).__name__}"
+    refused = (dbapi.DataError, dbapi.IntegrityError, ValueError, TypeError, OverflowError)
+    if isinstance(cause, refused):
+        return AuditEventRefused(message)
+    return AuditUnavailable(message)
+
+
 class SqlAuditRepository(AuditRepository):
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -79,10 +93,8 @@ class SqlAuditRepository(AuditRepository):
             with driver.cursor() as cursor:
                 cursor.execute(sql, parameters)
                 return cursor.fetchone() if cursor.description else None
-        except Exception as error:  # the driver's own errors: the trail cannot be written
-            raise AuditUnavailable(
-                f"the audit trail cannot be written: {type(error).__name__}"
-            ) from None
+        except Exception as error:  # the driver's own errors
+            raise write_error(error, self._connection.dialect.dbapi) from None
 
     def lock_head(self) -> tuple[int, str]:
         if self._postgres:
@@ -117,10 +129,8 @@ class SqlAuditRepository(AuditRepository):
         rows = [_row_of(event) for event in events]
         try:
             self._connection.execute(insert(audit_events), rows)
-        except DBAPIError as error:
-            raise AuditUnavailable(
-                f"the audit trail cannot be written: {type(error).__name__}"
-            ) from None
+        except (DBAPIError, ValueError, TypeError, OverflowError) as error:  # the driver's too
+            raise write_error(error, self._connection.dialect.dbapi) from None
 
     def head(self) -> tuple[int, str]:
         row = self._connection.execute(

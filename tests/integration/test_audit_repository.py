@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, Integer, String, update
 
 from adapters.db import audit_repository
 from adapters.db.audit_appender import PostgresChainAppender
@@ -30,11 +30,13 @@ from core.audit import (
     GroupCommit,
     canonical_content,
     chain_segments,
+    chained,
     verify_chain,
     verify_links,
 )
+from core.audit_bounds import TEXT_LIMITS, VERSION_MAX, VERSION_MIN
 from core.audit_service import AuditService, Verification
-from core.errors import AuditUnavailable
+from core.errors import AuditEventRefused, AuditUnavailable
 from ports.persistence import AuditFilter
 from ports.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock, make_audit_trail
@@ -187,6 +189,52 @@ def test_a_row_that_cannot_be_stored_makes_the_audit_trail_unavailable(
 
     assert "IntegrityError" in caught.value.message
     assert "secret:1" not in caught.value.message  # the error names no row content
+
+
+def test_the_bounds_of_an_event_are_its_columns() -> None:
+    lengths = {
+        column.name: column.type.length
+        for column in audit_events.c
+        if isinstance(column.type, String) and column.name not in ("prev_hash", "hash")
+    }
+    assert lengths == dict(TEXT_LIMITS)
+    assert type(audit_events.c.version.type) is Integer  # 32 bits on PostgreSQL
+    assert (VERSION_MIN, VERSION_MAX) == (-(2**31), 2**31 - 1)
+
+
+UNSTORABLE = {
+    "a version past 64 bits": {"version": 2**70},
+    "a lone surrogate": {"resource": "secret:\ud800"},
+    "no actor": {"actor": None},
+}
+
+
+@pytest.mark.parametrize("fields", UNSTORABLE.values(), ids=UNSTORABLE.keys())
+def test_a_row_whose_data_the_database_refuses_is_an_event_refused(
+    engine: Engine, chain: AuditChain, fields: dict[str, Any]
+) -> None:
+    """Not the trail being down: the group commit then writes the others without it."""
+    [linked] = chained([event(1, **fields)], 0, GENESIS)  # not bounded: as it came
+
+    with SqlUnitOfWork(engine) as uow, pytest.raises(AuditEventRefused):
+        uow.audit.append([linked])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "fields", [{"version": 2**31}, {"resource": "x\x00"}, {"reason": "r" * 256}]
+)
+def test_what_only_postgresql_refuses_is_an_event_refused_too(
+    postgres_engine: Engine, fields: dict[str, Any]
+) -> None:
+    [linked] = chained([event(1, **fields)], 0, GENESIS)
+    with SqlUnitOfWork(postgres_engine) as uow, pytest.raises(AuditEventRefused):
+        uow.audit.append([linked])
+    appender = PostgresChainAppender(postgres_engine)
+    with pytest.raises(AuditEventRefused):
+        appender.append_committed([canonical_content(linked)], [None], 1000)
+    appender.append_committed([canonical_content(event(2))], [None], 1000)  # still up
+    assert [e.resource for e in stored(postgres_engine)] == ["secret:2"]
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -479,8 +527,9 @@ def test_the_server_side_append_on_a_database_that_is_down_is_audit_unavailable(
         postgres_engine.url.set(port=free_port()).render_as_string(hide_password=False)
     )
     try:
-        with pytest.raises(AuditUnavailable, match="cannot be written"):
+        with pytest.raises(AuditUnavailable, match="cannot be written") as caught:
             PostgresChainAppender(down).append_committed(["{}"], [None], 1000)
+        assert not isinstance(caught.value, AuditEventRefused)  # no retry: it fails closed
     finally:
         down.dispose()
 

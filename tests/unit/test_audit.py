@@ -14,6 +14,7 @@ import pytest
 
 from core.audit import (
     GENESIS,
+    PLACEHOLDER_NOTE,
     AuditChain,
     AuditEvent,
     AuditTrail,
@@ -26,9 +27,11 @@ from core.audit import (
     checkpoint_mac,
     derive_checkpoint_key,
     event_hash,
+    placeholder_of,
     verify_chain,
     with_fields,
 )
+from core.audit_bounds import TEXT_LIMITS
 from core.errors import Conflict, Forbidden, NotFound, ServiceError
 from ports.values import Principal
 from tests.fakes import (
@@ -627,3 +630,157 @@ def test_with_fields_is_replace_without_its_cost() -> None:
         changed.action = "x"  # type: ignore[misc]
     with pytest.raises(TypeError, match="no field 'acton'"):
         with_fields(original, acton="typo")
+
+
+# -- what an event may hold (core.audit_bounds) ------------------------------------------------
+
+HOSTILE = "\x00\ud800\x1b[2J\x7f\x85 end"
+
+
+def test_a_clean_event_is_bounded_as_it_is() -> None:
+    clean = event(3, user_agent="agent ünïcödé ✓", details={"nested": {"list": [1, 2.5, None]}})
+    assert clean.bounded() is clean
+
+
+@pytest.mark.parametrize(("name", "limit"), sorted(TEXT_LIMITS.items()))
+def test_control_characters_are_escaped_and_surrogates_replaced_in_every_text(
+    name: str, limit: int
+) -> None:
+    escaped = "\\x00\ufffd\\x1b[2J\\x7f\\x85 end"
+    bounded = event(**{name: HOSTILE}).bounded()
+    assert getattr(bounded, name) == (escaped if len(escaped) <= limit else escaped[:15] + "…")
+
+
+@pytest.mark.parametrize(("name", "limit"), sorted(TEXT_LIMITS.items()))
+def test_every_text_is_cut_to_its_column_with_a_marker(name: str, limit: int) -> None:
+    bounded = event(**{name: "é" * limit}).bounded()
+    assert getattr(bounded, name) == "é" * limit  # exactly its column: kept
+    bounded = event(**{name: "\x00" * limit}).bounded()  # longer once escaped
+    assert getattr(bounded, name) == ("\\x00" * limit)[: limit - 1] + "…"
+
+
+@pytest.mark.parametrize(
+    ("version", "asked"),
+    [
+        (2**31, "2147483648"),
+        (-(2**31) - 1, "-2147483649"),
+        (99999999999999999999, "99999999999999999999"),
+        (10**5000, "<an integer of 16610 bits>"),
+        (1.9, "1.9"),
+        ("7", "7"),
+        (True, "1"),
+    ],
+    ids=["2^31", "-2^31-1", "20 digits", "5001 digits", "fraction", "text", "bool"],
+)
+def test_a_version_out_of_its_column_is_left_out_and_noted(version: Any, asked: str) -> None:
+    bounded = event(version=version, details={"k": "v"}).bounded()
+    assert bounded.version is None
+    assert bounded.details == {"k": "v", "out_of_range": {"version": asked}}
+
+
+def test_a_version_in_its_column_is_kept() -> None:
+    for version in (-(2**31), 0, 1, 2**31 - 1):
+        assert event(version=version).bounded().version == version
+
+
+def test_details_are_bounded_in_depth_size_and_kind() -> None:
+    deep: Any = "bottom"
+    for _ in range(20):
+        deep = {"d": deep}
+    details = {
+        "deep": deep,
+        "many": list(range(5000)),
+        "long": "x" * 5000,
+        "nul": "a\x00b\nc",  # a JSON string: the newline is kept, the NUL escaped
+        "nan": float("nan"),
+        "huge": 10**30,
+        "object": object(),
+        "tuple": (1, 2),
+        3: "a number key",
+        "k\ud800" * 100: "a long key",
+    }
+    bounded = event(details=details).bounded().details
+    depth, node = 0, bounded["deep"]
+    while isinstance(node, dict):
+        depth, node = depth + 1, node["d"]
+    assert node == "…" and depth < 10
+    assert len(bounded["many"]) <= 1001 and bounded["many"][-1].startswith("… ")
+    assert "long" not in bounded or len(bounded["long"]) <= 1024
+    json.dumps(bounded, allow_nan=False)  # JSON every store keeps
+    again = event(details=details).bounded()
+    assert again.bounded() == again  # idempotent
+
+
+def test_small_details_of_every_kind_are_kept() -> None:
+    details = {
+        "nul": "a\x00b\nc",
+        "nan": float("nan"),
+        "huge": 10**30,
+        "object": object(),
+        "tuple": (1, 2),
+        3: "a number key",
+        "k\ud800": "surrogate key",
+    }
+    assert event(details=details).bounded().details == {
+        "nul": "a\\x00b\nc",
+        "nan": None,
+        "huge": "1000000000000000000000000000000",
+        "object": "<object>",
+        "tuple": [1, 2],
+        "3": "a number key",
+        "k\ufffd": "surrogate key",
+    }
+
+
+def test_texts_of_other_types_are_numbers_or_named_by_their_type() -> None:
+    bounded = event(scope=42, actor_type=_Kind.USER, reason=object()).bounded()
+    assert (bounded.scope, bounded.actor_type, bounded.reason) == ("42", "user", "<object>")
+    assert type(bounded.actor_type) is str
+
+
+def test_a_bounded_event_is_chained_and_verifies() -> None:
+    hostile = [
+        event(n, **{name: HOSTILE * 300 for name in TEXT_LIMITS}, version=2**40)
+        for n in range(1, 4)
+    ]
+    linked = chained([e.bounded() for e in hostile], 0, GENESIS)
+    assert all(canonical_content(e).isascii() for e in linked)
+    assert verify(linked) == (3, None)
+
+
+def test_a_placeholder_keeps_the_attempt_in_ascii() -> None:
+    original = event(details={"k": "v"}, resource="secret:café\x00", actor=None, outcome="odd")
+    placeholder = placeholder_of(original.bounded())
+    assert placeholder.resource == "secret:caf\\xe9\\x00"
+    assert (placeholder.actor, placeholder.outcome, placeholder.version) == (
+        "unknown",
+        "error",
+        None,
+    )
+    assert placeholder.details == {"placeholder": PLACEHOLDER_NOTE["placeholder"]}
+    assert all(
+        getattr(placeholder, name) is None or getattr(placeholder, name).isascii()
+        for name in TEXT_LIMITS
+    )
+    assert placeholder.time == original.time and placeholder.action == original.action
+
+
+def test_the_trail_records_hostile_request_facts_bounded_and_logs_them_so(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = RequestInfo(request_id=HOSTILE, source_ip=HOSTILE * 100, user_agent=HOSTILE * 100)
+    trail = make_audit_trail(db, clock, request=request)
+    trail.refused(Principal("anonymous", "anonymous"), "auth.authenticate", f"/x{HOSTILE}", "bad")
+    with pytest.raises(NotFound), trail.attempt(ALICE, "secret.read_value", "s", version=2**63):
+        raise NotFound("no")
+    db.database.audit_down = True
+    with caplog.at_level(logging.ERROR, logger="core.audit"):
+        trail.refused(Principal("anonymous", "anonymous"), "auth.authenticate", HOSTILE, "bad")
+
+    refused, failed = db.database.audit_events()
+    assert refused.resource == "/x\\x00\ufffd\\x1b[2J\\x7f\\x85 end"
+    assert len(refused.user_agent or "") == TEXT_LIMITS["user_agent"]
+    assert len(refused.source_ip or "") == TEXT_LIMITS["source_ip"]
+    assert (failed.version, failed.details) == (None, {"out_of_range": {"version": str(2**63)}})
+    [logged] = [r.getMessage() for r in caplog.records]
+    assert logged.isprintable() and "\\x00\ufffd" in logged
