@@ -7,8 +7,10 @@ did not derive from a UUID is read only as that secret's version 1, and adopting
 twice finds it adopted already. Later versions of an adopted secret are written like any other.
 
 Adoption reads whatever the backend's own credentials can read, so it takes an admin of the
-global scope, like configuring backends. The run is audited (`backend.adopt`), and so is each
-value (`secret.adopt`), adopted or not.
+global scope, like configuring backends; and like every write, the right to write where the
+values go (`core.scopes.place`): a personal scope is its user's alone, the root's and global
+admins' adoptions included. The run is audited (`backend.adopt`), and so is each value
+(`secret.adopt`), adopted or not.
 """
 
 from __future__ import annotations
