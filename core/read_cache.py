@@ -10,7 +10,9 @@ cache requires that generation when its audit event is committed (`GroupCommit` 
 the same lock, in the same transaction): if anything changed in between, the read is refused as
 stale and done again from the database before anything is answered. So no value is served after
 it was rotated, disabled or deleted, or after the caller's binding was removed, once that change
-committed.
+committed. An API token's lookup found here is confirmed the same way by whatever else the
+caller does, in the transaction that does it (`core.access.confirm_caller`): a token revoked,
+or an account deleted, in any process is refused by every other's next request.
 """
 
 from __future__ import annotations
