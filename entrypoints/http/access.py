@@ -182,7 +182,7 @@ class ServiceAccountTokens(MethodView):
         """The account's tokens (never the tokens themselves)."""
         return {"items": accounts().tokens(g.principal, account_id)}
 
-    @blp.arguments(schemas.TokenCreateSchema())
+    @blp.arguments(schemas.TokenCreateSchema(), required=False)
     @blp.response(201, schemas.IssuedTokenSchema)
     @document_errors(400, 401, 404)
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:

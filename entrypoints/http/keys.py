@@ -72,7 +72,7 @@ class Keys(MethodView):
 
 @blp.route("/rewrap")
 class Rewrap(MethodView):
-    @blp.arguments(RewrapArgsSchema())
+    @blp.arguments(RewrapArgsSchema(), required=False)
     @blp.response(200, RewrapReportSchema)
     @document_errors(400, 401, 403, blueprint=blp)
     def post(self, args: dict[str, Any]) -> Any:

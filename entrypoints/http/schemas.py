@@ -100,6 +100,15 @@ class Timestamp(fields.AwareDateTime):
             raise self.make_error("out_of_range") from None
 
 
+class FullMatch(validate.Regexp):
+    """`validate.Regexp` on the whole string: its `match` lets "prod\\n" through `^[a-z]+$`."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def storable_json(value: Any) -> None:
     """A validator of free-form JSON (a rotator's settings): nested at most `MAX_JSON_DEPTH`
     deep, and its keys and strings `writable`."""

@@ -193,7 +193,7 @@ class SecretItem(MethodView):
             service().get_secret(g.principal, secret_id, include_deleted=args["include_deleted"])
         )
 
-    @blp.arguments(schemas.SecretUpdateSchema())
+    @blp.arguments(schemas.SecretUpdateSchema(), required=False)
     @blp.response(200, schemas.SecretSchema)
     @blp.doc(parameters=[IF_MATCH])
     @document_errors(400, 401, 404, 412)

@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
+from core.policy import ENVIRONMENT_PATTERN
 from core.transfer import (
     ConflictStrategy,
     ExportRequest,
@@ -130,7 +131,12 @@ class ImportReportSchema(Schema):
 
 class ExportArgsSchema(schemas.StrictSchema):
     scope = fields.Nested(schemas.ScopeRefSchema, required=True)
-    environment = schemas.Text(allow_none=True, load_default=None)
+    # As a secret's environment must be: it also names the file (Content-Disposition).
+    environment = schemas.Text(
+        allow_none=True,
+        load_default=None,
+        validate=schemas.FullMatch(ENVIRONMENT_PATTERN, error="must match {regex}"),
+    )
     format = schemas.Text(load_default="json", validate=validate.Length(1, 64))
     include_values = fields.Boolean(load_default=False)
     include_versions = fields.Boolean(load_default=False)

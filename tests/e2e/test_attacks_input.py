@@ -363,3 +363,16 @@ def test_405_answers_name_the_allowed_methods(
     assert response.status_code == 405
     assert response.get_json()["error"]["code"] == "method_not_allowed"
     assert {name.strip() for name in response.headers["Allow"].split(",")} == allowed
+
+
+@pytest.mark.parametrize("environment", ["a\nb", "prod\n", 'x"y', "\u0100", "Prod"])
+def test_an_export_environment_is_one_a_secret_can_have(api: ApiClient, environment: str) -> None:
+    """It names the file in Content-Disposition: a newline was a 500, a quote or a character
+    outside Latin-1 a header no client reads (the server dropped the connection)."""
+    api.create(name="A", value="v", environment="prod")
+    body = {"scope": {"type": "global"}, "environment": environment}
+    assert_refused(send(api, "POST", "/exports", body), "environment")
+    exported = send(api, "POST", "/exports", {**body, "environment": "prod"})
+    assert (
+        exported.headers["Content-Disposition"] == 'attachment; filename="global-global-prod.json"'
+    )
