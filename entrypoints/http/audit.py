@@ -24,6 +24,9 @@ blp = Blueprint(
 )
 
 EXPORT_FIELDS = list(schemas.AuditEventSchema().fields)
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): such a cell of the
+# export starts with a quote instead.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def audit_service() -> AuditService:
@@ -96,9 +99,16 @@ def as_csv(events: Iterator[AuditEvent]) -> Iterator[str]:
     for event in events:
         row = schema.dump(event)
         row["details"] = json.dumps(row["details"], sort_keys=True)
-        writer.writerow(row)
+        writer.writerow({name: inert(cell) for name, cell in row.items()})
         yield drain(buffer)
     yield drain(buffer)
+
+
+def inert(cell: Any) -> Any:
+    """A CSV cell that no spreadsheet takes for a formula."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def drain(buffer: io.StringIO) -> str:
