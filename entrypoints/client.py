@@ -6,6 +6,7 @@ what `secretctl login` stored (a 0600 file in the user's configuration directory
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -153,16 +154,34 @@ def get(
     click.echo(json.dumps(answer, indent=2) if as_json else answer["value"])
 
 
+# More than any server takes (64 KiB by default); a larger input is refused before it is sent.
+MAX_VALUE_BYTES = 1024 * 1024
+
+
 @click.command("set")
 @click.argument("name")
-@click.argument("value", required=False)
+@click.argument("stdin_marker", metavar="[-]", required=False)
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the value from this file.",
+)
+@click.option(
+    "--keep-newline",
+    is_flag=True,
+    help="Keep the newline that ends a value read from a pipe or a file (one \\n is dropped).",
+)
+@click.option("--allow-empty", is_flag=True, help="Store an empty value (refused otherwise).")
 @click.option("--type", "secret_type", default="generic", show_default=True)
 @click.option("--description", default="")
 @click.option("--parent", help="TYPE:ID of the parent, to create the scope on first use.")
 @with_options(client_options)
 def set_(
     name: str,
-    value: str | None,
+    stdin_marker: str | None,
+    from_file: Path | None,
+    keep_newline: bool,
+    allow_empty: bool,
     secret_type: str,
     description: str,
     parent: str | None,
@@ -171,9 +190,21 @@ def set_(
     scope: str,
     environment: str | None,
 ) -> None:
-    """Create a secret or write its next version. Reads the value from stdin when omitted."""
-    if value is None or value == "-":
-        value = sys.stdin.read()
+    """Create a secret or write its next version.
+
+    The value is never an argument, which other users of the machine can read (`ps`): it is
+    typed at a hidden prompt (twice) when standard input is a terminal, read from standard
+    input when it is not (or with `-`), or read from --from-file PATH. One newline (\\n) ending
+    a piped value or a file is dropped, as `echo` and editors add one; --keep-newline keeps it.
+    A value that is not UTF-8 text is sent as it is (base64 on the wire), nothing dropped. An
+    empty value is refused unless --allow-empty.
+
+    \b
+      secretctl set OPENAI_API_KEY --scope project:p-42          # asks for it
+      printf %s "$VALUE" | secretctl set DB_PASSWORD --scope project:p-42
+      secretctl set TLS_CERT --from-file cert.pem --type certificate
+    """
+    value_field = value_body(read_value(stdin_marker, from_file, keep_newline, allow_empty))
     kind, scope_id = parse_scope(scope)
     client = Client(addr, token)
     params = {"environment": environment} if environment else {}
@@ -181,7 +212,7 @@ def set_(
     if found.status_code == 404:
         body: dict[str, Any] = {
             "name": name,
-            "value": value,
+            **value_field,
             "type": secret_type,
             "description": description,
             "scope": scope_body(scope),
@@ -195,12 +226,71 @@ def set_(
         secret = client.json(
             "POST",
             f"/secrets/{found.json()['id']}/versions",
-            json={"value": value},
+            json=value_field,
             headers={"If-Match": found.headers.get("ETag", "*")},
         )
     else:
         raise click.ClickException(error_text(found))
     click.echo(f"{secret['reference']} version {secret['current_version']} ({secret['id']})")
+
+
+def read_value(
+    stdin_marker: str | None, from_file: Path | None, keep_newline: bool, allow_empty: bool
+) -> bytes:
+    """The value `set` stores, from the prompt, standard input or a file; never an argument."""
+    if stdin_marker not in (None, "-"):  # never echoed: it is likely the value itself
+        raise click.UsageError(
+            "a value is never an argument (other users see arguments in `ps`): type it at the "
+            "prompt, pipe it, or give --from-file PATH"
+        )
+    if stdin_marker == "-" and from_file is not None:
+        raise click.UsageError("read the value from standard input (-) or --from-file, not both")
+    if from_file is not None:
+        with from_file.open("rb") as handle:
+            raw = limited(handle)
+    elif stdin_marker == "-" or not stdin_is_terminal():
+        raw = limited(sys.stdin.buffer)
+    else:
+        typed = click.prompt(
+            "Value",
+            hide_input=True,
+            confirmation_prompt=True,
+            default="" if allow_empty else None,
+            show_default=False,
+            err=True,
+        )
+        return str(typed).encode()
+    if not keep_newline and raw.endswith(b"\n") and is_text(raw):
+        raw = raw[:-1]
+    if not raw and not allow_empty:
+        raise click.ClickException("the value is empty: nothing stored (--allow-empty stores it)")
+    return raw
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def limited(stream: Any) -> bytes:
+    raw = bytes(stream.read(MAX_VALUE_BYTES + 1))
+    if len(raw) > MAX_VALUE_BYTES:
+        raise click.ClickException(f"the value is longer than {MAX_VALUE_BYTES} bytes")
+    return raw
+
+
+def is_text(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def value_body(raw: bytes) -> dict[str, str]:
+    """The `value` and `encoding` of a request body: UTF-8 text as it is, other bytes base64."""
+    if is_text(raw):
+        return {"value": raw.decode("utf-8"), "encoding": "utf-8"}
+    return {"value": base64.b64encode(raw).decode("ascii"), "encoding": "base64"}
 
 
 @click.command("list")

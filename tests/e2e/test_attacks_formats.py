@@ -1,10 +1,12 @@
-"""Attacks of issue #14 on the formats and types, over HTTP: a token in a connection string's
-user part shown to viewers, an editor's `.env` import that runs a command when the admin's
-export is sourced, a 14 MiB `.env` that took minutes, a sealed file whose header asks for an
-expensive key derivation, and a file of more entries than an import holds."""
+"""Attacks of issue #14 on the formats, types and CLI, over HTTP: a token in a connection
+string's user part shown to viewers, an editor's `.env` import that runs a command when the
+admin's export is sourced, a 14 MiB `.env` that took minutes, a sealed file whose header asks
+for an expensive key derivation, a file of more entries than an import holds, and a value given
+to `secretctl set` as an argument, where other users of the machine see it."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -14,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from flask import Flask
 
-from tests.e2e.conftest import ApiClient, as_user
+from entrypoints import client
+from entrypoints.cli import main
+from tests.e2e import test_transfer_cli as transfer_cli
+from tests.e2e.conftest import TOKEN, ApiClient, as_user
 from tests.unit.test_attacks_formats import SHELLS, sourced
 from tests.unit.test_formats import python_dotenv_reading
 
 PROJECT = {"type": "project", "id": "p-42"}
-TOKEN = "ghp_E2eCanary0123456789abcdefghijklmnop"
+GITHUB_TOKEN = "ghp_E2eCanary0123456789abcdefghijklmnop"
 
 
 def bind(api: ApiClient, principal: str, role: str) -> None:
@@ -46,7 +52,7 @@ def test_a_token_in_a_connection_string_never_reaches_what_a_viewer_sees(
         name="GIT_REMOTE",
         scope=PROJECT,
         type="connection_string",
-        value=f"https://{TOKEN}@github.com/acme/app.git?access_token={TOKEN}",
+        value=f"https://{GITHUB_TOKEN}@github.com/acme/app.git?access_token={GITHUB_TOKEN}",
     )
     viewer = as_user(app, "vic")
 
@@ -58,7 +64,7 @@ def test_a_token_in_a_connection_string_never_reaches_what_a_viewer_sees(
     ]
 
     assert created["tags"] == {"type.scheme": "https", "type.host": "github.com"}
-    assert all("type.host" in text and TOKEN not in text for text in shown)
+    assert all("type.host" in text and GITHUB_TOKEN not in text for text in shown)
 
 
 # Written as python-dotenv reads it: every value literally, none expanded.
@@ -137,3 +143,84 @@ def test_an_import_of_more_entries_than_it_holds_is_refused(api: ApiClient) -> N
     assert answer.status_code == 400
     assert answer.get_json()["error"]["details"] == {"field": "file"}
     assert "more than 20000 entries" in answer.get_json()["error"]["message"]
+
+
+# -- #14 medium 7: `secretctl set NAME value` put the value where `ps` shows it ---------------
+
+CLI_CANARY = "sk-cli-argument-canary-5e1d"
+server = transfer_cli.server  # the app over real HTTP on loopback
+
+
+def set_value(server: str, *args: str, stdin: str | bytes | None = None) -> Result:
+    environment = {"SECRETS_ADDR": server, "SECRETS_TOKEN": TOKEN}
+    return CliRunner().invoke(
+        main, ["set", *args, "--scope", "project:p-42"], input=stdin, env=environment
+    )
+
+
+def stored(api: ApiClient, name: str) -> Any:
+    answer = api.get(
+        f"/scopes/project/p-42/secrets/{name}/value", query_string={"encoding": "base64"}
+    )
+    return base64.b64decode(answer.get_json()["value"]) if answer.status_code == 200 else None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_value_given_as_an_argument_is_refused_and_not_echoed(
+    server: str, api: ApiClient
+) -> None:
+    result = set_value(server, "ARGUMENT", CLI_CANARY, stdin="")
+
+    assert result.exit_code == 2
+    assert "never an argument" in result.output and CLI_CANARY not in result.output
+    assert stored(api, "ARGUMENT") is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_piped_value_loses_one_newline_unless_kept(server: str, api: ApiClient) -> None:
+    assert set_value(server, "PIPED", stdin="v1\n\n").exit_code == 0
+    assert set_value(server, "DASH", "-", stdin="v2\n").exit_code == 0
+    assert set_value(server, "KEPT", "--keep-newline", stdin="v3\n").exit_code == 0
+
+    assert [stored(api, name) for name in ("PIPED", "DASH", "KEPT")] == [b"v1\n", b"v2", b"v3\n"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_value_comes_from_a_file_as_text_or_bytes(
+    server: str, api: ApiClient, tmp_path: Path
+) -> None:
+    text, binary = tmp_path / "token.txt", tmp_path / "key.der"
+    text.write_text("from-a-file\n")
+    binary.write_bytes(b"\x30\x82\xff\x00\n")
+
+    assert set_value(server, "TEXT", "--from-file", str(text)).exit_code == 0
+    assert set_value(server, "BINARY", "--from-file", str(binary)).exit_code == 0
+    both = set_value(server, "BOTH", "-", "--from-file", str(text), stdin="x")
+
+    assert stored(api, "TEXT") == b"from-a-file"
+    assert stored(api, "BINARY") == b"\x30\x82\xff\x00\n"  # bytes are never trimmed
+    assert both.exit_code == 2 and stored(api, "BOTH") is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_empty_value_is_refused_unless_allowed(server: str, api: ApiClient) -> None:
+    refused = set_value(server, "EMPTY", stdin="\n")
+    allowed = set_value(server, "EMPTY", "--allow-empty", stdin="")
+
+    assert refused.exit_code == 1 and "the value is empty" in refused.output
+    assert allowed.exit_code == 0 and stored(api, "EMPTY") == b""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_at_a_terminal_the_value_is_typed_twice_unseen(
+    server: str, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client, "stdin_is_terminal", lambda: True)
+
+    result = set_value(
+        server, "TYPED", stdin=f"{CLI_CANARY}\nmistyped\n{CLI_CANARY}\n{CLI_CANARY}\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "do not match" in result.output and CLI_CANARY not in result.output
+    assert stored(api, "TYPED") == CLI_CANARY.encode()

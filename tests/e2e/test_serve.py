@@ -120,7 +120,7 @@ def test_operator_session(server: Server) -> None:
     created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json=body)
     assert created.status_code == 404  # the parent organization does not exist yet
     made_org = server.cli(
-        "set", "ORG_WIDE", "x", "--scope", "organization:o-1", "--parent", "global"
+        "set", "ORG_WIDE", "--scope", "organization:o-1", "--parent", "global", stdin="x"
     )
     assert made_org.returncode == 0, made_org.stderr
     created = requests.post(f"{api}/secrets", headers=headers, timeout=5, json=body)
@@ -149,13 +149,15 @@ def test_operator_session(server: Server) -> None:
     set_again = server.cli(
         "set",
         "SLACK_WEBHOOK",
-        "https://hooks.example/y",
         "--scope",
         "project:p-7",
         "--env",
         "staging",
+        stdin="https://hooks.example/y\n",  # as `echo` pipes it: the newline is dropped
     )
     assert "version 2" in set_again.stdout
+    webhook = server.cli("get", "SLACK_WEBHOOK", "--scope", "project:p-7", "--env", "staging")
+    assert webhook.stdout == "https://hooks.example/y\n"  # get prints one; set dropped the pipe's
     listed = server.cli("list", "--scope", "project:p-7")
     assert "GITHUB_TOKEN" in listed.stdout and "SLACK_WEBHOOK" in listed.stdout
     missing = server.cli("get", "NOPE", "--scope", "project:p-7")
@@ -183,13 +185,13 @@ def test_run_injects_resolved_secrets_into_a_child_process(server: Server) -> No
         ("API_URL", "from-project", "project:p-7", "team:t-1", None),
         ("API_URL", "from-project-prod", "project:p-7", None, "production"),
     ]
-    made = server.cli("set", "ORG", "o", "--scope", "organization:acme", "--parent", "global")
+    made = server.cli("set", "ORG", "--scope", "organization:acme", "--parent", "global", stdin="o")
     assert made.returncode == 0, made.stderr
     for name, value, scope, parent, environment in steps:
-        args = ["set", name, value, "--scope", scope]
+        args = ["set", name, "--scope", scope]
         args += ["--parent", parent] if parent else []
         args += ["--env", environment] if environment else []
-        result = server.cli(*args)
+        result = server.cli(*args, stdin=value)
         assert result.returncode == 0, result.stderr
 
     show = "import json, os; print(json.dumps({k: os.environ.get(k) for k in %r}))"
@@ -215,8 +217,8 @@ def test_run_injects_resolved_secrets_into_a_child_process(server: Server) -> No
     resolved = server.cli("resolve", "--project", "p-7", "--env", "production")
     assert "API_URL\tproject/p-7\tproduction\tshadows project/p-7, global/global" in resolved.stdout
 
-    server.cli("set", "A-B", "1", "--scope", "project:p-7")
-    server.cli("set", "A_B", "2", "--scope", "project:p-7")
+    server.cli("set", "A-B", "--scope", "project:p-7", stdin="1")
+    server.cli("set", "A_B", "--scope", "project:p-7", stdin="2")
     clash = server.cli(*base, "--", *child)
     assert (
         clash.returncode == 1 and "two secrets become the environment variable A_B" in clash.stderr
@@ -228,9 +230,15 @@ def test_login_stores_the_token_privately(server: Server, tmp_path: Path) -> Non
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     secretctl = str(BIN / "secretctl")
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [secretctl, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+            [secretctl, *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     refused = cli("login", "--addr", server.addr, "--token", "wrong-token")
@@ -239,7 +247,7 @@ def test_login_stores_the_token_privately(server: Server, tmp_path: Path) -> Non
     assert cli("login", "--addr", server.addr, "--token", server.token).returncode == 0
     stored = tmp_path / "config" / "secretctl" / "credentials.json"
     assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
-    assert cli("set", "STORED", "works").returncode == 0
+    assert cli("set", "STORED", stdin="works").returncode == 0
     assert cli("get", "STORED").stdout == "works\n"
 
 
