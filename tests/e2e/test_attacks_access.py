@@ -8,6 +8,10 @@
 - Nobody claims a scope id without the admin role at its parent (an editor's secret no longer
   creates `project/p-99` for its organization), and no answer tells another tenant that an id,
   a service-account name or a migration exists where it cannot see.
+- Destroying a version for good takes an admin, as a purge does (no longer an editor).
+
+Writers without `If-Match` that must each land are in
+tests/integration/test_lifecycle_concurrency.py (50 threads, SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
