@@ -188,7 +188,10 @@ class _Reader:
 
     def _value(self) -> Any:
         self._skip()
-        value, self.position = self._decoder.raw_decode(self.text, self.position)
+        try:
+            value, self.position = self._decoder.raw_decode(self.text, self.position)
+        except RecursionError:  # arrays or objects nested past the interpreter's stack
+            raise self._error("Nested too deeply") from None
         return value
 
     def _error(self, message: str) -> json.JSONDecodeError:

@@ -22,7 +22,8 @@ from adapters.sealed_export import HEADER, MAGIC, ScryptAesGcmCipher
 from core.errors import InvalidInput
 from core.types import derived_tags
 from plugins.format_dotenv import STYLE_TAG, DotenvFormat
-from ports.formats import ExportEntry, ImportEntry
+from plugins.format_json import JsonFormat
+from ports.formats import EntryError, ExportEntry, ImportEntry
 from ports.types import SecretType
 from ports.values import SecretValue
 from tests.unit import test_secret_types as secret_types
@@ -393,3 +394,24 @@ def test_a_14_mib_env_file_built_to_be_slow_parses_in_linear_time(shape: str) ->
     size, entries, seconds = child.stdout.split()
     assert int(size) >= 14 * 1024 * 1024 and int(entries) <= 2
     assert float(seconds) < 10
+
+
+# -- a JSON file nested deeper than the interpreter's stack (a 500 before) ----------------------
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{\n"A": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"format": "secret-management-export", "schema_version": 1,\n"secrets": ['
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"]}",
+    ],
+    ids=["member", "secret"],
+)
+def test_json_nested_too_deeply_is_one_error_at_its_line(full: bool, content: bytes) -> None:
+    [error] = JsonFormat(full=full).parse(io.BytesIO(content))
+
+    assert error == EntryError(2, "is not valid JSON: Nested too deeply")
