@@ -23,7 +23,7 @@ from entrypoints import client
 from entrypoints.cli import main
 from tests.e2e import test_transfer_cli as transfer_cli
 from tests.e2e.conftest import TOKEN, ApiClient, as_user
-from tests.unit.test_attacks_formats import SHELLS, sourced
+from tests.unit.test_attacks_types_formats import SHELLS, sourced
 from tests.unit.test_formats import python_dotenv_reading
 
 PROJECT = {"type": "project", "id": "p-42"}
