@@ -72,14 +72,9 @@ class Style:
 
     def tag(self, value: str) -> str | None:
         """What the tag records: only what differs from how `value` is usually written."""
-        tokens = [
-            *(["export"] if self.export else []),
-            *(
-                [self.quote]
-                if self.quote != usual_quote(value) and holds(self.quote, value)
-                else []
-            ),
-        ]
+        tokens = ["export"] if self.export else []
+        if self.quote != usual_quote(value) and holds(self.quote, value):
+            tokens.append(self.quote)
         return ",".join(tokens) or None
 
 
