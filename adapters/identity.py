@@ -43,6 +43,14 @@ JWT_SETTINGS = frozenset(
         "leeway_seconds",
     }
 )
+# What each kind of key verifies: a shared key (`shared_key_env`), a JWKS document's public keys.
+SHARED_KEY_ALGORITHMS = ("HS256", "HS384", "HS512")
+PUBLIC_KEY_ALGORITHMS = (
+    *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    *("ES256", "ES384", "ES512", "EdDSA"),
+)
+JWT_ALGORITHMS = SHARED_KEY_ALGORITHMS + PUBLIC_KEY_ALGORITHMS
+MAX_LEEWAY_SECONDS = 600
 
 
 class DevRootTokenAuthenticator(Authenticator):
@@ -89,9 +97,17 @@ class JwtAuthenticator(Authenticator):
         self._audience = str(settings["audience"])
         self._user_claim = str(settings.get("user_claim", "sub"))
         self._groups_claim = str(settings.get("groups_claim", "groups"))
-        self._leeway = int(settings.get("leeway_seconds", 30))
+        self._leeway = settings.get("leeway_seconds", 30)
+        if not isinstance(self._leeway, int) or not 0 <= self._leeway <= MAX_LEEWAY_SECONDS:
+            raise ConfigurationError(
+                "configuration key 'identity.jwt.leeway_seconds': must be a whole number of "
+                f"seconds from 0 to {MAX_LEEWAY_SECONDS}"
+            )
         self._key_for, default_algorithms = _key_source(settings, environ)
-        self._algorithms = list(settings.get("algorithms") or default_algorithms)
+        verifiable = (
+            SHARED_KEY_ALGORITHMS if "HS256" in default_algorithms else PUBLIC_KEY_ALGORITHMS
+        )
+        self._algorithms = _algorithms(settings.get("algorithms"), verifiable, default_algorithms)
         # What a token proved (its principal, its `exp`), by the token.
         self._verified: ExpiringCache[str, tuple[Principal, float]] = ExpiringCache(
             VERIFIED_TOKENS, VERIFIED_TOKEN_SECONDS
@@ -176,6 +192,23 @@ def _key_source(
             f"{type(error).__name__}"
         ) from None
     return (lambda token: _key_by_id(key_set, token)), ("RS256", "ES256")
+
+
+def _algorithms(configured: Any, allowed: tuple[str, ...], default: tuple[str, ...]) -> list[str]:
+    """The algorithms accepted: those configured (a list, each one the key source verifies)."""
+    if configured is None:
+        return list(default)
+    if not isinstance(configured, list | tuple) or not configured:
+        raise ConfigurationError(
+            "configuration key 'identity.jwt.algorithms': must be a non-empty list"
+        )
+    for algorithm in configured:
+        if algorithm not in allowed:
+            raise ConfigurationError(
+                f"configuration key 'identity.jwt.algorithms': {str(algorithm)[:20]!r} is not "
+                f"one this key verifies ({', '.join(allowed)})"
+            )
+    return list(configured)
 
 
 def _key_by_id(key_set: jwt.PyJWKSet, token: str) -> Any:

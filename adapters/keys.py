@@ -129,12 +129,18 @@ class FileKeyProvider(KeyProvider):
 
     def _create(self) -> None:
         key_id, material = _generate_key()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         checksum_key = secrets.token_bytes(KEY_BYTES)
         try:
-            _write_key_file(self.path, {key_id: material}, key_id, checksum_key, replace=False)
-        except FileExistsError:
-            return  # another process created it first: use that one
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                _write_key_file(self.path, {key_id: material}, key_id, checksum_key, replace=False)
+            except FileExistsError:
+                return  # another process created it first: use that one
+        except OSError as error:  # a directory it cannot write, a file where a directory goes
+            raise ConfigurationError(
+                f"cannot create the key file {self.path}: {error.strerror}",
+                details={"key": "keys.path"},
+            ) from None
         log.warning(
             "created a new key file at %s: back it up, the values it protects cannot be read "
             "without it",
@@ -144,7 +150,7 @@ class FileKeyProvider(KeyProvider):
     def _version(self) -> tuple[int, int, int]:
         try:
             status = self.path.stat()
-        except FileNotFoundError:
+        except OSError:
             return (0, 0, 0)  # _load reports it
         return (status.st_ino, status.st_mtime_ns, status.st_size)
 
@@ -217,6 +223,8 @@ def _read_private_json(path: Path) -> dict[str, object]:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         raise ConfigurationError(f"the key file {path} does not exist") from None
+    except OSError as error:
+        raise ConfigurationError(f"the key file {path} cannot be read: {error.strerror}") from None
     if mode & 0o077:
         raise ConfigurationError(
             f"the key file {path} is accessible to other users (mode {mode:04o}); "

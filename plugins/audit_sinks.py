@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.audit import AuditEvent
-from core.errors import ConfigurationError
+from plugins.backend_settings import PluginSettings
 from plugins.hookspecs import hookimpl
 from ports.audit import AuditSink, AuditSinkPlugin
 
@@ -47,13 +47,17 @@ class FileSink(StreamSink):
 
 
 def stdout_sink(settings: Mapping[str, Any]) -> AuditSink:
+    PluginSettings("audit.stdout", settings, known=())
     return StreamSink("stdout", sys.stdout)
 
 
 def file_sink(settings: Mapping[str, Any]) -> AuditSink:
-    if not settings.get("path"):
-        raise ConfigurationError("configuration key 'audit.file.path' is required by the file sink")
-    return FileSink(Path(str(settings["path"])))
+    options = PluginSettings("audit.file", settings, known=("path",))
+    path = Path(options.required_text("path"))
+    try:
+        return FileSink(path)
+    except OSError as error:
+        raise options.error("path", f"cannot append to {path}: {error.strerror}") from None
 
 
 @hookimpl

@@ -1,14 +1,18 @@
-"""One backend instance's settings, checked at start: unknown keys are refused, types are checked,
-and credentials are referenced indirectly, by an environment variable or a file, never written
-in the configuration file itself.
+"""The settings of one configured plugin piece (a backend instance, a key provider, an audit
+sink), checked at start: unknown keys are refused, types are checked, and credentials are
+referenced indirectly, by an environment variable or a file, never written in the configuration
+file itself.
 
-Settings arrive from TOML (typed) or from `SECRETS_BACKENDS__<NAME>__<KEY>` environment variables
-(always strings), so numbers and flags are accepted in both forms. Plugin authors may use it too.
+Settings arrive from TOML (typed) or from `SECRETS_<TABLE>__<KEY>` environment variables (always
+text), so numbers, flags and lists are accepted in both forms; `setting_list` is the one rule
+for a list given as text, used by the service's own configuration schema too. Plugin authors may
+use this module.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,21 +23,44 @@ TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 
 
-class BackendSettings:
-    """The settings of backend instance `instance`, refusing any key not in `known`."""
+def setting_list(value: Any) -> list[Any]:
+    """A list-valued setting: a TOML array as it is; from the environment, a TOML/JSON array
+    literal (`["HS256", "RS256"]`, `[30, 7, 1]`) or else comma-separated items (`HS256,RS256`),
+    each stripped, empty ones dropped (so an empty text is an empty list).
 
-    def __init__(self, instance: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
-        self.instance = instance
+    Raises ValueError (without the value, which may be anything) when it is neither.
+    """
+    if isinstance(value, list | tuple):
+        return list(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a list")
+    text = value.strip()
+    if not text.startswith("["):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        document = tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError:
+        document = {}
+    if set(document) != {"value"} or not isinstance(document["value"], list):
+        raise ValueError('must be a list: comma-separated, or an array such as ["a", "b"]')
+    return list(document["value"])
+
+
+class PluginSettings:
+    """The settings under configuration key `section` (`keys`, `audit.file`…), refusing any key
+    not in `known`."""
+
+    def __init__(self, section: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
+        self.section = section
         self._settings = dict(settings)
         allowed = frozenset(known)
         unknown = sorted(set(self._settings) - allowed)
         if unknown:
-            raise self.error(
-                unknown[0], f"unknown setting; this backend takes {', '.join(sorted(allowed))}"
-            )
+            takes = ", ".join(sorted(allowed)) or "no settings"
+            raise self.error(unknown[0], f"unknown setting; [{section}] takes {takes}")
 
     def error(self, key: str, problem: str) -> ConfigurationError:
-        setting = f"backends.{self.instance}.{key}"
+        setting = f"{self.section}.{key}"
         return ConfigurationError(
             f"configuration key '{setting}': {problem}", details={"key": setting}
         )
@@ -68,6 +95,16 @@ class BackendSettings:
             return value.lower() in TRUE
         raise self.error(key, "must be true or false")
 
+    def texts(self, key: str, default: Iterable[str] = ()) -> list[str]:
+        """A list of strings (`setting_list`'s rule for one given as text)."""
+        try:
+            items = setting_list(self._settings.get(key, list(default)))
+        except ValueError as error:
+            raise self.error(key, str(error)) from None
+        if not all(isinstance(item, str) and item for item in items):
+            raise self.error(key, "must be a list of non-empty strings")
+        return items
+
     def credential(self, name: str, *, required: bool = False) -> str | None:
         """A credential given as `<name>_env` (a variable's name) or `<name>_file` (a path).
 
@@ -93,3 +130,11 @@ class BackendSettings:
         if required:
             raise self.error(env_key, f"is required (or {file_key})")
         return None
+
+
+class BackendSettings(PluginSettings):
+    """The settings of backend instance `instance` (`[backends.<instance>]`)."""
+
+    def __init__(self, instance: str, settings: Mapping[str, Any], known: Iterable[str]) -> None:
+        self.instance = instance
+        super().__init__(f"backends.{instance}", settings, known)

@@ -1,4 +1,8 @@
-"""The built-in key providers: `env`, `file`, and `auto` (environment variable, else file)."""
+"""The built-in key providers: `env`, `file`, and `auto` (environment variable, else file).
+
+Each refuses a `[keys]` setting it does not take, so a misspelt `path` stops the start instead
+of a key file being made somewhere else.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from adapters.keys import ENV_VAR, EnvKeyProvider, FileKeyProvider
 from core.errors import ConfigurationError
+from plugins.backend_settings import PluginSettings
 from plugins.hookspecs import hookimpl
 from ports.security import KeyProvider, KeyProviderContext, KeyProviderPlugin
 
@@ -15,6 +20,7 @@ DEFAULT_KEY_FILE = "master.key"
 
 
 def env_provider(settings: Mapping[str, Any], context: KeyProviderContext) -> KeyProvider:
+    PluginSettings("keys", settings, known=())
     return EnvKeyProvider(context.environ)
 
 
@@ -24,9 +30,9 @@ def file_provider(settings: Mapping[str, Any], context: KeyProviderContext) -> K
 
 
 def auto_provider(settings: Mapping[str, Any], context: KeyProviderContext) -> KeyProvider:
+    path = _key_file(settings, context)
     if ENV_VAR in context.environ:
         return EnvKeyProvider(context.environ)
-    path = _key_file(settings, context)
     if context.production and not os.path.exists(path):
         raise ConfigurationError(
             f"production mode needs a key: set {ENV_VAR} or [keys] path (no key file at {path})",
@@ -36,7 +42,8 @@ def auto_provider(settings: Mapping[str, Any], context: KeyProviderContext) -> K
 
 
 def _key_file(settings: Mapping[str, Any], context: KeyProviderContext) -> str:
-    return str(settings.get("path") or os.path.join(context.data_dir, DEFAULT_KEY_FILE))
+    path = PluginSettings("keys", settings, known=("path",)).text("path")
+    return path or os.path.join(context.data_dir, DEFAULT_KEY_FILE)
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.keys import EnvKeyProvider, FileKeyProvider
 from core.errors import ConfigurationError
-from plugins.key_providers import auto_provider, file_provider
+from plugins.key_providers import auto_provider, env_provider, file_provider
 from ports.security import KeyEncryptionKey, KeyProviderContext
 
 KEY = bytes(range(32))
@@ -153,6 +153,16 @@ def test_a_key_file_other_users_can_access_is_refused(tmp_path: Path, mode: int)
     assert f"chmod 600 {path}" in raised.value.message
 
 
+def test_a_key_file_that_cannot_be_made_or_read_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "master.key"  # a file where a directory goes
+    with pytest.raises(ConfigurationError, match="cannot create the key file") as made:
+        FileKeyProvider(path, create=True)
+    with pytest.raises(ConfigurationError, match="cannot be read") as read:
+        FileKeyProvider(path, create=False)
+    assert made.value.details == {"key": "keys.path"} and str(path) in read.value.message
+
+
 def test_rotate_adds_a_new_active_key_and_keeps_the_old_one(tmp_path: Path) -> None:
     path = tmp_path / "master.key"
     provider = FileKeyProvider(path, create=True)
@@ -261,3 +271,21 @@ def test_the_file_provider_takes_its_path_from_settings(tmp_path: Path) -> None:
     provider = file_provider({"path": str(path)}, context(tmp_path, production=False))
     assert isinstance(provider, FileKeyProvider) and provider.path == path
     assert isinstance(provider.active_key(), KeyEncryptionKey)
+
+
+@pytest.mark.parametrize(
+    ("provider", "settings", "key"),
+    [
+        (file_provider, {"pth": "/tmp/master.key"}, "keys.pth"),
+        (auto_provider, {"paht": "/tmp/master.key"}, "keys.paht"),
+        (env_provider, {"path": "/tmp/master.key"}, "keys.path"),
+    ],
+)
+def test_a_setting_the_provider_does_not_take_is_refused(
+    tmp_path: Path, provider, settings: dict[str, str], key: str
+) -> None:
+    """A misspelt `path` would otherwise make or read a key file somewhere else, silently."""
+    environ = {"SECRETS_MASTER_KEY": ENCODED_KEY}
+    with pytest.raises(ConfigurationError, match=f"configuration key '{re.escape(key)}'"):
+        provider(settings, context(tmp_path, production=False, environ=environ))
+    assert not (tmp_path / "data").exists()
