@@ -45,6 +45,7 @@ from core.backends import BackendRegistry
 from core.errors import (
     BackendAuthFailed,
     BackendUnavailable,
+    ConfigurationError,
     Conflict,
     InvalidInput,
     LeaseLost,
@@ -440,12 +441,13 @@ class MigrationService:
         return None if job is None else self._run(job, runner, None)
 
     def _run(self, job: Job, runner: str, on_progress: Callable[[Job], None] | None) -> Job:
+        source, target = self._backends_of(job, runner)
         run = _Run(
             job_id=job.id,
             runner=runner,
             actor=Principal(job.created_by, job.created_by_type),
-            source=self._backends.get(job.params["from"]),
-            target=self._backends.get(job.params["to"]),
+            source=source,
+            target=target,
             all_versions=bool(job.params["all_versions"]),
             delete_source=bool(job.params["delete_source"]),
             details={"job": str(job.id), "from": job.params["from"], "to": job.params["to"]},
@@ -466,6 +468,38 @@ class MigrationService:
         except STOPPING as error:
             self._stop(run, error)
             raise
+
+    def _backends_of(self, job: Job, runner: str) -> tuple[StorageBackend, StorageBackend]:
+        """The job's source and target. A runner configured without one of them does not hold
+        the job: it releases it at once, the reason recorded (`last_error`), for a runner that
+        has both, and raises `ConfigurationError` saying so."""
+        found, missing = [], []
+        for name in (job.params["from"], job.params["to"]):
+            try:
+                found.append(self._backends.get(name))
+            except InvalidInput:
+                missing.append(f"'{name}'")
+        if not missing:
+            return found[0], found[1]
+        reason = (
+            f"{runner} has no backend {' nor '.join(missing)} configured: the migration is left "
+            "to a worker (or `secretctl migrate --resume`) configured with both"
+        )
+        self._release(job.id, runner, reason)
+        raise ConfigurationError(reason, details={"job": str(job.id)})
+
+    def _release(self, job_id: UUID, runner: str, reason: str) -> None:
+        """Give the job up, if this runner still holds it, recording why."""
+        with self._uow_factory() as uow:
+            if not uow.jobs.hold(job_id, self._lease(runner)):
+                return
+            job = uow.jobs.get(job_id)
+            assert job is not None
+            job.last_error = reason[:512]
+            job.lease_owner = job.lease_until = None
+            job.updated_at = self._clock.now()
+            uow.jobs.update(job)
+            uow.commit()
 
     def _check_fit(self, run: _Run, job: Job) -> bool:
         """Before anything moves: every value to move fits the target, or the job is refused."""

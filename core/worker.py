@@ -8,7 +8,8 @@ so several workers on one database never run the same job twice; each job is one
 or resumable and idempotent (rotations, prunes and purges touch a backend first and the rows
 after, so one that died half-way is finished by the next claim once its lease has expired).
 The worker acts as the system principal `WORKER`, audited like anyone else; it never reads a
-value.
+value. While it runs, a thread of its own writes its heartbeat (`ports.workers`): when, and the
+job at hand, so a long job does not make it look dead; it removes its row when it stops.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from uuid import UUID
 
 from core.audit import AuditTrail
 from core.backends import BackendRegistry
+from core.errors import ServiceError
 from core.events import ChangeFeed, EventDelivery
 from core.migration import MigrationService
 from core.model import Secret, SecretVersion, VersionState
@@ -31,11 +33,17 @@ from core.services import SecretService, audit_place
 from ports.persistence import ExpiryNotice, Lease, UnitOfWork
 from ports.security import Clock
 from ports.values import Principal, VersionKey
+from ports.workers import WorkerRecord, WorkerRegistry
 
 log = logging.getLogger(__name__)
 
 WORKER = Principal("worker", "worker", is_root=True, is_system=True)
 MAX_BATCHES = 1000  # per job kind and pass: a bound, should a job keep coming back due
+# A worker beats this often (or at each poll, if it polls more often); one silent for
+# `ALIVE_WITHIN` is reported as not alive, and its row is removed after `FORGET_AFTER`.
+HEARTBEAT_SECONDS = 10.0
+ALIVE_WITHIN = timedelta(seconds=60)
+FORGET_AFTER = timedelta(days=1)
 Job = TypeVar("Job")
 
 
@@ -62,6 +70,10 @@ class WorkReport:
 
     def __str__(self) -> str:
         return ", ".join(f"{item.name} {getattr(self, item.name)}" for item in fields(self))
+
+    def __bool__(self) -> bool:
+        """Whether the pass did (or failed) anything."""
+        return any(getattr(self, item.name) for item in fields(self))
 
 
 def effective_expiry(secret: Secret, current: SecretVersion | None) -> datetime | None:
@@ -124,6 +136,9 @@ class Worker:
         worker_id: str,
         settings: WorkerSettings | None = None,
         migrations: MigrationService | None = None,
+        registry: WorkerRegistry | None = None,
+        host: str = "",
+        pid: int = 0,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
@@ -136,6 +151,10 @@ class Worker:
         self.id = worker_id
         self._settings = settings or WorkerSettings()
         self._migrations = migrations
+        self._registry = registry
+        self._host = host
+        self._pid = pid
+        self.current_job: str | None = None  # what the heartbeat reports
 
     def run_once(self) -> WorkReport:
         """Every job kind, batch after batch, until none is due."""
@@ -143,29 +162,43 @@ class Worker:
         limit = self._settings.batch_size
         days = self._settings.expiry_warning_days
         keep = self._settings.default_max_versions
-        report.grace_ended = self._drain(
-            report, lambda uow, lease: uow.work.claim_grace_ends(lease, limit), self._end_grace
-        )
-        report.expiry_notices = self._drain(
-            report,
-            lambda uow, lease: uow.work.claim_expiry_notices(lease, limit, days),
-            self._warn_of_expiry,
-        )
-        report.rotated = self._drain(
-            report, lambda uow, lease: uow.work.claim_rotations(lease, limit), self._rotate
-        )
-        report.pruned = self._drain(
-            report, lambda uow, lease: uow.work.claim_prunes(lease, limit, keep), self._prune
-        )
-        report.purged = self._drain(
-            report, lambda uow, lease: uow.work.claim_purges(lease, limit), self._purge
-        )
-        for _ in range(MAX_BATCHES):
-            delivered = self._delivery.deliver_due(WORKER, self._lease(), limit)
-            report.delivered += delivered
-            if not delivered:
-                break
-        report.migrations = self._run_migrations(report)
+        try:
+            report.grace_ended = self._drain(
+                report,
+                "grace_end",
+                lambda uow, lease: uow.work.claim_grace_ends(lease, limit),
+                self._end_grace,
+            )
+            report.expiry_notices = self._drain(
+                report,
+                "expiry_notice",
+                lambda uow, lease: uow.work.claim_expiry_notices(lease, limit, days),
+                self._warn_of_expiry,
+            )
+            report.rotated = self._drain(
+                report,
+                "rotation",
+                lambda uow, lease: uow.work.claim_rotations(lease, limit),
+                self._rotate,
+            )
+            report.pruned = self._drain(
+                report,
+                "prune",
+                lambda uow, lease: uow.work.claim_prunes(lease, limit, keep),
+                self._prune,
+            )
+            report.purged = self._drain(
+                report, "purge", lambda uow, lease: uow.work.claim_purges(lease, limit), self._purge
+            )
+            self.current_job = "delivery"
+            for _ in range(MAX_BATCHES):
+                delivered = self._delivery.deliver_due(WORKER, self._lease(), limit)
+                report.delivered += delivered
+                if not delivered:
+                    break
+            report.migrations = self._run_migrations(report)
+        finally:
+            self.current_job = None
         return report
 
     def _run_migrations(self, report: WorkReport) -> int:
@@ -173,10 +206,15 @@ class Worker:
         if self._migrations is None:
             return 0
         finished = 0
+        self.current_job = "migration"
         for _ in range(MAX_BATCHES):
             try:
                 job = self._migrations.run_due(self.id)
-            except Exception:  # a backend down, say: the job is left to the next pass
+            except ServiceError as error:  # a backend down or missing: left to the next pass
+                log.warning("worker %s: a migration stopped: %s", self.id, error.message)
+                report.failed += 1
+                break
+            except Exception:
                 log.warning("worker %s: a migration stopped", self.id, exc_info=True)
                 report.failed += 1
                 break
@@ -187,15 +225,41 @@ class Worker:
 
     def run(self, poll_seconds: float, stop: threading.Event) -> None:
         """Pass after pass, `poll_seconds` apart, until `stop` is set (a pass is finished
-        first). A pass that fails (the database away, say) is logged and tried again."""
-        while not stop.is_set():
-            try:
-                report = self.run_once()
-            except Exception:
-                log.exception("worker %s: the pass failed", self.id)
-            else:
-                log.info("worker %s: %s", self.id, report)
-            stop.wait(poll_seconds)
+        first). A pass that fails (the database away, say) is logged and tried again. The
+        heartbeat is written all along, every `HEARTBEAT_SECONDS` at most."""
+        heartbeat = None
+        if self._registry is not None:
+            started_at = self._clock.now()
+            heartbeat = Heartbeat(
+                self._registry,
+                lambda: self._heartbeat_record(started_at),
+                min(poll_seconds, HEARTBEAT_SECONDS),
+            )
+            heartbeat.start()
+        try:
+            while not stop.is_set():
+                try:
+                    report = self.run_once()
+                except Exception:
+                    log.exception("worker %s: the pass failed", self.id)
+                else:  # an idle pass is logged for debugging only
+                    log.log(
+                        logging.INFO if report else logging.DEBUG, "worker %s: %s", self.id, report
+                    )
+                stop.wait(poll_seconds)
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+
+    def _heartbeat_record(self, started_at: datetime) -> WorkerRecord:
+        return WorkerRecord(
+            id=self.id,
+            host=self._host,
+            pid=self._pid,
+            started_at=started_at,
+            last_heartbeat_at=self._clock.now(),
+            current_job=self.current_job,
+        )
 
     # -- the jobs: each returns whether it did its work ----------------------------------------
 
@@ -290,12 +354,14 @@ class Worker:
     def _drain(
         self,
         report: WorkReport,
+        kind: str,
         claim: Callable[[UnitOfWork, Lease], list[Job]],
         run: Callable[[Job, Lease], bool],
     ) -> int:
         """Claim batch after batch and run each job; how many did their work."""
         done = 0
         for _ in range(MAX_BATCHES):
+            self.current_job = kind
             lease = self._lease()
             with self._uow_factory() as uow:
                 claimed = claim(uow, lease)
@@ -303,6 +369,8 @@ class Worker:
             if not claimed:
                 break
             for job in claimed:
+                secret_id = job.secret_id if isinstance(job, RotationPolicy) else job
+                self.current_job = f"{kind} secret:{secret_id}"
                 try:
                     done += run(job, lease)
                 except Exception:  # recorded by the job's audit attempt; the others go on
@@ -313,3 +381,53 @@ class Worker:
     def _lease(self) -> Lease:
         now = self._clock.now()
         return Lease(worker=self.id, now=now, until=now + self._settings.lease)
+
+
+class Heartbeat:
+    """A worker's heartbeat, written by a thread of its own every `interval` seconds until it is
+    stopped, then removed. One that cannot be written (the database away) is logged and written
+    again at the next beat: the jobs go on regardless."""
+
+    def __init__(
+        self, registry: WorkerRegistry, record: Callable[[], WorkerRecord], interval: float
+    ) -> None:
+        self._registry = registry
+        self._record = record
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat_until_stopped, daemon=True)
+
+    def start(self) -> None:
+        """Remove the rows of workers silent for `FORGET_AFTER`, beat once, then go on."""
+        first = self._record()
+        try:
+            self._registry.forget_silent_since(first.last_heartbeat_at - FORGET_AFTER)
+        except Exception as error:
+            log.warning("worker %s: old heartbeats not removed: %s", first.id, kind(error))
+        self._beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        worker_id = self._record().id
+        try:
+            self._registry.remove(worker_id)
+        except Exception as error:
+            log.warning("worker %s: heartbeat not removed: %s", worker_id, kind(error))
+
+    def _beat_until_stopped(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        record = self._record()
+        try:
+            self._registry.beat(record)
+        except Exception as error:
+            log.warning("worker %s: heartbeat not written: %s", record.id, kind(error))
+
+
+def kind(error: Exception) -> str:
+    """A failure as logged where its message might quote what was sent to the database."""
+    return type(error).__name__

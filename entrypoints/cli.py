@@ -63,11 +63,22 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
 @click.option("--port", type=int, help="Port to listen on (SECRETS_PORT).")
 @click.option("--workers", type=int, help="Worker processes (SECRETS_WORKERS).")
 @click.option("--no-migrate", is_flag=True, help="Do not upgrade the database first.")
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Run no lifecycle worker here: workers run apart (SECRETS_WORKER__EMBEDDED=false).",
+)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None, no_migrate: bool
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    no_migrate: bool,
+    no_worker: bool,
 ) -> None:
-    """Upgrade the database, then serve the API (granian, WSGI workers)."""
+    """Upgrade the database, then serve the API (granian, WSGI workers) and run the lifecycle
+    jobs in a `secretctl worker` of its own (unless --no-worker)."""
     from entrypoints.server import check_listen_address, prepare, run_server
 
     settings = settings_of(ctx, host=host, port=port, workers=workers)
@@ -89,7 +100,7 @@ def serve(
     if ctx.obj["config_file"]:  # the workers read the same file
         os.environ["SECRETS_CONFIG"] = str(ctx.obj["config_file"])
     try:
-        run_server(settings)
+        run_server(settings, with_worker=settings.worker["embedded"] and not no_worker)
     except ConfigurationError as error:  # the port was taken while the database was prepared
         raise click.ClickException(error.message) from None
 
@@ -128,8 +139,11 @@ def _redact_url(url: str) -> str:
 @main.command()
 @click.option("--once", is_flag=True, help="Run every due job once, then exit.")
 @click.option("--poll-seconds", type=float, help="Between passes (SECRETS_WORKER__POLL_SECONDS).")
+@click.option("--exit-with-parent", type=int, hidden=True, help="Stop when this process dies.")
 @click.pass_context
-def worker(ctx: click.Context, once: bool, poll_seconds: float | None) -> None:
+def worker(
+    ctx: click.Context, once: bool, poll_seconds: float | None, exit_with_parent: int | None
+) -> None:
     """Run the lifecycle jobs: grace periods, expiry warnings, scheduled rotations, version
     pruning, retention purges and event delivery. Run as many as you like on PostgreSQL."""
     from entrypoints.logs import configure_logging
@@ -144,6 +158,10 @@ def worker(ctx: click.Context, once: bool, poll_seconds: float | None) -> None:
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        if exit_with_parent is not None:  # the worker `secretctl serve` runs
+            from entrypoints.server import exit_with_parent as watch_parent
+
+            watch_parent(exit_with_parent, stop)
         click.echo(f"worker {jobs.id}: a pass every {poll:g} s; stop with SIGTERM", err=True)
         jobs.run(poll, stop)
 
@@ -339,3 +357,7 @@ def backends_adopt(
     )
     if report["failed"]:
         sys.exit(1)
+
+
+if __name__ == "__main__":  # `python -m entrypoints.cli`: how `serve` starts its worker
+    main()

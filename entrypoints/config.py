@@ -55,7 +55,13 @@ ROTATION_DEFAULTS: dict[str, Any] = {
 READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 10_000, "ttl_seconds": 60.0}
 # Failed authentications a source address may make a minute before it is answered 429.
 AUTH_DEFAULTS: dict[str, Any] = {"failures_per_minute": 30}
-WORKER_DEFAULTS = {"poll_seconds": 30.0, "batch_size": 50, "lease_seconds": 600}
+# `embedded`: `secretctl serve` runs a worker of its own (turn it off where workers run apart).
+WORKER_DEFAULTS: dict[str, Any] = {
+    "poll_seconds": 30.0,
+    "batch_size": 50,
+    "lease_seconds": 600,
+    "embedded": True,
+}
 EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
 # Where marshmallow files an error that is no key's own: a table's values, a whole table.
 NOT_KEYS = frozenset({"value", "_schema"})
@@ -149,6 +155,7 @@ class _WorkerSchema(_Section):
     poll_seconds = fields.Float(validate=validate.Range(0.1, 3600))
     batch_size = fields.Integer(validate=validate.Range(1, 1000))
     lease_seconds = fields.Integer(validate=validate.Range(30, 86400))
+    embedded = fields.Boolean()
 
 
 class _ReadCacheSchema(_Section):

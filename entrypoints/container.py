@@ -26,6 +26,7 @@ from adapters.db.chain_segments import ProcessChainSegments
 from adapters.db.engine import create_engine_from_url
 from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
+from adapters.db.worker_registry import SqlWorkerRegistry
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
 from adapters.sealed_export import ScryptAesGcmCipher
 from adapters.webhooks import WebhookPublisher, configured_targets
@@ -50,6 +51,7 @@ from core.transfer import FormatRegistry, TransferService
 from core.types import TypeRegistry
 from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
+from core.worker_status import WorkerStatusService
 from entrypoints.config import Settings
 from entrypoints.http.failed_auth import FailedAuthentications
 from plugins.manager import (
@@ -418,6 +420,8 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         policy=providers.Singleton(build_delivery_policy, settings),
     )
+    # Each worker's heartbeat, and the backlog (`/readyz`, `GET /api/v1/status`).
+    worker_registry = providers.Singleton(SqlWorkerRegistry, engine)
     worker = providers.Factory(
         Worker,
         uow_factory=unit_of_work.provider,
@@ -431,4 +435,10 @@ class Container(containers.DeclarativeContainer):
         worker_id=providers.Callable(new_worker_id),
         settings=providers.Singleton(build_worker_settings, settings),
         migrations=migration_service,
+        registry=worker_registry,
+        host=providers.Callable(socket.gethostname),
+        pid=providers.Callable(os.getpid),
+    )
+    worker_status_service = providers.Factory(
+        WorkerStatusService, unit_of_work.provider, worker_registry, clock, audit=audit_trail
     )

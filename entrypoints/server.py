@@ -8,6 +8,10 @@ over gunicorn's gthread workers: see README "Performance".
 Workers build their own settings from the same environment and configuration file
 (`SECRETS_CONFIG`); what the main process decided for them travels in the environment
 (`SECRETS_DEV_ROOT_TOKEN` in development mode only).
+
+Unless told not to (`--no-worker`, `[worker] embedded = false`), the server also runs the
+lifecycle jobs: one `secretctl worker` child process per server (`EmbeddedWorker`), whatever the
+number of HTTP workers.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ import errno
 import ipaddress
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from adapters.db.key_registry import record_active_key
@@ -35,6 +43,18 @@ log = logging.getLogger(__name__)
 # the rest (granian's backpressure).
 BACKPRESSURE_PER_THREAD = 2
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+# The embedded worker: started again this long after it exits on its own; given this long to
+# finish its pass when the server stops, then killed.
+WORKER_RESTART_SECONDS = 5.0
+WORKER_STOP_SECONDS = 30.0
+# How often a worker started by a server checks that the server is still there.
+PARENT_CHECK_SECONDS = 1.0
+# granian forks its HTTP workers from the main process (at start, and to replace one) while the
+# thread supervising the embedded worker may be starting it. A fork in between would inherit the
+# pipe through which `subprocess` learns that the worker has started, and that thread would wait
+# on it as long as the HTTP worker lives (so would the server's stop). Forks wait for a start.
+_STARTING = threading.Lock()
+_fork_guarded = False
 
 
 def check_listen_address(settings: Settings) -> None:
@@ -98,12 +118,12 @@ def prepare(settings: Settings, *, migrate: bool) -> None:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     container = Container(settings=settings)
     try:
+        container.backends()  # fail at start, not at the first request, on a bad backend
         key_provider = container.key_provider()
         engine = container.engine()
         if migrate:
             upgrade(engine)
         record_active_key(engine, key_provider)
-        container.backends()  # fail at start, not at the first request, on a bad backend
     finally:
         container.shutdown_resources()
 
@@ -121,8 +141,11 @@ def run_server(
     settings: Settings,
     target: str = "entrypoints.server:worker_app",
     environ: dict[str, str] | None = None,
+    *,
+    with_worker: bool = False,
 ) -> None:
-    """Serve `target` (a factory of the WSGI app) with the settings' workers and threads."""
+    """Serve `target` (a factory of the WSGI app) with the settings' workers and threads; with
+    `with_worker`, run an `EmbeddedWorker` for as long as the server runs."""
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -144,4 +167,119 @@ def run_server(
         "log_access": False,
         "respawn_failed_workers": True,
     }
-    Granian(target, **options).serve()
+    server = Granian(target, **options)
+    jobs = None
+    if with_worker:
+        worker_environ = {k: v for k, v in environ.items() if k != "SECRETS_DEV_ROOT_TOKEN"}
+        jobs = EmbeddedWorker(embedded_worker_command(), worker_environ)
+        server.on_startup(jobs.start)  # once granian has the socket and its signal handlers
+        server.on_shutdown(jobs.stop)
+    try:
+        server.serve()
+    finally:
+        if jobs is not None:
+            jobs.stop()
+
+
+def embedded_worker_command() -> list[str]:
+    """`secretctl worker`, in this interpreter, exiting by itself if this process dies."""
+    return [
+        sys.executable,
+        "-m",
+        "entrypoints.cli",
+        "worker",
+        "--exit-with-parent",
+        str(os.getpid()),
+    ]
+
+
+class EmbeddedWorker:
+    """`secretctl worker` as a child process of `secretctl serve`: one per server, whatever the
+    number of HTTP worker processes.
+
+    A process rather than a thread: granian forks its HTTP workers from the main process, which
+    should then hold no database connection nor a job half done, and a worker that crashes or
+    grows takes nothing of the server with it. It has a session of its own, so a Ctrl-C at the
+    terminal reaches the server, which stops it: SIGTERM (it finishes its pass), then SIGKILL
+    after `stop_seconds`. Started again `restart_seconds` after it exits on its own; it exits by
+    itself should the server die without stopping it (`--exit-with-parent`)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        environ: dict[str, str],
+        restart_seconds: float = WORKER_RESTART_SECONDS,
+        stop_seconds: float = WORKER_STOP_SECONDS,
+    ) -> None:
+        self._command = command
+        self._environ = environ
+        self._restart_seconds = restart_seconds
+        self._stop_seconds = stop_seconds
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id, while one runs."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def start(self) -> None:
+        global _fork_guarded
+        if not _fork_guarded:
+            os.register_at_fork(
+                before=_STARTING.acquire,
+                after_in_parent=_STARTING.release,
+                after_in_child=_STARTING.release,
+            )
+            _fork_guarded = True
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        """Stop the worker and wait for it; idempotent."""
+        with self._lock:
+            self._stopping.set()
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(self._stop_seconds)
+            except subprocess.TimeoutExpired:
+                log.warning("the embedded worker did not stop in %g s: killed", self._stop_seconds)
+                process.kill()
+                process.wait()
+        if self._supervisor.is_alive():
+            self._supervisor.join()
+
+    def _supervise(self) -> None:
+        while True:
+            with self._lock, _STARTING:  # (subprocess's own fork runs no fork hooks)
+                if self._stopping.is_set():
+                    return
+                process = self._process = subprocess.Popen(  # noqa: S603 - our own command
+                    self._command, env=self._environ, start_new_session=True
+                )
+            status = process.wait()
+            if self._stopping.is_set():
+                return
+            log.warning(
+                "the embedded worker exited with status %s; starting it again in %g s",
+                status,
+                self._restart_seconds,
+            )
+            if self._stopping.wait(self._restart_seconds):
+                return
+
+
+def exit_with_parent(parent_pid: int, stop: threading.Event) -> None:
+    """Set `stop` once process `parent_pid` is no longer this process's parent (it died)."""
+
+    def watch() -> None:
+        while not stop.wait(PARENT_CHECK_SECONDS):
+            if os.getppid() != parent_pid:
+                log.warning("the server (process %s) is gone: the worker stops", parent_pid)
+                stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -27,6 +27,7 @@ from entrypoints.http import (
     resolve,
     schemas,
     secrets,
+    status,
     transfer,
 )
 from entrypoints.http.context import (
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(transfer.blp)
     api.register_blueprint(keys.blp)
     api.register_blueprint(migrations.blp)
+    api.register_blueprint(status.blp)
     app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
     app.extensions["readiness"] = health.Readiness(container)
     register_error_handlers(app)

@@ -1,5 +1,6 @@
 """`/healthz` (the process answers) and `/readyz` (the database and the default backend answer;
-the other backends are reported without failing readiness)."""
+the other backends are reported without failing readiness, and so are the workers: the age of
+their latest heartbeat and the backlog, counts only, as the probe needs no token)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask.views import MethodView
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from core.errors import ServiceError
+from core.worker_status import WorkerStatus
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint
 from ports.storage import StorageBackend
@@ -28,6 +31,44 @@ READY_CACHE_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 2.0
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes.")
+WORKER = "worker"
+
+
+class BacklogSchema(Schema):
+    class Meta:
+        ordered = True
+
+    outbox_pending = fields.Integer(
+        metadata={"description": "Events not delivered yet, still to be tried."}
+    )
+    outbox_given_up = fields.Integer(
+        metadata={"description": "Events given up on after their last delivery attempt."}
+    )
+    jobs_queued = fields.Integer(metadata={"description": "Migrations waiting or running."})
+    rotations_due = fields.Integer(
+        metadata={"description": "Scheduled rotations whose time has come."}
+    )
+
+
+class WorkerProbeSchema(Schema):
+    class Meta:
+        ordered = True
+
+    ok = fields.Boolean(metadata={"description": "The workers' rows and backlog could be read."})
+    last_heartbeat_age_seconds = fields.Float(
+        allow_none=True,
+        metadata={"description": "Since the latest heartbeat of any worker; null: none runs."},
+    )
+    alive = fields.Integer(metadata={"description": "Workers that beat within the last minute."})
+    backlog = fields.Nested(BacklogSchema)
+    detail = fields.String(metadata={"description": "Why they could not be read."})
+
+
+class ReadySchema(schemas.HealthSchema):
+    worker = fields.Nested(
+        WorkerProbeSchema,
+        metadata={"description": "The lifecycle workers, reported without failing readiness."},
+    )
 
 
 @blp.route("/healthz")
@@ -40,13 +81,15 @@ class Health(MethodView):
 
 @blp.route("/readyz")
 class Ready(MethodView):
-    @blp.response(200, schemas.HealthSchema)
-    @blp.alt_response(503, schema=schemas.HealthSchema, description="not ready")
+    @blp.response(200, ReadySchema)
+    @blp.alt_response(503, schema=ReadySchema, description="not ready")
     def get(self) -> Any:
         """Ready when the database and the default backend answer; every other backend is
         reported (`required: false`, status `degraded`) without failing readiness, so that one
-        optional backend down does not take every instance out of a load balancer. Probed at
-        most every 2 s per process, each check given 2 s."""
+        optional backend down does not take every instance out of a load balancer. `worker`
+        reports the lifecycle workers (the age of the latest heartbeat, how many are alive, the
+        backlog) without failing readiness either: a missing worker delays work, not requests.
+        Probed at most every 2 s per process, each check given 2 s."""
         report = current_app.extensions["readiness"].report()
         return report, 503 if report["status"] == "unavailable" else 200
 
@@ -57,6 +100,21 @@ def backend_check(backend: StorageBackend) -> dict[str, Any]:
     except ServiceError as error:
         return {"ok": False, "latency_ms": 0.0, "detail": error.code}
     return {"ok": health.ok, "latency_ms": round(health.latency_ms, 2), "detail": health.detail}
+
+
+def worker_check(container: Container) -> dict[str, Any]:
+    """What the probe shows of the workers: no hosts, no processes, no jobs."""
+    status = container.worker_status_service().summary()
+    return {"ok": True, **worker_summary(status)}
+
+
+def worker_summary(status: WorkerStatus) -> dict[str, Any]:
+    age = status.last_heartbeat_age
+    return {
+        "last_heartbeat_age_seconds": None if age is None else round(age.total_seconds(), 1),
+        "alive": status.alive,
+        "backlog": status.backlog,
+    }
 
 
 def database_check(engine: Any) -> dict[str, Any]:
@@ -109,6 +167,7 @@ class Readiness:
         probes |= {
             f"backend:{backend.name}": partial(backend_check, backend) for backend in backends
         }
+        probes[WORKER] = partial(worker_check, self._container)
         required = {"database", f"backend:{backends.default}"}
         for name, probe in probes.items():
             if name not in self._running or self._running[name].finished:
@@ -120,11 +179,14 @@ class Readiness:
             if answer is None:
                 answer = {"ok": False, "latency_ms": self._timeout * 1000, "detail": "timeout"}
             checks[name] = {**answer, "required": name in required}
+        worker = checks.pop(WORKER)
+        del worker["required"]
+        worker.pop("latency_ms", None)
         if not all(checks[name]["ok"] for name in required):
             status = "unavailable"
         else:
             status = "ok" if all(check["ok"] for check in checks.values()) else "degraded"
-        return {"status": status, "checks": checks}
+        return {"status": status, "checks": checks, WORKER: worker}
 
 
 class _Check:

@@ -64,13 +64,16 @@ def serve_env(data_dir: Path, port: int, **settings: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_server(env: dict[str, str], workdir: Path) -> Iterator[Server]:
-    """`secretctl serve` with `env`, once it answers `/healthz`; stopped on leaving."""
+def running_server(
+    env: dict[str, str], workdir: Path, command: tuple[str, ...] = ("serve",)
+) -> Iterator[Server]:
+    """`secretctl serve` (or `command`) with `env`, once it answers `/healthz`; stopped on
+    leaving."""
     port = int(env["SECRETS_PORT"])
     log_path = workdir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(BIN / "secretctl"), "serve"],
+            [str(BIN / "secretctl"), *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

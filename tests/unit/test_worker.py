@@ -3,19 +3,35 @@ rotations, pruning, retention purges and event delivery; claims, and a worker th
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 
 from core.access import Role
-from core.errors import NotFound
+from core.backends import BackendRegistry
+from core.errors import ConfigurationError, Forbidden, NotFound
 from core.events import DeliveryPolicy
-from core.policy import SecretPolicy
-from core.worker import due_warning
+from core.migration import MigrationRequest, MigrationService
+from core.policy import SecretPolicy, ValueChecksum
+from core.worker import Worker, due_warning
+from core.worker_status import WorkerStatusService
 from ports.persistence import ExpiryNotice, Lease
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
-from tests.fakes import recorded
-from tests.unit.lifecycle_support import ALICE, FIRST, NOW, Lifecycle, make_lifecycle
+from ports.workers import Backlog, WorkerRecord, WorkerRegistry
+from tests.fakes import InMemoryBackend, make_audit_trail, recorded
+from tests.unit.lifecycle_support import (
+    ALICE,
+    CHECKSUM_KEY,
+    FIRST,
+    NOW,
+    PROJECT,
+    VERA,
+    Lifecycle,
+    make_lifecycle,
+)
 
 
 class Crash(BaseException):
@@ -527,3 +543,192 @@ def test_without_subscribers_no_event_is_queued() -> None:
 def test_an_admin_role_is_what_purges_by_hand(life: Lifecycle) -> None:
     """The worker's system principal is not a role anyone can be granted."""
     assert {role.value for role in Role} == {"viewer", "reader", "editor", "admin", "auditor"}
+
+
+# -- heartbeats and status ------------------------------------------------------------------
+
+
+class FakeWorkerRegistry(WorkerRegistry):
+    """The heartbeat rows in memory; `beats` keeps every one written, `down` refuses them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, WorkerRecord] = {}
+        self.beats: list[WorkerRecord] = []
+        self.down = False
+        self.waiting = Backlog(outbox_pending=3, outbox_given_up=1, jobs_queued=1, rotations_due=2)
+
+    def beat(self, record: WorkerRecord) -> None:
+        if self.down:
+            raise ConnectionError("the database is away")
+        self.rows[record.id] = record
+        self.beats.append(record)
+
+    def remove(self, worker_id: str) -> None:
+        self.rows.pop(worker_id, None)
+
+    def forget_silent_since(self, moment: datetime) -> int:
+        silent = [key for key, row in self.rows.items() if row.last_heartbeat_at < moment]
+        for key in silent:
+            del self.rows[key]
+        return len(silent)
+
+    def workers(self) -> list[WorkerRecord]:
+        return sorted(self.rows.values(), key=lambda row: row.last_heartbeat_at, reverse=True)
+
+    def backlog(self, now: datetime) -> Backlog:
+        return self.waiting
+
+
+def beating_worker(
+    life: Lifecycle,
+    registry: WorkerRegistry,
+    migrations: MigrationService | None = None,
+    worker_id: str = "host-a:4242:0001",
+) -> Worker:
+    audit = make_audit_trail(life.db, life.clock, changes=life.feed)
+    return Worker(
+        life.db,
+        life.clock,
+        life.registry,
+        life.secrets,
+        life.rotation,
+        life.delivery,
+        life.feed,
+        audit,
+        worker_id,
+        migrations=migrations,
+        registry=registry,
+        host="host-a",
+        pid=4242,
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_heartbeat_names_the_job_at_hand_and_goes_when_the_worker_stops(
+    life: Lifecycle,
+) -> None:
+    registry = FakeWorkerRegistry()
+    registry.rows["dead:1:x"] = WorkerRecord("dead:1:x", "dead", 1, NOW, NOW - timedelta(days=2))
+    secret = life.create()
+    life.policy(secret.id)
+    life.clock.advance(timedelta(days=1))
+    rotating = f"rotation secret:{secret.id}"
+    seen_mid_job: list[bool] = []
+    # The rotation waits in its rotator until a heartbeat has reported it: the heartbeat is
+    # written by a thread of its own, not between jobs.
+    life.rotator.on_apply = lambda _target: seen_mid_job.append(
+        wait_for(lambda: any(beat.current_job == rotating for beat in registry.beats))
+    )
+    worker = beating_worker(life, registry)
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, args=(0.02, stop))
+    running.start()
+    try:
+        assert wait_for(lambda: bool(seen_mid_job) and registry.beats[-1].current_job is None)
+        assert "dead:1:x" not in registry.rows  # silent for a day: forgotten at start
+        row = registry.rows[worker.id]
+        assert (row.host, row.pid, row.started_at, row.last_heartbeat_at) == (
+            "host-a",
+            4242,
+            NOW + timedelta(days=1),
+            NOW + timedelta(days=1),
+        )
+    finally:
+        stop.set()
+        running.join(10)
+    assert seen_mid_job == [True]
+    assert life.states(secret.id)[-1][0] == 2  # the rotation went through
+    assert registry.rows == {}  # a worker that stops removes its row
+
+
+def test_a_heartbeat_that_cannot_be_written_does_not_stop_the_jobs(life: Lifecycle) -> None:
+    registry = FakeWorkerRegistry()
+    registry.down = True
+    secret = life.create()
+    life.policy(secret.id)
+    life.clock.advance(timedelta(days=1))
+    worker = beating_worker(life, registry)
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, args=(0.02, stop))
+    running.start()
+    try:
+        assert wait_for(lambda: bool(life.rotator.applied))  # (the fakes are not shared)
+        registry.down = False  # the database is back: so is the heartbeat
+        assert wait_for(lambda: worker.id in registry.rows)
+    finally:
+        stop.set()
+        running.join(10)
+    assert life.states(secret.id)[-1][0] == 2
+
+
+def start_migration(life: Lifecycle, vault: InMemoryBackend) -> MigrationService:
+    """A migration from the lifecycle's backend to `vault`, started where both are configured."""
+    life.create()
+    both = BackendRegistry({life.backend.name: life.backend, "vault": vault}, life.backend.name)
+    service = migration_service(life, both)
+    service.start(ALICE, MigrationRequest(life.backend.name, "vault", PROJECT))
+    return service
+
+
+def migration_service(life: Lifecycle, backends: BackendRegistry) -> MigrationService:
+    audit = make_audit_trail(life.db, life.clock, changes=life.feed)
+    checksum = ValueChecksum(CHECKSUM_KEY)
+    return MigrationService(life.db, backends, life.clock, checksum, SecretPolicy(), audit)
+
+
+def test_a_worker_without_a_backend_a_migration_needs_releases_it_saying_why(
+    life: Lifecycle,
+) -> None:
+    vault = InMemoryBackend("vault")
+    capable = start_migration(life, vault)
+    lacking = migration_service(life, life.registry)  # configured without "vault"
+    worker = beating_worker(life, FakeWorkerRegistry(), migrations=lacking)
+
+    report = worker.run_once()
+
+    assert (report.migrations, report.failed) == (0, 1)
+    [job] = life.db().jobs.unfinished("migration")
+    assert job.state == "pending" and job.lease_owner is None and job.lease_until is None
+    assert job.last_error == (
+        f"{worker.id} has no backend 'vault' configured: the migration is left to a worker (or "
+        "`secretctl migrate --resume`) configured with both"
+    )
+    with pytest.raises(ConfigurationError, match="no backend 'vault'"):
+        lacking.run(job.id, "cli")  # `secretctl migrate --resume` on such a machine: the same
+
+    finished = capable.run_due("worker-with-vault")  # at once: no lease to wait out
+    assert finished is not None and finished.state == "succeeded" and finished.last_error is None
+    assert len(vault.values) == 1
+
+
+def test_the_status_shows_each_worker_and_the_backlog_to_admins_only(life: Lifecycle) -> None:
+    registry = FakeWorkerRegistry()
+    registry.beat(WorkerRecord("a:1:x", "a", 1, NOW, NOW - timedelta(seconds=5), "delivery"))
+    registry.beat(WorkerRecord("b:2:y", "b", 2, NOW, NOW - timedelta(minutes=3)))
+    audit = make_audit_trail(life.db, life.clock, changes=life.feed)
+    service = WorkerStatusService(life.db, registry, life.clock, audit)
+
+    status = service.status(ALICE)
+
+    assert [(s.record.id, s.silent_for, s.alive) for s in status.workers] == [
+        ("a:1:x", timedelta(seconds=5), True),
+        ("b:2:y", timedelta(minutes=3), False),
+    ]
+    assert (status.last_heartbeat_age, status.alive) == (timedelta(seconds=5), 1)
+    assert status.backlog == registry.waiting
+    with pytest.raises(Forbidden):
+        service.status(VERA)  # a viewer
+    assert [e[:2] for e in life.audited() if e[0] == "worker.status"] == [
+        ("worker.status", "success"),
+        ("worker.status", "denied"),
+    ]
+    registry.rows.clear()
+    assert service.summary().last_heartbeat_age is None  # no worker: nothing to date

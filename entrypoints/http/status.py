@@ -1,0 +1,67 @@
+"""`/api/v1/status`: the lifecycle workers (each one's host, process, heartbeat and job) and the
+backlog, for admins and auditors of the global scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.context import audited, current_container
+from entrypoints.http.health import BacklogSchema, worker_summary
+from entrypoints.http.secrets import document_errors
+
+blp = Blueprint(
+    "status", __name__, url_prefix="/api/v1", description="The workers and their backlog."
+)
+
+
+class WorkerSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.String()
+    host = fields.String()
+    pid = fields.Integer()
+    started_at = fields.DateTime()
+    last_heartbeat_at = fields.DateTime()
+    last_heartbeat_age_seconds = fields.Float()
+    alive = fields.Boolean(metadata={"description": "It beat within the last minute."})
+    current_job = fields.String(
+        allow_none=True, metadata={"description": "What it is doing; null between passes."}
+    )
+
+
+class StatusSchema(Schema):
+    class Meta:
+        ordered = True
+
+    workers = fields.List(
+        fields.Nested(WorkerSchema),
+        metadata={"description": "Every worker with a heartbeat, the latest first."},
+    )
+    last_heartbeat_age_seconds = fields.Float(allow_none=True)
+    alive = fields.Integer()
+    backlog = fields.Nested(BacklogSchema)
+
+
+@blp.route("/status")
+class Status(MethodView):
+    @blp.response(200, StatusSchema)
+    @document_errors(401, 403, blueprint=blp)
+    def get(self) -> Any:
+        """The workers (a worker silent for a minute is not alive; one that stopped cleanly has
+        no row) and the work waiting for them. Admins and auditors of the global scope."""
+        status = audited(current_container().worker_status_service).status(g.principal)
+        workers = [
+            {
+                **vars(state.record),
+                "last_heartbeat_age_seconds": round(state.silent_for.total_seconds(), 1),
+                "alive": state.alive,
+            }
+            for state in status.workers
+        ]
+        return {"workers": workers, **worker_summary(status)}
