@@ -1,4 +1,6 @@
-# Slim, non-root image: `secretctl serve` upgrades the database, then runs granian (WSGI workers).
+# Slim, non-root image: `secretctl serve` upgrades the database, then runs granian (WSGI workers)
+# and one lifecycle worker (`secretctl worker`; SECRETS_WORKER__EMBEDDED=false where workers run
+# as containers of their own, as in docker-compose.yml).
 FROM python:3.11-slim AS build
 # The cloud SDKs to include: "all", or a comma list such as "vault,aws"; "" for none.
 ARG EXTRAS=all
