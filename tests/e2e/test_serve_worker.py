@@ -195,6 +195,22 @@ def test_the_embedded_worker_is_started_again_if_it_dies(tmp_path: Path) -> None
         assert "the embedded worker exited with status -9" in server.output()
 
 
+def test_the_embedded_worker_stops_when_the_server_is_killed(tmp_path: Path) -> None:
+    """Killed, the server cannot stop its worker (a session of its own, out of reach of the
+    signals sent to the server's group): the worker sees its parent gone and stops by itself."""
+    env = serve_env(tmp_path / "data", free_port(), SECRETS_WORKER__POLL_SECONDS="0.5")
+    with running_server(env, tmp_path) as server:
+        api = Api(server.addr, server.token)
+        wait_until(
+            lambda: bool(api.call("GET", "/status").json()["workers"]), "a heartbeat", server.output
+        )
+        [worker] = api.call("GET", "/status").json()["workers"]
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=10)
+        wait_until(lambda: not running(worker["pid"]), "the worker's stop", server.output)
+        assert "the server (process" in server.output()
+
+
 # -- as docker-compose.yml runs it ----------------------------------------------------------
 
 
