@@ -146,10 +146,12 @@ def worker(
 ) -> None:
     """Run the lifecycle jobs: grace periods, expiry warnings, scheduled rotations, version
     pruning, retention purges and event delivery. Run as many as you like on PostgreSQL."""
+    from entrypoints.container import check_configured
     from entrypoints.logs import configure_logging
 
     configure_logging(settings_of(ctx).log_level)
     with operator_container(ctx) as container:
+        check_configured(container)  # every setting, not only those the jobs reach first
         jobs = container.worker()
         if once:
             click.echo(f"worker {jobs.id}: {jobs.run_once()}")

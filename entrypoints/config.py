@@ -1,10 +1,14 @@
 """Configuration in layers: defaults, a TOML file, then `SECRETS_*` environment variables.
 
 Top-level keys are overridden by `SECRETS_<KEY>` (e.g. `SECRETS_PORT`), nested ones by
-`SECRETS_<TABLE>__<NAME>__<KEY>` (e.g. `SECRETS_BACKENDS__VAULT__URL`). Values that are
-themselves secrets are never read from the file: the master key comes from `SECRETS_MASTER_KEY`
-(or a key file) and the development root token from `SECRETS_DEV_ROOT_TOKEN`.
-Everything is validated at start, and a bad key is named in the error.
+`SECRETS_<TABLE>__<NAME>__<KEY>` (e.g. `SECRETS_BACKENDS__VAULT__URL`). Every key's type is
+declared here (or, for a plugin's own settings, by the plugin), so a value from the environment
+becomes that type: a list-valued key (`ListSetting`) takes `a,b,c` or `["a", "b", "c"]`.
+Values that are themselves secrets are never read from the file: the master key comes from
+`SECRETS_MASTER_KEY` (or a key file) and the development root token from
+`SECRETS_DEV_ROOT_TOKEN`. Everything is validated at start, and a bad key is named in the error;
+what plugins configure is checked when the container is built (`check_configured`), still
+before anything is served.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from marshmallow import (
     EXCLUDE,
+    INCLUDE,
     RAISE,
     Schema,
     ValidationError,
@@ -28,9 +33,11 @@ from marshmallow import (
     validates_schema,
 )
 
+from adapters.identity import JWT_ALGORITHMS
 from adapters.webhooks import configured_targets
 from core.errors import ConfigurationError
 from core.policy import DEFAULT_NAME_PATTERN
+from plugins.backend_settings import setting_list
 
 ENV_PREFIX = "SECRETS_"
 # Variables read elsewhere (secrets, the CLI client, the tests), never configuration keys.
@@ -66,6 +73,8 @@ EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7,
 # Where marshmallow files an error that is no key's own: a table's values, a whole table.
 NOT_KEYS = frozenset({"value", "_schema"})
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# The name of a plugin, or of what one registers (a sink, a key provider).
+PLUGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -105,9 +114,29 @@ class Settings:
         return self.mode == "production"
 
 
+class ListSetting(fields.List[Any]):
+    """A list-valued key: a TOML array, or from the environment the text of one
+    (`plugins.backend_settings.setting_list`: `a,b` or `["a", "b"]`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            items = setting_list(value)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return super()._deserialize(items, attr, data, **kwargs)
+
+
 class _Section(Schema):
     class Meta:
         unknown = RAISE
+
+
+class _PluginTables(Schema):
+    """A section whose declared keys sit beside tables of plugins' own settings (`[audit.file]`),
+    or beside a plugin's keys (`[keys] path`), which that plugin checks when it is built."""
+
+    class Meta:
+        unknown = INCLUDE
 
 
 class _WebhookSchema(_Section):
@@ -128,17 +157,11 @@ class _RotationWebhookSchema(_WebhookSchema):
     """`[rotation.webhooks.<name>]`: a rotation target, and the scopes whose secrets may name it
     (`organization/acme`, `project/p-42`… or `global`; each with what lies below it)."""
 
-    scopes = fields.List(
+    scopes = ListSetting(
         fields.String(validate=validate.Length(1, 300)),
         required=True,
         validate=validate.Length(1, 1000),
     )
-
-    @pre_load
-    def _split_scopes(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        if isinstance(data.get("scopes"), str):  # "organization/acme,team/t-1" from the environment
-            data["scopes"] = [item.strip() for item in data["scopes"].split(",") if item.strip()]
-        return data
 
 
 class _RotationSchema(_Section):
@@ -176,6 +199,56 @@ class _EventsSchema(_Section):
     )
 
 
+class _JwtSchema(_Section):
+    """`[identity.jwt]`: the identity provider whose tokens are accepted; whether the key and
+    the algorithms fit together is checked by `adapters.identity.JwtAuthenticator`."""
+
+    issuer = fields.String(required=True, validate=validate.Length(1, 2048))
+    audience = fields.String(required=True, validate=validate.Length(1, 2048))
+    algorithms = ListSetting(
+        fields.String(validate=validate.OneOf(JWT_ALGORITHMS)),
+        validate=validate.Length(min=1),
+    )
+    shared_key_env = fields.String(validate=validate.Length(1, 255))
+    jwks_file = fields.String(validate=validate.Length(1, 4096))
+    jwks_url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    user_claim = fields.String(validate=validate.Length(1, 255))
+    groups_claim = fields.String(validate=validate.Length(1, 255))
+    leeway_seconds = fields.Integer(validate=validate.Range(0, 600))
+
+
+class _IdentitySchema(_Section):
+    jwt = fields.Nested(_JwtSchema)
+
+
+class _AuditSchema(_PluginTables):
+    """`[audit]`: the sinks events are mirrored to, the checkpoint cadence, and per sink a table
+    of its settings (`[audit.file] path`)."""
+
+    sinks = ListSetting(fields.String(validate=validate.Regexp(PLUGIN_NAME)))
+    checkpoint_every = fields.Integer(validate=validate.Range(1, 1_000_000))
+
+    @validates_schema
+    def _tables_only(self, data: dict[str, Any], **_: Any) -> None:
+        for key, value in data.items():
+            if key not in self.fields and not isinstance(value, dict):
+                raise ValidationError(
+                    "unknown setting; [audit] takes sinks, checkpoint_every and a table of "
+                    "settings per sink",
+                    key,
+                )
+
+
+class _KeysSchema(_PluginTables):
+    """`[keys]`: the key provider, and its own settings beside it (`path`)."""
+
+    provider = fields.String(validate=validate.Regexp(PLUGIN_NAME))
+
+
+class _PluginsSchema(_Section):
+    disabled = ListSetting(fields.String(validate=validate.Regexp(PLUGIN_NAME)))
+
+
 class _BackendSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # plugin-specific keys are validated by the plugin itself
@@ -203,14 +276,12 @@ class _SettingsSchema(Schema):
     name_pattern = fields.String(validate=validate.Length(min=1))
     default_backend = fields.String()
     backends = fields.Dict(keys=fields.String(), values=fields.Dict())
-    keys = fields.Dict(keys=fields.String())
-    identity = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(["jwt"])), values=fields.Dict()
-    )
-    audit = fields.Dict(keys=fields.String())
-    plugins = fields.Dict(keys=fields.String(validate=validate.OneOf(["disabled"])))
+    keys = fields.Nested(_KeysSchema)
+    identity = fields.Nested(_IdentitySchema)
+    audit = fields.Nested(_AuditSchema)
+    plugins = fields.Nested(_PluginsSchema)
     max_versions = fields.Integer(validate=validate.Range(1, 1000))
-    expiry_warning_days = fields.List(
+    expiry_warning_days = ListSetting(
         fields.Integer(validate=validate.Range(1, 365)), validate=validate.Length(max=10)
     )
     rotation = fields.Nested(_RotationSchema)
@@ -223,8 +294,6 @@ class _SettingsSchema(Schema):
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         if isinstance(data.get("log_level"), str):
             data["log_level"] = data["log_level"].upper()
-        if isinstance(data.get("expiry_warning_days"), str):  # "30,7,1" from the environment
-            data["expiry_warning_days"] = data["expiry_warning_days"].split(",")
         return data
 
 
@@ -247,10 +316,7 @@ def load_settings(
     except ValidationError as error:
         raise ConfigurationError(_describe(error.messages)) from None
 
-    plugins = data.pop("plugins", {})
-    disabled = plugins.get("disabled", ())
-    if isinstance(disabled, str):
-        disabled = [item.strip() for item in disabled.split(",") if item.strip()]
+    disabled = data.pop("plugins", {}).get("disabled", ())
     data_dir = Path(data.pop("data_dir", Settings.data_dir))
     backends = {**Settings().backends, **data.pop("backends", {})}
     warning_days = data.pop("expiry_warning_days", Settings.expiry_warning_days)
@@ -312,9 +378,14 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+        for depth, part in enumerate(path):
+            inner = node.setdefault(part, {} if depth < len(path) - 1 else value)
+            if isinstance(inner, dict) == (depth == len(path) - 1):
+                raise ConfigurationError(
+                    f"configuration key '{'.'.join(path[: depth + 1])}': {name} and another "
+                    "variable give it both as a value and as a table"
+                )
+            node = inner
     return tree
 
 
@@ -328,9 +399,15 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
 
 def _describe(messages: Any, prefix: str = "") -> str:
     if isinstance(messages, dict):
-        return "; ".join(
-            _describe(inner, prefix if key in NOT_KEYS else f"{prefix}.{key}".lstrip("."))
-            for key, inner in messages.items()
-        )
+        return "; ".join(_describe(inner, _key(prefix, key)) for key, inner in messages.items())
     text = " ".join(str(item) for item in messages) if isinstance(messages, list) else messages
     return f"configuration key '{prefix}': {text}"
+
+
+def _key(prefix: str, key: Any) -> str:
+    """The key an error is filed under: a table's own, a list item's (`sinks[0]`), or a key."""
+    if key in NOT_KEYS:
+        return prefix
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}".lstrip(".")

@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -54,6 +55,7 @@ from core.worker import Worker, WorkerSettings
 from core.worker_status import WorkerStatusService
 from entrypoints.config import Settings
 from entrypoints.http.failed_auth import FailedAuthentications
+from plugins.hookspecs import PROJECT
 from plugins.manager import (
     audit_sink_plugins,
     backend_plugins,
@@ -118,13 +120,19 @@ def open_engine(url: str, on_change: Any = None) -> Iterator[Any]:
         engine.dispose()
 
 
-def build_authenticator(
-    settings: Settings, environ: Mapping[str, str], accounts: ServiceAccountService
-) -> Authenticator:
+def build_jwt_authenticator(
+    settings: Settings, environ: Mapping[str, str]
+) -> JwtAuthenticator | None:
     jwt_settings = settings.identity.get("jwt")
+    return JwtAuthenticator(jwt_settings, environ) if jwt_settings else None
+
+
+def build_authenticator(
+    settings: Settings, jwt_authenticator: JwtAuthenticator | None, accounts: ServiceAccountService
+) -> Authenticator:
     return BearerAuthenticator(
         api_tokens=accounts.authenticate,
-        jwt_authenticator=JwtAuthenticator(jwt_settings, environ) if jwt_settings else None,
+        jwt_authenticator=jwt_authenticator,
         dev_root=DevRootTokenAuthenticator(settings.dev_root_token)
         if settings.dev_root_token
         else None,
@@ -135,12 +143,21 @@ def open_audit_sinks(
     settings: Settings, plugin_manager: pluggy.PluginManager
 ) -> Iterator[list[AuditSink]]:
     available = audit_sink_plugins(plugin_manager)
+    tables = {key for key, value in settings.audit.items() if isinstance(value, Mapping)}
+    unclaimed = sorted(tables - set(available))
+    if unclaimed:
+        raise ConfigurationError(
+            f"configuration key 'audit.{unclaimed[0]}': settings of a sink no plugin provides; "
+            f"available: {', '.join(sorted(available))}",
+            details={"key": f"audit.{unclaimed[0]}"},
+        )
     sinks = []
     for name in settings.audit.get("sinks", []):
         if name not in available:
             raise ConfigurationError(
                 f"configuration key 'audit.sinks': unknown sink '{name}'; "
-                f"available: {', '.join(sorted(available))}"
+                f"available: {', '.join(sorted(available))}",
+                details={"key": "audit.sinks"},
             )
         sinks.append(available[name].factory(settings.audit.get(name, {})))
     try:
@@ -148,6 +165,37 @@ def open_audit_sinks(
     finally:
         for sink in sinks:
             sink.close()
+
+
+def check_disabled_plugins(settings: Settings) -> None:
+    """`[plugins] disabled` names installed plugins: a misspelt name would block nothing."""
+    installed = {entry.name for entry in entry_points(group=PROJECT)}
+    for name in settings.disabled_plugins:
+        if name not in installed:
+            raise ConfigurationError(
+                f"configuration key 'plugins.disabled': no plugin '{name}' is installed; "
+                f"installed: {', '.join(sorted(installed))}",
+                details={"key": "plugins.disabled"},
+            )
+
+
+def check_configured(container: Container) -> None:
+    """Build every configured piece now (identity, audit sinks, rotation targets, webhooks, key
+    provider, backends), so that a bad setting stops the start with a `ConfigurationError` naming
+    its key, instead of failing each request that would need the piece. Those that make nothing
+    come first: a bad one stops the start before a key file is made."""
+    try:
+        check_disabled_plugins(container.settings())
+        container.jwt_authenticator()
+        container.audit_sinks()
+        container.rotators()
+        container.event_publisher()
+        container.key_provider()
+        container.backends()
+        container.authenticator()
+    except BaseException:
+        container.shutdown_resources()  # what was opened before the bad piece
+        raise
 
 
 def build_policy(settings: Settings) -> SecretPolicy:
@@ -329,8 +377,9 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         cache=read_cache,
     )
+    jwt_authenticator = providers.Singleton(build_jwt_authenticator, settings, environ)
     authenticator = providers.Singleton(
-        build_authenticator, settings, environ, service_account_service
+        build_authenticator, settings, jwt_authenticator, service_account_service
     )
     # Only failed authentications reach it (entrypoints/http/failed_auth.py).
     failed_authentications = providers.Singleton(

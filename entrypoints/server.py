@@ -31,7 +31,7 @@ from adapters.db.key_registry import record_active_key
 from adapters.db.migrate import upgrade
 from core.errors import ConfigurationError
 from entrypoints.config import Settings, load_settings
-from entrypoints.container import Container
+from entrypoints.container import Container, check_configured
 from entrypoints.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def prepare(settings: Settings, *, migrate: bool) -> None:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     container = Container(settings=settings)
     try:
-        container.backends()  # fail at start, not at the first request, on a bad backend
+        check_configured(container)  # fail at start, not at the first request, on a bad setting
         key_provider = container.key_provider()
         engine = container.engine()
         if migrate:

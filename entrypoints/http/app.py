@@ -13,7 +13,7 @@ from flask_smorest import Api
 
 from core.errors import Unauthenticated
 from entrypoints.config import Settings, load_settings
-from entrypoints.container import Container
+from entrypoints.container import Container, check_configured
 from entrypoints.http import (
     access,
     audit,
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     settings = settings or load_settings()
     container = container or Container(settings=settings)
     configure_logging(settings.log_level)
+    check_configured(container)  # a bad setting stops the start, never a request
 
     app = ServiceFlask("secret_management")
     app.session_interface = NoSessions()
