@@ -36,7 +36,7 @@ ERRORS = (400, 401, 404, 409, 413, 503)
 # Path parameters as the routes take them: a version that an `integer` column holds (any other
 # number is a version that does not exist: 404), ids and names no longer than their columns.
 VERSION = f"<int(min=1, max={schemas.INT32_MAX}):version>"
-SCOPE = "<scope_type>/<string(maxlength=128):scope_id>"
+SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
 NAME = "<string(maxlength=255):name>"
 
 

@@ -308,6 +308,7 @@ def test_a_nul_in_a_backend_name_is_refused(api: ApiClient) -> None:
 
 def test_path_parameters_longer_than_their_columns_are_not_found(api: ApiClient) -> None:
     for path in (
+        "/scopes/" + "t" * 33 + "/p-42/secrets/A/value",
         "/scopes/project/p-42/secrets/" + "A" * 256 + "/value",
         "/scopes/project/p-42/secrets/" + "A" * 256,
         "/scopes/project/" + "p" * 129,
@@ -376,3 +377,19 @@ def test_an_export_environment_is_one_a_secret_can_have(api: ApiClient, environm
     assert (
         exported.headers["Content-Disposition"] == 'attachment; filename="global-global-prod.json"'
     )
+
+
+def test_every_path_parameter_is_bounded_in_the_document(api: ApiClient) -> None:
+    """What the routes take (werkzeug converters with bounds) is what the document says."""
+    document = api.client.get("/api/v1/openapi.json").get_json()
+    parameters = [
+        (path, parameter["name"], parameter["schema"])
+        for path, operations in document["paths"].items()
+        for parameter in operations.get("parameters", [])
+        if parameter["in"] == "path"
+    ]
+    assert len(parameters) > 30
+    bounded = ("maximum", "maxLength", "format")  # format: uuid
+    assert [
+        (path, name) for path, name, schema in parameters if not set(bounded) & set(schema)
+    ] == []
