@@ -16,7 +16,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import INVALID_CREDENTIALS, Action, Target, authorize, confirm_caller
+from core.access import (
+    INVALID_CREDENTIALS,
+    Action,
+    Target,
+    allowed,
+    authorize,
+    caller_bindings,
+    confirm_caller,
+)
 from core.audit import Attempt, AuditTrail
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.model import ApiToken, Page, PageRequest, ServiceAccount
@@ -36,6 +44,7 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # when their audit event commits, see core/read_cache.py; everything else in `authorize`, see
 # `core.access.confirm_caller`), so a revoked token is refused at once, whatever this says.
 TOKEN_CACHE_SECONDS = 5.0
+BINDINGS_PAGE = 500  # bindings naming one principal, read a page at a time
 
 
 def hash_token(token: str) -> str:
@@ -95,10 +104,11 @@ class ServiceAccountService:
                 raise NotFound(f"no scope {scope}")
             attempt.learn(scope_path=owner.path)
             authorize(uow, actor, Action.ADMIN, Target(owner.ref, owner.path), now)
-            # Bindings name principals, not accounts: a new account would inherit any binding
-            # already naming it, granted perhaps at scopes its creator does not administer.
+            # Bindings name principals, not accounts: a new account inherits every binding
+            # already naming it, so its creator must administer the scope of each (an operator
+            # who bound `service:bootstrap` first may then create it; nobody else inherits one).
             principal = account.principal
-            if uow.bindings.search(None, principal, PageRequest(page_size=1)).total:
+            if not self._may_inherit(uow, actor, principal, now):
                 raise Conflict(
                     f"role bindings already name {principal}; remove them before creating it",
                     details={"field": "name"},
@@ -108,6 +118,22 @@ class ServiceAccountService:
             attempt.succeed(uow, resource=f"service_account:{account.id}")
             uow.commit()
         return account
+
+    def _may_inherit(
+        self, uow: UnitOfWork, actor: Principal, principal: str, now: datetime
+    ) -> bool:
+        """Whether `actor` administers the scope of every binding already naming `principal`."""
+        mine = caller_bindings(uow, actor, now)
+        page = PageRequest(page_size=BINDINGS_PAGE)
+        while True:
+            found = uow.bindings.search(None, principal, page)
+            for binding in found.items:
+                target = Target(binding.scope, binding.scope_path)
+                if not allowed(actor, Action.ADMIN, target, mine, now):
+                    return False
+            if page.offset + len(found.items) >= found.total or not found.items:
+                return True
+            page = PageRequest(page=page.page + 1, page_size=BINDINGS_PAGE)
 
     def get(self, actor: Principal, account_id: UUID) -> ServiceAccount:
         with self._audited(actor, "service_account.read", account_id) as (attempt, uow):

@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.migration import JobState, MigrationPlan, MigrationRequest
-from entrypoints.client import parse_scope
+from entrypoints.commands.operator import OPERATOR, operator_container
+from entrypoints.commands.references import parse_scope
 from ports.jobs import Job
 from ports.values import ScopeRef, ScopeType
 
@@ -47,7 +48,8 @@ def request_of(
 ) -> MigrationRequest:
     if not source or not target:
         raise click.UsageError("name the backends: --from A --to B (or --resume JOB)")
-    kind, scope_id = parse_scope(selector.get("scope", "global"))
+    where = parse_scope(selector.get("scope", "global"), "--selector")
+    kind, scope_id = where.type, where.id
     try:
         scope = ScopeRef(ScopeType(kind), scope_id)
     except ValueError:
@@ -96,7 +98,6 @@ def migrate(
     Exits with status 1 when the job was refused (a value does not fit the target) or some
     secrets could not be moved (they stay on the source; the table says why).
     """
-    from entrypoints.cli import OPERATOR, operator_container
     from entrypoints.container import new_worker_id
 
     with operator_container(ctx) as container:

@@ -32,7 +32,8 @@ from rich.progress import (
 from rich.table import Table
 
 from adapters.sealed_export import MAGIC
-from entrypoints.client import Client, client_options, error_text, parse_scope, with_options
+from entrypoints.client import Client, api_error, client_options, with_options
+from entrypoints.commands.references import parse_scope
 
 PASSPHRASE_ENV = "SECRETCTL_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 CHUNK = 64 * 1024
@@ -157,13 +158,13 @@ def import_(
     holds another value. Exits with status 1 when nothing was imported because of that.
     """
     client = Client(addr, token)
-    kind, scope_id = parse_scope(scope)
-    form = {"scope_type": kind, "scope_id": scope_id, "strategy": strategy}
+    form = {**parse_scope(scope).query(), "strategy": strategy}
     form["dry_run"] = "true" if dry_run else "false"
     optional = {"environment": environment, "format": file_format, "backend": backend}
     form.update({key: value for key, value in optional.items() if value})
     if parent:
-        form["parent_type"], form["parent_id"] = parse_scope(parent)
+        above = parse_scope(parent, "--parent")
+        form["parent_type"], form["parent_id"] = above.type, above.id
     with file.open("rb") as handle:
         if handle.read(len(MAGIC)) == MAGIC:
             form["passphrase"] = passphrase_from(passphrase_env, confirm=False)
@@ -172,7 +173,7 @@ def import_(
     if response.status_code in (409, 422):
         show_refusal(response)
     if response.status_code >= 400:
-        raise click.ClickException(error_text(response))
+        raise api_error(response)
     show_import_report(response.json())
 
 
@@ -276,9 +277,8 @@ def export(
     encrypted by the server, so no plaintext copy ever reaches the disk.
     """
     client = Client(addr, token)
-    kind, scope_id = parse_scope(scope)
     body: dict[str, Any] = {
-        "scope": {"type": kind} if kind == "global" else {"type": kind, "id": scope_id},
+        "scope": parse_scope(scope).body(),
         "environment": environment,
         "format": file_format,
         "include_values": include_values,
@@ -288,7 +288,7 @@ def export(
         body["passphrase"] = passphrase_from(passphrase_env, confirm=True)
     response = client.call("POST", "/exports", json=body, stream=True, timeout=TRANSFER_TIMEOUT)
     if response.status_code >= 400:
-        raise click.ClickException(error_text(response))
+        raise api_error(response)
     suggested = response.headers.get("Content-Disposition", "").partition('filename="')[2]
     target = output or Path(suggested.rstrip('"')).name or "export"  # never a path of the server's
     written = download(response, target)

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from entrypoints import client
+from entrypoints.commands import values
 from entrypoints.cli import main
 from tests.e2e import test_transfer_cli as transfer_cli
 from tests.e2e.conftest import TOKEN, ApiClient, as_user
@@ -207,7 +207,7 @@ def test_an_empty_value_is_refused_unless_allowed(server: str, api: ApiClient) -
     refused = set_value(server, "EMPTY", stdin="\n")
     allowed = set_value(server, "EMPTY", "--allow-empty", stdin="")
 
-    assert refused.exit_code == 1 and "the value is empty" in refused.output
+    assert refused.exit_code == 6 and "the value is empty" in refused.output  # invalid input
     assert allowed.exit_code == 0 and stored(api, "EMPTY") == b""
 
 
@@ -215,7 +215,7 @@ def test_an_empty_value_is_refused_unless_allowed(server: str, api: ApiClient) -
 def test_at_a_terminal_the_value_is_typed_twice_unseen(
     server: str, api: ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(values, "stdin_is_terminal", lambda: True)
 
     result = set_value(
         server, "TYPED", stdin=f"{CLI_CANARY}\nmistyped\n{CLI_CANARY}\n{CLI_CANARY}\n"

@@ -64,13 +64,13 @@ def test_a_dry_run_shows_the_diff_then_the_import_shows_its_summary(
     assert CANARY not in real.output + dry.output
 
 
-def test_an_import_with_errors_exits_1_listing_them_by_line(server: str, tmp_path: Path) -> None:
+def test_an_import_with_errors_exits_6_listing_them_by_line(server: str, tmp_path: Path) -> None:
     source = tmp_path / "broken.env"
     source.write_text("GOOD=1\n9BAD=2\nNOVALUE\n")
 
     result = secretctl(server, "import", str(source), "--scope", "project:p-42")
 
-    assert result.exit_code == 1
+    assert result.exit_code == 6  # invalid input
     assert "invalid_import" in result.stderr
     lines = [line for line in result.stderr.splitlines() if "9BAD" in line or "NOVALUE" in line]
     assert len(lines) == 2 and "2" in lines[0] and "3" in lines[1]

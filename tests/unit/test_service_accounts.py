@@ -139,7 +139,7 @@ def test_a_service_account_name_is_unique_in_its_scope_and_its_scopes_own(
     assert account.principal == "service:deployer@project:p-42"
     assert teams.principal == "service:deployer@team:t-1"
     assert ours.principal == "service:deployer"  # as ever, for the global scope's accounts
-    db.database.grant(account.principal, Role.READER, PROJECT)
+    db.database.grant(account.principal, Role.READER, TEAM)  # a scope Alice does not administer
     with pytest.raises(Conflict, match="role bindings already name"):  # as before, per name
         accounts.create(ALICE, "deployer", PROJECT)
 
@@ -358,6 +358,20 @@ def test_an_account_cannot_be_created_into_bindings_that_already_name_it(
         with pytest.raises(Conflict, match=f"service:{name}@project:p-42"):
             accounts.create(ALICE, name, PROJECT)
     assert accounts.list_accounts(ALICE, PROJECT, PageRequest()).total == 0
+
+
+def test_who_administers_every_binding_naming_an_account_may_create_it(
+    accounts: ServiceAccountService, db: FakeUnitOfWorkFactory
+) -> None:
+    """The operator binds `service:bootstrap` first (`secretctl admin grant`), then creates the
+    account it names: nothing is inherited that its creator could not have granted itself."""
+    db.database.grant("service:bootstrap", Role.ADMIN, GLOBAL)
+    db.database.grant("service:ci@project:p-42", Role.READER, PROJECT)
+
+    bootstrap = accounts.create(ROOT, "bootstrap", GLOBAL)
+    ci = accounts.create(ALICE, "ci", PROJECT)  # she administers p-42, where it is bound
+
+    assert (bootstrap.principal, ci.principal) == ("service:bootstrap", "service:ci@project:p-42")
 
 
 # -- the audit trail ------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The client's own state: `login`, `logout`, and shell `completion`."""
+
+from __future__ import annotations
+
+import click
+from click.shell_completion import get_completion_class
+
+from entrypoints.client import DEFAULT_ADDR, Client, credentials_path, store_credentials
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@click.command()
+@click.option("--addr", envvar="SECRETS_ADDR", default=DEFAULT_ADDR, show_default=True)
+@click.option("--token", help="The token; asked for (hidden) when omitted.")
+def login(addr: str, token: str | None) -> None:
+    """Check a token against the server and store it (mode 0600) for later commands.
+
+    \b
+      secretctl login --addr https://secrets.internal      # asks for the token
+    """
+    token = token or click.prompt("Token", hide_input=True, err=True)
+    me = Client(addr, token).json("GET", "/auth/whoami")
+    path = store_credentials(addr.rstrip("/"), token)
+    click.echo(f"logged in to {addr} as {me['principal']}; token stored in {path}")
+
+
+@click.command()
+def logout() -> None:
+    """Forget the token `login` stored (the token itself stays valid: revoke it to end it).
+
+    \b
+      secretctl logout
+    """
+    path = credentials_path()
+    if path.exists():
+        path.unlink()
+        click.echo(f"removed {path}")
+    else:
+        click.echo("not logged in")
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+@click.pass_context
+def completion(ctx: click.Context, shell: str) -> None:
+    """Print the shell code that completes secretctl's commands and options.
+
+    \b
+      eval "$(secretctl completion bash)"                  # in ~/.bashrc
+      eval "$(secretctl completion zsh)"                   # in ~/.zshrc
+      secretctl completion fish > ~/.config/fish/completions/secretctl.fish
+    """
+    root = ctx.find_root().command
+    completer = get_completion_class(shell)
+    assert completer is not None
+    click.echo(completer(root, {}, "secretctl", "_SECRETCTL_COMPLETE").source())
+
+
+SESSION_COMMANDS = (login, logout, completion)
