@@ -115,7 +115,13 @@ def port_in_use(host: str, port: int) -> bool:
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
     configure_logging(settings.log_level)
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigurationError(
+            f"configuration key 'data_dir': cannot make {settings.data_dir}: {error.strerror}",
+            details={"key": "data_dir"},
+        ) from None
     container = Container(settings=settings)
     try:
         check_configured(container)  # fail at start, not at the first request, on a bad setting

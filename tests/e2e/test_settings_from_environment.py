@@ -153,3 +153,11 @@ def test_secretctl_serve_and_worker_refuse_a_bad_setting_in_one_line(
         assert len(errors) == 1 and f"configuration key '{key}'" in errors[0], result.stderr
         assert "Traceback" not in result.stdout + result.stderr
         assert IDP_KEY not in result.stdout + result.stderr
+
+
+def test_secretctl_serve_refuses_a_data_dir_it_cannot_make_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    served = serve(serve_env(tmp_path / "a-file" / "data", free_port()), tmp_path)
+    assert served.returncode == 1
+    [line] = served.stderr.strip().splitlines()
+    assert line.startswith("Error: configuration key 'data_dir': cannot make"), line
