@@ -226,12 +226,6 @@ class EmbeddedWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
-    @property
-    def pid(self) -> int | None:
-        """The worker process's id, while one runs."""
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
-
     def start(self) -> None:
         global _fork_guarded
         if not _fork_guarded:
