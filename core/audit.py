@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
@@ -521,9 +522,12 @@ class GroupCommit:
         chain: AuditChain,
         observer: Callable[[int], None] | None = None,
         appender: ChainAppender | None = None,
+        on_written: Callable[[int, float], None] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._chain = chain
+        # Told each write's number of events and duration in seconds (the service's metrics).
+        self._on_written = on_written
         self._observer = observer  # told the change generation seen under the chain's lock
         # A store's one-round-trip append (PostgreSQL): the chain's lock is then held inside
         # the database only, not across this process's network waits and thread switches.
@@ -560,12 +564,16 @@ class GroupCommit:
                 return ticket.outcome()
             batch, self._queue = self._queue, []
             self._writing = True
+        started = time.perf_counter()
         try:
             self._write(batch)
         finally:
             with self._condition:
                 self._writing = False
                 self._condition.notify_all()
+        if self._on_written is not None:
+            written = sum(len(queued.events) for queued in batch)
+            self._on_written(written, time.perf_counter() - started)
         return ticket.outcome()
 
     def _write(self, batch: list[_Ticket]) -> None:

@@ -83,7 +83,7 @@ def serve(
         prepare(settings, migrate=not no_migrate)
     except ConfigurationError as error:
         raise click.ClickException(error.message) from None
-    address = f"http://{settings.host}:{settings.port}"
+    address = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     click.echo(f"Secret Management {settings.mode} server on {address}", err=True)
     click.echo(f"Database: {_redact_url(settings.database_url)}", err=True)
     if warning := no_way_in(settings):
@@ -144,7 +144,8 @@ def worker(
     from entrypoints.container import check_configured
     from entrypoints.logs import configure_logging
 
-    configure_logging(settings_of(ctx).log_level)
+    settings = settings_of(ctx)
+    configure_logging(settings.log_level, settings.log_format)
     with operator_container(ctx) as container:
         check_configured(container)  # every setting, not only those the jobs reach first
         jobs = container.worker()

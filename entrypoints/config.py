@@ -13,6 +13,7 @@ before anything is served.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -70,6 +71,16 @@ WORKER_DEFAULTS: dict[str, Any] = {
     "embedded": True,
 }
 EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
+# `/metrics` (entrypoints/http/metrics.py): on the API's port, behind the bearer token read from
+# `token_env` (open without one in development mode only), or on a listener of its own (`port`).
+METRICS_DEFAULTS: dict[str, Any] = {"enabled": True, "host": "127.0.0.1"}
+# Origins whose pages may call the API from a browser (none: no CORS headers at all).
+CORS_DEFAULTS: dict[str, Any] = {"allowed_origins": [], "max_age_seconds": 600}
+LOG_FORMATS = ("plain", "json")
+TLS_VERSIONS = ("1.2", "1.3")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# A browser origin: scheme, host and port, nothing after them.
+ORIGIN = re.compile(r"^(?:\*|https?://[^/\s?#]+)$")
 # Where marshmallow files an error that is no key's own: a table's values, a whole table.
 NOT_KEYS = frozenset({"value", "_schema"})
 BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -106,6 +117,12 @@ class Settings:
     events: dict[str, Any] = field(default_factory=lambda: dict(EVENTS_DEFAULTS))
     read_cache: dict[str, Any] = field(default_factory=lambda: dict(READ_CACHE_DEFAULTS))
     auth: dict[str, Any] = field(default_factory=lambda: dict(AUTH_DEFAULTS))
+    log_format: str = "plain"
+    # Peers whose X-Forwarded-For/-Proto/-Host are believed (entrypoints/http/proxies.py).
+    trusted_proxies: tuple[str, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=lambda: dict(METRICS_DEFAULTS))
+    cors: dict[str, Any] = field(default_factory=lambda: dict(CORS_DEFAULTS))
+    tls: dict[str, Any] = field(default_factory=dict)  # cert_file, key_file: served over HTTPS
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -188,6 +205,54 @@ class _ReadCacheSchema(_Section):
 
 class _AuthSchema(_Section):
     failures_per_minute = fields.Integer(validate=validate.Range(0, 100_000))  # 0 turns it off
+
+
+def _network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValidationError(
+            f"'{text}' is not an IP address or network (such as 10.0.0.0/8)"
+        ) from None
+    return True
+
+
+def _env_name(text: str) -> bool:
+    if not ENV_NAME.fullmatch(text):
+        raise ValidationError("must be the name of an environment variable")
+    if text.upper().startswith(ENV_PREFIX):
+        raise ValidationError(
+            f"the variables named {ENV_PREFIX}* are configuration keys: choose another name "
+            "(such as METRICS_TOKEN)"
+        )
+    return True
+
+
+class _MetricsSchema(_Section):
+    """`[metrics]`: whether `/metrics` is served, and how it is protected."""
+
+    enabled = fields.Boolean()
+    token_env = fields.String(validate=_env_name)
+    port = fields.Integer(validate=validate.Range(1, 65535))
+    host = fields.String(validate=validate.Length(1, 255))
+
+
+class _CorsSchema(_Section):
+    allowed_origins = ListSetting(
+        fields.String(validate=validate.Regexp(ORIGIN, error="not an origin: {input}")),
+        validate=validate.Length(max=100),
+    )
+    max_age_seconds = fields.Integer(validate=validate.Range(0, 86400))
+
+
+class _TlsSchema(_Section):
+    """`[tls]`: the certificate chain and key the server answers HTTPS with; the key's
+    password, if any, by environment variable."""
+
+    cert_file = fields.String(required=True, validate=validate.Length(1, 4096))
+    key_file = fields.String(required=True, validate=validate.Length(1, 4096))
+    key_password_env = fields.String(validate=_env_name)
+    min_version = fields.String(validate=validate.OneOf(TLS_VERSIONS))
 
 
 class _EventsSchema(_Section):
@@ -289,6 +354,13 @@ class _SettingsSchema(Schema):
     events = fields.Nested(_EventsSchema)
     read_cache = fields.Nested(_ReadCacheSchema)
     auth = fields.Nested(_AuthSchema)
+    log_format = fields.String(validate=validate.OneOf(LOG_FORMATS))
+    trusted_proxies = ListSetting(
+        fields.String(validate=_network), validate=validate.Length(max=100)
+    )
+    metrics = fields.Nested(_MetricsSchema)
+    cors = fields.Nested(_CorsSchema)
+    tls = fields.Nested(_TlsSchema)
 
     @pre_load
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -327,12 +399,18 @@ def load_settings(
         "read_cache": {**READ_CACHE_DEFAULTS, **data.pop("read_cache", {})},
         "auth": {**AUTH_DEFAULTS, **data.pop("auth", {})},
     }
+    operations = {
+        "trusted_proxies": tuple(data.pop("trusted_proxies", ())),
+        "metrics": {**METRICS_DEFAULTS, **data.pop("metrics", {})},
+        "cors": {**CORS_DEFAULTS, **data.pop("cors", {})},
+    }
     settings = Settings(
         **data,
         data_dir=data_dir,
         backends=backends,
         expiry_warning_days=tuple(sorted(set(warning_days), reverse=True)),
         **lifecycle,
+        **operations,
         disabled_plugins=tuple(disabled),
         dev_root_token=environ.get("SECRETS_DEV_ROOT_TOKEN") or None,
     )
@@ -353,12 +431,32 @@ def load_settings(
     # Every webhook's URL and HMAC key are checked now, not when the first request needs them.
     configured_targets(settings.events["webhooks"], environ, "events.webhooks")
     configured_targets(settings.rotation["webhooks"], environ, "rotation.webhooks")
+    _check_operations(settings, environ)
     if settings.default_backend not in settings.backends:
         raise ConfigurationError(
             f"configuration key 'default_backend': '{settings.default_backend}' is not one of "
             f"the configured backends ({', '.join(sorted(settings.backends))})"
         )
     return settings
+
+
+def _check_operations(settings: Settings, environ: Mapping[str, str]) -> None:
+    """What the `[metrics]` and `[tls]` keys name must exist: the token and password variables
+    (their files are read when the server starts)."""
+    metrics = settings.metrics
+    if metrics.get("port") == settings.port:
+        raise ConfigurationError(
+            f"configuration key 'metrics.port': {settings.port} is the API's own port; give "
+            "the metrics listener another one, or none to serve /metrics on the API's port"
+        )
+    wanted = [("metrics.token_env", metrics.get("token_env"))]
+    wanted.append(("tls.key_password_env", settings.tls.get("key_password_env")))
+    for key, name in wanted:
+        if name and not environ.get(name):
+            raise ConfigurationError(
+                f"configuration key '{key}': the environment variable {name} is not set",
+                details={"key": key},
+            )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

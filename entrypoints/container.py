@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from dependency_injector import containers, providers
@@ -54,7 +54,7 @@ from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
 from core.worker_status import WorkerStatusService
 from entrypoints.config import Settings
-from entrypoints.http.failed_auth import FailedAuthentications
+from entrypoints.http.metrics import MULTIPROCESS_DIR, CountedFailedAuthentications
 from plugins.hookspecs import PROJECT
 from plugins.manager import (
     audit_sink_plugins,
@@ -70,8 +70,11 @@ from ports.audit import AuditSink
 from ports.events import EventPublisher
 from ports.persistence import ChainAppender
 from ports.rotation import Rotator, RotatorContext
-from ports.security import Authenticator, KeyProvider, KeyProviderContext
+from ports.security import Authenticator, Clock, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext
+
+if TYPE_CHECKING:
+    from adapters.metrics import ServiceMetrics
 
 VERIFY_PROCESSES = min(os.cpu_count() or 1, 4)
 
@@ -98,18 +101,52 @@ def open_backends(
     plugin_manager: pluggy.PluginManager,
     engine: Any,
     key_provider: KeyProvider,
+    metrics: ServiceMetrics,
 ) -> Iterator[BackendRegistry]:
+    """Every configured backend instance, each call to one counted and timed."""
+    from adapters.metrics import instrumented
+
     available = backend_plugins(plugin_manager)
     context = BackendContext(database=engine, key_provider=key_provider)
-    instances = {
-        name: create_backend(name, options, available, context)
-        for name, options in settings.backends.items()
-    }
+    instances = instrumented(
+        {
+            name: create_backend(name, options, available, context)
+            for name, options in settings.backends.items()
+        },
+        metrics,
+    )
     registry = BackendRegistry(instances, default=settings.default_backend)
     try:
         yield registry
     finally:
         registry.close()
+
+
+def build_metrics(environ: Mapping[str, str]) -> ServiceMetrics:
+    """This process's metrics. `adapters.metrics` is imported here rather than above:
+    prometheus-client chooses multi-process counting when it is first imported, which in
+    `secretctl serve` must come after the server set its directory (entrypoints/server.py)."""
+    from adapters.metrics import ServiceMetrics
+
+    return ServiceMetrics(environ.get(MULTIPROCESS_DIR) or None)
+
+
+def build_read_cache(settings: Settings, metrics: ServiceMetrics) -> ReadCache:
+    from adapters.metrics import CountedReadCache
+
+    options = settings.read_cache
+    return CountedReadCache(options["max_entries"], options["ttl_seconds"], metrics)
+
+
+def build_exported_metrics(
+    metrics: ServiceMetrics, engine: Engine, clock: Clock, settings: Settings
+) -> ServiceMetrics:
+    """The metrics `/metrics` serves: this process's (or every process's), and the gauges read
+    from the database at each scrape."""
+    from adapters.metrics import OperationsCollector
+
+    metrics.add_collector(OperationsCollector(engine, clock, settings.expiry_warning_days))
+    return metrics
 
 
 def open_engine(url: str, on_change: Any = None) -> Iterator[Any]:
@@ -296,19 +333,19 @@ class Container(containers.DeclarativeContainer):
     plugin_manager = providers.Singleton(
         build_plugin_manager, blocked=settings.provided.disabled_plugins
     )
+    # This process's Prometheus metrics (adapters/metrics.py).
+    metrics = providers.Singleton(build_metrics, environ)
     # What value reads look up, per process, valid for one change generation (core/read_cache.py).
-    read_cache = providers.Singleton(
-        ReadCache,
-        settings.provided.read_cache["max_entries"],
-        settings.provided.read_cache["ttl_seconds"],
-    )
+    read_cache = providers.Singleton(build_read_cache, settings, metrics)
     # The engine tells this process's read cache when a transaction changed what it holds.
     engine = providers.Resource(
         open_engine, settings.provided.database_url, read_cache.provided.forget
     )
     clock = providers.Singleton(SystemClock)
     key_provider = providers.Singleton(build_key_provider, settings, plugin_manager, environ)
-    backends = providers.Resource(open_backends, settings, plugin_manager, engine, key_provider)
+    backends = providers.Resource(
+        open_backends, settings, plugin_manager, engine, key_provider, metrics
+    )
     checksum = providers.Singleton(ValueChecksum, key_provider.provided.checksum_key.call())
     policy = providers.Singleton(build_policy, settings)
     secret_types = providers.Singleton(build_type_registry, plugin_manager)
@@ -334,6 +371,7 @@ class Container(containers.DeclarativeContainer):
         audit_chain,
         read_cache.provided.observe,
         chain_appender,
+        on_written=metrics.provided.observe_audit_write,
     )
     # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
     audit_trail = providers.Factory(
@@ -383,10 +421,12 @@ class Container(containers.DeclarativeContainer):
     )
     # Only failed authentications reach it (entrypoints/http/failed_auth.py).
     failed_authentications = providers.Singleton(
-        FailedAuthentications,
+        CountedFailedAuthentications,
         settings.provided.auth["failures_per_minute"],
         audit_trail.provider,
+        metrics,
     )
+    exported_metrics = providers.Singleton(build_exported_metrics, metrics, engine, clock, settings)
     secret_service = providers.Factory(
         SecretService,
         uow_factory=unit_of_work.provider,

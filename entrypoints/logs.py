@@ -1,4 +1,6 @@
-"""Logging for every entrypoint: one line per record, with the request id when there is one.
+"""Logging for every entrypoint: one line per record, with the request id when there is one,
+as plain text (development) or as one JSON object per line (`log_format = "json"`, for a log
+pipeline), granian's own lines included (`granian_log_config`).
 
 Nothing logs request bodies or values; values travel only inside `SecretValue`, whose repr is
 redacted, so even a careless `%r` cannot print one.
@@ -10,10 +12,15 @@ import logging
 import re
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 from flask import g, has_app_context
+from pythonjsonlogger.json import JsonFormatter
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+# The JSON object's fields, besides those a record carries in `extra` (the request line's).
+JSON_FIELDS = "%(levelname)s %(name)s %(request_id)s %(message)s"
+JSON_NAMES = {"levelname": "level", "name": "logger"}
 
 
 # The request id of a request answered outside Flask's dispatch (entrypoints/http/hot_reads.py).
@@ -52,14 +59,38 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    """Install one stderr handler on the root logger (idempotent)."""
+def json_formatter() -> logging.Formatter:
+    """One JSON object per line (python-json-logger): `time`, `level`, `logger`, `request_id`,
+    `message`, and the record's `extra` fields. JSON escapes control characters, and every
+    non-ASCII character (a lone surrogate too), so a record stays one line of ASCII."""
+    return JsonFormatter(JSON_FIELDS, rename_fields=JSON_NAMES, timestamp="time")
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return json_formatter() if log_format == "json" else OneLineFormatter(FORMAT)
+
+
+def configure_logging(level: str, log_format: str = "plain") -> None:
+    """Install one stderr handler on the root logger, or set the format of the one installed."""
     root = logging.getLogger()
     root.setLevel(level)
-    if any(getattr(handler, "secret_management", False) for handler in root.handlers):
-        return
+    for handler in root.handlers:
+        if getattr(handler, "secret_management", False):
+            handler.setFormatter(formatter(log_format))
+            return
     handler = logging.StreamHandler(sys.stderr)
     handler.secret_management = True  # type: ignore[attr-defined]
-    handler.setFormatter(OneLineFormatter(FORMAT))
+    handler.setFormatter(formatter(log_format))
     handler.addFilter(RequestIdFilter())
     root.addHandler(handler)
+
+
+def granian_log_config() -> dict[str, Any]:
+    """granian's `log_dictconfig`: its loggers hand their records to the root logger's handler
+    (`configure_logging`), so its lines come in the service's format."""
+    propagate = {"handlers": [], "propagate": True}
+    return {
+        "formatters": {},
+        "handlers": {},
+        "loggers": {"_granian": dict(propagate), "granian.access": dict(propagate)},
+    }

@@ -16,15 +16,21 @@ number of HTTP workers.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adapters.db.key_registry import record_active_key
@@ -32,7 +38,8 @@ from adapters.db.migrate import upgrade
 from core.errors import ConfigurationError
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container, check_configured
-from entrypoints.logs import configure_logging
+from entrypoints.http.metrics import MULTIPROCESS_DIR, MetricsAccess, metrics_access
+from entrypoints.logs import configure_logging, granian_log_config
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -114,7 +121,10 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    metrics_directory(os.environ)  # before anything counts: every process will count there
+    check_tls(settings)
+    check_metrics_listener(settings)
     try:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as error:
@@ -139,7 +149,7 @@ def worker_app() -> Flask:
     from entrypoints.http.app import create_app
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
 
 
@@ -154,6 +164,7 @@ def run_server(
     `with_worker`, run an `EmbeddedWorker` for as long as the server runs."""
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.log import LogLevels
 
     check_listen_address(settings)  # again, just before binding: the narrowest window
     environ = os.environ if environ is None else environ  # type: ignore[assignment]
@@ -170,10 +181,15 @@ def run_server(
         "websockets": False,
         "factory": True,
         "log_enabled": True,
-        "log_access": False,
+        "log_level": LogLevels(settings.log_level.lower()),
+        "log_dictconfig": granian_log_config(),  # its lines in the service's format
+        "log_access": False,  # the service writes its own (entrypoints/http/context.py)
         "respawn_failed_workers": True,
+        **tls_options(settings),
     }
     server = Granian(target, **options)
+    if metrics_access(settings) is MetricsAccess.PORT:
+        server.on_startup(lambda: start_metrics_listener(settings, environ))
     jobs = None
     if with_worker:
         worker_environ = {k: v for k, v in environ.items() if k != "SECRETS_DEV_ROOT_TOKEN"}
@@ -185,6 +201,96 @@ def run_server(
     finally:
         if jobs is not None:
             jobs.stop()
+
+
+def metrics_directory(environ: MutableMapping[str, str]) -> str:
+    """A new private directory (0700) where every process of this server writes its metrics,
+    named to them all in `PROMETHEUS_MULTIPROC_DIR`, and removed when the server exits. Each
+    start gets an empty one: counts of an earlier run never mix in. Called before prometheus-
+    client is imported (adapters/metrics.py says why)."""
+    directory = tempfile.mkdtemp(prefix="secretctl-metrics-")
+    environ[MULTIPROCESS_DIR] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def check_metrics_listener(settings: Settings) -> None:
+    """The metrics listener's port is free; production without a way to `/metrics` says so."""
+    access = metrics_access(settings)
+    if access is MetricsAccess.PORT:
+        host, port = settings.metrics["host"], settings.metrics["port"]
+        try:
+            taken = port_in_use(host, port)
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot listen on {host} port {port} for metrics: {error.strerror or error}",
+                details={"key": "metrics.host"},
+            ) from None
+        if taken:
+            raise ConfigurationError(
+                f"configuration key 'metrics.port': port {port} on {host} is already in use",
+                details={"key": "metrics.port"},
+            )
+    elif access is MetricsAccess.OFF and settings.metrics["enabled"]:
+        log.warning(
+            "/metrics is not served: in production it needs [metrics] token_env (a bearer "
+            "token of its own) or [metrics] port (a listener of its own); [metrics] enabled = "
+            "false silences this"
+        )
+
+
+def start_metrics_listener(settings: Settings, environ: Mapping[str, str]) -> None:
+    """`/metrics` on `[metrics] host` and `port`, served by the main process: every process's
+    counts, and the database's gauges (through an engine that keeps no connection between
+    scrapes, as the workers are forked from this process)."""
+    from prometheus_client import start_http_server
+
+    from adapters.clock import SystemClock
+    from adapters.db.engine import create_engine_from_url
+    from adapters.metrics import OperationsCollector, multiprocess_registry
+
+    engine = create_engine_from_url(settings.database_url, track_changes=False)
+    gauges = OperationsCollector(engine, SystemClock(), settings.expiry_warning_days, release=True)
+    registry = multiprocess_registry(environ[MULTIPROCESS_DIR], [gauges])
+    host, port = settings.metrics["host"], settings.metrics["port"]
+    start_http_server(port, addr=host, registry=registry)
+    log.info("metrics on http://%s:%s/metrics", host, port)
+
+
+def check_tls(settings: Settings) -> None:
+    """The configured certificate and key load, and belong together."""
+    if not settings.tls:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(
+            settings.tls["cert_file"], settings.tls["key_file"], tls_key_password(settings)
+        )
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigurationError(
+            f"configuration key 'tls': cannot use {settings.tls['cert_file']} and "
+            f"{settings.tls['key_file']}: {error.strerror or error}",
+            details={"key": "tls.cert_file"},
+        ) from None
+
+
+def tls_key_password(settings: Settings) -> str | None:
+    name = settings.tls.get("key_password_env")
+    return os.environ.get(name) if name else None
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """granian's TLS options: HTTPS with the configured certificate, TLS 1.2 at least (or 1.3)."""
+    if not settings.tls:
+        return {}
+    from granian.constants import SSLProtocols
+
+    return {
+        "ssl_cert": Path(settings.tls["cert_file"]),
+        "ssl_key": Path(settings.tls["key_file"]),
+        "ssl_key_password": tls_key_password(settings),
+        "ssl_protocol_min": SSLProtocols(f"tls{settings.tls.get('min_version', '1.2')}"),
+    }
 
 
 def embedded_worker_command() -> list[str]:

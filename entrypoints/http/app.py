@@ -33,17 +33,21 @@ from entrypoints.http import (
 from entrypoints.http.context import (
     bearer_token,
     current_container,
-    log_access,
+    record_request,
     request_id_of,
     request_trail,
 )
+from entrypoints.http.cors import allow_origins
 from entrypoints.http.errors import register_error_handlers
 from entrypoints.http.headers import HTML_CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 from entrypoints.http.hot_reads import HotReads
+from entrypoints.http.metrics import route_template, serve_metrics
+from entrypoints.http.proxies import behind_proxies
 from entrypoints.logs import configure_logging
 
 API_PREFIX = "/api/v1"
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", docs.blp.name})
+# `/metrics` checks its own token, if any (entrypoints/http/metrics.py).
+PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", docs.blp.name, "metrics"})
 
 
 class ServiceFlask(Flask):
@@ -80,7 +84,7 @@ class ServiceApi(Api):  # type: ignore[misc]
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Flask:
     settings = settings or load_settings()
     container = container or Container(settings=settings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     check_configured(container)  # a bad setting stops the start, never a request
 
     app = ServiceFlask("secret_management")
@@ -119,14 +123,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(migrations.blp)
     api.register_blueprint(status.blp)
     app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
+    serve_metrics(app, container)  # nor is /metrics
     app.extensions["readiness"] = health.Readiness(container)
     register_error_handlers(app)
     app.before_request(start_request)
     app.before_request(authenticate)
     app.after_request(finish_request)
+    cors = allow_origins(app, settings)
     # The hot value reads skip Flask's per-request machinery (entrypoints/http/hot_reads.py).
-    app.wsgi_app = HotReads(  # type: ignore[method-assign]
-        app, app.wsgi_app, before=(start_request, authenticate), after=(finish_request,)
+    hot_reads = HotReads(
+        app, app.wsgi_app, before=(start_request, authenticate), after=(finish_request, *cors)
+    )
+    app.wsgi_app = behind_proxies(  # type: ignore[method-assign,assignment]
+        hot_reads, settings.trusted_proxies
     )
     return app
 
@@ -137,7 +146,7 @@ def start_request() -> None:
 
 
 def authenticate() -> Response | None:
-    if request.blueprint in PUBLIC_BLUEPRINTS:
+    if request.blueprint in PUBLIC_BLUEPRINTS or is_preflight():
         return None
     try:
         token = bearer_token(request.headers.get("Authorization", ""))
@@ -155,7 +164,20 @@ def finish_request(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = HTML_CONTENT_SECURITY_POLICY
     if "etag" in g:
         response.headers["ETag"] = g.etag
-    log_access(
-        request.method, request.path, response.status_code, g.get("started", time.perf_counter())
+    record_request(
+        current_container().metrics(),
+        request.method,
+        route_template(request.url_rule.rule if request.url_rule else None),
+        response.status_code,
+        g.get("started", time.perf_counter()),
+        g.get("principal"),
     )
     return response
+
+
+def is_preflight() -> bool:
+    """Flask's own answer to `OPTIONS` on a route (the methods it takes; flask-cors adds the
+    CORS headers): what a browser asks, without a token, before a call from another origin."""
+    rule = request.url_rule
+    automatic = getattr(rule, "provide_automatic_options", False)  # set by Flask's add_url_rule
+    return request.method == "OPTIONS" and rule is not None and automatic

@@ -7,9 +7,10 @@ use case (`SecretService.read_value`, audited and fail-closed as ever), the same
 same error bodies (from `entrypoints.http.errors`' handlers) and the same headers, without the
 request context, URL map, flask-smorest and webargs layers around them (about a third of a
 read's time). Every other request, and these with a query string (`version`, `encoding`,
-`environment`) or in debug mode, goes to Flask unchanged. The views stay declared with their
-schemas, so the OpenAPI document is the same; tests send each request both ways and compare
-status, body, headers and audit events.
+`environment`), from a browser (`Origin`: CORS is flask-cors's) or in debug mode, goes to Flask
+unchanged. The views stay declared with their schemas, so the OpenAPI document is the same;
+tests send each request both ways and compare status, body, headers and audit events. Both ways
+count and log a request under the same route template (Flask's rule).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from flask import Flask, g
 from core.audit import RequestInfo
 from core.errors import Unauthenticated
 from entrypoints.http import errors
-from entrypoints.http.context import bearer_token, log_access, request_id_of
+from entrypoints.http.context import bearer_token, record_request, request_id_of
 from entrypoints.http.headers import SECURITY_HEADERS
+from entrypoints.http.metrics import route_template
 from entrypoints.http.schemas import SecretValueSchema
 from entrypoints.http.secrets import encode_value, secret_path
 from entrypoints.logs import current_request_id
@@ -46,10 +48,16 @@ BY_ID = re.compile(
     r"[A-Fa-f0-9]{12})/value"
 )
 BY_PATH = re.compile(r"/api/v1/scopes/([^/]{1,32})/([^/]{1,128})/secrets/([^/]{1,255})/value")
+# A path of each, to find the route Flask matches it with: requests are counted under its template.
+EXAMPLES = {
+    BY_ID: "/api/v1/secrets/00000000-0000-0000-0000-000000000000/value",
+    BY_PATH: "/api/v1/scopes/project/p/secrets/NAME/value",
+}
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Read = Callable[["SecretService", "Principal"], "RevealedValue"]
+Route = tuple[Read, str]  # what a request reads, and its route template
 
 
 class HotReads:
@@ -69,35 +77,46 @@ class HotReads:
         self._app = app
         self._container: Container = app.extensions["container"]
         self._dump = SecretValueSchema()
+        urls = app.url_map.bind("localhost")
+        self._templates = {
+            pattern: route_template(urls.match(path, "GET", return_rule=True)[0].rule)
+            for pattern, path in EXAMPLES.items()
+        }
         self.enabled = _only_hooks(app, before, after)
         if not self.enabled:
             log.warning("hot value reads go through Flask: the app has request hooks they skip")
         self.served = 0  # requests answered here: for tests (not exact under threads)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        read, path = None, ""
-        if environ.get("REQUEST_METHOD") == "GET" and not environ.get("QUERY_STRING"):
+        route, path = None, ""
+        if (
+            environ.get("REQUEST_METHOD") == "GET"
+            and not environ.get("QUERY_STRING")
+            and not environ.get("HTTP_ORIGIN")
+        ):
             # As werkzeug decodes it: the WSGI string's bytes, as UTF-8.
             path = (
                 environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
             )
-            read = self._route(path)
-        if read is None or self._app.debug or not self.enabled:
+            route = self._route(path)
+        if route is None or self._app.debug or not self.enabled:
             return self.flask_app(environ, start_response)
         self.served += 1
         request_id = request_id_of(environ.get("HTTP_X_REQUEST_ID", ""))
         logged_as = current_request_id.set(request_id)  # log lines carry it, as in Flask
         try:
-            return self._serve(environ, start_response, read, path, request_id)
+            return self._serve(environ, start_response, route, path, request_id)
         finally:
             current_request_id.reset(logged_as)
 
-    @staticmethod
-    def _route(path: str) -> Read | None:
+    def _route(self, path: str) -> Route | None:
         found = BY_ID.fullmatch(path)
         if found is not None:
             secret_id = uuid.UUID(found.group(1))
-            return lambda service, principal: service.read_value(principal, secret_id)
+            return (
+                lambda service, principal: service.read_value(principal, secret_id),
+                self._templates[BY_ID],
+            )
         found = BY_PATH.fullmatch(path)
         if found is not None:
             scope_type, scope_id, name = found.groups()
@@ -106,18 +125,20 @@ class HotReads:
                 scope, checked_name = secret_path(scope_type, scope_id, name)
                 return service.read_value_by_name(principal, scope, checked_name, None)
 
-            return by_path
+            return by_path, self._templates[BY_PATH]
         return None
 
     def _serve(
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
-        read: Read,
+        route: Route,
         path: str,
         request_id: str,
     ) -> Iterable[bytes]:
         started = time.perf_counter()
+        read, template = route
+        principal: Principal | None = None  # for the request's log line
         container = self._container
         info = RequestInfo(
             request_id=request_id,
@@ -128,15 +149,18 @@ class HotReads:
         try:
             try:
                 token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
-                principal = container.authenticator().authenticate(token)
+                caller = container.authenticator().authenticate(token)
             except Unauthenticated as error:
                 container.failed_authentications().refuse(error, trail, info.source_ip, path[:255])
-            revealed = read(container.secret_service(audit=trail), principal)
+            principal = caller
+            revealed = read(container.secret_service(audit=trail), caller)
             body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
                 self._dump.dump(encode_value(revealed, None)), separators=(",", ":")
             )
         except Exception as error:  # the registered handlers' answer, as Flask would give it
-            return self._error(environ, start_response, error, path, request_id, started)
+            return self._error(
+                environ, start_response, error, template, request_id, started, principal
+            )
         data = (body + "\n").encode()
         start_response(
             "200 OK",
@@ -147,7 +171,7 @@ class HotReads:
                 *SECURITY_HEADERS,
             ],
         )
-        log_access("GET", path, 200, started)
+        record_request(container.metrics(), "GET", template, 200, started, principal)
         return [data]
 
     def _error(
@@ -155,16 +179,19 @@ class HotReads:
         environ: dict[str, Any],
         start_response: StartResponse,
         error: Exception,
-        path: str,
+        template: str,
         request_id: str,
         started: float,
+        principal: Principal | None,
     ) -> Iterable[bytes]:
         with self._app.app_context():
             g.request_id = request_id
             response = errors.response_for(error)
         response.headers["X-Request-Id"] = request_id
         response.headers.update(SECURITY_HEADERS)
-        log_access("GET", path, response.status_code, started)
+        record_request(
+            self._container.metrics(), "GET", template, response.status_code, started, principal
+        )
         return response(environ, start_response)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:

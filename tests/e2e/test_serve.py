@@ -68,7 +68,8 @@ def running_server(
     env: dict[str, str], workdir: Path, command: tuple[str, ...] = ("serve",)
 ) -> Iterator[Server]:
     """`secretctl serve` (or `command`) with `env`, once it answers `/healthz`; stopped on
-    leaving."""
+    leaving. Over HTTPS when `env` names a certificate (`SECRETS_TLS__CERT_FILE`, self-signed:
+    it is its own authority)."""
     port = int(env["SECRETS_PORT"])
     log_path = workdir / f"server-{port}.log"
     with log_path.open("w") as log:
@@ -80,14 +81,16 @@ def running_server(
             cwd=workdir,
             start_new_session=True,
         )
-    addr = f"http://127.0.0.1:{port}"
+    certificate = env.get("SECRETS_TLS__CERT_FILE")
+    addr = f"{'https' if certificate else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
         while True:
             if process.poll() is not None:
                 pytest.fail(f"secretctl serve exited:\n{log_path.read_text()}")
             try:
-                if requests.get(f"{addr}/healthz", timeout=5).status_code == 200:
+                answer = requests.get(f"{addr}/healthz", timeout=5, verify=certificate or True)
+                if answer.status_code == 200:
                     break
             except (requests.ConnectionError, requests.Timeout):
                 pass
