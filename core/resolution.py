@@ -3,14 +3,19 @@
 user > project > team > organization > global, and within a scope an environment-specific
 secret beats an environment-agnostic one. The candidates come from one query, filtered by what
 the caller may see; each answer says where it came from and which entries it shadows.
+
+`environment_of` turns a resolution into a process's environment variables, each typed secret
+as the variables its type documents (`aws_credentials` as `AWS_ACCESS_KEY_ID`…): the one
+mapping every client (`secretctl run`, the API's `variables=true`) shares.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from core.access import Action, RoleBinding, access_query, confirm_caller
 from core.audit import AuditTrail, StaleRead
@@ -20,6 +25,7 @@ from core.policy import check_scope
 from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
 from core.services import STALE, ValueReader, audit_place
+from core.types import VARIABLE_NAME, TypeRegistry
 from ports.persistence import ResolveCandidate, UnitOfWorkFactory
 from ports.security import Clock
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
@@ -41,6 +47,25 @@ class ResolveContext:
         if self.user_id is not None:
             refs.append(ScopeRef(ScopeType.USER, self.user_id))
         return refs
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which names of a resolution are wanted: those listed (all when none is), starting with
+    `prefix`. Only the selected values are read."""
+
+    names: frozenset[str] = frozenset()
+    prefix: str = ""
+
+    def __contains__(self, name: object) -> bool:
+        return (
+            isinstance(name, str)
+            and (not self.names or name in self.names)
+            and name.startswith(self.prefix)
+        )
+
+
+EVERY_NAME = Selection()
 
 
 @dataclass(frozen=True)
@@ -80,16 +105,23 @@ class ResolveService:
         self._cache = cache
 
     def resolve(
-        self, actor: Principal, context: ResolveContext, *, include_values: bool = False
+        self,
+        actor: Principal,
+        context: ResolveContext,
+        *,
+        include_values: bool = False,
+        selection: Selection = EVERY_NAME,
     ) -> list[ResolvedSecret]:
-        """Value reads are each recorded in the audit trail before any value is returned."""
+        """The winner of each selected name. Value reads are each recorded in the audit trail
+        before any value is returned."""
         scope = str(context.scope) if context.scope else None
         for ref in context.scopes():
             check_scope(ref)
         with self._audit.attempt(actor, "secret.resolve", f"scope:{scope}", scope=scope) as attempt:
             for use_cache in (True, False) if self._cache is not None else (False,):
                 candidates, required = self._candidates(actor, context, use_cache)
-                resolved = self._resolve(candidates, include_values)
+                selected = [c for c in candidates if c.secret.name in selection]
+                resolved = self._resolve(selected, include_values)
                 reads = [
                     attempt.related(
                         "secret.read_value",
@@ -183,3 +215,92 @@ class ResolveService:
             return self._reader.read(winner.secret, winner.current), None
         except (Expired, NotYetValid, VersionUnavailable) as error:
             return None, error.code
+
+
+class VariablesError(StrEnum):
+    """Why a secret's value gives no environment variables."""
+
+    NOT_A_VARIABLE_NAME = "not_a_variable_name"  # its name does not make one
+    NOT_TEXT = "not_text"  # binary, or holds a NUL, which no variable can
+    INVALID_VALUE = "invalid_value"  # it no longer renders as its type's variables
+
+
+class UnsetReason(StrEnum):
+    SHADOWED = "shadowed"  # a more specific secret sets the variable
+    AMBIGUOUS = "ambiguous"  # a secret as specific sets it too: neither does
+
+
+@dataclass(frozen=True)
+class UnsetVariable:
+    """A variable a secret would set and does not, and the secrets (by name) that stop it."""
+
+    name: str
+    reason: UnsetReason
+    by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SecretVariables:
+    """What one resolved secret puts in the environment: none without a value (`error` says
+    why when it has one), and the variables it would set that another secret takes (`unset`)."""
+
+    variables: dict[str, SecretValue] | None = None
+    error: VariablesError | None = None
+    unset: tuple[UnsetVariable, ...] = ()
+
+
+def variable_name(secret_name: str) -> str | None:
+    """The variable a secret's value is named after: its name, `-` and `.` as `_`."""
+    name = secret_name.replace("-", "_").replace(".", "_")
+    return name if VARIABLE_NAME.fullmatch(name) else None
+
+
+def environment_of(
+    resolved: Sequence[ResolvedSecret], types: TypeRegistry
+) -> list[SecretVariables]:
+    """The variables of each entry, in order. Two entries that give the same variable: the
+    more specific one (by `precedence`) sets it; when they are as specific, neither does."""
+    offered = [_offered(entry, types) for entry in resolved]
+    givers: dict[str, list[int]] = {}
+    for index, (variables, _) in enumerate(offered):
+        for name in variables or {}:
+            givers.setdefault(name, []).append(index)
+    answer = []
+    for index, (variables, error) in enumerate(offered):
+        if variables is None:
+            answer.append(SecretVariables(error=error))
+            continue
+        kept, unset = {}, []
+        for name, value in variables.items():
+            rank = {i: precedence(resolved[i].secret) for i in givers[name]}
+            top = max(rank.values())
+            others = tuple(resolved[i].secret.name for i in rank if i != index and rank[i] == top)
+            if rank[index] < top:
+                unset.append(UnsetVariable(name, UnsetReason.SHADOWED, others))
+            elif others:
+                unset.append(UnsetVariable(name, UnsetReason.AMBIGUOUS, others))
+            else:
+                kept[name] = value
+        answer.append(SecretVariables(kept, None, tuple(unset)))
+    return answer
+
+
+def _offered(
+    entry: ResolvedSecret, types: TypeRegistry
+) -> tuple[dict[str, SecretValue] | None, VariablesError | None]:
+    """The variables an entry's value gives, before any other entry is considered."""
+    if entry.value is None:
+        return None, None
+    variable = variable_name(entry.secret.name)
+    if variable is None:
+        return None, VariablesError.NOT_A_VARIABLE_NAME
+    try:
+        text = entry.value.reveal().decode("utf-8")
+    except UnicodeDecodeError:
+        return None, VariablesError.NOT_TEXT
+    if "\x00" in text:
+        return None, VariablesError.NOT_TEXT
+    rendered = types.environment(entry.secret.type, variable, entry.value)
+    if rendered is None:
+        return None, VariablesError.INVALID_VALUE
+    return {name: SecretValue.from_text(text) for name, text in rendered.items()}, None

@@ -11,6 +11,7 @@ the next value's expiry then replaces it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DERIVED_TAG_PREFIX = "type."
 DERIVED_EXPIRY_TAG = "type.expires_at"
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class TypeRegistry:
@@ -61,6 +63,33 @@ class TypeRegistry:
         except Exception as error:
             log.warning("secret type '%s' failed checking a value: %s", name, type(error).__name__)
             return TypeCheck(problems=(FieldProblem("value", "could not be checked"),))
+
+    def environment(self, name: str, variable: str, value: SecretValue) -> dict[str, str] | None:
+        """`value`, a `name`, as the environment variables its type documents (`variable` where
+        the type has no names of its own); None when it cannot be variables: it no longer passes
+        its type, or the plugin gives a name that is not a variable's or a value holding NUL.
+
+        A plugin that fails is logged by the kind of failure only (a message could quote the
+        value), as in `inspect`."""
+        try:
+            if self._types is None:  # every value is generic
+                rendered = {variable: value.reveal().decode("utf-8")}
+            elif name not in self._types:
+                return None
+            else:
+                rendered = self._types[name].environment(variable, value)
+        except Exception as error:
+            log.warning("secret type '%s' gave no variables: %s", name, type(error).__name__)
+            return None
+        if all(
+            isinstance(key, str)
+            and VARIABLE_NAME.fullmatch(key)
+            and isinstance(text, str)
+            and "\x00" not in text
+            for key, text in rendered.items()
+        ):
+            return dict(rendered)
+        return None
 
     def check(self, name: str, value: SecretValue) -> TypeCheck:
         """The check of `value` as a `name`; `InvalidSecretValue` (422) if it fails."""

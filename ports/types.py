@@ -56,4 +56,6 @@ class SecretType(abc.ABC):
     @abc.abstractmethod
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
         """The value as environment variables, named from `variable` (a valid variable name)
-        where the type has no conventional names of its own. The value must be valid."""
+        where the type has no conventional names of its own (`AWS_ACCESS_KEY_ID`…). Names are
+        `[A-Za-z_][A-Za-z0-9_]*` and values text without NUL; a value that is not a valid value
+        of the type raises ValueError (with a message that does not quote it)."""

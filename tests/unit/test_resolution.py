@@ -14,8 +14,18 @@ from core.backends import BackendRegistry
 from core.errors import AuditUnavailable
 from core.model import Secret, VersionState
 from core.policy import SecretPolicy, ValueChecksum
-from core.resolution import ResolveContext, ResolvedSecret, ResolveService
+from core.resolution import (
+    ResolveContext,
+    ResolvedSecret,
+    ResolveService,
+    Selection,
+    environment_of,
+    variable_name,
+)
 from core.services import NewSecret, SecretService, ValueReader
+from core.types import TypeRegistry
+from plugins.types_basic import GenericType, UsernamePasswordType
+from plugins.types_cloud import AwsCredentialsType
 from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
@@ -486,3 +496,182 @@ def test_no_value_reaches_an_audit_event(
     for event in db.database.audit_events():
         for text in (repr(event), json.dumps(event.content())):
             assert not any(value in text for value in served), event
+
+
+# -- selection and environment variables ------------------------------------------------------
+
+AWS_KEY = {
+    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+    "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "region": "eu-west-1",
+}
+TYPES = TypeRegistry(
+    {t.name: t for t in (GenericType(), AwsCredentialsType(), UsernamePasswordType())}
+)
+
+
+def put_value(
+    secrets: SecretService, scope: ScopeRef, name: str, value: bytes, **fields: Any
+) -> Secret:
+    return secrets.create_secret(ROOT, NewSecret(scope, name, **fields), SecretValue(value))
+
+
+def variables_of(
+    resolved: list[ResolvedSecret], types: TypeRegistry = TYPES
+) -> dict[str, tuple[dict[str, str] | None, str | None, list[tuple[str, str, tuple[str, ...]]]]]:
+    """name -> (variables, error, unset) as text."""
+    return {
+        entry.secret.name: (
+            None
+            if found.variables is None
+            else {name: value.reveal().decode() for name, value in found.variables.items()},
+            found.error,
+            [(unset.name, unset.reason, unset.by) for unset in found.unset],
+        )
+        for entry, found in zip(resolved, environment_of(resolved, types), strict=True)
+    }
+
+
+def test_a_selection_resolves_and_reads_only_the_names_it_selects(
+    resolver: ResolveService, db: FakeUnitOfWorkFactory, layers: dict[str, Secret]
+) -> None:
+    db.database.grant(ALICE.id, Role.READER)
+    only = Selection(frozenset({"API_KEY", "TRACING", "MISSING"}))
+    with recorded(db) as events:
+        resolved = resolver.resolve(ALICE, CONTEXT, include_values=True, selection=only)
+
+    assert summary(resolved, layers) == {
+        "API_KEY": ["key-user", "key-project", "key-team", "key-org", "key-global"],
+        "TRACING": ["tracing-team-prod", "tracing-team"],
+    }
+    assert [event.action for event in events] == ["secret.resolve"] + ["secret.read_value"] * 2
+    by_prefix = resolver.resolve(ROOT, CONTEXT, selection=Selection(prefix="DB_"))
+    assert [entry.secret.name for entry in by_prefix] == ["DB_URL"]
+    both = Selection(frozenset({"API_KEY", "DB_URL"}), prefix="DB")
+    assert [entry.secret.name for entry in resolver.resolve(ROOT, CONTEXT, selection=both)] == [
+        "DB_URL"
+    ]
+
+
+def test_a_typed_secret_becomes_the_variables_its_type_documents(
+    resolver: ResolveService, secrets: SecretService
+) -> None:
+    put_value(secrets, PROJECT, "AWS", json.dumps(AWS_KEY).encode(), type="aws_credentials")
+    login = {"username": "app", "password": "pw-1"}
+    put_value(secrets, PROJECT, "db.login", json.dumps(login).encode(), type="username_password")
+    put_value(secrets, PROJECT, "API-URL", b"https://api.example")
+
+    resolved = resolver.resolve(ROOT, ResolveContext(scope=PROJECT), include_values=True)
+
+    assert variables_of(resolved) == {
+        "API-URL": ({"API_URL": "https://api.example"}, None, []),
+        "AWS": (
+            {
+                "AWS_ACCESS_KEY_ID": AWS_KEY["access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": AWS_KEY["secret_access_key"],
+                "AWS_DEFAULT_REGION": "eu-west-1",
+            },
+            None,
+            [],
+        ),
+        "db.login": ({"db_login_USERNAME": "app", "db_login_PASSWORD": "pw-1"}, None, []),
+    }
+
+
+def test_the_more_specific_secret_sets_a_variable_two_give(
+    resolver: ResolveService, secrets: SecretService
+) -> None:
+    put_value(secrets, PROJECT, "AWS", json.dumps(AWS_KEY).encode(), type="aws_credentials")
+    put_value(secrets, GLOBAL, "AWS_ACCESS_KEY_ID", b"AKIAGLOBALGLOBAL0000")
+    put_value(secrets, ORGANIZATION, "AWS_DEFAULT_REGION", b"us-east-1", environment="production")
+
+    resolved = resolver.resolve(ROOT, CONTEXT, include_values=True)
+
+    found = variables_of(resolved)
+    assert found["AWS"][0] == {
+        "AWS_ACCESS_KEY_ID": AWS_KEY["access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": AWS_KEY["secret_access_key"],
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    assert found["AWS_ACCESS_KEY_ID"] == ({}, None, [("AWS_ACCESS_KEY_ID", "shadowed", ("AWS",))])
+    # a project beats an organization, even one specific to the environment
+    assert found["AWS_DEFAULT_REGION"] == (
+        {},
+        None,
+        [("AWS_DEFAULT_REGION", "shadowed", ("AWS",))],
+    )
+
+
+def test_two_as_specific_secrets_giving_one_variable_set_neither(
+    resolver: ResolveService, secrets: SecretService
+) -> None:
+    put_value(secrets, PROJECT, "A-B", b"1")
+    put_value(secrets, PROJECT, "A_B", b"2")
+    put_value(secrets, PROJECT, "A.B", b"3", environment="production")  # more specific
+    put_value(secrets, PROJECT, "C-D", b"4")
+    put_value(secrets, PROJECT, "C_D", b"5")
+
+    resolved = resolver.resolve(ROOT, CONTEXT, include_values=True)
+
+    assert variables_of(resolved) == {
+        "A-B": ({}, None, [("A_B", "shadowed", ("A.B",))]),
+        "A.B": ({"A_B": "3"}, None, []),
+        "A_B": ({}, None, [("A_B", "shadowed", ("A.B",))]),
+        "C-D": ({}, None, [("C_D", "ambiguous", ("C_D",))]),
+        "C_D": ({}, None, [("C_D", "ambiguous", ("C-D",))]),
+    }
+
+
+class BrokenType(GenericType):
+    """A plugin whose rendering fails, or names what cannot be a variable."""
+
+    name = "broken"
+
+    def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
+        if value.reveal() == b"raise":
+            raise RuntimeError(f"cannot render {value.reveal().decode()}")
+        return {"NOT A NAME": "x"} if value.reveal() == b"bad-name" else {variable: "x\x00y"}
+
+
+def test_a_value_that_makes_no_variable_says_why_and_shadows_nothing(
+    resolver: ResolveService,
+    secrets: SecretService,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    put_value(secrets, PROJECT, "BINARY", b"\xff\xfe")
+    put_value(secrets, PROJECT, "HAS_NUL", b"a\x00b")
+    put_value(secrets, PROJECT, "AWS", b'{"access_key_id": "nope"}', type="aws_credentials")
+    put_value(secrets, GLOBAL, "AWS_ACCESS_KEY_ID", b"AKIAGLOBALGLOBAL0000")
+    for name, value in (("RAISES", b"raise"), ("BAD_NAME", b"bad-name"), ("NUL_OUT", b"n")):
+        put_value(secrets, PROJECT, name, value, type="broken")
+    put_value(secrets, PROJECT, "EXPIRED", b"e", expires_at=NOW - timedelta(seconds=1))
+    types = TypeRegistry({t.name: t for t in (GenericType(), AwsCredentialsType(), BrokenType())})
+
+    resolved = resolver.resolve(ROOT, ResolveContext(scope=PROJECT), include_values=True)
+
+    assert variables_of(resolved, types) == {
+        "AWS": (None, "invalid_value", []),
+        "AWS_ACCESS_KEY_ID": ({"AWS_ACCESS_KEY_ID": "AKIAGLOBALGLOBAL0000"}, None, []),
+        "BAD_NAME": (None, "invalid_value", []),
+        "BINARY": (None, "not_text", []),
+        "EXPIRED": (None, None, []),  # no value: its value_error says why
+        "HAS_NUL": (None, "not_text", []),
+        "NUL_OUT": (None, "invalid_value", []),
+        "RAISES": (None, "invalid_value", []),
+    }
+    assert "cannot render" not in caplog.text and "raise" not in caplog.text
+    assert "RuntimeError" in caplog.text
+
+
+def test_without_types_every_value_is_its_own_variable(
+    resolver: ResolveService, secrets: SecretService
+) -> None:
+    put_value(secrets, PROJECT, "AWS", json.dumps(AWS_KEY).encode(), type="aws_credentials")
+
+    resolved = resolver.resolve(ROOT, ResolveContext(scope=PROJECT), include_values=True)
+
+    assert variables_of(resolved, TypeRegistry()) == {
+        "AWS": ({"AWS": json.dumps(AWS_KEY)}, None, [])
+    }
+    assert variable_name("db.url-2") == "db_url_2"
+    assert variable_name("9LIVES") is None
