@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.extensions["container"] = container
 
     api = ServiceApi(app)
+    api.register_field(schemas.ValueText, None, None)  # no type: oneOf string or object
     api.register_blueprint(health.blp)
     api.register_blueprint(secrets.blp)
     api.register_blueprint(lifecycle.blp)

@@ -1,13 +1,22 @@
-"""`/api/v1/resolve`: the effective secrets of a context, with where each one came from."""
+"""`/api/v1/resolve`: the effective secrets of a context, with where each one came from, and
+with `variables=true` each value as the environment variables its type documents."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from flask import g
+from flask import Response, g, request
 from flask.views import MethodView
 
-from core.resolution import ResolveContext, ResolvedSecret
+from core.resolution import (
+    ResolveContext,
+    ResolvedSecret,
+    SecretVariables,
+    Selection,
+    environment_of,
+)
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint
 from entrypoints.http.context import audited, current_container
@@ -39,15 +48,48 @@ def render(entry: ResolvedSecret) -> dict[str, Any]:
     }
 
 
+def render_variables(entry: SecretVariables) -> dict[str, Any]:
+    variables = entry.variables
+    return {
+        "variables": None
+        if variables is None
+        else {name: value.reveal().decode("utf-8") for name, value in variables.items()},
+        "variables_error": entry.error,
+        "unset_variables": [
+            {"name": unset.name, "reason": unset.reason, "by": list(unset.by)}
+            for unset in entry.unset
+        ],
+    }
+
+
+def weak_etag(answer: dict[str, Any]) -> str:
+    """A digest of a metadata-only answer (values never go into a header): equal tags, equal
+    answers, whatever changed in between."""
+    dumped = json.dumps(schemas.ResolutionSchema().dump(answer), sort_keys=True)
+    return f'W/"{hashlib.sha256(dumped.encode()).hexdigest()[:32]}"'
+
+
+ETAG_HEADERS = {
+    "ETag": {
+        "schema": {"type": "string"},
+        "description": "Without values: a tag of the answer, for If-None-Match (304).",
+    }
+}
+
+
 @blp.route("/resolve")
 class Resolve(MethodView):
     @blp.arguments(schemas.ResolveArgsSchema(), location="query")
-    @blp.response(200, schemas.ResolutionSchema)
+    @blp.response(200, schemas.ResolutionSchema, headers=ETAG_HEADERS)
+    @blp.alt_response(304, description="Not modified: the answer has the If-None-Match tag.")
     @document_errors(400, 401, 503)
     def get(self, args: dict[str, Any]) -> Any:
         """Effective secrets for a user, a project (team, organization) and an environment:
         user > project > team > organization > global; environment-specific beats agnostic.
-        Metadata only, unless `include_values=true` (values only where the caller may read)."""
+        Metadata only, unless `include_values=true` (values only where the caller may read);
+        `variables=true` adds each value as the environment variables its type documents.
+        `name` and `prefix` select names (only their values are read). An answer without
+        values has a weak ETag: `If-None-Match` with it answers 304 while nothing changed."""
         shared = next(
             (
                 ScopeRef(ScopeType(kind), args[kind])
@@ -62,6 +104,18 @@ class Resolve(MethodView):
             environment=args.get("environment"),
         )
         resolved = audited(current_container().resolve_service).resolve(
-            g.principal, context, include_values=args["include_values"]
+            g.principal,
+            context,
+            include_values=args["include_values"] or args["variables"],
+            selection=Selection(frozenset(args.get("name", ())), args.get("prefix", "")),
         )
-        return {"items": [render(entry) for entry in resolved]}
+        items = [render(entry) for entry in resolved]
+        if args["variables"]:
+            variables = environment_of(resolved, current_container().secret_types())
+            items = [item | render_variables(v) for item, v in zip(items, variables, strict=True)]
+        answer = {"items": items}
+        if not any(item["value"] is not None for item in items):
+            g.etag = weak_etag(answer)
+            if request.if_none_match.contains_weak(g.etag.removeprefix("W/").strip('"')):
+                return Response(status=304)
+        return answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -127,6 +128,30 @@ def storable_json(value: Any) -> None:
             raise ValidationError("must not contain NUL characters or unpaired surrogates")
 
 
+class ValueText(Text):
+    """A secret's value: text, or a JSON object (a typed secret's fields, as the type documents
+    them), kept as its canonical JSON text: keys sorted, no spaces. Documented as either."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "not_json": "must be text or a JSON object without NaN or Infinity",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        oneof = {"oneOf": [{"type": "string"}, {"type": "object"}]}
+        super().__init__(metadata=oneof | kwargs.pop("metadata", {}), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            return super()._deserialize(value, attr, data, **kwargs)
+        storable_json(value)
+        try:
+            return json.dumps(
+                value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            )
+        except ValueError:
+            raise self.make_error("not_json") from None
+
+
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -160,10 +185,13 @@ class ScopeSchema(ScopeRefSchema):
 
 
 class ValueInputMixin(Schema):
-    value = Text(
+    value = ValueText(
         required=True,
         allow_nul=True,
-        metadata={"description": "The secret value: UTF-8 text, or base64 with `encoding`."},
+        metadata={
+            "description": "The secret value: UTF-8 text, base64 with `encoding`, or a JSON "
+            "object of a typed secret's fields (stored as its JSON text)."
+        },
     )
     encoding = Text(load_default="utf-8", validate=validate.OneOf(ENCODINGS))
 
@@ -549,6 +577,15 @@ class ResolveArgsSchema(StrictSchema):
     user = Text(metadata={"description": "Whose personal scope; the caller's by default."})
     environment = Text()
     include_values = fields.Boolean(load_default=False)
+    variables = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Each value also as the environment variables its type documents "
+            "(`variables`); reads values as include_values does."
+        },
+    )
+    name = fields.List(Text(), metadata={"description": "Only these names; repeat for several."})
+    prefix = Text(metadata={"description": "Only names starting with this."})
 
     @validates_schema
     def _one_shared_scope(self, data: dict[str, Any], **_: Any) -> None:
@@ -561,6 +598,17 @@ class ShadowedSchema(Schema):
     id = fields.UUID()
     scope = fields.Nested(ScopeOutSchema)
     environment = fields.String(allow_none=True)
+
+
+class UnsetVariableSchema(Schema):
+    name = fields.String()
+    reason = fields.String(
+        metadata={
+            "description": "shadowed (a more specific secret sets it) "
+            "or ambiguous (a secret as specific would set it too: neither does)"
+        }
+    )
+    by = fields.List(fields.String(), metadata={"description": "the other secrets' names"})
 
 
 class ResolvedSecretSchema(Schema):
@@ -578,6 +626,20 @@ class ResolvedSecretSchema(Schema):
     encoding = fields.String(allow_none=True)
     value_error = fields.String(
         allow_none=True, metadata={"description": "why no value: forbidden, secret_expired, …"}
+    )
+    variables = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        allow_none=True,
+        metadata={"description": "With variables=true: the variables this secret sets."},
+    )
+    variables_error = fields.String(
+        allow_none=True,
+        metadata={"description": "why a value sets none: not_a_variable_name, not_text, …"},
+    )
+    unset_variables = fields.List(
+        fields.Nested(UnsetVariableSchema),
+        metadata={"description": "Variables it would set that other secrets take or contest."},
     )
 
 
@@ -615,7 +677,10 @@ def _dump_resolved(item: dict[str, Any]) -> dict[str, Any]:
         "value": item["value"],
         "encoding": item["encoding"],
         "value_error": item["value_error"],
-    }
+    } | ({key: item[key] for key in VARIABLES_KEYS} if "variables" in item else {})
+
+
+VARIABLES_KEYS = ("variables", "variables_error", "unset_variables")  # with variables=true
 
 
 class WhoAmISchema(Schema):
@@ -732,7 +797,7 @@ class RollbackSchema(StrictSchema):
 
 
 class RotateSchema(ValueInputMixin, VersionValidityMixin, StrictSchema):
-    value = Text(
+    value = ValueText(
         load_default=None,
         allow_nul=True,
         metadata={"description": "The new value; without it the policy's rotator makes one."},
