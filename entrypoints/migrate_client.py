@@ -2,7 +2,8 @@
 
 Like `vault operator migrate`, it runs where the service's configuration is (the database and
 every backend's credentials) and acts as the operator (`cli` in the audit trail). It records
-the job, runs it with a progress bar and ends with a summary table; a run that was killed is
+the job, runs it with a progress bar (at a terminal, unless -q) and ends with a summary table
+(or the job as JSON, `-o json`); a run that was killed is
 resumed with `--resume JOB` (`--take-over` if its lease has not run out yet but the process
 is known to be gone), or by any `secretctl worker` once its lease has run out.
 """
@@ -10,19 +11,23 @@ is known to be gone), or by any `secretctl worker` once its lease has run out.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.migration import JobState, MigrationPlan, MigrationRequest
+from entrypoints.commands.exits import ExitCode
 from entrypoints.commands.operator import OPERATOR, operator_container
+from entrypoints.commands.output import Output, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 from ports.jobs import Job
 from ports.values import ScopeRef, ScopeType
+
+if TYPE_CHECKING:  # the service's own modules load when a migration runs, not at every command
+    from core.migration import MigrationPlan, MigrationRequest
 
 SELECTOR_KEYS = ("scope", "env", "prefix")
 
@@ -46,6 +51,8 @@ def request_of(
     all_versions: bool,
     delete_source: bool,
 ) -> MigrationRequest:
+    from core.migration import MigrationRequest
+
     if not source or not target:
         raise click.UsageError("name the backends: --from A --to B (or --resume JOB)")
     where = parse_scope(selector.get("scope", "global"), "--selector")
@@ -79,9 +86,12 @@ def request_of(
 @click.option("--detach", is_flag=True, help="Record the job and leave it to the worker.")
 @click.option("--resume", "resume", help="Resume migration JOB (an id) instead of starting one.")
 @click.option("--take-over", is_flag=True, help="With --resume: its runner is known to be gone.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@output_options
 @click.pass_context
 def migrate(
     ctx: click.Context,
+    out: Output,
     source: str | None,
     target: str | None,
     selector: tuple[str, ...],
@@ -91,13 +101,20 @@ def migrate(
     detach: bool,
     resume: str | None,
     take_over: bool,
+    quiet: bool,
 ) -> None:
     """Move secrets' values from one storage backend to another: copy, read back and compare
     checksums, switch each secret atomically, then (with --delete-source) remove the source.
 
     Exits with status 1 when the job was refused (a value does not fit the target) or some
     secrets could not be moved (they stay on the source; the table says why).
+
+    \b
+      secretctl migrate --from local --to vault-prod --selector scope=project:p-42 --dry-run
+      secretctl migrate --from local --to vault-prod --selector scope=project:p-42
+      secretctl migrate --resume 6c1f… --take-over
     """
+    from core.migration import JobState
     from entrypoints.container import new_worker_id
 
     with operator_container(ctx) as container:
@@ -109,16 +126,16 @@ def migrate(
                 source, target, parse_selector(selector), all_versions, delete_source
             )
             if dry_run:
-                show_plan(service.plan(OPERATOR, request))
+                show_plan(service.plan(OPERATOR, request), out)
                 return
             job_id = service.start(OPERATOR, request).id
             click.echo(f"migration {job_id} recorded", err=True)
             if detach:
                 return
-        job = run_with_progress(service, job_id, new_worker_id(), take_over)
-    show_summary(job)
+        job = run_with_progress(service, job_id, new_worker_id(), take_over, quiet)
+    show_summary(job, out)
     if job.state != JobState.SUCCEEDED:
-        sys.exit(1)
+        sys.exit(int(ExitCode.FAILED))
 
 
 def _job_id(text: str) -> UUID:
@@ -128,17 +145,16 @@ def _job_id(text: str) -> UUID:
         raise click.BadParameter("a migration's id (a UUID)", param_hint="--resume") from None
 
 
-def run_with_progress(service: Any, job_id: UUID, runner: str, take_over: bool) -> Job:
-    console = Console(stderr=True)
-    with Progress(
+def run_with_progress(service: Any, job_id: UUID, runner: str, take_over: bool, quiet: bool) -> Job:
+    columns = (
         TextColumn("migrating"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
         TextColumn("{task.fields[remaining]} remaining"),
         TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    )
+    with progress_bar(columns, quiet) as progress:
         task = progress.add_task("secrets", total=None, done=0, failed=0, remaining="?")
 
         def advanced(job: Job) -> None:
@@ -156,7 +172,35 @@ def run_with_progress(service: Any, job_id: UUID, runner: str, take_over: bool) 
     return job
 
 
-def show_plan(plan: MigrationPlan) -> None:
+def show_plan(plan: MigrationPlan, out: Output) -> None:
+    if not out.for_people:
+        out.record(
+            {
+                "from": plan.request.source,
+                "to": plan.request.target,
+                "secrets": [
+                    {
+                        "secret_id": str(planned.secret_id),
+                        "name": planned.name,
+                        "scope": planned.scope,
+                        "environment": planned.environment,
+                        "versions": list(planned.versions),
+                    }
+                    for planned in plan.secrets
+                ],
+                "versions": plan.versions,
+                "misfits": [
+                    {
+                        "secret_id": str(misfit.secret_id),
+                        "name": misfit.name,
+                        "version": misfit.version,
+                        "reason": misfit.reason,
+                    }
+                    for misfit in plan.misfits
+                ],
+            }
+        )
+        return
     console = Console()
     table = Table(title=f"dry run: {plan.request.source} → {plan.request.target}")
     for column in ("secret", "scope", "environment", "versions"):
@@ -175,7 +219,22 @@ def show_plan(plan: MigrationPlan) -> None:
     console.print(f"{len(plan.secrets)} secrets, {plan.versions} versions would move")
 
 
-def show_summary(job: Job) -> None:
+def show_summary(job: Job, out: Output) -> None:
+    if not out.for_people:
+        out.record(
+            {
+                "id": str(job.id),
+                "state": job.state,
+                "params": job.params,
+                "total": job.total,
+                "done": job.done,
+                "failed": job.failed,
+                "counters": job.counters,
+                "report": job.report,
+                "last_error": job.last_error,
+            }
+        )
+        return
     console = Console()
     table = Table(title=f"migration {job.id}: {job.params['from']} → {job.params['to']}")
     columns = ("state", "secrets", "done", "failed", "versions copied", "sources removed")

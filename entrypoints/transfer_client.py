@@ -1,5 +1,6 @@
 """`secretctl import` and `secretctl export`: files of secrets to and from a running server, with
-progress bars while they travel and a summary table at the end.
+progress bars while they travel (at a terminal, unless -q) and a summary at the end (a table, or
+`-o json|yaml|env`).
 
 A passphrase (to open a sealed file, or to seal an export) comes from the environment variable
 `SECRETCTL_PASSPHRASE` (or the one `--passphrase-env` names) or from a hidden prompt — never
@@ -33,6 +34,8 @@ from rich.table import Table
 
 from adapters.sealed_export import MAGIC
 from entrypoints.client import Client, api_error, client_options, with_options
+from entrypoints.commands.exits import ExitCode
+from entrypoints.commands.output import Output, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 
 PASSPHRASE_ENV = "SECRETCTL_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
@@ -54,15 +57,18 @@ passphrase_option = click.option(
 )
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress(
+def transfer_bar(quiet: bool) -> Progress:
+    columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=console,
     )
+    return progress_bar(columns, quiet)
+
+
+quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
 
 def passphrase_from(variable: str, *, confirm: bool) -> str:
@@ -70,7 +76,7 @@ def passphrase_from(variable: str, *, confirm: bool) -> str:
     if passphrase:
         return passphrase
     if not sys.stdin.isatty():
-        raise click.ClickException(f"no passphrase: set {variable} or run in a terminal")
+        raise click.UsageError(f"no passphrase: set {variable} or run in a terminal")
     return str(click.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
@@ -138,8 +144,12 @@ class MultipartBody:
 @click.option("--parent", help="TYPE:ID of the parent, to create the scope on first use.")
 @click.option("--backend", help="Storage backend of the new secrets [the default one].")
 @passphrase_option
+@quiet_option
+@output_options
 @with_options(client_options)
 def import_(
+    out: Output,
+    quiet: bool,
     file: Path,
     file_format: str | None,
     strategy: str,
@@ -154,8 +164,13 @@ def import_(
 ) -> None:
     """Import FILE (.env, JSON, or a sealed export) into a scope and environment.
 
-    Nothing is imported from a file with errors, nor, with --strategy fail, if a name already
-    holds another value. Exits with status 1 when nothing was imported because of that.
+    Nothing is imported from a file with errors (exit 6, a dry run too), nor, with --strategy
+    fail, if a name already holds another value (exit 5).
+
+    \b
+      secretctl import app.env --scope project:p-42 --env production --dry-run
+      secretctl import app.env --scope project:p-42 --env production --strategy overwrite
+      SECRETCTL_PASSPHRASE=… secretctl import backup.sealed --scope project:p-42
     """
     client = Client(addr, token)
     form = {**parse_scope(scope).query(), "strategy": strategy}
@@ -169,18 +184,25 @@ def import_(
         if handle.read(len(MAGIC)) == MAGIC:
             form["passphrase"] = passphrase_from(passphrase_env, confirm=False)
         handle.seek(0)
-        response = upload(client, form, handle, file)
-    if response.status_code in (409, 422):
+        response = upload(client, form, handle, file, quiet)
+    if response.status_code in (409, 422) and out.for_people:
         show_refusal(response)
     if response.status_code >= 400:
         raise api_error(response)
-    show_import_report(response.json())
+    report = response.json()
+    if out.for_people:
+        show_import_report(report)
+    else:
+        out.record(report)
+    if report["errors"]:  # a dry run: the import itself would be refused
+        sys.exit(int(ExitCode.INVALID))
+    if strategy == "fail" and report["counts"].get("conflict"):
+        sys.exit(int(ExitCode.CONFLICT))
 
 
-def upload(client: Client, form: dict[str, str], handle: BinaryIO, file: Path) -> Any:
-    console = Console(stderr=True)
+def upload(client: Client, form: dict[str, str], handle: BinaryIO, file: Path, quiet: bool) -> Any:
     size = file.stat().st_size
-    with progress_bar(console) as progress:
+    with transfer_bar(quiet) as progress:
         task = progress.add_task(f"uploading {file.name}", total=size)
         body = MultipartBody(form, handle, file.name, size, lambda n: progress.advance(task, n))
         return client.call(
@@ -255,16 +277,20 @@ def show_refusal(response: requests.Response) -> None:
 @click.option("--versions", "include_versions", is_flag=True, help="Include every version.")
 @click.option("--seal", is_flag=True, help="Seal the file with a passphrase (scrypt + AES-GCM).")
 @click.option(
-    "-o", "--output", help="Where to write the file ('-' for standard output) [its own name]."
+    "--file", "target", help="Where to write the file ('-' for standard output) [its own name]."
 )
 @passphrase_option
+@quiet_option
+@output_options
 @with_options(client_options)
 def export(
+    out: Output,
+    quiet: bool,
     file_format: str,
     include_values: bool,
     include_versions: bool,
     seal: bool,
-    output: str | None,
+    target: str | None,
     passphrase_env: str,
     addr: str | None,
     token: str | None,
@@ -274,7 +300,12 @@ def export(
     """Export a scope's secrets of one environment to a file: metadata only, unless --values.
 
     The file is written with mode 0600, and only once it is complete; with --seal it is
-    encrypted by the server, so no plaintext copy ever reaches the disk.
+    encrypted by the server, so no plaintext copy ever reaches the disk. The summary goes to
+    standard error as a table (`-o json`: to standard output, unless the file goes there).
+
+    \b
+      secretctl export --scope project:p-42 --env production --format dotenv --values
+      SECRETCTL_PASSPHRASE=… secretctl export --scope project:p-42 --values --seal --file b.sealed
     """
     client = Client(addr, token)
     body: dict[str, Any] = {
@@ -290,16 +321,22 @@ def export(
     if response.status_code >= 400:
         raise api_error(response)
     suggested = response.headers.get("Content-Disposition", "").partition('filename="')[2]
-    target = output or Path(suggested.rstrip('"')).name or "export"  # never a path of the server's
-    written = download(response, target)
-    show_export_summary(response.headers, written, seal)
+    target = target or Path(suggested.rstrip('"')).name or "export"  # never a server's path
+    written = download(response, target, quiet)
+    if out.for_people:
+        show_export_summary(response.headers, written, seal)
+    else:
+        summary = export_summary(response.headers, written, seal)
+        if target == "-":
+            click.echo(json.dumps(summary, sort_keys=True), err=True)
+        else:
+            out.record(summary)
 
 
-def download(response: requests.Response, target: str) -> str:
+def download(response: requests.Response, target: str, quiet: bool) -> str:
     """Write the answer to `target` (0600, complete or not at all), or to standard output."""
-    console = Console(stderr=True)
     total = int(response.headers.get("Content-Length") or 0) or None
-    with progress_bar(console) as progress:
+    with transfer_bar(quiet) as progress:
         task = progress.add_task("downloading", total=total)
         chunks = response.iter_content(CHUNK)
         if target == "-":
@@ -320,6 +357,17 @@ def download(response: requests.Response, target: str) -> str:
             os.unlink(partial)
             raise
     return str(path)
+
+
+def export_summary(headers: Any, written: str, sealed: bool) -> dict[str, Any]:
+    return {
+        "format": headers.get("X-Export-Format", ""),
+        "secrets": int(headers.get("X-Export-Secrets") or 0),
+        "values": int(headers.get("X-Export-Values") or 0),
+        "sealed": sealed,
+        "written_to": written,
+        "omitted": json.loads(headers.get("X-Export-Omitted") or "[]"),
+    }
 
 
 def show_export_summary(headers: Any, written: str, sealed: bool) -> None:

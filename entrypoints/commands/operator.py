@@ -19,21 +19,20 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from core.access import Role
-from core.bindings import NewBinding
 from core.errors import ConfigurationError, ServiceError
+from entrypoints.commands.access import ROLES
 from entrypoints.commands.exits import CommandError, ExitCode, exit_code_for_status
 from entrypoints.commands.output import Output, field, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 from entrypoints.commands.times import parse_duration
-from entrypoints.config import Settings, load_settings
 from ports.values import Principal, ScopeRef, ScopeType
+
+if TYPE_CHECKING:  # the client commands start without the service's own modules
+    from entrypoints.config import Settings
 
 OPERATOR = Principal(id="cli", kind="root", is_root=True)
 KEY_ENV = "SECRETS_MASTER_KEY"
@@ -42,6 +41,8 @@ BREAK_GLASS_LONGEST = timedelta(hours=1)
 
 
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    from entrypoints.config import load_settings
+
     try:
         settings = load_settings(config_file=ctx.obj["config_file"])
     except ConfigurationError as error:
@@ -59,6 +60,9 @@ def key_file(settings: Settings) -> Path | None:
 
 
 def sqlite_file(settings: Settings) -> Path | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
@@ -103,6 +107,8 @@ def require_setup(settings: Settings) -> None:
 @contextmanager
 def database_errors() -> Iterator[None]:
     """A database that cannot be reached is one line and exit 7, never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
     except SQLAlchemyError as error:
@@ -181,7 +187,7 @@ def admin() -> None:
 
 @admin.command("grant")
 @click.option("--principal", required=True, help="user:<id>, group:<id> or service:<name>")
-@click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option(
     "--scope", "scope_text", default="global", show_default=True, help="global or TYPE:ID"
 )
@@ -193,6 +199,9 @@ def admin_grant(ctx: click.Context, principal: str, role: str, scope_text: str) 
       secretctl admin grant --principal user:alice --role admin
       secretctl admin grant --principal group:sre --role auditor --scope organization:acme
     """
+    from core.access import Role
+    from core.bindings import NewBinding
+
     scope = parse_scope(scope_text)
     with operator_container(ctx) as container:
         binding = container.binding_service().create(
@@ -225,6 +234,9 @@ def admin_break_glass(ctx: click.Context, ttl: str) -> None:
       eval "$(secretctl admin break-glass --ttl 30m)"    # sets SECRETS_TOKEN
       secretctl service-account create deployer --scope global
     """
+    from core.access import Role
+    from core.bindings import NewBinding
+
     lifetime = parse_duration(ttl, "--ttl")
     if not timedelta(0) < lifetime <= BREAK_GLASS_LONGEST:
         raise click.BadParameter("between 1s and 1h", param_hint="--ttl")

@@ -62,8 +62,8 @@ def config(database_url: str, tmp_path: Path) -> Path:
     return path
 
 
-def secretctl(config: Path, *args: str) -> Result:
-    environment = {"SECRETS_CONFIG": str(config), "COLUMNS": "200"}
+def secretctl(config: Path, *args: str, **env: str) -> Result:
+    environment = {"SECRETS_CONFIG": str(config), "COLUMNS": "200", **env}
     return CliRunner().invoke(main, list(args), env=environment, catch_exceptions=False)
 
 
@@ -97,13 +97,43 @@ def test_dry_run_then_run_then_resume_a_finished_job(config: Path, database_url:
         config, "migrate", "--from", "local", "--to", "spare", "--all-versions", *selector
     )
     assert run.exit_code == 0, run.output
-    assert "succeeded" in run.stdout and "migrating" in run.stderr
+    assert "succeeded" in run.stdout
+    assert "migrating" not in run.stderr  # no progress bar off a terminal
     assert backends_of(database_url) == {"API_KEY": {"spare"}, "lower_name": {"spare"}}
     assert CANARY not in run.output
 
     job_id = run.stderr.split("migration ", 1)[1].split()[0]
-    again = secretctl(config, "migrate", "--resume", job_id)
-    assert again.exit_code == 0 and "succeeded" in again.stdout
+    again = secretctl(config, "migrate", "--resume", job_id, "-o", "json")
+    assert again.exit_code == 0, again.output
+    job = json.loads(again.stdout)
+    assert (job["id"], job["state"], job["done"], job["failed"]) == (job_id, "succeeded", 2, 0)
+
+
+def test_progress_shows_at_a_terminal_unless_quiet(config: Path) -> None:
+    selector = ("--selector", "scope=organization:acme")
+    at_terminal = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}  # as rich sees a terminal
+    shown = secretctl(
+        config, "migrate", "--from", "local", "--to", "spare", *selector, **at_terminal
+    )
+    quiet = secretctl(
+        config, "migrate", "--from", "spare", "--to", "local", "-q", *selector, **at_terminal
+    )
+
+    assert shown.exit_code == 0 and quiet.exit_code == 0, shown.output + quiet.output
+    assert "migrating" in shown.stderr and "migrating" not in quiet.stderr
+
+
+def test_a_dry_run_as_json_lists_what_would_move(config: Path) -> None:
+    dry = secretctl(config, "migrate", "--from", "local", "--to", "spare", "--dry-run", "--json")
+
+    plan = json.loads(dry.stdout)
+    assert sorted(item["name"] for item in plan["secrets"]) == ["API_KEY", "lower_name"]
+    assert (plan["from"], plan["to"], plan["versions"], plan["misfits"]) == (
+        "local",
+        "spare",
+        2,
+        [],
+    )
 
 
 def test_a_secret_that_does_not_fit_refuses_the_job_and_exits_1(

@@ -4,6 +4,7 @@ written 0600, sealed files read back."""
 
 from __future__ import annotations
 
+import json
 import stat
 import threading
 from collections.abc import Iterator
@@ -97,7 +98,7 @@ def test_an_export_is_written_0600_with_the_same_bytes_as_the_file_imported(
         "--format",
         "dotenv",
         "--values",
-        "-o",
+        "--file",
         str(target),
     )
 
@@ -122,7 +123,7 @@ def test_a_sealed_export_lands_encrypted_and_imports_back(
         "--values",
         "--versions",
         "--seal",
-        "-o",
+        "--file",
         str(sealed),
         SECRETCTL_PASSPHRASE=PASSPHRASE,
     )
@@ -150,16 +151,59 @@ def test_a_passphrase_is_never_an_argument_and_is_required_off_a_terminal(
     server: str, tmp_path: Path
 ) -> None:
     refused = secretctl(server, "export", "--seal", "--passphrase", PASSPHRASE)
-    missing = secretctl(server, "export", "--seal", "-o", str(tmp_path / "x"))
+    missing = secretctl(server, "export", "--seal", "--file", str(tmp_path / "x"))
 
     assert refused.exit_code == 2 and "No such option" in refused.stderr
-    assert missing.exit_code == 1 and "SECRETCTL_PASSPHRASE" in missing.stderr
+    assert missing.exit_code == 2 and "SECRETCTL_PASSPHRASE" in missing.stderr  # usage
 
 
 def test_a_metadata_export_to_standard_output(server: str, api: ApiClient) -> None:
     api.create(name="VISIBLE", value=CANARY, scope={"type": "project", "id": "p-42"})
 
-    result = secretctl(server, "export", "--scope", "project:p-42", "-o", "-")
+    result = secretctl(server, "export", "--scope", "project:p-42", "--file", "-")
 
     assert result.exit_code == 0, result.output
     assert '"name": "VISIBLE"' in result.stdout and CANARY not in result.stdout
+
+
+def test_a_dry_run_of_a_file_with_errors_exits_6_and_reports_as_json(
+    server: str, api: ApiClient, tmp_path: Path
+) -> None:
+    source = tmp_path / "broken.env"
+    source.write_text("GOOD=1\n9BAD=2\n")
+
+    dry = secretctl(server, "import", str(source), "--scope", "project:p-42", "--dry-run", "--json")
+
+    assert dry.exit_code == 6, dry.output  # invalid input, as the import itself would be
+    report = json.loads(dry.stdout)
+    assert report["dry_run"] is True and [e["line"] for e in report["errors"]] == [2]
+    assert "uploading" not in dry.stderr  # no progress bar off a terminal
+    assert api.get("/scopes/project/p-42/secrets/GOOD").status_code == 404
+
+
+def test_a_dry_run_under_strategy_fail_with_conflicts_exits_5(
+    server: str, api: ApiClient, tmp_path: Path
+) -> None:
+    api.create(name="TAKEN", value="old", scope={"type": "project", "id": "p-42"})
+    source = tmp_path / "app.env"
+    source.write_text(f"TAKEN={CANARY}\n")
+
+    dry = secretctl(
+        server, "import", str(source), "--scope", "project:p-42", "--strategy", "fail", "--dry-run"
+    )
+
+    assert dry.exit_code == 5, dry.output
+
+
+def test_an_export_summary_as_json(server: str, api: ApiClient, tmp_path: Path) -> None:
+    api.create(name="VISIBLE", value=CANARY, scope={"type": "project", "id": "p-42"})
+    target = tmp_path / "meta.json"
+
+    result = secretctl(
+        server, "export", "--scope", "project:p-42", "--file", str(target), "-o", "json"
+    )
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["format"], summary["secrets"], summary["values"]) == ("json", 1, 0)
+    assert summary["written_to"] == str(target) and summary["sealed"] is False
