@@ -5,27 +5,22 @@ sending the headers itself is in `test_attacks_forwarded_headers.py`."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from flask import Flask, request
 
 from entrypoints.config import Settings
 from entrypoints.http.app import create_app
 from tests.e2e.conftest import ApiClient
 from tests.e2e.test_serve import BIN, free_port, running_server, serve_env
+from tests.integration.backends.azure_fake import self_signed_certificate
 
 VALUE = "tls-test-value-0c4d7e91"
 PROXY = "10.20.30.40"
@@ -35,39 +30,12 @@ CLIENT = "203.0.113.7"
 # -- TLS -------------------------------------------------------------------------------------
 
 
-def self_signed(directory: Path, key: ec.EllipticCurvePrivateKey | None = None) -> Path:
-    """A certificate for 127.0.0.1 and localhost, its own authority; the key beside it."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+def self_signed(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 that is its own authority, with `key.pem` beside it."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    (directory / "key.pem").chmod(0o600)
-    return directory / "cert.pem"
+    certificate, key = self_signed_certificate(directory)
+    key.rename(directory / "key.pem")
+    return certificate
 
 
 def tls_env(tmp_path: Path, certificate: Path, **settings: str) -> dict[str, str]:
@@ -149,7 +117,7 @@ def test_a_certificate_that_cannot_be_used_stops_the_start(tmp_path: Path, fault
         certificate = tmp_path / "nowhere" / "cert.pem"
     else:
         self_signed(tmp_path / "other")
-        certificate.with_name("key.pem").write_bytes((tmp_path / "other" / "key.pem").read_bytes())
+        (tmp_path / "other" / "key.pem").replace(certificate.with_name("key.pem"))
     env = tls_env(tmp_path, certificate)
     if fault == "missing":
         env["SECRETS_TLS__KEY_FILE"] = str(tmp_path / "tls" / "key.pem")

@@ -8,19 +8,19 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.metrics import CountedReadCache, InstrumentedBackend, ServiceMetrics
-from core.audit import AuditChain, AuditEvent, GroupCommit
+from core.audit import AuditChain, GroupCommit
 from core.errors import BackendUnavailable, NotFound
 from entrypoints.http.metrics import MULTIPROCESS_DIR, route_template
 from plugins.testing import BackendContract
 from ports.values import SecretValue, VersionKey
 from tests.fakes import CHECKPOINT_KEY, FakeUnitOfWorkFactory, InMemoryBackend
+from tests.unit.test_group_commit import event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,17 +91,6 @@ def test_read_cache_hits_and_misses_are_counted() -> None:
     assert cache.get("k") == ("v", 1)
     lookups = samples(metrics, "secret_management_read_cache_lookups_total")
     assert lookups == {(("result", "hit"),): 2, (("result", "miss"),): 1}
-
-
-def event(n: int) -> AuditEvent:
-    return AuditEvent(
-        time=datetime(2026, 12, 5, 1, 0, n, tzinfo=UTC),
-        actor="service:reader",
-        actor_type="service",
-        action="secret.read_value",
-        resource=f"secret:{n}",
-        outcome="success",
-    )
 
 
 def test_each_audit_write_reports_its_events_and_duration() -> None:
