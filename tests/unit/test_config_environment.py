@@ -102,6 +102,19 @@ LISTS: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
         ["HS384"],
     ),
     (
+        "SECRETS_TRUSTED_PROXIES",
+        "10.0.0.0/8, 192.168.1.7",
+        lambda s: s.trusted_proxies,
+        ("10.0.0.0/8", "192.168.1.7"),
+    ),
+    ("SECRETS_TRUSTED_PROXIES", '["::1"]', lambda s: s.trusted_proxies, ("::1",)),
+    (
+        "SECRETS_CORS__ALLOWED_ORIGINS",
+        "https://console.example.com,https://admin.example.com",
+        lambda s: s.cors["allowed_origins"],
+        ["https://console.example.com", "https://admin.example.com"],
+    ),
+    (
         "SECRETS_ROTATION__WEBHOOKS__DB__SCOPES",
         "organization/acme",
         lambda s: s.rotation["webhooks"]["db"]["scopes"],
