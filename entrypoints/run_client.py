@@ -72,7 +72,7 @@ class Environment:
             self.blocking.append(problem)
 
 
-def environment_of(items: list[dict[str, Any]], query: Query, skip: bool) -> Environment:
+def environment_from(items: list[dict[str, Any]], query: Query, skip: bool) -> Environment:
     """The variables the answer's entries set. An entry without a value (expired, not yet
     valid, disabled, forbidden), a value that makes no variable (binary), a variable two as
     specific secrets set, and a name of `--only` that resolves to nothing: blocking, or
@@ -108,7 +108,7 @@ def environment_of(items: list[dict[str, Any]], query: Query, skip: bool) -> Env
 def resolve_environment(client: Client, query: Query, skip: bool) -> dict[str, str]:
     """The variables to run with; `CommandError` naming what blocks a strict run."""
     answer = client.json("GET", "/resolve", params=query.params(variables=True))
-    environment = environment_of(answer["items"], query, skip)
+    environment = environment_from(answer["items"], query, skip)
     for text in environment.notes:
         note(text)
     if environment.blocking:
@@ -191,27 +191,33 @@ def child_environment(
     return base | variables
 
 
+Versions = tuple[tuple[str, str, int], ...]  # each selected name's winner and its version
+
+
 class Watcher:
     """Notices a change of the child's secrets without reading values at every poll: it asks
     for the resolution without values, with the ETag of the last answer (304 while nothing
     changed), and reads the values again only when a selected secret's winner or version
-    changed. A poll that fails is said once and tried again at the next interval."""
+    changed. What it has seen moves on only once the values are read, so a poll that fails
+    (said once) is tried again at the next interval."""
 
     def __init__(self, client: Client, query: Query, skip: bool) -> None:
         self.client = client
         self.query = query
         self.skip = skip
         self.etag: str | None = None
-        self.versions: tuple[tuple[str, str, int], ...] | None = None
+        self.versions: Versions | None = None
         self.failing = False
 
     def start(self) -> dict[str, str]:
         """The variables to start with (versions first: a change in between is seen next)."""
-        self.poll_versions()
-        return resolve_environment(self.client, self.query, self.skip)
+        etag, versions = self.latest()
+        variables = resolve_environment(self.client, self.query, self.skip)
+        self.etag, self.versions = etag, versions
+        return variables
 
-    def poll_versions(self) -> bool:
-        """Whether the selected secrets' winners or versions changed since the last poll."""
+    def latest(self) -> tuple[str | None, Versions | None]:
+        """The answer's ETag, and the versions when they differ from those seen (else None)."""
         headers = {"If-None-Match": self.etag} if self.etag else {}
         response = self.client.call(
             "GET",
@@ -221,24 +227,22 @@ class Watcher:
             timeout=POLL_TIMEOUT_SECONDS,
         )
         if response.status_code == 304:
-            return False
+            return self.etag, None
         if response.status_code >= 400:
             raise api_error(response)
-        self.etag = response.headers.get("ETag")
-        versions = tuple(
-            (item["name"], item["id"], item["version"]) for item in response.json()["items"]
-        )
-        changed = self.versions is not None and versions != self.versions
-        self.versions = versions
-        return changed
+        items = response.json()["items"]
+        versions = tuple((item["name"], item["id"], item["version"]) for item in items)
+        return response.headers.get("ETag"), None if versions == self.versions else versions
 
     def changed_environment(self, current: dict[str, str]) -> dict[str, str] | None:
         """New variables when the secrets changed, else None (a failing poll too)."""
         try:
-            if not self.poll_versions():
-                variables = None
-            else:
+            etag, versions = self.latest()
+            variables = None
+            if versions is not None:
                 variables = resolve_environment(self.client, self.query, self.skip)
+                self.versions = versions
+            self.etag = etag
         except (click.ClickException, requests.RequestException) as error:
             if not self.failing:
                 reason = error.message if isinstance(error, click.ClickException) else "no answer"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -376,7 +377,7 @@ def test_watch_restarts_the_command_when_one_of_its_secrets_changes(
         "--grace",
         "5",
         "--",
-        *child(report, "sleep", "API_TOKEN"),
+        *child(report, "sleep", "API_TOKEN", "LATER"),
     )
     process = started(server, args)
     try:
@@ -386,17 +387,25 @@ def test_watch_restarts_the_command_when_one_of_its_secrets_changes(
         assert len(runs(report)) == 1
         project.new_version(token, "second-token-value")
         wait_for(lambda: len(runs(report)) == 2, "a restart after the new version")
+        # A new secret not valid yet stops a strict restart; once it is valid (nothing else
+        # changes) the next poll reads the values again and restarts the command.
+        soon = datetime.now(UTC) + timedelta(seconds=4)
+        project.put("LATER", "later-value", not_before=soon.isoformat())
+        wait_for(lambda: len(runs(report)) == 3, "a restart once the new secret is valid")
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
         _, stderr = process.communicate()
     finally:
         kill_group(process)
 
-    assert [seen["API_TOKEN"] for seen in runs(report)] == [
-        "first-token-value",
-        "second-token-value",
+    assert [(seen["API_TOKEN"], seen["LATER"]) for seen in runs(report)] == [
+        ("first-token-value", None),
+        ("second-token-value", None),
+        ("second-token-value", "later-value"),
     ]
     assert code == 128 + signal.SIGTERM
     assert "secrets changed: restarting the command" in stderr
-    assert "token-value" not in stderr
+    assert "watching stalled (not run: no variables for LATER (secret_not_yet_valid)" in stderr
+    assert "watching again" in stderr
+    assert "token-value" not in stderr and "later-value" not in stderr
     assert "GET /api/v1/resolve 304" in server.output()  # polls revalidate with the ETag
