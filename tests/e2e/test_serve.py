@@ -102,7 +102,12 @@ def running_server(
         yield Server(addr, token.group(1) if token else "", data_dir, process, log_path)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave a server behind the test run
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            raise
 
 
 @pytest.fixture
