@@ -188,6 +188,29 @@ def test_the_api_takes_a_json_object_as_a_typed_secrets_value(server: Server) ->
         assert list(answer.json()["error"]["details"]["fields"]) == ["value"]
 
 
+def test_a_resolution_without_values_is_revalidated_with_its_etag(server: Server) -> None:
+    project = Project(server, "etag")
+    secret = project.put("API_TOKEN", "etag-value-1")
+    resolve = f"{project.api}/resolve"
+    params = {"project": project.id}
+
+    first = project.http.get(resolve, params=params, timeout=10)
+    tag = first.headers["ETag"]
+    assert tag.startswith('W/"')
+    again = project.http.get(resolve, params=params, headers={"If-None-Match": tag}, timeout=10)
+    assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", tag)
+    project.new_version(secret, "etag-value-2")
+    changed = project.http.get(resolve, params=params, headers={"If-None-Match": tag}, timeout=10)
+    assert changed.status_code == 200 and changed.headers["ETag"] != tag
+    valued = project.http.get(
+        resolve,
+        params=params | {"include_values": "true"},
+        headers={"If-None-Match": tag},
+        timeout=10,
+    )
+    assert valued.status_code == 200 and "ETag" not in valued.headers  # no digest of values
+
+
 # -- what runs with what ----------------------------------------------------------------------
 
 
