@@ -31,6 +31,7 @@ from entrypoints.commands.secrets import SECRET_COMMANDS
 from entrypoints.commands.session import SESSION_COMMANDS
 from entrypoints.commands.versions import VERSION_COMMANDS
 from entrypoints.migrate_client import migrate
+from entrypoints.run_client import run
 from entrypoints.transfer_client import TRANSFER_COMMANDS
 
 __all__ = ["OPERATOR", "main", "operator_container"]  # OPERATOR: the tests' operator
@@ -175,6 +176,7 @@ for command in (
     *CATALOG_COMMANDS,
     *SESSION_COMMANDS,
     resolve,
+    run,
     *TRANSFER_COMMANDS,
     migrate,
     *OPERATOR_COMMANDS,

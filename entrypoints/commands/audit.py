@@ -201,8 +201,9 @@ def verify_locally(ctx: click.Context, **bounds: int | None) -> dict[str, Any]:
 
 @audit.command("prune")
 @click.option("--older-than", required=True, help="An age such as 400d, 12h or 30m.")
+@output_options
 @click.pass_context
-def audit_prune(ctx: click.Context, older_than: str) -> None:
+def audit_prune(ctx: click.Context, out: Output, older_than: str) -> None:
     """At the machine: delete events older than the age given, up to the last signed
     checkpoint before it.
 
@@ -213,7 +214,10 @@ def audit_prune(ctx: click.Context, older_than: str) -> None:
     with operator_container(ctx) as container:
         cutoff = container.clock().now() - age
         removed = container.audit_service().prune(OPERATOR, cutoff)
-    click.echo(f"pruned {removed} audit events older than {cutoff.isoformat()}")
+    out.result(
+        {"pruned": removed, "older_than": cutoff.isoformat()},
+        f"pruned {removed} audit events older than {cutoff.isoformat()}",
+    )
 
 
 # -- reports ------------------------------------------------------------------------------------

@@ -33,8 +33,9 @@ def backends(ctx: click.Context) -> None:
       secretctl backends
       secretctl backends adopt vault-prod --prefix apps/billing/ --scope project:p-42
     """
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(backends_list)
+    if ctx.invoked_subcommand is None:  # `backends list`, its options from the environment
+        with backends_list.make_context("list", [], parent=ctx) as listing:
+            backends_list.invoke(listing)
 
 
 @backends.command("list")

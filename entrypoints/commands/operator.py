@@ -153,8 +153,9 @@ def os_user() -> str:
 
 
 @click.command()
+@output_options
 @click.pass_context
-def init(ctx: click.Context) -> None:
+def init(ctx: click.Context, out: Output) -> None:
     """Make the service's data: the data directory (0700), the key file (0600, unless the key
     comes from SECRETS_MASTER_KEY), the database and its schema. Safe to run again.
 
@@ -175,9 +176,8 @@ def init(ctx: click.Context) -> None:
             prepare(settings, migrate=True)
     except ServiceError as error:
         raise CommandError(f"{error.code}: {error.message}", exit_code_of(error)) from None
-    click.echo(
-        f"ready: data in {settings.data_dir.resolve()}" + (f", key file {key}" if key else "")
-    )
+    ready = {"data_dir": str(settings.data_dir.resolve()), "key_file": str(key) if key else None}
+    out.result(ready, f"ready: data in {ready['data_dir']}" + (f", key file {key}" if key else ""))
 
 
 @click.group()
@@ -191,8 +191,11 @@ def admin() -> None:
 @click.option(
     "--scope", "scope_text", default="global", show_default=True, help="global or TYPE:ID"
 )
+@output_options
 @click.pass_context
-def admin_grant(ctx: click.Context, principal: str, role: str, scope_text: str) -> None:
+def admin_grant(
+    ctx: click.Context, out: Output, principal: str, role: str, scope_text: str
+) -> None:
     """Grant a role directly: how the first admin of a production deployment is made.
 
     \b
@@ -207,7 +210,13 @@ def admin_grant(ctx: click.Context, principal: str, role: str, scope_text: str) 
         binding = container.binding_service().create(
             OPERATOR, NewBinding(principal, Role(role), scope_ref(scope.type, scope.id))
         )
-    click.echo(f"granted {binding.role.value} at {binding.scope} to {binding.principal}")
+    granted = {
+        "id": str(binding.id),
+        "principal": binding.principal,
+        "role": binding.role.value,
+        "scope": {"type": binding.scope.type.value, "id": binding.scope.id},
+    }
+    out.result(granted, f"granted {binding.role.value} at {binding.scope} to {binding.principal}")
 
 
 def scope_ref(kind: str, scope_id: str) -> ScopeRef:
@@ -219,8 +228,9 @@ def scope_ref(kind: str, scope_id: str) -> ScopeRef:
 
 @admin.command("break-glass")
 @click.option("--ttl", default="15m", show_default=True, help="How long it works: 1h at most.")
+@output_options
 @click.pass_context
-def admin_break_glass(ctx: click.Context, ttl: str) -> None:
+def admin_break_glass(ctx: click.Context, out: Output, ttl: str) -> None:
     """Mint an admin token at the machine, for when nobody can get in (production without an
     identity provider, or one that is down).
 
@@ -256,6 +266,11 @@ def admin_break_glass(ctx: click.Context, ttl: str) -> None:
         _, token = accounts.issue_token(
             actor, account.id, description="break-glass", expires_at=expires
         )
+    if not out.for_people:
+        out.record(
+            {"principal": account.principal, "expires_at": expires.isoformat(), "token": token}
+        )
+        return
     click.echo(
         f"{account.principal}: admin at global until {expires.isoformat()} (shown once)", err=True
     )
@@ -313,24 +328,36 @@ def keys_list(ctx: click.Context, out: Output) -> None:
 
 
 @keys.command("rotate")
+@output_options
 @click.pass_context
-def keys_rotate(ctx: click.Context) -> None:
-    """Make a new active key version (key file provider); then run `keys rewrap`."""
+def keys_rotate(ctx: click.Context, out: Output) -> None:
+    """Make a new active key version (key file provider); then run `keys rewrap`.
+
+    \b
+      secretctl keys rotate && secretctl keys rewrap
+    """
     with operator_container(ctx) as container:
         key = container.key_service().rotate(OPERATOR)
-    click.echo(f"new active key {key.id}; now run: secretctl keys rewrap")
+    out.result({"active_key": key.id}, f"new active key {key.id}; now run: secretctl keys rewrap")
 
 
 @keys.command("rewrap")
 @click.option("--batch-size", type=int, default=500, show_default=True, help="Per transaction.")
 @click.option("--limit", type=int, help="Stop after about this many values (resume later).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@output_options
 @click.pass_context
-def keys_rewrap(ctx: click.Context, batch_size: int, limit: int | None, quiet: bool) -> None:
+def keys_rewrap(
+    ctx: click.Context, out: Output, batch_size: int, limit: int | None, quiet: bool
+) -> None:
     """Re-wrap every value's data key under the active key, without decrypting any value.
 
     Resumable and safe to run in parallel; exits 1 when a value's data key did not unwrap. A
     progress bar shows on standard error at a terminal, unless -q.
+
+    \b
+      secretctl keys rewrap --batch-size 1000
+      secretctl keys rewrap --limit 50000 -q      # a slice now, the rest later
     """
     from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
 
@@ -351,9 +378,21 @@ def keys_rewrap(ctx: click.Context, batch_size: int, limit: int | None, quiet: b
     for failed in report.failed:
         click.echo(f"failed\t{failed.id}\t{failed.key_id}\t{failed.problem}", err=True)
     retired = f"; retired {', '.join(report.retired)}" if report.retired else ""
-    click.echo(
+    summary = {
+        "active_key": report.active_key,
+        "rewrapped": report.rewrapped,
+        "batches": report.batches,
+        "failed": [
+            {"id": str(failed.id), "key_id": failed.key_id, "problem": failed.problem}
+            for failed in report.failed
+        ],
+        "remaining": report.remaining,
+        "retired": list(report.retired),
+    }
+    out.result(
+        summary,
         f"re-wrapped {report.rewrapped} values under {report.active_key} in {report.batches} "
-        f"batches; {len(report.failed)} failed; {report.remaining} left under other keys{retired}"
+        f"batches; {len(report.failed)} failed; {report.remaining} left under other keys{retired}",
     )
     if report.failed:
         sys.exit(int(ExitCode.FAILED))

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from click.shell_completion import get_completion_class
 
 from entrypoints.client import DEFAULT_ADDR, Client, credentials_path, store_credentials
+from entrypoints.commands.values import stdin_is_terminal
 
 SHELLS = ("bash", "zsh", "fish")
 
 
 @click.command()
 @click.option("--addr", envvar="SECRETS_ADDR", default=DEFAULT_ADDR, show_default=True)
-@click.option("--token", help="The token; asked for (hidden) when omitted.")
+@click.option(
+    "--token",
+    help="The token (others see arguments in `ps`: rather type it, or pipe it) [asked for].",
+)
 def login(addr: str, token: str | None) -> None:
-    """Check a token against the server and store it (mode 0600) for later commands.
+    """Check a token against the server and store it (mode 0600) for later commands. The token
+    is asked for (hidden) at a terminal, or read from standard input.
 
     \b
       secretctl login --addr https://secrets.internal      # asks for the token
+      secretctl token create ci -o json | jq -r .token | secretctl login --addr …
     """
-    token = token or click.prompt("Token", hide_input=True, err=True)
+    if token is None:
+        if stdin_is_terminal():
+            token = click.prompt("Token", hide_input=True, err=True)
+        else:
+            token = sys.stdin.readline().strip()
+    if not token:
+        raise click.UsageError("no token given")
     me = Client(addr, token).json("GET", "/auth/whoami")
     path = store_credentials(addr.rstrip("/"), token)
     click.echo(f"logged in to {addr} as {me['principal']}; token stored in {path}")
