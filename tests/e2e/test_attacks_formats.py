@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from entrypoints.commands import values
 from entrypoints.cli import main
+from entrypoints.commands import values
 from tests.e2e import test_transfer_cli as transfer_cli
 from tests.e2e.conftest import TOKEN, ApiClient, as_user
 from tests.unit.test_attacks_types_formats import SHELLS, sourced
