@@ -287,8 +287,9 @@ def no_way_in(settings: Settings) -> str | None:
 
     engine = create_engine_from_url(settings.database_url)
     try:
-        if usable_api_tokens(engine, SystemClock().now()):
-            return None
+        with database_errors():
+            if usable_api_tokens(engine, SystemClock().now()):
+                return None
     finally:
         engine.dispose()
     return (

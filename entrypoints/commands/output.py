@@ -180,4 +180,5 @@ def flat_items(rows: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 def echo_env(pairs: Iterable[tuple[str, Any]]) -> None:
     for key, value in pairs:
-        click.echo(f"{env_name(key)}={shlex.quote(text(value))}")
+        shown = str(value).lower() if isinstance(value, bool) else text(value)  # true, false
+        click.echo(f"{env_name(key)}={shlex.quote(shown)}")

@@ -124,8 +124,8 @@ def key(item: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def nested(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """The scopes as one tree from the global scope; those whose parent the caller cannot see
-    hang below it, with their parent named."""
+    """The scopes as one tree from the global scope, children sorted by type and id; a scope
+    whose parent the caller cannot see hangs below the global scope."""
     children: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     seen = {key(item) for item in items} | {("global", "global")}
     for item in sorted(items, key=lambda item: (SCOPE_TYPES.index(item["type"]), item["id"])):

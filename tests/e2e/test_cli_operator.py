@@ -5,6 +5,7 @@ get in."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from click.testing import CliRunner, Result
 from werkzeug.serving import make_server
 
@@ -108,6 +110,32 @@ def test_init_makes_the_data_and_the_operator_commands_then_work(tmp_path: Path)
     assert stat.S_IMODE((data / "master.key").stat().st_mode) == 0o600
     assert listed.exit_code == 0 and '"state": "active"' in listed.stdout
     assert granted.exit_code == 0 and "granted admin at global/global" in granted.stdout
+
+
+def test_the_operator_commands_print_data_in_each_format(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    ready = json.loads(operator(data, "init", "--json").stdout)
+    granted = json.loads(
+        operator(
+            data, "admin", "grant", "--principal", "group:sre", "--role", "auditor", "-o", "json"
+        ).stdout
+    )
+    rotated = json.loads(operator(data, "keys", "rotate", "--json").stdout)
+    keys = yaml.safe_load(operator(data, "keys", "list", "-o", "yaml").stdout)
+    rewrapped = json.loads(operator(data, "keys", "rewrap", "-q", "--json").stdout)
+    verified = operator(data, "audit", "verify", "--local", "-o", "env").stdout
+    pruned = json.loads(operator(data, "audit", "prune", "--older-than", "400d", "--json").stdout)
+
+    assert ready == {"data_dir": str(data.resolve()), "key_file": str(data / "master.key")}
+    assert (granted["principal"], granted["role"], granted["scope"]) == (
+        "group:sre",
+        "auditor",
+        {"type": "global", "id": "global"},
+    )
+    assert [key["state"] for key in keys if key["id"] == rotated["active_key"]] == ["active"]
+    assert rewrapped["active_key"] == rotated["active_key"] and rewrapped["failed"] == []
+    assert {"OK=true", "BROKEN=''"} <= set(verified.splitlines())
+    assert pruned["pruned"] == 0
 
 
 # -- production without an identity provider ----------------------------------------------------
