@@ -382,6 +382,7 @@ def test_secretctl_worker_once(settings: Settings, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SECRETS_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SECRETS_KEYS__PROVIDER", "file")
     monkeypatch.setenv("SECRETS_KEYS__PATH", settings.keys["path"])
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0  # a worker makes no key of its own
 
     result = CliRunner().invoke(main, ["worker", "--once"])
 
