@@ -29,6 +29,7 @@ from entrypoints.http import (
     secrets,
     status,
     transfer,
+    vault_compat,
 )
 from entrypoints.http.context import (
     bearer_token,
@@ -46,8 +47,11 @@ from entrypoints.http.proxies import behind_proxies
 from entrypoints.logs import configure_logging
 
 API_PREFIX = "/api/v1"
-# `/metrics` checks its own token, if any (entrypoints/http/metrics.py).
-PUBLIC_BLUEPRINTS = frozenset({"health", "api-docs", docs.blp.name, "metrics"})
+# `/metrics` checks its own token, if any (entrypoints/http/metrics.py); Vault's API its
+# X-Vault-Token (entrypoints/http/vault_compat.py).
+PUBLIC_BLUEPRINTS = frozenset(
+    {"health", "api-docs", docs.blp.name, "metrics", vault_compat.blp.name}
+)
 
 
 class ServiceFlask(Flask):
@@ -124,6 +128,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(migrations.blp)
     api.register_blueprint(status.blp)
     app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
+    app.register_blueprint(vault_compat.blp)  # Vault's API, not ours: nor is this one
     serve_metrics(app, container)  # nor is /metrics
     app.extensions["readiness"] = health.Readiness(container)
     register_error_handlers(app)

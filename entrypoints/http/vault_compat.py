@@ -1,0 +1,455 @@
+"""A Vault KV v2-compatible API under `/v1`, so hvac, the `bao`/`vault` CLI and other Vault
+clients read and write this service's secrets unchanged (docs/vault-compat.md).
+
+One mount, `secret`, holds the whole tree: the path `{scope_type}/{scope_id}/{environment}/{NAME}`
+(`_` for a secret of every environment) names one secret, whose value is the KV entry's `data`
+object as canonical JSON text. Everything goes through the same use cases as the REST API: the
+same permission checks, audit events and value reads. Callers authenticate with this service's
+tokens in `X-Vault-Token` (or `Authorization: Bearer`); errors have Vault's shape and statuses.
+This is Vault's API, not ours: a plain Flask blueprint, outside the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from marshmallow import ValidationError
+
+from core.errors import InvalidInput, NotFound, Unauthenticated
+from core.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
+from core.services import MAX_PAGE_SIZE, NewSecret, SecretService
+from core.versions import VersionService
+from entrypoints.http import schemas
+from entrypoints.http.context import audited, bearer_token, current_container, request_trail
+from entrypoints.http.errors import response_for
+from entrypoints.http.secrets import path_text, scope_ref
+from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
+
+MOUNT = "secret"
+NO_ENVIRONMENT = "_"
+CAS_MISMATCH = "check-and-set parameter did not match the current version"
+# A listing reads at most this many secrets' metadata (pages of MAX_PAGE_SIZE).
+MAX_LISTED = 20 * MAX_PAGE_SIZE
+LIST_METHODS = ("GET", "LIST")
+# The lengths of the REST API's path parameters (entrypoints/http/secrets.py) and environments.
+MAX_SCOPE_TYPE, MAX_SCOPE_ID, MAX_ENVIRONMENT, MAX_NAME = 32, 128, 64, 255
+MOUNT_INFO = {
+    "type": "kv",
+    "path": f"{MOUNT}/",
+    "description": "this service's secrets: {scope_type}/{scope_id}/{environment|_}/{NAME}",
+    "accessor": "kv_secret_management",
+    "local": False,
+    "seal_wrap": False,
+    "external_entropy_access": False,
+    "options": {"version": "2"},
+    "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": False},
+    "plugin_version": "",
+}
+
+blp = Blueprint("vault_compat", __name__, url_prefix="/v1")
+
+
+# -- authentication and errors -------------------------------------------------------------
+
+
+@blp.before_request
+def authenticate() -> None:
+    """The app's authentication, with the token in `X-Vault-Token` as Vault clients send it."""
+    try:
+        vault_token = request.headers.get("X-Vault-Token", "").strip()
+        token = vault_token or bearer_token(request.headers.get("Authorization", ""))
+        g.principal = current_container().authenticator().authenticate(token)
+    except Unauthenticated as error:
+        failures = current_container().failed_authentications()
+        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+
+
+@blp.errorhandler(Exception)
+def vault_error(error: Exception) -> Response:
+    """The service's answer to `error` (its one error map, logging included) in Vault's shape:
+    `{"errors": [...]}`; a refused token or permission is Vault's 403 `permission denied`, a
+    missing path read is 404 with no message, and a refused write is 400."""
+    answer = response_for(error)
+    status = answer.status_code
+    body = answer.get_json(silent=True) or {}
+    messages = [body.get("error", {}).get("message", "error")]
+    reading = request.method in (*LIST_METHODS, "HEAD")
+    in_mount = (request.view_args or {}).get("mount") == MOUNT  # not a route Vault lacks
+    if status in (401, 403):
+        status, messages = 403, ["permission denied"]
+    elif status == 404 and reading and in_mount:
+        messages = []
+    elif status in (409, 410) and reading:  # a disabled, destroyed or expired version
+        status = 404
+    elif status == 412:  # the secret moved on between the version checked and the write
+        status, messages = 400, [CAS_MISMATCH]
+    elif status in (409, 413, 422):
+        status = 400
+    response = jsonify({"errors": messages})
+    response.status_code = status
+    if "Retry-After" in answer.headers:
+        response.headers["Retry-After"] = answer.headers["Retry-After"]
+    return response
+
+
+# -- the mount -----------------------------------------------------------------------------
+
+
+@blp.get("/sys/internal/ui/mounts/<path:path>")
+def mount_of_path(path: str) -> Response:
+    """The mount holding `path`: what `bao kv …` asks first to learn the KV version."""
+    if path.strip("/").split("/", 1)[0] != MOUNT:
+        raise NotFound("no mount at this path")
+    return answer(MOUNT_INFO)
+
+
+@blp.get("/sys/mounts")
+def mounts() -> Response:
+    """The mounted secrets engines, as `vault secrets list` and hvac read them."""
+    table = {f"{MOUNT}/": MOUNT_INFO}
+    return answer(table, **table)
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+@blp.get("/<mount>/data/<path:path>")
+def read_data(mount: str, path: str) -> Response:
+    scope, environment, name = secret_at(mount, path)
+    version = query_version()
+    revealed = secrets().read_value_by_name(g.principal, scope, name, environment, version)
+    metadata = version_metadata(revealed.secret, revealed.version)
+    return answer({"data": kv_data(revealed.value), "metadata": metadata})
+
+
+@blp.route("/<mount>/data/<path:path>", methods=["POST", "PUT"])
+def write_data(mount: str, path: str) -> Response:
+    """A new version; `options.cas`: 0 writes only a new secret, N only over version N."""
+    scope, environment, name = secret_at(mount, path)
+    body = json_body()
+    value = data_value(body.get("data"))
+    cas = cas_option(body.get("options"))
+    service = secrets()
+    existing = find(service, scope, environment, name)
+    if existing is None:
+        if cas not in (None, 0):
+            raise InvalidInput(CAS_MISMATCH)
+        draft = NewSecret(scope=scope, name=name, environment=environment)
+        secret = service.create_secret(g.principal, draft, value)
+    else:
+        if cas is not None and cas != existing.current_version:
+            raise InvalidInput(CAS_MISMATCH)
+        secret = service.write_value(
+            g.principal,
+            existing.id,
+            value,
+            # A check-and-set holds from the version read to the write.
+            expected_revision=existing.revision if cas is not None else None,
+        )
+    written = secret.updated_at or secret.created_at  # the new version's time
+    return answer(
+        {
+            "created_time": vault_time(written),
+            "custom_metadata": custom_metadata(secret),
+            "deletion_time": "",
+            "destroyed": False,
+            "version": secret.current_version,
+        }
+    )
+
+
+@blp.delete("/<mount>/data/<path:path>")
+def delete_data(mount: str, path: str) -> Response:
+    """Soft delete (see `delete_metadata`)."""
+    return delete_metadata(mount, path)
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+
+@blp.route(
+    "/<mount>/metadata/", methods=list(LIST_METHODS), defaults={"path": ""}, strict_slashes=False
+)
+@blp.route("/<mount>/metadata/<path:path>", methods=list(LIST_METHODS))
+def read_metadata(mount: str, path: str) -> Response:
+    """A secret's metadata and versions; with `LIST` (or `?list=true`), the keys below a path."""
+    if request.method == "LIST" or request.args.get("list") == "true":
+        return answer({"keys": list_keys(mount, path)})
+    scope, environment, name = secret_at(mount, path)
+    service = secrets()
+    secret = service.find_secret(g.principal, scope, name, environment)
+    versions = service.list_versions(g.principal, secret.id)
+    return answer(
+        {
+            "versions": {
+                str(record.version): {
+                    **version_metadata(secret, record),
+                    "created_by": record.created_by,
+                }
+                for record in versions
+            },
+            "current_version": secret.current_version,
+            "oldest_version": versions[0].version if versions else 0,
+            "created_time": vault_time(secret.created_at),
+            "updated_time": vault_time(secret.updated_at or secret.created_at),
+            "max_versions": secret.max_versions or 0,
+            "cas_required": False,
+            "delete_version_after": "0s",
+            "custom_metadata": custom_metadata(secret),
+        }
+    )
+
+
+@blp.delete("/<mount>/metadata/<path:path>")
+def delete_metadata(mount: str, path: str) -> Response:
+    """Soft delete, as `secretctl delete`: hidden at once, every version kept for the
+    retention window (restorable), then purged."""
+    scope, environment, name = secret_at(mount, path)
+    service = secrets()
+    secret = service.find_secret(g.principal, scope, name, environment)
+    service.delete_secret(g.principal, secret.id)
+    return Response(status=204)
+
+
+# -- versions ------------------------------------------------------------------------------
+
+
+@blp.route(
+    "/<mount>/<any(delete, undelete, destroy):operation>/<path:path>", methods=["POST", "PUT"]
+)
+def change_versions(mount: str, operation: str, path: str) -> Response:
+    """`delete` disables versions, `undelete` enables them, `destroy` removes their values for
+    good; the current version cannot be deleted nor destroyed (write a new value first)."""
+    scope, environment, name = secret_at(mount, path)
+    numbers = versions_option(json_body().get("versions"))
+    secret = secrets().find_secret(g.principal, scope, name, environment)
+    service = versions()
+    change = {"delete": service.disable, "undelete": service.enable, "destroy": service.destroy}
+    for number in numbers:
+        change[operation](g.principal, secret.id, number)
+    return Response(status=204)
+
+
+@blp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"])
+@blp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "LIST", "PATCH"])
+def no_handler(rest: str) -> Response:
+    raise NotFound("no handler for route: this service serves the KV v2 mount 'secret'")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def secrets() -> SecretService:
+    return audited(current_container().secret_service)
+
+
+def versions() -> VersionService:
+    return audited(current_container().version_service)
+
+
+def answer(data: Any, **extra: Any) -> Response:
+    """Vault's response envelope around `data`."""
+    return jsonify(
+        {
+            "request_id": g.get("request_id", ""),
+            "lease_id": "",
+            "renewable": False,
+            "lease_duration": 0,
+            "data": data,
+            "wrap_info": None,
+            "warnings": None,
+            "auth": None,
+            **extra,
+        }
+    )
+
+
+def parts_of(mount: str, path: str) -> list[str]:
+    if mount != MOUNT:
+        raise NotFound("no handler for route: this service serves the KV v2 mount 'secret'")
+    return [part for part in path.strip("/").split("/", 3) if part] if path.strip("/") else []
+
+
+def scope_of(scope_type: str, scope_id: str) -> ScopeRef:
+    if len(scope_type) > MAX_SCOPE_TYPE or len(scope_id) > MAX_SCOPE_ID:
+        raise NotFound("no scope at this path")  # as the REST API's bounded routes answer
+    scope = scope_ref(scope_type, path_text(scope_id, "scope"))
+    if scope.type is ScopeType.GLOBAL and scope_id != GLOBAL_SCOPE_ID:
+        raise NotFound(f"the global scope's id is '{GLOBAL_SCOPE_ID}'")
+    return scope
+
+
+def secret_at(mount: str, path: str) -> tuple[ScopeRef, str | None, str]:
+    """The scope, environment and name of `{scope_type}/{scope_id}/{environment|_}/{NAME}`."""
+    parts = parts_of(mount, path)
+    if len(parts) != 4:
+        raise NotFound(
+            "a path is {scope_type}/{scope_id}/{environment}/{NAME} ('_': no environment)"
+        )
+    scope_type, scope_id, environment, name = parts
+    if len(environment) > MAX_ENVIRONMENT or len(name) > MAX_NAME:
+        raise NotFound("no secret at this path")  # longer than any stored one
+    env = None if environment == NO_ENVIRONMENT else path_text(environment, "environment")
+    return scope_of(scope_type, scope_id), env, path_text(name, "name")
+
+
+def find(
+    service: SecretService, scope: ScopeRef, environment: str | None, name: str
+) -> Secret | None:
+    """The secret at a path, or None when there is none the caller may see."""
+    try:
+        return service.find_secret(g.principal, scope, name, environment)
+    except NotFound:
+        return None
+
+
+def list_keys(mount: str, path: str) -> list[str]:
+    """The next path segment of every secret below `path` the caller may list, folders ending
+    in `/`; 404 when there is none, as Vault answers."""
+    parts = parts_of(mount, path)
+    depth = len(parts)
+    if depth == 0:
+        criteria = SecretFilter()
+    elif depth == 1:
+        criteria = SecretFilter(scope_type=scope_ref(parts[0], None).type.value)
+    elif depth in (2, 3):
+        environment = parts[2] if depth == 3 else None
+        criteria = SecretFilter(
+            scope=scope_of(parts[0], parts[1]),
+            environment=None if environment == NO_ENVIRONMENT else environment,
+        )
+    else:
+        raise NotFound("a secret has no keys below it")
+    every_environment = depth == 3 and parts[2] == NO_ENVIRONMENT
+    keys = {
+        key_at(secret, depth)
+        for secret in listed(criteria)
+        if not every_environment or secret.environment is None
+    }
+    if not keys:
+        raise NotFound("nothing listed at this path")
+    return sorted(keys)
+
+
+def key_at(secret: Secret, depth: int) -> str:
+    segments = (
+        f"{secret.scope.type.value}/",
+        f"{secret.scope.id}/",
+        f"{secret.environment or NO_ENVIRONMENT}/",
+        secret.name,
+    )
+    return segments[depth]
+
+
+def listed(criteria: SecretFilter) -> Iterator[Secret]:
+    """The secrets the caller may list that match `criteria`, page after page."""
+    service = secrets()
+    for page in range(1, MAX_LISTED // MAX_PAGE_SIZE + 1):
+        found = service.list_secrets(g.principal, criteria, PageRequest(page, MAX_PAGE_SIZE))
+        yield from found.items
+        if page * MAX_PAGE_SIZE >= found.total:
+            return
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (Vault clients do not always say it is JSON)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
+
+
+def data_value(data: Any) -> SecretValue:
+    """A KV entry's `data` object as the secret's value: its canonical JSON text."""
+    if not isinstance(data, dict):
+        raise InvalidInput("no data provided: `data` must be a JSON object")
+    try:
+        text = schemas.ValueText().deserialize(data)
+    except ValidationError as error:
+        raise InvalidInput(f"data: {' '.join(map(str, error.messages))}") from None
+    return SecretValue.from_text(text)
+
+
+def kv_data(value: SecretValue) -> dict[str, Any]:
+    """A value as a KV entry's `data`: a JSON object as itself, any other text as
+    `{"value": text}`, bytes that are not UTF-8 as `{"value_base64": …}`."""
+    raw = value.reveal()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"value_base64": base64.b64encode(raw).decode("ascii")}
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"value": text}
+
+
+def integer(raw: Any, what: str) -> int:
+    """An integer as Vault's weak decoding takes it: a JSON number or a numeric string."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise InvalidInput(f"error parsing {what}")
+    try:
+        number = int(raw)
+    except ValueError:
+        raise InvalidInput(f"error parsing {what}") from None
+    if not 0 <= number <= schemas.INT32_MAX:
+        raise InvalidInput(f"{what} is out of range")
+    return number
+
+
+def cas_option(options: Any) -> int | None:
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise InvalidInput("options must be a JSON object")
+    cas = options.get("cas")
+    return None if cas is None else integer(cas, "check-and-set parameter")
+
+
+def versions_option(raw: Any) -> list[int]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput("no version number provided")
+    return [integer(item, "versions") for item in raw[:100]]
+
+
+def query_version() -> int | None:
+    raw = request.args.get("version")
+    number = None if raw in (None, "") else integer(raw, "version")
+    return number or None  # version=0: the current one, as in Vault
+
+
+def version_metadata(secret: Secret, record: SecretVersion) -> dict[str, Any]:
+    """A version as KV v2 describes it: a disabled version is a deleted one (it can be
+    undeleted), a destroyed one is destroyed."""
+    deleted_at = None
+    if record.state is VersionState.DISABLED:
+        deleted_at = record.disable_at or secret.updated_at or record.created_at
+    return {
+        "created_time": vault_time(record.created_at),
+        "custom_metadata": custom_metadata(secret),
+        "deletion_time": vault_time(deleted_at) if deleted_at else "",
+        "destroyed": record.state is VersionState.DESTROYED,
+        "version": record.version,
+    }
+
+
+def custom_metadata(secret: Secret) -> dict[str, str] | None:
+    """The secret's tags (Vault answers null for none)."""
+    return dict(secret.tags) or None
+
+
+def vault_time(moment: datetime) -> str:
+    """RFC 3339 in UTC, as Vault writes times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
