@@ -90,7 +90,8 @@ def test_the_image_serves_in_production_mode_without_a_root_token(tmp_path: Path
 
     env["SECRETS_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     refused_token = serve(env | {"SECRETS_DEV_ROOT_TOKEN": "dev.chosen-token"}, tmp_path)
-    assert refused_token.returncode == 1 and "refused in production mode" in refused_token.stderr
+    assert refused_token.returncode == 6  # invalid input: a setting refused (docs/cli.md)
+    assert "refused in production mode" in refused_token.stderr
 
     with running_server(env, tmp_path) as server:
         output = server.output()
