@@ -223,11 +223,15 @@ def delete_metadata(mount: str, path: str) -> Response:
     "/<mount>/<any(delete, undelete, destroy):operation>/<path:path>", methods=["POST", "PUT"]
 )
 def change_versions(mount: str, operation: str, path: str) -> Response:
-    """`delete` disables versions, `undelete` enables them, `destroy` removes their values for
-    good; the current version cannot be deleted nor destroyed (write a new value first)."""
+    """`delete` disables versions, `undelete` enables them (and first restores the secret if
+    it was deleted), `destroy` removes their values for good; the current version cannot be
+    deleted nor destroyed (write a new value first)."""
     scope, environment, name = secret_at(mount, path)
     numbers = versions_option(json_body().get("versions"))
-    secret = secrets().find_secret(g.principal, scope, name, environment)
+    if operation == "undelete":
+        secret = find(secrets(), scope, environment, name) or restore(scope, environment, name)
+    else:
+        secret = secrets().find_secret(g.principal, scope, name, environment)
     service = versions()
     change = {"delete": service.disable, "undelete": service.enable, "destroy": service.destroy}
     for number in numbers:
@@ -306,6 +310,15 @@ def find(
         return service.find_secret(g.principal, scope, name, environment)
     except NotFound:
         return None
+
+
+def restore(scope: ScopeRef, environment: str | None, name: str) -> Secret:
+    """Restore the soft-deleted secret at a path (KV: undelete what `DELETE data/` deleted)."""
+    criteria = SecretFilter(scope=scope, environment=environment, prefix=name, deleted=True)
+    for secret in listed(criteria):
+        if secret.name == name and secret.environment == environment:
+            return secrets().restore_secret(g.principal, secret.id)
+    raise NotFound("no secret at this path")
 
 
 def list_keys(mount: str, path: str) -> list[str]:

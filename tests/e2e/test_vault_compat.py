@@ -115,6 +115,31 @@ def test_hvac_writes_reads_lists_and_deletes(kv: Any, api: ApiClient) -> None:
     assert missing.value.errors == []
     deleted = api.get("/secrets", query_string={"deleted": "true", "scope_type": "project"})
     assert [item["name"] for item in deleted.get_json()["items"]] == ["DB"]  # restorable
+    with pytest.raises(hvac.exceptions.InvalidRequest) as reserved:  # its name stays reserved
+        kv.create_or_update_secret(path=DB_PATH, secret=CREDENTIALS)
+    assert "restore" in reserved.value.errors[0]
+    assert CREDENTIALS["password"] not in reserved.value.errors[0]
+
+    kv.undelete_secret_versions(path=DB_PATH, versions=[2])  # the secret comes back
+    again = kv.read_secret_version(path=DB_PATH, raise_on_deleted_version=True)
+    assert again["data"]["data"] == newer
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        kv.undelete_secret_versions(path="project/p-42/production/NEVER", versions=[1])
+
+
+def test_typed_secret_reads_as_its_fields_and_keeps_its_checks(kv: Any, api: ApiClient) -> None:
+    aws = {
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "region": "eu-west-1",
+    }
+    scope = {"type": "project", "id": "p-42"}
+    api.create(name="AWS", value=aws, type="aws_credentials", scope=scope)
+    read = kv.read_secret_version(path="project/p-42/_/AWS", raise_on_deleted_version=True)
+    assert read["data"]["data"] == aws
+    with pytest.raises(hvac.exceptions.InvalidRequest) as refused:  # its type's check, as ever
+        kv.create_or_update_secret(path="project/p-42/_/AWS", secret={"secret_access_key": "x"})
+    assert "aws_credentials" in refused.value.errors[0]
 
 
 def test_plain_text_reads_as_value_and_versions_map_onto_states(kv: Any, api: ApiClient) -> None:
