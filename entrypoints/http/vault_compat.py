@@ -115,6 +115,24 @@ def mounts() -> Response:
     return answer(table, **table)
 
 
+@blp.get("/auth/token/lookup-self")
+def lookup_self() -> Response:
+    """Who the token is, as hvac's `is_authenticated()` and Vault Agent ask: the caller's
+    principal; never the token itself (Vault's `id`), nor policies (role bindings decide)."""
+    principal = g.principal
+    return answer(
+        {
+            "display_name": principal.id,
+            "meta": {"principal": principal.id, "kind": principal.kind},
+            "policies": ["default"],
+            "renewable": False,
+            "ttl": 0,
+            "expire_time": None,
+            "type": "service",
+        }
+    )
+
+
 # -- data ----------------------------------------------------------------------------------
 
 

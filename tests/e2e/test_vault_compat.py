@@ -212,6 +212,17 @@ def test_bao_cli_puts_gets_lists_and_reads_metadata(server: str) -> None:
     missing = bao(server, TOKEN, "kv", "get", "-mount=secret", "project/p-42/_/NOTHING")
     assert missing.returncode == 2 and "No value found" in missing.stderr
 
+    deleted = bao(server, TOKEN, "kv", "delete", "-mount=secret", "project/p-42/_/WEBHOOK")
+    assert deleted.returncode == 0, deleted.stderr
+    gone = bao(server, TOKEN, "kv", "get", "-mount=secret", "project/p-42/_/WEBHOOK")
+    assert gone.returncode == 2
+    back = bao(
+        server, TOKEN, "kv", "undelete", "-versions=2", "-mount=secret", "project/p-42/_/WEBHOOK"
+    )
+    assert back.returncode == 0, back.stderr
+    again = bao(server, TOKEN, "kv", "get", "-field=n", "-mount=secret", "project/p-42/_/WEBHOOK")
+    assert (again.returncode, again.stdout) == (0, "2"), again.stderr
+
 
 def test_a_reader_reads_and_cannot_write_another_org_is_not_found(
     server: str, kv: Any, api: ApiClient
@@ -261,6 +272,12 @@ def test_tokens_of_this_service_authenticate_others_are_refused(
     api_token = issued.get_json()["token"]
     assert api_token.startswith("smt_")
 
+    client = hvac.Client(url=server, token=api_token)
+    assert client.is_authenticated()
+    looked_up = client.lookup_token()["data"]
+    assert looked_up["display_name"] == account["principal"]
+    assert api_token not in json.dumps(looked_up)
+    assert not hvac.Client(url=server, token="smt_" + "y" * 43).is_authenticated()
     eso = kv_as(server, api_token)
     eso.create_or_update_secret(path="project/p-42/_/ESO", secret={"k": "v"})
     assert eso.read_secret_version(path="project/p-42/_/ESO", raise_on_deleted_version=True)
