@@ -109,6 +109,18 @@ def test_hvac_writes_reads_lists_and_deletes(kv: Any, api: ApiClient) -> None:
     assert json.loads(rest.get_json()["value"]) == newer
     assert rest.get_json()["version"] == 2
 
+    # Audited as the REST API's own requests are, and never with a value.
+    secret_id = rest.get_json()["id"]
+    recorded = audit_events(api, secret=secret_id)
+    by_action = {(e["action"], e["outcome"], e["actor"]) for e in recorded}
+    assert {
+        ("secret.create", "success", "root"),
+        ("secret.write_value", "success", "root"),
+        ("secret.read_value", "success", "root"),
+        ("secret.list_versions", "success", "root"),
+    } <= by_action, by_action
+    assert not any(CREDENTIALS["password"] in json.dumps(e) for e in audit_events(api))
+
     kv.delete_latest_version_of_secret(path=DB_PATH)
     with pytest.raises(hvac.exceptions.InvalidPath) as missing:
         kv.read_secret_version(path=DB_PATH, raise_on_deleted_version=True)
