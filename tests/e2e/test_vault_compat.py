@@ -15,10 +15,12 @@ from typing import Any
 import hvac
 import hvac.exceptions
 import pytest
+import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
 from tests.e2e.conftest import TOKEN, ApiClient, user_token
+from tests.e2e.test_serve import free_port, running_server, serve_env
 
 BAO = Path(sys.executable).parent / "bao"
 DB_PATH = "project/p-42/production/DB"
@@ -341,3 +343,24 @@ def test_bad_requests_are_vault_errors_without_values(app: Flask, api: ApiClient
     api.create(name="DEEP", value="[" * 50_000, scope={"type": "project", "id": "p-42"})
     read = client.get("/v1/secret/data/project/p-42/_/DEEP", headers=headers)
     assert read.status_code == 200 and read.get_json()["data"]["data"] == {"value": "[" * 50_000}
+
+
+def test_a_served_instance_answers_hvac_and_bao(tmp_path: Path) -> None:
+    """`secretctl serve` (gunicorn, which must let Vault's `LIST` method through)."""
+    env = serve_env(tmp_path / "data", free_port())
+    with running_server(env, tmp_path) as served:
+        scope = {"type": "organization", "id": "acme", "parent": {"type": "global", "id": "global"}}
+        created = requests.post(
+            f"{served.addr}/api/v1/scopes",
+            json=scope,
+            headers={"Authorization": f"Bearer {served.token}"},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+        kv = kv_as(served.addr, served.token)
+        kv.create_or_update_secret(path="organization/acme/_/SERVED", secret={"k": "served"})
+        assert kv.list_secrets(path="organization/acme/_")["data"]["keys"] == ["SERVED"]
+        got = bao(
+            served.addr, served.token, "kv", "get", "-field=k", "secret/organization/acme/_/SERVED"
+        )
+        assert (got.returncode, got.stdout) == (0, "served"), got.stderr
