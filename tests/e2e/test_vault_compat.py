@@ -349,7 +349,11 @@ def test_a_served_instance_answers_hvac_and_bao(tmp_path: Path) -> None:
     """`secretctl serve` (gunicorn, which must let Vault's `LIST` method through)."""
     env = serve_env(tmp_path / "data", free_port())
     with running_server(env, tmp_path) as served:
-        scope = {"type": "organization", "id": "acme", "parent": {"type": "global", "id": "global"}}
+        scope: dict[str, Any] = {
+            "type": "organization",
+            "id": "acme",
+            "parent": {"type": "global", "id": "global"},
+        }
         created = requests.post(
             f"{served.addr}/api/v1/scopes",
             json=scope,
