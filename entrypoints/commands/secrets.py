@@ -20,7 +20,7 @@ from entrypoints.commands.references import (
     secret_argument,
 )
 from entrypoints.commands.times import parse_time
-from entrypoints.commands.values import read_value, value_body, value_options
+from entrypoints.commands.values import confirmed, read_value, value_body, value_options
 
 SECRET_COLUMNS = (
     ("scope", lambda item: scope_text(item["scope"])),
@@ -34,15 +34,6 @@ SECRET_COLUMNS = (
 
 def reference_pair(item: dict[str, Any]) -> tuple[str, str]:
     return item["name"], item["reference"]
-
-
-def confirmed(yes: bool, question: str) -> None:
-    """A destructive command goes on with --yes, or when a person at a terminal says so."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise click.UsageError("this cannot be undone: add --yes to go on")
-    click.confirm(question, abort=True, err=True)
 
 
 def path_of(client: Client, ref: SecretRef) -> str:

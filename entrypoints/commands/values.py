@@ -1,5 +1,6 @@
 """Where a value comes from: never an argument (other users of the machine see arguments in
-`ps`), but a hidden prompt at a terminal, standard input, or a file."""
+`ps`), but a hidden prompt at a terminal, standard input, or a file; and the confirmation a
+destructive command asks for at a terminal."""
 
 from __future__ import annotations
 
@@ -75,6 +76,15 @@ def read_value(
             "the value is empty: nothing stored (--allow-empty stores it)", ExitCode.INVALID
         )
     return raw
+
+
+def confirmed(yes: bool, question: str) -> None:
+    """A destructive command goes on with --yes, or when a person at a terminal says so."""
+    if yes:
+        return
+    if not stdin_is_terminal():
+        raise click.UsageError("this cannot be undone: add --yes to go on")
+    click.confirm(question, abort=True, err=True)
 
 
 def stdin_is_terminal() -> bool:

@@ -7,7 +7,8 @@ import click
 from entrypoints.client import Client, with_client
 from entrypoints.commands.output import Output, field, output_options
 from entrypoints.commands.references import parse_secret, secret_argument
-from entrypoints.commands.secrets import confirmed, path_of
+from entrypoints.commands.secrets import path_of
+from entrypoints.commands.values import confirmed
 
 VERSION_COLUMNS = (
     ("version", field("version")),

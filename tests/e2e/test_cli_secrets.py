@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from entrypoints import client as http_client
+from entrypoints.commands import values
 from tests.e2e.cli_harness import as_json, env_lines, ok, rows, secretctl
 from tests.e2e.conftest import ApiClient, user_token
 from tests.e2e.test_serve import free_port
@@ -233,3 +234,19 @@ def test_a_server_that_does_not_answer_exits_7() -> None:
     result = secretctl(f"http://127.0.0.1:{free_port()}", "list")
 
     assert result.exit_code == 7 and "cannot reach the server" in result.stderr
+
+
+def test_at_a_terminal_purge_asks_first(
+    server: str, secret_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(values, "stdin_is_terminal", lambda: True)
+    ok(secretctl(server, "delete", secret_id))
+
+    declined = secretctl(server, "purge", secret_id, stdin="n\n")
+    accepted = secretctl(server, "purge", secret_id, stdin="y\n")
+
+    assert (
+        declined.exit_code == 1
+        and "Destroy secret://project/p-42/OPENAI_API_KEY" in declined.stderr
+    )
+    assert accepted.exit_code == 0 and "purged" in accepted.stdout
