@@ -74,9 +74,9 @@ def vault_error(error: Exception) -> Response:
     """The service's answer to `error` (its one error map, logging included) in Vault's shape:
     `{"errors": [...]}`; a refused token or permission is Vault's 403 `permission denied`, a
     missing path read is 404 with no message, and a refused write is 400."""
-    answer = response_for(error)
-    status = answer.status_code
-    body = answer.get_json(silent=True) or {}
+    service_answer = response_for(error)
+    status = service_answer.status_code
+    body = service_answer.get_json(silent=True) or {}
     messages = [body.get("error", {}).get("message", "error")]
     reading = request.method in (*LIST_METHODS, "HEAD")
     in_mount = (request.view_args or {}).get("mount") == MOUNT  # not a route Vault lacks
@@ -92,8 +92,8 @@ def vault_error(error: Exception) -> Response:
         status = 400
     response = jsonify({"errors": messages})
     response.status_code = status
-    if "Retry-After" in answer.headers:
-        response.headers["Retry-After"] = answer.headers["Retry-After"]
+    if "Retry-After" in service_answer.headers:
+        response.headers["Retry-After"] = service_answer.headers["Retry-After"]
     return response
 
 
