@@ -72,7 +72,7 @@ def serve(
 ) -> None:
     """Upgrade the database, then serve the API (granian, WSGI workers) and run the lifecycle
     jobs in a `secretctl worker` of its own (unless --no-worker)."""
-    from entrypoints.server import check_listen_address, prepare, run_server
+    from entrypoints.server import check_listen_address, metrics_directory, prepare, run_server
 
     settings = settings_of(ctx, host=host, port=port, workers=workers)
     generated = settings.dev_root_token is None and not settings.production
@@ -80,6 +80,7 @@ def serve(
         settings = replace(settings, dev_root_token="dev." + token_generator.token_urlsafe(32))
     try:
         check_listen_address(settings)  # before anything is prepared or printed
+        metrics_directory(os.environ)  # before anything counts: every process counts there
         prepare(settings, migrate=not no_migrate)
     except ConfigurationError as error:
         raise click.ClickException(error.message) from None

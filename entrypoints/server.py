@@ -122,7 +122,6 @@ def port_in_use(host: str, port: int) -> bool:
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    metrics_directory(os.environ)  # before anything counts: every process will count there
     check_tls(settings)
     check_metrics_listener(settings)
     try:

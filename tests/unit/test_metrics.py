@@ -164,8 +164,8 @@ def test_a_scrape_adds_up_the_counts_of_every_process(tmp_path: Path) -> None:
 
 def test_starting_the_server_does_not_import_prometheus_client() -> None:
     """prometheus-client chooses multi-process counting when it is first imported: `secretctl
-    serve` must have set its directory by then (`prepare`), so nothing it imports before may
-    import it."""
+    serve` must have set its directory by then (`metrics_directory`), so nothing it imports
+    before may import it."""
     probe = textwrap.dedent(
         """
         import sys
