@@ -41,13 +41,15 @@ class Stage(enum.StrEnum):
 @dataclass
 class Scope:
     """A node of the scope hierarchy as stored: its key, its external name, and its `path`,
-    the keys of its ancestors and itself (`/1/7/12/`), so "at or below" is a prefix test."""
+    the keys of its ancestors and itself (`/1/7/12/`), so "at or below" is a prefix test;
+    `parent` names its parent (None for the global scope)."""
 
     pk: int
     ref: ScopeRef
     path: str
     parent_pk: int | None = None
     created_at: datetime | None = None
+    parent: ScopeRef | None = None
 
 
 @dataclass

@@ -194,6 +194,7 @@ class _Tables:
             path=f"{parent.path if parent else '/'}{pk}/",
             parent_pk=parent.pk if parent else None,
             created_at=created_at,
+            parent=parent_ref,
         )
         self.scopes[ref] = scope
         return scope

@@ -85,6 +85,13 @@ SELECT_SECRET = select(
     scopes.c.path.label("scope_path"),
 ).select_from(SECRET_WITH_SCOPE)
 SCOPE_ORDER = (scopes.c.type, scopes.c.external_id)
+# A scope with its parent's name (none for the global scope).
+PARENT_SCOPE = scopes.alias("parent_scope")
+SELECT_SCOPE = select(
+    scopes,
+    PARENT_SCOPE.c.type.label("parent_type"),
+    PARENT_SCOPE.c.external_id.label("parent_id"),
+).select_from(scopes.outerjoin(PARENT_SCOPE, scopes.c.parent_pk == PARENT_SCOPE.c.pk))
 # A version with its stage label, which the secret's pointers give.
 STAGE = case(
     (versions.c.version == secrets.c.current_version, Stage.CURRENT.value),
@@ -186,7 +193,7 @@ class SqlScopeRepository(ScopeRepository):
         self._connection = connection
 
     def get(self, ref: ScopeRef) -> Scope | None:
-        row = self._connection.execute(select(scopes).where(_scope_is(ref))).first()
+        row = self._connection.execute(SELECT_SCOPE.where(_scope_is(ref))).first()
         return None if row is None else _scope_from_row(row)
 
     def add(self, ref: ScopeRef, parent: Scope | None) -> Scope:
@@ -204,8 +211,14 @@ class SqlScopeRepository(ScopeRepository):
             raise Conflict(f"scope {ref} already exists", details={"scope": str(ref)}) from None
         path = f"{parent.path if parent else '/'}{pk}/"
         self._connection.execute(update(scopes).where(scopes.c.pk == pk).values(path=path))
-        parent_pk = parent.pk if parent else None
-        return Scope(pk=pk, ref=ref, path=path, parent_pk=parent_pk, created_at=created_at)
+        return Scope(
+            pk=pk,
+            ref=ref,
+            path=path,
+            parent_pk=parent.pk if parent else None,
+            created_at=created_at,
+            parent=parent.ref if parent else None,
+        )
 
     def search(self, scope_type: str | None, access: AccessQuery, page: PageRequest) -> Page[Scope]:
         conditions = [visible(access)]
@@ -215,8 +228,7 @@ class SqlScopeRepository(ScopeRepository):
             select(func.count()).select_from(scopes).where(*conditions)
         ).scalar_one()
         rows = self._connection.execute(
-            select(scopes)
-            .where(*conditions)
+            SELECT_SCOPE.where(*conditions)
             .order_by(*SCOPE_ORDER)
             .limit(page.page_size)
             .offset(page.offset)
@@ -679,4 +691,5 @@ def _scope_from_row(row: Row[Any]) -> Scope:
         path=row.path,
         parent_pk=row.parent_pk,
         created_at=row.created_at,
+        parent=ScopeRef(ScopeType(row.parent_type), row.parent_id) if row.parent_type else None,
     )

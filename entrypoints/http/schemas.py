@@ -453,8 +453,19 @@ class ScopeCreateSchema(ScopeRefSchema):
 
 
 class ScopeItemSchema(Schema):
-    type = fields.Function(lambda scope: scope.ref.type.value)
-    id = fields.Function(lambda scope: scope.ref.id)
+    class Meta:
+        ordered = True
+
+    type = fields.Function(
+        lambda scope: scope.ref.type.value,
+        metadata={"type": "string", "enum": [kind.value for kind in ScopeType]},
+    )
+    id = fields.Function(lambda scope: scope.ref.id, metadata={"type": "string"})
+    parent = fields.Nested(
+        ScopeOutSchema,
+        allow_none=True,
+        metadata={"description": "The scope it is below; null for the global scope."},
+    )
     created_at = fields.DateTime(allow_none=True)
 
 
