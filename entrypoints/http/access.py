@@ -13,10 +13,10 @@ from core.bindings import NewBinding, RoleBindingService
 from core.model import PageRequest
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
-from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import SCOPE, document_errors, scope_ref
+from entrypoints.http.secrets import SCOPE, scope_ref
 from ports.values import ScopeType
 
 blp = Blueprint(
@@ -50,7 +50,7 @@ def ref_of(data: dict[str, Any]) -> Any:
 @blp.route("/auth/whoami")
 class WhoAmI(MethodView):
     @blp.response(200, schemas.WhoAmISchema)
-    @document_errors(401)
+    @operation_id("whoami")
     def get(self) -> Any:
         """Who the bearer token stands for."""
         principal = accounts().confirm(g.principal)  # a revoked token is refused at once
@@ -60,16 +60,17 @@ class WhoAmI(MethodView):
 @blp.route("/scopes")
 class Scopes(MethodView):
     @blp.arguments(schemas.ScopeListArgsSchema(), location="query")
-    @blp.response(200, schemas.ScopePageSchema)
-    @document_errors(400, 401)
+    @blp.response(200, schemas.ScopePageSchema, example=examples.SCOPE_PAGE)
+    @operation_id("list_scopes")
     def get(self, args: dict[str, Any]) -> Any:
         """Scopes the caller can see."""
         scope_type = ScopeType(args["type"]) if "type" in args else None
         return scopes().list_scopes(g.principal, scope_type, page_of(args))
 
-    @blp.arguments(schemas.ScopeCreateSchema())
-    @blp.response(201, schemas.ScopeItemSchema)
-    @document_errors(400, 401, 404, 409)
+    @blp.arguments(schemas.ScopeCreateSchema(), example=examples.SCOPE_CREATE)
+    @blp.response(201, schemas.ScopeItemSchema, example=examples.SCOPE)
+    @errors(403, 404, 409)
+    @operation_id("create_scope")
     def post(self, data: dict[str, Any]) -> Any:
         """Register a scope below its parent (admins of the parent)."""
         return scopes().register(g.principal, ref_of(data), ref_of(data["parent"]))
@@ -77,14 +78,13 @@ class Scopes(MethodView):
 
 @blp.route(f"/scopes/{SCOPE}")
 class ScopeItem(MethodView):
-    @blp.response(200, schemas.ScopeItemSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.ScopeItemSchema, example=examples.SCOPE)
     def get(self, scope_type: str, scope_id: str) -> Any:
         """One scope."""
         return scopes().get(g.principal, scope_ref(scope_type, scope_id))
 
     @blp.response(204)
-    @document_errors(401, 404, 409)
+    @errors(403, 409)
     def delete(self, scope_type: str, scope_id: str) -> Any:
         """Delete an empty scope (refused with 409 while it holds secrets or scopes)."""
         scopes().delete(g.principal, scope_ref(scope_type, scope_id))
@@ -94,8 +94,9 @@ class ScopeItem(MethodView):
 @blp.route("/role-bindings")
 class RoleBindings(MethodView):
     @blp.arguments(schemas.RoleBindingListArgsSchema(), location="query")
-    @blp.response(200, schemas.RoleBindingPageSchema)
-    @document_errors(400, 401, 404)
+    @blp.response(200, schemas.RoleBindingPageSchema, example=examples.ROLE_BINDING_PAGE)
+    @errors(403, 404)
+    @operation_id("list_role_bindings")
     def get(self, args: dict[str, Any]) -> Any:
         """Bindings held at a scope (its admins), or the caller's own (`principal`)."""
         scope = (
@@ -103,9 +104,10 @@ class RoleBindings(MethodView):
         )
         return bindings().list_bindings(g.principal, scope, args.get("principal"), page_of(args))
 
-    @blp.arguments(schemas.RoleBindingCreateSchema())
-    @blp.response(201, schemas.RoleBindingSchema)
-    @document_errors(400, 401, 404)
+    @blp.arguments(schemas.RoleBindingCreateSchema(), example=examples.ROLE_BINDING_CREATE)
+    @blp.response(201, schemas.RoleBindingSchema, example=examples.ROLE_BINDING)
+    @errors(403, 404)
+    @operation_id("create_role_binding")
     def post(self, data: dict[str, Any]) -> Any:
         """Grant a role at a scope (and below), optionally narrowed to a secret or a name glob."""
         draft = NewBinding(
@@ -122,7 +124,7 @@ class RoleBindings(MethodView):
 @blp.route("/role-bindings/<uuid:binding_id>")
 class RoleBindingItem(MethodView):
     @blp.response(204)
-    @document_errors(401, 404)
+    @errors(403)
     def delete(self, binding_id: UUID) -> Any:
         """Remove a binding (admins of its scope)."""
         bindings().delete(g.principal, binding_id)
@@ -132,7 +134,7 @@ class RoleBindingItem(MethodView):
 @blp.route("/secrets/<uuid:secret_id>/access")
 class SecretReaders(MethodView):
     @blp.response(200, schemas.ReaderListSchema)
-    @document_errors(401, 403, 404)
+    @errors(403)
     def get(self, secret_id: UUID) -> Any:
         """Who can read this secret's value, and through which binding (admins, auditors)."""
         return {"items": bindings().readers(g.principal, secret_id)}
@@ -141,16 +143,18 @@ class SecretReaders(MethodView):
 @blp.route("/service-accounts")
 class ServiceAccounts(MethodView):
     @blp.arguments(schemas.ServiceAccountListArgsSchema(), location="query")
-    @blp.response(200, schemas.ServiceAccountPageSchema)
-    @document_errors(400, 401, 404)
+    @blp.response(200, schemas.ServiceAccountPageSchema, example=examples.SERVICE_ACCOUNT_PAGE)
+    @errors(403, 404)
+    @operation_id("list_service_accounts")
     def get(self, args: dict[str, Any]) -> Any:
         """Service accounts owned by a scope (its admins)."""
         scope = scope_ref(args["scope_type"], args.get("scope_id"))
         return accounts().list_accounts(g.principal, scope, page_of(args))
 
-    @blp.arguments(schemas.ServiceAccountCreateSchema())
-    @blp.response(201, schemas.ServiceAccountSchema)
-    @document_errors(400, 401, 404, 409)
+    @blp.arguments(schemas.ServiceAccountCreateSchema(), example=examples.SERVICE_ACCOUNT_CREATE)
+    @blp.response(201, schemas.ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
+    @errors(403, 404, 409)
+    @operation_id("create_service_account")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a service account owned by a scope; grant it roles with role bindings."""
         return accounts().create(
@@ -160,14 +164,14 @@ class ServiceAccounts(MethodView):
 
 @blp.route("/service-accounts/<uuid:account_id>")
 class ServiceAccountItem(MethodView):
-    @blp.response(200, schemas.ServiceAccountSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
+    @errors(403)
     def get(self, account_id: UUID) -> Any:
         """One service account."""
         return accounts().get(g.principal, account_id)
 
     @blp.response(204)
-    @document_errors(401, 404)
+    @errors(403)
     def delete(self, account_id: UUID) -> Any:
         """Delete the account, its tokens and the bindings naming it."""
         accounts().delete(g.principal, account_id)
@@ -176,15 +180,17 @@ class ServiceAccountItem(MethodView):
 
 @blp.route("/service-accounts/<uuid:account_id>/tokens")
 class ServiceAccountTokens(MethodView):
-    @blp.response(200, schemas.TokenListSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.TokenListSchema, example=examples.TOKEN_LIST)
+    @errors(403)
+    @operation_id("list_tokens")
     def get(self, account_id: UUID) -> Any:
         """The account's tokens (never the tokens themselves)."""
         return {"items": accounts().tokens(g.principal, account_id)}
 
-    @blp.arguments(schemas.TokenCreateSchema(), required=False)
-    @blp.response(201, schemas.IssuedTokenSchema)
-    @document_errors(400, 401, 404)
+    @blp.arguments(schemas.TokenCreateSchema(), required=False, example=examples.TOKEN_CREATE)
+    @blp.response(201, schemas.IssuedTokenSchema, example=examples.ISSUED_TOKEN)
+    @errors(403)
+    @operation_id("issue_token")
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:
         """Issue an API token: the answer holds it, once; only its hash is kept."""
         token, plaintext = accounts().issue_token(
@@ -199,7 +205,8 @@ class ServiceAccountTokens(MethodView):
 @blp.route("/service-accounts/<uuid:account_id>/tokens/<uuid:token_id>")
 class ServiceAccountToken(MethodView):
     @blp.response(204)
-    @document_errors(401, 404)
+    @errors(403)
+    @operation_id("revoke_token")
     def delete(self, account_id: UUID, token_id: UUID) -> Any:
         """Revoke a token; it stops working at once."""
         accounts().revoke_token(g.principal, account_id, token_id)

@@ -13,10 +13,10 @@ from flask.views import MethodView
 
 from core.audit import AuditEvent
 from core.audit_service import AuditService
-from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import current_container, request_trail
-from entrypoints.http.secrets import document_errors, scope_ref
+from entrypoints.http.secrets import scope_ref
 from ports.persistence import AuditFilter
 
 blp = Blueprint(
@@ -27,6 +27,10 @@ EXPORT_FIELDS = list(schemas.AuditEventSchema().fields)
 # What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): such a cell of the
 # export starts with a quote instead.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+JSON_LINES = "application/x-ndjson"
+CSV = "text/csv"
+FILE = {"type": "string"}
+EXPORTED = "JSON Lines (`jsonl`) or CSV (`csv`), streamed, oldest first: one event a line."
 
 
 def audit_service() -> AuditService:
@@ -51,8 +55,9 @@ def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:
 @blp.route("/events")
 class AuditEvents(MethodView):
     @blp.arguments(schemas.AuditEventsArgsSchema(), location="query")
-    @blp.response(200, schemas.AuditEventPageSchema)
-    @document_errors(400, 401, 403, 404)
+    @blp.response(200, schemas.AuditEventPageSchema, example=examples.AUDIT_EVENT_PAGE)
+    @errors(403, 404)
+    @operation_id("list_audit_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Events, newest first; pass `next_cursor` as `before_seq` for the next page."""
         criteria, scope = criteria_of(args)
@@ -64,22 +69,38 @@ class AuditEvents(MethodView):
 @blp.route("/export")
 class AuditExport(MethodView):
     @blp.arguments(schemas.AuditExportArgsSchema(), location="query")
-    @blp.response(200, description="JSON Lines or CSV, streamed, oldest first")
-    @document_errors(400, 401, 403, 404)
+    @blp.response(
+        200,
+        FILE,
+        content_type=JSON_LINES,
+        description=EXPORTED,
+        example=examples.AUDIT_EXPORT_JSONL,
+    )
+    @blp.alt_response(
+        200,
+        schema=FILE,
+        content_type=CSV,
+        description=EXPORTED,
+        example=examples.AUDIT_EXPORT_CSV,
+        success=True,
+    )
+    @errors(403, 404)
+    @operation_id("export_audit_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Export matching events as JSON Lines or CSV."""
         criteria, scope = criteria_of(args)
         events = audit_service().export(g.principal, criteria, scope)
         if args["format"] == "csv":
-            return Response(stream_with_context(as_csv(events)), mimetype="text/csv")
-        return Response(stream_with_context(as_json_lines(events)), mimetype="application/x-ndjson")
+            return Response(stream_with_context(as_csv(events)), mimetype=CSV)
+        return Response(stream_with_context(as_json_lines(events)), mimetype=JSON_LINES)
 
 
 @blp.route("/verify")
 class AuditVerify(MethodView):
-    @blp.arguments(schemas.AuditVerifyArgsSchema(), required=False)
-    @blp.response(200, schemas.AuditVerificationSchema)
-    @document_errors(400, 401, 403, 404)
+    @blp.arguments(schemas.AuditVerifyArgsSchema(), required=False, example=examples.AUDIT_VERIFY)
+    @blp.response(200, schemas.AuditVerificationSchema, example=examples.AUDIT_VERIFICATION)
+    @errors(403)
+    @operation_id("verify_audit_chain")
     def post(self, args: dict[str, Any]) -> Any:
         """Check the hash chain (or a range) and its signed checkpoints; the first broken link."""
         return audit_service().verify(g.principal, args["from_seq"], args["to_seq"])

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from core.adoption import AdoptionRequest, AdoptionStatus
 from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import backend_check
 from entrypoints.http.secrets import path_text, scope_ref
@@ -22,7 +22,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Storage backend instances: capabilities, health, adoption of existing values.",
 )
-ERROR = {"schema": schemas.ErrorSchema, "description": "error"}
 
 
 class CapabilitiesSchema(Schema):
@@ -87,7 +86,7 @@ class AdoptionReportSchema(Schema):
 @blp.route("/backends")
 class Backends(MethodView):
     @blp.response(200, BackendListSchema)
-    @blp.alt_response(401, **ERROR)
+    @operation_id("list_backends")
     def get(self) -> Any:
         """Every configured backend instance: its plugin, capabilities and live health."""
         container = current_container()
@@ -107,22 +106,18 @@ class Backends(MethodView):
         }
 
 
-@blp.route("/backends/<string(maxlength=64):name>/adopt")
+@blp.route("/backends/<string(maxlength=64):backend>/adopt")
 class BackendAdoption(MethodView):
     @blp.arguments(AdoptionArgsSchema())
     @blp.response(200, AdoptionReportSchema)
-    @blp.alt_response(400, **ERROR)
-    @blp.alt_response(401, **ERROR)
-    @blp.alt_response(403, **ERROR)
-    @blp.alt_response(404, **ERROR)
-    @blp.alt_response(502, **ERROR)
-    @blp.alt_response(503, **ERROR)
-    def post(self, data: dict[str, Any], name: str) -> Any:
+    @errors(403, 502)
+    @operation_id("adopt_values")
+    def post(self, data: dict[str, Any], backend: str) -> Any:
         """Bring the values under `prefix` in this backend under management, without copying
         them: each becomes a secret whose version 1 points at it."""
         scope, parent = data["scope"], data["scope"].get("parent")
         request = AdoptionRequest(
-            backend=path_text(name, "name"),
+            backend=path_text(backend, "backend"),
             prefix=data["prefix"],
             scope=scope_ref(scope["type"], scope.get("id")),
             parent=scope_ref(parent["type"], parent.get("id")) if parent else None,

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from core import errors
+from entrypoints.http.schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,97 @@ CODE_BY_STATUS = {
     428: "precondition_required",
     429: "rate_limited",
 }
+DATABASE_UNAVAILABLE = "database_unavailable"
+INTERNAL_ERROR = "internal_error"
+
+# What each error status means to a caller, and an example of its answer (code, message,
+# details): the OpenAPI document's error responses (`documented`).
+MEANINGS: dict[int, tuple[str, str, str, dict[str, Any]]] = {
+    400: (
+        "The request breaks the document or a rule of the service: `details.fields` names "
+        "each field (never its value).",
+        "validation_error",
+        "request validation failed",
+        {"fields": {"name": ["Missing data for required field."]}},
+    ),
+    401: (
+        "No bearer token, or one that is not valid (unknown, expired or revoked).",
+        "unauthenticated",
+        "missing bearer token",
+        {},
+    ),
+    403: (
+        "The caller may see the resource but not do this.",
+        "forbidden",
+        "user:alice may not write secret OPENAI_API_KEY",
+        {},
+    ),
+    404: (
+        "Nothing of that name, or nothing the caller may see.",
+        "not_found",
+        "no scope project/p-42",
+        {},
+    ),
+    409: (
+        "The resource's state does not allow it (`details` says what is in the way).",
+        "conflict",
+        "secret 'OPENAI_API_KEY' in scope project/p-42 already exists",
+        {"scope": "project/p-42", "name": "OPENAI_API_KEY"},
+    ),
+    410: (
+        "The secret expired: its value is no longer served.",
+        "secret_expired",
+        "secret OPENAI_API_KEY expired",
+        {},
+    ),
+    412: (
+        "`If-Match` names an older revision: read the resource again.",
+        "precondition_failed",
+        "the secret changed since revision 3",
+        {},
+    ),
+    413: (
+        "The request, or the value, is larger than allowed.",
+        "value_too_large",
+        "value is 70000 bytes; the limit is 65536 bytes",
+        {"field": "value", "limit": 65536, "size": 70000},
+    ),
+    422: (
+        "The value breaks its secret type's rules, or the file has errors: `details` lists "
+        "each problem (never a value).",
+        "invalid_secret_value",
+        "the value is not a valid aws_credentials",
+        {"problems": [{"field": "secret_access_key", "message": "required"}]},
+    ),
+    429: (
+        "Too many failed authentications from this address: try again after `Retry-After`.",
+        "rate_limited",
+        "too many failed authentications from this address; try again later",
+        {},
+    ),
+    502: (
+        "A storage backend refused the service's credentials, or a rotation target failed.",
+        "backend_auth_failed",
+        "backend 'vault' refused the service's credentials",
+        {},
+    ),
+    503: (
+        "The database, the audit trail or a storage backend is unavailable: try again.",
+        DATABASE_UNAVAILABLE,
+        "the database is unavailable; try again",
+        {},
+    ),
+}
+REQUEST_ID = "5f0c2a9e4b7d41c8a3e1d2b6f7089a1c"
+HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer."}},
+    429: {
+        "Retry-After": {
+            "schema": {"type": "integer"},
+            "description": "Seconds until the next attempt may be checked.",
+        }
+    },
+}
 
 
 def error_response(
@@ -70,7 +162,11 @@ def error_response(
 
 
 def status_of(error: errors.ServiceError) -> int:
-    for cls in type(error).__mro__:
+    return status_of_class(type(error))
+
+
+def status_of_class(error_class: type[errors.ServiceError]) -> int:
+    for cls in error_class.__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 500
@@ -112,13 +208,13 @@ def handle_database_unreachable(error: DBAPIError) -> Response:
     if not (error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)):
         return handle_unexpected(error)
     log.error("the database is unreachable: %s", type(error.orig).__name__)
-    return error_response(503, "database_unavailable", "the database is unavailable; try again")
+    return error_response(503, DATABASE_UNAVAILABLE, "the database is unavailable; try again")
 
 
 def handle_unexpected(error: Exception) -> Response:
     # The traceback names code, not values: values only travel inside SecretValue.
     log.exception("unhandled error")
-    return error_response(500, "internal_error", "internal server error")
+    return error_response(500, INTERNAL_ERROR, "internal server error")
 
 
 def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
@@ -151,3 +247,33 @@ def response_for(error: Exception) -> Response:
         if isinstance(error, error_class):
             return handler(error)
     raise error  # pragma: no cover - Exception is the last entry
+
+
+def codes_of(status: int) -> list[str]:
+    """Every `code` the service answers with `status`: core's errors mapped to it (subclasses
+    included), and the HTTP layer's own."""
+    codes, pending = set(), [errors.ServiceError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if status_of_class(cls) == status:
+            codes.add(cls.code)
+    http_code = {**CODE_BY_STATUS, 503: DATABASE_UNAVAILABLE, 500: INTERNAL_ERROR}.get(status)
+    return sorted(codes | ({http_code} if http_code else set()))
+
+
+def documented(status: int) -> dict[str, Any]:
+    """The OpenAPI response of an error status: the error body, what the status means and its
+    codes, an example (as flask-smorest's `alt_response` records one)."""
+    meaning, code, message, details = MEANINGS[status]
+    codes = codes_of(status)
+    example = {"code": code, "message": message, "details": details, "request_id": REQUEST_ID}
+    response = {
+        "schema": ErrorSchema,
+        "description": f"{meaning} Codes: {', '.join(f'`{each}`' for each in codes)}.",
+        "example": {"error": example},
+        "content_type": None,
+    }
+    if status in HEADERS:
+        response["headers"] = HEADERS[status]
+    return response

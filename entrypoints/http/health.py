@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 READY_CACHE_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 2.0
 
-blp = Blueprint("health", __name__, description="Liveness and readiness probes.")
+blp = Blueprint("health", __name__, description="Liveness and readiness probes.", public=True)
 WORKER = "worker"
 
 

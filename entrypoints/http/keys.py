@@ -10,9 +10,8 @@ from marshmallow import Schema, fields
 
 from core.keys import DEFAULT_BATCH, MAX_BATCH, KeyService
 from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import document_errors
 
 blp = Blueprint(
     "keys",
@@ -64,7 +63,8 @@ def key_service() -> KeyService:
 @blp.route("")
 class Keys(MethodView):
     @blp.response(200, KeyListSchema)
-    @document_errors(401, 403, blueprint=blp)
+    @errors(403)
+    @operation_id("list_keys")
     def get(self) -> Any:
         """Each key version: id, state and how many stored values it wraps."""
         return {"items": key_service().usage(g.principal)}
@@ -74,7 +74,8 @@ class Keys(MethodView):
 class Rewrap(MethodView):
     @blp.arguments(RewrapArgsSchema(), required=False)
     @blp.response(200, RewrapReportSchema)
-    @document_errors(400, 401, 403, blueprint=blp)
+    @errors(403)
+    @operation_id("rewrap_keys")
     def post(self, args: dict[str, Any]) -> Any:
         """Re-wrap the data keys not under the active key (values untouched), in batches;
         resumable: run it again until `complete`."""

@@ -14,10 +14,10 @@ from flask.views import MethodView
 from core.model import Secret, SecretVersion
 from core.rotation import PolicyDraft, RotationService
 from core.versions import VersionService
-from entrypoints.http import schemas, secrets
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
-from entrypoints.http.secrets import IF_MATCH, VERSION, decode_value, service, with_etag
+from entrypoints.http.secrets import VERSION, decode_value, service, with_etag
 
 blp = Blueprint(
     "lifecycle",
@@ -37,10 +37,6 @@ def rotation() -> RotationService:
     return audited(current_container().rotation_service)
 
 
-def document_errors(*statuses: int) -> Any:
-    return secrets.document_errors(*statuses, blueprint=blp)
-
-
 def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
     secret, record = change
     set_etag(secret.revision)
@@ -51,7 +47,8 @@ def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
 class VersionDisable(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 403, 404, 409, 412)
+    @errors(403, 409)
+    @operation_id("disable_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Stop serving a version (not the current or a pending one); it can be enabled again."""
         return version_changed(
@@ -65,7 +62,8 @@ class VersionDisable(MethodView):
 class VersionEnable(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 403, 404, 409, 412)
+    @errors(403, 409)
+    @operation_id("enable_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Serve a disabled version again (also one whose grace period after a rotation ended)."""
         return version_changed(
@@ -79,7 +77,8 @@ class VersionEnable(MethodView):
 class VersionDestroy(MethodView):
     @blp.response(200, schemas.VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 403, 404, 409, 412, 503)
+    @errors(403, 409, 502)
+    @operation_id("destroy_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Remove a version's value from its backend for good; the version's row stays."""
         return version_changed(
@@ -91,10 +90,11 @@ class VersionDestroy(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rollback")
 class SecretRollback(MethodView):
-    @blp.arguments(schemas.RollbackSchema())
-    @blp.response(201, schemas.SecretSchema, headers=ETAG)
+    @blp.arguments(schemas.RollbackSchema(), example=examples.ROLLBACK)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(400, 401, 403, 404, 409, 412, 503)
+    @errors(403, 409, 422, 502)
+    @operation_id("rollback_secret")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Make an old version's value current again, as a new version."""
         secret = service().rollback(
@@ -105,10 +105,11 @@ class SecretRollback(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rotate")
 class SecretRotate(MethodView):
-    @blp.arguments(schemas.RotateSchema())
-    @blp.response(201, schemas.SecretSchema, headers=ETAG)
+    @blp.arguments(schemas.RotateSchema(), example=examples.ROTATE)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(400, 401, 403, 404, 409, 412, 413, 502, 503)
+    @errors(403, 409, 422, 502)
+    @operation_id("rotate_secret")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Rotate now, to the value given or to one the policy's rotator makes: pending, tested
         (a webhook rotator asks its configured target), then current; the old version stays
@@ -128,16 +129,15 @@ class SecretRotate(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rotation-policy")
 class SecretRotationPolicy(MethodView):
-    @blp.response(200, schemas.RotationPolicySchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.RotationPolicySchema, example=examples.ROTATION_POLICY)
     def get(self, secret_id: UUID) -> Any:
         """The secret's rotation policy, with its next and last runs."""
         return rotation().get_policy(g.principal, secret_id)
 
-    @blp.arguments(schemas.RotationPolicyInputSchema())
-    @blp.response(200, schemas.RotationPolicySchema, headers=ETAG)
+    @blp.arguments(schemas.RotationPolicyInputSchema(), example=examples.ROTATION_POLICY_INPUT)
+    @blp.response(200, schemas.RotationPolicySchema, headers=ETAG, example=examples.ROTATION_POLICY)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(400, 401, 403, 404, 412)
+    @errors(403)
     def put(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Set the policy: `interval_seconds` or `cron`, a `rotator` and its `settings`. The
         `webhook` rotator's settings name a configured rotation `target` (never a URL or a key),
@@ -150,7 +150,7 @@ class SecretRotationPolicy(MethodView):
 
     @blp.response(204, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 403, 404, 412)
+    @errors(403)
     def delete(self, secret_id: UUID) -> Any:
         """Stop rotating the secret on a schedule."""
         secret = rotation().delete_policy(

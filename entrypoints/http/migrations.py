@@ -17,7 +17,7 @@ from marshmallow import Schema, fields, validate
 
 from core.migration import MigrationRequest
 from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import scope_ref
 from ports.values import ScopeRef
@@ -28,7 +28,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Migrations between storage backends: copy, verify, switch, resume, report.",
 )
-ERROR = {"schema": schemas.ErrorSchema, "description": "error"}
 
 
 class SelectorSchema(schemas.StrictSchema):
@@ -141,7 +140,7 @@ def migration_request(data: dict[str, Any]) -> MigrationRequest:
 @blp.route("/migrations")
 class Migrations(MethodView):
     @blp.response(200, MigrationListSchema)
-    @blp.alt_response(401, **ERROR)
+    @operation_id("list_migrations")
     def get(self) -> Any:
         """The newest migrations of the scopes the caller administers."""
         jobs = audited(current_container().migration_service).list_jobs(g.principal)
@@ -149,12 +148,8 @@ class Migrations(MethodView):
 
     @blp.arguments(MigrationArgsSchema())
     @blp.response(202, MigrationSchema)
-    @blp.alt_response(400, **ERROR)
-    @blp.alt_response(401, **ERROR)
-    @blp.alt_response(403, **ERROR)
-    @blp.alt_response(404, **ERROR)
-    @blp.alt_response(409, **ERROR)
-    @blp.alt_response(503, **ERROR)
+    @errors(403, 404, 409)
+    @operation_id("start_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """Start a migration (admins of the selected scope): the job the worker runs."""
         service = audited(current_container().migration_service)
@@ -165,11 +160,8 @@ class Migrations(MethodView):
 class MigrationDryRun(MethodView):
     @blp.arguments(MigrationArgsSchema())
     @blp.response(200, MigrationPlanSchema)
-    @blp.alt_response(400, **ERROR)
-    @blp.alt_response(401, **ERROR)
-    @blp.alt_response(403, **ERROR)
-    @blp.alt_response(404, **ERROR)
-    @blp.alt_response(503, **ERROR)
+    @errors(403, 404)
+    @operation_id("plan_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """What a migration would move, and every value the target cannot take; moves nothing."""
         service = audited(current_container().migration_service)
@@ -179,9 +171,7 @@ class MigrationDryRun(MethodView):
 @blp.route("/migrations/<uuid:job_id>")
 class Migration(MethodView):
     @blp.response(200, MigrationSchema)
-    @blp.alt_response(401, **ERROR)
-    @blp.alt_response(403, **ERROR)
-    @blp.alt_response(404, **ERROR)
+    @errors(403)
     def get(self, job_id: UUID) -> Any:
         """A migration's state, progress (secrets done / failed / remaining) and report."""
         return audited(current_container().migration_service).get(g.principal, job_id)

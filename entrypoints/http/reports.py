@@ -9,9 +9,9 @@ from flask.views import MethodView
 
 from core.reports import ReportService
 from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.blueprint import Blueprint, errors
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import document_errors, scope_ref
+from entrypoints.http.secrets import scope_ref
 
 blp = Blueprint(
     "reports", __name__, url_prefix="/api/v1/reports", description="Compliance reports."
@@ -30,7 +30,7 @@ def scope_of(args: dict[str, Any]) -> Any:
 class Expiring(MethodView):
     @blp.arguments(schemas.ReportArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
-    @document_errors(400, 401, 403, 404)
+    @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets expiring within `days` (or expired), soonest first."""
         return {"items": reports().expiring(g.principal, scope_of(args), args["days"])}
@@ -40,7 +40,7 @@ class Expiring(MethodView):
 class NeverRead(MethodView):
     @blp.arguments(schemas.ReportArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
-    @document_errors(400, 401, 403, 404)
+    @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose value nobody read in the last `days`."""
         return {"items": reports().never_read(g.principal, scope_of(args), args["days"])}
@@ -50,7 +50,7 @@ class NeverRead(MethodView):
 class RotationOverdue(MethodView):
     @blp.arguments(schemas.OverdueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretListSchema)
-    @document_errors(400, 401, 403, 404)
+    @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose scheduled rotation is more than `hours` late, or whose last failed."""
         return {"items": reports().rotation_overdue(g.principal, scope_of(args), args["hours"])}
@@ -60,7 +60,7 @@ class RotationOverdue(MethodView):
 class StaleTokens(MethodView):
     @blp.arguments(schemas.StaleTokenArgsSchema(), location="query")
     @blp.response(200, schemas.StaleTokenListSchema)
-    @document_errors(400, 401, 403, 404)
+    @errors(403)
     def get(self, args: dict[str, Any]) -> Any:
         """Service-account tokens unused for `days`: candidates for revocation."""
         return {"items": reports().stale_tokens(g.principal, args["days"])}

@@ -17,10 +17,10 @@ from core.resolution import (
     Selection,
     environment_of,
 )
-from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import Blueprint, operation_id
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import document_errors, value_text
+from entrypoints.http.secrets import value_text
 from ports.values import ScopeRef, ScopeType
 
 blp = Blueprint(
@@ -80,9 +80,9 @@ ETAG_HEADERS = {
 @blp.route("/resolve")
 class Resolve(MethodView):
     @blp.arguments(schemas.ResolveArgsSchema(), location="query")
-    @blp.response(200, schemas.ResolutionSchema, headers=ETAG_HEADERS)
+    @blp.response(200, schemas.ResolutionSchema, headers=ETAG_HEADERS, example=examples.RESOLUTION)
     @blp.alt_response(304, description="Not modified: the answer has the If-None-Match tag.")
-    @document_errors(400, 401, 503)
+    @operation_id("resolve")
     def get(self, args: dict[str, Any]) -> Any:
         """Effective secrets for a user, a project (team, organization) and an environment:
         user > project > team > organization > global; environment-specific beats agnostic.

@@ -9,11 +9,11 @@ from uuid import UUID
 from flask import Response, g, url_for
 from flask.views import MethodView
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.model import PageRequest, RevealedValue, Secret, SecretFilter
 from core.services import MetadataChanges, NewSecret, SecretService
-from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
@@ -24,15 +24,7 @@ blp = Blueprint(
     description="Secrets: metadata, values and versions.",
 )
 
-IF_MATCH = {
-    "in": "header",
-    "name": "If-Match",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "The ETag last read: the write fails with 412 if the secret moved on.",
-}
-ERRORS = (400, 401, 404, 409, 413, 503)
-
+ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The secret's revision."}}
 # Path parameters as the routes take them: a version that an `integer` column holds (any other
 # number is a version that does not exist: 404), ids and names no longer than their columns.
 VERSION = f"<int(min=1, max={schemas.INT32_MAX}):version>"
@@ -42,24 +34,6 @@ NAME = "<string(maxlength=255):name>"
 
 def service() -> SecretService:
     return audited(current_container().secret_service)
-
-
-def document_errors(*statuses: int, blueprint: Blueprint = blp) -> Any:
-    """Declare the error responses of a view in the OpenAPI document."""
-
-    def decorate(view: Any) -> Any:
-        documented = view
-        for status in statuses:
-            respond = blueprint.alt_response(
-                status, schema=schemas.ErrorSchema, description="error"
-            )
-            documented = respond(documented)
-        # The documentation only: each of alt_response's wrappers would otherwise cost every
-        # request a call through the app's `ensure_sync`.
-        view._apidoc = documented._apidoc
-        return view
-
-    return decorate
 
 
 def decode_value(data: dict[str, Any]) -> SecretValue:
@@ -105,6 +79,8 @@ def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
             details={"field": "scope"},
         ) from None
     if kind is ScopeType.GLOBAL:
+        if scope_id not in (None, GLOBAL_SCOPE_ID):  # no other scope has this type
+            raise NotFound(f"the global scope's id is '{GLOBAL_SCOPE_ID}'")
         return ScopeRef(kind, GLOBAL_SCOPE_ID)
     return ScopeRef(kind, path_text(scope_id or "", "scope"))
 
@@ -133,8 +109,9 @@ def with_etag(secret: Secret) -> Secret:
 @blp.route("/secrets")
 class Secrets(MethodView):
     @blp.arguments(schemas.SecretListArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretPageSchema)
-    @document_errors(400, 401)
+    @blp.response(200, schemas.SecretPageSchema, example=examples.SECRET_PAGE)
+    @errors(404)
+    @operation_id("list_secrets")
     def get(self, args: dict[str, Any]) -> Any:
         """List secrets' metadata (never values), filtered and paginated."""
         scope_type, scope_id = args.get("scope_type"), args.get("scope_id")
@@ -156,9 +133,10 @@ class Secrets(MethodView):
             g.principal, criteria, PageRequest(args["page"], args["page_size"])
         )
 
-    @blp.arguments(schemas.SecretCreateSchema())
-    @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
-    @document_errors(*ERRORS)
+    @blp.arguments(schemas.SecretCreateSchema(), example=examples.SECRET_CREATE)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
+    @errors(403, 404, 409, 422, 502)
+    @operation_id("create_secret")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a secret with its first version. Answers with metadata only."""
         scope = data["scope"]
@@ -185,18 +163,18 @@ class Secrets(MethodView):
 @blp.route("/secrets/<uuid:secret_id>")
 class SecretItem(MethodView):
     @blp.arguments(schemas.SecretGetArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """A secret's metadata, with its revision as ETag."""
         return with_etag(
             service().get_secret(g.principal, secret_id, include_deleted=args["include_deleted"])
         )
 
-    @blp.arguments(schemas.SecretUpdateSchema(), required=False)
-    @blp.response(200, schemas.SecretSchema)
+    @blp.arguments(schemas.SecretUpdateSchema(), required=False, example=examples.SECRET_UPDATE)
+    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_UPDATED)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(400, 401, 404, 412)
+    @errors(403)
+    @operation_id("update_secret")
     def patch(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Change metadata; `null` clears expires_at, not_before or max_versions."""
         clear = frozenset(name for name, value in data.items() if value is None)
@@ -208,9 +186,9 @@ class SecretItem(MethodView):
         )
         return with_etag(secret)
 
-    @blp.response(200, schemas.SecretSchema)
+    @blp.response(200, schemas.SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 404, 412)
+    @errors(403)
     def delete(self, secret_id: UUID) -> Any:
         """Soft delete: hidden and kept for the retention window, its name reserved."""
         secret = service().delete_secret(
@@ -221,9 +199,10 @@ class SecretItem(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/restore")
 class SecretRestore(MethodView):
-    @blp.response(200, schemas.SecretSchema)
+    @blp.response(200, schemas.SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 404, 409, 412)
+    @errors(403, 409)
+    @operation_id("restore_secret")
     def post(self, secret_id: UUID) -> Any:
         """Undo a soft delete: the secret comes back with every version."""
         secret = service().restore_secret(
@@ -236,7 +215,8 @@ class SecretRestore(MethodView):
 class SecretPurge(MethodView):
     @blp.response(204)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(401, 404, 409, 412, 503)
+    @errors(403, 409, 502)
+    @operation_id("purge_secret")
     def post(self, secret_id: UUID) -> Any:
         """Destroy a soft-deleted secret for good: its values in the backend, then its rows."""
         service().purge_secret(g.principal, secret_id, expected_revision=expected_revision())
@@ -246,8 +226,8 @@ class SecretPurge(MethodView):
 @blp.route("/secrets/<uuid:secret_id>/value")
 class SecretValueView(MethodView):
     @blp.arguments(schemas.ValueArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretValueSchema)
-    @document_errors(400, 401, 404, 409, 410, 503)
+    @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
+    @errors(403, 409, 410, 502)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
         revealed = service().read_value(g.principal, secret_id, args.get("version"))
@@ -256,16 +236,17 @@ class SecretValueView(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/versions")
 class SecretVersions(MethodView):
-    @blp.response(200, schemas.VersionListSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.VersionListSchema, example=examples.VERSION_LIST)
+    @operation_id("list_versions")
     def get(self, secret_id: UUID) -> Any:
         """Every version's metadata, oldest first."""
         return {"items": service().list_versions(g.principal, secret_id)}
 
-    @blp.arguments(schemas.SecretVersionCreateSchema())
-    @blp.response(201, schemas.SecretSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.arguments(schemas.SecretVersionCreateSchema(), example=examples.VERSION_CREATE)
+    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @document_errors(*ERRORS, 412)
+    @errors(403, 409, 422, 502)
+    @operation_id("write_value")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Write a new value as the next version; with If-Match, a check-and-set."""
         secret = service().write_value(
@@ -281,8 +262,7 @@ class SecretVersions(MethodView):
 
 @blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}")
 class SecretVersionView(MethodView):
-    @blp.response(200, schemas.VersionSchema)
-    @document_errors(401, 404)
+    @blp.response(200, schemas.VersionSchema, example=examples.VERSION)
     def get(self, secret_id: UUID, version: int) -> Any:
         """One version's metadata."""
         return service().get_version(g.principal, secret_id, version)
@@ -291,8 +271,7 @@ class SecretVersionView(MethodView):
 @blp.route(f"/scopes/{SCOPE}/secrets/{NAME}")
 class SecretByPath(MethodView):
     @blp.arguments(schemas.PathArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretSchema)
-    @document_errors(400, 401, 404)
+    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's metadata by scope and name (`environment` picks a variant)."""
         scope, name = secret_path(scope_type, scope_id, name)
@@ -303,8 +282,8 @@ class SecretByPath(MethodView):
 @blp.route(f"/scopes/{SCOPE}/secrets/{NAME}/value")
 class SecretValueByPath(MethodView):
     @blp.arguments(schemas.PathValueArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretValueSchema)
-    @document_errors(400, 401, 404, 409, 410, 503)
+    @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
+    @errors(403, 409, 410, 502)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
         scope, name = secret_path(scope_type, scope_id, name)

@@ -9,10 +9,9 @@ from flask import g
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.blueprint import Blueprint, errors
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import BacklogSchema, worker_summary
-from entrypoints.http.secrets import document_errors
 
 blp = Blueprint(
     "status", __name__, url_prefix="/api/v1", description="The workers and their backlog."
@@ -51,7 +50,7 @@ class StatusSchema(Schema):
 @blp.route("/status")
 class Status(MethodView):
     @blp.response(200, StatusSchema)
-    @document_errors(401, 403, blueprint=blp)
+    @errors(403)
     def get(self) -> Any:
         """The workers (a worker silent for a minute is not alive; one that stopped cleanly has
         no row) and the work waiting for them. Admins and auditors of the global scope."""

@@ -27,13 +27,34 @@ from core.transfer import (
     TransferService,
     entry_error_details,
 )
-from entrypoints.http import schemas
-from entrypoints.http.blueprint import Blueprint, QueryParser
+from entrypoints.http import examples, schemas
+from entrypoints.http.blueprint import Blueprint, QueryParser, errors, operation_id
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.secrets import document_errors, scope_ref
+from entrypoints.http.secrets import scope_ref
 from ports.values import ScopeType
 
 MULTIPART = "multipart"
+# The file of an export, by its format's media type (`format_json`, `format_dotenv`), or sealed.
+JSON_FILE = {"type": "object"}
+TEXT_FILE = {"type": "string"}
+SEALED_FILE = {"type": "string", "format": "binary"}
+EXPORTED = (
+    "The export file: JSON (`json`, `json-flat`), .env lines (`dotenv`), or sealed with the "
+    "passphrase; `Content-Disposition` names it."
+)
+EXPORT_HEADERS = {
+    "Content-Disposition": {
+        "schema": {"type": "string"},
+        "description": "attachment, and the file's name: SCOPE_TYPE-SCOPE_ID-ENVIRONMENT.EXTENSION",
+    },
+    "X-Export-Format": {"schema": {"type": "string"}, "description": "The format written."},
+    "X-Export-Secrets": {"schema": {"type": "integer"}, "description": "Secrets in the file."},
+    "X-Export-Values": {"schema": {"type": "integer"}, "description": "Values in the file."},
+    "X-Export-Omitted": {
+        "schema": {"type": "string"},
+        "description": "JSON: the secrets whose value is left out, each with the reason.",
+    },
+}
 
 
 class TransferParser(QueryParser):
@@ -175,7 +196,8 @@ class SecretTypeListSchema(Schema):
 class Imports(MethodView):
     @blp.arguments(ImportFormSchema(), location=MULTIPART)
     @blp.response(200, ImportReportSchema)
-    @document_errors(400, 401, 403, 404, 409, 413, 422, 503)
+    @errors(403, 404, 409, 422, 502)
+    @operation_id("import_secrets")
     def post(self, data: dict[str, Any]) -> Any:
         """Import a file into a scope and environment: the diff per name (and, on a dry run,
         the errors by line). Nothing is imported from a file with errors (422), nor on a
@@ -201,9 +223,34 @@ class Imports(MethodView):
 
 @blp.route("/exports")
 class Exports(MethodView):
-    @blp.arguments(ExportArgsSchema())
-    @blp.response(200, description="The export file (sealed when a passphrase is given).")
-    @document_errors(400, 401, 403, 404, 503)
+    @blp.arguments(ExportArgsSchema(), example=examples.EXPORT)
+    @blp.response(
+        200,
+        JSON_FILE,
+        content_type="application/json",
+        description=EXPORTED,
+        example=examples.EXPORT_JSON,
+        headers=EXPORT_HEADERS,
+    )
+    @blp.alt_response(
+        200,
+        schema=TEXT_FILE,
+        content_type="text/plain",
+        description=EXPORTED,
+        example=examples.EXPORT_DOTENV,
+        headers=EXPORT_HEADERS,
+        success=True,
+    )
+    @blp.alt_response(
+        200,
+        schema=SEALED_FILE,
+        content_type="application/octet-stream",
+        description=EXPORTED,
+        headers=EXPORT_HEADERS,
+        success=True,
+    )
+    @errors(403, 404, 502)
+    @operation_id("export_secrets")
     def post(self, data: dict[str, Any]) -> Any:
         """Export a scope's secrets of one environment: metadata by default; values for admins
         of the scope (`include_values`), every one audited; sealed with `passphrase`."""
@@ -236,7 +283,7 @@ class Exports(MethodView):
 @blp.route("/formats")
 class Formats(MethodView):
     @blp.response(200, FormatListSchema)
-    @document_errors(401)
+    @operation_id("list_formats")
     def get(self) -> Any:
         """The import/export formats the installed plugins contribute."""
         return {"items": list(current_container().formats())}
@@ -245,7 +292,7 @@ class Formats(MethodView):
 @blp.route("/secret-types")
 class SecretTypes(MethodView):
     @blp.response(200, SecretTypeListSchema)
-    @document_errors(401)
+    @operation_id("list_secret_types")
     def get(self) -> Any:
         """The secret types the installed plugins contribute: their fields and which are secret."""
         return {"items": sorted(current_container().secret_types(), key=lambda t: t.name)}

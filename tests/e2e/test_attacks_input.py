@@ -303,7 +303,7 @@ def test_a_nul_in_a_path_parameter_is_refused(
 
 def test_a_nul_in_a_backend_name_is_refused(api: ApiClient) -> None:
     body = {"prefix": "app/", "scope": {"type": "global"}}
-    assert_refused(send(api, "POST", "/backends/lo%00cal/adopt", body), "name")
+    assert_refused(send(api, "POST", "/backends/lo%00cal/adopt", body), "backend")
 
 
 def test_path_parameters_longer_than_their_columns_are_not_found(api: ApiClient) -> None:

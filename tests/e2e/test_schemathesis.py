@@ -49,17 +49,7 @@ CONFIG = {
     "generation": {"max-examples": 40, "database": "none"},
     "phases": {"stateful": {"generation": {"max-examples": 400}}},
     "checks": {"positive_data_acceptance": {"enabled": False}},
-    # The probes need no token, but their views do not say so (`security: []` is missing in
-    # entrypoints/http/health.py): the two checks that compare a request without the token
-    # would report the document, not the service.
     "operations": [
-        {
-            "include-path": ["/healthz", "/readyz"],
-            "checks": {
-                "ignored_auth": {"enabled": False},
-                "missing_required_header": {"enabled": False},
-            },
-        },
         {
             # A secret is created without a rotation policy: 404 until one is put, as
             # documented, not a created resource gone missing.

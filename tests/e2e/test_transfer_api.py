@@ -199,8 +199,8 @@ def test_a_file_over_the_import_limit_is_413(settings: Settings) -> None:
     app = create_app(replace(settings, max_import_bytes=4096))
     try:
         api = ApiClient(app.test_client())
-        answer = upload(api, b"A=" + b"x" * 8192 + b"\n", scope_type="global")
-        small = upload(api, b"A=1\n", scope_type="global")
+        answer = upload(api, b"A=" + b"x" * 8192 + b"\n", scope_type="global", scope_id="global")
+        small = upload(api, b"A=1\n", scope_type="global", scope_id="global")
     finally:
         app.extensions["container"].shutdown_resources()
 
