@@ -11,7 +11,6 @@ from rich.text import Text
 from rich.tree import Tree
 
 from entrypoints.client import Client, with_client
-from entrypoints.commands.exits import CommandError
 from entrypoints.commands.output import Output, field, output_options, scope_text
 from entrypoints.commands.references import parse_scope
 
@@ -108,8 +107,6 @@ def scope_tree(client: Client, out: Output) -> None:
       secretctl scope tree -o json | jq '.children[].id'
     """
     items = list(client.pages("/scopes", {}))
-    if items and "parent" not in items[0]:
-        raise CommandError("this server does not say the scopes' parents: it cannot be drawn")
     root = nested(items)
     if out.for_people:
         Console(soft_wrap=True).print(drawn(root))
