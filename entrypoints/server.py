@@ -3,7 +3,7 @@
 Everything that must happen exactly once (creating the key file, migrating, choosing the dev
 root token) happens here in the main process, before any worker exists. The HTTP server is
 granian (WSGI, worker processes with a pool of blocking threads each), chosen by measurement
-over gunicorn's gthread workers: see README "Performance".
+over gunicorn's gthread workers: see docs/performance.md.
 
 Workers build their own settings from the same environment and configuration file
 (`SECRETS_CONFIG`); what the main process decided for them travels in the environment
