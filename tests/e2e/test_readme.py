@@ -3,12 +3,14 @@ says, then paste every `sh` block of "Using it", in order. Each must succeed, an
 `secretctl get` prints the value set before it. The commands are read from the README, not
 copied here, so the README cannot drift from what works.
 
-One difference from a new user, for time and because no network is needed: the clone's
-`.venv` is a link to this test's own environment, and the server is started with the command
-`./scripts/run.sh` ends with (`exec .venv/bin/secretctl serve`) instead of the script itself,
-whose first run creates a `.venv` and installs the project into it (minutes, and the package
-index). `PYTHONPATH` points at the clone, so the clone's code is what runs. The server listens
-on a free port instead of 8080, and prints its own `export` line for that port.
+The first test differs from a new user, for time: the clone's `.venv` is a link to this test's
+own environment, and the server is started with the command `./scripts/run.sh` ends with
+(`exec .venv/bin/secretctl serve`) instead of the script itself, whose first run creates a
+`.venv` and installs the project into it. `PYTHONPATH` points at the clone, so the clone's code
+is what runs. The second (marked slow) runs `./scripts/run.sh` itself, which installs into the
+clone's own `.venv` from the package index (its cache, after the suite's own install): exactly
+what a new user does. Either server listens on a free port instead of 8080, and prints its own
+`export` line for that port.
 """
 
 from __future__ import annotations
@@ -54,8 +56,7 @@ def run_command(readme: str, clone: Path) -> list[str]:
     return [word for word in last.removeprefix("exec ").split() if word != '"$@"']
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
+def fresh_clone(tmp_path: Path) -> Path:
     """A clone of the repository these tests run in, at its last commit."""
     top = subprocess.run(
         ["git", "rev-parse", "--show-toplevel"],
@@ -66,12 +67,21 @@ def clone(tmp_path: Path) -> Path:
     ).stdout.strip()
     target = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", top, str(target)], check=True, timeout=60)
+    return target
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A fresh clone whose `.venv` is this test's own environment."""
+    target = fresh_clone(tmp_path)
     (target / ".venv").symlink_to(Path(sys.prefix))
     return target
 
 
 @contextmanager
-def started(command: list[str], clone: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
+def started(
+    command: list[str], clone: Path, env: dict[str, str], seconds: float = 40
+) -> Iterator[dict[str, str]]:
     """The server, once it printed its `export` line and answers; the variables of that line."""
     log_path = clone.parent / "server.log"
     with log_path.open("w") as log:
@@ -84,7 +94,7 @@ def started(command: list[str], clone: Path, env: dict[str, str]) -> Iterator[di
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + seconds
         while not (found := EXPORT.search(log_path.read_text())):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"no export line from the server:\n{log_path.read_text()}")
@@ -107,15 +117,34 @@ def started(command: list[str], clone: Path, env: dict[str, str]) -> Iterator[di
 
 def test_the_readme_works_from_a_fresh_clone(clone: Path) -> None:
     readme = (clone / "README.md").read_text()
+    follow_using_it(readme, clone, run_command(readme, clone), {"PYTHONPATH": str(clone)})
+
+
+@pytest.mark.slow
+def test_the_readme_works_from_a_fresh_clone_with_its_run_command(tmp_path: Path) -> None:
+    clone = fresh_clone(tmp_path)
+    readme = (clone / "README.md").read_text()
+    script = sh_blocks(section(readme, "Two commands"))[0].splitlines()[0].split("#")[0].strip()
+    # The installs of the clone's own .venv: a new user's first run.
+    cache = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
+    follow_using_it(readme, clone, [script], {"PIP_CACHE_DIR": cache}, seconds=600)
+    assert (clone / ".venv" / "bin" / "secretctl").exists() and not (clone / ".venv").is_symlink()
+
+
+def follow_using_it(
+    readme: str, clone: Path, command: list[str], extra: dict[str, str], seconds: float = 40
+) -> None:
+    """Start the service with `command` in `clone`, then run every `sh` block of "Using it"."""
     blocks = sh_blocks(section(readme, "Using it"))
     assert blocks, "no sh block in 'Using it'"
     env = {key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")}
-    env |= {"SECRETS_PORT": str(free_port()), "PYTHONPATH": str(clone)}
+    env |= {"SECRETS_PORT": str(free_port()), **extra}
     env.pop("XDG_CONFIG_HOME", None)
+    env.pop("VIRTUAL_ENV", None)
     env["HOME"] = str(clone.parent / "home")  # no `secretctl login` of whoever runs the tests
 
     outputs = []
-    with started(run_command(readme, clone), clone, env) as exported:
+    with started(command, clone, env, seconds) as exported:
         for block in blocks:
             done = subprocess.run(
                 ["bash", "-e", "-o", "pipefail", "-c", block],
