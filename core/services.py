@@ -44,11 +44,13 @@ from core.model import (
     Secret,
     SecretFilter,
     SecretVersion,
+    Stage,
     Validity,
     VersionState,
 )
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache
+from core.references import Expansion, Reference, expand
 from core.scopes import place
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.persistence import UnitOfWork, UnitOfWorkFactory
@@ -151,6 +153,15 @@ def discard_value(backend: StorageBackend, record: SecretVersion) -> None:
             backend.name,
             exc_info=True,
         )
+
+
+def staged_version(secret: Secret, stage: Stage) -> int | None:
+    """The version number a stage labels on `secret`, if any."""
+    return {
+        Stage.CURRENT: secret.current_version,
+        Stage.PREVIOUS: secret.previous_version,
+        Stage.PENDING: secret.pending_version,
+    }[stage]
 
 
 def _where(secret: Secret, record: SecretVersion) -> str:
@@ -344,6 +355,49 @@ class SecretService:
                 version,
             )
 
+    def read_value_by_reference(self, actor: Principal, reference: Reference) -> RevealedValue:
+        """`read_value` of the secret a reference names (the version or stage it picks): one
+        lookup, one audit event; the same `NotFound` whether it is missing or invisible."""
+        scope, name, environment = reference.scope, reference.name, reference.environment
+        missing = f"no secret {reference.secret}"
+        resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
+        version, stage = reference.version, reference.stage
+        with self._audit.attempt(actor, "secret.read_value", resource, version=version) as attempt:
+            if stage is None:
+
+                def fetch(uow: UnitOfWork) -> Found:
+                    return uow.secrets.get_by_name_with_version(scope, environment, name, version)
+
+            else:
+
+                def fetch(uow: UnitOfWork) -> Found:
+                    secret = uow.secrets.get_by_name(scope, environment, name)
+                    if secret is None:
+                        return None
+                    number = staged_version(secret, stage)
+                    record = None if number is None else uow.secrets.get_version(secret.id, number)
+                    return secret, record
+
+            return self._read(
+                actor,
+                attempt,
+                ("reference", reference),
+                fetch,
+                missing,
+                version,
+                wanted=None if stage is None else f"{stage.value} version",
+            )
+
+    def expand_value(
+        self, actor: Principal, revealed: RevealedValue
+    ) -> tuple[RevealedValue, list[Expansion]]:
+        """The value with its `${secret://…}` references replaced (see `core.references`), each
+        read as the caller's own value read (authorized, audited); and the references used."""
+        value, expansions = expand(
+            revealed, lambda reference: self.read_value_by_reference(actor, reference)
+        )
+        return replace(revealed, value=value), expansions
+
     def _read(
         self,
         actor: Principal,
@@ -352,13 +406,16 @@ class SecretService:
         fetch: Callable[[UnitOfWork], Found],
         missing: str,
         version: int | None,
+        wanted: str | None = None,
     ) -> RevealedValue:
         """A value read: from the read cache where it can be, checked when its audit event
         commits (`StaleRead`: something changed since; then once more from the database)."""
         for use_cache in (True, False) if self._cache is not None else (False,):
             found, bindings, required = self._read_inputs(actor, key, fetch, use_cache)
             try:
-                secret, record = self._readable(actor, found, bindings, attempt, missing, version)
+                secret, record = self._readable(
+                    actor, found, bindings, attempt, missing, version, wanted
+                )
                 value = self._reader.read(secret, record)
                 attempt.learn(resource=f"secret:{secret.id}")
                 attempt.succeed_durably(requires_generation=required)
@@ -422,6 +479,7 @@ class SecretService:
         attempt: Attempt,
         missing: str,
         version: int | None,
+        wanted: str | None = None,
     ) -> tuple[Secret, SecretVersion]:
         """The secret and version of a value read, if the caller may read it; else the same
         `NotFound` as for no secret at all (or `Forbidden` for a caller who may see it)."""
@@ -434,9 +492,9 @@ class SecretService:
         except NotFound:
             raise NotFound(missing) from None
         number = secret.current_version if version is None else version
-        attempt.learn(version=number)
+        attempt.learn(version=number if record is None else record.version)
         if record is None:
-            raise NotFound(f"secret {secret.id} has no version {number}")
+            raise NotFound(f"secret {secret.id} has no {wanted or f'version {number}'}")
         return secret, record
 
     # -- writing ---------------------------------------------------------------------------

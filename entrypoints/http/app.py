@@ -23,11 +23,13 @@ from entrypoints.http import (
     keys,
     lifecycle,
     migrations,
+    references,
     reports,
     resolve,
     schemas,
     secrets,
     status,
+    stream,
     transfer,
     vault_compat,
 )
@@ -127,6 +129,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     api.register_blueprint(keys.blp)
     api.register_blueprint(migrations.blp)
     api.register_blueprint(status.blp)
+    api.register_blueprint(references.blp)
+    api.register_blueprint(stream.blp)
     app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
     app.register_blueprint(vault_compat.blp)  # Vault's API, not ours: nor is this one
     serve_metrics(app, container)  # nor is /metrics

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
 
+from core.model import RevealedValue
+from core.references import Expansion, reference_of
 from core.resolution import (
     ResolveContext,
     ResolvedSecret,
@@ -31,7 +34,7 @@ blp = Blueprint(
 )
 
 
-def render(entry: ResolvedSecret) -> dict[str, Any]:
+def render(entry: ResolvedSecret, expansions: list[Expansion] | None = None) -> dict[str, Any]:
     secret = entry.secret
     text, encoding = value_text(entry.value, None) if entry.value is not None else (None, None)
     return {
@@ -40,12 +43,32 @@ def render(entry: ResolvedSecret) -> dict[str, Any]:
         "scope": secret.scope,
         "environment": secret.environment,
         "version": entry.version.version,
-        "reference": f"secret://{secret.scope.type.value}/{secret.scope.id}/{secret.name}",
+        "reference": reference_of(secret),
         "shadows": entry.shadows,
         "value": text,
         "encoding": encoding,
         "value_error": entry.value_error,
+        "expansions": expansions or [],
     }
+
+
+def expand_values(
+    resolved: list[ResolvedSecret],
+) -> tuple[list[ResolvedSecret], list[list[Expansion]]]:
+    """Each value with its `${secret://…}` references replaced, and the references used."""
+    secrets = audited(current_container().secret_service)
+    entries: list[ResolvedSecret] = []
+    used: list[list[Expansion]] = []
+    for entry in resolved:
+        if entry.value is None:
+            entries.append(entry)
+            used.append([])
+            continue
+        revealed = RevealedValue(entry.secret, entry.version, entry.value)
+        revealed, expansions = secrets.expand_value(g.principal, revealed)
+        entries.append(replace(entry, value=revealed.value))
+        used.append(expansions)
+    return entries, used
 
 
 def render_variables(entry: SecretVariables) -> dict[str, Any]:
@@ -109,7 +132,11 @@ class Resolve(MethodView):
             include_values=args["include_values"] or args["variables"],
             selection=Selection(frozenset(args.get("name", ())), args.get("prefix", "")),
         )
-        items = [render(entry) for entry in resolved]
+        if args["expand"]:
+            resolved, expansions = expand_values(resolved)
+        else:
+            expansions = [[] for _ in resolved]
+        items = [render(entry, used) for entry, used in zip(resolved, expansions, strict=True)]
         if args["variables"]:
             variables = environment_of(resolved, current_container().secret_types())
             items = [item | render_variables(v) for item, v in zip(items, variables, strict=True)]

@@ -13,6 +13,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from core.access import Role
 from core.model import CONSUMERS, Page, Secret, Stage, VersionState
+from core.references import MAX_LENGTH as REFERENCE_MAX_LENGTH
+from core.references import reference_of
 from ports.values import ScopeRef, ScopeType
 
 ENCODINGS = ("utf-8", "base64")
@@ -274,8 +276,8 @@ class SecretSchema(Schema):
     previous_version = fields.Integer(allow_none=True)
     pending_version = fields.Integer(allow_none=True, metadata={"description": "A rotation's."})
     reference = fields.Function(
-        lambda secret: f"secret://{secret.scope.type.value}/{secret.scope.id}/{secret.name}",
-        metadata={"description": "What consumers store instead of the value."},
+        reference_of,
+        metadata={"description": "What consumers store instead of the value (see References)."},
     )
 
 
@@ -318,7 +320,7 @@ def dump_secret(secret: Secret) -> dict[str, Any]:
         "revision": secret.revision,
         "previous_version": secret.previous_version,
         "pending_version": secret.pending_version,
-        "reference": f"secret://{scope.type.value}/{scope.id}/{secret.name}",
+        "reference": reference_of(secret),
     }
 
 
@@ -362,6 +364,10 @@ class ValueArgsSchema(StrictSchema):
     encoding = Text(
         validate=validate.OneOf(ENCODINGS),
         metadata={"description": "Force an encoding; by default UTF-8 text when it decodes."},
+    )
+    expand = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Replace each `${secret://…}` with the value it names."},
     )
 
 
@@ -597,6 +603,13 @@ class ResolveArgsSchema(StrictSchema):
     )
     name = fields.List(Text(), metadata={"description": "Only these names; repeat for several."})
     prefix = Text(metadata={"description": "Only names starting with this."})
+    expand = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "With include_values: replace each `${secret://…}` in a value with "
+            "the value it names (each read authorized and audited)."
+        },
+    )
 
     @validates_schema
     def _one_shared_scope(self, data: dict[str, Any], **_: Any) -> None:
@@ -609,6 +622,16 @@ class ShadowedSchema(Schema):
     id = fields.UUID()
     scope = fields.Nested(ScopeOutSchema)
     environment = fields.String(allow_none=True)
+    reference = fields.Function(reference_of)
+
+
+class ExpansionSchema(Schema):
+    class Meta:
+        ordered = True
+
+    reference = fields.String()
+    secret_id = fields.UUID()
+    version = fields.Integer()
 
 
 class UnsetVariableSchema(Schema):
@@ -637,6 +660,10 @@ class ResolvedSecretSchema(Schema):
     encoding = fields.String(allow_none=True)
     value_error = fields.String(
         allow_none=True, metadata={"description": "why no value: forbidden, secret_expired, …"}
+    )
+    expansions = fields.List(
+        fields.Nested(ExpansionSchema),
+        metadata={"description": "With expand=true: the references its value was expanded with."},
     )
     variables = fields.Dict(
         keys=fields.String(),
@@ -682,12 +709,17 @@ def _dump_resolved(item: dict[str, Any]) -> dict[str, Any]:
                 "id": str(shadow.id),
                 "scope": _dump_scope(shadow.scope),
                 "environment": shadow.environment,
+                "reference": reference_of(shadow),
             }
             for shadow in item["shadows"]
         ],
         "value": item["value"],
         "encoding": item["encoding"],
         "value_error": item["value_error"],
+        "expansions": [
+            {"reference": e.reference, "secret_id": str(e.secret_id), "version": e.version}
+            for e in item["expansions"]
+        ],
     } | ({key: item[key] for key in VARIABLES_KEYS} if "variables" in item else {})
 
 
@@ -855,3 +887,76 @@ class RotationPolicySchema(Schema):
     created_by = fields.String()
     updated_at = fields.DateTime(allow_none=True)
     updated_by = fields.String(allow_none=True)
+
+
+# -- references ------------------------------------------------------------------------------
+
+MAX_REFERENCES = 100
+
+
+class ReferenceText(Text):
+    """A reference as given; parsed (and refused with 400) by `core.references`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validate=validate.Length(min=1, max=REFERENCE_MAX_LENGTH),
+            metadata={"description": "secret://TYPE/ID/NAME[?env=E][&version=N|&stage=S]"},
+            **kwargs,
+        )
+
+
+class ReferenceValueArgsSchema(StrictSchema):
+    ref = ReferenceText(required=True)
+    encoding = Text(
+        validate=validate.OneOf(ENCODINGS),
+        metadata={"description": "Force an encoding; by default UTF-8 text when it decodes."},
+    )
+    expand = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Replace each `${secret://…}` with the value it names."},
+    )
+
+
+class ReferenceValuesRequestSchema(StrictSchema):
+    references = fields.List(
+        ReferenceText(),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_REFERENCES),
+        metadata={"description": f"Up to {MAX_REFERENCES} references, answered in this order."},
+    )
+    expand = fields.Boolean(load_default=False)
+
+
+class ReferenceValueSchema(SecretValueSchema):
+    """A value read by reference: the answer of a value read, and the reference as asked."""
+
+    reference = fields.String()
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if many or not isinstance(obj, dict):
+            return super().dump(obj, many=many)
+        return super().dump(obj) | {"reference": obj["reference"]}
+
+
+class ReferenceErrorSchema(Schema):
+    code = fields.String()
+    message = fields.String()
+
+
+class ReferenceValueItemSchema(Schema):
+    class Meta:
+        ordered = True
+
+    reference = fields.String()
+    secret_id = fields.UUID(metadata={"description": "Absent when the item is an error."})
+    version = fields.Integer()
+    value = fields.String()
+    encoding = fields.String()
+    expires_at = fields.DateTime(allow_none=True)
+    error = fields.Nested(
+        ReferenceErrorSchema, metadata={"description": "Instead of a value: why there is none."}
+    )
+
+
+class ReferenceValuesSchema(Schema):
+    items = fields.List(fields.Nested(ReferenceValueItemSchema))

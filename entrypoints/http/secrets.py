@@ -70,6 +70,11 @@ def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any
     }
 
 
+def expanded(revealed: RevealedValue, expand: bool) -> RevealedValue:
+    """With `expand`, the value with its `${secret://…}` references replaced (core.references)."""
+    return service().expand_value(g.principal, revealed)[0] if expand else revealed
+
+
 def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
     try:
         kind = ScopeType(scope_type)
@@ -231,7 +236,7 @@ class SecretValueView(MethodView):
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
         revealed = service().read_value(g.principal, secret_id, args.get("version"))
-        return encode_value(revealed, args.get("encoding"))
+        return encode_value(expanded(revealed, args["expand"]), args.get("encoding"))
 
 
 @blp.route("/secrets/<uuid:secret_id>/versions")
@@ -290,4 +295,4 @@ class SecretValueByPath(MethodView):
         revealed = service().read_value_by_name(
             g.principal, scope, name, args.get("environment"), args.get("version")
         )
-        return encode_value(revealed, args.get("encoding"))
+        return encode_value(expanded(revealed, args["expand"]), args.get("encoding"))
