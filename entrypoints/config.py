@@ -34,7 +34,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from adapters.identity import JWT_ALGORITHMS
+from adapters.identity import ISSUER_KINDS, ISSUER_NAME, JWT_ALGORITHMS
 from adapters.webhooks import configured_targets
 from core.errors import ConfigurationError
 from core.policy import DEFAULT_NAME_PATTERN
@@ -282,8 +282,30 @@ class _JwtSchema(_Section):
     leeway_seconds = fields.Integer(validate=validate.Range(0, 600))
 
 
+class _IssuerSchema(_Section):
+    """`[identity.issuers.<name>]`: a workload issuer (a Kubernetes cluster's service-account
+    tokens, a CI's OIDC tokens); its tokens stand for `service:<name>:…` principals only."""
+
+    issuer = fields.String(required=True, validate=validate.Length(1, 2048))
+    audience = fields.String(required=True, validate=validate.Length(1, 2048))
+    kind = fields.String(validate=validate.OneOf(ISSUER_KINDS))
+    subject_claim = fields.String(validate=validate.Length(1, 255))
+    algorithms = ListSetting(
+        fields.String(validate=validate.OneOf(JWT_ALGORITHMS)),
+        validate=validate.Length(min=1),
+    )
+    shared_key_env = fields.String(validate=validate.Length(1, 255))
+    jwks_file = fields.String(validate=validate.Length(1, 4096))
+    jwks_url = fields.Url(schemes={"http", "https"}, require_tld=False)
+    leeway_seconds = fields.Integer(validate=validate.Range(0, 600))
+
+
 class _IdentitySchema(_Section):
     jwt = fields.Nested(_JwtSchema)
+    issuers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(ISSUER_NAME)),
+        values=fields.Nested(_IssuerSchema),
+    )
 
 
 class _AuditSchema(_PluginTables):

@@ -28,7 +28,12 @@ from adapters.db.engine import create_engine_from_url
 from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.worker_registry import SqlWorkerRegistry
-from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
+from adapters.identity import (
+    BearerAuthenticator,
+    DevRootTokenAuthenticator,
+    IssuerAuthenticator,
+    JwtAuthenticator,
+)
 from adapters.sealed_export import ScryptAesGcmCipher
 from adapters.webhooks import WebhookPublisher, configured_targets
 from core.adoption import AdoptionService
@@ -159,13 +164,21 @@ def open_engine(url: str, on_change: Any = None) -> Iterator[Any]:
 
 def build_jwt_authenticator(
     settings: Settings, environ: Mapping[str, str]
-) -> JwtAuthenticator | None:
-    jwt_settings = settings.identity.get("jwt")
-    return JwtAuthenticator(jwt_settings, environ) if jwt_settings else None
+) -> IssuerAuthenticator | None:
+    """The JWT issuers: the people's identity provider (`[identity.jwt]`) and each workload
+    issuer (`[identity.issuers.<name>]`, e.g. a Kubernetes cluster); None when there is none."""
+    issuers = []
+    if settings.identity.get("jwt"):
+        issuers.append(JwtAuthenticator(settings.identity["jwt"], environ))
+    for name, issuer in sorted((settings.identity.get("issuers") or {}).items()):
+        issuers.append(JwtAuthenticator(issuer, environ, name=name))
+    return IssuerAuthenticator(issuers) if issuers else None
 
 
 def build_authenticator(
-    settings: Settings, jwt_authenticator: JwtAuthenticator | None, accounts: ServiceAccountService
+    settings: Settings,
+    jwt_authenticator: IssuerAuthenticator | None,
+    accounts: ServiceAccountService,
 ) -> Authenticator:
     return BearerAuthenticator(
         api_tokens=accounts.authenticate,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import ValidationError
 
+from core.access import INVALID_CREDENTIALS
 from core.errors import InvalidInput, NotFound, Unauthenticated
 from core.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
 from core.services import MAX_PAGE_SIZE, NewSecret, SecretService
@@ -36,6 +38,8 @@ CAS_MISMATCH = "check-and-set parameter did not match the current version"
 # A listing reads at most this many secrets' metadata (pages of MAX_PAGE_SIZE).
 MAX_LISTED = 20 * MAX_PAGE_SIZE
 LIST_METHODS = ("GET", "LIST")
+# Where Vault mounts its JWT/OIDC and Kubernetes auth methods: `POST /v1/auth/<path>/login`.
+LOGIN_PATHS = ("jwt", "kubernetes")
 # The lengths of the REST API's path parameters (entrypoints/http/secrets.py) and environments.
 MAX_SCOPE_TYPE, MAX_SCOPE_ID, MAX_ENVIRONMENT, MAX_NAME = 32, 128, 64, 255
 MOUNT_INFO = {
@@ -59,7 +63,10 @@ blp = Blueprint("vault_compat", __name__, url_prefix="/v1")
 
 @blp.before_request
 def authenticate() -> None:
-    """The app's authentication, with the token in `X-Vault-Token` as Vault clients send it."""
+    """The app's authentication, with the token in `X-Vault-Token` as Vault clients send it.
+    A login carries its credential in the body instead, checked by the login itself."""
+    if request.endpoint == f"{blp.name}.login":
+        return
     try:
         vault_token = request.headers.get("X-Vault-Token", "").strip()
         token = vault_token or bearer_token(request.headers.get("Authorization", ""))
@@ -130,6 +137,50 @@ def lookup_self() -> Response:
             "expire_time": None,
             "type": "service",
         }
+    )
+
+
+@blp.route("/auth/<auth_path>/login", methods=["POST", "PUT"])
+def login(auth_path: str) -> Response:
+    """Vault's JWT and Kubernetes auth login, as External Secrets Operator, Vault Agent and
+    `vault write auth/jwt/login role=… jwt=…` send it: `{"role", "jwt"}`. The JWT is verified by
+    the same issuers as any bearer JWT (`[identity.jwt]`, `[identity.issuers.<name>]`), and the
+    Vault token given back is that same JWT, valid until its `exp`: nothing is minted or stored,
+    and the caller is exactly the principal the JWT stands for. `role` is accepted and ignored:
+    what a principal may read is decided by its role bindings (docs/kubernetes.md)."""
+    if auth_path not in LOGIN_PATHS:
+        raise NotFound("no handler for route: this service serves the KV v2 mount 'secret'")
+    body = json_body()
+    token, role = body.get("jwt"), body.get("role", "")
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidInput("missing jwt", details={"field": "jwt"})
+    if not isinstance(role, str):
+        raise InvalidInput("role must be a text", details={"field": "role"})
+    token = token.strip()
+    issuers = current_container().jwt_authenticator()
+    try:
+        if issuers is None or token.count(".") != 2:
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        principal, expires = issuers.verify(token)
+    except Unauthenticated as error:
+        failures = current_container().failed_authentications()
+        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+    g.principal = principal
+    lease = max(0, int(expires - time.time()))
+    return answer(
+        None,
+        auth={
+            "client_token": token,
+            "accessor": "",
+            "policies": ["default"],
+            "token_policies": ["default"],
+            "metadata": {"principal": principal.id, "role": role[:255]},
+            "lease_duration": lease,
+            "renewable": False,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": True,
+        },
     )
 
 

@@ -33,6 +33,9 @@ BASE = {
     "SECRETS_IDENTITY__JWT__AUDIENCE": AUDIENCE,
     "SECRETS_IDENTITY__JWT__SHARED_KEY_ENV": "IDP_KEY",
     "IDP_KEY": IDP_KEY,
+    "SECRETS_IDENTITY__ISSUERS__DB__ISSUER": "https://cluster.test",
+    "SECRETS_IDENTITY__ISSUERS__DB__AUDIENCE": AUDIENCE,
+    "SECRETS_IDENTITY__ISSUERS__DB__SHARED_KEY_ENV": "IDP_KEY",
     "SECRETS_ROTATION__WEBHOOKS__DB__URL": "https://db-owner.example.com/rotate",
     "SECRETS_ROTATION__WEBHOOKS__DB__SECRET_ENV": "HOOK_KEY",
     "SECRETS_ROTATION__WEBHOOKS__DB__SCOPES": "global",
@@ -100,6 +103,12 @@ LISTS: list[tuple[str, str, Callable[[Settings], Any], Any]] = [
         '["HS384"]',
         lambda s: s.identity["jwt"]["algorithms"],
         ["HS384"],
+    ),
+    (
+        "SECRETS_IDENTITY__ISSUERS__DB__ALGORITHMS",
+        "HS256,HS384",
+        lambda s: s.identity["issuers"]["db"]["algorithms"],
+        ["HS256", "HS384"],
     ),
     (
         "SECRETS_TRUSTED_PROXIES",
