@@ -23,7 +23,7 @@ case "$level" in
   test)
     stamp=.venv/.installed-test
     newer=(pyproject.toml "$example/pyproject.toml")
-    packages=(-e '.[dev,all,test]' -e "./$example")
+    packages=(-e '.[dev,all,test]' -e "./$example" -e ./clients/python)
     ;;
   *)
     echo "usage: $0 run|test" >&2
