@@ -6,15 +6,20 @@ And External Secrets Operator's Vault provider, replayed request by request."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import hvac
+import hvac.exceptions
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
+from werkzeug.serving import make_server
 
 from entrypoints.config import Settings
 from tests.e2e.conftest import ISSUER, JWT_KEY, ApiClient, user_token
@@ -178,7 +183,7 @@ def test_a_token_not_for_us_is_refused_as_any_bad_token(
 
 
 def test_external_secrets_operators_vault_provider_reads_a_key(
-    app: Flask, bound: ApiClient, prod: Cluster
+    app: Flask, bound: ApiClient, prod: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The requests ESO's Vault provider sends for a `SecretStore` with `auth.jwt` (or
     `auth.kubernetes`) and an `ExternalSecret` with `remoteRef: {key: …, property: value}`:
@@ -211,6 +216,10 @@ def test_external_secrets_operators_vault_provider_reads_a_key(
     # POST (Vault's CLI and curl) logs in as PUT does.
     posted = client.post("/v1/auth/jwt/login", json={"jwt": jwt_token})
     assert posted.status_code == 200
+    assert caplog.records  # the access log saw every request, and never the token
+    assert not any(jwt_token in record.getMessage() for record in caplog.records)
+    signature = jwt_token.rsplit(".", 1)[1]
+    assert signature not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -230,7 +239,7 @@ def test_a_login_with_a_bad_jwt_is_vaults_permission_denied(
 
 
 def test_a_login_without_a_jwt_or_on_another_auth_path_is_refused(
-    app: Flask, bound: ApiClient, prod: Cluster
+    app: Flask, bound: ApiClient, prod: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = app.test_client()
     missing = client.put("/v1/auth/jwt/login", json={"role": "payments"}, headers=VAULT_CLIENT)
@@ -241,3 +250,46 @@ def test_a_login_without_a_jwt_or_on_another_auth_path_is_refused(
     expired = prod.token(exp=int(time.time()) - 3600)
     refused = client.put("/v1/auth/kubernetes/login", json={"jwt": expired})
     assert refused.status_code == 403
+    assert expired.rsplit(".", 1)[1] not in caplog.text  # never the token
+    events = bound.get("/audit/events", query_string={"limit": "1000"})
+    refusals = [
+        event
+        for event in events.get_json()["items"]
+        if event["action"] == "auth.authenticate" and event["outcome"] != "success"
+    ]
+    assert [event["resource"] for event in refusals] == ["/v1/auth/kubernetes/login"]
+    assert expired.rsplit(".", 1)[1] not in events.get_data(as_text=True)
+
+
+@pytest.fixture
+def server(app: Flask, bound: ApiClient) -> Iterator[str]:
+    """The app behind a threaded HTTP server on a free loopback port."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join(timeout=10)
+
+
+def test_hvac_logs_in_with_the_jwt_and_kubernetes_methods_and_reads(
+    server: str, prod: Cluster, staging: Cluster
+) -> None:
+    """A Vault client nobody here wrote: hvac's `auth.jwt.jwt_login` and
+    `auth.kubernetes.login` take the client token from the answer and read with it."""
+    client = hvac.Client(url=server)
+    client.auth.jwt.jwt_login(role="payments", jwt=prod.token(), path="jwt")
+    assert client.is_authenticated()
+    read = client.secrets.kv.v2.read_secret_version(
+        path=VAULT_PATH, mount_point="secret", raise_on_deleted_version=True
+    )
+    assert read["data"]["data"] == {"value": VALUE}
+
+    other = hvac.Client(url=server)
+    other.auth.kubernetes.login(role="payments", jwt=staging.token())
+    with pytest.raises(hvac.exceptions.InvalidPath):  # staging's payments/api: not bound
+        other.secrets.kv.v2.read_secret_version(
+            path=VAULT_PATH, mount_point="secret", raise_on_deleted_version=True
+        )
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=server).auth.jwt.jwt_login(role="x", jwt=prod.token(audience="vault"))
