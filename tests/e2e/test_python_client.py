@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -549,3 +549,116 @@ def test_get_many_in_one_batch(server: Server, secrets: dict[str, dict[str, Any]
     assert client.stats.requests == batched  # the batch filled the cache
     with pytest.raises(NotFound):
         client.get_many(["secret://global/SHARED", "secret://global/MISSING_ONE"])
+
+
+class FeedServer:
+    """A stand-in for the change feed's two forms (long polling or Server-Sent Events) in front
+    of one secret, `secret://project/p/KEY`, whose version the test moves: the client's side of
+    the protocol, whichever form the server has."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.version = 1
+        self.events: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+        self.last_event_ids: list[str | None] = []
+        feed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                path, _, query = self.path.partition("?")
+                params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+                if path == "/api/v1/scopes/project/p/secrets/KEY/value":
+                    self.json(200, feed.value())
+                elif path == "/api/v1/scopes/project/p/secrets/KEY":
+                    self.json(200, {"current_version": feed.version})
+                elif path == "/api/v1/events" and feed.mode == "poll":
+                    self.json(200, feed.poll(params.get("after", "now"), int(params["wait"])))
+                elif path == "/api/v1/events/stream" and feed.mode == "sse":
+                    self.stream(self.headers.get("Last-Event-ID"))
+                else:
+                    self.json(404, {"error": {"code": "not_found", "message": "no route"}})
+
+            def json(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def stream(self, last_event_id: str | None) -> None:
+                feed.last_event_ids.append(last_event_id)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                sent = int(last_event_id or len(feed.events))
+                try:
+                    for _ in range(100):
+                        with feed.changed:
+                            feed.changed.wait(0.1)
+                            pending = feed.events[sent:]
+                        self.wfile.write(b": keepalive\n\n")
+                        for event in pending:
+                            line = f"id: {event['id']}\nevent: {event['type']}\n"
+                            self.wfile.write(f"{line}data: {json.dumps(event)}\n\n".encode())
+                            sent = event["id"]
+                        self.wfile.flush()
+                        if pending:
+                            return  # end the connection: the client resumes with Last-Event-ID
+                except OSError:
+                    return
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.addr = f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def value(self) -> dict[str, Any]:
+        return {"id": "sid-1", "name": "KEY", "version": self.version, "value": f"v{self.version}"}
+
+    def poll(self, after: str, wait: int) -> dict[str, Any]:
+        start = len(self.events) if after == "now" else int(after)
+        with self.changed:
+            if len(self.events) <= start:
+                self.changed.wait(wait)
+            return {"items": self.events[start:], "next": len(self.events)}
+
+    def rotate(self) -> None:
+        with self.changed:
+            self.version += 1
+            reference = "secret://project/p/KEY"
+            secret = {"id": "sid-1", "scope": {"type": "project", "id": "p"}, "name": "KEY"}
+            secret |= {"environment": None, "reference": reference}
+            event_id = len(self.events) + 1
+            event = {"id": event_id, "type": "secret.rotated", "secret": secret}
+            self.events.append(event | {"version": self.version})
+            self.changed.notify_all()
+
+
+@pytest.mark.parametrize("mode", ["poll", "sse"])
+def test_the_watcher_refreshes_what_the_feed_says_changed(mode: str) -> None:
+    feed = FeedServer(mode)
+    client = Client(feed.addr, "t", cache_ttl=600, watch=True, watch_wait=2)
+    try:
+        assert client.get("secret://project/p/KEY").text() == "v1"
+        time.sleep(0.5)  # the watcher is at the head of the feed
+        for expected in ("v2", "v3"):
+            feed.rotate()
+            deadline = time.monotonic() + 10
+            while client.get("secret://project/p/KEY").text() != expected:
+                assert time.monotonic() < deadline, (mode, client.stats)
+                time.sleep(0.05)
+        assert client.stats.events == 2
+        if mode == "sse":  # the second connection resumed after the first event
+            assert "1" in feed.last_event_ids
+    finally:
+        client.close()
+        feed.http.shutdown()

@@ -4,6 +4,7 @@ good value while the service is unreachable, and refreshed on change by a watche
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -178,6 +179,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         raise_for: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         with self._lock:
             self.stats.requests += 1
@@ -189,6 +191,7 @@ class Client:
                 json=json,
                 headers=headers,
                 timeout=timeout or self.timeout,
+                stream=stream,
             )
         except (requests.ConnectionError, requests.Timeout) as error:
             raise Unavailable(
@@ -211,10 +214,13 @@ class Client:
             answer = self._request(
                 "POST", "/api/v1/references/values", json={"references": []}, raise_for=False
             )
-        else:
+        elif feature == "events":
             answer = self._request(
                 "GET", "/api/v1/events", params={"after": "now", "wait": 0}, raise_for=False
             )
+        else:  # "stream": its headers are enough
+            answer = self._request("GET", "/api/v1/events/stream", raise_for=False, stream=True)
+            answer.close()
         if answer.status_code in (401, 502, 503, 504):
             raise error_of(answer)
         present = answer.status_code not in (404, 405)
@@ -536,6 +542,10 @@ class Client:
         while not stop.is_set():
             try:
                 if not self._has("events"):
+                    if self._has("stream"):
+                        self._follow_stream(stop)
+                        delay = 1.0
+                        continue
                     if stop.wait(max(self.cache_ttl, 1.0)):
                         return
                     self.revalidate_all()
@@ -566,6 +576,42 @@ class Client:
                 if stop.wait(delay):
                     return
                 delay = min(delay * 2, 30.0)
+
+    def _follow_stream(self, stop: threading.Event) -> None:
+        """Server-Sent Events on `GET /api/v1/events/stream`, resuming with `Last-Event-ID`;
+        returns when the connection ends (the caller reconnects)."""
+        headers = {"Accept": "text/event-stream"}
+        if self._cursor != "now":
+            headers["Last-Event-ID"] = self._cursor
+        answer = self._request(
+            "GET",
+            "/api/v1/events/stream",
+            headers=headers,
+            stream=True,
+            timeout=max(self.timeout, 45.0),  # keepalives come every 15 s
+        )
+        with answer:
+            data: list[str] = []
+            event_id: str | None = None
+            for raw in answer.iter_lines():
+                line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+                if stop.is_set():
+                    return
+                if not line:  # the end of an event
+                    if data:
+                        self._on_event(json.loads("\n".join(data)))
+                    if event_id is not None:
+                        self._cursor = event_id
+                    data, event_id = [], None
+                elif line.startswith(":"):
+                    continue  # a keepalive
+                else:
+                    name, _, text = line.partition(":")
+                    text = text.removeprefix(" ")
+                    if name == "data":
+                        data.append(text)
+                    elif name == "id":
+                        event_id = text
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         """Refreshes the cached entries an event concerns: those of its secret, and every
