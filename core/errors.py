@@ -93,6 +93,12 @@ class BackendUnavailable(ServiceError):
         self.backend = backend
 
 
+class TooManyStreams(ServiceError):
+    """This process holds as many open change streams as it is configured to (503)."""
+
+    code = "too_many_streams"
+
+
 class AuditUnavailable(ServiceError):
     """The audit trail cannot be written: nothing that needs an audit record may proceed."""
 

@@ -19,11 +19,12 @@ from typing import Any
 from uuid import UUID
 
 from core.audit import AuditEvent, AuditTrail
+from core.changes import ChangeRecord
 from core.errors import DeliveryFailed
 from ports.events import EventPublisher
 from ports.persistence import Lease, UnitOfWork
 from ports.security import Clock
-from ports.values import Principal
+from ports.values import Principal, ScopeRef, ScopeType
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ class ChangeFeed:
         self.targets = tuple(targets)
 
     def changes_in(self, events: Sequence[AuditEvent]) -> bool:
-        return bool(self.targets) and any(_change_kind(event) for event in events)
+        # Every change is also written to the change stream's log, subscribers or not.
+        return any(_change_kind(event) for event in events)
 
     def record_changes(self, uow: UnitOfWork, events: Sequence[AuditEvent]) -> None:
         for event in events:
@@ -128,6 +130,7 @@ class ChangeFeed:
         """Queue one event about a secret, in `uow`. `facts` must be value-free."""
         if kind not in EVENT_TYPES:
             raise ValueError(f"unknown event type {kind}")
+        uow.outbox.record_change(_change_record(uow, kind, secret_id, at, version, scope))
         if not self.targets:
             return
         event_id = uuid.uuid4()
@@ -168,6 +171,51 @@ class ChangeFeed:
             "name": secret.name,
             "environment": secret.environment,
         }
+
+
+def _change_record(
+    uow: UnitOfWork,
+    kind: str,
+    secret_id: UUID,
+    at: datetime,
+    version: int | None,
+    scope: str | None,
+) -> ChangeRecord:
+    """The change stream's record of an event (`core.changes`): where the secret lives, read
+    now; for a purged secret, only its scope (from the audit event) is still known."""
+    secret = uow.secrets.get(secret_id)
+    if secret is not None:
+        return ChangeRecord(
+            type=kind,
+            secret_id=secret_id,
+            time=at,
+            scope=secret.scope,
+            scope_path=secret.scope_path,
+            name=secret.name,
+            environment=secret.environment,
+            version=version,
+        )
+    ref = _scope_ref(scope)
+    found = None if ref is None else uow.scopes.get(ref)
+    return ChangeRecord(
+        type=kind,
+        secret_id=secret_id,
+        time=at,
+        scope=ref,
+        scope_path=None if found is None else found.path,
+        version=version,
+    )
+
+
+def _scope_ref(text: str | None) -> ScopeRef | None:
+    """`type/id` (as audit events name scopes) as a `ScopeRef`; None if it is not one."""
+    if not text or "/" not in text:
+        return None
+    scope_type, _, scope_id = text.partition("/")
+    try:
+        return ScopeRef(ScopeType(scope_type), scope_id)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from core.audit import AuditTrail
 from core.backends import BackendRegistry
+from core.changes import KEEP_HOURS
 from core.errors import ServiceError
 from core.events import ChangeFeed, EventDelivery
 from core.migration import MigrationService
@@ -53,6 +54,7 @@ class WorkerSettings:
     lease: timedelta = timedelta(minutes=10)
     default_max_versions: int = 100
     expiry_warning_days: tuple[int, ...] = (30, 7, 1)
+    keep_changes: timedelta = timedelta(hours=KEEP_HOURS)  # the change stream's log
 
 
 @dataclass
@@ -65,6 +67,7 @@ class WorkReport:
     pruned: int = 0
     purged: int = 0
     delivered: int = 0
+    changes_pruned: int = 0  # change-stream events past their retention
     migrations: int = 0
     failed: int = 0
 
@@ -196,10 +199,20 @@ class Worker:
                 report.delivered += delivered
                 if not delivered:
                     break
+            self.current_job = "change_retention"
+            report.changes_pruned = self._prune_changes()
             report.migrations = self._run_migrations(report)
         finally:
             self.current_job = None
         return report
+
+    def _prune_changes(self) -> int:
+        """Drop change-stream events older than the retention (at least 24 h)."""
+        keep = max(self._settings.keep_changes, timedelta(hours=KEEP_HOURS))
+        with self._uow_factory() as uow:
+            pruned = uow.outbox.prune_changes(self._clock.now() - keep)
+            uow.commit()
+        return pruned
 
     def _run_migrations(self, report: WorkReport) -> int:
         """Run the waiting migrations (or those whose runner died) to their end, one by one."""

@@ -70,7 +70,16 @@ WORKER_DEFAULTS: dict[str, Any] = {
     "lease_seconds": 600,
     "embedded": True,
 }
-EVENTS_DEFAULTS: dict[str, Any] = {"max_attempts": 12, "keep_delivered_days": 7, "webhooks": {}}
+EVENTS_DEFAULTS: dict[str, Any] = {
+    "max_attempts": 12,
+    "keep_delivered_days": 7,
+    "webhooks": {},
+    # The change stream (entrypoints/http/stream.py): open streams a process holds (one server
+    # thread each; 503 beyond), how often its one poller reads new events, the keepalive.
+    "max_streams": 100,
+    "poll_seconds": 0.5,
+    "keepalive_seconds": 15.0,
+}
 # `/metrics` (entrypoints/http/metrics.py): on the API's port, behind the bearer token read from
 # `token_env` (open without one in development mode only), or on a listener of its own (`port`).
 METRICS_DEFAULTS: dict[str, Any] = {"enabled": True, "host": "127.0.0.1"}
@@ -258,6 +267,9 @@ class _TlsSchema(_Section):
 class _EventsSchema(_Section):
     max_attempts = fields.Integer(validate=validate.Range(1, 100))
     keep_delivered_days = fields.Integer(validate=validate.Range(1, 365))
+    max_streams = fields.Integer(validate=validate.Range(0, 100_000))
+    poll_seconds = fields.Float(validate=validate.Range(0.05, 60))
+    keepalive_seconds = fields.Float(validate=validate.Range(0.1, 3600))
     webhooks = fields.Dict(
         keys=fields.String(validate=validate.Regexp(BACKEND_NAME)),
         values=fields.Nested(_WebhookSchema),

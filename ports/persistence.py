@@ -18,6 +18,7 @@ from ports.values import ScopeRef
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
     from core.access import AccessQuery, RoleBinding
     from core.audit import AuditEvent, BrokenLink, ChainLink, ChainSegment, Checkpoint
+    from core.changes import ChangeRecord
     from core.events import OutboxMessage
     from core.model import (
         ApiToken,
@@ -457,6 +458,15 @@ class OutboxRepository(abc.ABC):
     @abc.abstractmethod
     def prune_delivered(self, before: datetime) -> int:
         """Delete messages delivered before `before`; how many went."""
+
+    @abc.abstractmethod
+    def record_change(self, change: ChangeRecord) -> None:
+        """Append an event to the change stream's log (`core.changes`), giving it the next
+        cursor; written whether or not any subscriber is configured."""
+
+    @abc.abstractmethod
+    def prune_changes(self, before: datetime) -> int:
+        """Delete change-stream events written before `before`; how many went."""
 
 
 @dataclass(frozen=True)

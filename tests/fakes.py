@@ -58,6 +58,7 @@ from core.errors import (
     ValueIntegrityError,
     ValueTooLarge,
 )
+from core.changes import ChangeRecord
 from core.events import OutboxMessage
 from core.model import (
     ApiToken,
@@ -172,6 +173,8 @@ class _Tables:
     audit_checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
     policies: dict[UUID, RotationPolicy] = field(default_factory=dict)
     outbox: dict[UUID, OutboxMessage] = field(default_factory=dict)
+    changes: list[ChangeRecord] = field(default_factory=list)  # the change stream's log
+    change_seq: int = 0  # the last cursor given out (never given out again)
     # The claim columns of secrets, policies and outbox rows: (table, key) -> (worker, until).
     claims: dict[tuple[str, UUID], tuple[str, datetime]] = field(default_factory=dict)
     expiry_notices: dict[UUID, ExpiryNotice] = field(default_factory=dict)
@@ -496,6 +499,17 @@ class _Tables:
             delivered_at=message.delivered_at,
             last_error=message.last_error,
         )
+
+    def record_change(self, change: ChangeRecord) -> None:
+        last = self.changes[-1].id if self.changes else 0
+        self.changes.append(replace(change, id=max(last, self.change_seq) + 1))
+        self.change_seq = self.changes[-1].id
+
+    def prune_changes(self, before: datetime) -> int:
+        kept = [change for change in self.changes if change.time >= before]
+        pruned = len(self.changes) - len(kept)
+        self.changes = kept
+        return pruned
 
     def prune_delivered(self, before: datetime) -> int:
         pruned = [
@@ -1055,6 +1069,13 @@ class FakeOutboxRepository(OutboxRepository):
 
     def prune_delivered(self, before: datetime) -> int:
         pruned: int = self._uow.apply("prune_delivered", before)
+        return pruned
+
+    def record_change(self, change: ChangeRecord) -> None:
+        self._uow.apply("record_change", change)
+
+    def prune_changes(self, before: datetime) -> int:
+        pruned: int = self._uow.apply("prune_changes", before)
         return pruned
 
 

@@ -30,7 +30,9 @@ from sqlalchemy import (
     update,
 )
 
-from adapters.db.tables import outbox, rotation_policies, secrets, versions
+from adapters.db.change_events import change_values
+from adapters.db.tables import change_events, outbox, rotation_policies, secrets, versions
+from core.changes import ChangeRecord
 from core.events import OutboxMessage
 from core.model import VersionState
 from core.rotation import RotationPolicy
@@ -123,6 +125,15 @@ class SqlOutboxRepository(OutboxRepository):
 
     def prune_delivered(self, before: datetime) -> int:
         result = self._connection.execute(delete(outbox).where(outbox.c.delivered_at < before))
+        return int(result.rowcount)
+
+    def record_change(self, change: ChangeRecord) -> None:
+        self._connection.execute(insert(change_events).values(**change_values(change)))
+
+    def prune_changes(self, before: datetime) -> int:
+        result = self._connection.execute(
+            delete(change_events).where(change_events.c.created_at < before)
+        )
         return int(result.rowcount)
 
 

@@ -350,3 +350,23 @@ workers = Table(
     Column("last_heartbeat_at", UTCDateTime, nullable=False),
     Column("current_job", String(255), nullable=True),
 )
+
+# The change stream (`core.changes`): one row per change event, whether or not webhooks are
+# configured, written in the transaction of the change. `id` is the stream's cursor (monotonic;
+# AUTOINCREMENT on SQLite so a pruned id is never given out again). Kept at least 24 h, then
+# pruned by the worker. No foreign key: a purged secret's event outlives it. Never holds a value.
+change_events = Table(
+    "secret_change_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("secret_id", Uuid, nullable=False),
+    Column("scope_type", String(32), nullable=True),
+    Column("scope_id", String(255), nullable=True),
+    Column("scope_path", String(1024), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("environment", String(255), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+    sqlite_autoincrement=True,
+)

@@ -33,6 +33,7 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.RotationFailed: 502,
     errors.BackendUnavailable: 503,
     errors.AuditUnavailable: 503,
+    errors.TooManyStreams: 503,
     errors.ValueIntegrityError: 500,
     errors.ConfigurationError: 500,
 }
