@@ -36,6 +36,7 @@ KEEP_HOURS = 24  # the least the log keeps; the worker prunes what is older
 BATCH = 500  # events read from the database at a time
 WINDOW = 2000  # events the hub keeps in memory for subscribers that are slightly behind
 GAP_WAIT_SECONDS = 2.0  # how long a hole in the cursors may be a transaction still committing
+IDLE_SECONDS = 10.0  # no subscriber for this long: the hub stops polling until the next one
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class ChangeHub:
         window: int = WINDOW,
         gap_wait: float = GAP_WAIT_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        idle_after: float = IDLE_SECONDS,
     ) -> None:
         self._source = source
         self._poll = poll_seconds
@@ -148,13 +150,19 @@ class ChangeHub:
         self._gap_since: float | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._idle_after = idle_after
+        self._waiting = 0  # subscribers inside `wait_after`
+        self._active_at = monotonic()
         self.polls = 0  # for tests and stats
 
     @property
     def cursor(self) -> int:
+        """Every event up to here has been seen by the hub (the head, as it can tell)."""
         self._start()
-        with self._condition:
-            assert self._cursor is not None
+        with self._polling, self._condition:
+            self._active_at = self._monotonic()
+            if self._cursor is None:  # idle until now: start again at the head
+                self._cursor = self._source.head()
             return self._cursor
 
     def _start(self) -> None:
@@ -172,10 +180,24 @@ class ChangeHub:
 
     def _run(self) -> None:
         while not self._stop.wait(self._poll):
+            if self._idle():
+                continue
             try:
                 self.poll_once()
             except Exception as error:  # the database may be down: try again next time
                 log.warning("change stream: polling failed: %s", type(error).__name__)
+
+    def _idle(self) -> bool:
+        """With no subscriber for `idle_after` seconds the hub stops polling and forgets its
+        place (and window): a process without streams sends the database nothing."""
+        with self._polling, self._condition:
+            quiet = self._monotonic() - self._active_at > self._idle_after
+            if self._waiting or not quiet:
+                return False
+            self._cursor = None
+            self._window.clear()
+            self._gap_since = None
+            return True
 
     def poll_once(self) -> int:
         """Read what was committed since the last poll; how many events it settled."""
@@ -211,9 +233,19 @@ class ChangeHub:
         """Events after `position` (up to the hub's cursor), waiting up to `timeout` seconds for
         the first; and the position to ask from next time. `fresh`: poll now rather than wait
         for the poller, if the hub has nothing after `position` (a long poll's first look)."""
-        self._start()
         if fresh and position >= self.cursor:
             self.poll_once()
+        self.cursor  # noqa: B018 - started, and not idle
+        with self._condition:
+            self._waiting += 1
+        try:
+            return self._wait_after(position, timeout)
+        finally:
+            with self._condition:
+                self._waiting -= 1
+                self._active_at = self._monotonic()
+
+    def _wait_after(self, position: int, timeout: float) -> tuple[list[ChangeRecord], int]:
         deadline = self._monotonic() + timeout
         while True:
             with self._condition:

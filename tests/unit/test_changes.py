@@ -229,3 +229,20 @@ def test_every_change_is_logged_for_the_stream_without_any_webhook() -> None:
         "environment": None,
         "reference": None,
     }
+
+
+def test_a_hub_without_subscribers_stops_polling_and_starts_again_at_the_head(
+    database: FakeDatabase,
+) -> None:
+    now = [0.0]
+    source = ListSource()
+    hub = ChangeHub(source, poll_seconds=3600, monotonic=lambda: now[0], idle_after=10)
+    assert hub.cursor == 0
+    source.records.append(record(database, 1, P1))
+    hub.poll_once()
+    now[0] = 11.0
+    assert hub._idle()  # nobody asked for 10 s: nothing more is read
+    source.records += [record(database, 2, P1), record(database, 3, P1)]
+    assert hub.cursor == 3  # `now` for the next subscriber is the head, not where it stopped
+    assert not hub._idle()
+    hub.stop()
