@@ -675,3 +675,44 @@ def test_the_watcher_refreshes_what_the_feed_says_changed(mode: str) -> None:
     finally:
         client.close()
         feed.http.shutdown()
+
+
+def test_a_certificate_reads_as_its_parts(server: Server) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    made = create(
+        server,
+        "TLS",
+        {"certificate": pem, "private_key": private},
+        {"type": "project", "id": "shop"},
+        type="certificate",
+    )
+    value = Client(server.addr, server.token).get(made["reference"])
+    parts = value.json()
+    assert parts["certificate"] == pem and parts["private_key"] == private
+    assert value.expires_at is not None  # the certificate's notAfter
+    assert "PRIVATE KEY" not in repr(value)
