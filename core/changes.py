@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 KEEP_HOURS = 24  # the least the log keeps; the worker prunes what is older
 BATCH = 500  # events read from the database at a time
 WINDOW = 2000  # events the hub keeps in memory for subscribers that are slightly behind
-GAP_WAIT_SECONDS = 2.0  # how long a hole in the cursors may be a transaction still committing
+GAP_WAIT_SECONDS = 5.0  # how long a hole in the cursors may be a transaction still committing
 IDLE_SECONDS = 10.0  # no subscriber for this long: the hub stops polling until the next one
 
 
