@@ -193,10 +193,18 @@ class Client:
                 timeout=timeout or self.timeout,
                 stream=stream,
             )
-        except (requests.ConnectionError, requests.Timeout) as error:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as error:
             raise Unavailable(
                 f"the secret service at {self.addr} is unreachable ({type(error).__name__})",
                 code="unreachable",
+            ) from None
+        except requests.RequestException as error:
+            raise SecretManagementError(
+                f"the request failed ({type(error).__name__})", code="request_failed"
             ) from None
         if raise_for and answer.status_code >= 400:
             raise error_of(answer)
@@ -590,28 +598,36 @@ class Client:
             stream=True,
             timeout=max(self.timeout, 45.0),  # keepalives come every 15 s
         )
-        with answer:
-            data: list[str] = []
-            event_id: str | None = None
-            for raw in answer.iter_lines():
-                line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-                if stop.is_set():
-                    return
-                if not line:  # the end of an event
-                    if data:
-                        self._on_event(json.loads("\n".join(data)))
-                    if event_id is not None:
-                        self._cursor = event_id
-                    data, event_id = [], None
-                elif line.startswith(":"):
-                    continue  # a keepalive
-                else:
-                    name, _, text = line.partition(":")
-                    text = text.removeprefix(" ")
-                    if name == "data":
-                        data.append(text)
-                    elif name == "id":
-                        event_id = text
+        try:
+            self._read_stream(answer, stop)
+        except requests.RequestException:  # the connection broke: the caller reconnects
+            log.info("the change stream's connection ended; reconnecting")
+        finally:
+            answer.close()
+
+    def _read_stream(self, answer: requests.Response, stop: threading.Event) -> None:
+        """Events from a Server-Sent Events answer until it ends or the client closes."""
+        data: list[str] = []
+        event_id: str | None = None
+        for raw in answer.iter_lines():
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            if stop.is_set():
+                return
+            if not line:  # the end of an event
+                if data:
+                    self._on_event(json.loads("\n".join(data)))
+                if event_id is not None:
+                    self._cursor = event_id
+                data, event_id = [], None
+            elif line.startswith(":"):
+                continue  # a keepalive
+            else:
+                name, _, text = line.partition(":")
+                text = text.removeprefix(" ")
+                if name == "data":
+                    data.append(text)
+                elif name == "id":
+                    event_id = text
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         """Refreshes the cached entries an event concerns: those of its secret, and every
