@@ -144,6 +144,7 @@ def test_a_pinned_version_and_the_reference_syntax(server: Server) -> None:
     client = client_of(server)
     assert client.get("secret://project/shop/PINNED?version=1").text() == "pinned-one"
     assert client.get("secret://project/shop/PINNED").text() == "pinned-two"
+    assert client.get("secret://project/shop/PINNED?stage=current").text() == "pinned-two"
     assert parse_reference("secret://global/global/X").base == "secret://global/X"
     assert str(parse_reference("secret://team/t-1/X?env=prod&stage=previous")) == (
         "secret://team/t-1/X?env=prod&stage=previous"
