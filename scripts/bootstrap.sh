@@ -3,7 +3,8 @@
 #   bootstrap.sh run   what running the service needs (the embedded default: SQLite + local
 #                      backend; add cloud SDKs with SECRETS_EXTRAS=vault,aws,azure,gcp or all)
 #   bootstrap.sh test  everything the test suite needs: every backend SDK, the test servers
-#                      (OpenBao, moto, drongo), the linters, and the example plugin
+#                      (OpenBao, moto, drongo), the linters, the example plugin and the
+#                      Python client (clients/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 level=${1:-test}
@@ -22,7 +23,7 @@ case "$level" in
     ;;
   test)
     stamp=.venv/.installed-test
-    newer=(pyproject.toml "$example/pyproject.toml")
+    newer=(pyproject.toml "$example/pyproject.toml" clients/python/pyproject.toml)
     packages=(-e '.[dev,all,test]' -e "./$example" -e ./clients/python)
     ;;
   *)
