@@ -1,9 +1,12 @@
 """How a command names a scope or a secret: one parser for each, the same forms everywhere.
 
 A scope is `global` or `TYPE:ID` (`project:p-42`). A secret is its id (a UUID), a reference as
-the service prints it (`secret://project/p-42/OPENAI_API_KEY`; `secret://global/NAME` for the
-global scope), `TYPE:ID/NAME`, or a bare NAME in the scope `--scope` names (global by default).
-`--env` picks the environment of a name in each form but the id.
+the service prints it (`secret://project/p-42/OPENAI_API_KEY?env=production`;
+`secret://global/NAME` for the global scope; read by `core.references`, the service's own
+parser), `TYPE:ID/NAME`, or a bare NAME in the scope `--scope` names (global by default).
+`--env` picks the environment of a name in each form but the id (a reference's `?env=` does the
+same; both must agree). Where a value is read (`get`), a reference may pick a version too:
+`?version=N` or `?stage=current|previous|pending`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from urllib.parse import quote
 
 import click
 
+from core.errors import InvalidInput
+from core.model import Stage
+from core.references import format_reference, parse_reference
 from entrypoints.commands.exits import CommandError, ExitCode
+from ports.values import ScopeRef, ScopeType
 
 REFERENCE_SCHEME = "secret://"
-SECRET_FORMS = "an id, secret://TYPE/ID/NAME, TYPE:ID/NAME, or NAME with --scope"  # noqa: S105
+SECRET_FORMS = "an id, secret://TYPE/ID/NAME[?env=E], TYPE:ID/NAME, or NAME with --scope"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class SecretRef:
     scope: Scope | None = None
     name: str | None = None
     environment: str | None = None
+    version: int | None = None  # a reference's ?version= (get only)
+    stage: Stage | None = None  # a reference's ?stage= (get only)
 
     @property
     def path(self) -> str:
@@ -82,24 +91,70 @@ class SecretRef:
         return f"{self.scope.type}/{self.scope.id}/{self.name}{env}"
 
 
-def parse_secret(text: str, scope: str | None, environment: str | None) -> SecretRef:
-    """The one parser of a secret's name on the command line (see the module's docstring)."""
+def parse_secret(
+    text: str, scope: str | None, environment: str | None, *, versions: bool = False
+) -> SecretRef:
+    """The one parser of a secret's name on the command line (see the module's docstring).
+    With `versions`, a reference may pick a version or a stage."""
     try:
         return SecretRef(id=str(uuid.UUID(text)))
     except ValueError:
         pass
     if text.startswith(REFERENCE_SCHEME):
-        parts = text.removeprefix(REFERENCE_SCHEME).split("/")
-        if len(parts) == 2 and parts[0] == "global":
-            parts = ["global", "global", parts[1]]
-        if len(parts) != 3 or not all(parts):
-            raise click.BadParameter(f"use {SECRET_FORMS}", param_hint="secret")
-        kind, scope_id, name = parts
-        return SecretRef(scope=Scope(kind, scope_id), name=name, environment=environment)
+        return _from_reference(text, environment, versions)
     if "/" in text:
         where, _, name = text.rpartition("/")
         return SecretRef(scope=parse_scope(where, "secret"), name=name, environment=environment)
     return SecretRef(scope=parse_scope(scope or "global"), name=text, environment=environment)
+
+
+def _from_reference(text: str, environment: str | None, versions: bool) -> SecretRef:
+    try:
+        reference = parse_reference(text)
+    except InvalidInput as error:
+        raise click.BadParameter(
+            f"{error.message}; use {SECRET_FORMS}", param_hint="secret"
+        ) from None
+    if environment is not None and reference.environment not in (None, environment):
+        raise click.BadParameter(
+            f"the reference says env={reference.environment}, --env says {environment}",
+            param_hint="--env",
+        )
+    if not versions and (reference.version is not None or reference.stage is not None):
+        raise click.BadParameter(
+            "a reference picks a version or stage only where a value is read (get)",
+            param_hint="secret",
+        )
+    return SecretRef(
+        scope=Scope(reference.scope.type.value, reference.scope.id),
+        name=reference.name,
+        environment=reference.environment or environment,
+        version=reference.version,
+        stage=reference.stage,
+    )
+
+
+def value_request(ref: SecretRef, version: int | None) -> tuple[str, dict[str, Any]]:
+    """The request that reads the value `ref` names (`--version` as `version`): by id, by path,
+    or by reference for a stage."""
+    if version is not None and (ref.version not in (None, version) or ref.stage is not None):
+        raise click.BadParameter(
+            "the reference picks another version than --version", param_hint="--version"
+        )
+    number = version if version is not None else ref.version
+    params: dict[str, Any] = {"version": number} if number is not None else {}
+    if ref.id is not None:
+        return f"/secrets/{ref.id}/value", params
+    if ref.stage is not None:
+        assert ref.scope is not None and ref.name is not None
+        text = format_reference(
+            ScopeRef(ScopeType(ref.scope.type), ref.scope.id),
+            ref.name,
+            ref.environment,
+            stage=ref.stage,
+        )
+        return "/references/value", {"ref": text}
+    return f"{ref.path}/value", params | ref.query()
 
 
 def secret_argument(command: Any) -> Any:

@@ -18,6 +18,7 @@ from entrypoints.commands.references import (
     parse_scope,
     parse_secret,
     secret_argument,
+    value_request,
 )
 from entrypoints.commands.times import parse_time
 from entrypoints.commands.values import confirmed, read_value, value_body, value_options
@@ -137,16 +138,11 @@ def get(
     \b
       secretctl get OPENAI_API_KEY --scope project:p-42 --env production
       secretctl get secret://project/p-42/OPENAI_API_KEY --version 1
+      secretctl get 'secret://project/p-42/OPENAI_API_KEY?env=production&stage=previous'
       secretctl get TLS_KEY --scope project:p-42 --raw > tls.key
       eval "$(secretctl get DB_PASSWORD --scope project:p-42 -o env)"
     """
-    ref = parse_secret(secret, scope, environment)
-    params: dict[str, Any] = {"version": version} if version is not None else {}
-    if ref.id is not None:
-        path = f"/secrets/{ref.id}/value"
-    else:
-        path = f"{ref.path}/value"
-        params |= ref.query()
+    path, params = value_request(parse_secret(secret, scope, environment, versions=True), version)
     answer = client.json("GET", path, params=params)
     binary = answer["encoding"] == "base64"
     if raw:

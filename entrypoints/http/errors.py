@@ -108,7 +108,8 @@ MEANINGS: dict[int, tuple[str, str, str, dict[str, Any]]] = {
     ),
     422: (
         "The value breaks its secret type's rules, or the file has errors: `details` lists "
-        "each problem (never a value).",
+        "each problem (never a value). With `expand=true`: a `${secret://…}` reference that "
+        "forms a cycle, nests deeper than 10 or cannot be read by the caller (`details` name it).",
         "invalid_secret_value",
         "the value is not a valid aws_credentials",
         {"problems": [{"field": "secret_access_key", "message": "required"}]},

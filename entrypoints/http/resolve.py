@@ -21,7 +21,7 @@ from core.resolution import (
     environment_of,
 )
 from entrypoints.http import examples, schemas
-from entrypoints.http.blueprint import Blueprint, operation_id
+from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import value_text
 from ports.values import ScopeRef, ScopeType
@@ -105,6 +105,7 @@ class Resolve(MethodView):
     @blp.arguments(schemas.ResolveArgsSchema(), location="query")
     @blp.response(200, schemas.ResolutionSchema, headers=ETAG_HEADERS, example=examples.RESOLUTION)
     @blp.alt_response(304, description="Not modified: the answer has the If-None-Match tag.")
+    @errors(422)
     @operation_id("resolve")
     def get(self, args: dict[str, Any]) -> Any:
         """Effective secrets for a user, a project (team, organization) and an environment:

@@ -697,30 +697,39 @@ def _dump_scope(ref: ScopeRef) -> dict[str, Any]:
 
 
 def _dump_resolved(item: dict[str, Any]) -> dict[str, Any]:
+    return (
+        {
+            "name": item["name"],
+            "id": str(item["id"]),
+            "scope": _dump_scope(item["scope"]),
+            "environment": item["environment"],
+            "version": item["version"],
+            "reference": item["reference"],
+            "shadows": [
+                {
+                    "id": str(shadow.id),
+                    "scope": _dump_scope(shadow.scope),
+                    "environment": shadow.environment,
+                    "reference": reference_of(shadow),
+                }
+                for shadow in item["shadows"]
+            ],
+            "value": item["value"],
+            "encoding": item["encoding"],
+            "value_error": item["value_error"],
+        }
+        | (_dump_expansions(item["expansions"]) if "expansions" in item else {})
+        | ({key: item[key] for key in VARIABLES_KEYS} if "variables" in item else {})
+    )
+
+
+def _dump_expansions(expansions: list[Any]) -> dict[str, Any]:
     return {
-        "name": item["name"],
-        "id": str(item["id"]),
-        "scope": _dump_scope(item["scope"]),
-        "environment": item["environment"],
-        "version": item["version"],
-        "reference": item["reference"],
-        "shadows": [
-            {
-                "id": str(shadow.id),
-                "scope": _dump_scope(shadow.scope),
-                "environment": shadow.environment,
-                "reference": reference_of(shadow),
-            }
-            for shadow in item["shadows"]
-        ],
-        "value": item["value"],
-        "encoding": item["encoding"],
-        "value_error": item["value_error"],
         "expansions": [
             {"reference": e.reference, "secret_id": str(e.secret_id), "version": e.version}
-            for e in item["expansions"]
-        ],
-    } | ({key: item[key] for key in VARIABLES_KEYS} if "variables" in item else {})
+            for e in expansions
+        ]
+    }
 
 
 VARIABLES_KEYS = ("variables", "variables_error", "unset_variables")  # with variables=true

@@ -232,7 +232,7 @@ class SecretPurge(MethodView):
 class SecretValueView(MethodView):
     @blp.arguments(schemas.ValueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
-    @errors(403, 409, 410, 502)
+    @errors(403, 409, 410, 422, 502)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
         revealed = service().read_value(g.principal, secret_id, args.get("version"))
@@ -288,7 +288,7 @@ class SecretByPath(MethodView):
 class SecretValueByPath(MethodView):
     @blp.arguments(schemas.PathValueArgsSchema(), location="query")
     @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
-    @errors(403, 409, 410, 502)
+    @errors(403, 409, 410, 422, 502)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
         scope, name = secret_path(scope_type, scope_id, name)

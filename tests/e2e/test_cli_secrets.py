@@ -32,7 +32,7 @@ def secret_id(server: str) -> str:
             server, "set", "OPENAI_API_KEY", *P42, "--env", "production", "-o", "json", stdin=VALUE
         )
     )
-    assert made["reference"] == "secret://project/p-42/OPENAI_API_KEY"
+    assert made["reference"] == "secret://project/p-42/OPENAI_API_KEY?env=production"
     return str(made["id"])
 
 
@@ -78,7 +78,7 @@ def test_list_describe_and_edit_in_each_format(server: str, secret_id: str) -> N
     assert ["project/p-42", "OPENAI_API_KEY", "production", "v1", "generic", secret_id] in table
     assert sorted(item["name"] for item in listed) == ["DB_URL", "OPENAI_API_KEY"]
     assert as_yaml == listed
-    assert references["OPENAI_API_KEY"] == "secret://project/p-42/OPENAI_API_KEY"
+    assert references["OPENAI_API_KEY"] == "secret://project/p-42/OPENAI_API_KEY?env=production"
     assert VALUE not in str(listed)
 
     edited = as_json(
@@ -129,7 +129,10 @@ def test_delete_restore_and_purge(server: str, secret_id: str) -> None:
         secretctl(server, "restore", "OPENAI_API_KEY", *P42, "--env", "production", "--json")
     )
 
-    assert "deleted secret://project/p-42/OPENAI_API_KEY; restore it until" in deleted.stdout
+    assert (
+        "deleted secret://project/p-42/OPENAI_API_KEY?env=production; restore it until"
+        in deleted.stdout
+    )
     assert gone.exit_code == 3 and "not_found" in gone.stderr
     assert [item["id"] for item in in_bin] == [secret_id]
     assert restored["deleted_at"] is None

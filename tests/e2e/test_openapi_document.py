@@ -83,6 +83,7 @@ NEVER_FORBIDDEN = {
     "list_migrations",
     "stream_events",
     "poll_events",
+    "read_values_by_reference",  # each reference's own error is an item of its 200 answer
 }
 # The operations that check a value against its secret type, or a whole file: 422.
 UNPROCESSABLE = {
@@ -91,6 +92,11 @@ UNPROCESSABLE = {
     "rollback_secret",
     "rotate_secret",
     "import_secrets",
+    # …and those that expand `${secret://…}` references (`expand=true`): cycles, depth, access.
+    "get_secret_value",
+    "get_secret_value_by_path",
+    "read_value_by_reference",
+    "resolve",
 }
 
 

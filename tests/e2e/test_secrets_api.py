@@ -52,7 +52,7 @@ def test_lifecycle_over_http(api: ApiClient) -> None:
     assert "value" not in secret and VALUE not in created.get_data(as_text=True)
     assert created.headers["ETag"] == '"rev-1"'
     assert created.headers["Location"].endswith(f"/api/v1/secrets/{secret['id']}")
-    assert secret["reference"] == "secret://project/p-42/OPENAI_API_KEY"
+    assert secret["reference"] == "secret://project/p-42/OPENAI_API_KEY?env=production"
     assert secret["current_version"] == 1
 
     read = api.get(f"/secrets/{secret['id']}/value").get_json()

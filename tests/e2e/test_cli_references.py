@@ -1,0 +1,74 @@
+"""`secretctl` and references, on SQLite and PostgreSQL: `secret://…?env=…` (with a version or a
+stage for `get`) names a secret as `--env` does, and what the service refuses the CLI refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.cli_harness import as_json, ok, secretctl
+from tests.e2e.test_transfer_cli import server  # the app over real HTTP on loopback
+
+__all__ = ["server"]
+VALUE = "sk-cli-ref-3e9d1f"
+REF = "secret://project/p-42/OPENAI_API_KEY?env=production"
+
+
+@pytest.fixture
+def secret_id(server: str) -> str:
+    made = as_json(
+        secretctl(
+            server,
+            "set",
+            "OPENAI_API_KEY",
+            "--scope",
+            "project:p-42",
+            "--env",
+            "production",
+            "-o",
+            "json",
+            stdin=VALUE,
+        )
+    )
+    assert made["reference"] == REF
+    ok(secretctl(server, "set", made["id"], stdin="sk-second"))
+    return str(made["id"])
+
+
+def test_get_by_reference_with_its_environment_version_and_stage(
+    server: str, secret_id: str
+) -> None:
+    base = "secret://project/p-42/OPENAI_API_KEY"
+    assert ok(secretctl(server, "get", REF)).stdout == "sk-second\n"
+    assert ok(secretctl(server, "get", base, "--env", "production")).stdout == "sk-second\n"
+    assert ok(secretctl(server, "get", REF, "--env", "production")).stdout == "sk-second\n"
+    assert ok(secretctl(server, "get", REF + "&version=1")).stdout == VALUE + "\n"
+    assert ok(secretctl(server, "get", REF, "--version", "1")).stdout == VALUE + "\n"
+    assert ok(secretctl(server, "get", REF + "&stage=previous")).stdout == VALUE + "\n"
+    staged = as_json(secretctl(server, "get", REF + "&stage=current", "-o", "json"))
+    assert (staged["value"], staged["version"], staged["id"]) == ("sk-second", 2, secret_id)
+    described = as_json(secretctl(server, "describe", REF, "-o", "json"))
+    assert described["id"] == secret_id
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        ((REF, "--env", "staging"), "--env"),  # the reference and --env disagree
+        ((REF + "&foo=1",), "query keys"),
+        ((REF + "&version=1&stage=current",), "not both"),
+        ((REF + "&version=1", "--version", "2"), "--version"),
+        (("secret://project/p-42/OPENAI%5FAPI_KEY",), "percent"),
+        (("https://project/p-42/OPENAI_API_KEY?env=production",), "project"),
+    ],
+)
+def test_get_refuses_a_bad_reference_as_a_usage_error(
+    server: str, secret_id: str, args: tuple[str, ...], hint: str
+) -> None:
+    refused = secretctl(server, "get", *args)
+    assert refused.exit_code == 2, refused.output
+    assert hint in refused.stderr
+
+
+def test_a_version_in_a_reference_is_only_for_reading_a_value(server: str, secret_id: str) -> None:
+    refused = secretctl(server, "describe", REF + "&version=1")
+    assert refused.exit_code == 2 and "only where a value is read" in refused.stderr
