@@ -119,6 +119,7 @@ def set_(
 @secret_argument
 @click.option("--version", type=int, help="A specific version [the current one].")
 @click.option("--raw", is_flag=True, help="Write the value's bytes as they are, no newline.")
+@click.option("--expand", is_flag=True, help="Replace each ${secret://…} with the value it names.")
 @output_options
 @with_client
 def get(
@@ -129,6 +130,7 @@ def get(
     environment: str | None,
     version: int | None,
     raw: bool,
+    expand: bool,
 ) -> None:
     """Print a secret's value (followed by a newline; --raw writes the bytes alone).
 
@@ -143,6 +145,8 @@ def get(
       eval "$(secretctl get DB_PASSWORD --scope project:p-42 -o env)"
     """
     path, params = value_request(parse_secret(secret, scope, environment, versions=True), version)
+    if expand:
+        params["expand"] = "true"
     answer = client.json("GET", path, params=params)
     binary = answer["encoding"] == "base64"
     if raw:

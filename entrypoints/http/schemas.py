@@ -926,6 +926,15 @@ class ReferenceValueArgsSchema(StrictSchema):
     )
 
 
+class JsonBoolean(fields.Boolean):
+    """`true` or `false` in a JSON body, nothing that merely reads as one (`0`, `"yes"`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class ReferenceValuesRequestSchema(StrictSchema):
     references = fields.List(
         ReferenceText(),
@@ -933,7 +942,7 @@ class ReferenceValuesRequestSchema(StrictSchema):
         validate=validate.Length(min=1, max=MAX_REFERENCES),
         metadata={"description": f"Up to {MAX_REFERENCES} references, answered in this order."},
     )
-    expand = fields.Boolean(load_default=False)
+    expand = JsonBoolean(load_default=False)
 
 
 class ReferenceValueSchema(SecretValueSchema):

@@ -72,3 +72,16 @@ def test_get_refuses_a_bad_reference_as_a_usage_error(
 def test_a_version_in_a_reference_is_only_for_reading_a_value(server: str, secret_id: str) -> None:
     refused = secretctl(server, "describe", REF + "&version=1")
     assert refused.exit_code == 2 and "only where a value is read" in refused.stderr
+
+
+def test_get_expand_replaces_references_and_refuses_a_cycle(server: str, secret_id: str) -> None:
+    ok(secretctl(server, "set", "DB_URL", "--scope", "project:p-42", stdin="k=${" + REF + "}"))
+    ok(
+        secretctl(
+            server, "set", "LOOP", "--scope", "project:p-42", stdin="${secret://project/p-42/LOOP}"
+        )
+    )
+    assert ok(secretctl(server, "get", "project:p-42/DB_URL")).stdout == "k=${" + REF + "}\n"
+    assert ok(secretctl(server, "get", "project:p-42/DB_URL", "--expand")).stdout == "k=sk-second\n"
+    looped = secretctl(server, "get", "project:p-42/LOOP", "--expand")
+    assert looped.exit_code != 0 and "reference_cycle" in looped.stderr
