@@ -13,7 +13,7 @@ PROJECT = {"type": "project", "id": "p-42"}
 TEAM = {"type": "team", "id": "t-1"}
 CREATED_AT = "2026-12-05T01:34:22.966434+00:00"
 UPDATED_AT = "2026-12-05T01:40:03.000224+00:00"
-REFERENCE = "secret://project/p-42/OPENAI_API_KEY"
+REFERENCE = "secret://project/p-42/OPENAI_API_KEY?env=production"
 
 SECRET_CREATE = {
     "name": "OPENAI_API_KEY",
@@ -137,11 +137,13 @@ RESOLUTION = {
                     "id": "3c1f9a52-0d7e-4b8a-9e61-5a2f7c4d8b10",
                     "scope": {"type": "organization", "id": "acme"},
                     "environment": None,
+                    "reference": "secret://organization/acme/OPENAI_API_KEY",
                 }
             ],
             "value": "sk-example-0002",
             "encoding": "utf-8",
             "value_error": None,
+            "expansions": [],
         }
     ]
 }

@@ -94,7 +94,7 @@ def test_a_generated_client_works_against_the_service(
         ),
     )
     assert isinstance(created, models.Secret), created
-    assert created.reference == "secret://project/p-7/OPENAI_API_KEY"
+    assert created.reference == "secret://project/p-7/OPENAI_API_KEY?env=production"
 
     by_id = module(client_package, secrets + "get_secret_value").sync(
         secret_id=created.id, client=client
