@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
 
+from entrypoints.config import Settings
+from entrypoints.http.app import create_app
 from tests.e2e.conftest import ApiClient
+from tests.e2e.test_read_cache import read_until_cached
 
 VALUE = "sk-ref-e2e-canary-7f3a9c"
 HIDDEN_VALUE = "sk-ref-hidden-canary-1b2c"
@@ -193,3 +197,23 @@ def test_resolve_with_expand_lists_its_expansions(api: ApiClient) -> None:
 def test_a_batch_takes_a_json_boolean_for_expand(api: ApiClient, expand: object) -> None:
     body = {"references": ["secret://global/X"], "expand": expand}
     assert api.post("/references/values", json=body).status_code == 400
+
+
+def test_a_read_by_reference_from_the_read_cache_sees_another_workers_write_at_once(
+    app: Flask, settings: Settings
+) -> None:
+    other = create_app(settings)
+    try:
+        api = ApiClient(app.test_client())
+        secret = create(api, "CACHED", "one", scope=("global", "global"))
+        path = "/references/value?ref=secret://global/CACHED%3Fstage%3Dcurrent"
+        assert read_until_cached(app, api, path)["value"] == "one"
+        written = ApiClient(other.test_client()).post(
+            f"/secrets/{secret['id']}/versions", json={"value": "two"}
+        )
+        assert written.status_code == 201
+        assert api.get(path).get_json()["value"] == "two"
+        previous = "/references/value?ref=secret://global/CACHED%3Fstage%3Dprevious"
+        assert api.get(previous).get_json()["value"] == "one"
+    finally:
+        other.extensions["container"].shutdown_resources()
