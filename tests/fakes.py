@@ -45,6 +45,7 @@ from core.audit import (
     link_of,
     verify_links,
 )
+from core.changes import ChangeRecord
 from core.errors import (
     AuditUnavailable,
     BackendUnavailable,
@@ -58,7 +59,6 @@ from core.errors import (
     ValueIntegrityError,
     ValueTooLarge,
 )
-from core.changes import ChangeRecord
 from core.events import OutboxMessage
 from core.model import (
     ApiToken,
