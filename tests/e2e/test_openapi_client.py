@@ -22,7 +22,8 @@ from flask import Flask
 
 from tests.e2e.conftest import TOKEN, ApiClient
 
-PACKAGE = "secret_management_client"
+# Not the name of the title (`secret_management_client`): that is the real client in clients/python.
+PACKAGE = "generated_secret_management_client"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 
 
@@ -32,7 +33,7 @@ def client_package(api: ApiClient, tmp_path: Path) -> Iterator[ModuleType]:
     document = tmp_path / "openapi.json"
     document.write_text(json.dumps(api.client.get("/api/v1/openapi.json").get_json()))
     config = tmp_path / "generator.yaml"
-    config.write_text("post_hooks: []\n")  # no formatter run on the output
+    config.write_text(f"post_hooks: []\npackage_name_override: {PACKAGE}\n")  # no formatter run
     command = [GENERATOR, "generate", "--path", document, "--output-path", tmp_path / PACKAGE]
     generated = subprocess.run(
         [*command, "--meta", "none", "--config", config],
