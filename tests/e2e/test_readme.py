@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_serve import free_port
+from tests.e2e.test_serve import free_port, settle_before_stopping
 
 HERE = Path(__file__).resolve().parent
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -95,6 +95,7 @@ def started(
         )
     try:
         deadline = time.monotonic() + seconds
+        started_at = time.monotonic()
         while not (found := EXPORT.search(log_path.read_text())):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"no export line from the server:\n{log_path.read_text()}")
@@ -109,8 +110,10 @@ def started(
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the server did not answer:\n{log_path.read_text()}")
             time.sleep(0.1)
+        started_at = time.monotonic()  # answering: settle from here
         yield exported
     finally:
+        settle_before_stopping(started_at)
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
