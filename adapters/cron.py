@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from croniter import CroniterError, croniter
 
-from core.errors import InvalidInput
+from core.domain.errors import InvalidInput
 from ports.scheduling import CronSchedule
 
 MAX_LENGTH = 128

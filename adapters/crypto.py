@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from adapters.expiring import ExpiringCache
-from core.errors import ConfigurationError, ValueIntegrityError
+from core.domain.errors import ConfigurationError, ValueIntegrityError
 from ports.security import KeyEncryptionKey, KeyProvider
 
 FORMAT_VERSION = 1

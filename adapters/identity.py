@@ -21,10 +21,10 @@ import jwt
 
 from adapters.expiring import ExpiringCache
 from core.access import INVALID_CREDENTIALS
-from core.errors import ConfigurationError, Unauthenticated
+from core.domain.errors import ConfigurationError, Unauthenticated
+from core.domain.values import Principal
 from core.service_accounts import looks_like_api_token
 from ports.security import Authenticator
-from ports.values import Principal
 
 log = logging.getLogger(__name__)
 

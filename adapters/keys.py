@@ -21,7 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from ports.security import KeyEncryptionKey, KeyProvider
 
 ENV_VAR = "SECRETS_MASTER_KEY"

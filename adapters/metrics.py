@@ -27,11 +27,11 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from adapters.db.gauges import read_gauges
-from core.errors import ServiceError
+from core.domain.errors import ServiceError
+from core.domain.values import SecretValue, VersionKey
 from core.read_cache import ReadCache
 from ports.security import Clock
 from ports.storage import BackendHealth, ExternalSecret, StorageBackend
-from ports.values import SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from core.errors import InvalidInput
+from core.domain.errors import InvalidInput
 from ports.formats import ExportCipher
 
 MAGIC = b"SMSEALED"

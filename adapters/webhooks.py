@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from core.errors import ConfigurationError, DeliveryFailed
+from core.domain.errors import ConfigurationError, DeliveryFailed
+from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
 from core.events import OutboxMessage
 from ports.events import EventPublisher
-from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
 from ports.webhooks import WebhookTarget
 
 SIGNATURE_HEADER = "X-Secrets-Signature"

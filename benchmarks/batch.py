@@ -16,10 +16,10 @@ import requests
 from benchmarks.dataset import Scope
 from benchmarks.seed import bearer
 from benchmarks.servers import HarnessError, secretctl
+from core.domain.values import SecretValue, VersionKey
 from entrypoints.cli import OPERATOR
 from entrypoints.config import load_settings
 from entrypoints.container import Container
-from ports.values import SecretValue, VersionKey
 
 APPEND_CHUNKS_PER_TRANSACTION = 10
 PROGRESS_EVERY = 100_000

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.domain.values import Principal, ScopeRef, ScopeType
 from ports.persistence import UnitOfWork
-from ports.values import Principal, ScopeRef, ScopeType
 
 INVALID_CREDENTIALS = "invalid or expired credentials"
 

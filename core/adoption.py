@@ -25,14 +25,14 @@ from uuid import UUID
 from core.access import Action, Target, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.errors import Conflict, InvalidInput, NotFound, ValueIntegrityError
-from core.model import Secret, SecretVersion
+from core.domain.errors import Conflict, InvalidInput, NotFound, ValueIntegrityError
+from core.domain.model import Secret, SecretVersion
+from core.domain.values import Principal, ScopeRef, VersionKey
 from core.policy import MAX_DESCRIPTION, SecretPolicy, ValueChecksum
 from core.scopes import place
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import ExternalSecret, StorageBackend
-from ports.values import Principal, ScopeRef, VersionKey
 
 # Fixed for good: changing it would unbind every adopted secret from its value.
 ADOPTION_NAMESPACE = UUID("6f0c3d52-5b8e-4d51-9a36-2c1e7b9f4a10")

@@ -32,11 +32,17 @@ from core.audit_bounds import (
     bounded_text,
     number_text,
 )
-from core.errors import AuditEventRefused, AuditUnavailable, Forbidden, NotFound, ServiceError
+from core.domain.errors import (
+    AuditEventRefused,
+    AuditUnavailable,
+    Forbidden,
+    NotFound,
+    ServiceError,
+)
+from core.domain.values import Principal
 from ports.audit import AuditSink
 from ports.persistence import AppendedBatch, ChainAppender, UnitOfWork
 from ports.security import Clock
-from ports.values import Principal
 
 log = logging.getLogger(__name__)
 

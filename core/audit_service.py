@@ -24,11 +24,11 @@ from core.audit import (
     checkpoint_mac,
     verify_links,
 )
-from core.errors import InvalidInput, NotFound
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.values import Principal, ScopeRef
 from core.policy import check_scope
 from ports.persistence import AuditFilter, ChainSegments, UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef
 
 MAX_PAGE = 1000
 # From this many events on, a verification is cut into segments verified side by side when the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from core.errors import ConfigurationError, InvalidInput
+from core.domain.errors import ConfigurationError, InvalidInput
 from ports.storage import StorageBackend
 
 

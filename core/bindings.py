@@ -19,13 +19,13 @@ from core.access import (
     check_principal,
 )
 from core.audit import Attempt, AuditTrail
-from core.errors import InvalidInput, NotFound
-from core.model import Page, PageRequest
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.model import Page, PageRequest
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.services import audit_place, secret_target
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef, ScopeType
 
 
 @dataclass(frozen=True)

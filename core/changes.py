@@ -23,12 +23,12 @@ from typing import Any
 from uuid import UUID
 
 from core.access import ROLE_ACTIONS, Action, Target, allowed, caller_bindings
-from core.errors import InvalidInput, NotFound
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.values import Principal, ScopeRef
 from core.references import format_reference
 from ports.changes import ChangeSource
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from uuid import UUID
 
 from core.audit import AuditEvent, AuditTrail
 from core.changes import ChangeRecord
-from core.errors import DeliveryFailed
+from core.domain.errors import DeliveryFailed
+from core.domain.values import Principal, ScopeRef, ScopeType
 from ports.events import EventPublisher
 from ports.persistence import Lease, UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef, ScopeType
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from uuid import UUID
 
 from core.access import Action, Target, authorize
 from core.audit import AuditTrail
-from core.errors import ConfigurationError, InvalidInput, ValueIntegrityError
+from core.domain.errors import ConfigurationError, InvalidInput, ValueIntegrityError
+from core.domain.values import Principal, ScopeRef
 from ports.keys import BlobRewrapper, KeyState, KeyUnitOfWork, KeyVersion, StoredBlob
 from ports.security import Clock, KeyProvider
-from ports.values import Principal, ScopeRef
 
 DEFAULT_BATCH = 500
 MAX_BATCH = 10_000

@@ -42,7 +42,7 @@ from uuid import UUID
 from core.access import Action, Target, allowed, authorize, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     BackendAuthFailed,
     BackendUnavailable,
     ConfigurationError,
@@ -54,14 +54,14 @@ from core.errors import (
     ServiceError,
     ValueIntegrityError,
 )
-from core.model import Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.model import Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, VersionKey
 from core.policy import SecretPolicy, ValueChecksum, check_scope
 from core.services import ValueReader, audit_place, discard_value
 from ports.jobs import Job, JobItem
 from ports.persistence import Lease, UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
-from ports.values import Principal, ScopeRef, ScopeType, VersionKey
 
 log = logging.getLogger(__name__)
 

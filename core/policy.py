@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.errors import InvalidInput, ValueTooLarge
-from core.model import CONSUMERS
-from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
+from core.domain.errors import InvalidInput, ValueTooLarge
+from core.domain.model import CONSUMERS
+from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 DEFAULT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$"
 ENVIRONMENT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID
 
-from core.errors import InvalidInput, InvalidSecretValue, ServiceError
-from core.model import RevealedValue, Secret, Stage
+from core.domain.errors import InvalidInput, InvalidSecretValue, ServiceError
+from core.domain.model import RevealedValue, Secret, Stage
+from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.policy import ENVIRONMENT_PATTERN, SCOPE_ID_PATTERN
-from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 SCHEME = "secret://"
 MAX_LENGTH = 1024

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from core.access import Action, access_query
 from core.audit import AuditTrail
 from core.audit_service import authorize_audit
-from core.errors import InvalidInput
-from core.model import ApiToken, PageRequest, Secret, SecretFilter, ServiceAccount
+from core.domain.errors import InvalidInput
+from core.domain.model import ApiToken, PageRequest, Secret, SecretFilter, ServiceAccount
+from core.domain.values import Principal, ScopeRef
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef
 
 MAX_ROWS = 500
 MAX_DAYS = 3650

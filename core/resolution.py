@@ -19,8 +19,9 @@ from enum import StrEnum
 
 from core.access import Action, RoleBinding, access_query, confirm_caller
 from core.audit import AuditTrail, StaleRead
-from core.errors import Expired, NotYetValid, VersionUnavailable
-from core.model import Secret, SecretVersion
+from core.domain.errors import Expired, NotYetValid, VersionUnavailable
+from core.domain.model import Secret, SecretVersion
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import check_scope
 from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
@@ -28,7 +29,6 @@ from core.services import STALE, ValueReader, audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
 from ports.persistence import ResolveCandidate, UnitOfWorkFactory
 from ports.security import Clock
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from uuid import UUID
 from core.access import Action, Target, allowed, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
@@ -44,8 +44,9 @@ from core.errors import (
     RotationFailed,
     ServiceError,
 )
+from core.domain.model import Secret, SecretVersion, Validity, VersionState
+from core.domain.values import Principal, ScopeType, SecretValue, VersionKey
 from core.events import ChangeFeed
-from core.model import Secret, SecretVersion, Validity, VersionState
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, ValueReader, discard_value, store_value
 from core.types import TypeRegistry, retyped_metadata
@@ -56,7 +57,6 @@ from ports.scheduling import CronSchedule
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
-from ports.values import Principal, ScopeType, SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from core.access import (
     require,
 )
 from core.audit import AuditTrail
-from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from core.model import Page, PageRequest, Scope
+from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.domain.model import Page, PageRequest, Scope
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef, ScopeType
 
 PARENT_TYPES: dict[ScopeType, frozenset[ScopeType]] = {
     ScopeType.ORGANIZATION: frozenset({ScopeType.GLOBAL}),

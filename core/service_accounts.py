@@ -26,13 +26,13 @@ from core.access import (
     confirm_caller,
 )
 from core.audit import Attempt, AuditTrail
-from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from core.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from core.domain.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.read_cache import ReadCache
 from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
-from ports.values import Principal, ScopeRef, ScopeType
 
 TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")

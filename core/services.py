@@ -26,7 +26,7 @@ from core.access import (
 )
 from core.audit import Attempt, AuditTrail, StaleRead
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     Conflict,
     Expired,
     InvalidInput,
@@ -37,7 +37,7 @@ from core.errors import (
     ValueIntegrityError,
     VersionUnavailable,
 )
-from core.model import (
+from core.domain.model import (
     Page,
     PageRequest,
     RevealedValue,
@@ -48,6 +48,7 @@ from core.model import (
     Validity,
     VersionState,
 )
+from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache
 from core.references import Expansion, Reference, expand
@@ -56,7 +57,6 @@ from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
 from ports.storage import StorageBackend
-from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 

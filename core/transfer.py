@@ -28,7 +28,7 @@ from uuid import UUID
 from core.access import AccessQuery, Action, Target, access_query, authorize
 from core.audit import Attempt, AuditEvent, AuditTrail
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     Conflict,
     Expired,
     InvalidImport,
@@ -38,7 +38,8 @@ from core.errors import (
     PreconditionFailed,
     VersionUnavailable,
 )
-from core.model import PageRequest, Secret, SecretFilter, SecretVersion
+from core.domain.model import PageRequest, Secret, SecretFilter, SecretVersion
+from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import Placement, place
 from core.services import ValueReader, discard_value
@@ -56,7 +57,6 @@ from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
-from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 
 MIN_PASSPHRASE = 12
 # Values one import may hold, older versions included: what a file makes the service check,

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from core.errors import InvalidInput, InvalidSecretValue
-from core.model import Secret
+from core.domain.errors import InvalidInput, InvalidSecretValue
+from core.domain.model import Secret
+from core.domain.values import SecretValue
 from core.policy import MAX_TAG_VALUE, TAG_KEY_PATTERN
 from ports.types import FieldProblem, SecretType, TypeCheck
-from ports.values import SecretValue
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from uuid import UUID
 from core.access import Action, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.errors import Conflict, NotFound, PreconditionFailed
-from core.model import Secret, SecretVersion, Stage, VersionState
+from core.domain.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.model import Secret, SecretVersion, Stage, VersionState
+from core.domain.values import Principal, VersionKey
 from core.services import MAX_WRITE_ATTEMPTS, audit_place, secret_target
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, VersionKey
 
 ACTIONS = {
     VersionState.DISABLED: "secret.version.disable",

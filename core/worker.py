@@ -25,15 +25,15 @@ from uuid import UUID
 from core.audit import AuditTrail
 from core.backends import BackendRegistry
 from core.changes import KEEP_HOURS
-from core.errors import ServiceError
+from core.domain.errors import ServiceError
+from core.domain.model import Secret, SecretVersion, VersionState
+from core.domain.values import Principal, VersionKey
 from core.events import ChangeFeed, EventDelivery
 from core.migration import MigrationService
-from core.model import Secret, SecretVersion, VersionState
 from core.rotation import RotationPolicy, RotationService
 from core.services import SecretService, audit_place
 from ports.persistence import ExpiryNotice, Lease, UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, VersionKey
 from ports.workers import WorkerRecord, WorkerRegistry
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 from core.access import Action, Target, allowed, caller_bindings
 from core.audit import AuditTrail
-from core.errors import Forbidden
+from core.domain.errors import Forbidden
+from core.domain.values import Principal, ScopeRef
 from core.worker import ALIVE_WITHIN
 from ports.persistence import UnitOfWork
 from ports.security import Clock
-from ports.values import Principal, ScopeRef
 from ports.workers import Backlog, WorkerRecord, WorkerRegistry
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import click
 
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from entrypoints.commands.access import ACCESS_COMMANDS
 from entrypoints.commands.audit import AUDIT_COMMANDS
 from entrypoints.commands.catalog import CATALOG_COMMANDS

@@ -36,7 +36,7 @@ from marshmallow import (
 
 from adapters.identity import ISSUER_KINDS, ISSUER_NAME, JWT_ALGORITHMS
 from adapters.webhooks import configured_targets
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from core.policy import DEFAULT_NAME_PATTERN
 from plugins.backend_settings import setting_list
 

@@ -41,7 +41,7 @@ from core.audit import AuditChain, AuditTrail, GroupCommit, derive_checkpoint_ke
 from core.audit_service import AuditService
 from core.backends import BackendRegistry
 from core.bindings import RoleBindingService
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.keys import KeyService
 from core.migration import MigrationService

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.domain.values import ScopeRef, ScopeType
 from entrypoints.commands.exits import ExitCode
 from entrypoints.commands.operator import OPERATOR, operator_container
 from entrypoints.commands.output import Output, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 from ports.jobs import Job
-from ports.values import ScopeRef, ScopeType
 
 if TYPE_CHECKING:  # the service's own modules load when a migration runs, not at every command
     from core.migration import MigrationPlan, MigrationRequest

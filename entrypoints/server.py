@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.db.key_registry import record_active_key
 from adapters.db.migrate import upgrade
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container, check_configured
 from entrypoints.http.metrics import MULTIPROCESS_DIR, MetricsAccess, metrics_access

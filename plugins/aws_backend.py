@@ -23,7 +23,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from core.errors import BackendAuthFailed, BackendUnavailable, NotFound, ServiceError
+from core.domain.errors import BackendAuthFailed, BackendUnavailable, NotFound, ServiceError
+from core.domain.values import SecretValue, VersionKey
 from plugins.backend_settings import BackendSettings
 from plugins.external import (
     ExternalNames,
@@ -45,7 +46,6 @@ from ports.storage import (
     ExternalSecret,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 Result = TypeVar("Result")
 

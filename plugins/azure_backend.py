@@ -25,7 +25,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from core.errors import BackendAuthFailed, BackendUnavailable, NotFound, ServiceError
+from core.domain.errors import BackendAuthFailed, BackendUnavailable, NotFound, ServiceError
+from core.domain.values import SecretValue, VersionKey
 from plugins.backend_settings import BackendSettings
 from plugins.external import (
     ExternalNames,
@@ -47,7 +48,6 @@ from ports.storage import (
     ExternalSecret,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")

@@ -3,7 +3,7 @@
 - External names: `<prefix><secret uuid>`, checked at start against the provider's name rule.
 - Locators: the external name and the provider's id of one version, plus the version key the
   value was written for (or the mark of an adopted value), and the rule binding them to a key.
-- Calls: one SDK call, its vendor exceptions translated into `core.errors`, detached from them.
+- Calls: one SDK call, its vendor exceptions translated into core errors, detached from them.
 - Health timing, the size check, and SDK loggers kept from printing request or response bodies.
 """
 
@@ -19,10 +19,10 @@ from typing import TypeVar
 from urllib.parse import quote, unquote
 
 from core.adoption import adopted_secret_id
-from core.errors import NotFound, ServiceError, ValueIntegrityError, ValueTooLarge
+from core.domain.errors import NotFound, ServiceError, ValueIntegrityError, ValueTooLarge
+from core.domain.values import SecretValue, VersionKey
 from plugins.backend_settings import BackendSettings
 from ports.storage import BackendHealth, ExternalSecret
-from ports.values import SecretValue, VersionKey
 
 Result = TypeVar("Result")
 

@@ -26,9 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from ports.formats import EntryError, ExportDocument, ImportEntry, SecretFormat
-from ports.values import SecretValue
 
 STYLE_TAG = "dotenv.style"
 QUOTES = ("bare", "single", "double")

@@ -32,7 +32,8 @@ from typing import Any, BinaryIO
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from core.model import CONSUMERS
+from core.domain.model import CONSUMERS
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import schema_problems
 from ports.formats import (
@@ -43,7 +44,6 @@ from ports.formats import (
     ImportEntry,
     SecretFormat,
 )
-from ports.values import SecretValue
 
 DOCUMENT_FORMAT = "secret-management-export"
 SCHEMA_VERSION = 1

@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 
 import requests
 
-from core.errors import BackendAuthFailed, BackendUnavailable, Conflict, NotFound, ServiceError
+from core.domain.errors import (
+    BackendAuthFailed,
+    BackendUnavailable,
+    Conflict,
+    NotFound,
+    ServiceError,
+)
+from core.domain.values import SecretValue, VersionKey
 from plugins.backend_settings import BackendSettings
 from plugins.external import (
     ExternalNames,
@@ -42,7 +49,6 @@ from ports.storage import (
     ExternalSecret,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 Result = TypeVar("Result")
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.keys import ENV_VAR, EnvKeyProvider, FileKeyProvider
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from plugins.backend_settings import PluginSettings
 from plugins.hookspecs import hookimpl
 from ports.security import KeyProvider, KeyProviderContext, KeyProviderPlugin

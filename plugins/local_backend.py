@@ -15,7 +15,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from adapters.crypto import EnvelopeCipher, key_id_of
 from adapters.db.tables import encrypted_values
-from core.errors import BackendUnavailable, ConfigurationError, NotFound, ValueTooLarge
+from core.domain.errors import BackendUnavailable, ConfigurationError, NotFound, ValueTooLarge
+from core.domain.values import SecretValue, VersionKey
 from plugins.hookspecs import hookimpl
 from ports.security import KeyProvider
 from ports.storage import (
@@ -25,7 +26,6 @@ from ports.storage import (
     BackendPlugin,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 MAX_VALUE_BYTES = 1024 * 1024
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar, cast
 
 import pluggy
 
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from plugins import hookspecs
 from ports.audit import AuditSinkPlugin
 from ports.formats import SecretFormat

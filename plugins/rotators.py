@@ -30,10 +30,10 @@ from typing import Any
 import requests
 
 from adapters.webhooks import post_signed
-from core.errors import InvalidInput, RotationFailed
+from core.domain.errors import InvalidInput, RotationFailed
+from core.domain.values import ScopeRef, SecretValue
 from plugins.hookspecs import hookimpl
 from ports.rotation import RotationTarget, Rotator, RotatorPlugin
-from ports.values import ScopeRef, SecretValue
 from ports.webhooks import WebhookTarget
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError
 from marshmallow import fields as schema_fields
 
+from core.domain.values import SecretValue
 from ports.types import FieldProblem, SecretType, TypeCheck
-from ports.values import SecretValue
 
 Fields = dict[str, Any]
 

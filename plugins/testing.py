@@ -31,9 +31,9 @@ import uuid
 
 import pytest
 
-from core.errors import NotFound, ValueIntegrityError, ValueTooLarge
+from core.domain.errors import NotFound, ValueIntegrityError, ValueTooLarge
+from core.domain.values import SecretValue, VersionKey
 from ports.storage import BackendCapabilities, StorageBackend
-from ports.values import SecretValue, VersionKey
 
 ROUND_TRIP_VALUES = {
     "empty": b"",

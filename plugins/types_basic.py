@@ -6,10 +6,10 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import SchemaType, value_text
 from ports.types import SecretType, TypeCheck
-from ports.values import SecretValue
 
 ONE_TOKEN = validate.Regexp(r"^\S+$", error="must be one token, without spaces or line breaks")
 

@@ -10,10 +10,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import Fields, SchemaType, problem, value_text
 from ports.types import SecretType, TypeCheck
-from ports.values import SecretValue
 
 
 class AwsCredentialsSchema(Schema):

@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import problem, schema_problems, value_text
 from ports.types import SecretType, TypeCheck
-from ports.values import SecretValue
 
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 HOSTLESS_SCHEMES = frozenset({"sqlite", "sqlite3", "file"})

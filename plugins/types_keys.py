@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from marshmallow import RAISE, Schema, fields, validate
 
+from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import Fields, SchemaType, problem, value_text
 from ports.types import SecretType, TypeCheck
-from ports.values import SecretValue
 
 PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
 KEY_LABELS = frozenset(

@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 
 import requests
 
-from core.errors import BackendAuthFailed, BackendUnavailable, InvalidInput, NotFound, ServiceError
+from core.domain.errors import (
+    BackendAuthFailed,
+    BackendUnavailable,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+)
+from core.domain.values import SecretValue, VersionKey
 from plugins.backend_settings import BackendSettings
 from plugins.external import (
     ExternalNames,
@@ -47,7 +54,6 @@ from ports.storage import (
     ExternalSecret,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 Result = TypeVar("Result")
 

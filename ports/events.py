@@ -18,7 +18,7 @@ class EventPublisher(abc.ABC):
     @abc.abstractmethod
     def publish(self, message: OutboxMessage) -> None:
         """Deliver one event to its subscriber (`message.target`); raise `DeliveryFailed`
-        (from `core.errors`) when it is not accepted. Deliveries are at least once."""
+        (from `core.domain.errors`) when it is not accepted. Deliveries are at least once."""
 
     def close(self) -> None:  # noqa: B027 - an optional hook
         """Release connections."""

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO
 
-from ports.values import ScopeRef, SecretValue
+from core.domain.values import ScopeRef, SecretValue
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
-    from core.model import Secret, SecretVersion
+    from core.domain.model import Secret, SecretVersion
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from uuid import UUID
 from ports.persistence import Lease
 
 if TYPE_CHECKING:
-    from core.model import SecretFilter
+    from core.domain.model import SecretFilter
 
 
 @dataclass

@@ -13,14 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
-from ports.values import ScopeRef
+from core.domain.values import ScopeRef
 
 if TYPE_CHECKING:  # the domain types are core's; ports only names them
     from core.access import AccessQuery, RoleBinding
     from core.audit import AuditEvent, BrokenLink, ChainLink, ChainSegment, Checkpoint
     from core.changes import ChangeRecord
-    from core.events import OutboxMessage
-    from core.model import (
+    from core.domain.model import (
         ApiToken,
         Page,
         PageRequest,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:  # the domain types are core's; ports only names them
         SecretVersion,
         ServiceAccount,
     )
+    from core.events import OutboxMessage
     from core.rotation import RotationPolicy
     from ports.jobs import JobRepository
 

@@ -5,9 +5,9 @@ value. Its settings live in the rotation policy, in the database, and come from 
 choose among what the operator configured (a rotation target by name) and never name a key, a
 file, an environment variable or a URL themselves. A rotator that hands values to a system
 outside the service says so (`calls_out`): attaching it takes the admin role at the secret's
-scope, and it serves only the scopes its configuration allows (`scopes_served`). Rotators raise
-the errors of `core.errors`: `InvalidInput` for bad settings, `RotationFailed` when the owning
-system refuses; what reaches a caller names no path, host, status or exception.
+scope, and it serves only the scopes its configuration allows (`scopes_served`). Rotators
+raise the errors of `core.domain.errors`: `InvalidInput` for bad settings, `RotationFailed`
+when the owning system refuses; what reaches a caller names no path, host, status or exception.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from ports.values import ScopeRef, SecretValue
+from core.domain.values import ScopeRef, SecretValue
 from ports.webhooks import WebhookTarget
 
 

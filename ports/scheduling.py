@@ -9,7 +9,7 @@ from datetime import datetime
 class CronSchedule(abc.ABC):
     @abc.abstractmethod
     def check(self, expression: str) -> None:
-        """Raise `InvalidInput` (from `core.errors`) unless `expression` is a valid cron line."""
+        """Raise `InvalidInput` (core.domain.errors) unless `expression` is a valid cron line."""
 
     @abc.abstractmethod
     def next_after(self, expression: str, moment: datetime) -> datetime:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ports.values import Principal
+from core.domain.values import Principal
 
 
 @dataclass(frozen=True)

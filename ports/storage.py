@@ -2,7 +2,7 @@
 
 Metadata, versions, access control and audit always stay in the service's own tables; a
 backend only stores values and hands back an opaque locator to read them again. Backends raise
-the errors of `core.errors` (never a vendor exception).
+the errors of `core.domain.errors` (never a vendor exception).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from ports.values import SecretValue, VersionKey
+from core.domain.values import SecretValue, VersionKey
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ports.values import SecretValue
+from core.domain.values import SecretValue
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ports.values import ScopeRef
+from core.domain.values import ScopeRef
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from adapters.db.engine import create_engine_from_url
 from adapters.db.migrate import upgrade
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, audit_head, scopes
 from core.audit import GENESIS
-from ports.values import ScopeType
+from core.domain.values import ScopeType
 from tests.support.postgres import PostgresUnavailable, throwaway_postgres
 
 

@@ -46,7 +46,7 @@ from core.audit import (
     verify_links,
 )
 from core.changes import ChangeRecord
-from core.errors import (
+from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
     Conflict,
@@ -59,8 +59,7 @@ from core.errors import (
     ValueIntegrityError,
     ValueTooLarge,
 )
-from core.events import OutboxMessage
-from core.model import (
+from core.domain.model import (
     ApiToken,
     Page,
     PageRequest,
@@ -71,6 +70,8 @@ from core.model import (
     ServiceAccount,
     VersionState,
 )
+from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
+from core.events import OutboxMessage
 from core.rotation import RotationPolicy
 from core.services import secret_target
 from core.worker import due_warning, effective_expiry, prunable
@@ -102,7 +103,6 @@ from ports.rotation import RotationTarget, Rotator
 from ports.security import Clock
 from ports.storage import BackendCapabilities, BackendHealth, ExternalSecret, StorageBackend
 from ports.types import FieldProblem, SecretType, TypeCheck
-from ports.values import ScopeRef, ScopeType, SecretValue, VersionKey
 
 T = TypeVar("T")
 

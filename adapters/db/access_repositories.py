@@ -14,10 +14,10 @@ from adapters.db.engine import KEEPS_CACHES
 from adapters.db.tables import api_tokens, role_bindings, scopes, service_accounts
 from adapters.db.visibility import glob_to_like
 from core.access import Role, RoleBinding
-from core.errors import Conflict, NotFound
-from core.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.errors import Conflict, NotFound
+from core.domain.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.values import ScopeRef, ScopeType
 from ports.persistence import RoleBindingRepository, ServiceAccountRepository
-from ports.values import ScopeRef, ScopeType
 
 SELECT_BINDING = select(
     role_bindings,

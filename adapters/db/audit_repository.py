@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
 from core.audit import CONTENT_FIELDS, AuditEvent, ChainLink, Checkpoint, canonical_fields
-from core.errors import AuditEventRefused, AuditUnavailable
+from core.domain.errors import AuditEventRefused, AuditUnavailable
 from ports.persistence import AuditFilter, AuditRepository
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, Row, func, select
 
 from adapters.db.tables import change_events
 from core.changes import ChangeRecord
+from core.domain.values import ScopeRef, ScopeType
 from ports.changes import ChangeSource
-from ports.values import ScopeRef, ScopeType
 
 
 def change_values(change: ChangeRecord) -> dict[str, Any]:

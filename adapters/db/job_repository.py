@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, and_, exists, insert, or_, select, update
 
 from adapters.db.tables import job_items, jobs, scopes, secrets, versions
-from core.model import SecretFilter, VersionState
+from core.domain.model import SecretFilter, VersionState
 from ports.jobs import Job, JobItem, JobRepository
 from ports.persistence import Lease
 

@@ -33,8 +33,8 @@ from sqlalchemy import (
 from adapters.db.change_events import change_values
 from adapters.db.tables import change_events, outbox, rotation_policies, secrets, versions
 from core.changes import ChangeRecord
+from core.domain.model import VersionState
 from core.events import OutboxMessage
-from core.model import VersionState
 from core.rotation import RotationPolicy
 from ports.persistence import (
     ExpiryNotice,

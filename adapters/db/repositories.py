@@ -43,8 +43,8 @@ from adapters.db.tables import (
 )
 from adapters.db.visibility import bound_parameters, visible, visible_bound
 from core.access import AccessQuery
-from core.errors import Conflict, NotFound, PreconditionFailed
-from core.model import (
+from core.domain.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.model import (
     Page,
     PageRequest,
     Scope,
@@ -54,8 +54,8 @@ from core.model import (
     Stage,
     VersionState,
 )
+from core.domain.values import ScopeRef, ScopeType
 from ports.persistence import ResolveCandidate, ScopeRepository, ScopeUsage, SecretRepository
-from ports.values import ScopeRef, ScopeType
 
 # The columns `update` may change; id, scope, name, environment, type and creation never change.
 MUTABLE_COLUMNS = (

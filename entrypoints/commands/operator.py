@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.errors import ConfigurationError, ServiceError
+from core.domain.errors import ConfigurationError, ServiceError
+from core.domain.values import Principal, ScopeRef, ScopeType
 from entrypoints.commands.access import ROLES
 from entrypoints.commands.exits import CommandError, ExitCode, exit_code_for_status
 from entrypoints.commands.output import Output, field, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 from entrypoints.commands.times import parse_duration
-from ports.values import Principal, ScopeRef, ScopeType
 
 if TYPE_CHECKING:  # the client commands start without the service's own modules
     from entrypoints.config import Settings

@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 import click
 
-from core.errors import InvalidInput
-from core.model import Stage
+from core.domain.errors import InvalidInput
+from core.domain.model import Stage
+from core.domain.values import ScopeRef, ScopeType
 from core.references import format_reference, parse_reference
 from entrypoints.commands.exits import CommandError, ExitCode
-from ports.values import ScopeRef, ScopeType
 
 REFERENCE_SCHEME = "secret://"
 SECRET_FORMS = "an id, secret://TYPE/ID/NAME[?env=E], TYPE:ID/NAME, or NAME with --scope"  # noqa: S105

@@ -10,14 +10,14 @@ from flask.views import MethodView
 
 from core.access import Role
 from core.bindings import NewBinding, RoleBindingService
-from core.model import PageRequest
+from core.domain.model import PageRequest
+from core.domain.values import ScopeType
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from entrypoints.http import examples, schemas
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import SCOPE, scope_ref
-from ports.values import ScopeType
 
 blp = Blueprint(
     "access",

@@ -11,7 +11,7 @@ from flask import Flask, Request, Response, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_smorest import Api
 
-from core.errors import Unauthenticated
+from core.domain.errors import Unauthenticated
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container, check_configured
 from entrypoints.http import (

@@ -36,10 +36,10 @@ from flask import Flask, Request
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser, abort
 
+from core.domain.values import ScopeType
 from core.policy import SCOPE_ID_PATTERN
 from entrypoints.config import Settings
 from entrypoints.http.errors import documented
-from ports.values import ScopeType
 
 View = TypeVar("View", bound=Callable[..., Any])
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from flask import current_app, g, request
 
 from core.audit import AuditTrail, RequestInfo
-from core.errors import InvalidInput, Unauthenticated
-from ports.values import Principal
+from core.domain.errors import InvalidInput, Unauthenticated
+from core.domain.values import Principal
 
 if TYPE_CHECKING:
     from adapters.metrics import ServiceMetrics

@@ -11,7 +11,7 @@ from flask import Flask, Response, g, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from core import errors
+from core.domain import errors
 from entrypoints.http.schemas import ErrorSchema
 
 log = logging.getLogger(__name__)

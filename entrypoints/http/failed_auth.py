@@ -26,7 +26,7 @@ from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from core.audit import AuditTrail, RequestInfo
-from core.errors import Unauthenticated
+from core.domain.errors import Unauthenticated
 from entrypoints.http.context import ANONYMOUS
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from core.errors import ServiceError
+from core.domain.errors import ServiceError
 from core.worker_status import WorkerStatus
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint

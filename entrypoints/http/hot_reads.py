@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, g
 
 from core.audit import RequestInfo
-from core.errors import Unauthenticated
+from core.domain.errors import Unauthenticated
 from entrypoints.http import errors
 from entrypoints.http.context import bearer_token, record_request, request_id_of
 from entrypoints.http.headers import SECURITY_HEADERS
@@ -35,9 +35,9 @@ from entrypoints.http.secrets import encode_value, secret_path
 from entrypoints.logs import current_request_id
 
 if TYPE_CHECKING:
+    from core.domain.values import Principal
     from core.services import RevealedValue, SecretService
     from entrypoints.container import Container
-    from ports.values import Principal
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from uuid import UUID
 from flask import Response, g
 from flask.views import MethodView
 
-from core.model import Secret, SecretVersion
+from core.domain.model import Secret, SecretVersion
 from core.rotation import PolicyDraft, RotationService
 from core.versions import VersionService
 from entrypoints.http import examples, schemas

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 from flask import Blueprint, Flask, Response, request
 
 from core.audit import AuditTrail
-from core.errors import Unauthenticated
+from core.domain.errors import Unauthenticated
 from entrypoints.config import Settings
 from entrypoints.http.context import bearer_token, current_container, request_trail
 from entrypoints.http.failed_auth import FailedAuthentications, TooManyFailedAuthentications

@@ -15,12 +15,12 @@ from flask import g
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
+from core.domain.values import ScopeRef
 from core.migration import MigrationRequest
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import scope_ref
-from ports.values import ScopeRef
 
 blp = Blueprint(
     "migrations",

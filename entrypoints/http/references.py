@@ -12,8 +12,8 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
-from core.errors import ServiceError
-from core.model import RevealedValue
+from core.domain.errors import ServiceError
+from core.domain.model import RevealedValue
 from core.references import parse_reference
 from core.services import SecretService
 from entrypoints.http import examples, schemas

@@ -11,7 +11,8 @@ from typing import Any
 from flask import Response, g, request
 from flask.views import MethodView
 
-from core.model import RevealedValue
+from core.domain.model import RevealedValue
+from core.domain.values import ScopeRef, ScopeType
 from core.references import Expansion, reference_of
 from core.resolution import (
     ResolveContext,
@@ -24,7 +25,6 @@ from entrypoints.http import examples, schemas
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import value_text
-from ports.values import ScopeRef, ScopeType
 
 blp = Blueprint(
     "resolve",

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from core.access import Role
-from core.model import CONSUMERS, Page, Secret, Stage, VersionState
+from core.domain.model import CONSUMERS, Page, Secret, Stage, VersionState
+from core.domain.values import ScopeRef, ScopeType
 from core.references import MAX_LENGTH as REFERENCE_MAX_LENGTH
 from core.references import reference_of
-from ports.values import ScopeRef, ScopeType
 
 ENCODINGS = ("utf-8", "base64")
 

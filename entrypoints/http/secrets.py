@@ -9,13 +9,13 @@ from uuid import UUID
 from flask import Response, g, url_for
 from flask.views import MethodView
 
-from core.errors import InvalidInput, NotFound
-from core.model import PageRequest, RevealedValue, Secret, SecretFilter
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.model import PageRequest, RevealedValue, Secret, SecretFilter
+from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.services import MetadataChanges, NewSecret, SecretService
 from entrypoints.http import examples, schemas
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
-from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 blp = Blueprint(
     "secrets",

@@ -27,12 +27,12 @@ from marshmallow import Schema, fields, validate
 
 from adapters.db.change_events import SqlChangeSource
 from core.changes import ChangeHub, ChangeRecord, ChangeStream, StreamFilter
-from core.errors import InvalidInput, ServiceError, TooManyStreams
+from core.domain.errors import InvalidInput, ServiceError, TooManyStreams
+from core.domain.values import Principal, ScopeType
 from core.events import EVENT_TYPES
 from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.secrets import scope_ref
-from ports.values import Principal, ScopeType
 
 log = logging.getLogger(__name__)
 

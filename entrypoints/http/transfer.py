@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
+from core.domain.values import ScopeType
 from core.policy import ENVIRONMENT_PATTERN
 from core.transfer import (
     ConflictStrategy,
@@ -31,7 +32,6 @@ from entrypoints.http import examples, schemas
 from entrypoints.http.blueprint import Blueprint, QueryParser, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.secrets import scope_ref
-from ports.values import ScopeType
 
 MULTIPART = "multipart"
 # The file of an export, by its format's media type (`format_json`, `format_dotenv`), or sealed.

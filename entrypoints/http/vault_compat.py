@@ -22,15 +22,15 @@ from flask import Blueprint, Response, g, jsonify, request
 from marshmallow import ValidationError
 
 from core.access import INVALID_CREDENTIALS
-from core.errors import InvalidInput, NotFound, Unauthenticated
-from core.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.errors import InvalidInput, NotFound, Unauthenticated
+from core.domain.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.services import MAX_PAGE_SIZE, NewSecret, SecretService
 from core.versions import VersionService
 from entrypoints.http import schemas
 from entrypoints.http.context import audited, bearer_token, current_container, request_trail
 from entrypoints.http.errors import response_for
 from entrypoints.http.secrets import path_text, scope_ref
-from ports.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 MOUNT = "secret"
 NO_ENVIRONMENT = "_"

@@ -27,11 +27,11 @@ from sqlalchemy import select
 
 from adapters.db.tables import audit_events
 from core.audit import AuditEvent, RequestInfo
-from core.errors import NotFound
+from core.domain.errors import NotFound
+from core.domain.values import Principal
 from entrypoints.config import Settings
 from entrypoints.http.audit import as_csv
 from entrypoints.http.context import ANONYMOUS
-from ports.values import Principal
 from tests.e2e.conftest import TOKEN, ApiClient
 
 ROOT = {"Authorization": f"Bearer {TOKEN}"}

@@ -21,10 +21,10 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from core.domain.values import ScopeType
 from entrypoints.config import Settings
 from entrypoints.http.app import create_app
 from entrypoints.http.errors import codes_of
-from ports.values import ScopeType
 from tests.e2e.conftest import ApiClient, as_user
 
 METHODS = ("get", "put", "post", "delete", "patch")

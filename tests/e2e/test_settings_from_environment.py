@@ -18,7 +18,7 @@ import requests
 from adapters.db.engine import create_engine_from_url
 from adapters.db.migrate import upgrade
 from adapters.keys import FileKeyProvider
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from entrypoints.config import load_settings
 from entrypoints.container import Container
 from entrypoints.http.app import create_app

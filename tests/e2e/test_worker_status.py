@@ -9,8 +9,8 @@ from flask import Flask
 
 from core.access import Role
 from core.bindings import NewBinding
+from core.domain.values import Principal, ScopeRef
 from entrypoints.http.health import Readiness
-from ports.values import Principal, ScopeRef
 from ports.workers import WorkerRecord
 from tests.e2e.conftest import ApiClient, as_user
 

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from adapters.db.uow import SqlUnitOfWork
 from core.access import Action, Role, RoleBinding, Target, access_query, allowed
-from core.errors import Conflict, NotFound
-from core.model import (
+from core.domain.errors import Conflict, NotFound
+from core.domain.model import (
     ApiToken,
     PageRequest,
     Scope,
@@ -23,9 +23,9 @@ from core.model import (
     SecretVersion,
     ServiceAccount,
 )
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.services import secret_target
 from ports.persistence import ScopeUsage
-from ports.values import Principal, ScopeRef, ScopeType
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 EVERY_ROW = PageRequest(page_size=1000)

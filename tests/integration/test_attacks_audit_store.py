@@ -26,8 +26,8 @@ from core.audit import (
     RequestInfo,
     verify_links,
 )
-from core.errors import NotFound
-from ports.values import Principal
+from core.domain.errors import NotFound
+from core.domain.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)

@@ -20,8 +20,8 @@ from sqlalchemy import Engine
 from adapters.db.audit_appender import PostgresChainAppender
 from adapters.db.uow import SqlUnitOfWork
 from core.audit import AuditChain, AuditTrail, GroupCommit, RequestInfo, verify_links
-from core.errors import NotFound
-from ports.values import Principal
+from core.domain.errors import NotFound
+from core.domain.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)

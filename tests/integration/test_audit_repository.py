@@ -36,9 +36,9 @@ from core.audit import (
 )
 from core.audit_bounds import TEXT_LIMITS, VERSION_MAX, VERSION_MIN
 from core.audit_service import AuditService, Verification
-from core.errors import AuditEventRefused, AuditUnavailable
+from core.domain.errors import AuditEventRefused, AuditUnavailable
+from core.domain.values import Principal
 from ports.persistence import AuditFilter
-from ports.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock, make_audit_trail
 from tests.support.postgres import free_port
 

@@ -16,7 +16,7 @@ from adapters.db.tables import change_events
 from adapters.db.uow import SqlUnitOfWork
 from core.access import Role, RoleBinding
 from core.changes import ChangeRecord
-from ports.values import ScopeRef, ScopeType, SecretValue
+from core.domain.values import ScopeRef, ScopeType, SecretValue
 from tests.unit.lifecycle_support import ALICE, GLOBAL, NOW, PROJECT, Lifecycle, wire
 
 ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")

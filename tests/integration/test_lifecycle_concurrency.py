@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from adapters.db.tables import audit_events
-from core.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.values import Principal, ScopeRef, SecretValue
 from core.rotation import RotationPolicy
 from core.services import MetadataChanges, NewSecret
 from core.worker import WorkReport
 from entrypoints.config import Settings
 from entrypoints.container import Container
-from ports.values import Principal, ScopeRef, SecretValue
 
 ROOT = Principal("root", "root", is_root=True)
 WRITERS = 20

@@ -13,12 +13,12 @@ from adapters.crypto import key_id_of
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import encrypted_values
 from adapters.keys import FileKeyProvider
-from core.errors import BackendUnavailable, ValueIntegrityError
+from core.domain.errors import BackendUnavailable, ValueIntegrityError
+from core.domain.values import SecretValue, VersionKey
 from plugins.local_backend import LocalEncryptedBackend
 from plugins.manager import backend_plugins, build_plugin_manager, create_backend
 from plugins.testing import BackendContract, canary
 from ports.storage import BackendContext
-from ports.values import SecretValue, VersionKey
 
 
 @pytest.fixture

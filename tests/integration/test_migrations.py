@@ -17,7 +17,7 @@ from adapters.db import migrate
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, metadata
 from adapters.db.uow import SqlUnitOfWork
-from ports.values import ScopeRef, ScopeType
+from core.domain.values import ScopeRef, ScopeType
 
 
 @pytest.fixture

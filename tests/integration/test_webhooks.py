@@ -23,11 +23,11 @@ from adapters.webhooks import (
     url_problem,
     verify_signature,
 )
-from core.errors import ConfigurationError, DeliveryFailed, InvalidInput, RotationFailed
+from core.domain.errors import ConfigurationError, DeliveryFailed, InvalidInput, RotationFailed
+from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.events import OutboxMessage
 from plugins.rotators import WebhookRotator
 from ports.rotation import RotationTarget
-from ports.values import ScopeRef, ScopeType, SecretValue
 from tests.support.webhooks import WebhookReceiver, webhook_receiver
 
 KEY = "a-shared-hmac-key-for-webhooks-0123"

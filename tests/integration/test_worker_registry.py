@@ -15,9 +15,9 @@ from adapters.db.uow import SqlUnitOfWork
 from adapters.db.worker_registry import SqlWorkerRegistry
 from core.access import Role, RoleBinding
 from core.backends import BackendRegistry
+from core.domain.values import ScopeRef, ScopeType
 from core.migration import MigrationRequest, MigrationService
 from core.policy import SecretPolicy, ValueChecksum
-from ports.values import ScopeRef, ScopeType
 from ports.workers import Backlog, WorkerRecord
 from tests.fakes import InMemoryBackend, make_audit_trail
 from tests.unit.lifecycle_support import (

@@ -12,8 +12,9 @@ from uuid import UUID
 from adapters.cron import CroniterSchedule
 from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.model import Secret
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.events import ChangeFeed, DeliveryPolicy, EventDelivery, OutboxMessage
-from core.model import Secret
 from core.policy import SecretPolicy, ValueChecksum
 from core.rotation import PolicyDraft, RotationService, RotationSettings, Schedule
 from core.services import NewSecret, SecretService
@@ -21,7 +22,6 @@ from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
 from plugins.rotators import RandomRotator
 from ports.rotation import Rotator
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

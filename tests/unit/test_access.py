@@ -26,9 +26,9 @@ from core.access import (
     require,
     roles_granting,
 )
-from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from core.model import ApiToken, ServiceAccount
-from ports.values import Principal, ScopeRef, ScopeType
+from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.domain.model import ApiToken, ServiceAccount
+from core.domain.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWork, visible
 
 NOW = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ from core.adoption import (
     secret_name_for,
 )
 from core.backends import BackendRegistry
-from core.errors import NotFound
-from core.model import Secret
+from core.domain.errors import NotFound
+from core.domain.model import Secret
+from core.domain.values import Principal, ScopeRef, ScopeType, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
-from ports.values import Principal, ScopeRef, ScopeType, VersionKey
 from tests.fakes import (
     EXTERNAL,
     AdoptableBackend,

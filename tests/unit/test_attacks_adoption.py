@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from core.errors import InvalidInput
+from core.domain.errors import InvalidInput
 from plugins.external import ExternalNames
 from plugins.vault_backend import VaultBackend
 

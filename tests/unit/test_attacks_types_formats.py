@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from adapters.sealed_export import HEADER, MAGIC, ScryptAesGcmCipher
-from core.errors import InvalidInput
+from core.domain.errors import InvalidInput
+from core.domain.values import SecretValue
 from core.types import derived_tags
 from plugins.format_dotenv import STYLE_TAG, DotenvFormat
 from plugins.format_json import JsonFormat
 from ports.formats import EntryError, ExportEntry, ImportEntry
 from ports.types import SecretType
-from ports.values import SecretValue
 from tests.unit import test_secret_types as secret_types
 from tests.unit.test_formats import document, python_dotenv_reading, secret
 from tests.unit.test_secret_types import certificate_for, check, openssh_key, pem_key

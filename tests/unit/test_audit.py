@@ -32,8 +32,8 @@ from core.audit import (
     with_fields,
 )
 from core.audit_bounds import TEXT_LIMITS
-from core.errors import Conflict, Forbidden, NotFound, ServiceError
-from ports.values import Principal
+from core.domain.errors import Conflict, Forbidden, NotFound, ServiceError
+from core.domain.values import Principal
 from tests.fakes import (
     CHECKPOINT_KEY,
     FakeUnitOfWorkFactory,

@@ -13,9 +13,9 @@ import pytest
 from core.access import Role
 from core.audit import GENESIS, AuditEvent, AuditTrail, BrokenLink, ChainSegment, event_hash
 from core.audit_service import MAX_PAGE, AuditService, Verification
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.domain.errors import Forbidden, InvalidInput, NotFound
+from core.domain.values import Principal, ScopeRef, ScopeType
 from ports.persistence import AuditFilter
-from ports.values import Principal, ScopeRef, ScopeType
 from tests.fakes import (
     CHECKPOINT_KEY,
     FakeChainSegments,

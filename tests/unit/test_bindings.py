@@ -11,11 +11,11 @@ import pytest
 from core.access import Role
 from core.backends import BackendRegistry
 from core.bindings import NewBinding, RoleBindingService
-from core.errors import Forbidden, InvalidInput, NotFound
-from core.model import PageRequest, Secret
+from core.domain.errors import Forbidden, InvalidInput, NotFound
+from core.domain.model import PageRequest, Secret
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

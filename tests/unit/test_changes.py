@@ -12,10 +12,10 @@ import pytest
 
 from core.access import Role
 from core.changes import ChangeHub, ChangeRecord, ChangeStream, StreamFilter, parse_cursor, visible
-from core.errors import InvalidInput, NotFound
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.events import ChangeFeed
 from ports.changes import ChangeSource
-from ports.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWork, FakeUnitOfWorkFactory, FixedClock
 
 ALICE = Principal("user:alice", "user")

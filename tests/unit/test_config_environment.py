@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from marshmallow import Schema, fields
 
 from adapters.identity import JwtAuthenticator
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from entrypoints.config import ListSetting, Settings, _SettingsSchema, load_settings
 from entrypoints.container import Container, check_configured
 from entrypoints.http.app import create_app

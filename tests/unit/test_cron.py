@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.cron import CroniterSchedule
-from core.errors import InvalidInput
+from core.domain.errors import InvalidInput
 
 
 @pytest.mark.parametrize("line", ["0 0 31 2 *", "0 0 30 2 *", "* * 31 4 *", "0 12 31 6,9,11 *"])

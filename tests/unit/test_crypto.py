@@ -10,7 +10,7 @@ import pytest
 from adapters import crypto
 from adapters.crypto import EnvelopeCipher, key_id_of
 from adapters.keys import EnvKeyProvider
-from core.errors import ValueIntegrityError
+from core.domain.errors import ValueIntegrityError
 
 PLAINTEXT = b"sk-live-0123456789abcdef"
 ASSOCIATED_DATA = b"secret-management:v1:0f3c8a52-5d0e-4a8e-9a0e-6c1c2b1f8e11:1"

@@ -13,17 +13,17 @@ import pytest
 import requests
 
 from core.adoption import adopted_secret_id
-from core.errors import (
+from core.domain.errors import (
     BackendAuthFailed,
     BackendUnavailable,
     ConfigurationError,
     NotFound,
     ValueIntegrityError,
 )
+from core.domain.values import VersionKey
 from plugins.external import ExternalNames, Locator, bound_locator
 from plugins.manager import backend_plugins, build_plugin_manager, create_backend
 from ports.storage import BackendContext
-from ports.values import VersionKey
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT = BackendContext(None, None)

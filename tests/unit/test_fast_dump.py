@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from marshmallow import Schema
 
-from core.model import Page, Secret
+from core.domain.model import Page, Secret
+from core.domain.values import ScopeRef, ScopeType
 from entrypoints.http.schemas import (
     ResolutionSchema,
     SecretPageSchema,
@@ -16,7 +17,6 @@ from entrypoints.http.schemas import (
     SecretValueSchema,
     dump_secret,
 )
-from ports.values import ScopeRef, ScopeType
 
 NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
 

@@ -17,8 +17,9 @@ import pytest
 from dotenv import parser as dotenv_parser
 
 from adapters.sealed_export import HEADER, MAGIC, ScryptAesGcmCipher
-from core.errors import InvalidInput
-from core.model import Secret, SecretVersion, VersionState
+from core.domain.errors import InvalidInput
+from core.domain.model import Secret, SecretVersion, VersionState
+from core.domain.values import ScopeRef, ScopeType, SecretValue
 from plugins.format_dotenv import STYLE_TAG, DotenvFormat
 from plugins.format_json import JsonFormat
 from plugins.manager import build_plugin_manager, format_plugins
@@ -29,7 +30,6 @@ from ports.formats import (
     ExportEntry,
     ImportEntry,
 )
-from ports.values import ScopeRef, ScopeType, SecretValue
 
 NOW = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 SCOPE = ScopeRef(ScopeType.PROJECT, "p-42")

@@ -26,7 +26,7 @@ from core.audit import (
     chain_hash,
     verify_chain,
 )
-from core.errors import AuditEventRefused, AuditUnavailable
+from core.domain.errors import AuditEventRefused, AuditUnavailable
 from core.events import ChangeFeed
 from ports.persistence import AppendedBatch
 from tests.fakes import (

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from adapters.expiring import ExpiringCache
 from adapters.identity import BearerAuthenticator, DevRootTokenAuthenticator, JwtAuthenticator
-from core.errors import ConfigurationError, Unauthenticated
+from core.domain.errors import ConfigurationError, Unauthenticated
+from core.domain.values import Principal
 from entrypoints.config import load_settings
-from ports.values import Principal
 
 ISSUER, AUDIENCE = "https://idp.test", "secret-management"
 SHARED = "a-shared-hs256-key-of-more-than-32-chars"

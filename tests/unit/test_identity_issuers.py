@@ -14,11 +14,11 @@ import pytest
 
 from adapters.identity import IssuerAuthenticator, JwtAuthenticator
 from core.access import PRINCIPAL_PATTERN
-from core.errors import ConfigurationError, Unauthenticated
+from core.domain.errors import ConfigurationError, Unauthenticated
+from core.domain.values import Principal
 from core.service_accounts import ACCOUNT_NAME
 from entrypoints.config import load_settings
 from entrypoints.container import build_jwt_authenticator
-from ports.values import Principal
 
 IDP, CLUSTER, CI = "https://idp.test", "https://k8s.test", "https://ci.test"
 AUDIENCE = "secret-management"

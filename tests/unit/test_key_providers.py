@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.keys import EnvKeyProvider, FileKeyProvider
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from plugins.key_providers import auto_provider, env_provider, file_provider
 from ports.security import KeyEncryptionKey, KeyProviderContext
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.domain.values import Principal
 from entrypoints.http.context import log_access
 from entrypoints.logs import (
     OneLineFormatter,
@@ -18,7 +19,6 @@ from entrypoints.logs import (
     current_request_id,
     granian_log_config,
 )
-from ports.values import Principal
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.metrics import CountedReadCache, InstrumentedBackend, ServiceMetrics
 from core.audit import AuditChain, GroupCommit
-from core.errors import BackendUnavailable, NotFound
+from core.domain.errors import BackendUnavailable, NotFound
+from core.domain.values import SecretValue, VersionKey
 from entrypoints.http.metrics import MULTIPROCESS_DIR, route_template
 from plugins.testing import BackendContract
-from ports.values import SecretValue, VersionKey
 from tests.fakes import CHECKPOINT_KEY, FakeUnitOfWorkFactory, InMemoryBackend
 from tests.unit.test_group_commit import event
 

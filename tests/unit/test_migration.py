@@ -12,7 +12,7 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     BackendUnavailable,
     Conflict,
     Forbidden,
@@ -20,13 +20,13 @@ from core.errors import (
     NotFound,
     ValueIntegrityError,
 )
+from core.domain.model import VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from core.migration import ItemState, JobState, MigrationRequest, MigrationService
-from core.model import VersionState
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from core.versions import VersionService
 from ports.storage import BackendCapabilities
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend, make_audit_trail
 
 ROOT = Principal(id="root", kind="root", is_root=True)

@@ -10,7 +10,7 @@ import pytest
 
 import plugins.key_providers
 import plugins.local_backend
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from plugins import hookimpl
 from plugins.format_dotenv import DotenvFormat
 from plugins.manager import (

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.errors import InvalidInput, NotFound
-from core.model import RevealedValue, Secret, SecretVersion, Stage
+from core.domain.errors import InvalidInput, NotFound
+from core.domain.model import RevealedValue, Secret, SecretVersion, Stage
+from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.references import (
     MAX_DEPTH,
     Reference,
@@ -21,7 +22,6 @@ from core.references import (
     parse_reference,
     reference_of,
 )
-from ports.values import ScopeRef, ScopeType, SecretValue
 
 PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
 NOW = datetime(2026, 12, 5, tzinfo=UTC)

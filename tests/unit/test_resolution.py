@@ -11,8 +11,9 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import AuditUnavailable
-from core.model import Secret, VersionState
+from core.domain.errors import AuditUnavailable
+from core.domain.model import Secret, VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.resolution import (
     ResolveContext,
@@ -26,7 +27,6 @@ from core.services import NewSecret, SecretService, ValueReader
 from core.types import TypeRegistry
 from plugins.types_basic import GenericType, UsernamePasswordType
 from plugins.types_cloud import AwsCredentialsType
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeSecretRepository,

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.cron import CroniterSchedule
 from core.access import Role
-from core.errors import (
+from core.domain.errors import (
     BackendUnavailable,
     Conflict,
     Forbidden,
@@ -20,9 +20,9 @@ from core.errors import (
     RotationFailed,
     VersionUnavailable,
 )
-from core.model import VersionState
+from core.domain.model import VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.rotation import PolicyDraft, Schedule
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import ScriptedRotator, recorded
 from tests.unit.lifecycle_support import (
     ALICE,

@@ -8,12 +8,12 @@ import string
 import pytest
 
 import plugins.rotators
-from core.errors import ConfigurationError, InvalidInput
+from core.domain.errors import ConfigurationError, InvalidInput
+from core.domain.values import ScopeRef, ScopeType
 from plugins import hookimpl
 from plugins.manager import build_plugin_manager, rotator_plugins
 from plugins.rotators import RandomRotator
 from ports.rotation import RotatorContext, RotatorPlugin
-from ports.values import ScopeRef, ScopeType
 from ports.webhooks import WebhookTarget
 
 ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")

@@ -9,13 +9,13 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
-from core.model import PageRequest, Scope, Secret, SecretFilter
+from core.domain.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
+from core.domain.model import PageRequest, Scope, Secret, SecretFilter
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from core.services import NewSecret, SecretService
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.model import PageRequest
+from core.domain.model import PageRequest
+from core.domain.values import Principal, ScopeRef, ScopeType
 from core.scopes import ScopeService
-from ports.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, make_audit_trail
 
 ROOT = Principal("root", "root", is_root=True)

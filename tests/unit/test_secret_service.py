@@ -15,7 +15,7 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
     Conflict,
@@ -30,11 +30,11 @@ from core.errors import (
     ValueTooLarge,
     VersionUnavailable,
 )
-from core.model import CONSUMERS, PageRequest, Secret, SecretFilter, VersionState
+from core.domain.model import CONSUMERS, PageRequest, Secret, SecretFilter, VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService
 from ports.storage import BackendCapabilities
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

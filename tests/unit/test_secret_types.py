@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from core.domain.values import SecretValue
 from plugins.manager import build_plugin_manager, secret_type_plugins
 from ports.types import SecretType, TypeCheck
-from ports.values import SecretValue
 
 NOT_AFTER = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
 PASSPHRASE = b"generated-test-passphrase"

@@ -13,8 +13,9 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from core.model import PageRequest, ServiceAccount
+from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.domain.model import PageRequest, ServiceAccount
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache
 from core.service_accounts import (
@@ -25,7 +26,6 @@ from core.service_accounts import (
     looks_like_api_token,
 )
 from core.services import NewSecret, SecretService
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

@@ -13,7 +13,7 @@ import pytest
 from core import transfer as transfer_module
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import (
+from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
     Conflict,
@@ -23,7 +23,8 @@ from core.errors import (
     NotFound,
     PreconditionFailed,
 )
-from core.model import VersionState
+from core.domain.model import VersionState
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from core.transfer import (
@@ -36,7 +37,6 @@ from core.transfer import (
 )
 from core.types import TypeRegistry
 from plugins.format_dotenv import DotenvFormat
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeCipher,
     FakeDatabase,

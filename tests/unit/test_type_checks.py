@@ -11,12 +11,12 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import InvalidInput, InvalidSecretValue
+from core.domain.errors import InvalidInput, InvalidSecretValue
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from core.types import TypeRegistry
 from ports.types import SecretType, TypeCheck
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

@@ -11,10 +11,10 @@ from uuid import uuid4
 
 import pytest
 
-from core.model import RevealedValue, Secret, SecretVersion
+from core.domain.model import RevealedValue, Secret, SecretVersion
+from core.domain.values import ScopeRef, SecretValue
 from core.policy import ValueChecksum
 from ports.security import KeyEncryptionKey
-from ports.values import ScopeRef, SecretValue
 
 PLAINTEXT = "sk-live-Zm9vYmFyYmF6-canary"
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.errors import (
+from core.domain.errors import (
     BackendUnavailable,
     Conflict,
     Expired,
@@ -18,8 +18,8 @@ from core.errors import (
     PreconditionFailed,
     VersionUnavailable,
 )
-from core.model import VersionState
-from ports.values import Principal, SecretValue
+from core.domain.model import VersionState
+from core.domain.values import Principal, SecretValue
 from tests.fakes import recorded
 from tests.unit.lifecycle_support import ALICE, BOB, FIRST, NOW, VERA, Lifecycle, make_lifecycle
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigurationError
+from core.domain.errors import ConfigurationError
 from entrypoints.config import load_settings
 
 KEY = "an-hmac-key-for-the-owner-0123456789"

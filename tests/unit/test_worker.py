@@ -12,14 +12,14 @@ import pytest
 
 from core.access import Role
 from core.backends import BackendRegistry
-from core.errors import ConfigurationError, Forbidden, NotFound
+from core.domain.errors import ConfigurationError, Forbidden, NotFound
+from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.events import DeliveryPolicy
 from core.migration import MigrationRequest, MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.worker import Worker, due_warning
 from core.worker_status import WorkerStatusService
 from ports.persistence import ExpiryNotice, Lease
-from ports.values import Principal, ScopeRef, ScopeType, SecretValue
 from ports.workers import Backlog, WorkerRecord, WorkerRegistry
 from tests.fakes import InMemoryBackend, make_audit_trail, recorded
 from tests.unit.lifecycle_support import (

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.errors import BackendUnavailable, NotFound, ValueIntegrityError, ValueTooLarge
+from core.domain.errors import BackendUnavailable, NotFound, ValueIntegrityError, ValueTooLarge
+from core.domain.values import SecretValue, VersionKey
 from plugins import hookimpl
 from plugins.backend_settings import BackendSettings
 from ports.storage import (
@@ -27,7 +28,6 @@ from ports.storage import (
     BackendPlugin,
     StorageBackend,
 )
-from ports.values import SecretValue, VersionKey
 
 MAX_VALUE_BYTES = 1024 * 1024
 

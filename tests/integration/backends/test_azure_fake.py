@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from core.errors import NotFound
-from ports.values import SecretValue, VersionKey
+from core.domain.errors import NotFound
+from core.domain.values import SecretValue, VersionKey
 from tests.integration.backends.azure_fake import FakeKeyVault
 from tests.integration.backends.conftest import build_backend
 

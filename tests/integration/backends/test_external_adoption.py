@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from core.adoption import adopted_secret_id
-from core.errors import ValueIntegrityError
+from core.domain.errors import ValueIntegrityError
+from core.domain.values import SecretValue, VersionKey
 from ports.storage import StorageBackend
-from ports.values import SecretValue, VersionKey
 
 
 def test_values_already_in_the_store_are_found_and_bound_to_one_key(

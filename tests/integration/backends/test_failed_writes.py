@@ -8,11 +8,11 @@ from uuid import UUID
 import pytest
 
 from core.backends import BackendRegistry
-from core.errors import NotFound
+from core.domain.errors import NotFound
+from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from ports.storage import BackendHealth, StorageBackend
-from ports.values import Principal, ScopeRef, SecretValue, VersionKey
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock, make_audit_trail
 
 ROOT = Principal(id="root", kind="root", is_root=True)

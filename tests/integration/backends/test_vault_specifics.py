@@ -9,7 +9,7 @@ from typing import Any
 
 import hvac
 
-from ports.values import SecretValue, VersionKey
+from core.domain.values import SecretValue, VersionKey
 from tests.integration.backends.conftest import ROOT_TOKEN, build_backend
 
 POLICY = """

@@ -1,7 +1,7 @@
 """Service-account names are their scope's own: unique per owner scope, not everywhere.
 
 An account of the global scope keeps the principal `service:<name>`; an account of another
-scope becomes `service:<name>@<type>:<id>` (`core.model.ServiceAccount.principal`), so the role
+scope becomes `service:<name>@<type>:<id>` (`ServiceAccount.principal`), so the role
 bindings naming such an account are renamed with it. One whose new principal would not fit the
 255-character columns keeps its old bindings, which then name no account: it loses its access
 (closed, never wider) until an admin grants it again.

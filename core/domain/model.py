@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
-from ports.values import ScopeRef, ScopeType, SecretValue
+from core.domain.values import ScopeRef, ScopeType, SecretValue
 
 T = TypeVar("T")
 

@@ -1,0 +1,1 @@
+"""The business itself: entities, values, states and errors, importing only the standard library."""
