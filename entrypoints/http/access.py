@@ -8,15 +8,36 @@ from uuid import UUID
 from flask import Response, g
 from flask.views import MethodView
 
-from core.access import Role
 from core.bindings import NewBinding, RoleBindingService
-from core.domain.model import PageRequest
+from core.domain.access import Role
+from core.domain.paging import PageRequest
 from core.domain.values import ScopeType
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
+from entrypoints.http.schemas.access import (
+    IssuedTokenSchema,
+    ReaderListSchema,
+    RoleBindingCreateSchema,
+    RoleBindingListArgsSchema,
+    RoleBindingPageSchema,
+    RoleBindingSchema,
+    ServiceAccountCreateSchema,
+    ServiceAccountListArgsSchema,
+    ServiceAccountPageSchema,
+    ServiceAccountSchema,
+    TokenCreateSchema,
+    TokenListSchema,
+    WhoAmISchema,
+)
+from entrypoints.http.schemas.scopes import (
+    ScopeCreateSchema,
+    ScopeItemSchema,
+    ScopeListArgsSchema,
+    ScopePageSchema,
+)
 from entrypoints.http.secrets import SCOPE, scope_ref
 
 blp = Blueprint(
@@ -49,7 +70,7 @@ def ref_of(data: dict[str, Any]) -> Any:
 
 @blp.route("/auth/whoami")
 class WhoAmI(MethodView):
-    @blp.response(200, schemas.WhoAmISchema)
+    @blp.response(200, WhoAmISchema)
     @operation_id("whoami")
     def get(self) -> Any:
         """Who the bearer token stands for."""
@@ -59,16 +80,16 @@ class WhoAmI(MethodView):
 
 @blp.route("/scopes")
 class Scopes(MethodView):
-    @blp.arguments(schemas.ScopeListArgsSchema(), location="query")
-    @blp.response(200, schemas.ScopePageSchema, example=examples.SCOPE_PAGE)
+    @blp.arguments(ScopeListArgsSchema(), location="query")
+    @blp.response(200, ScopePageSchema, example=examples.SCOPE_PAGE)
     @operation_id("list_scopes")
     def get(self, args: dict[str, Any]) -> Any:
         """Scopes the caller can see."""
         scope_type = ScopeType(args["type"]) if "type" in args else None
         return scopes().list_scopes(g.principal, scope_type, page_of(args))
 
-    @blp.arguments(schemas.ScopeCreateSchema(), example=examples.SCOPE_CREATE)
-    @blp.response(201, schemas.ScopeItemSchema, example=examples.SCOPE)
+    @blp.arguments(ScopeCreateSchema(), example=examples.SCOPE_CREATE)
+    @blp.response(201, ScopeItemSchema, example=examples.SCOPE)
     @errors(403, 404, 409)
     @operation_id("create_scope")
     def post(self, data: dict[str, Any]) -> Any:
@@ -78,7 +99,7 @@ class Scopes(MethodView):
 
 @blp.route(f"/scopes/{SCOPE}")
 class ScopeItem(MethodView):
-    @blp.response(200, schemas.ScopeItemSchema, example=examples.SCOPE)
+    @blp.response(200, ScopeItemSchema, example=examples.SCOPE)
     def get(self, scope_type: str, scope_id: str) -> Any:
         """One scope."""
         return scopes().get(g.principal, scope_ref(scope_type, scope_id))
@@ -93,8 +114,8 @@ class ScopeItem(MethodView):
 
 @blp.route("/role-bindings")
 class RoleBindings(MethodView):
-    @blp.arguments(schemas.RoleBindingListArgsSchema(), location="query")
-    @blp.response(200, schemas.RoleBindingPageSchema, example=examples.ROLE_BINDING_PAGE)
+    @blp.arguments(RoleBindingListArgsSchema(), location="query")
+    @blp.response(200, RoleBindingPageSchema, example=examples.ROLE_BINDING_PAGE)
     @errors(403, 404)
     @operation_id("list_role_bindings")
     def get(self, args: dict[str, Any]) -> Any:
@@ -104,8 +125,8 @@ class RoleBindings(MethodView):
         )
         return bindings().list_bindings(g.principal, scope, args.get("principal"), page_of(args))
 
-    @blp.arguments(schemas.RoleBindingCreateSchema(), example=examples.ROLE_BINDING_CREATE)
-    @blp.response(201, schemas.RoleBindingSchema, example=examples.ROLE_BINDING)
+    @blp.arguments(RoleBindingCreateSchema(), example=examples.ROLE_BINDING_CREATE)
+    @blp.response(201, RoleBindingSchema, example=examples.ROLE_BINDING)
     @errors(403, 404)
     @operation_id("create_role_binding")
     def post(self, data: dict[str, Any]) -> Any:
@@ -133,7 +154,7 @@ class RoleBindingItem(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/access")
 class SecretReaders(MethodView):
-    @blp.response(200, schemas.ReaderListSchema)
+    @blp.response(200, ReaderListSchema)
     @errors(403)
     def get(self, secret_id: UUID) -> Any:
         """Who can read this secret's value, and through which binding (admins, auditors)."""
@@ -142,8 +163,8 @@ class SecretReaders(MethodView):
 
 @blp.route("/service-accounts")
 class ServiceAccounts(MethodView):
-    @blp.arguments(schemas.ServiceAccountListArgsSchema(), location="query")
-    @blp.response(200, schemas.ServiceAccountPageSchema, example=examples.SERVICE_ACCOUNT_PAGE)
+    @blp.arguments(ServiceAccountListArgsSchema(), location="query")
+    @blp.response(200, ServiceAccountPageSchema, example=examples.SERVICE_ACCOUNT_PAGE)
     @errors(403, 404)
     @operation_id("list_service_accounts")
     def get(self, args: dict[str, Any]) -> Any:
@@ -151,8 +172,8 @@ class ServiceAccounts(MethodView):
         scope = scope_ref(args["scope_type"], args.get("scope_id"))
         return accounts().list_accounts(g.principal, scope, page_of(args))
 
-    @blp.arguments(schemas.ServiceAccountCreateSchema(), example=examples.SERVICE_ACCOUNT_CREATE)
-    @blp.response(201, schemas.ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
+    @blp.arguments(ServiceAccountCreateSchema(), example=examples.SERVICE_ACCOUNT_CREATE)
+    @blp.response(201, ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
     @errors(403, 404, 409)
     @operation_id("create_service_account")
     def post(self, data: dict[str, Any]) -> Any:
@@ -164,7 +185,7 @@ class ServiceAccounts(MethodView):
 
 @blp.route("/service-accounts/<uuid:account_id>")
 class ServiceAccountItem(MethodView):
-    @blp.response(200, schemas.ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
+    @blp.response(200, ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
     @errors(403)
     def get(self, account_id: UUID) -> Any:
         """One service account."""
@@ -180,15 +201,15 @@ class ServiceAccountItem(MethodView):
 
 @blp.route("/service-accounts/<uuid:account_id>/tokens")
 class ServiceAccountTokens(MethodView):
-    @blp.response(200, schemas.TokenListSchema, example=examples.TOKEN_LIST)
+    @blp.response(200, TokenListSchema, example=examples.TOKEN_LIST)
     @errors(403)
     @operation_id("list_tokens")
     def get(self, account_id: UUID) -> Any:
         """The account's tokens (never the tokens themselves)."""
         return {"items": accounts().tokens(g.principal, account_id)}
 
-    @blp.arguments(schemas.TokenCreateSchema(), required=False, example=examples.TOKEN_CREATE)
-    @blp.response(201, schemas.IssuedTokenSchema, example=examples.ISSUED_TOKEN)
+    @blp.arguments(TokenCreateSchema(), required=False, example=examples.TOKEN_CREATE)
+    @blp.response(201, IssuedTokenSchema, example=examples.ISSUED_TOKEN)
     @errors(403)
     @operation_id("issue_token")
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:

@@ -26,7 +26,6 @@ from entrypoints.http import (
     references,
     reports,
     resolve,
-    schemas,
     secrets,
     status,
     stream,
@@ -46,6 +45,8 @@ from entrypoints.http.headers import HTML_CONTENT_SECURITY_POLICY, SECURITY_HEAD
 from entrypoints.http.hot_reads import HotReads
 from entrypoints.http.metrics import route_template, serve_metrics
 from entrypoints.http.proxies import behind_proxies
+from entrypoints.http.schemas.common import ErrorSchema
+from entrypoints.http.schemas.fields import ValueText
 from entrypoints.logs import configure_logging
 
 API_PREFIX = "/api/v1"
@@ -84,7 +85,7 @@ class NoSessions(SessionInterface):
 class ServiceApi(Api):  # type: ignore[misc]
     """flask-smorest's Api documenting this service's error body."""
 
-    ERROR_SCHEMA = schemas.ErrorSchema
+    ERROR_SCHEMA = ErrorSchema
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Flask:
@@ -116,7 +117,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.extensions["container"] = container
 
     api = ServiceApi(app)
-    api.register_field(schemas.ValueText, None, None)  # no type: oneOf string or object
+    api.register_field(ValueText, None, None)  # no type: oneOf string or object
     api.register_blueprint(health.blp)
     api.register_blueprint(secrets.blp)
     api.register_blueprint(lifecycle.blp)

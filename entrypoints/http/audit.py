@@ -11,19 +11,26 @@ from typing import Any
 from flask import Response, g, stream_with_context
 from flask.views import MethodView
 
-from core.audit import AuditEvent
 from core.audit_service import AuditService
-from entrypoints.http import examples, schemas
+from core.domain.audit import AuditEvent, AuditFilter
+from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.schemas.audit import (
+    AuditEventPageSchema,
+    AuditEventsArgsSchema,
+    AuditEventSchema,
+    AuditExportArgsSchema,
+    AuditVerificationSchema,
+    AuditVerifyArgsSchema,
+)
 from entrypoints.http.secrets import scope_ref
-from ports.persistence import AuditFilter
 
 blp = Blueprint(
     "audit", __name__, url_prefix="/api/v1/audit", description="The audit trail (admins, auditors)."
 )
 
-EXPORT_FIELDS = list(schemas.AuditEventSchema().fields)
+EXPORT_FIELDS = list(AuditEventSchema().fields)
 # What makes a spreadsheet read a cell as a formula (OWASP, CSV injection): such a cell of the
 # export starts with a quote instead.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -54,8 +61,8 @@ def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:
 
 @blp.route("/events")
 class AuditEvents(MethodView):
-    @blp.arguments(schemas.AuditEventsArgsSchema(), location="query")
-    @blp.response(200, schemas.AuditEventPageSchema, example=examples.AUDIT_EVENT_PAGE)
+    @blp.arguments(AuditEventsArgsSchema(), location="query")
+    @blp.response(200, AuditEventPageSchema, example=examples.AUDIT_EVENT_PAGE)
     @errors(403, 404)
     @operation_id("list_audit_events")
     def get(self, args: dict[str, Any]) -> Any:
@@ -68,7 +75,7 @@ class AuditEvents(MethodView):
 
 @blp.route("/export")
 class AuditExport(MethodView):
-    @blp.arguments(schemas.AuditExportArgsSchema(), location="query")
+    @blp.arguments(AuditExportArgsSchema(), location="query")
     @blp.response(
         200,
         FILE,
@@ -97,8 +104,8 @@ class AuditExport(MethodView):
 
 @blp.route("/verify")
 class AuditVerify(MethodView):
-    @blp.arguments(schemas.AuditVerifyArgsSchema(), required=False, example=examples.AUDIT_VERIFY)
-    @blp.response(200, schemas.AuditVerificationSchema, example=examples.AUDIT_VERIFICATION)
+    @blp.arguments(AuditVerifyArgsSchema(), required=False, example=examples.AUDIT_VERIFY)
+    @blp.response(200, AuditVerificationSchema, example=examples.AUDIT_VERIFICATION)
     @errors(403)
     @operation_id("verify_audit_chain")
     def post(self, args: dict[str, Any]) -> Any:
@@ -107,13 +114,13 @@ class AuditVerify(MethodView):
 
 
 def as_json_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
-    schema = schemas.AuditEventSchema()
+    schema = AuditEventSchema()
     for event in events:
         yield json.dumps(schema.dump(event), separators=(",", ":")) + "\n"
 
 
 def as_csv(events: Iterator[AuditEvent]) -> Iterator[str]:
-    schema = schemas.AuditEventSchema()
+    schema = AuditEventSchema()
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
     writer.writeheader()

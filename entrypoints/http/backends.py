@@ -7,13 +7,16 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
 
 from core.adoption import AdoptionRequest, AdoptionStatus
-from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import backend_check
+from entrypoints.http.schemas.operations import (
+    AdoptionArgsSchema,
+    AdoptionReportSchema,
+    BackendListSchema,
+)
 from entrypoints.http.secrets import path_text, scope_ref
 
 blp = Blueprint(
@@ -22,65 +25,6 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Storage backend instances: capabilities, health, adoption of existing values.",
 )
-
-
-class CapabilitiesSchema(Schema):
-    max_value_bytes = fields.Integer()
-    native_versioning = fields.Boolean(
-        metadata={"description": "Versions are versions of one object in the store."}
-    )
-    native_soft_delete = fields.Boolean(
-        metadata={"description": "What destroy or purge removed stays recoverable in the store."}
-    )
-
-
-class BackendHealthSchema(Schema):
-    ok = fields.Boolean()
-    latency_ms = fields.Float()
-    detail = fields.String()
-
-
-class BackendSchema(Schema):
-    class Meta:
-        ordered = True
-
-    name = fields.String()
-    plugin = fields.String()
-    default = fields.Boolean()
-    capabilities = fields.Nested(CapabilitiesSchema)
-    health = fields.Nested(BackendHealthSchema)
-
-
-class BackendListSchema(Schema):
-    items = fields.List(fields.Nested(BackendSchema))
-
-
-class AdoptionArgsSchema(schemas.StrictSchema):
-    prefix = schemas.Text(
-        required=True,
-        validate=validate.Length(max=512),
-        metadata={"description": "Adopt the values whose external names start with this."},
-    )
-    scope = fields.Nested(schemas.ScopeSchema, required=True)
-    environment = schemas.Text(allow_none=True, load_default=None)
-
-
-class AdoptionResultSchema(Schema):
-    class Meta:
-        ordered = True
-
-    external_name = fields.String()
-    name = fields.String()
-    status = fields.Enum(AdoptionStatus, by_value=True)
-    secret_id = fields.UUID()
-    reason = fields.String()
-
-
-class AdoptionReportSchema(Schema):
-    items = fields.List(fields.Nested(AdoptionResultSchema))
-    adopted = fields.Integer()
-    skipped = fields.Integer()
-    failed = fields.Integer()
 
 
 @blp.route("/backends")

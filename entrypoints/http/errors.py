@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from core.domain import errors
-from entrypoints.http.schemas import ErrorSchema
+from entrypoints.http.schemas.common import ErrorSchema
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask.views import MethodView
-from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from core.domain.errors import ServiceError
 from core.worker_status import WorkerStatus
-from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint
+from entrypoints.http.schemas.common import HealthSchema
+from entrypoints.http.schemas.operations import ReadySchema
 from ports.storage import StorageBackend
 
 if TYPE_CHECKING:
@@ -34,46 +34,9 @@ blp = Blueprint("health", __name__, description="Liveness and readiness probes."
 WORKER = "worker"
 
 
-class BacklogSchema(Schema):
-    class Meta:
-        ordered = True
-
-    outbox_pending = fields.Integer(
-        metadata={"description": "Events not delivered yet, still to be tried."}
-    )
-    outbox_given_up = fields.Integer(
-        metadata={"description": "Events given up on after their last delivery attempt."}
-    )
-    jobs_queued = fields.Integer(metadata={"description": "Migrations waiting or running."})
-    rotations_due = fields.Integer(
-        metadata={"description": "Scheduled rotations whose time has come."}
-    )
-
-
-class WorkerProbeSchema(Schema):
-    class Meta:
-        ordered = True
-
-    ok = fields.Boolean(metadata={"description": "The workers' rows and backlog could be read."})
-    last_heartbeat_age_seconds = fields.Float(
-        allow_none=True,
-        metadata={"description": "Since the latest heartbeat of any worker; null: none runs."},
-    )
-    alive = fields.Integer(metadata={"description": "Workers that beat within the last minute."})
-    backlog = fields.Nested(BacklogSchema)
-    detail = fields.String(metadata={"description": "Why they could not be read."})
-
-
-class ReadySchema(schemas.HealthSchema):
-    worker = fields.Nested(
-        WorkerProbeSchema,
-        metadata={"description": "The lifecycle workers, reported without failing readiness."},
-    )
-
-
 @blp.route("/healthz")
 class Health(MethodView):
-    @blp.response(200, schemas.HealthSchema)
+    @blp.response(200, HealthSchema)
     def get(self) -> Any:
         """The process is up."""
         return {"status": "ok", "checks": {}}

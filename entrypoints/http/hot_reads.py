@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
 
-from core.audit import RequestInfo
+from core.domain.audit import RequestInfo
 from core.domain.errors import Unauthenticated
 from entrypoints.http import errors
 from entrypoints.http.context import bearer_token, record_request, request_id_of
 from entrypoints.http.headers import SECURITY_HEADERS
 from entrypoints.http.metrics import route_template
-from entrypoints.http.schemas import SecretValueSchema
+from entrypoints.http.schemas.values import SecretValueSchema
 from entrypoints.http.secrets import encode_value, secret_path
 from entrypoints.logs import current_request_id
 

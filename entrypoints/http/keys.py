@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from marshmallow import Schema, fields
 
-from core.keys import DEFAULT_BATCH, MAX_BATCH, KeyService
-from entrypoints.http import schemas
+from core.keys import KeyService
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
+from entrypoints.http.schemas.operations import KeyListSchema, RewrapArgsSchema, RewrapReportSchema
 
 blp = Blueprint(
     "keys",
@@ -19,41 +18,6 @@ blp = Blueprint(
     url_prefix="/api/v1/keys",
     description="Key-encryption keys: versions, and re-wrapping data keys after a rotation.",
 )
-
-
-class KeyUsageSchema(Schema):
-    id = fields.String()
-    provider = fields.String()
-    state = fields.Function(
-        lambda usage: usage.state.value if usage.state else "unrecorded",
-        metadata={"description": "active, previous, retired, or unrecorded"},
-    )
-    blobs = fields.Integer(metadata={"description": "Stored values it wraps."})
-
-
-class KeyListSchema(Schema):
-    items = fields.List(fields.Nested(KeyUsageSchema))
-
-
-class RewrapArgsSchema(schemas.StrictSchema):
-    batch_size = schemas.Integer(maximum=MAX_BATCH, load_default=DEFAULT_BATCH)
-    limit = schemas.Integer(load_default=None)
-
-
-class FailedBlobSchema(Schema):
-    id = fields.UUID()
-    key_id = fields.String()
-    problem = fields.String()
-
-
-class RewrapReportSchema(Schema):
-    active_key = fields.String()
-    rewrapped = fields.Integer()
-    batches = fields.Integer()
-    failed = fields.List(fields.Nested(FailedBlobSchema))
-    remaining = fields.Integer(metadata={"description": "Values still under another key."})
-    retired = fields.List(fields.String())
-    complete = fields.Boolean()
 
 
 def key_service() -> KeyService:

@@ -11,12 +11,20 @@ from uuid import UUID
 from flask import Response, g
 from flask.views import MethodView
 
-from core.domain.model import Secret, SecretVersion
+from core.domain.secrets import Secret, SecretVersion
 from core.rotation import PolicyDraft, RotationService
 from core.versions import VersionService
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
+from entrypoints.http.schemas.secrets import SecretSchema
+from entrypoints.http.schemas.versions import (
+    RollbackSchema,
+    RotateSchema,
+    RotationPolicyInputSchema,
+    RotationPolicySchema,
+    VersionSchema,
+)
 from entrypoints.http.secrets import VERSION, decode_value, service, with_etag
 
 blp = Blueprint(
@@ -45,7 +53,7 @@ def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
 
 @blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/disable")
 class VersionDisable(MethodView):
-    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409)
     @operation_id("disable_version")
@@ -60,7 +68,7 @@ class VersionDisable(MethodView):
 
 @blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/enable")
 class VersionEnable(MethodView):
-    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409)
     @operation_id("enable_version")
@@ -75,7 +83,7 @@ class VersionEnable(MethodView):
 
 @blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}/destroy")
 class VersionDestroy(MethodView):
-    @blp.response(200, schemas.VersionSchema, headers=ETAG)
+    @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409, 502)
     @operation_id("destroy_version")
@@ -90,8 +98,8 @@ class VersionDestroy(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rollback")
 class SecretRollback(MethodView):
-    @blp.arguments(schemas.RollbackSchema(), example=examples.ROLLBACK)
-    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
+    @blp.arguments(RollbackSchema(), example=examples.ROLLBACK)
+    @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409, 422, 502)
     @operation_id("rollback_secret")
@@ -105,8 +113,8 @@ class SecretRollback(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rotate")
 class SecretRotate(MethodView):
-    @blp.arguments(schemas.RotateSchema(), example=examples.ROTATE)
-    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
+    @blp.arguments(RotateSchema(), example=examples.ROTATE)
+    @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409, 422, 502)
     @operation_id("rotate_secret")
@@ -129,13 +137,13 @@ class SecretRotate(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/rotation-policy")
 class SecretRotationPolicy(MethodView):
-    @blp.response(200, schemas.RotationPolicySchema, example=examples.ROTATION_POLICY)
+    @blp.response(200, RotationPolicySchema, example=examples.ROTATION_POLICY)
     def get(self, secret_id: UUID) -> Any:
         """The secret's rotation policy, with its next and last runs."""
         return rotation().get_policy(g.principal, secret_id)
 
-    @blp.arguments(schemas.RotationPolicyInputSchema(), example=examples.ROTATION_POLICY_INPUT)
-    @blp.response(200, schemas.RotationPolicySchema, headers=ETAG, example=examples.ROTATION_POLICY)
+    @blp.arguments(RotationPolicyInputSchema(), example=examples.ROTATION_POLICY_INPUT)
+    @blp.response(200, RotationPolicySchema, headers=ETAG, example=examples.ROTATION_POLICY)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403)
     def put(self, data: dict[str, Any], secret_id: UUID) -> Any:

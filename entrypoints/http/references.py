@@ -13,13 +13,19 @@ from flask import g
 from flask.views import MethodView
 
 from core.domain.errors import ServiceError
-from core.domain.model import RevealedValue
+from core.domain.secrets import RevealedValue
 from core.references import parse_reference
 from core.services import SecretService
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.errors import status_of
+from entrypoints.http.schemas.references import (
+    ReferenceValueArgsSchema,
+    ReferenceValueSchema,
+    ReferenceValuesRequestSchema,
+    ReferenceValuesSchema,
+)
 from entrypoints.http.secrets import encode_value
 
 blp = Blueprint(
@@ -67,8 +73,8 @@ def read(text: str, expand: bool) -> RevealedValue:
 
 @blp.route("/references/value")
 class ReferenceValue(MethodView):
-    @blp.arguments(schemas.ReferenceValueArgsSchema(), location="query")
-    @blp.response(200, schemas.ReferenceValueSchema, example=REFERENCE_VALUE)
+    @blp.arguments(ReferenceValueArgsSchema(), location="query")
+    @blp.response(200, ReferenceValueSchema, example=REFERENCE_VALUE)
     @errors(403, 404, 409, 410, 422, 502)
     @operation_id("read_value_by_reference")
     def get(self, args: dict[str, Any]) -> Any:
@@ -82,8 +88,8 @@ class ReferenceValue(MethodView):
 
 @blp.route("/references/values")
 class ReferenceValues(MethodView):
-    @blp.arguments(schemas.ReferenceValuesRequestSchema(), example=REFERENCE_VALUES_REQUEST)
-    @blp.response(200, schemas.ReferenceValuesSchema, example=REFERENCE_VALUES)
+    @blp.arguments(ReferenceValuesRequestSchema(), example=REFERENCE_VALUES_REQUEST)
+    @blp.response(200, ReferenceValuesSchema, example=REFERENCE_VALUES)
     @errors(502)
     @operation_id("read_values_by_reference")
     def post(self, data: dict[str, Any]) -> Any:

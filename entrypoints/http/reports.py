@@ -8,9 +8,15 @@ from flask import g
 from flask.views import MethodView
 
 from core.reports import ReportService
-from entrypoints.http import schemas
 from entrypoints.http.blueprint import Blueprint, errors
 from entrypoints.http.context import audited, current_container
+from entrypoints.http.schemas.audit import (
+    OverdueArgsSchema,
+    ReportArgsSchema,
+    SecretListSchema,
+    StaleTokenArgsSchema,
+    StaleTokenListSchema,
+)
 from entrypoints.http.secrets import scope_ref
 
 blp = Blueprint(
@@ -28,8 +34,8 @@ def scope_of(args: dict[str, Any]) -> Any:
 
 @blp.route("/expiring")
 class Expiring(MethodView):
-    @blp.arguments(schemas.ReportArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretListSchema)
+    @blp.arguments(ReportArgsSchema(), location="query")
+    @blp.response(200, SecretListSchema)
     @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets expiring within `days` (or expired), soonest first."""
@@ -38,8 +44,8 @@ class Expiring(MethodView):
 
 @blp.route("/never-read")
 class NeverRead(MethodView):
-    @blp.arguments(schemas.ReportArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretListSchema)
+    @blp.arguments(ReportArgsSchema(), location="query")
+    @blp.response(200, SecretListSchema)
     @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose value nobody read in the last `days`."""
@@ -48,8 +54,8 @@ class NeverRead(MethodView):
 
 @blp.route("/rotation-overdue")
 class RotationOverdue(MethodView):
-    @blp.arguments(schemas.OverdueArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretListSchema)
+    @blp.arguments(OverdueArgsSchema(), location="query")
+    @blp.response(200, SecretListSchema)
     @errors(403, 404)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose scheduled rotation is more than `hours` late, or whose last failed."""
@@ -58,8 +64,8 @@ class RotationOverdue(MethodView):
 
 @blp.route("/stale-tokens")
 class StaleTokens(MethodView):
-    @blp.arguments(schemas.StaleTokenArgsSchema(), location="query")
-    @blp.response(200, schemas.StaleTokenListSchema)
+    @blp.arguments(StaleTokenArgsSchema(), location="query")
+    @blp.response(200, StaleTokenListSchema)
     @errors(403)
     def get(self, args: dict[str, Any]) -> Any:
         """Service-account tokens unused for `days`: candidates for revocation."""

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, g, request
 from flask.views import MethodView
 
-from core.domain.model import RevealedValue
+from core.domain.secrets import RevealedValue
 from core.domain.values import ScopeRef, ScopeType
 from core.references import Expansion, reference_of
 from core.resolution import (
@@ -21,9 +21,10 @@ from core.resolution import (
     Selection,
     environment_of,
 )
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container
+from entrypoints.http.schemas.resolve import ResolutionSchema, ResolveArgsSchema
 from entrypoints.http.secrets import value_text
 
 blp = Blueprint(
@@ -88,7 +89,7 @@ def render_variables(entry: SecretVariables) -> dict[str, Any]:
 def weak_etag(answer: dict[str, Any]) -> str:
     """A digest of a metadata-only answer (values never go into a header): equal tags, equal
     answers, whatever changed in between."""
-    dumped = json.dumps(schemas.ResolutionSchema().dump(answer), sort_keys=True)
+    dumped = json.dumps(ResolutionSchema().dump(answer), sort_keys=True)
     return f'W/"{hashlib.sha256(dumped.encode()).hexdigest()[:32]}"'
 
 
@@ -102,8 +103,8 @@ ETAG_HEADERS = {
 
 @blp.route("/resolve")
 class Resolve(MethodView):
-    @blp.arguments(schemas.ResolveArgsSchema(), location="query")
-    @blp.response(200, schemas.ResolutionSchema, headers=ETAG_HEADERS, example=examples.RESOLUTION)
+    @blp.arguments(ResolveArgsSchema(), location="query")
+    @blp.response(200, ResolutionSchema, headers=ETAG_HEADERS, example=examples.RESOLUTION)
     @blp.alt_response(304, description="Not modified: the answer has the If-None-Match tag.")
     @errors(422)
     @operation_id("resolve")

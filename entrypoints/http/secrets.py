@@ -10,12 +10,33 @@ from flask import Response, g, url_for
 from flask.views import MethodView
 
 from core.domain.errors import InvalidInput, NotFound
-from core.domain.model import PageRequest, RevealedValue, Secret, SecretFilter
+from core.domain.paging import PageRequest
+from core.domain.secrets import RevealedValue, Secret, SecretFilter
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.services import MetadataChanges, NewSecret, SecretService
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
+from entrypoints.http.schemas.fields import INT32_MAX, writable
+from entrypoints.http.schemas.secrets import (
+    SecretCreateSchema,
+    SecretGetArgsSchema,
+    SecretListArgsSchema,
+    SecretPageSchema,
+    SecretSchema,
+    SecretUpdateSchema,
+)
+from entrypoints.http.schemas.values import (
+    PathArgsSchema,
+    PathValueArgsSchema,
+    SecretValueSchema,
+    ValueArgsSchema,
+)
+from entrypoints.http.schemas.versions import (
+    SecretVersionCreateSchema,
+    VersionListSchema,
+    VersionSchema,
+)
 
 blp = Blueprint(
     "secrets",
@@ -27,7 +48,7 @@ blp = Blueprint(
 ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The secret's revision."}}
 # Path parameters as the routes take them: a version that an `integer` column holds (any other
 # number is a version that does not exist: 404), ids and names no longer than their columns.
-VERSION = f"<int(min=1, max={schemas.INT32_MAX}):version>"
+VERSION = f"<int(min=1, max={INT32_MAX}):version>"
 SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
 NAME = "<string(maxlength=255):name>"
 
@@ -92,8 +113,8 @@ def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
 
 def path_text(value: str, field: str) -> str:
     """A path parameter (or a scope id from anywhere), refused with 400 where no database could
-    hold or match it: a NUL character (see `schemas.writable`)."""
-    if not schemas.writable(value):
+    hold or match it: a NUL character (see `writable`)."""
+    if not writable(value):
         raise InvalidInput(
             f"{field} must not contain NUL characters or unpaired surrogates",
             details={"field": field},
@@ -113,8 +134,8 @@ def with_etag(secret: Secret) -> Secret:
 
 @blp.route("/secrets")
 class Secrets(MethodView):
-    @blp.arguments(schemas.SecretListArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretPageSchema, example=examples.SECRET_PAGE)
+    @blp.arguments(SecretListArgsSchema(), location="query")
+    @blp.response(200, SecretPageSchema, example=examples.SECRET_PAGE)
     @errors(404)
     @operation_id("list_secrets")
     def get(self, args: dict[str, Any]) -> Any:
@@ -138,8 +159,8 @@ class Secrets(MethodView):
             g.principal, criteria, PageRequest(args["page"], args["page_size"])
         )
 
-    @blp.arguments(schemas.SecretCreateSchema(), example=examples.SECRET_CREATE)
-    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
+    @blp.arguments(SecretCreateSchema(), example=examples.SECRET_CREATE)
+    @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET)
     @errors(403, 404, 409, 422, 502)
     @operation_id("create_secret")
     def post(self, data: dict[str, Any]) -> Any:
@@ -167,16 +188,16 @@ class Secrets(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>")
 class SecretItem(MethodView):
-    @blp.arguments(schemas.SecretGetArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
+    @blp.arguments(SecretGetArgsSchema(), location="query")
+    @blp.response(200, SecretSchema, headers=ETAG, example=examples.SECRET)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """A secret's metadata, with its revision as ETag."""
         return with_etag(
             service().get_secret(g.principal, secret_id, include_deleted=args["include_deleted"])
         )
 
-    @blp.arguments(schemas.SecretUpdateSchema(), required=False, example=examples.SECRET_UPDATE)
-    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_UPDATED)
+    @blp.arguments(SecretUpdateSchema(), required=False, example=examples.SECRET_UPDATE)
+    @blp.response(200, SecretSchema, headers=ETAG, example=examples.SECRET_UPDATED)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403)
     @operation_id("update_secret")
@@ -191,7 +212,7 @@ class SecretItem(MethodView):
         )
         return with_etag(secret)
 
-    @blp.response(200, schemas.SecretSchema, headers=ETAG)
+    @blp.response(200, SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403)
     def delete(self, secret_id: UUID) -> Any:
@@ -204,7 +225,7 @@ class SecretItem(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/restore")
 class SecretRestore(MethodView):
-    @blp.response(200, schemas.SecretSchema, headers=ETAG)
+    @blp.response(200, SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409)
     @operation_id("restore_secret")
@@ -230,8 +251,8 @@ class SecretPurge(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/value")
 class SecretValueView(MethodView):
-    @blp.arguments(schemas.ValueArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
+    @blp.arguments(ValueArgsSchema(), location="query")
+    @blp.response(200, SecretValueSchema, example=examples.SECRET_VALUE)
     @errors(403, 409, 410, 422, 502)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
@@ -241,14 +262,14 @@ class SecretValueView(MethodView):
 
 @blp.route("/secrets/<uuid:secret_id>/versions")
 class SecretVersions(MethodView):
-    @blp.response(200, schemas.VersionListSchema, example=examples.VERSION_LIST)
+    @blp.response(200, VersionListSchema, example=examples.VERSION_LIST)
     @operation_id("list_versions")
     def get(self, secret_id: UUID) -> Any:
         """Every version's metadata, oldest first."""
         return {"items": service().list_versions(g.principal, secret_id)}
 
-    @blp.arguments(schemas.SecretVersionCreateSchema(), example=examples.VERSION_CREATE)
-    @blp.response(201, schemas.SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
+    @blp.arguments(SecretVersionCreateSchema(), example=examples.VERSION_CREATE)
+    @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
     @errors(403, 409, 422, 502)
     @operation_id("write_value")
@@ -267,7 +288,7 @@ class SecretVersions(MethodView):
 
 @blp.route(f"/secrets/<uuid:secret_id>/versions/{VERSION}")
 class SecretVersionView(MethodView):
-    @blp.response(200, schemas.VersionSchema, example=examples.VERSION)
+    @blp.response(200, VersionSchema, example=examples.VERSION)
     def get(self, secret_id: UUID, version: int) -> Any:
         """One version's metadata."""
         return service().get_version(g.principal, secret_id, version)
@@ -275,8 +296,8 @@ class SecretVersionView(MethodView):
 
 @blp.route(f"/scopes/{SCOPE}/secrets/{NAME}")
 class SecretByPath(MethodView):
-    @blp.arguments(schemas.PathArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretSchema, headers=ETAG, example=examples.SECRET)
+    @blp.arguments(PathArgsSchema(), location="query")
+    @blp.response(200, SecretSchema, headers=ETAG, example=examples.SECRET)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's metadata by scope and name (`environment` picks a variant)."""
         scope, name = secret_path(scope_type, scope_id, name)
@@ -286,8 +307,8 @@ class SecretByPath(MethodView):
 
 @blp.route(f"/scopes/{SCOPE}/secrets/{NAME}/value")
 class SecretValueByPath(MethodView):
-    @blp.arguments(schemas.PathValueArgsSchema(), location="query")
-    @blp.response(200, schemas.SecretValueSchema, example=examples.SECRET_VALUE)
+    @blp.arguments(PathValueArgsSchema(), location="query")
+    @blp.response(200, SecretValueSchema, example=examples.SECRET_VALUE)
     @errors(403, 409, 410, 422, 502)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""

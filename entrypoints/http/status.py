@@ -7,44 +7,15 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from marshmallow import Schema, fields
 
 from entrypoints.http.blueprint import Blueprint, errors
 from entrypoints.http.context import audited, current_container
-from entrypoints.http.health import BacklogSchema, worker_summary
+from entrypoints.http.health import worker_summary
+from entrypoints.http.schemas.operations import StatusSchema
 
 blp = Blueprint(
     "status", __name__, url_prefix="/api/v1", description="The workers and their backlog."
 )
-
-
-class WorkerSchema(Schema):
-    class Meta:
-        ordered = True
-
-    id = fields.String()
-    host = fields.String()
-    pid = fields.Integer()
-    started_at = fields.DateTime()
-    last_heartbeat_at = fields.DateTime()
-    last_heartbeat_age_seconds = fields.Float()
-    alive = fields.Boolean(metadata={"description": "It beat within the last minute."})
-    current_job = fields.String(
-        allow_none=True, metadata={"description": "What it is doing; null between passes."}
-    )
-
-
-class StatusSchema(Schema):
-    class Meta:
-        ordered = True
-
-    workers = fields.List(
-        fields.Nested(WorkerSchema),
-        metadata={"description": "Every worker with a heartbeat, the latest first."},
-    )
-    last_heartbeat_age_seconds = fields.Float(allow_none=True)
-    alive = fields.Integer()
-    backlog = fields.Nested(BacklogSchema)
 
 
 @blp.route("/status")

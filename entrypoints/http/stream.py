@@ -23,21 +23,23 @@ from uuid import UUID
 
 from flask import Flask, Response, current_app, g, request
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
 
 from adapters.db.change_events import SqlChangeSource
-from core.changes import ChangeHub, ChangeRecord, ChangeStream, StreamFilter
+from core.changes import ChangeHub, ChangeStream, StreamFilter
+from core.domain.changes import ChangeRecord
 from core.domain.errors import InvalidInput, ServiceError, TooManyStreams
-from core.domain.values import Principal, ScopeType
-from core.events import EVENT_TYPES
-from entrypoints.http import schemas
+from core.domain.values import Principal
 from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.schemas.stream import (
+    ChangeEventPageSchema,
+    PollArgsSchema,
+    StreamArgsSchema,
+)
 from entrypoints.http.secrets import scope_ref
 
 log = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream"
-MAX_WAIT_SECONDS = 60
 
 blp = Blueprint(
     "stream",
@@ -69,67 +71,6 @@ STREAMED = (
     "cursor, `event:` the type, `data:` the event as one line of JSON (never a value); a "
     "`: keepalive` comment every 15 s. Resume with `Last-Event-ID` or `after`."
 )
-
-
-class StreamArgsSchema(schemas.StrictSchema):
-    after = schemas.Text(
-        validate=validate.Regexp(r"^(now|[0-9]{1,18})$"),
-        metadata={
-            "description": "Events after this cursor that are still kept (at least 24 h); "
-            "`now` (the default) starts at the head. The `Last-Event-ID` header, if sent, wins."
-        },
-    )
-    scope_type = schemas.Text(validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = schemas.Text(metadata={"description": "With scope_type: that scope and below."})
-    secret = fields.UUID(metadata={"description": "Only the events of this secret."})
-    max_seconds = schemas.QueryInteger(
-        minimum=1,
-        maximum=86400,
-        metadata={"description": "End the stream after this many seconds (default: never)."},
-    )
-
-
-class PollArgsSchema(schemas.StrictSchema):
-    after = StreamArgsSchema._declared_fields["after"]
-    scope_type = StreamArgsSchema._declared_fields["scope_type"]
-    scope_id = StreamArgsSchema._declared_fields["scope_id"]
-    secret = StreamArgsSchema._declared_fields["secret"]
-    wait = schemas.QueryInteger(
-        minimum=0,
-        maximum=MAX_WAIT_SECONDS,
-        load_default=0,
-        metadata={"description": "Seconds to wait for the first event when there is none."},
-    )
-
-
-class EventSecretSchema(Schema):
-    class Meta:
-        ordered = True
-
-    id = fields.UUID()
-    scope = fields.Dict(allow_none=True, metadata={"description": "`{type, id}`"})
-    name = fields.String(allow_none=True, metadata={"description": "null once purged"})
-    environment = fields.String(allow_none=True)
-    reference = fields.String(allow_none=True, metadata={"description": "null once purged"})
-
-
-class ChangeEventSchema(Schema):
-    class Meta:
-        ordered = True
-
-    id = fields.Integer(metadata={"description": "The cursor: resume after it."})
-    type = fields.String(validate=validate.OneOf(EVENT_TYPES))
-    time = fields.String()
-    secret = fields.Nested(EventSecretSchema)
-    version = fields.Integer(allow_none=True)
-
-
-class ChangeEventPageSchema(Schema):
-    class Meta:
-        ordered = True
-
-    items = fields.List(fields.Dict(), metadata={"description": "The events, oldest first."})
-    next = fields.Integer(metadata={"description": "The cursor to ask `after` next time."})
 
 
 class Slots:

@@ -12,25 +12,27 @@ from typing import Any, ClassVar
 
 from flask import Request, Response, g, request
 from flask.views import MethodView
-from flask_smorest.fields import Upload
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
-from core.domain.values import ScopeType
-from core.policy import ENVIRONMENT_PATTERN
 from core.transfer import (
-    ConflictStrategy,
     ExportRequest,
-    ImportAction,
     ImportReport,
     ImportRequest,
     TransferService,
     entry_error_details,
 )
-from entrypoints.http import examples, schemas
+from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, QueryParser, errors, operation_id
 from entrypoints.http.context import audited, current_container
+from entrypoints.http.schemas.transfer import (
+    ExportArgsSchema,
+    FormatListSchema,
+    ImportFormSchema,
+    ImportReportSchema,
+    SecretTypeListSchema,
+)
 from entrypoints.http.secrets import scope_ref
 
 MULTIPART = "multipart"
@@ -95,101 +97,6 @@ def allow_import_files() -> None:
 
 def transfer_service() -> TransferService:
     return audited(current_container().transfer_service)
-
-
-class ImportFormSchema(schemas.StrictSchema):
-    file = Upload(required=True, metadata={"description": "The file to import."})
-    scope_type = schemas.Text(required=True, validate=validate.OneOf([t.value for t in ScopeType]))
-    scope_id = schemas.Text(validate=validate.Length(1, 128))
-    parent_type = schemas.Text(validate=validate.OneOf([t.value for t in ScopeType]))
-    parent_id = schemas.Text(validate=validate.Length(1, 128))
-    environment = schemas.Text(validate=validate.Length(1, 64))
-    format = schemas.Text(
-        validate=validate.Length(1, 64),
-        metadata={"description": "dotenv, json, json-flat…; guessed from the file name if absent."},
-    )
-    strategy = fields.Enum(ConflictStrategy, by_value=True, load_default=ConflictStrategy.SKIP)
-    dry_run = fields.Boolean(load_default=False)
-    backend = schemas.Text(validate=validate.Length(1, 64))
-    passphrase = schemas.Text(
-        load_only=True, metadata={"description": "Opens a sealed file (never logged)."}
-    )
-
-
-class ImportItemSchema(Schema):
-    class Meta:
-        ordered = True
-
-    line = fields.Integer()
-    name = fields.String()
-    action = fields.Enum(ImportAction, by_value=True)
-    secret_id = fields.UUID(allow_none=True)
-    version = fields.Integer(allow_none=True)
-    reason = fields.String()
-
-
-class EntryErrorSchema(Schema):
-    class Meta:
-        ordered = True
-
-    line = fields.Integer()
-    name = fields.String(allow_none=True)
-    field = fields.String(allow_none=True)
-    message = fields.String()
-
-
-class ImportReportSchema(Schema):
-    class Meta:
-        ordered = True
-
-    format = fields.String()
-    strategy = fields.Enum(ConflictStrategy, by_value=True)
-    dry_run = fields.Boolean()
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
-    items = fields.List(fields.Nested(ImportItemSchema))
-    errors = fields.List(fields.Nested(EntryErrorSchema))
-
-
-class ExportArgsSchema(schemas.StrictSchema):
-    scope = fields.Nested(schemas.ScopeRefSchema, required=True)
-    # As a secret's environment must be: it also names the file (Content-Disposition).
-    environment = schemas.Text(
-        allow_none=True,
-        load_default=None,
-        validate=schemas.FullMatch(ENVIRONMENT_PATTERN, error="must match {regex}"),
-    )
-    format = schemas.Text(load_default="json", validate=validate.Length(1, 64))
-    include_values = fields.Boolean(load_default=False)
-    include_versions = fields.Boolean(load_default=False)
-    passphrase = schemas.Text(
-        load_only=True,
-        allow_none=True,
-        load_default=None,
-        metadata={"description": "Seals the file (scrypt + AES-256-GCM); never logged."},
-    )
-
-
-class FormatSchema(Schema):
-    name = fields.String()
-    description = fields.String()
-    media_type = fields.String()
-    extensions = fields.List(fields.String())
-    carries_metadata = fields.Boolean()
-
-
-class SecretTypeSchema(Schema):
-    name = fields.String()
-    description = fields.String()
-    fields_ = fields.List(fields.String(), attribute="fields", data_key="fields")
-    sensitive_fields = fields.Function(lambda t: sorted(t.sensitive_fields))
-
-
-class FormatListSchema(Schema):
-    items = fields.List(fields.Nested(FormatSchema))
-
-
-class SecretTypeListSchema(Schema):
-    items = fields.List(fields.Nested(SecretTypeSchema))
 
 
 @blp.route("/imports")

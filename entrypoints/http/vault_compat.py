@@ -23,13 +23,14 @@ from marshmallow import ValidationError
 
 from core.access import INVALID_CREDENTIALS
 from core.domain.errors import InvalidInput, NotFound, Unauthenticated
-from core.domain.model import PageRequest, Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.paging import PageRequest
+from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.services import MAX_PAGE_SIZE, NewSecret, SecretService
 from core.versions import VersionService
-from entrypoints.http import schemas
 from entrypoints.http.context import audited, bearer_token, current_container, request_trail
 from entrypoints.http.errors import response_for
+from entrypoints.http.schemas.fields import INT32_MAX, ValueText
 from entrypoints.http.secrets import path_text, scope_ref
 
 MOUNT = "secret"
@@ -457,7 +458,7 @@ def data_value(data: Any) -> SecretValue:
     if not isinstance(data, dict):
         raise InvalidInput("no data provided: `data` must be a JSON object")
     try:
-        text = schemas.ValueText().deserialize(data)
+        text = ValueText().deserialize(data)
     except ValidationError as error:
         raise InvalidInput(f"data: {' '.join(map(str, error.messages))}") from None
     return SecretValue.from_text(text)
@@ -486,7 +487,7 @@ def integer(raw: Any, what: str) -> int:
         number = int(raw)
     except ValueError:
         raise InvalidInput(f"error parsing {what}") from None
-    if not 0 <= number <= schemas.INT32_MAX:
+    if not 0 <= number <= INT32_MAX:
         raise InvalidInput(f"{what} is out of range")
     return number
 

@@ -8,15 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from marshmallow import Schema
 
-from core.domain.model import Page, Secret
+from core.domain.paging import Page
+from core.domain.secrets import Secret
 from core.domain.values import ScopeRef, ScopeType
-from entrypoints.http.schemas import (
-    ResolutionSchema,
-    SecretPageSchema,
-    SecretSchema,
-    SecretValueSchema,
-    dump_secret,
-)
+from entrypoints.http.schemas.resolve import ResolutionSchema
+from entrypoints.http.schemas.secrets import SecretPageSchema, SecretSchema, dump_secret
+from entrypoints.http.schemas.values import SecretValueSchema
 
 NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
-"""The fields every request schema is built of (`entrypoints/http/schemas.py`), and a meta-test
-that no schema a view loads uses marshmallow's plain ones, which let through what the database, the
-log or the audit trail cannot hold (issue #14)."""
+"""The fields every request schema is built of (`entrypoints/http/schemas/fields.py`), and a
+meta-test that no schema a view loads uses marshmallow's plain ones, which let through what the
+database, the log or the audit trail cannot hold (issue #14)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, ValidationError, fields
 
 from entrypoints.http import app as _all_views  # noqa: F401 - imports every API module's schemas
-from entrypoints.http import schemas
+from entrypoints.http.schemas import fields as request_fields
 
-CHECKED = (schemas.Text, schemas.Integer, schemas.Timestamp, fields.Boolean, fields.UUID)
+CHECKED = (
+    request_fields.Text,
+    request_fields.Integer,
+    request_fields.Timestamp,
+    fields.Boolean,
+    fields.UUID,
+)
 CHECKED += (fields.Enum, Upload)
 
 
@@ -57,17 +63,19 @@ def argument_schemas() -> list[Schema]:
 def test_every_argument_schema_is_strict_and_built_of_checked_fields() -> None:
     loaded = argument_schemas()
     assert len(loaded) >= 30  # every module's views were found
-    assert [type(s).__name__ for s in loaded if not isinstance(s, schemas.StrictSchema)] == []
+    assert [
+        type(s).__name__ for s in loaded if not isinstance(s, request_fields.StrictSchema)
+    ] == []
     problems = [where for s in loaded for where in unchecked_fields(s, type(s).__name__)]
     assert problems == []
 
 
 def test_the_meta_test_finds_plain_fields() -> None:
-    class Careless(schemas.StrictSchema):
+    class Careless(request_fields.StrictSchema):
         name = fields.String()
         count = fields.Integer()
-        tags = fields.Dict(keys=fields.String(), values=schemas.Text())
-        anything = fields.Dict(keys=schemas.Text())
+        tags = fields.Dict(keys=fields.String(), values=request_fields.Text())
+        anything = fields.Dict(keys=request_fields.Text())
         when = fields.List(fields.AwareDateTime())
 
     assert unchecked_fields(Careless(), "Careless") == [
@@ -79,14 +87,14 @@ def test_the_meta_test_finds_plain_fields() -> None:
     ]
 
 
-class Sample(schemas.StrictSchema):
-    text = schemas.Text()
-    value = schemas.Text(allow_nul=True)
-    number = schemas.Integer()
-    big = schemas.Integer(minimum=0, maximum=schemas.INT64_MAX)
-    page = schemas.QueryInteger()
-    moment = schemas.Timestamp()
-    settings = fields.Dict(keys=schemas.Text(), validate=schemas.storable_json)
+class Sample(request_fields.StrictSchema):
+    text = request_fields.Text()
+    value = request_fields.Text(allow_nul=True)
+    number = request_fields.Integer()
+    big = request_fields.Integer(minimum=0, maximum=request_fields.INT64_MAX)
+    page = request_fields.QueryInteger()
+    moment = request_fields.Timestamp()
+    settings = fields.Dict(keys=request_fields.Text(), validate=request_fields.storable_json)
 
 
 def load(**data: Any) -> dict[str, Any]:
@@ -152,7 +160,7 @@ def test_timestamps_load_as_utc() -> None:
 
 def test_free_form_json_is_bounded_in_depth_and_holds_writable_text() -> None:
     nested: Any = 1
-    for _ in range(schemas.MAX_JSON_DEPTH - 1):
+    for _ in range(request_fields.MAX_JSON_DEPTH - 1):
         nested = [nested]
     assert load(settings={"a": nested})["settings"] == {"a": nested}
     assert list(refused(settings={"a": [nested]})) == ["settings"]

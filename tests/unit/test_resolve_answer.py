@@ -8,7 +8,7 @@ import uuid
 from marshmallow import Schema
 
 from core.domain.values import ScopeRef
-from entrypoints.http.schemas import ResolutionSchema
+from entrypoints.http.schemas.resolve import ResolutionSchema
 
 
 def test_the_fast_dump_of_variables_is_the_schemas() -> None:
