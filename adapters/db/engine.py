@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, update
+from sqlalchemy import Connection, Engine, create_engine, event, text, update
 from sqlalchemy.engine import URL, make_url
 
+from adapters.db.errors import database_errors
 from adapters.db.tables import (
     api_tokens,
     audit_head,
@@ -72,6 +73,12 @@ def create_engine_from_url(
         event.listen(engine, "commit", functools.partial(_bump_generation, on_change=on_change))
         event.listen(engine, "rollback", _forget_change)
     return engine
+
+
+def ping(engine: Engine) -> None:
+    """One round trip to the database; `DatabaseUnavailable` if it cannot be reached."""
+    with database_errors(), engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def _note_change(

@@ -1,4 +1,6 @@
-"""The unit of work on SQLAlchemy: one connection and one transaction per `with` block."""
+"""The unit of work on SQLAlchemy: one connection and one transaction per `with` block. A
+database that cannot be reached, on entering or inside the block, leaves it as core's
+`DatabaseUnavailable` (`adapters.db.errors`)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from sqlalchemy import Connection, Engine
 
 from adapters.db.access_repositories import SqlRoleBindingRepository, SqlServiceAccountRepository
 from adapters.db.audit_repository import SqlAuditRepository
+from adapters.db.errors import database_errors, translated
 from adapters.db.job_repository import SqlJobRepository
 from adapters.db.lifecycle_repositories import (
     SqlOutboxRepository,
@@ -25,7 +28,8 @@ class SqlUnitOfWork(UnitOfWork):
         self._connection: Connection | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
-        self._connection = self._engine.connect()
+        with database_errors():
+            self._connection = self._engine.connect()
         if self._read_only:
             # No BEGIN and no ROLLBACK: a round trip each, for reads that need no transaction.
             self._connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -42,12 +46,17 @@ class SqlUnitOfWork(UnitOfWork):
         self.jobs = SqlJobRepository(self._connection)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            self.rollback()
-        finally:
-            self._active_connection().close()
-            self._connection = None
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        with database_errors():
+            try:
+                self.rollback()
+            finally:
+                self._active_connection().close()
+                self._connection = None
+        if error is not None and (replacement := translated(error)) is not error:
+            raise replacement from error
 
     def commit(self) -> None:
         if self._read_only:

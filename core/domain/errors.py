@@ -93,6 +93,16 @@ class BackendUnavailable(ServiceError):
         self.backend = backend
 
 
+class DatabaseUnavailable(ServiceError):
+    """The service's database refused or dropped the connection (503): try again. The pool
+    renews its connections."""
+
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the database is unavailable; try again")
+
+
 class TooManyStreams(ServiceError):
     """This process holds as many open change streams as it is configured to (503)."""
 

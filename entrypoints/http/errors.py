@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from core.domain import errors
@@ -32,6 +31,7 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.BackendAuthFailed: 502,
     errors.RotationFailed: 502,
     errors.BackendUnavailable: 503,
+    errors.DatabaseUnavailable: 503,
     errors.AuditUnavailable: 503,
     errors.TooManyStreams: 503,
     errors.ValueIntegrityError: 500,
@@ -51,7 +51,6 @@ CODE_BY_STATUS = {
     428: "precondition_required",
     429: "rate_limited",
 }
-DATABASE_UNAVAILABLE = "database_unavailable"
 INTERNAL_ERROR = "internal_error"
 
 # What each error status means to a caller, and an example of its answer (code, message,
@@ -128,7 +127,7 @@ MEANINGS: dict[int, tuple[str, str, str, dict[str, Any]]] = {
     ),
     503: (
         "The database, the audit trail or a storage backend is unavailable: try again.",
-        DATABASE_UNAVAILABLE,
+        errors.DatabaseUnavailable.code,
         "the database is unavailable; try again",
         {},
     ),
@@ -204,15 +203,6 @@ def handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
-def handle_database_unreachable(error: DBAPIError) -> Response:
-    """The database refused or dropped the connection: 503, the pool renews its connections.
-    Any other database error is a bug (500, logged)."""
-    if not (error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)):
-        return handle_unexpected(error)
-    log.error("the database is unreachable: %s", type(error.orig).__name__)
-    return error_response(503, DATABASE_UNAVAILABLE, "the database is unavailable; try again")
-
-
 def handle_unexpected(error: Exception) -> Response:
     # The traceback names code, not values: values only travel inside SecretValue.
     log.exception("unhandled error")
@@ -232,7 +222,6 @@ def _flatten_locations(messages: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: tuple[tuple[type[Exception], Callable[[Any], Response]], ...] = (
     (errors.ServiceError, handle_service_error),
     (HTTPException, handle_http_exception),
-    (DBAPIError, handle_database_unreachable),
     (Exception, handle_unexpected),
 )
 
@@ -260,7 +249,7 @@ def codes_of(status: int) -> list[str]:
         pending.extend(cls.__subclasses__())
         if status_of_class(cls) == status:
             codes.add(cls.code)
-    http_code = {**CODE_BY_STATUS, 503: DATABASE_UNAVAILABLE, 500: INTERNAL_ERROR}.get(status)
+    http_code = {**CODE_BY_STATUS, 500: INTERNAL_ERROR}.get(status)
     return sorted(codes | ({http_code} if http_code else set()))
 
 

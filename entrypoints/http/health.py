@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import text
 
+from adapters.db.engine import ping
 from core.domain.errors import ServiceError
 from core.worker_status import WorkerStatus
 from entrypoints.http.blueprint import Blueprint
@@ -83,8 +83,7 @@ def worker_summary(status: WorkerStatus) -> dict[str, Any]:
 def database_check(engine: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        ping(engine)
     except Exception as error:  # readiness reports, it does not raise
         return {"ok": False, "latency_ms": 0.0, "detail": type(error).__name__}
     return {
