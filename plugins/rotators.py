@@ -83,7 +83,7 @@ def generator_options(settings: Mapping[str, Any]) -> tuple[int, str]:
             )
         return length, "".join(sorted(set(characters)))
     alphabet = settings.get("alphabet", "alphanumeric")
-    if alphabet not in ALPHABETS:
+    if not isinstance(alphabet, str) or alphabet not in ALPHABETS:
         raise _refuse(f"alphabet is one of {', '.join(ALPHABETS)}", "alphabet")
     return length, ALPHABETS[alphabet]
 

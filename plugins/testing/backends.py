@@ -33,6 +33,7 @@ import pytest
 
 from core.domain.errors import NotFound, ValueIntegrityError, ValueTooLarge
 from core.domain.values import SecretValue, VersionKey
+from plugins.testing.leaks import assert_not_leaked, canary
 from ports.storage import BackendCapabilities, StorageBackend
 
 ROUND_TRIP_VALUES = {
@@ -41,21 +42,6 @@ ROUND_TRIP_VALUES = {
     "64-kib": bytes(range(256)) * 256,
     "unicode-text": "pässwörd ✓ 🔑 пароль 密码".encode(),
 }
-
-
-def canary() -> bytes:
-    """A value unique to one test, easy to look for in messages and stored bytes."""
-    return f"contract-canary-{uuid.uuid4().hex}".encode()
-
-
-def assert_not_leaked(error: BaseException, value: bytes) -> None:
-    """Neither the error nor any error it was raised from shows the value."""
-    text = value.decode()
-    link: BaseException | None = error
-    while link is not None:
-        assert text not in str(link), f"{type(link).__name__} shows the value"
-        assert text not in repr(link.args), f"{type(link).__name__} carries the value"
-        link = link.__cause__ or link.__context__
 
 
 def new_key(version: int = 1) -> VersionKey:
