@@ -85,6 +85,10 @@ EVENTS_DEFAULTS: dict[str, Any] = {
 METRICS_DEFAULTS: dict[str, Any] = {"enabled": True, "host": "127.0.0.1"}
 # Origins whose pages may call the API from a browser (none: no CORS headers at all).
 CORS_DEFAULTS: dict[str, Any] = {"allowed_origins": [], "max_age_seconds": 600}
+# The web console under `/ui` (entrypoints/ui): on by default; a session ends after this many
+# idle minutes. `[ui.oidc]` (issuer, client_id, client_secret_env or client_secret_file) adds
+# the identity provider's sign-in.
+UI_DEFAULTS: dict[str, Any] = {"enabled": True, "idle_timeout_minutes": 30}
 LOG_FORMATS = ("plain", "json")
 TLS_VERSIONS = ("1.2", "1.3")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
@@ -132,6 +136,7 @@ class Settings:
     metrics: dict[str, Any] = field(default_factory=lambda: dict(METRICS_DEFAULTS))
     cors: dict[str, Any] = field(default_factory=lambda: dict(CORS_DEFAULTS))
     tls: dict[str, Any] = field(default_factory=dict)  # cert_file, key_file: served over HTTPS
+    ui: dict[str, Any] = field(default_factory=lambda: dict(UI_DEFAULTS))
     disabled_plugins: tuple[str, ...] = ()
     dev_root_token: str | None = field(default=None, repr=False)
 
@@ -262,6 +267,30 @@ class _TlsSchema(_Section):
     key_file = fields.String(required=True, validate=validate.Length(1, 4096))
     key_password_env = fields.String(validate=_env_name)
     min_version = fields.String(validate=validate.OneOf(TLS_VERSIONS))
+
+
+class _UiOidcSchema(_Section):
+    """`[ui.oidc]`: the identity provider the console signs people in with (authorization code
+    with PKCE); the client secret, if the client has one, by reference (never in the file)."""
+
+    issuer = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    client_id = fields.String(required=True, validate=validate.Length(1, 255))
+    client_secret_env = fields.String(validate=_env_name)
+    client_secret_file = fields.String(validate=validate.Length(1, 4096))
+    scopes = ListSetting(fields.String(validate=validate.Length(1, 255)))
+
+    @validates_schema
+    def _one_secret(self, data: dict[str, Any], **_: Any) -> None:
+        if "client_secret_env" in data and "client_secret_file" in data:
+            raise ValidationError("give the client secret by client_secret_env or file, not both")
+
+
+class _UiSchema(_Section):
+    """`[ui]`: the web console."""
+
+    enabled = fields.Boolean()
+    idle_timeout_minutes = fields.Integer(validate=validate.Range(1, 24 * 60))
+    oidc = fields.Nested(_UiOidcSchema)
 
 
 class _EventsSchema(_Section):
@@ -395,6 +424,7 @@ class _SettingsSchema(Schema):
     metrics = fields.Nested(_MetricsSchema)
     cors = fields.Nested(_CorsSchema)
     tls = fields.Nested(_TlsSchema)
+    ui = fields.Nested(_UiSchema)
 
     @pre_load
     def _normalize(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -437,6 +467,7 @@ def load_settings(
         "trusted_proxies": tuple(data.pop("trusted_proxies", ())),
         "metrics": {**METRICS_DEFAULTS, **data.pop("metrics", {})},
         "cors": {**CORS_DEFAULTS, **data.pop("cors", {})},
+        "ui": {**UI_DEFAULTS, **data.pop("ui", {})},
     }
     settings = Settings(
         **data,

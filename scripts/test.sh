@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh test
 ./scripts/ensure-postgres.sh
+./scripts/ensure-chromium.sh
 exec .venv/bin/python -m pytest "$@"

@@ -52,8 +52,9 @@ from entrypoints.logs import configure_logging
 API_PREFIX = "/api/v1"
 # `/metrics` checks its own token, if any (entrypoints/http/metrics.py); Vault's API its
 # X-Vault-Token (entrypoints/http/vault_compat.py).
+# The web console (`ui`) signs its people in with a session of its own (entrypoints/ui/web.py).
 PUBLIC_BLUEPRINTS = frozenset(
-    {"health", "api-docs", docs.blp.name, "metrics", vault_compat.blp.name}
+    {"health", "api-docs", docs.blp.name, "metrics", vault_compat.blp.name, "ui"}
 )
 
 
@@ -135,6 +136,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.register_blueprint(docs.blp)  # not an API resource: outside the OpenAPI document
     app.register_blueprint(vault_compat.blp)  # Vault's API, not ours: nor is this one
     serve_metrics(app, container)  # nor is /metrics
+    if settings.ui["enabled"]:  # the web console under /ui
+        from entrypoints import ui
+
+        ui.install(app, container)
     app.extensions["readiness"] = health.Readiness(container)
     register_error_handlers(app)
     app.before_request(start_request)
@@ -171,8 +176,9 @@ def authenticate() -> Response | None:
 def finish_request(response: Response) -> Response:
     response.headers["X-Request-Id"] = g.get("request_id", "")
     response.headers.update(SECURITY_HEADERS)
-    if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = HTML_CONTENT_SECURITY_POLICY
+    if response.mimetype == "text/html":  # the console's pages set their own (entrypoints/ui)
+        policy = g.get("content_security_policy", HTML_CONTENT_SECURITY_POLICY)
+        response.headers["Content-Security-Policy"] = policy
     if "etag" in g:
         response.headers["ETag"] = g.etag
     record_request(

@@ -16,3 +16,10 @@ HTML_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+
+# The web console's pages (entrypoints/ui): its own stylesheet and script only, no inline ones,
+# forms posting to itself only.
+UI_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)

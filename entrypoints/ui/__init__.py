@@ -1,0 +1,29 @@
+"""The web console under `/ui`: server-rendered pages over the same use cases as the API.
+
+`install(app, container)` registers it (entrypoints/http/app.py does, when `[ui] enabled`).
+Each view module adds its routes to the one blueprint `entrypoints.ui.web.bp`; to add one, list
+it in `VIEW_MODULES` (see /work/notes/ui-foundation.md and docs/ui.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from flask import Flask
+
+from entrypoints.container import Container
+
+# The modules whose import adds their routes (and navigation entries) to the blueprint.
+VIEW_MODULES = (
+    "entrypoints.ui.signin",
+    "entrypoints.ui.scopes",
+    "entrypoints.ui.secrets",
+)
+
+
+def install(app: Flask, container: Container) -> None:
+    from entrypoints.ui import web
+
+    for module in VIEW_MODULES:
+        importlib.import_module(module)
+    web.install(app, container)

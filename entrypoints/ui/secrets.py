@@ -1,0 +1,340 @@
+"""Secrets: the secrets of a scope and environment, the create form of each secret type, and a
+secret's page (metadata, versions, the value revealed on request, the lifecycle actions).
+
+Every action is the API's use case with the caller as actor. A write names the revision the
+page showed (the API's ETag): if the secret changed since, core refuses it (412) and the page
+says so instead of overwriting. Revealing a value is a POST, an audited read like the API's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from flask import abort, flash, g, jsonify, redirect, request, url_for
+
+from core.access import allowed, caller_bindings
+from core.domain.access import Action
+from core.domain.errors import InvalidInput, PreconditionFailed, ServiceError
+from core.domain.paging import PageRequest
+from core.domain.secrets import CONSUMERS, RevealedValue, Secret, SecretFilter
+from core.domain.values import ScopeRef, ScopeType, SecretValue
+from core.services import NewSecret, secret_target
+from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
+from ports.types import SecretType
+
+SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
+
+
+def scope_of(scope_type: str, scope_id: str) -> ScopeRef:
+    try:
+        kind = ScopeType(scope_type)
+    except ValueError:
+        abort(404)
+    return ScopeRef.global_scope() if kind is ScopeType.GLOBAL else ScopeRef(kind, scope_id)
+
+
+def scope_url(ref: ScopeRef, **args: Any) -> str:
+    return url_for("ui.secrets", scope_type=ref.type.value, scope_id=ref.id, **args)
+
+
+def secret_types() -> list[SecretType]:
+    return sorted(container().secret_types(), key=lambda kind: kind.name)
+
+
+# -- the secrets of a scope ----------------------------------------------------------------
+
+
+@bp.get(f"/scopes/{SCOPE}/secrets")
+@signed_in
+def secrets(scope_type: str, scope_id: str) -> Any:
+    ref = scope_of(scope_type, scope_id)
+    environment = request.args.get("environment", "").strip() or None
+    search = request.args.get("q", "").strip() or None
+    kind = request.args.get("type", "").strip() or None
+    deleted = request.args.get("deleted") == "1"
+    number = max(1, request.args.get("page", 1, type=int) or 1)
+    criteria = SecretFilter(
+        scope=ref, environment=environment, type=kind, prefix=search, deleted=deleted
+    )
+    found = use(container().secret_service).list_secrets(
+        g.principal, criteria, PageRequest(number, 100)
+    )
+    return page(
+        "secrets.html",
+        scope=ref,
+        found=found,
+        environment=environment or "",
+        search=search or "",
+        kind=kind or "",
+        deleted=deleted,
+        types=secret_types(),
+        pages=max(1, -(-found.total // found.page_size)),
+    )
+
+
+# -- creating a secret ---------------------------------------------------------------------
+
+
+def chosen_type(name: str) -> SecretType | None:
+    return next((kind for kind in secret_types() if kind.name == name), None)
+
+
+def value_of(kind: SecretType, form: Any) -> SecretValue:
+    """The value the form gives: the type's fields as a JSON object, or the one text value."""
+    if kind.fields:
+        parts = {name: form.get(f"field_{name}", "") for name in kind.fields}
+        return SecretValue.from_text(json.dumps({k: v for k, v in parts.items() if v}))
+    text = form.get("value", "")
+    if form.get("encoding") == "base64":
+        try:
+            return SecretValue(base64.b64decode(text, validate=True))
+        except ValueError:
+            raise InvalidInput("the value is not base64", details={"field": "value"}) from None
+    return SecretValue.from_text(text)
+
+
+def tags_of(text: str) -> dict[str, str]:
+    """`key=value`, one a line."""
+    tags = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise InvalidInput("write each tag as key=value", details={"field": "tags"})
+        tags[key.strip()] = value.strip()
+    return tags
+
+
+def moment(text: str, field: str) -> datetime | None:
+    """A `datetime-local` input, read as UTC."""
+    if not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{field} is not a date and time", details={"field": field}) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def create_page(ref: ScopeRef, kind: SecretType | None, status: int = 200, **form: Any) -> Any:
+    return page(
+        "secret_new.html",
+        status,
+        scope=ref,
+        types=secret_types(),
+        kind=kind,
+        consumers=CONSUMERS,
+        form=form,
+    )
+
+
+@bp.get(f"/scopes/{SCOPE}/secrets/new")
+@signed_in
+def new_secret(scope_type: str, scope_id: str) -> Any:
+    ref = scope_of(scope_type, scope_id)
+    kind = chosen_type(request.args.get("type", "generic")) or chosen_type("generic")
+    return create_page(ref, kind, environment=request.args.get("environment", ""))
+
+
+@bp.post(f"/scopes/{SCOPE}/secrets/new")
+@signed_in
+def create_secret(scope_type: str, scope_id: str) -> Any:
+    ref = scope_of(scope_type, scope_id)
+    form = request.form
+    kind = chosen_type(form.get("type", ""))
+    kept = {
+        key: form.get(key, "")
+        for key in ("name", "environment", "description", "consumer", "tags", "expires_at")
+    }
+    if kind is None:
+        return create_page(ref, None, 400, error="Choose a type of secret.", **kept)
+    try:
+        draft = NewSecret(
+            scope=ref,
+            name=form.get("name", "").strip(),
+            environment=form.get("environment", "").strip() or None,
+            type=kind.name,
+            description=form.get("description", ""),
+            tags=tags_of(form.get("tags", "")),
+            consumer=form.get("consumer", "other") or "other",
+            expires_at=moment(form.get("expires_at", ""), "expires_at"),
+        )
+        secret = use(container().secret_service).create_secret(
+            g.principal, draft, value_of(kind, form)
+        )
+    except ServiceError as error:  # the form again, with what was typed (never the value)
+        return create_page(ref, kind, 400, error=error_text(error), **kept)
+    flash(f"Secret {secret.name} created (version {secret.current_version}).", "info")
+    return redirect(url_for("ui.secret", secret_id=secret.id))
+
+
+# -- a secret's page -----------------------------------------------------------------------
+
+
+def may(secret: Secret, action: Action) -> bool:
+    """Whether the caller may do `action` to the secret, by core's own rule and bindings: what
+    decides which buttons the page shows (core checks again when one is pressed)."""
+    now = container().clock().now()
+    with container().unit_of_work(read_only=True) as uow:
+        bindings = caller_bindings(uow, g.principal, now)
+    return allowed(g.principal, action, secret_target(secret), bindings, now)
+
+
+def value_text(revealed: RevealedValue) -> tuple[str, str]:
+    raw = revealed.value.reveal()
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
+    service = use(container().secret_service)
+    secret = service.get_secret(g.principal, secret_id, include_deleted=True)
+    versions = [] if secret.is_deleted else service.list_versions(g.principal, secret_id)
+    text, encoding = value_text(revealed) if revealed else (None, None)
+    return page(
+        "secret.html",
+        secret=secret,
+        versions=sorted(versions, key=lambda record: record.version, reverse=True),
+        may_reveal=not secret.is_deleted and may(secret, Action.READ_VALUE),
+        may_write=may(secret, Action.WRITE),
+        revealed=revealed,
+        value=text,
+        encoding=encoding,
+        scope_url=scope_url(secret.scope, environment=secret.environment or ""),
+    )
+
+
+@bp.get("/secrets/<uuid:secret_id>")
+@signed_in
+def secret(secret_id: UUID) -> Any:
+    return secret_page(secret_id)
+
+
+def version_asked() -> int | None:
+    version = request.form.get("version", "").strip()
+    if not version:
+        return None
+    if not version.isdigit() or len(version) > 9:
+        raise InvalidInput("no such version", details={"field": "version"})
+    return int(version)
+
+
+@bp.post("/secrets/<uuid:secret_id>/reveal")
+@signed_in
+def reveal(secret_id: UUID) -> Any:
+    """Show the value: an audited read (`secret.read_value`), refused by core to a viewer."""
+    try:
+        revealed = use(container().secret_service).read_value(
+            g.principal, secret_id, version_asked()
+        )
+    except ServiceError as error:
+        return failed(error, url_for("ui.secret", secret_id=secret_id))
+    return secret_page(secret_id, revealed)
+
+
+@bp.post("/secrets/<uuid:secret_id>/value")
+@signed_in
+def copy_value(secret_id: UUID) -> Any:
+    """The value for the script's "copy" button, which puts it on the clipboard without
+    showing it: the same audited read."""
+    try:
+        revealed = use(container().secret_service).read_value(
+            g.principal, secret_id, version_asked()
+        )
+    except ServiceError as error:
+        return jsonify({"error": error_text(error)}), 403 if error.code == "forbidden" else 400
+    text, encoding = value_text(revealed)
+    return jsonify({"value": text, "encoding": encoding})
+
+
+def revision_given() -> int:
+    """The revision the page showed (its ETag): the check-and-set of every write."""
+    text = request.form.get("revision", "")
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidInput("the form names no revision: reload the page", details={})
+    return int(text)
+
+
+def changed_meanwhile(error: ServiceError) -> str:
+    if isinstance(error, PreconditionFailed):
+        return (
+            "This secret was changed by someone else since the page was loaded; nothing was "
+            "overwritten. Review the current state below and try again."
+        )
+    return error_text(error)
+
+
+ACTIONS = ("disable", "enable", "destroy")
+
+
+@bp.post("/secrets/<uuid:secret_id>/versions/<int(min=1, max=2147483647):version>/<action>")
+@signed_in
+def version_action(secret_id: UUID, version: int, action: str) -> Any:
+    back = url_for("ui.secret", secret_id=secret_id)
+    if action not in ACTIONS:
+        abort(404)
+    try:
+        versions = use(container().version_service)
+        getattr(versions, action)(
+            g.principal, secret_id, version, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash(f"Version {version}: {action}d.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/rollback")
+@signed_in
+def rollback(secret_id: UUID) -> Any:
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        version = version_asked()
+        if version is None:
+            raise InvalidInput("choose the version to roll back to", details={"field": "version"})
+        secret = use(container().secret_service).rollback(
+            g.principal, secret_id, version, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash(f"Rolled back: version {secret.current_version} has version {version}'s value.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/delete")
+@signed_in
+def delete(secret_id: UUID) -> Any:
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        use(container().secret_service).delete_secret(
+            g.principal, secret_id, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash("Secret deleted: it can be restored during the retention window.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/restore")
+@signed_in
+def restore(secret_id: UUID) -> Any:
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        use(container().secret_service).restore_secret(
+            g.principal, secret_id, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash("Secret restored.", "info")
+    return redirect(back)

@@ -1,0 +1,67 @@
+// The console's progressive enhancement: every page works without it. No inline script: the
+// Content-Security-Policy allows this file only.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function say(text) {
+    var status = document.querySelector(".copy-status");
+    if (status) { status.textContent = text; }
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      return navigator.clipboard.writeText(text);
+    }
+    return Promise.reject(new Error("no clipboard"));
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    // A <select> in a form marked data-autosubmit submits it when changed (the type chooser).
+    document.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+
+    // Forms that destroy or delete ask first.
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) { event.preventDefault(); }
+      });
+    });
+
+    // Copy a value already shown.
+    document.querySelectorAll("[data-copy-from]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var source = document.getElementById(button.getAttribute("data-copy-from"));
+        copyText(source ? source.textContent : "").then(
+          function () { say("Copied to the clipboard."); },
+          function () { say("The browser did not allow copying."); }
+        );
+      });
+    });
+
+    // Copy without showing: an audited read whose answer goes to the clipboard only.
+    document.querySelectorAll("[data-copy-url]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        fetch(button.getAttribute("data-copy-url"), {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
+        }).then(function (response) {
+          return response.json().then(function (body) {
+            if (!response.ok) { throw new Error(body.error || "refused"); }
+            return copyText(body.value);
+          });
+        }).then(
+          function () { say("Copied to the clipboard (not shown)."); },
+          function (error) { say("Not copied: " + error.message); }
+        );
+      });
+    });
+  });
+})();
