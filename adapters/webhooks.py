@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import requests
 
 from core.domain.errors import ConfigurationError, DeliveryFailed
+from core.domain.events import OutboxMessage
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
-from core.events import OutboxMessage
 from ports.events import EventPublisher
 from ports.webhooks import WebhookTarget
 

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
-from core.access import Action, Target, authorize
+from core.access import authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
+from core.domain.access import Action, Target
 from core.domain.errors import Conflict, InvalidInput, NotFound, ValueIntegrityError
-from core.domain.model import Secret, SecretVersion
+from core.domain.secrets import Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, VersionKey
 from core.policy import MAX_DESCRIPTION, SecretPolicy, ValueChecksum
 from core.scopes import place

@@ -12,22 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from core.access import Action, Target, authorize
-from core.audit import (
-    GENESIS,
-    AuditEvent,
-    AuditTrail,
-    BrokenLink,
-    ChainSegment,
-    Checkpoint,
-    chain_segments,
-    checkpoint_mac,
-    verify_links,
-)
+from core.access import authorize
+from core.audit import GENESIS, AuditTrail, chain_segments, checkpoint_mac, verify_links
+from core.domain.access import Action, Target
+from core.domain.audit import AuditEvent, AuditFilter, BrokenLink, ChainSegment, Checkpoint
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef
 from core.policy import check_scope
-from ports.persistence import AuditFilter, ChainSegments, UnitOfWork
+from ports.persistence import ChainSegments, UnitOfWork
 from ports.security import Clock
 
 MAX_PAGE = 1000

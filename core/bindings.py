@@ -8,19 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from core.access import (
-    ROLE_ACTIONS,
-    Action,
-    Role,
-    RoleBinding,
-    Target,
-    authorize,
-    check_name_pattern,
-    check_principal,
-)
+from core.access import authorize, check_name_pattern, check_principal
 from core.audit import Attempt, AuditTrail
+from core.domain.access import ROLE_ACTIONS, Action, Role, RoleBinding, Target
 from core.domain.errors import InvalidInput, NotFound
-from core.domain.model import Page, PageRequest
+from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.services import audit_place, secret_target

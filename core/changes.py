@@ -19,13 +19,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from core.access import ROLE_ACTIONS, Action, Target, allowed, caller_bindings
+from core.access import allowed, caller_bindings
+from core.domain.access import ROLE_ACTIONS, Action, Target
+from core.domain.changes import ChangeRecord
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef
-from core.references import format_reference
 from ports.changes import ChangeSource
 from ports.persistence import UnitOfWork
 from ports.security import Clock
@@ -37,41 +37,6 @@ BATCH = 500  # events read from the database at a time
 WINDOW = 2000  # events the hub keeps in memory for subscribers that are slightly behind
 GAP_WAIT_SECONDS = 5.0  # how long a hole in the cursors may be a transaction still committing
 IDLE_SECONDS = 10.0  # no subscriber for this long: the hub stops polling until the next one
-
-
-@dataclass(frozen=True)
-class ChangeRecord:
-    """One change event as the stream keeps it: which secret, where, which version, when."""
-
-    type: str
-    secret_id: UUID
-    time: datetime
-    scope: ScopeRef | None = None
-    scope_path: str | None = None
-    name: str | None = None
-    environment: str | None = None
-    version: int | None = None
-    id: int = 0  # the cursor, given when written
-
-    def payload(self) -> dict[str, Any]:
-        """The event as the stream and long polling show it (never a value)."""
-        scope = None if self.scope is None else {"type": self.scope.type.value, "id": self.scope.id}
-        reference = None
-        if self.scope is not None and self.name is not None:
-            reference = format_reference(self.scope, self.name, self.environment)
-        return {
-            "id": self.id,
-            "type": self.type,
-            "time": self.time.isoformat(),
-            "secret": {
-                "id": str(self.secret_id),
-                "scope": scope,
-                "name": self.name,
-                "environment": self.environment,
-                "reference": reference,
-            },
-            "version": self.version,
-        }
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from core.audit import AuditEvent, AuditTrail
-from core.changes import ChangeRecord
+from core.audit import AuditTrail
+from core.domain.audit import AuditEvent
+from core.domain.changes import ChangeRecord
 from core.domain.errors import DeliveryFailed
+from core.domain.events import OutboxMessage
 from core.domain.values import Principal, ScopeRef, ScopeType
+from core.domain.work import Lease
 from ports.events import EventPublisher
-from ports.persistence import Lease, UnitOfWork
+from ports.persistence import UnitOfWork
 from ports.security import Clock
 
 log = logging.getLogger(__name__)
@@ -66,26 +69,6 @@ def _change_kind(event: AuditEvent) -> str | None:
     if not event.resource.startswith(RESOURCE_PREFIX):
         return None  # e.g. a create refused before the secret had an id
     return kind
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """One event for one subscriber (`target`), and how its delivery is going.
-
-    A message with no `next_attempt_at` and no `delivered_at` was given up on.
-    """
-
-    id: UUID
-    event_id: UUID
-    type: str
-    target: str
-    payload: dict[str, Any]
-    created_at: datetime
-    secret_id: UUID | None = None
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    last_error: str | None = None
 
 
 class ChangeFeed:

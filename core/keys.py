@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from uuid import UUID
 
-from core.access import Action, Target, authorize
+from core.access import authorize
 from core.audit import AuditTrail
+from core.domain.access import Action, Target
 from core.domain.errors import ConfigurationError, InvalidInput, ValueIntegrityError
+from core.domain.keys import KeyState, KeyVersion, StoredBlob
 from core.domain.values import Principal, ScopeRef
-from ports.keys import BlobRewrapper, KeyState, KeyUnitOfWork, KeyVersion, StoredBlob
+from ports.keys import BlobRewrapper, KeyUnitOfWork
 from ports.security import Clock, KeyProvider
 
 DEFAULT_BATCH = 500

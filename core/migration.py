@@ -30,7 +30,6 @@ the service or reaches a report, an event or an error.
 
 from __future__ import annotations
 
-import enum
 import logging
 import uuid
 from collections.abc import Callable
@@ -39,9 +38,10 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from core.access import Action, Target, allowed, authorize, caller_bindings
+from core.access import allowed, authorize, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
+from core.domain.access import Action, Target
 from core.domain.errors import (
     BackendAuthFailed,
     BackendUnavailable,
@@ -54,12 +54,13 @@ from core.domain.errors import (
     ServiceError,
     ValueIntegrityError,
 )
-from core.domain.model import Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.jobs import ItemState, Job, JobItem, JobState
+from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, VersionKey
+from core.domain.work import Lease
 from core.policy import SecretPolicy, ValueChecksum, check_scope
 from core.services import ValueReader, audit_place, discard_value
-from ports.jobs import Job, JobItem
-from ports.persistence import Lease, UnitOfWork
+from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
 
@@ -73,25 +74,7 @@ LIST_LIMIT = 100
 STOPPING = (BackendUnavailable, BackendAuthFailed, LeaseLost)
 
 
-class JobState(enum.StrEnum):
-    PENDING = "pending"  # recorded; nothing read yet
-    RUNNING = "running"  # checked; secrets being moved
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # finished; some secrets could not be moved (see the report)
-    REFUSED = "refused"  # a value does not fit the target: nothing moved
-
-
 ACTIVE_STATES = (JobState.PENDING.value, JobState.RUNNING.value)
-
-
-class ItemState(enum.StrEnum):
-    PENDING = "pending"
-    WRITING = "writing"  # about to be put to the target: a crash here may leave a stray copy
-    COPIED = "copied"  # in the target, read back and verified; `target_locator` set
-    SWITCHED = "switched"  # the version row (or, for item 0, the secret) points at the target
-    SOURCE_REMOVED = "source_removed"
-    SKIPPED = "skipped"  # destroyed or purged while the job ran: nothing to move
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -244,7 +227,7 @@ class MigrationService:
             job = Job(
                 id=uuid.uuid4(),
                 kind=MIGRATION,
-                state=JobState.PENDING.value,
+                state=JobState.PENDING,
                 params=_params(request, scope_path),
                 created_by=actor.id,
                 created_by_type=actor.kind,
@@ -514,10 +497,10 @@ class MigrationService:
         def checked(job: Job) -> None:
             job.started_at = job.started_at or self._clock.now()
             if misfits:
-                job.state = JobState.REFUSED.value
+                job.state = JobState.REFUSED
                 job.report["misfits"] = [_misfit_report(misfit) for misfit in misfits]
             else:
-                job.state = JobState.RUNNING.value
+                job.state = JobState.RUNNING
 
         with self._uow_factory() as uow:
             self._progress(uow, run, checked)
@@ -824,7 +807,7 @@ class MigrationService:
 
                 def finished(job: Job) -> None:
                     if job.state == JobState.RUNNING:
-                        job.state = (JobState.FAILED if job.failed else JobState.SUCCEEDED).value
+                        job.state = JobState.FAILED if job.failed else JobState.SUCCEEDED
                     job.finished_at = self._clock.now()
                     job.last_error = None
                     job.lease_owner = job.lease_until = None

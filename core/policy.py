@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.domain.errors import InvalidInput, ValueTooLarge
-from core.domain.model import CONSUMERS
+from core.domain.secrets import CONSUMERS
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 
 DEFAULT_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$"

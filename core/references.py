@@ -22,11 +22,11 @@ from urllib.parse import parse_qsl, urlsplit
 from uuid import UUID
 
 from core.domain.errors import InvalidInput, InvalidSecretValue, ServiceError
-from core.domain.model import RevealedValue, Secret, Stage
+from core.domain.references import SCHEME, format_reference
+from core.domain.secrets import RevealedValue, Secret, Stage
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.policy import ENVIRONMENT_PATTERN, SCOPE_ID_PATTERN
 
-SCHEME = "secret://"
 MAX_LENGTH = 1024
 MAX_DEPTH = 10
 QUERY_KEYS = ("env", "version", "stage")
@@ -66,23 +66,6 @@ class Reference:
     def secret(self) -> Reference:
         """The reference of the secret itself, without a version or stage."""
         return Reference(self.scope, self.name, self.environment)
-
-
-def format_reference(
-    scope: ScopeRef,
-    name: str,
-    environment: str | None = None,
-    version: int | None = None,
-    stage: Stage | None = None,
-) -> str:
-    """The canonical text of a reference."""
-    where = "global" if scope.type is ScopeType.GLOBAL else f"{scope.type.value}/{scope.id}"
-    query = [
-        f"{key}={value}"
-        for key, value in (("env", environment), ("version", version), ("stage", stage))
-        if value is not None
-    ]
-    return f"{SCHEME}{where}/{name}" + ("?" + "&".join(query) if query else "")
 
 
 def reference_of(secret: Secret) -> str:

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.access import Action, access_query
+from core.access import access_query
 from core.audit import AuditTrail
 from core.audit_service import authorize_audit
+from core.domain.access import Action
+from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import InvalidInput
-from core.domain.model import ApiToken, PageRequest, Secret, SecretFilter, ServiceAccount
+from core.domain.paging import PageRequest
+from core.domain.secrets import Secret, SecretFilter
 from core.domain.values import Principal, ScopeRef
 from ports.persistence import UnitOfWork
 from ports.security import Clock

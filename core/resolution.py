@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from core.access import Action, RoleBinding, access_query, confirm_caller
+from core.access import access_query, confirm_caller
 from core.audit import AuditTrail, StaleRead
+from core.domain.access import Action, RoleBinding
 from core.domain.errors import Expired, NotYetValid, VersionUnavailable
-from core.domain.model import Secret, SecretVersion
+from core.domain.secrets import ResolveCandidate, Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import check_scope
 from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
 from core.services import STALE, ValueReader, audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
-from ports.persistence import ResolveCandidate, UnitOfWorkFactory
+from ports.persistence import UnitOfWorkFactory
 from ports.security import Clock
 
 

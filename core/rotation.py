@@ -32,9 +32,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from core.access import Action, Target, allowed, caller_bindings
+from core.access import allowed, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
+from core.domain.access import Action, Target
 from core.domain.errors import (
     Conflict,
     Forbidden,
@@ -44,14 +45,16 @@ from core.domain.errors import (
     RotationFailed,
     ServiceError,
 )
-from core.domain.model import Secret, SecretVersion, Validity, VersionState
+from core.domain.rotation import RotationPolicy, RotationRun
+from core.domain.secrets import Secret, SecretVersion, Validity, VersionState
 from core.domain.values import Principal, ScopeType, SecretValue, VersionKey
+from core.domain.work import Lease
 from core.events import ChangeFeed
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, ValueReader, discard_value, store_value
 from core.types import TypeRegistry, retyped_metadata
 from core.versions import check_revision, load_secret, load_version, touched
-from ports.persistence import Lease, RotationRun, UnitOfWork
+from ports.persistence import UnitOfWork
 from ports.rotation import RotationTarget, Rotator
 from ports.scheduling import CronSchedule
 from ports.security import Clock
@@ -78,27 +81,6 @@ class RotationSettings:
     grace: timedelta = timedelta(hours=24)
     timeout: timedelta = timedelta(minutes=5)
     retry_after: timedelta = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class RotationPolicy:
-    """When and how a secret rotates: every `interval_seconds` or on a `cron` schedule, with
-    the rotator named and its settings (references to keys, never keys)."""
-
-    secret_id: UUID
-    rotator: str
-    next_run_at: datetime
-    created_at: datetime
-    created_by: str
-    settings: dict[str, Any] = field(default_factory=dict)
-    interval_seconds: int | None = None
-    cron: str | None = None
-    grace_seconds: int = 0
-    last_run_at: datetime | None = None
-    last_status: str | None = None
-    last_error: str | None = None
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
 
 @dataclass(frozen=True)

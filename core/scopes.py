@@ -12,19 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.access import (
-    Action,
-    Target,
-    access_query,
-    allowed,
-    authorize,
-    caller_bindings,
-    confirm_caller,
-    require,
-)
+from core.access import access_query, allowed, authorize, caller_bindings, confirm_caller, require
 from core.audit import AuditTrail
+from core.domain.access import Action, Target
 from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from core.domain.model import Page, PageRequest, Scope
+from core.domain.paging import Page, PageRequest
+from core.domain.scopes import Scope
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from ports.persistence import UnitOfWork

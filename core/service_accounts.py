@@ -16,18 +16,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import (
-    INVALID_CREDENTIALS,
-    Action,
-    Target,
-    allowed,
-    authorize,
-    caller_bindings,
-    confirm_caller,
-)
+from core.access import INVALID_CREDENTIALS, allowed, authorize, caller_bindings, confirm_caller
 from core.audit import Attempt, AuditTrail
+from core.domain.access import Action, Target
+from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
-from core.domain.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.read_cache import ReadCache

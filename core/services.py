@@ -15,17 +15,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import (
-    Action,
-    RoleBinding,
-    Target,
-    access_query,
-    authorize,
-    confirm_caller,
-    require,
-)
+from core.access import access_query, authorize, confirm_caller, require
 from core.audit import Attempt, AuditTrail, StaleRead
 from core.backends import BackendRegistry
+from core.domain.access import Action, RoleBinding, Target
 from core.domain.errors import (
     Conflict,
     Expired,
@@ -37,9 +30,8 @@ from core.domain.errors import (
     ValueIntegrityError,
     VersionUnavailable,
 )
-from core.domain.model import (
-    Page,
-    PageRequest,
+from core.domain.paging import Page, PageRequest
+from core.domain.secrets import (
     RevealedValue,
     Secret,
     SecretFilter,

@@ -25,9 +25,11 @@ from datetime import datetime
 from typing import BinaryIO
 from uuid import UUID
 
-from core.access import AccessQuery, Action, Target, access_query, authorize
-from core.audit import Attempt, AuditEvent, AuditTrail
+from core.access import access_query, authorize
+from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
+from core.domain.access import AccessQuery, Action, Target
+from core.domain.audit import AuditEvent
 from core.domain.errors import (
     Conflict,
     Expired,
@@ -38,7 +40,8 @@ from core.domain.errors import (
     PreconditionFailed,
     VersionUnavailable,
 )
-from core.domain.model import PageRequest, Secret, SecretFilter, SecretVersion
+from core.domain.paging import PageRequest
+from core.domain.secrets import Secret, SecretFilter, SecretVersion
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import Placement, place

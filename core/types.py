@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from core.domain.errors import InvalidInput, InvalidSecretValue
-from core.domain.model import Secret
+from core.domain.secrets import Secret
 from core.domain.values import SecretValue
 from core.policy import MAX_TAG_VALUE, TAG_KEY_PATTERN
 from ports.types import FieldProblem, SecretType, TypeCheck

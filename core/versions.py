@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from core.access import Action, authorize
+from core.access import authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
+from core.domain.access import Action
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
-from core.domain.model import Secret, SecretVersion, Stage, VersionState
+from core.domain.secrets import Secret, SecretVersion, Stage, VersionState
 from core.domain.values import Principal, VersionKey
 from core.services import MAX_WRITE_ATTEMPTS, audit_place, secret_target
 from ports.persistence import UnitOfWork

@@ -26,13 +26,15 @@ from core.audit import AuditTrail
 from core.backends import BackendRegistry
 from core.changes import KEEP_HOURS
 from core.domain.errors import ServiceError
-from core.domain.model import Secret, SecretVersion, VersionState
+from core.domain.rotation import RotationPolicy
+from core.domain.secrets import Secret, SecretVersion, VersionState
 from core.domain.values import Principal, VersionKey
+from core.domain.work import ExpiryNotice, Lease
 from core.events import ChangeFeed, EventDelivery
 from core.migration import MigrationService
-from core.rotation import RotationPolicy, RotationService
+from core.rotation import RotationService
 from core.services import SecretService, audit_place
-from ports.persistence import ExpiryNotice, Lease, UnitOfWork
+from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.workers import WorkerRecord, WorkerRegistry
 

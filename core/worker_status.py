@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from core.access import Action, Target, allowed, caller_bindings
+from core.access import allowed, caller_bindings
 from core.audit import AuditTrail
+from core.domain.access import Action, Target
 from core.domain.errors import Forbidden
 from core.domain.values import Principal, ScopeRef
 from core.worker import ALIVE_WITHIN

@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.domain.jobs import Job
 from core.domain.values import ScopeRef, ScopeType
 from entrypoints.commands.exits import ExitCode
 from entrypoints.commands.operator import OPERATOR, operator_container
 from entrypoints.commands.output import Output, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
-from ports.jobs import Job
 
 if TYPE_CHECKING:  # the service's own modules load when a migration runs, not at every command
     from core.migration import MigrationPlan, MigrationRequest
@@ -114,7 +114,7 @@ def migrate(
       secretctl migrate --from local --to vault-prod --selector scope=project:p-42
       secretctl migrate --resume 6c1f… --take-over
     """
-    from core.migration import JobState
+    from core.domain.jobs import JobState
     from entrypoints.container import new_worker_id
 
     with operator_container(ctx) as container:

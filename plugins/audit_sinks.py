@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.audit import AuditEvent
+from core.domain.audit import AuditEvent
 from plugins.backend_settings import PluginSettings
 from plugins.hookspecs import hookimpl
 from ports.audit import AuditSink, AuditSinkPlugin

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from core.domain.model import CONSUMERS
+from core.domain.secrets import CONSUMERS
 from core.domain.values import SecretValue
 from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import schema_problems

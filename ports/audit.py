@@ -10,10 +10,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from core.audit import AuditEvent
+from core.domain.audit import AuditEvent
 
 
 class AuditSink(abc.ABC):

@@ -7,10 +7,8 @@ and read back in the order of their cursor, a monotonic integer, by any process.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from core.changes import ChangeRecord
+from core.domain.changes import ChangeRecord
 
 
 class ChangeSource(abc.ABC):

@@ -8,10 +8,8 @@ carries a secret value.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from core.events import OutboxMessage
+from core.domain.events import OutboxMessage
 
 
 class EventPublisher(abc.ABC):

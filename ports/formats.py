@@ -12,12 +12,10 @@ import abc
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
+from core.domain.secrets import Secret, SecretVersion
 from core.domain.values import ScopeRef, SecretValue
-
-if TYPE_CHECKING:  # the domain types are core's; ports only names them
-    from core.domain.model import Secret, SecretVersion
 
 
 @dataclass(frozen=True)

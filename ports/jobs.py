@@ -11,61 +11,11 @@ that changes what the progress describes.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ports.persistence import Lease
-
-if TYPE_CHECKING:
-    from core.domain.model import SecretFilter
-
-
-@dataclass
-class Job:
-    """One job. `params` are its kind's settings; `total`, `done` and `failed` count its units
-    of work (secrets, for a migration) and `counters` anything else it counts; `report` is what
-    it found (failures by secret, with reasons — never a value)."""
-
-    id: UUID
-    kind: str
-    state: str
-    params: dict[str, Any]
-    created_by: str
-    created_by_type: str
-    created_at: datetime
-    updated_at: datetime
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    last_error: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    lease_owner: str | None = None
-    lease_until: datetime | None = None
-
-    @property
-    def remaining(self) -> int:
-        return max(self.total - self.done - self.failed, 0)
-
-
-@dataclass
-class JobItem:
-    """The progress of one secret version in a job: where its value was (`source_*`), where the
-    job put its copy (`target_locator`, recorded before anything points at it) and its state."""
-
-    job_id: UUID
-    secret_id: UUID
-    version: int
-    state: str
-    source_backend: str
-    source_locator: str
-    updated_at: datetime
-    target_locator: str | None = None
-    error: str | None = None
+from core.domain.jobs import Job, JobItem
+from core.domain.secrets import SecretFilter
+from core.domain.work import Lease
 
 
 class JobRepository(abc.ABC):

@@ -8,49 +8,32 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
+from core.domain.access import AccessQuery, RoleBinding
+from core.domain.accounts import ApiToken, ServiceAccount
+from core.domain.audit import (
+    AppendedBatch,
+    AuditEvent,
+    AuditFilter,
+    BrokenLink,
+    ChainLink,
+    ChainSegment,
+    Checkpoint,
+)
+from core.domain.changes import ChangeRecord
+from core.domain.events import OutboxMessage
+from core.domain.paging import Page, PageRequest
+from core.domain.rotation import RotationPolicy, RotationRun
+from core.domain.scopes import Scope, ScopeUsage
+from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion
 from core.domain.values import ScopeRef
+from core.domain.work import ExpiryNotice, Lease
 
-if TYPE_CHECKING:  # the domain types are core's; ports only names them
-    from core.access import AccessQuery, RoleBinding
-    from core.audit import AuditEvent, BrokenLink, ChainLink, ChainSegment, Checkpoint
-    from core.changes import ChangeRecord
-    from core.domain.model import (
-        ApiToken,
-        Page,
-        PageRequest,
-        Scope,
-        Secret,
-        SecretFilter,
-        SecretVersion,
-        ServiceAccount,
-    )
-    from core.events import OutboxMessage
-    from core.rotation import RotationPolicy
+if TYPE_CHECKING:
     from ports.jobs import JobRepository
-
-
-@dataclass(frozen=True)
-class ScopeUsage:
-    """What still lives in a scope, so that deleting it can be refused."""
-
-    children: int
-    secrets: int
-    service_accounts: int
-
-
-@dataclass(frozen=True)
-class ResolveCandidate:
-    """A secret that may take part in a resolution, its current version, and whether the
-    caller may read its value."""
-
-    secret: Secret
-    current: SecretVersion
-    value_readable: bool
 
 
 class ScopeRepository(abc.ABC):
@@ -266,20 +249,6 @@ class ServiceAccountRepository(abc.ABC):
         """Record a use, unless one was recorded after `not_since` (to spare writes)."""
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    """What to find in the audit trail; None means any. `before_seq` is the query cursor."""
-
-    actor: str | None = None
-    resource: str | None = None
-    scope_path: str | None = None
-    action: str | None = None
-    outcome: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    before_seq: int | None = None
-
-
 class AuditRepository(abc.ABC):
     """The stored hash chain. Appending goes through `core.audit.AuditChain`."""
 
@@ -346,17 +315,6 @@ class AuditRepository(abc.ABC):
     @abc.abstractmethod
     def first_seq(self) -> int | None:
         """The oldest event still stored, or None."""
-
-
-@dataclass(frozen=True)
-class AppendedBatch:
-    """What `ChainAppender.append_committed` did: the head it found under the chain's lock (the
-    batch's events follow it), the change generation then, and whether it wrote the batch."""
-
-    head_seq: int
-    head_hash: str
-    generation: int
-    written: bool
 
 
 class ChainSegments(abc.ABC):
@@ -429,18 +387,6 @@ class RotationPolicyRepository(abc.ABC):
         and any claim stay as they are. Whether a policy was updated."""
 
 
-@dataclass(frozen=True)
-class RotationRun:
-    """The result of one rotation, as its policy records it."""
-
-    secret_id: UUID
-    at: datetime
-    status: str  # "success" or "failed"
-    error: str | None = None
-    next_run_at: datetime | None = None
-    worker: str | None = None
-
-
 class OutboxRepository(abc.ABC):
     """Events waiting for delivery, written in the transaction of the change they report."""
 
@@ -467,30 +413,6 @@ class OutboxRepository(abc.ABC):
     @abc.abstractmethod
     def prune_changes(self, before: datetime) -> int:
         """Delete change-stream events written before `before`; how many went."""
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A worker's claim on due jobs: taken at `now` by `worker`, held until `until`.
-
-    A claim is a conditional update of the job's row, so two workers never hold the same job;
-    on PostgreSQL the due rows are selected `FOR UPDATE SKIP LOCKED`, so workers claiming at
-    the same moment take different rows instead of queueing. A worker that dies leaves its
-    claims to expire, and the job is taken again.
-    """
-
-    worker: str
-    now: datetime
-    until: datetime
-
-
-@dataclass(frozen=True)
-class ExpiryNotice:
-    """The last expiry warning sent for a secret: for which expiry time, and at how many days
-    before it (0: the "expired" notice)."""
-
-    expires_at: datetime
-    days: int
 
 
 class WorkQueueRepository(abc.ABC):

@@ -27,25 +27,30 @@ from uuid import UUID
 from sqlalchemy import String
 
 from adapters.db.tables import audit_events
-from core.access import AccessQuery, Role, RoleBinding, Target
 from core.adoption import adopted_secret_id
 from core.audit import (
     GENESIS,
     AuditChain,
-    AuditEvent,
     AuditTrail,
-    BrokenLink,
-    ChainLink,
-    ChainSegment,
     ChangeListener,
-    Checkpoint,
-    RequestInfo,
     chain_hash,
     derive_checkpoint_key,
     link_of,
     verify_links,
 )
-from core.changes import ChangeRecord
+from core.domain.access import AccessQuery, Role, RoleBinding, Target
+from core.domain.accounts import ApiToken, ServiceAccount
+from core.domain.audit import (
+    AppendedBatch,
+    AuditEvent,
+    AuditFilter,
+    BrokenLink,
+    ChainLink,
+    ChainSegment,
+    Checkpoint,
+    RequestInfo,
+)
+from core.domain.changes import ChangeRecord
 from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
@@ -59,41 +64,28 @@ from core.domain.errors import (
     ValueIntegrityError,
     ValueTooLarge,
 )
-from core.domain.model import (
-    ApiToken,
-    Page,
-    PageRequest,
-    Scope,
-    Secret,
-    SecretFilter,
-    SecretVersion,
-    ServiceAccount,
-    VersionState,
-)
+from core.domain.events import OutboxMessage
+from core.domain.jobs import Job, JobItem
+from core.domain.paging import Page, PageRequest
+from core.domain.rotation import RotationPolicy, RotationRun
+from core.domain.scopes import Scope, ScopeUsage
+from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
-from core.events import OutboxMessage
-from core.rotation import RotationPolicy
+from core.domain.work import ExpiryNotice, Lease
 from core.services import secret_target
 from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
 from ports.events import EventPublisher
 from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
-from ports.jobs import Job, JobItem, JobRepository
+from ports.jobs import JobRepository
 from ports.persistence import (
-    AppendedBatch,
-    AuditFilter,
     AuditRepository,
     ChainAppender,
     ChainSegments,
-    ExpiryNotice,
-    Lease,
     OutboxRepository,
-    ResolveCandidate,
     RoleBindingRepository,
     RotationPolicyRepository,
-    RotationRun,
     ScopeRepository,
-    ScopeUsage,
     SecretRepository,
     ServiceAccountRepository,
     UnitOfWork,

@@ -13,9 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from adapters.db.engine import KEEPS_CACHES
 from adapters.db.tables import api_tokens, role_bindings, scopes, service_accounts
 from adapters.db.visibility import glob_to_like
-from core.access import Role, RoleBinding
+from core.domain.access import Role, RoleBinding
+from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import Conflict, NotFound
-from core.domain.model import ApiToken, Page, PageRequest, ServiceAccount
+from core.domain.paging import Page, PageRequest
 from core.domain.values import ScopeRef, ScopeType
 from ports.persistence import RoleBindingRepository, ServiceAccountRepository
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from adapters.db.audit_repository import write_error
-from core.audit import Checkpoint
-from ports.persistence import AppendedBatch, ChainAppender
+from core.domain.audit import AppendedBatch, Checkpoint
+from ports.persistence import ChainAppender
 
 # The contents as one text, a line each (canonical JSON is one ASCII line: a newline inside a
 # string is written `\\n`), and the required generations comma-separated (empty: none): the

@@ -17,9 +17,10 @@ from sqlalchemy import Connection, Row, Text, cast, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
-from core.audit import CONTENT_FIELDS, AuditEvent, ChainLink, Checkpoint, canonical_fields
+from core.audit import canonical_fields
+from core.domain.audit import CONTENT_FIELDS, AuditEvent, AuditFilter, ChainLink, Checkpoint
 from core.domain.errors import AuditEventRefused, AuditUnavailable
-from ports.persistence import AuditFilter, AuditRepository
+from ports.persistence import AuditRepository
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")
 # PostgreSQL's append in one statement: the events as one JSON document of rows (parsed by the

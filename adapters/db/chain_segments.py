@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from adapters.db.audit_repository import SqlAuditRepository
 from adapters.db.engine import create_engine_from_url
-from core.audit import BrokenLink, ChainSegment, verify_links
+from core.audit import verify_links
+from core.domain.audit import BrokenLink, ChainSegment
 from ports.persistence import ChainSegments
 
 log = logging.getLogger(__name__)

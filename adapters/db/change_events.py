@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select
 
 from adapters.db.tables import change_events
-from core.changes import ChangeRecord
+from core.domain.changes import ChangeRecord
 from core.domain.values import ScopeRef, ScopeType
 from ports.changes import ChangeSource
 

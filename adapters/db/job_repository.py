@@ -13,9 +13,10 @@ from uuid import UUID
 from sqlalchemy import Connection, Row, and_, exists, insert, or_, select, update
 
 from adapters.db.tables import job_items, jobs, scopes, secrets, versions
-from core.domain.model import SecretFilter, VersionState
-from ports.jobs import Job, JobItem, JobRepository
-from ports.persistence import Lease
+from core.domain.jobs import ItemState, Job, JobItem, JobState
+from core.domain.secrets import SecretFilter, VersionState
+from core.domain.work import Lease
+from ports.jobs import JobRepository
 
 JOB_COLUMNS = (
     "state",
@@ -207,6 +208,7 @@ def _job_values(job: Job) -> dict[str, Any]:
 
 def _job_from_row(row: Row[Any]) -> Job:
     values = {column: getattr(row, column) for column in JOB_COLUMNS}
+    values["state"] = JobState(values["state"])
     return Job(id=row.id, kind=row.kind, **values)
 
 
@@ -225,5 +227,6 @@ def _item_from_row(row: Row[Any]) -> JobItem:
         job_id=row.job_id,
         secret_id=row.secret_id,
         version=row.version,
-        **{column: getattr(row, column) for column in ITEM_COLUMNS},
+        **{column: getattr(row, column) for column in ITEM_COLUMNS if column != "state"},
+        state=ItemState(row.state),
     )

@@ -8,7 +8,8 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.tables import keys
-from ports.keys import KeyRegistry, KeyState, KeyVersion
+from core.domain.keys import KeyState, KeyVersion
+from ports.keys import KeyRegistry
 from ports.security import KeyProvider
 
 

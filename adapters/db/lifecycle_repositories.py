@@ -32,18 +32,12 @@ from sqlalchemy import (
 
 from adapters.db.change_events import change_values
 from adapters.db.tables import change_events, outbox, rotation_policies, secrets, versions
-from core.changes import ChangeRecord
-from core.domain.model import VersionState
-from core.events import OutboxMessage
-from core.rotation import RotationPolicy
-from ports.persistence import (
-    ExpiryNotice,
-    Lease,
-    OutboxRepository,
-    RotationPolicyRepository,
-    RotationRun,
-    WorkQueueRepository,
-)
+from core.domain.changes import ChangeRecord
+from core.domain.events import OutboxMessage
+from core.domain.rotation import RotationPolicy, RotationRun
+from core.domain.secrets import VersionState
+from core.domain.work import ExpiryNotice, Lease
+from ports.persistence import OutboxRepository, RotationPolicyRepository, WorkQueueRepository
 
 POLICY_COLUMNS = (
     "rotator",

@@ -11,7 +11,8 @@ from sqlalchemy import Connection, bindparam, func, select, update
 from adapters.db.key_registry import SqlKeyRegistry
 from adapters.db.tables import encrypted_values
 from adapters.db.uow import SqlUnitOfWork
-from ports.keys import BlobRepository, KeyUnitOfWork, StoredBlob
+from core.domain.keys import StoredBlob
+from ports.keys import BlobRepository, KeyUnitOfWork
 
 REPLACE_BLOB = (
     update(encrypted_values)

@@ -42,12 +42,12 @@ from adapters.db.tables import (
     versions,
 )
 from adapters.db.visibility import bound_parameters, visible, visible_bound
-from core.access import AccessQuery
+from core.domain.access import AccessQuery
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
-from core.domain.model import (
-    Page,
-    PageRequest,
-    Scope,
+from core.domain.paging import Page, PageRequest
+from core.domain.scopes import Scope, ScopeUsage
+from core.domain.secrets import (
+    ResolveCandidate,
     Secret,
     SecretFilter,
     SecretVersion,
@@ -55,7 +55,7 @@ from core.domain.model import (
     VersionState,
 )
 from core.domain.values import ScopeRef, ScopeType
-from ports.persistence import ResolveCandidate, ScopeRepository, ScopeUsage, SecretRepository
+from ports.persistence import ScopeRepository, SecretRepository
 
 # The columns `update` may change; id, scope, name, environment, type and creation never change.
 MUTABLE_COLUMNS = (

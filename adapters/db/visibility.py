@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Boolean, ColumnElement, String, bindparam, exists, false, or_, select
 
 from adapters.db.tables import UTCDateTime, role_bindings, scopes
-from core.access import AccessQuery
+from core.domain.access import AccessQuery
 
 LIKE_ESCAPE = "\\"
 # Built once: an alias's columns are costly to make, and a query of every request uses these.

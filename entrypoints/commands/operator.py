@@ -202,8 +202,8 @@ def admin_grant(
       secretctl admin grant --principal user:alice --role admin
       secretctl admin grant --principal group:sre --role auditor --scope organization:acme
     """
-    from core.access import Role
     from core.bindings import NewBinding
+    from core.domain.access import Role
 
     scope = parse_scope(scope_text)
     with operator_container(ctx) as container:
@@ -244,8 +244,8 @@ def admin_break_glass(ctx: click.Context, out: Output, ttl: str) -> None:
       eval "$(secretctl admin break-glass --ttl 30m)"    # sets SECRETS_TOKEN
       secretctl service-account create deployer --scope global
     """
-    from core.access import Role
     from core.bindings import NewBinding
+    from core.domain.access import Role
 
     lifetime = parse_duration(ttl, "--ttl")
     if not timedelta(0) < lifetime <= BREAK_GLASS_LONGEST:

@@ -19,9 +19,10 @@ from urllib.parse import quote
 import click
 
 from core.domain.errors import InvalidInput
-from core.domain.model import Stage
+from core.domain.references import format_reference
+from core.domain.secrets import Stage
 from core.domain.values import ScopeRef, ScopeType
-from core.references import format_reference, parse_reference
+from core.references import parse_reference
 from entrypoints.commands.exits import CommandError, ExitCode
 
 REFERENCE_SCHEME = "secret://"

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 from flask import current_app, g, request
 
-from core.audit import AuditTrail, RequestInfo
+from core.audit import AuditTrail
+from core.domain.audit import RequestInfo
 from core.domain.errors import InvalidInput, Unauthenticated
 from core.domain.values import Principal
 

@@ -25,7 +25,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
-from core.audit import AuditTrail, RequestInfo
+from core.audit import AuditTrail
+from core.domain.audit import RequestInfo
 from core.domain.errors import Unauthenticated
 from entrypoints.http.context import ANONYMOUS
 

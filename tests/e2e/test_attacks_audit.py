@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from adapters.db.tables import audit_events
-from core.audit import AuditEvent, RequestInfo
+from core.domain.audit import AuditEvent, RequestInfo
 from core.domain.errors import NotFound
 from core.domain.values import Principal
 from entrypoints.config import Settings

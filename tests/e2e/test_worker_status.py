@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
-from core.access import Role
 from core.bindings import NewBinding
+from core.domain.access import Role
 from core.domain.values import Principal, ScopeRef
 from entrypoints.http.health import Readiness
 from ports.workers import WorkerRecord

@@ -12,20 +12,15 @@ import pytest
 from sqlalchemy import Engine
 
 from adapters.db.uow import SqlUnitOfWork
-from core.access import Action, Role, RoleBinding, Target, access_query, allowed
+from core.access import access_query, allowed
+from core.domain.access import Action, Role, RoleBinding, Target
+from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import Conflict, NotFound
-from core.domain.model import (
-    ApiToken,
-    PageRequest,
-    Scope,
-    Secret,
-    SecretFilter,
-    SecretVersion,
-    ServiceAccount,
-)
+from core.domain.paging import PageRequest
+from core.domain.scopes import Scope, ScopeUsage
+from core.domain.secrets import Secret, SecretFilter, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.services import secret_target
-from ports.persistence import ScopeUsage
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 EVERY_ROW = PageRequest(page_size=1000)

@@ -19,7 +19,8 @@ from sqlalchemy import Engine
 
 from adapters.db.audit_appender import PostgresChainAppender
 from adapters.db.uow import SqlUnitOfWork
-from core.audit import AuditChain, AuditTrail, GroupCommit, RequestInfo, verify_links
+from core.audit import AuditChain, AuditTrail, GroupCommit, verify_links
+from core.domain.audit import RequestInfo
 from core.domain.errors import NotFound
 from core.domain.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock

@@ -24,9 +24,6 @@ from adapters.db.uow import SqlUnitOfWork
 from core.audit import (
     GENESIS,
     AuditChain,
-    AuditEvent,
-    BrokenLink,
-    ChainSegment,
     GroupCommit,
     canonical_content,
     chain_segments,
@@ -34,11 +31,11 @@ from core.audit import (
     verify_chain,
     verify_links,
 )
-from core.audit_bounds import TEXT_LIMITS, VERSION_MAX, VERSION_MIN
 from core.audit_service import AuditService, Verification
+from core.domain.audit import AuditEvent, AuditFilter, BrokenLink, ChainSegment
+from core.domain.audit_bounds import TEXT_LIMITS, VERSION_MAX, VERSION_MIN
 from core.domain.errors import AuditEventRefused, AuditUnavailable
 from core.domain.values import Principal
-from ports.persistence import AuditFilter
 from tests.fakes import CHECKPOINT_KEY, FixedClock, make_audit_trail
 from tests.support.postgres import free_port
 

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, func, select
 from adapters.db.change_events import SqlChangeSource
 from adapters.db.tables import change_events
 from adapters.db.uow import SqlUnitOfWork
-from core.access import Role, RoleBinding
-from core.changes import ChangeRecord
+from core.domain.access import Role, RoleBinding
+from core.domain.changes import ChangeRecord
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from tests.unit.lifecycle_support import ALICE, GLOBAL, NOW, PROJECT, Lifecycle, wire
 

@@ -11,10 +11,10 @@ from sqlalchemy import Engine
 
 from adapters.db.uow import SqlUnitOfWork
 from core.domain.errors import PreconditionFailed
-from core.domain.model import Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.jobs import Job, JobItem
+from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import ScopeRef
-from ports.jobs import Job, JobItem
-from ports.persistence import Lease
+from core.domain.work import Lease
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 ACTIVE = ("pending", "running")

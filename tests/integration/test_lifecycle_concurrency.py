@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from adapters.db.tables import audit_events
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.rotation import RotationPolicy
 from core.domain.values import Principal, ScopeRef, SecretValue
-from core.rotation import RotationPolicy
 from core.services import MetadataChanges, NewSecret
 from core.worker import WorkReport
 from entrypoints.config import Settings

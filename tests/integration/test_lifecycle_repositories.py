@@ -13,12 +13,12 @@ from sqlalchemy import Engine, select, text
 
 from adapters.db.tables import audit_events, outbox, secrets, versions
 from adapters.db.uow import SqlUnitOfWork
-from core.access import Role, RoleBinding
-from core.domain.model import Stage, VersionState
+from core.domain.access import Role, RoleBinding
+from core.domain.events import OutboxMessage
+from core.domain.rotation import RotationPolicy, RotationRun
+from core.domain.secrets import Stage, VersionState
 from core.domain.values import ScopeRef, ScopeType, SecretValue
-from core.events import OutboxMessage
-from core.rotation import RotationPolicy
-from ports.persistence import ExpiryNotice, Lease, RotationRun
+from core.domain.work import ExpiryNotice, Lease
 from tests.unit.lifecycle_support import ALICE, FIRST, GLOBAL, NOW, PROJECT, Lifecycle, wire
 
 ACME = ScopeRef(ScopeType.ORGANIZATION, "acme")

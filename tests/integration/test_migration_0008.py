@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from adapters.db import migrate
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
-from core.domain.model import PageRequest, ServiceAccount
+from core.domain.accounts import ServiceAccount
+from core.domain.paging import PageRequest
 from core.domain.values import ScopeRef, ScopeType
 from tests.integration.test_migrations import migrate_to
 

@@ -19,10 +19,10 @@ from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.tables import encrypted_values
 from adapters.db.uow import SqlUnitOfWork
 from adapters.keys import FileKeyProvider
+from core.domain.keys import KeyState
 from core.domain.values import Principal, SecretValue, VersionKey
 from core.keys import KeyService, RewrapProgress
 from plugins.local_backend import LocalEncryptedBackend
-from ports.keys import KeyState
 from tests.fakes import make_audit_trail
 
 OPERATOR = Principal(id="cli", kind="root", is_root=True)

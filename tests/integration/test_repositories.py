@@ -13,9 +13,11 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.db.engine import create_engine_from_url
 from adapters.db.uow import SqlUnitOfWork
-from core.access import AccessQuery, Role
+from core.domain.access import AccessQuery, Role
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
-from core.domain.model import PageRequest, Scope, Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.paging import PageRequest
+from core.domain.scopes import Scope
+from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import ScopeRef, ScopeType
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)

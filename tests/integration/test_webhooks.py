@@ -24,8 +24,8 @@ from adapters.webhooks import (
     verify_signature,
 )
 from core.domain.errors import ConfigurationError, DeliveryFailed, InvalidInput, RotationFailed
+from core.domain.events import OutboxMessage
 from core.domain.values import ScopeRef, ScopeType, SecretValue
-from core.events import OutboxMessage
 from plugins.rotators import WebhookRotator
 from ports.rotation import RotationTarget
 from tests.support.webhooks import WebhookReceiver, webhook_receiver

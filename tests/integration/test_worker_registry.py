@@ -13,8 +13,8 @@ from sqlalchemy import Engine, select, update
 from adapters.db.tables import outbox
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.worker_registry import SqlWorkerRegistry
-from core.access import Role, RoleBinding
 from core.backends import BackendRegistry
+from core.domain.access import Role, RoleBinding
 from core.domain.values import ScopeRef, ScopeType
 from core.migration import MigrationRequest, MigrationService
 from core.policy import SecretPolicy, ValueChecksum

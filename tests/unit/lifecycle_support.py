@@ -10,11 +10,12 @@ from typing import Any
 from uuid import UUID
 
 from adapters.cron import CroniterSchedule
-from core.access import Role
 from core.backends import BackendRegistry
-from core.domain.model import Secret
+from core.domain.access import Role
+from core.domain.events import OutboxMessage
+from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
-from core.events import ChangeFeed, DeliveryPolicy, EventDelivery, OutboxMessage
+from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.policy import SecretPolicy, ValueChecksum
 from core.rotation import PolicyDraft, RotationService, RotationSettings, Schedule
 from core.services import NewSecret, SecretService

@@ -11,12 +11,6 @@ from uuid import UUID
 import pytest
 
 from core.access import (
-    ROLE_ACTIONS,
-    AccessQuery,
-    Action,
-    Role,
-    RoleBinding,
-    Target,
     access_query,
     allowed,
     authorize,
@@ -24,10 +18,18 @@ from core.access import (
     check_principal,
     confirm_caller,
     require,
+)
+from core.domain.access import (
+    ROLE_ACTIONS,
+    AccessQuery,
+    Action,
+    Role,
+    RoleBinding,
+    Target,
     roles_granting,
 )
+from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
-from core.domain.model import ApiToken, ServiceAccount
 from core.domain.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWork, visible
 

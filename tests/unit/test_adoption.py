@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from core.access import Role
 from core.adoption import (
     AdoptionRequest,
     AdoptionService,
@@ -15,8 +14,9 @@ from core.adoption import (
     secret_name_for,
 )
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import NotFound
-from core.domain.model import Secret
+from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from tests.fakes import (

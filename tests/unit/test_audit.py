@@ -16,11 +16,7 @@ from core.audit import (
     GENESIS,
     PLACEHOLDER_NOTE,
     AuditChain,
-    AuditEvent,
     AuditTrail,
-    BrokenLink,
-    Checkpoint,
-    RequestInfo,
     canonical_content,
     canonical_fields,
     chained,
@@ -29,9 +25,9 @@ from core.audit import (
     event_hash,
     placeholder_of,
     verify_chain,
-    with_fields,
 )
-from core.audit_bounds import TEXT_LIMITS
+from core.domain.audit import AuditEvent, BrokenLink, Checkpoint, RequestInfo, with_fields
+from core.domain.audit_bounds import TEXT_LIMITS
 from core.domain.errors import Conflict, Forbidden, NotFound, ServiceError
 from core.domain.values import Principal
 from tests.fakes import (

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from core.access import Role
-from core.audit import GENESIS, AuditEvent, AuditTrail, BrokenLink, ChainSegment, event_hash
+from core.audit import GENESIS, AuditTrail, event_hash
 from core.audit_service import MAX_PAGE, AuditService, Verification
+from core.domain.access import Role
+from core.domain.audit import AuditEvent, AuditFilter, BrokenLink, ChainSegment
 from core.domain.errors import Forbidden, InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef, ScopeType
-from ports.persistence import AuditFilter
 from tests.fakes import (
     CHECKPOINT_KEY,
     FakeChainSegments,

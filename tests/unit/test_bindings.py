@@ -8,11 +8,12 @@ from uuid import uuid4
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
 from core.bindings import NewBinding, RoleBindingService
+from core.domain.access import Role
 from core.domain.errors import Forbidden, InvalidInput, NotFound
-from core.domain.model import PageRequest, Secret
+from core.domain.paging import PageRequest
+from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.audit import AuditChain, AuditEvent, GroupCommit, StaleRead
+from core.audit import AuditChain, GroupCommit, StaleRead
+from core.domain.audit import AuditEvent
 from core.read_cache import ReadCache
 from tests.fakes import CHECKPOINT_KEY, FakeUnitOfWorkFactory
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.access import Role
-from core.changes import ChangeHub, ChangeRecord, ChangeStream, StreamFilter, parse_cursor, visible
+from core.changes import ChangeHub, ChangeStream, StreamFilter, parse_cursor, visible
+from core.domain.access import Role
+from core.domain.changes import ChangeRecord
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.events import ChangeFeed

@@ -119,7 +119,7 @@ def test_the_walk_covers_the_modules_that_matter() -> None:
 
     assert {
         "core/services.py",
-        "core/domain/model.py",
+        "core/domain/secrets.py",
         "ports/persistence.py",
         "core/domain/values.py",
     } <= names
@@ -181,11 +181,11 @@ def test_the_checker_reports_the_file_line_and_import(
         (
             "ports",
             "from typing import TYPE_CHECKING\n"
-            "if TYPE_CHECKING:\n    from core.domain.model import Secret\n",
+            "if TYPE_CHECKING:\n    from core.domain.secrets import Secret\n",
         ),
         (
             "ports",
-            "import typing\nif typing.TYPE_CHECKING:\n    from core.domain.model import Page\n",
+            "import typing\nif typing.TYPE_CHECKING:\n    from core.domain.paging import Page\n",
         ),
     ],
 )

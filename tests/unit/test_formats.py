@@ -18,7 +18,7 @@ from dotenv import parser as dotenv_parser
 
 from adapters.sealed_export import HEADER, MAGIC, ScryptAesGcmCipher
 from core.domain.errors import InvalidInput
-from core.domain.model import Secret, SecretVersion, VersionState
+from core.domain.secrets import Secret, SecretVersion, VersionState
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from plugins.format_dotenv import STYLE_TAG, DotenvFormat
 from plugins.format_json import JsonFormat

@@ -19,16 +19,15 @@ import pytest
 from core.audit import (
     PLACEHOLDER_NOTE,
     AuditChain,
-    AuditEvent,
     GroupCommit,
     StaleRead,
     canonical_content,
     chain_hash,
     verify_chain,
 )
+from core.domain.audit import AppendedBatch, AuditEvent
 from core.domain.errors import AuditEventRefused, AuditUnavailable
 from core.events import ChangeFeed
-from ports.persistence import AppendedBatch
 from tests.fakes import (
     CHECKPOINT_KEY,
     FakeAuditRepository,

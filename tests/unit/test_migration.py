@@ -10,8 +10,8 @@ from uuid import UUID
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import (
     BackendUnavailable,
     Conflict,
@@ -20,9 +20,10 @@ from core.domain.errors import (
     NotFound,
     ValueIntegrityError,
 )
-from core.domain.model import VersionState
+from core.domain.jobs import ItemState, JobState
+from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
-from core.migration import ItemState, JobState, MigrationRequest, MigrationService
+from core.migration import MigrationRequest, MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from core.versions import VersionService

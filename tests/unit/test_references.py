@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from core.domain.errors import InvalidInput, NotFound
-from core.domain.model import RevealedValue, Secret, SecretVersion, Stage
+from core.domain.references import format_reference
+from core.domain.secrets import RevealedValue, Secret, SecretVersion, Stage
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.references import (
     MAX_DEPTH,
@@ -18,7 +19,6 @@ from core.references import (
     ReferenceTooDeep,
     ReferenceUnresolvable,
     expand,
-    format_reference,
     parse_reference,
     reference_of,
 )

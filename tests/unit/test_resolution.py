@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import AuditUnavailable
-from core.domain.model import Secret, VersionState
+from core.domain.secrets import Secret, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.resolution import (

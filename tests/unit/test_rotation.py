@@ -9,7 +9,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from adapters.cron import CroniterSchedule
-from core.access import Role
+from core.domain.access import Role
 from core.domain.errors import (
     BackendUnavailable,
     Conflict,
@@ -20,7 +20,7 @@ from core.domain.errors import (
     RotationFailed,
     VersionUnavailable,
 )
-from core.domain.model import VersionState
+from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.rotation import PolicyDraft, Schedule
 from tests.fakes import ScriptedRotator, recorded

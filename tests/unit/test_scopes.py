@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound
-from core.domain.model import PageRequest, Scope, Secret, SecretFilter
+from core.domain.paging import PageRequest
+from core.domain.scopes import Scope
+from core.domain.secrets import Secret, SecretFilter
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import ScopeService

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.domain.model import PageRequest
+from core.domain.paging import PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.scopes import ScopeService
 from tests.fakes import FakeDatabase, FakeUnitOfWorkFactory, FixedClock, make_audit_trail

@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
@@ -30,7 +30,8 @@ from core.domain.errors import (
     ValueTooLarge,
     VersionUnavailable,
 )
-from core.domain.model import CONSUMERS, PageRequest, Secret, SecretFilter, VersionState
+from core.domain.paging import PageRequest
+from core.domain.secrets import CONSUMERS, Secret, SecretFilter, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService

@@ -11,10 +11,11 @@ from uuid import uuid4
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
+from core.domain.accounts import ServiceAccount
 from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from core.domain.model import PageRequest, ServiceAccount
+from core.domain.paging import PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from core import transfer as transfer_module
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import (
     AuditUnavailable,
     BackendUnavailable,
@@ -23,7 +23,7 @@ from core.domain.errors import (
     NotFound,
     PreconditionFailed,
 )
-from core.domain.model import VersionState
+from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import InvalidInput, InvalidSecretValue
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum

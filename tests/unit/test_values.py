@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from core.domain.model import RevealedValue, Secret, SecretVersion
+from core.domain.secrets import RevealedValue, Secret, SecretVersion
 from core.domain.values import ScopeRef, SecretValue
 from core.policy import ValueChecksum
 from ports.security import KeyEncryptionKey

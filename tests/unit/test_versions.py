@@ -18,7 +18,7 @@ from core.domain.errors import (
     PreconditionFailed,
     VersionUnavailable,
 )
-from core.domain.model import VersionState
+from core.domain.secrets import VersionState
 from core.domain.values import Principal, SecretValue
 from tests.fakes import recorded
 from tests.unit.lifecycle_support import ALICE, BOB, FIRST, NOW, VERA, Lifecycle, make_lifecycle

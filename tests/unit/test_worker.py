@@ -10,16 +10,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core.access import Role
 from core.backends import BackendRegistry
+from core.domain.access import Role
 from core.domain.errors import ConfigurationError, Forbidden, NotFound
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
+from core.domain.work import ExpiryNotice, Lease
 from core.events import DeliveryPolicy
 from core.migration import MigrationRequest, MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.worker import Worker, due_warning
 from core.worker_status import WorkerStatusService
-from ports.persistence import ExpiryNotice, Lease
 from ports.workers import Backlog, WorkerRecord, WorkerRegistry
 from tests.fakes import InMemoryBackend, make_audit_trail, recorded
 from tests.unit.lifecycle_support import (

@@ -22,12 +22,12 @@ from sqlalchemy import Engine, select, text
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import jobs
 from core.domain.errors import NotFound
+from core.domain.jobs import JobItem
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
 from core.services import NewSecret
 from entrypoints.cli import OPERATOR
 from entrypoints.config import load_settings
 from entrypoints.container import Container
-from ports.jobs import JobItem
 from tests.e2e.test_migrate_cli import write_config
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -1,16 +1,14 @@
-"""The domain model: secrets, their immutable versions and the scopes that own them."""
+"""Secrets and their immutable versions: the stage labels, validity, what a listing asks for,
+and a value read's answer."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
 from uuid import UUID
 
-from core.domain.values import ScopeRef, ScopeType, SecretValue
-
-T = TypeVar("T")
+from core.domain.values import ScopeRef, SecretValue
 
 CONSUMERS = (
     "mcp_server",
@@ -36,20 +34,6 @@ class Stage(enum.StrEnum):
     CURRENT = "current"
     PREVIOUS = "previous"
     PENDING = "pending"
-
-
-@dataclass
-class Scope:
-    """A node of the scope hierarchy as stored: its key, its external name, and its `path`,
-    the keys of its ancestors and itself (`/1/7/12/`), so "at or below" is a prefix test;
-    `parent` names its parent (None for the global scope)."""
-
-    pk: int
-    ref: ScopeRef
-    path: str
-    parent_pk: int | None = None
-    created_at: datetime | None = None
-    parent: ScopeRef | None = None
 
 
 @dataclass
@@ -160,67 +144,19 @@ class SecretFilter:
 
 
 @dataclass(frozen=True)
-class PageRequest:
-    page: int = 1
-    page_size: int = 50
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    page_size: int
-
-
-@dataclass(frozen=True)
-class ServiceAccount:
-    """A non-human caller owned by a scope; it authenticates with API tokens issued here."""
-
-    id: UUID
-    name: str
-    scope: ScopeRef
-    scope_path: str
-    description: str
-    created_at: datetime
-    created_by: str
-
-    @property
-    def principal(self) -> str:
-        """`service:<name>` for an account of the global scope, else `service:<name>@<type>:<id>`:
-        a name is its scope's own, so two organizations' `ci` are two principals."""
-        if self.scope.type is ScopeType.GLOBAL:
-            return f"service:{self.name}"
-        return f"service:{self.name}@{self.scope.type.value}:{self.scope.id}"
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    """An API token's record: only the SHA-256 of the token is kept, never the token."""
-
-    id: UUID
-    account_id: UUID
-    token_hash: str
-    prefix: str
-    created_at: datetime
-    created_by: str
-    description: str = ""
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
-
-    def usable(self, now: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
-
-
-@dataclass(frozen=True)
 class RevealedValue:
     """The answer to a value read: which version was served, and the value itself."""
 
     secret: Secret
     version: SecretVersion
     value: SecretValue
+
+
+@dataclass(frozen=True)
+class ResolveCandidate:
+    """A secret that may take part in a resolution, its current version, and whether the
+    caller may read its value."""
+
+    secret: Secret
+    current: SecretVersion
+    value_readable: bool
