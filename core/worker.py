@@ -3,7 +3,7 @@
 Each pass ends rotations' grace periods, sends expiry warnings, runs the due scheduled
 rotations, prunes versions beyond `max_versions`, purges what outlived its retention window,
 delivers the outbox's events, and runs the migrations between backends that are waiting (or
-whose runner died: `core.migration`). Jobs are claimed under a lease (`ports.persistence.Lease`),
+whose runner died: `core.migration`). Jobs are claimed under a lease (`core.domain.work.Lease`),
 so several workers on one database never run the same job twice; each job is one transaction,
 or resumable and idempotent (rotations, prunes and purges touch a backend first and the rows
 after, so one that died half-way is finished by the next claim once its lease has expired).

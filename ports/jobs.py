@@ -1,7 +1,7 @@
 """Long-running jobs (migrations between backends; later re-keys): the job rows, their per-item
 progress, and the repository that claims them under a lease.
 
-A job is claimed like the worker's other work (`ports.persistence.Lease`): a conditional update
+A job is claimed like the worker's other work (`core.domain.work.Lease`): a conditional update
 that only a free job passes (never claimed, or its lease run out), so one process runs a job at a
 time and a process that died leaves it to be taken again. Every write of a running job's
 progress is made only while its lease is still held (`JobRepository.hold`), in the transaction

@@ -98,7 +98,7 @@ secrets = Table(
     Column("deleted_at", UTCDateTime, nullable=True),
     Column("purge_after", UTCDateTime, nullable=True),
     Column("revision", BigInteger, nullable=False),
-    # Stage labels as version numbers, and the highest number given out (core/domain/model.py).
+    # Stage labels as version numbers, and the highest number given out (core/domain/secrets.py).
     Column("latest_version", Integer, nullable=False),
     Column("previous_version", Integer, nullable=True),
     Column("pending_version", Integer, nullable=True),

@@ -62,7 +62,7 @@ class AuditEvent:
         return fields
 
     def bounded(self) -> AuditEvent:
-        """This event as every store keeps it (`core.audit_bounds`): texts escaped and cut to
+        """This event as every store keeps it (`core.domain.audit_bounds`): texts escaped and cut to
         their columns, a version out of its column's range left out (and noted in the
         details, as asked), details bounded. The event itself when it already is so (nearly
         always: that is checked fast); applying it again changes nothing."""

@@ -628,7 +628,7 @@ def test_with_fields_is_replace_without_its_cost() -> None:
         with_fields(original, acton="typo")
 
 
-# -- what an event may hold (core.audit_bounds) ------------------------------------------------
+# -- what an event may hold (core.domain.audit_bounds) ---------------------------------------------
 
 HOSTILE = "\x00\ud800\x1b[2J\x7f\x85 end"
 
