@@ -10,12 +10,13 @@ from flask.views import MethodView
 
 from core.bindings import NewBinding, RoleBindingService
 from core.domain.access import Role
+from core.domain.errors import Conflict, Forbidden, NotFound
 from core.domain.paging import PageRequest
 from core.domain.values import ScopeType
 from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from entrypoints.http import examples
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.access import (
     IssuedTokenSchema,
@@ -90,7 +91,7 @@ class Scopes(MethodView):
 
     @blp.arguments(ScopeCreateSchema(), example=examples.SCOPE_CREATE)
     @blp.response(201, ScopeItemSchema, example=examples.SCOPE)
-    @errors(403, 404, 409)
+    @raises(Forbidden, NotFound, Conflict)
     @operation_id("create_scope")
     def post(self, data: dict[str, Any]) -> Any:
         """Register a scope below its parent (admins of the parent)."""
@@ -105,7 +106,7 @@ class ScopeItem(MethodView):
         return scopes().get(g.principal, scope_ref(scope_type, scope_id))
 
     @blp.response(204)
-    @errors(403, 409)
+    @raises(Forbidden, Conflict)
     def delete(self, scope_type: str, scope_id: str) -> Any:
         """Delete an empty scope (refused with 409 while it holds secrets or scopes)."""
         scopes().delete(g.principal, scope_ref(scope_type, scope_id))
@@ -116,7 +117,7 @@ class ScopeItem(MethodView):
 class RoleBindings(MethodView):
     @blp.arguments(RoleBindingListArgsSchema(), location="query")
     @blp.response(200, RoleBindingPageSchema, example=examples.ROLE_BINDING_PAGE)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("list_role_bindings")
     def get(self, args: dict[str, Any]) -> Any:
         """Bindings held at a scope (its admins), or the caller's own (`principal`)."""
@@ -127,7 +128,7 @@ class RoleBindings(MethodView):
 
     @blp.arguments(RoleBindingCreateSchema(), example=examples.ROLE_BINDING_CREATE)
     @blp.response(201, RoleBindingSchema, example=examples.ROLE_BINDING)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("create_role_binding")
     def post(self, data: dict[str, Any]) -> Any:
         """Grant a role at a scope (and below), optionally narrowed to a secret or a name glob."""
@@ -145,7 +146,7 @@ class RoleBindings(MethodView):
 @blp.route("/role-bindings/<uuid:binding_id>")
 class RoleBindingItem(MethodView):
     @blp.response(204)
-    @errors(403)
+    @raises(Forbidden)
     def delete(self, binding_id: UUID) -> Any:
         """Remove a binding (admins of its scope)."""
         bindings().delete(g.principal, binding_id)
@@ -155,7 +156,7 @@ class RoleBindingItem(MethodView):
 @blp.route("/secrets/<uuid:secret_id>/access")
 class SecretReaders(MethodView):
     @blp.response(200, ReaderListSchema)
-    @errors(403)
+    @raises(Forbidden)
     def get(self, secret_id: UUID) -> Any:
         """Who can read this secret's value, and through which binding (admins, auditors)."""
         return {"items": bindings().readers(g.principal, secret_id)}
@@ -165,7 +166,7 @@ class SecretReaders(MethodView):
 class ServiceAccounts(MethodView):
     @blp.arguments(ServiceAccountListArgsSchema(), location="query")
     @blp.response(200, ServiceAccountPageSchema, example=examples.SERVICE_ACCOUNT_PAGE)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("list_service_accounts")
     def get(self, args: dict[str, Any]) -> Any:
         """Service accounts owned by a scope (its admins)."""
@@ -174,7 +175,7 @@ class ServiceAccounts(MethodView):
 
     @blp.arguments(ServiceAccountCreateSchema(), example=examples.SERVICE_ACCOUNT_CREATE)
     @blp.response(201, ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
-    @errors(403, 404, 409)
+    @raises(Forbidden, NotFound, Conflict)
     @operation_id("create_service_account")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a service account owned by a scope; grant it roles with role bindings."""
@@ -186,13 +187,13 @@ class ServiceAccounts(MethodView):
 @blp.route("/service-accounts/<uuid:account_id>")
 class ServiceAccountItem(MethodView):
     @blp.response(200, ServiceAccountSchema, example=examples.SERVICE_ACCOUNT)
-    @errors(403)
+    @raises(Forbidden)
     def get(self, account_id: UUID) -> Any:
         """One service account."""
         return accounts().get(g.principal, account_id)
 
     @blp.response(204)
-    @errors(403)
+    @raises(Forbidden)
     def delete(self, account_id: UUID) -> Any:
         """Delete the account, its tokens and the bindings naming it."""
         accounts().delete(g.principal, account_id)
@@ -202,7 +203,7 @@ class ServiceAccountItem(MethodView):
 @blp.route("/service-accounts/<uuid:account_id>/tokens")
 class ServiceAccountTokens(MethodView):
     @blp.response(200, TokenListSchema, example=examples.TOKEN_LIST)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("list_tokens")
     def get(self, account_id: UUID) -> Any:
         """The account's tokens (never the tokens themselves)."""
@@ -210,7 +211,7 @@ class ServiceAccountTokens(MethodView):
 
     @blp.arguments(TokenCreateSchema(), required=False, example=examples.TOKEN_CREATE)
     @blp.response(201, IssuedTokenSchema, example=examples.ISSUED_TOKEN)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("issue_token")
     def post(self, data: dict[str, Any], account_id: UUID) -> Any:
         """Issue an API token: the answer holds it, once; only its hash is kept."""
@@ -226,7 +227,7 @@ class ServiceAccountTokens(MethodView):
 @blp.route("/service-accounts/<uuid:account_id>/tokens/<uuid:token_id>")
 class ServiceAccountToken(MethodView):
     @blp.response(204)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("revoke_token")
     def delete(self, account_id: UUID, token_id: UUID) -> Any:
         """Revoke a token; it stops working at once."""

@@ -13,8 +13,9 @@ from flask.views import MethodView
 
 from core.audit_service import AuditService
 from core.domain.audit import AuditEvent, AuditFilter
+from core.domain.errors import Forbidden, NotFound
 from entrypoints.http import examples
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import current_container, request_trail
 from entrypoints.http.schemas.audit import (
     AuditEventPageSchema,
@@ -63,7 +64,7 @@ def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:
 class AuditEvents(MethodView):
     @blp.arguments(AuditEventsArgsSchema(), location="query")
     @blp.response(200, AuditEventPageSchema, example=examples.AUDIT_EVENT_PAGE)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("list_audit_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Events, newest first; pass `next_cursor` as `before_seq` for the next page."""
@@ -91,7 +92,7 @@ class AuditExport(MethodView):
         example=examples.AUDIT_EXPORT_CSV,
         success=True,
     )
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("export_audit_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Export matching events as JSON Lines or CSV."""
@@ -106,7 +107,7 @@ class AuditExport(MethodView):
 class AuditVerify(MethodView):
     @blp.arguments(AuditVerifyArgsSchema(), required=False, example=examples.AUDIT_VERIFY)
     @blp.response(200, AuditVerificationSchema, example=examples.AUDIT_VERIFICATION)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("verify_audit_chain")
     def post(self, args: dict[str, Any]) -> Any:
         """Check the hash chain (or a range) and its signed checkpoints; the first broken link."""

@@ -9,7 +9,8 @@ from flask import g
 from flask.views import MethodView
 
 from core.adoption import AdoptionRequest, AdoptionStatus
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from core.domain.errors import BackendAuthFailed, Forbidden
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import backend_check
 from entrypoints.http.schemas.operations import (
@@ -54,7 +55,7 @@ class Backends(MethodView):
 class BackendAdoption(MethodView):
     @blp.arguments(AdoptionArgsSchema())
     @blp.response(200, AdoptionReportSchema)
-    @errors(403, 502)
+    @raises(Forbidden, BackendAuthFailed)
     @operation_id("adopt_values")
     def post(self, data: dict[str, Any], backend: str) -> Any:
         """Bring the values under `prefix` in this backend under management, without copying

@@ -14,9 +14,11 @@ and the one place where each operation's OpenAPI document is completed (`Bluepri
   `get_secret`: a trailing `Item` or `View` is dropped), unless the view names its own
   (`operation_id`);
 - summary and description: the view's docstring (its first sentence, and the whole of it);
-- error responses: those the operation's shape implies (`implied_errors`) and those its view
-  declares (`errors`: 403, 409, 410, 422, 502...), each with the error body, the codes the
-  service answers with that status and an example (`entrypoints.http.errors.documented`);
+- error responses: those the operation's shape implies (`implied_errors`) and the statuses of
+  the core errors its view declares (`raises`: `Forbidden`, `Conflict`, `Expired`...) in the
+  error map that answers them (`entrypoints.http.errors.STATUS_BY_ERROR`), each with the error
+  body, the codes the service answers with that status and an example
+  (`entrypoints.http.errors.documented`);
 - `security: []` for the operations of a public blueprint (the probes);
 - the path parameters a view reads as text (`PATH_PARAMETERS`): scope types, scope ids, secret
   names (the configured pattern) and backend names (the configured ones), so that a request the
@@ -36,10 +38,20 @@ from flask import Flask, Request
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser, abort
 
+from core.domain.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+    Unauthenticated,
+    ValueTooLarge,
+)
 from core.domain.values import ScopeType
 from core.policy import SCOPE_ID_PATTERN
 from entrypoints.config import Settings
-from entrypoints.http.errors import documented
+from entrypoints.http.errors import documented, status_of_class
+from entrypoints.http.failed_auth import TooManyFailedAuthentications
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -84,15 +96,17 @@ def unparsable(error: Exception) -> NoReturn:
     abort(400, exc=error, messages={"json": [f"Invalid JSON body: {reason}."]})
 
 
-def errors(*statuses: int) -> Callable[[View], View]:
-    """The error statuses a view answers besides those its shape implies (`implied_errors`):
-    403 where the caller may see the resource but not act on it, 404 for a resource named in
-    the body, 409, 410, 422, 502. The view is annotated, not wrapped: a wrapper would cost
-    every request a call."""
+def raises(*error_classes: type[ServiceError]) -> Callable[[View], View]:
+    """The core errors a view's use case may raise besides those its shape implies
+    (`implied_errors`): `Forbidden` where the caller may see the resource but not act on it,
+    `NotFound` for a resource named in the body, `Conflict`, `Expired`... Their statuses are
+    documented from the one error map (`entrypoints.http.errors.STATUS_BY_ERROR`) that answers
+    them at run time. The view is annotated, not wrapped: a wrapper would cost every request a
+    call."""
 
     def annotate(view: View) -> View:
-        declared = view.__dict__.setdefault("_apidoc", {}).setdefault("errors", [])
-        declared.extend(status for status in statuses if status not in declared)
+        declared = view.__dict__.setdefault("_apidoc", {}).setdefault("raises", [])
+        declared.extend(error for error in error_classes if error not in declared)
         return view
 
     return annotate
@@ -164,8 +178,9 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
         if self.public:
             manual["security"] = []
         statuses = implied_errors(operation, self.public, has_path, has_text)
+        statuses |= {status_of_class(error) for error in operation.get("raises", ())}
         responses = operation.setdefault("response", {}).setdefault("responses", {})
-        for status in sorted({*statuses, *operation.get("errors", ())}):
+        for status in sorted(statuses):
             responses.setdefault(status, [documented(status)])  # a view's own answer stays
 
 
@@ -175,22 +190,25 @@ def implied_errors(
     """What the service answers by the operation's shape alone: 400 for arguments, text path
     parameters or `If-Match` (each is checked); 401, 429 and 503 for a caller with a token
     (the token is checked, failures are limited, the database answers each request); 404 for
-    path parameters (nothing of that name); 412 for `If-Match`; 413 for a body."""
+    path parameters (nothing of that name); 412 for `If-Match`; 413 for a body. Each status
+    is that of the error behind it (429: the HTTP layer's own)."""
     arguments = operation.get("arguments", {}).get("parameters", [])
     headers = operation.get("manual_doc", {}).get("parameters", [])
     if_match = any(header.get("name") == IF_MATCH["name"] for header in headers)
+    implied: set[type[ServiceError]] = set()
     statuses = set()
     if arguments or has_text or if_match:
-        statuses.add(400)
+        implied.add(InvalidInput)
     if not public:
-        statuses |= {401, 429, 503}
+        implied |= {Unauthenticated, DatabaseUnavailable}
+        statuses.add(TooManyFailedAuthentications.code)
     if has_path:
-        statuses.add(404)
+        implied.add(NotFound)
     if if_match:
-        statuses.add(412)
+        implied.add(PreconditionFailed)
     if any(argument["in"] in BODY_LOCATIONS for argument in arguments):
-        statuses.add(413)
-    return statuses
+        implied.add(ValueTooLarge)
+    return statuses | {status_of_class(error) for error in implied}
 
 
 def derived_operation_id(endpoint: str, method: str) -> str:

@@ -7,8 +7,9 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
+from core.domain.errors import Forbidden
 from core.keys import KeyService
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.operations import KeyListSchema, RewrapArgsSchema, RewrapReportSchema
 
@@ -27,7 +28,7 @@ def key_service() -> KeyService:
 @blp.route("")
 class Keys(MethodView):
     @blp.response(200, KeyListSchema)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("list_keys")
     def get(self) -> Any:
         """Each key version: id, state and how many stored values it wraps."""
@@ -38,7 +39,7 @@ class Keys(MethodView):
 class Rewrap(MethodView):
     @blp.arguments(RewrapArgsSchema(), required=False)
     @blp.response(200, RewrapReportSchema)
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("rewrap_keys")
     def post(self, args: dict[str, Any]) -> Any:
         """Re-wrap the data keys not under the active key (values untouched), in batches;

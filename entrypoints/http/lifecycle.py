@@ -11,11 +11,12 @@ from uuid import UUID
 from flask import Response, g
 from flask.views import MethodView
 
+from core.domain.errors import BackendAuthFailed, Conflict, Forbidden, InvalidSecretValue
 from core.domain.secrets import Secret, SecretVersion
 from core.rotation import PolicyDraft, RotationService
 from core.versions import VersionService
 from entrypoints.http import examples
-from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
+from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from entrypoints.http.schemas.secrets import SecretSchema
 from entrypoints.http.schemas.versions import (
@@ -55,7 +56,7 @@ def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:
 class VersionDisable(MethodView):
     @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409)
+    @raises(Forbidden, Conflict)
     @operation_id("disable_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Stop serving a version (not the current or a pending one); it can be enabled again."""
@@ -70,7 +71,7 @@ class VersionDisable(MethodView):
 class VersionEnable(MethodView):
     @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409)
+    @raises(Forbidden, Conflict)
     @operation_id("enable_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Serve a disabled version again (also one whose grace period after a rotation ended)."""
@@ -85,7 +86,7 @@ class VersionEnable(MethodView):
 class VersionDestroy(MethodView):
     @blp.response(200, VersionSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409, 502)
+    @raises(Forbidden, Conflict, BackendAuthFailed)
     @operation_id("destroy_version")
     def post(self, secret_id: UUID, version: int) -> Any:
         """Remove a version's value from its backend for good; the version's row stays."""
@@ -101,7 +102,7 @@ class SecretRollback(MethodView):
     @blp.arguments(RollbackSchema(), example=examples.ROLLBACK)
     @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409, 422, 502)
+    @raises(Forbidden, Conflict, InvalidSecretValue, BackendAuthFailed)
     @operation_id("rollback_secret")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Make an old version's value current again, as a new version."""
@@ -116,7 +117,7 @@ class SecretRotate(MethodView):
     @blp.arguments(RotateSchema(), example=examples.ROTATE)
     @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409, 422, 502)
+    @raises(Forbidden, Conflict, InvalidSecretValue, BackendAuthFailed)
     @operation_id("rotate_secret")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Rotate now, to the value given or to one the policy's rotator makes: pending, tested
@@ -145,7 +146,7 @@ class SecretRotationPolicy(MethodView):
     @blp.arguments(RotationPolicyInputSchema(), example=examples.ROTATION_POLICY_INPUT)
     @blp.response(200, RotationPolicySchema, headers=ETAG, example=examples.ROTATION_POLICY)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403)
+    @raises(Forbidden)
     def put(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Set the policy: `interval_seconds` or `cron`, a `rotator` and its `settings`. The
         `webhook` rotator's settings name a configured rotation `target` (never a URL or a key),
@@ -158,7 +159,7 @@ class SecretRotationPolicy(MethodView):
 
     @blp.response(204, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403)
+    @raises(Forbidden)
     def delete(self, secret_id: UUID) -> Any:
         """Stop rotating the secret on a schedule."""
         secret = rotation().delete_policy(

@@ -14,9 +14,10 @@ from uuid import UUID
 from flask import g
 from flask.views import MethodView
 
+from core.domain.errors import Conflict, Forbidden, NotFound
 from core.domain.values import ScopeRef
 from core.migration import MigrationRequest
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.migrations import (
     MigrationArgsSchema,
@@ -59,7 +60,7 @@ class Migrations(MethodView):
 
     @blp.arguments(MigrationArgsSchema())
     @blp.response(202, MigrationSchema)
-    @errors(403, 404, 409)
+    @raises(Forbidden, NotFound, Conflict)
     @operation_id("start_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """Start a migration (admins of the selected scope): the job the worker runs."""
@@ -71,7 +72,7 @@ class Migrations(MethodView):
 class MigrationDryRun(MethodView):
     @blp.arguments(MigrationArgsSchema())
     @blp.response(200, MigrationPlanSchema)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     @operation_id("plan_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """What a migration would move, and every value the target cannot take; moves nothing."""
@@ -82,7 +83,7 @@ class MigrationDryRun(MethodView):
 @blp.route("/migrations/<uuid:job_id>")
 class Migration(MethodView):
     @blp.response(200, MigrationSchema)
-    @errors(403)
+    @raises(Forbidden)
     def get(self, job_id: UUID) -> Any:
         """A migration's state, progress (secrets done / failed / remaining) and report."""
         return audited(current_container().migration_service).get(g.principal, job_id)

@@ -12,12 +12,20 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
-from core.domain.errors import ServiceError
+from core.domain.errors import (
+    BackendAuthFailed,
+    Conflict,
+    Expired,
+    Forbidden,
+    InvalidSecretValue,
+    NotFound,
+    ServiceError,
+)
 from core.domain.secrets import RevealedValue
 from core.references import parse_reference
 from core.services import SecretService
 from entrypoints.http import examples
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.errors import status_of
 from entrypoints.http.schemas.references import (
@@ -75,7 +83,7 @@ def read(text: str, expand: bool) -> RevealedValue:
 class ReferenceValue(MethodView):
     @blp.arguments(ReferenceValueArgsSchema(), location="query")
     @blp.response(200, ReferenceValueSchema, example=REFERENCE_VALUE)
-    @errors(403, 404, 409, 410, 422, 502)
+    @raises(Forbidden, NotFound, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     @operation_id("read_value_by_reference")
     def get(self, args: dict[str, Any]) -> Any:
         """The value a reference names: the answer of `GET /secrets/{id}/value`, and the
@@ -90,7 +98,7 @@ class ReferenceValue(MethodView):
 class ReferenceValues(MethodView):
     @blp.arguments(ReferenceValuesRequestSchema(), example=REFERENCE_VALUES_REQUEST)
     @blp.response(200, ReferenceValuesSchema, example=REFERENCE_VALUES)
-    @errors(502)
+    @raises(BackendAuthFailed)
     @operation_id("read_values_by_reference")
     def post(self, data: dict[str, Any]) -> Any:
         """Up to 100 values by reference, in the order asked: each item a value, or the error

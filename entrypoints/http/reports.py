@@ -7,8 +7,9 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
+from core.domain.errors import Forbidden, NotFound
 from core.reports import ReportService
-from entrypoints.http.blueprint import Blueprint, errors
+from entrypoints.http.blueprint import Blueprint, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.audit import (
     OverdueArgsSchema,
@@ -36,7 +37,7 @@ def scope_of(args: dict[str, Any]) -> Any:
 class Expiring(MethodView):
     @blp.arguments(ReportArgsSchema(), location="query")
     @blp.response(200, SecretListSchema)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets expiring within `days` (or expired), soonest first."""
         return {"items": reports().expiring(g.principal, scope_of(args), args["days"])}
@@ -46,7 +47,7 @@ class Expiring(MethodView):
 class NeverRead(MethodView):
     @blp.arguments(ReportArgsSchema(), location="query")
     @blp.response(200, SecretListSchema)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose value nobody read in the last `days`."""
         return {"items": reports().never_read(g.principal, scope_of(args), args["days"])}
@@ -56,7 +57,7 @@ class NeverRead(MethodView):
 class RotationOverdue(MethodView):
     @blp.arguments(OverdueArgsSchema(), location="query")
     @blp.response(200, SecretListSchema)
-    @errors(403, 404)
+    @raises(Forbidden, NotFound)
     def get(self, args: dict[str, Any]) -> Any:
         """Secrets whose scheduled rotation is more than `hours` late, or whose last failed."""
         return {"items": reports().rotation_overdue(g.principal, scope_of(args), args["hours"])}
@@ -66,7 +67,7 @@ class RotationOverdue(MethodView):
 class StaleTokens(MethodView):
     @blp.arguments(StaleTokenArgsSchema(), location="query")
     @blp.response(200, StaleTokenListSchema)
-    @errors(403)
+    @raises(Forbidden)
     def get(self, args: dict[str, Any]) -> Any:
         """Service-account tokens unused for `days`: candidates for revocation."""
         return {"items": reports().stale_tokens(g.principal, args["days"])}

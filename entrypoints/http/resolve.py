@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response, g, request
 from flask.views import MethodView
 
+from core.domain.errors import InvalidSecretValue
 from core.domain.secrets import RevealedValue
 from core.domain.values import ScopeRef, ScopeType
 from core.references import Expansion, reference_of
@@ -22,7 +23,7 @@ from core.resolution import (
     environment_of,
 )
 from entrypoints.http import examples
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.resolve import ResolutionSchema, ResolveArgsSchema
 from entrypoints.http.secrets import value_text
@@ -106,7 +107,7 @@ class Resolve(MethodView):
     @blp.arguments(ResolveArgsSchema(), location="query")
     @blp.response(200, ResolutionSchema, headers=ETAG_HEADERS, example=examples.RESOLUTION)
     @blp.alt_response(304, description="Not modified: the answer has the If-None-Match tag.")
-    @errors(422)
+    @raises(InvalidSecretValue)
     @operation_id("resolve")
     def get(self, args: dict[str, Any]) -> Any:
         """Effective secrets for a user, a project (team, organization) and an environment:

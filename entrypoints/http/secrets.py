@@ -9,13 +9,21 @@ from uuid import UUID
 from flask import Response, g, url_for
 from flask.views import MethodView
 
-from core.domain.errors import InvalidInput, NotFound
+from core.domain.errors import (
+    BackendAuthFailed,
+    Conflict,
+    Expired,
+    Forbidden,
+    InvalidInput,
+    InvalidSecretValue,
+    NotFound,
+)
 from core.domain.paging import PageRequest
 from core.domain.secrets import RevealedValue, Secret, SecretFilter
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.services import MetadataChanges, NewSecret, SecretService
 from entrypoints.http import examples
-from entrypoints.http.blueprint import IF_MATCH, Blueprint, errors, operation_id
+from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
 from entrypoints.http.schemas.fields import INT32_MAX, writable
 from entrypoints.http.schemas.secrets import (
@@ -136,7 +144,7 @@ def with_etag(secret: Secret) -> Secret:
 class Secrets(MethodView):
     @blp.arguments(SecretListArgsSchema(), location="query")
     @blp.response(200, SecretPageSchema, example=examples.SECRET_PAGE)
-    @errors(404)
+    @raises(NotFound)
     @operation_id("list_secrets")
     def get(self, args: dict[str, Any]) -> Any:
         """List secrets' metadata (never values), filtered and paginated."""
@@ -161,7 +169,7 @@ class Secrets(MethodView):
 
     @blp.arguments(SecretCreateSchema(), example=examples.SECRET_CREATE)
     @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET)
-    @errors(403, 404, 409, 422, 502)
+    @raises(Forbidden, NotFound, Conflict, InvalidSecretValue, BackendAuthFailed)
     @operation_id("create_secret")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a secret with its first version. Answers with metadata only."""
@@ -199,7 +207,7 @@ class SecretItem(MethodView):
     @blp.arguments(SecretUpdateSchema(), required=False, example=examples.SECRET_UPDATE)
     @blp.response(200, SecretSchema, headers=ETAG, example=examples.SECRET_UPDATED)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403)
+    @raises(Forbidden)
     @operation_id("update_secret")
     def patch(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Change metadata; `null` clears expires_at, not_before or max_versions."""
@@ -214,7 +222,7 @@ class SecretItem(MethodView):
 
     @blp.response(200, SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403)
+    @raises(Forbidden)
     def delete(self, secret_id: UUID) -> Any:
         """Soft delete: hidden and kept for the retention window, its name reserved."""
         secret = service().delete_secret(
@@ -227,7 +235,7 @@ class SecretItem(MethodView):
 class SecretRestore(MethodView):
     @blp.response(200, SecretSchema, headers=ETAG)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409)
+    @raises(Forbidden, Conflict)
     @operation_id("restore_secret")
     def post(self, secret_id: UUID) -> Any:
         """Undo a soft delete: the secret comes back with every version."""
@@ -241,7 +249,7 @@ class SecretRestore(MethodView):
 class SecretPurge(MethodView):
     @blp.response(204)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409, 502)
+    @raises(Forbidden, Conflict, BackendAuthFailed)
     @operation_id("purge_secret")
     def post(self, secret_id: UUID) -> Any:
         """Destroy a soft-deleted secret for good: its values in the backend, then its rows."""
@@ -253,7 +261,7 @@ class SecretPurge(MethodView):
 class SecretValueView(MethodView):
     @blp.arguments(ValueArgsSchema(), location="query")
     @blp.response(200, SecretValueSchema, example=examples.SECRET_VALUE)
-    @errors(403, 409, 410, 422, 502)
+    @raises(Forbidden, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
         revealed = service().read_value(g.principal, secret_id, args.get("version"))
@@ -271,7 +279,7 @@ class SecretVersions(MethodView):
     @blp.arguments(SecretVersionCreateSchema(), example=examples.VERSION_CREATE)
     @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
     @blp.doc(parameters=[IF_MATCH])
-    @errors(403, 409, 422, 502)
+    @raises(Forbidden, Conflict, InvalidSecretValue, BackendAuthFailed)
     @operation_id("write_value")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Write a new value as the next version; with If-Match, a check-and-set."""
@@ -309,7 +317,7 @@ class SecretByPath(MethodView):
 class SecretValueByPath(MethodView):
     @blp.arguments(PathValueArgsSchema(), location="query")
     @blp.response(200, SecretValueSchema, example=examples.SECRET_VALUE)
-    @errors(403, 409, 410, 422, 502)
+    @raises(Forbidden, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
         scope, name = secret_path(scope_type, scope_id, name)

@@ -8,7 +8,8 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 
-from entrypoints.http.blueprint import Blueprint, errors
+from core.domain.errors import Forbidden
+from entrypoints.http.blueprint import Blueprint, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.health import worker_summary
 from entrypoints.http.schemas.operations import StatusSchema
@@ -21,7 +22,7 @@ blp = Blueprint(
 @blp.route("/status")
 class Status(MethodView):
     @blp.response(200, StatusSchema)
-    @errors(403)
+    @raises(Forbidden)
     def get(self) -> Any:
         """The workers (a worker silent for a minute is not alive; one that stopped cleanly has
         no row) and the work waiting for them. Admins and auditors of the global scope."""

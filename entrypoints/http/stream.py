@@ -27,9 +27,9 @@ from flask.views import MethodView
 from adapters.db.change_events import SqlChangeSource
 from core.changes import ChangeHub, ChangeStream, StreamFilter
 from core.domain.changes import ChangeRecord
-from core.domain.errors import InvalidInput, ServiceError, TooManyStreams
+from core.domain.errors import InvalidInput, NotFound, ServiceError, TooManyStreams
 from core.domain.values import Principal
-from entrypoints.http.blueprint import Blueprint, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.schemas.stream import (
     ChangeEventPageSchema,
     PollArgsSchema,
@@ -170,7 +170,7 @@ class EventStream(MethodView):
         description=STREAMED,
         example=EXAMPLE_STREAM,
     )
-    @errors(404, 503)
+    @raises(NotFound, TooManyStreams)
     @operation_id("stream_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Stream the change events the caller may see (Server-Sent Events).
@@ -239,7 +239,7 @@ class EventPoll(MethodView):
         ChangeEventPageSchema,
         example={"items": [EXAMPLE_EVENT], "next": 42},
     )
-    @errors(404, 503)
+    @raises(NotFound, TooManyStreams)
     @operation_id("poll_events")
     def get(self, args: dict[str, Any]) -> Any:
         """Long polling: the change events after a cursor that the caller may see.

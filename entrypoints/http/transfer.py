@@ -16,6 +16,7 @@ from marshmallow import Schema
 from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
+from core.domain.errors import BackendAuthFailed, Conflict, Forbidden, InvalidImport, NotFound
 from core.transfer import (
     ExportRequest,
     ImportReport,
@@ -24,7 +25,7 @@ from core.transfer import (
     entry_error_details,
 )
 from entrypoints.http import examples
-from entrypoints.http.blueprint import Blueprint, QueryParser, errors, operation_id
+from entrypoints.http.blueprint import Blueprint, QueryParser, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.transfer import (
     ExportArgsSchema,
@@ -103,7 +104,7 @@ def transfer_service() -> TransferService:
 class Imports(MethodView):
     @blp.arguments(ImportFormSchema(), location=MULTIPART)
     @blp.response(200, ImportReportSchema)
-    @errors(403, 404, 409, 422, 502)
+    @raises(Forbidden, NotFound, Conflict, InvalidImport, BackendAuthFailed)
     @operation_id("import_secrets")
     def post(self, data: dict[str, Any]) -> Any:
         """Import a file into a scope and environment: the diff per name (and, on a dry run,
@@ -156,7 +157,7 @@ class Exports(MethodView):
         headers=EXPORT_HEADERS,
         success=True,
     )
-    @errors(403, 404, 502)
+    @raises(Forbidden, NotFound, BackendAuthFailed)
     @operation_id("export_secrets")
     def post(self, data: dict[str, Any]) -> Any:
         """Export a scope's secrets of one environment: metadata by default; values for admins
