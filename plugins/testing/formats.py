@@ -207,9 +207,9 @@ class FormatContract:
             return
         errors = [item for item in parsed if isinstance(item, EntryError)]
         assert errors, "a file that is not valid in any format yields an error"
-        for error in errors:
-            assert error.line >= 1
-            assert value not in error.message and value not in (error.name or "")
+        for problem in errors:
+            assert problem.line >= 1
+            assert value not in problem.message and value not in (problem.name or "")
 
     def test_the_callers_stream_stays_open(self, secret_format: SecretFormat) -> None:
         rendered = secret_format.render(

@@ -59,11 +59,12 @@ AUDIT_SINKS = audit_sink_plugins(MANAGER)
 
 
 def pem(key: Any) -> str:
-    return key.private_bytes(
+    encoded: bytes = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
-    ).decode()
+    )
+    return encoded.decode()
 
 
 @cache
