@@ -26,6 +26,7 @@ from core.access import authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import Conflict, InvalidInput, NotFound, ValueIntegrityError
 from core.domain.secrets import Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, VersionKey
@@ -112,7 +113,7 @@ class AdoptionService:
         self._policy.check_metadata(environment=request.environment)
         with self._audit.attempt(
             actor,
-            "backend.adopt",
+            AuditAction.BACKEND_ADOPT,
             f"backend:{request.backend}",
             scope=str(request.scope),
             details={"prefix": request.prefix},
@@ -148,7 +149,7 @@ class AdoptionService:
         try:
             with self._audit.attempt(
                 actor,
-                "secret.adopt",
+                AuditAction.SECRET_ADOPT,
                 f"secret:{secret_id}",
                 scope=str(request.scope),
                 version=1,

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from core.domain.audit import (
     AppendedBatch,
+    AuditAction,
     AuditEvent,
     BrokenLink,
     ChainLink,
@@ -662,9 +663,9 @@ class Attempt:
         self.linked = self._trail.commit_now([self.event, *also], requires_generation)
         self.recorded = True
 
-    def related(self, action: str, resource: str, **fields: Any) -> AuditEvent:
+    def related(self, action: AuditAction, resource: str, **fields: Any) -> AuditEvent:
         """An event of the same caller and request, for something this attempt did."""
-        return with_fields(self.event, action=action, resource=resource, details={}, **fields)
+        return with_fields(self.event, action=str(action), resource=resource, details={}, **fields)
 
 
 class ChangeListener(Protocol):
@@ -714,7 +715,7 @@ class AuditTrail:
 
     @contextmanager
     def attempt(
-        self, actor: Principal, action: str, resource: str, **fields: Any
+        self, actor: Principal, action: AuditAction, resource: str, **fields: Any
     ) -> Iterator[Attempt]:
         """Wrap a use case: a failure is recorded (denied, not found, error) and re-raised."""
         attempt = Attempt(self, self._event(actor, action, resource, **fields))
@@ -730,12 +731,14 @@ class AuditTrail:
             raise RuntimeError(f"use case {action} did not record its success")  # a bug
         self._emit(attempt.linked)
 
-    def _event(self, actor: Principal, action: str, resource: str, **fields: Any) -> AuditEvent:
+    def _event(
+        self, actor: Principal, action: AuditAction, resource: str, **fields: Any
+    ) -> AuditEvent:
         return AuditEvent(
             time=self._clock.now(),
             actor=actor.id,
             actor_type=actor.kind,
-            action=action,
+            action=str(action),  # the text itself, as stored events hold it
             resource=resource,
             outcome="success",
             request_id=self._request.request_id,
@@ -744,7 +747,7 @@ class AuditTrail:
             **fields,
         )
 
-    def refused(self, actor: Principal, action: str, resource: str, reason: str) -> None:
+    def refused(self, actor: Principal, action: AuditAction, resource: str, reason: str) -> None:
         """Record an attempt refused before any use case ran (a bad token, say)."""
         self._record(replace(self._event(actor, action, resource), outcome="denied", reason=reason))
 

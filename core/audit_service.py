@@ -15,7 +15,14 @@ from datetime import datetime
 from core.access import authorize
 from core.audit import GENESIS, AuditTrail, chain_segments, checkpoint_mac, verify_links
 from core.domain.access import Action, Target
-from core.domain.audit import AuditEvent, AuditFilter, BrokenLink, ChainSegment, Checkpoint
+from core.domain.audit import (
+    AuditAction,
+    AuditEvent,
+    AuditFilter,
+    BrokenLink,
+    ChainSegment,
+    Checkpoint,
+)
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef
 from core.policy import check_scope
@@ -71,7 +78,7 @@ class AuditService:
         self, actor: Principal, criteria: AuditFilter, scope: ScopeRef | None
     ) -> Iterator[AuditEvent]:
         """Every matching event, oldest first, streamed; the export itself is audited."""
-        with self._trail.attempt(actor, "audit.export", "audit") as attempt:
+        with self._trail.attempt(actor, AuditAction.AUDIT_EXPORT, "audit") as attempt:
             with self._uow_factory() as uow:
                 criteria = replace(criteria, scope_path=self._authorize(uow, actor, scope))
                 attempt.succeed(uow, scope=str(scope) if scope else None)
@@ -83,7 +90,7 @@ class AuditService:
     ) -> Verification:
         """Check the chain (or a range of it) and the signed checkpoints in it. A range that
         starts past the chain's last event holds nothing to verify: nothing is checked."""
-        with self._trail.attempt(actor, "audit.verify", "audit") as attempt:
+        with self._trail.attempt(actor, AuditAction.AUDIT_VERIFY, "audit") as attempt:
             with self._uow_factory() as uow:
                 self._authorize(uow, actor, None)
                 result = self._verify(uow, from_seq, to_seq)
@@ -94,7 +101,7 @@ class AuditService:
     def prune(self, actor: Principal, older_than: datetime) -> int:
         """Delete events older than `older_than`, up to the last signed checkpoint before it,
         which then anchors the verification of what remains."""
-        with self._trail.attempt(actor, "audit.prune", "audit") as attempt:
+        with self._trail.attempt(actor, AuditAction.AUDIT_PRUNE, "audit") as attempt:
             with self._uow_factory() as uow:
                 root = uow.scopes.get(ScopeRef.global_scope())
                 assert root is not None  # the migrations create it

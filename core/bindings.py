@@ -11,6 +11,7 @@ from uuid import UUID
 from core.access import authorize, check_name_pattern, check_principal
 from core.audit import Attempt, AuditTrail
 from core.domain.access import ROLE_ACTIONS, Action, Role, RoleBinding, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
@@ -51,7 +52,11 @@ class RoleBindingService:
     def create(self, actor: Principal, draft: NewBinding) -> RoleBinding:
         details = {"principal": draft.principal, "role": draft.role.value}
         with self._audit.attempt(
-            actor, "binding.create", f"scope:{draft.scope}", scope=str(draft.scope), details=details
+            actor,
+            AuditAction.BINDING_CREATE,
+            f"scope:{draft.scope}",
+            scope=str(draft.scope),
+            details=details,
         ) as attempt:
             return self._create(actor, draft, attempt)
 
@@ -110,7 +115,7 @@ class RoleBindingService:
         now = self._clock.now()
         with (
             self._audit.attempt(
-                actor, "binding.list", "bindings", scope=str(scope) if scope else None
+                actor, AuditAction.BINDING_LIST, "bindings", scope=str(scope) if scope else None
             ) as attempt,
             self._uow_factory() as uow,
         ):
@@ -132,7 +137,9 @@ class RoleBindingService:
     def delete(self, actor: Principal, binding_id: UUID) -> None:
         now = self._clock.now()
         with (
-            self._audit.attempt(actor, "binding.delete", f"binding:{binding_id}") as attempt,
+            self._audit.attempt(
+                actor, AuditAction.BINDING_DELETE, f"binding:{binding_id}"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             binding = uow.bindings.get(binding_id)
@@ -156,7 +163,9 @@ class RoleBindingService:
         """Who can read the secret's value, and through which binding (admins and auditors)."""
         now = self._clock.now()
         with (
-            self._audit.attempt(actor, "secret.access_report", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(
+                actor, AuditAction.SECRET_ACCESS_REPORT, f"secret:{secret_id}"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             secret = uow.secrets.get(secret_id)

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from core.audit import AuditTrail
-from core.domain.audit import AuditEvent
+from core.domain.audit import AuditAction, AuditEvent
 from core.domain.changes import ChangeRecord
 from core.domain.errors import DeliveryFailed
 from core.domain.events import OutboxMessage
@@ -44,19 +44,19 @@ EVENT_TYPES = (
 )
 
 # The audited actions whose success changes a secret, and the event each one makes.
-CHANGE_EVENTS = {
-    "secret.create": "secret.created",
-    "secret.adopt": "secret.created",
-    "secret.write_value": "secret.updated",
-    "secret.update": "secret.updated",
-    "secret.rollback": "secret.updated",
-    "secret.version.disable": "secret.updated",
-    "secret.version.enable": "secret.updated",
-    "secret.version.destroy": "secret.updated",
-    "secret.rotate": "secret.rotated",
-    "secret.delete": "secret.deleted",
-    "secret.restore": "secret.restored",
-    "secret.purge": "secret.purged",
+CHANGE_EVENTS: dict[str, str] = {
+    AuditAction.SECRET_CREATE: "secret.created",
+    AuditAction.SECRET_ADOPT: "secret.created",
+    AuditAction.SECRET_WRITE_VALUE: "secret.updated",
+    AuditAction.SECRET_UPDATE: "secret.updated",
+    AuditAction.SECRET_ROLLBACK: "secret.updated",
+    AuditAction.SECRET_VERSION_DISABLE: "secret.updated",
+    AuditAction.SECRET_VERSION_ENABLE: "secret.updated",
+    AuditAction.SECRET_VERSION_DESTROY: "secret.updated",
+    AuditAction.SECRET_ROTATE: "secret.rotated",
+    AuditAction.SECRET_DELETE: "secret.deleted",
+    AuditAction.SECRET_RESTORE: "secret.restored",
+    AuditAction.SECRET_PURGE: "secret.purged",
 }
 RESOURCE_PREFIX = "secret:"  # audit resources of secrets: "secret:<uuid>"
 
@@ -243,7 +243,7 @@ class EventDelivery:
             uow.commit()
         if not messages:
             return 0
-        with self._audit.attempt(actor, "worker.deliver_events", "outbox") as attempt:
+        with self._audit.attempt(actor, AuditAction.WORKER_DELIVER_EVENTS, "outbox") as attempt:
             settled = [self._deliver(message) for message in messages]
             delivered = sum(message.delivered_at is not None for message in settled)
             now = self._clock.now()

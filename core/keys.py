@@ -19,6 +19,7 @@ from uuid import UUID
 from core.access import authorize
 from core.audit import AuditTrail
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import ConfigurationError, InvalidInput, ValueIntegrityError
 from core.domain.keys import KeyState, KeyVersion, StoredBlob
 from core.domain.values import Principal, ScopeRef
@@ -103,7 +104,7 @@ class KeyService:
 
     def rotate(self, actor: Principal) -> KeyVersion:
         """A new active key version from the key provider; re-wrap afterwards."""
-        with self._audit.attempt(actor, "key.rotate", "keys") as attempt:
+        with self._audit.attempt(actor, AuditAction.KEY_ROTATE, "keys") as attempt:
             with self._uow_factory() as uow:
                 self._authorize(uow, actor)
             previous = self._keys.active_key().id
@@ -133,7 +134,7 @@ class KeyService:
         if limit is not None and limit < 1:
             raise InvalidInput("limit is at least 1", details={"field": "limit"})
         active = self._keys.active_key().id
-        with self._audit.attempt(actor, "key.rewrap", f"key:{active}") as attempt:
+        with self._audit.attempt(actor, AuditAction.KEY_REWRAP, f"key:{active}") as attempt:
             with self._uow_factory() as uow:
                 self._authorize(uow, actor)
                 uow.keys.record_active(active, self._keys.name, self._clock.now())
@@ -151,7 +152,7 @@ class KeyService:
                     done, problems = self._rewrap_batch(batch, active)
                     uow.blobs.replace(done)
                     event = replace(
-                        attempt.related("key.rewrap_batch", f"key:{active}"),
+                        attempt.related(AuditAction.KEY_REWRAP_BATCH, f"key:{active}"),
                         details={
                             "rewrapped": len(done),
                             "from_keys": sorted({blob.key_id for blob in batch}),

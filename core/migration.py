@@ -42,6 +42,7 @@ from core.access import allowed, authorize, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import (
     BackendAuthFailed,
     BackendUnavailable,
@@ -182,7 +183,7 @@ class MigrationService:
     def plan(self, actor: Principal, request: MigrationRequest) -> MigrationPlan:
         """A dry run: what would move, and every value the target cannot take. Moves nothing."""
         with self._audit.attempt(
-            actor, "migration.plan", f"scope:{request.scope}", scope=str(request.scope)
+            actor, AuditAction.MIGRATION_PLAN, f"scope:{request.scope}", scope=str(request.scope)
         ) as attempt:
             source, target = self._check_request(request)
             planned, _ = self._select(actor, request, attempt)
@@ -211,7 +212,7 @@ class MigrationService:
     def start(self, actor: Principal, request: MigrationRequest) -> Job:
         """Record a migration job (the worker, or `secretctl migrate`, runs it)."""
         with self._audit.attempt(
-            actor, "migration.start", f"scope:{request.scope}", scope=str(request.scope)
+            actor, AuditAction.MIGRATION_START, f"scope:{request.scope}", scope=str(request.scope)
         ) as attempt:
             source, target = self._check_request(request)
             secret_ids, scope_path = self._select(actor, request, attempt)
@@ -254,7 +255,7 @@ class MigrationService:
             return job
 
     def get(self, actor: Principal, job_id: UUID) -> Job:
-        with self._audit.attempt(actor, "migration.read", f"job:{job_id}") as attempt:
+        with self._audit.attempt(actor, AuditAction.MIGRATION_READ, f"job:{job_id}") as attempt:
             with self._uow_factory() as uow:
                 job = uow.jobs.get(job_id)
                 if job is None or job.kind != MIGRATION:
@@ -270,7 +271,7 @@ class MigrationService:
 
     def list_jobs(self, actor: Principal) -> list[Job]:
         """The newest migrations of the scopes the caller administers."""
-        with self._audit.attempt(actor, "migration.list", "jobs") as attempt:
+        with self._audit.attempt(actor, AuditAction.MIGRATION_LIST, "jobs") as attempt:
             now = self._clock.now()
             with self._uow_factory() as uow:
                 bindings = caller_bindings(uow, actor, now)
@@ -521,7 +522,7 @@ class MigrationService:
         marker = next(item for item in items if item.version == SECRET_ITEM)
         if marker.state == ItemState.PENDING:
             with self._audit.attempt(
-                run.actor, "secret.migrate", f"secret:{secret_id}", details=run.details
+                run.actor, AuditAction.SECRET_MIGRATE, f"secret:{secret_id}", details=run.details
             ) as attempt:
                 if not self._copy_and_switch(run, secret_id, attempt):
                     return
@@ -707,7 +708,7 @@ class MigrationService:
             ]
         with self._audit.attempt(
             run.actor,
-            "secret.migrate.remove_source",
+            AuditAction.SECRET_MIGRATE_REMOVE_SOURCE,
             f"secret:{secret_id}",
             details={**run.details, "versions": [i.version for i in items if i.version]},
         ) as attempt:
@@ -801,7 +802,7 @@ class MigrationService:
 
     def _finish(self, run: _Run) -> Job:
         with self._audit.attempt(
-            run.actor, "migration.finish", f"job:{run.job_id}", details=run.details
+            run.actor, AuditAction.MIGRATION_FINISH, f"job:{run.job_id}", details=run.details
         ) as attempt:
             with self._uow_factory() as uow:
 

@@ -16,6 +16,7 @@ from core.audit import AuditTrail
 from core.audit_service import authorize_audit
 from core.domain.access import Action
 from core.domain.accounts import ApiToken, ServiceAccount
+from core.domain.audit import AuditAction
 from core.domain.errors import InvalidInput
 from core.domain.paging import PageRequest
 from core.domain.secrets import Secret, SecretFilter
@@ -44,17 +45,19 @@ class ReportService:
     def expiring(self, actor: Principal, scope: ScopeRef | None, days: int) -> list[Secret]:
         """Live secrets that expire within `days` (or have expired), soonest first."""
         deadline = self._clock.now() + timedelta(days=_days(days))
-        found = self._secrets(actor, "report.expiring", scope, expires_before=deadline)
+        found = self._secrets(actor, AuditAction.REPORT_EXPIRING, scope, expires_before=deadline)
         return sorted(found, key=lambda secret: (secret.expires_at, secret.name))
 
     def never_read(self, actor: Principal, scope: ScopeRef | None, days: int) -> list[Secret]:
         """Live secrets older than `days` whose value nobody read in the last `days`."""
         since = self._clock.now() - timedelta(days=_days(days))
-        candidates = self._secrets(actor, "report.never_read", scope, created_before=since)
+        candidates = self._secrets(
+            actor, AuditAction.REPORT_NEVER_READ, scope, created_before=since
+        )
         with self._uow_factory() as uow:
             read = uow.audit.resources_with(
                 [f"secret:{secret.id}" for secret in candidates],
-                "secret.read_value",
+                AuditAction.SECRET_READ_VALUE.value,
                 "success",
                 since,
             )
@@ -67,13 +70,17 @@ class ReportService:
         if not 0 <= hours <= MAX_DAYS * 24:
             raise InvalidInput("hours is out of range", details={"field": "hours"})
         late = self._clock.now() - timedelta(hours=hours)
-        return self._secrets(actor, "report.rotation_overdue", scope, rotation_overdue_at=late)
+        return self._secrets(
+            actor, AuditAction.REPORT_ROTATION_OVERDUE, scope, rotation_overdue_at=late
+        )
 
     def stale_tokens(self, actor: Principal, days: int) -> list[StaleToken]:
         """Service-account tokens not used in `days` (nor ever, if older): revoke candidates."""
         now = self._clock.now()
         with (
-            self._audit.attempt(actor, "report.stale_tokens", "service_accounts") as attempt,
+            self._audit.attempt(
+                actor, AuditAction.REPORT_STALE_TOKENS, "service_accounts"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             authorize_audit(uow, actor, None, now)
@@ -85,7 +92,7 @@ class ReportService:
     def _secrets(
         self,
         actor: Principal,
-        action: str,
+        action: AuditAction,
         scope: ScopeRef | None,
         *,
         expires_before: datetime | None = None,

@@ -20,6 +20,7 @@ from enum import StrEnum
 from core.access import access_query, confirm_caller
 from core.audit import AuditTrail, StaleRead
 from core.domain.access import Action, RoleBinding
+from core.domain.audit import AuditAction
 from core.domain.errors import Expired, NotYetValid, VersionUnavailable
 from core.domain.secrets import ResolveCandidate, Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
@@ -118,14 +119,16 @@ class ResolveService:
         scope = str(context.scope) if context.scope else None
         for ref in context.scopes():
             check_scope(ref)
-        with self._audit.attempt(actor, "secret.resolve", f"scope:{scope}", scope=scope) as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_RESOLVE, f"scope:{scope}", scope=scope
+        ) as attempt:
             for use_cache in (True, False) if self._cache is not None else (False,):
                 candidates, required = self._candidates(actor, context, use_cache)
                 selected = [c for c in candidates if c.secret.name in selection]
                 resolved = self._resolve(selected, include_values)
                 reads = [
                     attempt.related(
-                        "secret.read_value",
+                        AuditAction.SECRET_READ_VALUE,
                         f"secret:{entry.secret.id}",
                         version=entry.version.version,
                         **audit_place(entry.secret),

@@ -36,6 +36,7 @@ from core.access import allowed, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import (
     Conflict,
     Forbidden,
@@ -160,7 +161,7 @@ class RotationService:
     def get_policy(self, actor: Principal, secret_id: UUID) -> RotationPolicy:
         with (
             self._audit.attempt(
-                actor, "secret.rotation_policy.read", f"secret:{secret_id}"
+                actor, AuditAction.SECRET_ROTATION_POLICY_READ, f"secret:{secret_id}"
             ) as attempt,
             self._uow_factory() as uow,
         ):
@@ -187,7 +188,7 @@ class RotationService:
         with (
             self._audit.attempt(
                 actor,
-                "secret.rotation_policy.set",
+                AuditAction.SECRET_ROTATION_POLICY_SET,
                 f"secret:{secret_id}",
                 details={"rotator": draft.rotator},
             ) as attempt,
@@ -226,7 +227,7 @@ class RotationService:
     ) -> Secret:
         with (
             self._audit.attempt(
-                actor, "secret.rotation_policy.delete", f"secret:{secret_id}"
+                actor, AuditAction.SECRET_ROTATION_POLICY_DELETE, f"secret:{secret_id}"
             ) as attempt,
             self._uow_factory() as uow,
         ):
@@ -257,7 +258,9 @@ class RotationService:
         """Rotate now: to `value`, or to a value the policy's rotator makes."""
         self._policy.check_metadata(expires_at=expires_at, not_before=not_before)
         validity = Validity(expires_at=expires_at, not_before=not_before)
-        with self._audit.attempt(actor, "secret.rotate", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_ROTATE, f"secret:{secret_id}"
+        ) as attempt:
             return self._rotate(actor, secret_id, value, expected_revision, validity, None, attempt)
 
     def run_scheduled(self, actor: Principal, policy: RotationPolicy, lease: Lease) -> bool:
@@ -266,7 +269,7 @@ class RotationService:
         try:
             with self._audit.attempt(
                 actor,
-                "secret.rotate",
+                AuditAction.SECRET_ROTATE,
                 f"secret:{policy.secret_id}",
                 details={"scheduled": True},
             ) as attempt:
@@ -367,7 +370,7 @@ class RotationService:
                     uow.secrets.update_version(replace(leftover, state=VersionState.DESTROYED))
                 uow.secrets.add_version(record)
                 step = attempt.related(
-                    "secret.rotate.pending", attempt.event.resource, version=number
+                    AuditAction.SECRET_ROTATE_PENDING, attempt.event.resource, version=number
                 )
                 self._audit.chain.append(uow, [step])
                 uow.commit()
@@ -504,7 +507,7 @@ class RotationService:
                         continue
                     uow.secrets.update_version(replace(pending, state=VersionState.DESTROYED))
                     step = attempt.related(
-                        "secret.rotate.abandon",
+                        AuditAction.SECRET_ROTATE_ABANDON,
                         attempt.event.resource,
                         version=pending.version,
                         reason=error.code,

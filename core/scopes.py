@@ -15,6 +15,7 @@ from datetime import datetime
 from core.access import access_query, allowed, authorize, caller_bindings, confirm_caller, require
 from core.audit import AuditTrail
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from core.domain.paging import Page, PageRequest
 from core.domain.scopes import Scope
@@ -171,7 +172,9 @@ class ScopeService:
         check_scope(parent_ref)
         check_parent(ref, parent_ref)
         with (
-            self._audit.attempt(actor, "scope.create", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._audit.attempt(
+                actor, AuditAction.SCOPE_CREATE, f"scope:{ref}", scope=str(ref)
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             parent = uow.scopes.get(parent_ref)
@@ -194,7 +197,9 @@ class ScopeService:
     def get(self, actor: Principal, ref: ScopeRef) -> Scope:
         check_scope(ref)
         with (
-            self._audit.attempt(actor, "scope.read", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._audit.attempt(
+                actor, AuditAction.SCOPE_READ, f"scope:{ref}", scope=str(ref)
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             scope = uow.scopes.get(ref)
@@ -210,7 +215,7 @@ class ScopeService:
     ) -> Page[Scope]:
         now = self._now()
         with (
-            self._audit.attempt(actor, "scope.list", "scopes") as attempt,
+            self._audit.attempt(actor, AuditAction.SCOPE_LIST, "scopes") as attempt,
             self._uow_factory() as uow,
         ):
             confirm_caller(uow, actor, now)
@@ -223,7 +228,9 @@ class ScopeService:
     def delete(self, actor: Principal, ref: ScopeRef) -> None:
         """Remove a scope that holds nothing any more (no child scopes, secrets, accounts)."""
         with (
-            self._audit.attempt(actor, "scope.delete", f"scope:{ref}", scope=str(ref)) as attempt,
+            self._audit.attempt(
+                actor, AuditAction.SCOPE_DELETE, f"scope:{ref}", scope=str(ref)
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             scope = uow.scopes.get(ref)

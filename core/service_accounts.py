@@ -20,6 +20,7 @@ from core.access import INVALID_CREDENTIALS, allowed, authorize, caller_bindings
 from core.audit import Attempt, AuditTrail
 from core.domain.access import Action, Target
 from core.domain.accounts import ApiToken, ServiceAccount
+from core.domain.audit import AuditAction
 from core.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
@@ -86,7 +87,7 @@ class ServiceAccountService:
         with (
             self._audit.attempt(
                 actor,
-                "service_account.create",
+                AuditAction.SERVICE_ACCOUNT_CREATE,
                 f"scope:{scope}",
                 scope=str(scope),
                 details={"name": name},
@@ -130,7 +131,7 @@ class ServiceAccountService:
             page = PageRequest(page=page.page + 1, page_size=BINDINGS_PAGE)
 
     def get(self, actor: Principal, account_id: UUID) -> ServiceAccount:
-        with self._audited(actor, "service_account.read", account_id) as (attempt, uow):
+        with self._audited(actor, AuditAction.SERVICE_ACCOUNT_READ, account_id) as (attempt, uow):
             account = self._load(uow, actor, account_id, attempt)
             attempt.succeed(uow)
             uow.commit()
@@ -142,7 +143,7 @@ class ServiceAccountService:
         check_scope(scope)
         with (
             self._audit.attempt(
-                actor, "service_account.list", f"scope:{scope}", scope=str(scope)
+                actor, AuditAction.SERVICE_ACCOUNT_LIST, f"scope:{scope}", scope=str(scope)
             ) as attempt,
             self._uow_factory() as uow,
         ):
@@ -157,14 +158,14 @@ class ServiceAccountService:
 
     def delete(self, actor: Principal, account_id: UUID) -> None:
         """Remove the account with its tokens and every role binding naming it."""
-        with self._audited(actor, "service_account.delete", account_id) as (attempt, uow):
+        with self._audited(actor, AuditAction.SERVICE_ACCOUNT_DELETE, account_id) as (attempt, uow):
             self._load(uow, actor, account_id, attempt)
             uow.service_accounts.delete(account_id)
             attempt.succeed(uow)
             uow.commit()
 
     def tokens(self, actor: Principal, account_id: UUID) -> list[ApiToken]:
-        with self._audited(actor, "token.list", account_id) as (attempt, uow):
+        with self._audited(actor, AuditAction.TOKEN_LIST, account_id) as (attempt, uow):
             self._load(uow, actor, account_id, attempt)
             tokens = uow.service_accounts.tokens(account_id)
             attempt.succeed(uow)
@@ -184,7 +185,7 @@ class ServiceAccountService:
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("expires_at is in the past", details={"field": "expires_at"})
         plaintext = TOKEN_PREFIX + token_source.token_urlsafe(32)
-        with self._audited(actor, "token.issue", account_id) as (attempt, uow):
+        with self._audited(actor, AuditAction.TOKEN_ISSUE, account_id) as (attempt, uow):
             self._load(uow, actor, account_id, attempt)
             token = ApiToken(
                 id=uuid.uuid4(),
@@ -202,7 +203,7 @@ class ServiceAccountService:
         return token, plaintext
 
     def revoke_token(self, actor: Principal, account_id: UUID, token_id: UUID) -> None:
-        with self._audited(actor, "token.revoke", account_id) as (attempt, uow):
+        with self._audited(actor, AuditAction.TOKEN_REVOKE, account_id) as (attempt, uow):
             self._load(uow, actor, account_id, attempt)
             attempt.learn(details={"token_id": str(token_id)})
             if not any(token.id == token_id for token in uow.service_accounts.tokens(account_id)):
@@ -256,7 +257,7 @@ class ServiceAccountService:
 
     @contextmanager
     def _audited(
-        self, actor: Principal, action: str, account_id: UUID
+        self, actor: Principal, action: AuditAction, account_id: UUID
     ) -> Iterator[tuple[Attempt, UnitOfWork]]:
         with (
             self._audit.attempt(actor, action, f"service_account:{account_id}") as attempt,

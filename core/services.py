@@ -19,6 +19,7 @@ from core.access import access_query, authorize, confirm_caller, require
 from core.audit import Attempt, AuditTrail, StaleRead
 from core.backends import BackendRegistry
 from core.domain.access import Action, RoleBinding, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import (
     Conflict,
     Expired,
@@ -247,7 +248,9 @@ class SecretService:
     def get_secret(
         self, actor: Principal, secret_id: UUID, *, include_deleted: bool = False
     ) -> Secret:
-        with self._audit.attempt(actor, "secret.read_metadata", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_READ_METADATA, f"secret:{secret_id}"
+        ) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 secret = self._load(
                     uow, actor, Action.LIST, secret_id, attempt, include_deleted=include_deleted
@@ -261,7 +264,7 @@ class SecretService:
         env = f" ({environment})" if environment else ""
         missing = f"no secret '{name}'{env} in scope {scope}"
         resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
-        with self._audit.attempt(actor, "secret.read_metadata", resource) as attempt:
+        with self._audit.attempt(actor, AuditAction.SECRET_READ_METADATA, resource) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 secret = uow.secrets.get_by_name(scope, environment, name)
                 if secret is None or secret.is_deleted:
@@ -284,7 +287,7 @@ class SecretService:
             )
         now = self._clock.now()
         scope = str(criteria.scope) if criteria.scope else None
-        with self._audit.attempt(actor, "secret.list", "secrets", scope=scope) as attempt:
+        with self._audit.attempt(actor, AuditAction.SECRET_LIST, "secrets", scope=scope) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 confirm_caller(uow, actor, now)
                 found = uow.secrets.search(criteria, page, access_query(actor, Action.LIST, now))
@@ -292,7 +295,9 @@ class SecretService:
             return found
 
     def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
-        with self._audit.attempt(actor, "secret.list_versions", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_LIST_VERSIONS, f"secret:{secret_id}"
+        ) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 self._load(uow, actor, Action.LIST, secret_id, attempt)
                 versions = uow.secrets.list_versions(secret_id)
@@ -301,7 +306,7 @@ class SecretService:
 
     def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
         with self._audit.attempt(
-            actor, "secret.read_version", f"secret:{secret_id}", version=number
+            actor, AuditAction.SECRET_READ_VERSION, f"secret:{secret_id}", version=number
         ) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 self._load(uow, actor, Action.LIST, secret_id, attempt)
@@ -314,7 +319,7 @@ class SecretService:
     ) -> RevealedValue:
         """The value, returned only once its read is recorded in the audit trail (fail closed)."""
         with self._audit.attempt(
-            actor, "secret.read_value", f"secret:{secret_id}", version=version
+            actor, AuditAction.SECRET_READ_VALUE, f"secret:{secret_id}", version=version
         ) as attempt:
             return self._read(
                 actor,
@@ -337,7 +342,9 @@ class SecretService:
         env = f" ({environment})" if environment else ""
         missing = f"no secret '{name}'{env} in scope {scope}"
         resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
-        with self._audit.attempt(actor, "secret.read_value", resource, version=version) as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_READ_VALUE, resource, version=version
+        ) as attempt:
             return self._read(
                 actor,
                 attempt,
@@ -354,7 +361,9 @@ class SecretService:
         missing = f"no secret {reference.secret}"
         resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
         version, stage = reference.version, reference.stage
-        with self._audit.attempt(actor, "secret.read_value", resource, version=version) as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_READ_VALUE, resource, version=version
+        ) as attempt:
             if stage is None:
 
                 def fetch(uow: UnitOfWork) -> Found:
@@ -505,7 +514,7 @@ class SecretService:
         )
         with self._audit.attempt(
             actor,
-            "secret.create",
+            AuditAction.SECRET_CREATE,
             f"scope:{draft.scope}",
             scope=str(draft.scope),
             details={"name": draft.name, "environment": draft.environment},
@@ -575,7 +584,9 @@ class SecretService:
         `expires_at` and `not_before` bound when this version may be served."""
         validity = Validity(expires_at=expires_at, not_before=not_before)
         self._policy.check_metadata(expires_at=expires_at, not_before=not_before)
-        with self._audit.attempt(actor, "secret.write_value", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_WRITE_VALUE, f"secret:{secret_id}"
+        ) as attempt:
             return self._write(actor, secret_id, value, expected_revision, attempt, validity)
 
     def rollback(
@@ -588,7 +599,10 @@ class SecretService:
     ) -> Secret:
         """Make an old version's value current again, as a new version (history stays)."""
         with self._audit.attempt(
-            actor, "secret.rollback", f"secret:{secret_id}", details={"from_version": version}
+            actor,
+            AuditAction.SECRET_ROLLBACK,
+            f"secret:{secret_id}",
+            details={"from_version": version},
         ) as attempt:
             with self._uow_factory() as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
@@ -692,7 +706,7 @@ class SecretService:
                 f"cannot clear {', '.join(sorted(unknown))}", details={"field": "clear"}
             )
         with (
-            self._audit.attempt(actor, "secret.update", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(actor, AuditAction.SECRET_UPDATE, f"secret:{secret_id}") as attempt,
             self._uow_factory() as uow,
         ):
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
@@ -735,7 +749,7 @@ class SecretService:
     ) -> Secret:
         """Soft delete: hidden, name reserved, everything kept for the retention window."""
         with (
-            self._audit.attempt(actor, "secret.delete", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(actor, AuditAction.SECRET_DELETE, f"secret:{secret_id}") as attempt,
             self._uow_factory() as uow,
         ):
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
@@ -759,7 +773,9 @@ class SecretService:
     ) -> Secret:
         """Undo a soft delete, unless the retention window is over (a purge may be running)."""
         with (
-            self._audit.attempt(actor, "secret.restore", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(
+                actor, AuditAction.SECRET_RESTORE, f"secret:{secret_id}"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             secret = self._load_deleted(uow, actor, Action.WRITE, secret_id, attempt)
@@ -792,7 +808,7 @@ class SecretService:
         is idempotent, so a purge interrupted after the backends and before the rows is
         finished by purging again.
         """
-        with self._audit.attempt(actor, "secret.purge", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(actor, AuditAction.SECRET_PURGE, f"secret:{secret_id}") as attempt:
             self._purge(actor, secret_id, attempt, expected_revision)
 
     def _purge(

@@ -29,7 +29,7 @@ from core.access import access_query, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import AccessQuery, Action, Target
-from core.domain.audit import AuditEvent
+from core.domain.audit import AuditAction, AuditEvent
 from core.domain.errors import (
     Conflict,
     Expired,
@@ -203,7 +203,7 @@ class _Value:
     secret: Secret
     number: int
     value: SecretValue = field(repr=False)
-    action: str  # its audit action
+    action: AuditAction  # its audit action
 
 
 @dataclass
@@ -214,7 +214,7 @@ class _Writes:
     updates: list[tuple[Secret, int]] = field(default_factory=list)  # (updated, old revision)
     values: list[_Value] = field(default_factory=list)
     versions: list[tuple[StorageBackend, SecretVersion]] = field(default_factory=list)
-    changes: list[tuple[str, Secret, SecretVersion]] = field(default_factory=list)
+    changes: list[tuple[AuditAction, Secret, SecretVersion]] = field(default_factory=list)
 
     def audit_events(self, attempt: Attempt) -> list[AuditEvent]:
         """One event per version written, with its keyed checksum (never the value)."""
@@ -264,7 +264,7 @@ class TransferService:
             "dry_run": request.dry_run,
         }
         with self._audit.attempt(
-            actor, "secret.import", f"scope:{request.scope}", scope=str(request.scope)
+            actor, AuditAction.SECRET_IMPORT, f"scope:{request.scope}", scope=str(request.scope)
         ) as attempt:
             attempt.learn(details=details)
             with self._uow_factory() as uow:
@@ -515,7 +515,7 @@ class TransferService:
         )
         writes.secrets.append(secret)
         for number, value in enumerate((*entry.history, entry.value), start=1):
-            action = "secret.create" if number == 1 else "secret.write_value"
+            action = AuditAction.SECRET_CREATE if number == 1 else AuditAction.SECRET_WRITE_VALUE
             writes.values.append(_Value(backend, secret, number, value, action))
 
     def _put_next(
@@ -539,7 +539,9 @@ class TransferService:
             tags=_styled(typed["tags"], secret_format, entry.style),
         )
         writes.updates.append((updated, secret.revision))
-        writes.values.append(_Value(backend, updated, number, entry.value, "secret.write_value"))
+        writes.values.append(
+            _Value(backend, updated, number, entry.value, AuditAction.SECRET_WRITE_VALUE)
+        )
 
     def _put_values(self, actor: Principal, writes: _Writes) -> None:
         """Put the values to their backends, many per call; each stored one is recorded in
@@ -595,7 +597,7 @@ class TransferService:
             "sealed": request.passphrase is not None,
         }
         with self._audit.attempt(
-            actor, "secret.export", f"scope:{request.scope}", scope=str(request.scope)
+            actor, AuditAction.SECRET_EXPORT, f"scope:{request.scope}", scope=str(request.scope)
         ) as attempt:
             attempt.learn(details=details)
             with self._uow_factory() as uow:
@@ -771,7 +773,7 @@ def _export_entry(
 def _read_event(attempt: Attempt, secret: Secret, version: ExportedVersion) -> AuditEvent:
     """The `secret.read_value` event of a value written to an export file."""
     event = attempt.related(
-        "secret.read_value",
+        AuditAction.SECRET_READ_VALUE,
         f"secret:{secret.id}",
         version=version.record.version,
         scope=str(secret.scope),

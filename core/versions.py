@@ -20,6 +20,7 @@ from core.access import authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action
+from core.domain.audit import AuditAction
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
 from core.domain.secrets import Secret, SecretVersion, Stage, VersionState
 from core.domain.values import Principal, VersionKey
@@ -28,9 +29,9 @@ from ports.persistence import UnitOfWork
 from ports.security import Clock
 
 ACTIONS = {
-    VersionState.DISABLED: "secret.version.disable",
-    VersionState.ENABLED: "secret.version.enable",
-    VersionState.DESTROYED: "secret.version.destroy",
+    VersionState.DISABLED: AuditAction.SECRET_VERSION_DISABLE,
+    VersionState.ENABLED: AuditAction.SECRET_VERSION_ENABLE,
+    VersionState.DESTROYED: AuditAction.SECRET_VERSION_DESTROY,
 }
 # Destroying a value is for good, like a purge: an admin's; disabling or enabling, an editor's.
 REQUIRED = {

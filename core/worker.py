@@ -25,6 +25,7 @@ from uuid import UUID
 from core.audit import AuditTrail
 from core.backends import BackendRegistry
 from core.changes import KEEP_HOURS
+from core.domain.audit import AuditAction
 from core.domain.errors import ServiceError
 from core.domain.rotation import RotationPolicy
 from core.domain.secrets import Secret, SecretVersion, VersionState
@@ -281,7 +282,9 @@ class Worker:
     def _end_grace(self, secret_id: UUID, lease: Lease) -> bool:
         """Disable the versions whose grace period after a rotation is over."""
         with (
-            self._audit.attempt(WORKER, "worker.end_grace", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(
+                WORKER, AuditAction.WORKER_END_GRACE, f"secret:{secret_id}"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             now = self._clock.now()
@@ -302,7 +305,9 @@ class Worker:
     def _warn_of_expiry(self, secret_id: UUID, lease: Lease) -> bool:
         """Queue the `secret.expiring` (or `secret.expired`) event that is due, once."""
         with (
-            self._audit.attempt(WORKER, "worker.expiry_notice", f"secret:{secret_id}") as attempt,
+            self._audit.attempt(
+                WORKER, AuditAction.WORKER_EXPIRY_NOTICE, f"secret:{secret_id}"
+            ) as attempt,
             self._uow_factory() as uow,
         ):
             now = self._clock.now()
@@ -338,7 +343,9 @@ class Worker:
     def _prune(self, secret_id: UUID, lease: Lease) -> bool:
         """Destroy the oldest values beyond `max_versions`: in the backend first (idempotent),
         then the rows; one that died in between is finished by the next claim."""
-        with self._audit.attempt(WORKER, "worker.prune", f"secret:{secret_id}") as attempt:
+        with self._audit.attempt(
+            WORKER, AuditAction.WORKER_PRUNE, f"secret:{secret_id}"
+        ) as attempt:
             now = self._clock.now()
             with self._uow_factory() as uow:
                 secret = uow.secrets.get(secret_id)

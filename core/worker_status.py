@@ -14,6 +14,7 @@ from datetime import timedelta
 from core.access import allowed, caller_bindings
 from core.audit import AuditTrail
 from core.domain.access import Action, Target
+from core.domain.audit import AuditAction
 from core.domain.errors import Forbidden
 from core.domain.values import Principal, ScopeRef
 from core.worker import ALIVE_WITHIN
@@ -66,7 +67,7 @@ class WorkerStatusService:
     def status(self, actor: Principal) -> WorkerStatus:
         """Every worker and the backlog: admins and auditors of the global scope."""
         with (
-            self._audit.attempt(actor, "worker.status", "workers") as attempt,
+            self._audit.attempt(actor, AuditAction.WORKER_STATUS, "workers") as attempt,
             self._uow_factory() as uow,
         ):
             now = self._clock.now()

@@ -1,3 +1,4 @@
+# ruff: noqa: S105 - the audit action names ("secret.read_value", "token.issue") are no passwords
 """The audit trail's values: an audited attempt, where it came from, its place in the hash
 chain, signed checkpoints, and what a search or an append of the chain names.
 
@@ -7,6 +8,7 @@ itself (hashing, appending, verifying) is core's `core.audit`.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -20,6 +22,77 @@ from core.domain.audit_bounds import (
     bounded_text,
     number_text,
 )
+
+
+class AuditAction(enum.StrEnum):
+    """What an audited attempt was: the `action` of every event core writes. The values are
+    the texts stored in the trail and shown by the API; they never change."""
+
+    AUDIT_EXPORT = "audit.export"
+    AUDIT_PRUNE = "audit.prune"
+    AUDIT_VERIFY = "audit.verify"
+    AUTH_AUTHENTICATE = "auth.authenticate"
+    AUTH_RATE_LIMITED = "auth.rate_limited"
+    BACKEND_ADOPT = "backend.adopt"
+    BINDING_CREATE = "binding.create"
+    BINDING_DELETE = "binding.delete"
+    BINDING_LIST = "binding.list"
+    KEY_REWRAP = "key.rewrap"
+    KEY_REWRAP_BATCH = "key.rewrap_batch"
+    KEY_ROTATE = "key.rotate"
+    MIGRATION_FINISH = "migration.finish"
+    MIGRATION_LIST = "migration.list"
+    MIGRATION_PLAN = "migration.plan"
+    MIGRATION_READ = "migration.read"
+    MIGRATION_START = "migration.start"
+    REPORT_EXPIRING = "report.expiring"
+    REPORT_NEVER_READ = "report.never_read"
+    REPORT_ROTATION_OVERDUE = "report.rotation_overdue"
+    REPORT_STALE_TOKENS = "report.stale_tokens"
+    SCOPE_CREATE = "scope.create"
+    SCOPE_DELETE = "scope.delete"
+    SCOPE_LIST = "scope.list"
+    SCOPE_READ = "scope.read"
+    SECRET_ACCESS_REPORT = "secret.access_report"
+    SECRET_ADOPT = "secret.adopt"
+    SECRET_CREATE = "secret.create"
+    SECRET_DELETE = "secret.delete"
+    SECRET_EXPORT = "secret.export"
+    SECRET_IMPORT = "secret.import"
+    SECRET_LIST = "secret.list"
+    SECRET_LIST_VERSIONS = "secret.list_versions"
+    SECRET_MIGRATE = "secret.migrate"
+    SECRET_MIGRATE_REMOVE_SOURCE = "secret.migrate.remove_source"
+    SECRET_PURGE = "secret.purge"
+    SECRET_READ_METADATA = "secret.read_metadata"
+    SECRET_READ_VALUE = "secret.read_value"
+    SECRET_READ_VERSION = "secret.read_version"
+    SECRET_RESOLVE = "secret.resolve"
+    SECRET_RESTORE = "secret.restore"
+    SECRET_ROLLBACK = "secret.rollback"
+    SECRET_ROTATE = "secret.rotate"
+    SECRET_ROTATE_ABANDON = "secret.rotate.abandon"
+    SECRET_ROTATE_PENDING = "secret.rotate.pending"
+    SECRET_ROTATION_POLICY_DELETE = "secret.rotation_policy.delete"
+    SECRET_ROTATION_POLICY_READ = "secret.rotation_policy.read"
+    SECRET_ROTATION_POLICY_SET = "secret.rotation_policy.set"
+    SECRET_UPDATE = "secret.update"
+    SECRET_VERSION_DESTROY = "secret.version.destroy"
+    SECRET_VERSION_DISABLE = "secret.version.disable"
+    SECRET_VERSION_ENABLE = "secret.version.enable"
+    SECRET_WRITE_VALUE = "secret.write_value"
+    SERVICE_ACCOUNT_CREATE = "service_account.create"
+    SERVICE_ACCOUNT_DELETE = "service_account.delete"
+    SERVICE_ACCOUNT_LIST = "service_account.list"
+    SERVICE_ACCOUNT_READ = "service_account.read"
+    TOKEN_ISSUE = "token.issue"
+    TOKEN_LIST = "token.list"
+    TOKEN_REVOKE = "token.revoke"
+    WORKER_DELIVER_EVENTS = "worker.deliver_events"
+    WORKER_END_GRACE = "worker.end_grace"
+    WORKER_EXPIRY_NOTICE = "worker.expiry_notice"
+    WORKER_PRUNE = "worker.prune"
+    WORKER_STATUS = "worker.status"
 
 
 @dataclass(frozen=True)

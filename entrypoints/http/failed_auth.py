@@ -26,7 +26,7 @@ from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
 from core.audit import AuditTrail
-from core.domain.audit import RequestInfo
+from core.domain.audit import AuditAction, RequestInfo
 from core.domain.errors import Unauthenticated
 from entrypoints.http.context import ANONYMOUS
 
@@ -69,7 +69,7 @@ class FailedAuthentications:
         source = (source or "")[:64] or None  # as audit events hold it
         key = source_key(source)
         if self._limit is None or self._limiter.hit(self._limit, key):
-            trail.refused(ANONYMOUS, "auth.authenticate", resource, error.code)
+            trail.refused(ANONYMOUS, AuditAction.AUTH_AUTHENTICATE, resource, error.code)
             raise error
         with self._lock:
             address, count = self._refused.get(key, (source, 0))
@@ -96,7 +96,7 @@ class FailedAuthentications:
             f"of {self._limit.amount}"
         )
         trail = self._trail_for(request=RequestInfo(source_ip=address))
-        trail.refused(ANONYMOUS, "auth.rate_limited", f"source:{key}", reason)
+        trail.refused(ANONYMOUS, AuditAction.AUTH_RATE_LIMITED, f"source:{key}", reason)
 
     def __repr__(self) -> str:
         return f"FailedAuthentications(limit={self._limit})"
