@@ -2,27 +2,28 @@
 
 `GET /api/v1/secrets/{id}/value` and `GET /api/v1/scopes/{type}/{id}/secrets/{name}/value`,
 without a query string, are what every other service of the platform sends on start and on
-every cache miss. This WSGI middleware answers them itself: the same authentication, the same
-use case (`SecretService.read_value`, audited and fail-closed as ever), the same answer, the
-same error bodies (from `entrypoints.http.errors`' handlers) and the same headers, without the
-request context, URL map, flask-smorest and webargs layers around them (about a third of a
-read's time). Every other request, and these with a query string (`version`, `encoding`,
-`environment`), from a browser (`Origin`: CORS is flask-cors's) or in debug mode, goes to Flask
-unchanged. The views stay declared with their schemas, so the OpenAPI document is the same;
-tests send each request both ways and compare status, body, headers and audit events. Both ways
-count and log a request under the same route template (Flask's rule).
+every cache miss. This WSGI middleware answers them itself: the same routing (Flask's own URL
+map names the endpoint: a route added in front of these, or a rule changed, is honoured), the
+same authentication, the same work (the function the declared view calls,
+`entrypoints.http.secrets.HOT_READS`: audited and fail-closed as ever), the same error bodies
+(from `entrypoints.http.errors`' handlers) and the same headers, without the request context,
+flask-smorest and webargs layers around them (about a third of a read's time). Every other
+request, and these with a query string (`version`, `encoding`, `environment`), from a browser
+(`Origin`: CORS is flask-cors's) or in debug mode, goes to Flask unchanged. The views stay
+declared with their schemas, so the OpenAPI document is the same; tests send each request both
+ways and compare status, body, headers and audit events. Both ways count and log a request under
+the same route template (Flask's rule).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
+from werkzeug.exceptions import HTTPException
 
 from core.domain.audit import RequestInfo
 from core.domain.errors import Unauthenticated
@@ -31,33 +32,19 @@ from entrypoints.http.context import bearer_token, record_request, request_id_of
 from entrypoints.http.headers import SECURITY_HEADERS
 from entrypoints.http.metrics import route_template
 from entrypoints.http.schemas.values import SecretValueSchema
-from entrypoints.http.secrets import encode_value, secret_path
+from entrypoints.http.secrets import HOT_READS, ValueRead
 from entrypoints.logs import current_request_id
 
 if TYPE_CHECKING:
     from core.domain.values import Principal
-    from core.services import RevealedValue, SecretService
     from entrypoints.container import Container
 
 log = logging.getLogger(__name__)
 
-# What Flask's routes match for these views (werkzeug's uuid and string converters, with the
-# lengths of `entrypoints.http.secrets.SCOPE` and `NAME`); anything else goes to Flask.
-BY_ID = re.compile(
-    r"/api/v1/secrets/([A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-"
-    r"[A-Fa-f0-9]{12})/value"
-)
-BY_PATH = re.compile(r"/api/v1/scopes/([^/]{1,32})/([^/]{1,128})/secrets/([^/]{1,255})/value")
-# A path of each, to find the route Flask matches it with: requests are counted under its template.
-EXAMPLES = {
-    BY_ID: "/api/v1/secrets/00000000-0000-0000-0000-000000000000/value",
-    BY_PATH: "/api/v1/scopes/project/p/secrets/NAME/value",
-}
-
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-Read = Callable[["SecretService", "Principal"], "RevealedValue"]
-Route = tuple[Read, str]  # what a request reads, and its route template
+# What a request reads: the view's function, its arguments (query's, path's), route template.
+Route = tuple[ValueRead, dict[str, Any], dict[str, Any], str]
 
 
 class HotReads:
@@ -77,67 +64,58 @@ class HotReads:
         self._app = app
         self._container: Container = app.extensions["container"]
         self._dump = SecretValueSchema()
-        urls = app.url_map.bind("localhost")
-        self._templates = {
-            pattern: route_template(urls.match(path, "GET", return_rule=True)[0].rule)
-            for pattern, path in EXAMPLES.items()
-        }
         self.enabled = _only_hooks(app, before, after)
         if not self.enabled:
             log.warning("hot value reads go through Flask: the app has request hooks they skip")
         self.served = 0  # requests answered here: for tests (not exact under threads)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        route, path = None, ""
+        route = None
         if (
             environ.get("REQUEST_METHOD") == "GET"
             and not environ.get("QUERY_STRING")
             and not environ.get("HTTP_ORIGIN")
+            and self.enabled
+            and not self._app.debug
         ):
-            # As werkzeug decodes it: the WSGI string's bytes, as UTF-8.
-            path = (
-                environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
-            )
-            route = self._route(path)
-        if route is None or self._app.debug or not self.enabled:
+            route = self._route(environ)
+        if route is None:
             return self.flask_app(environ, start_response)
         self.served += 1
         request_id = request_id_of(environ.get("HTTP_X_REQUEST_ID", ""))
         logged_as = current_request_id.set(request_id)  # log lines carry it, as in Flask
         try:
-            return self._serve(environ, start_response, route, path, request_id)
+            return self._serve(environ, start_response, route, request_id)
         finally:
             current_request_id.reset(logged_as)
 
-    def _route(self, path: str) -> Route | None:
-        found = BY_ID.fullmatch(path)
-        if found is not None:
-            secret_id = uuid.UUID(found.group(1))
-            return (
-                lambda service, principal: service.read_value(principal, secret_id),
-                self._templates[BY_ID],
-            )
-        found = BY_PATH.fullmatch(path)
-        if found is not None:
-            scope_type, scope_id, name = found.groups()
-
-            def by_path(service: SecretService, principal: Principal) -> RevealedValue:
-                scope, checked_name = secret_path(scope_type, scope_id, name)
-                return service.read_value_by_name(principal, scope, checked_name, None)
-
-            return by_path, self._templates[BY_PATH]
-        return None
+    def _route(self, environ: dict[str, Any]) -> Route | None:
+        """What Flask's URL map routes the request to, if it is a read answered here. The map
+        is bound as Flask binds it (`Flask.create_url_adapter`: trusted hosts, subdomains)."""
+        request = self._app.request_class(environ)
+        try:
+            urls = self._app.create_url_adapter(request)
+            assert urls is not None  # there is a request to bind to
+            rule, path_args = urls.match(return_rule=True)
+        except HTTPException:  # 404, 405, a redirect, a bad host: Flask gives those answers
+            return None
+        hot = HOT_READS.get(rule.endpoint)
+        if hot is None:
+            return None
+        read, no_query = hot
+        return read, no_query, path_args, route_template(rule.rule)
 
     def _serve(
         self,
         environ: dict[str, Any],
         start_response: StartResponse,
         route: Route,
-        path: str,
         request_id: str,
     ) -> Iterable[bytes]:
         started = time.perf_counter()
-        read, template = route
+        read, query_args, path_args, template = route
+        # As werkzeug decodes it (the WSGI string's bytes, as UTF-8), for the failure's record.
+        path = environ.get("PATH_INFO", "").encode("latin-1", "replace").decode("utf-8", "replace")
         principal: Principal | None = None  # for the request's log line
         container = self._container
         info = RequestInfo(
@@ -153,9 +131,9 @@ class HotReads:
             except Unauthenticated as error:
                 container.failed_authentications().refuse(error, trail, info.source_ip, path[:255])
             principal = caller
-            revealed = read(container.secret_service(audit=trail), caller)
+            answer = read(container.secret_service(audit=trail), caller, query_args, **path_args)
             body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
-                self._dump.dump(encode_value(revealed, None)), separators=(",", ":")
+                self._dump.dump(answer), separators=(",", ":")
             )
         except Exception as error:  # the registered handlers' answer, as Flask would give it
             return self._error(
@@ -203,11 +181,10 @@ def _only_hooks(
 ) -> bool:
     """Whether the requests answered here would run exactly `before` and `after` in Flask:
     the app's own hooks, none of the secrets blueprint's, no teardown or URL preprocessing,
-    and no host checks (`SERVER_NAME`, `TRUSTED_HOSTS`) that Flask's routing would apply."""
+    and no `SERVER_NAME` (with which Flask answers a request for another host itself)."""
     scopes = (None, "secrets")
     return (
         not app.config.get("SERVER_NAME")
-        and not app.config.get("TRUSTED_HOSTS")
         and list(app.before_request_funcs.get(None, [])) == list(before)
         and list(app.after_request_funcs.get(None, [])) == list(after)
         and not any(app.before_request_funcs.get(scope) for scope in scopes[1:])

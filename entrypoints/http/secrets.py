@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from core.domain.errors import (
 )
 from core.domain.paging import PageRequest
 from core.domain.secrets import RevealedValue, Secret, SecretFilter
-from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
+from core.domain.values import GLOBAL_SCOPE_ID, Principal, ScopeRef, ScopeType, SecretValue
 from core.services import MetadataChanges, NewSecret, SecretService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
@@ -59,6 +60,8 @@ ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The secret's revi
 VERSION = f"<int(min=1, max={INT32_MAX}):version>"
 SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
 NAME = "<string(maxlength=255):name>"
+# A value read: the use cases, the caller, the query's arguments, then the path's (by name).
+ValueRead = Callable[..., dict[str, Any]]
 
 
 def service() -> SecretService:
@@ -99,9 +102,36 @@ def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any
     }
 
 
-def expanded(revealed: RevealedValue, expand: bool) -> RevealedValue:
+def expanded(
+    secrets: SecretService, caller: Principal, revealed: RevealedValue, expand: bool
+) -> RevealedValue:
     """With `expand`, the value with its `${secret://…}` references replaced (core.references)."""
-    return service().expand_value(g.principal, revealed)[0] if expand else revealed
+    return secrets.expand_value(caller, revealed)[0] if expand else revealed
+
+
+def value_by_id(
+    secrets: SecretService, caller: Principal, args: dict[str, Any], secret_id: UUID
+) -> dict[str, Any]:
+    """The answer of `GET /secrets/{id}/value`, given the query's arguments and the path's."""
+    revealed = secrets.read_value(caller, secret_id, args.get("version"))
+    return encode_value(expanded(secrets, caller, revealed, args["expand"]), args.get("encoding"))
+
+
+def value_by_path(
+    secrets: SecretService,
+    caller: Principal,
+    args: dict[str, Any],
+    scope_type: str,
+    scope_id: str,
+    name: str,
+) -> dict[str, Any]:
+    """The answer of `GET /scopes/{type}/{id}/secrets/{name}/value`, given the query's arguments
+    and the path's."""
+    scope, name = secret_path(scope_type, scope_id, name)
+    revealed = secrets.read_value_by_name(
+        caller, scope, name, args.get("environment"), args.get("version")
+    )
+    return encode_value(expanded(secrets, caller, revealed, args["expand"]), args.get("encoding"))
 
 
 def scope_ref(scope_type: str, scope_id: str | None) -> ScopeRef:
@@ -264,8 +294,7 @@ class SecretValueView(MethodView):
     @raises(Forbidden, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
-        revealed = service().read_value(g.principal, secret_id, args.get("version"))
-        return encode_value(expanded(revealed, args["expand"]), args.get("encoding"))
+        return value_by_id(service(), g.principal, args, secret_id=secret_id)
 
 
 @blp.route("/secrets/<uuid:secret_id>/versions")
@@ -320,8 +349,14 @@ class SecretValueByPath(MethodView):
     @raises(Forbidden, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
-        scope, name = secret_path(scope_type, scope_id, name)
-        revealed = service().read_value_by_name(
-            g.principal, scope, name, args.get("environment"), args.get("version")
+        return value_by_path(
+            service(), g.principal, args, scope_type=scope_type, scope_id=scope_id, name=name
         )
-        return encode_value(expanded(revealed, args["expand"]), args.get("encoding"))
+
+
+# The reads that `entrypoints.http.hot_reads` answers before Flask when Flask's URL map names
+# their endpoint: the function the view calls, and the arguments of a request without a query.
+HOT_READS: dict[str, tuple[ValueRead, dict[str, Any]]] = {
+    f"{blp.name}.{SecretValueView.__name__}": (value_by_id, ValueArgsSchema().load({})),
+    f"{blp.name}.{SecretValueByPath.__name__}": (value_by_path, PathValueArgsSchema().load({})),
+}

@@ -14,6 +14,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
 from adapters.db.uow import SqlUnitOfWork
+from entrypoints.http.app import create_app
 from entrypoints.http.hot_reads import HotReads
 from tests.e2e.conftest import TOKEN, ApiClient, user_token
 
@@ -261,16 +262,37 @@ def test_a_request_hook_it_would_skip_turns_the_hot_path_off(settings: Any) -> N
             after=(app_module.finish_request,),
         )
         assert not again.enabled
-        app.before_request_funcs[None].pop()
-        app.config["TRUSTED_HOSTS"] = ["secrets.internal"]
-        assert not HotReads(
-            app,
-            hot.flask_app,
-            before=(app_module.start_request, app_module.authenticate),
-            after=(app_module.finish_request,),
-        ).enabled
         served = again.served
         Client(again, Response).get(f"/api/v1/secrets/{uuid.uuid4()}/value", headers=bearer(TOKEN))
         assert again.served == served
+    finally:
+        app.extensions["container"].shutdown_resources()
+
+
+def test_the_hot_path_routes_with_flasks_url_map(settings: Any) -> None:
+    """The hot path answers a request only when Flask's own URL map names a hot endpoint: a
+    route added in front of it, or a host Flask does not trust, is Flask's to answer."""
+    app = create_app(settings)
+    try:
+        hot = app.wsgi_app
+        assert isinstance(hot, HotReads) and hot.enabled
+        shadowed = f"/api/v1/secrets/{uuid.uuid4()}/value"
+        app.add_url_rule(shadowed, "shadow", lambda: {"shadowed": True})  # a static rule wins
+        client = Client(app.wsgi_app, Response)
+        served = hot.served
+        answer = client.get(shadowed, headers=bearer(TOKEN))
+        assert (answer.status_code, answer.get_json(), hot.served) == (
+            200,
+            {"shadowed": True},
+            served,
+        )
+        missing = f"/api/v1/secrets/{uuid.uuid4()}/value"
+        assert client.get(missing, headers=bearer(TOKEN)).status_code == 404
+        assert hot.served == served + 1  # the rule beside it is still the hot path's
+        app.config["TRUSTED_HOSTS"] = ["secrets.internal"]
+        assert client.get(missing, headers=bearer(TOKEN)).status_code == 400  # Flask's answer
+        assert hot.served == served + 1
+        trusted = client.get(missing, headers=bearer(TOKEN) | {"Host": "secrets.internal"})
+        assert (trusted.status_code, hot.served) == (404, served + 2)
     finally:
         app.extensions["container"].shutdown_resources()
