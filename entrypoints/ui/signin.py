@@ -11,9 +11,11 @@ token expires. A failed sign-in is counted and audited as the API's failed authe
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import jwt
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, flash, redirect, request, session, url_for
@@ -33,6 +35,7 @@ from entrypoints.ui.web import (
     start_session,
 )
 
+log = logging.getLogger(__name__)
 OIDC = "oidc"
 # What `[identity.jwt]` says of its tokens' claims, applied to the ID tokens alike.
 CLAIM_SETTINGS = ("user_claim", "groups_claim", "leeway_seconds")
@@ -90,6 +93,28 @@ def oidc_client(app: Flask) -> Any:
     return oauth.create_client(OIDC)
 
 
+class IdTokens(JwtAuthenticator):
+    """The API's JWT authenticator, for the identity provider's ID tokens, whose keys come from
+    the provider's JWKS URL. A token without a `kid` header (oidc-provider-mock issues such, and
+    `JwtAuthenticator`'s JWKS lookup needs one) is verified with the provider's only key, if it
+    has exactly one; with several keys it is refused."""
+
+    def __init__(self, settings: dict[str, Any], environ: Any) -> None:
+        super().__init__(settings, environ)
+        keys = jwt.PyJWKClient(str(settings["jwks_url"]), cache_keys=True, lifespan=300)
+        by_id = self._key_for
+
+        def key_for(token: str) -> Any:
+            if jwt.get_unverified_header(token).get("kid") is not None:
+                return by_id(token)
+            signing = keys.get_signing_keys()
+            if len(signing) != 1:
+                raise ValueError("a token without kid, and several keys")
+            return signing[0].key
+
+        self._key_for = key_for
+
+
 def id_token_authenticator() -> JwtAuthenticator:
     """The API's JWT authenticator for the identity provider's ID tokens: its issuer and keys
     (from the provider's metadata), the client id as audience, and `[identity.jwt]`'s claims."""
@@ -108,7 +133,7 @@ def id_token_authenticator() -> JwtAuthenticator:
         "jwks_url": metadata["jwks_uri"],
         **{key: claims[key] for key in CLAIM_SETTINGS if key in claims},
     }
-    authenticator = JwtAuthenticator(settings, current_container().environ())
+    authenticator = IdTokens(settings, current_container().environ())
     app.extensions["ui_id_tokens"] = authenticator
     return authenticator
 
@@ -185,6 +210,9 @@ def oidc_callback() -> Any:
             raise Unauthenticated("the identity provider sent no ID token")
         authenticate_id_token(id_token)
     except (OAuthError, Unauthenticated, ValueError, KeyError) as error:
+        # The kind of failure only: an OAuth error's text is the provider's, never a token.
+        log.warning("identity provider sign-in refused: %s", type(error).__name__)
+        log.debug("identity provider sign-in refused: %s", str(error)[:300])
         try:
             refuse(Unauthenticated(type(error).__name__))
         except ServiceError:
