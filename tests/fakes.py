@@ -97,6 +97,7 @@ from ports.storage import BackendCapabilities, BackendHealth, ExternalSecret, St
 from ports.types import FieldProblem, SecretType, TypeCheck
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # -- persistence ----------------------------------------------------------------------------
 
@@ -104,12 +105,19 @@ T = TypeVar("T")
 SEEDED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _check_aware(record: object) -> None:
-    """The tables store timezone-aware UTC only and refuse a naive datetime; so does the fake."""
+def _as_stored(record: R) -> R:
+    """The record as the tables keep it: they refuse a naive datetime and give every other one
+    back in UTC (`timestamptz`), whatever offset it was written with; so does the fake."""
+    in_utc = {}
     for item in fields(record):  # type: ignore[arg-type]
         moment = getattr(record, item.name)
-        if isinstance(moment, datetime) and moment.tzinfo is None:
+        if not isinstance(moment, datetime):
+            continue
+        if moment.tzinfo is None:
             raise ValueError(f"naive datetimes are not stored ({item.name})")
+        if moment.tzinfo is not UTC:
+            in_utc[item.name] = moment.astimezone(UTC)
+    return replace(record, **in_utc) if in_utc else record  # type: ignore[type-var]
 
 
 def visible(access: AccessQuery, target: Target, bindings: Iterable[RoleBinding]) -> bool:
@@ -216,7 +224,7 @@ class _Tables:
     # -- secrets and versions
 
     def add_secret(self, secret: Secret) -> None:
-        _check_aware(secret)
+        secret = _as_stored(secret)
         scope_path = self.scope_path_of(secret.scope)  # the scope foreign key
         if secret.id in self.secrets:
             raise Conflict(f"secret {secret.id} exists already")
@@ -229,7 +237,7 @@ class _Tables:
 
         Only the mutable fields are saved; what a secret is created with stays as it was.
         """
-        _check_aware(secret)
+        secret = _as_stored(secret)
         stored = self.secrets.get(secret.id)
         if stored is None or stored.revision != expected_revision:
             raise PreconditionFailed(
@@ -252,7 +260,7 @@ class _Tables:
             self.claims.pop((table, secret_id), None)
 
     def add_version(self, version: SecretVersion) -> None:
-        _check_aware(version)
+        version = _as_stored(version)
         if version.secret_id not in self.secrets:
             raise Conflict(f"no secret {version.secret_id}")  # a foreign key violation
         numbers = self.versions[version.secret_id]
@@ -272,7 +280,7 @@ class _Tables:
     # -- role bindings
 
     def add_binding(self, binding: RoleBinding) -> None:
-        _check_aware(binding)
+        binding = _as_stored(binding)
         scope_path = self.scope_path_of(binding.scope)
         if binding.id in self.bindings:
             raise Conflict(f"role binding {binding.id} exists already")
@@ -284,7 +292,7 @@ class _Tables:
     # -- service accounts and tokens
 
     def add_account(self, account: ServiceAccount) -> None:
-        _check_aware(account)
+        account = _as_stored(account)
         scope_path = self.scope_path_of(account.scope)
         if account.id in self.accounts or any(
             (other.scope, other.name) == (account.scope, account.name)
@@ -303,7 +311,7 @@ class _Tables:
         self.bindings = {k: b for k, b in self.bindings.items() if b.principal != account.principal}
 
     def add_token(self, token: ApiToken) -> None:
-        _check_aware(token)
+        token = _as_stored(token)
         if token.account_id not in self.accounts:
             raise Conflict(f"no service account {token.account_id}")  # a foreign key violation
         if token.id in self.tokens or any(
@@ -326,7 +334,7 @@ class _Tables:
 
     def insert_audit_events(self, events: Sequence[AuditEvent]) -> None:
         for event in events:
-            _check_aware(event)
+            event = _as_stored(event)
             _check_audit_row(event)
             if event.seq in self.audit_events:
                 raise AuditUnavailable(f"audit event {event.seq} exists already")  # the key
@@ -338,7 +346,7 @@ class _Tables:
         self.audit_head = (seq, digest)
 
     def add_audit_checkpoint(self, checkpoint: Checkpoint) -> None:
-        _check_aware(checkpoint)
+        checkpoint = _as_stored(checkpoint)
         if checkpoint.seq in self.audit_checkpoints:
             raise Conflict(f"a checkpoint at {checkpoint.seq} exists already")  # the key
         self.audit_checkpoints[checkpoint.seq] = checkpoint
@@ -352,7 +360,7 @@ class _Tables:
     # -- lifecycle: version states, rotation policies, the outbox, the worker's claims
 
     def update_version(self, version: SecretVersion) -> None:
-        _check_aware(version)
+        version = _as_stored(version)
         stored = self.versions.get(version.secret_id, {}).get(version.version)
         if stored is None:
             raise NotFound(f"secret {version.secret_id} has no version {version.version}")
@@ -377,7 +385,7 @@ class _Tables:
     # -- jobs
 
     def add_job(self, job: Job, items: list[JobItem]) -> None:
-        _check_aware(job)
+        job = _as_stored(job)
         if job.id in self.jobs:
             raise Conflict(f"job {job.id} exists")  # a primary key violation
         self.jobs[job.id] = job
@@ -391,7 +399,7 @@ class _Tables:
             self.job_items[key] = item
 
     def update_job(self, job: Job) -> None:
-        _check_aware(job)
+        job = _as_stored(job)
         if job.id in self.jobs:
             self.jobs[job.id] = replace(job, kind=self.jobs[job.id].kind)
 
@@ -439,7 +447,7 @@ class _Tables:
         self.jobs[job_id] = replace(job, lease_until=lease.until)
 
     def put_policy(self, policy: RotationPolicy) -> None:
-        _check_aware(policy)
+        policy = _as_stored(policy)
         if policy.secret_id not in self.secrets:
             raise Conflict(f"no secret {policy.secret_id}")  # a foreign key violation
         self.policies[policy.secret_id] = policy
@@ -470,7 +478,7 @@ class _Tables:
 
     def add_outbox(self, messages: Sequence[OutboxMessage]) -> None:
         for message in messages:
-            _check_aware(message)
+            message = _as_stored(message)
             if message.id in self.outbox:
                 raise Conflict(f"outbox message {message.id} exists already")  # the key
             # The payload column is JSON: what comes back is what JSON makes of it.
@@ -531,7 +539,7 @@ class _Tables:
             del self.claims[(table, key)]
 
     def record_expiry_notice(self, secret_id: UUID, notice: ExpiryNotice) -> None:
-        _check_aware(notice)
+        notice = _as_stored(notice)
         if secret_id in self.secrets:  # an UPDATE of the secret's row
             self.expiry_notices[secret_id] = notice
 
