@@ -120,7 +120,11 @@ def verify_audit_chain(
     `POST /api/v1/audit/verify` and `secretctl audit verify` over all of it. Where the whole
     chain is broken (a finding, reported), the bulk-grown range is verified and timed too."""
     seconds, first_grown = grow_audit_chain(env, events)
-    results = [BatchResult("seed_audit_events", events - first_grown + 1, round(seconds, 1), "ok")]
+    results = []
+    if first_grown <= events:  # not grown already under the data sets
+        results.append(
+            BatchResult("seed_audit_events", events - first_grown + 1, round(seconds, 1), "ok")
+        )
     whole = verify_over_http("verify_audit_http", service_url, admin_token, {})
     results.append(whole)
     if whole.status != "ok":
@@ -128,7 +132,9 @@ def verify_audit_chain(
         results.append(verify_over_http("verify_audit_http_range", service_url, admin_token, grown))
     started = time.perf_counter()
     try:
-        output = secretctl(env, "audit", "verify", timeout=LONG_REQUEST_TIMEOUT)
+        # The CLI of today calls the server (older ones read the database themselves).
+        caller = env | {"SECRETS_ADDR": service_url, "SECRETS_TOKEN": admin_token}
+        output = secretctl(caller, "audit", "verify", timeout=LONG_REQUEST_TIMEOUT)
     except HarnessError as error:  # a broken chain exits 1: a finding, reported as such
         results.append(BatchResult("verify_audit_cli", events, None, "failed", str(error), 30.0))
     else:

@@ -11,7 +11,7 @@ metadata the list workload pages through. Every secret has `VERSIONS` versions.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 VERSIONS = 3
 SHARED_NAMES = tuple(f"SHARED_{n:02d}" for n in range(5))
@@ -68,7 +68,21 @@ class Dataset:
     projects: list[Scope]  # the resolve contexts
     bulk: Scope
     user_scope: Scope
-    ids: dict[str, str] = field(default_factory=dict)  # kv_path -> the service's secret id
+
+    @property
+    def tree_secrets(self) -> list[SecretSpec]:
+        """The 12 secrets of each scope on the tree: the same at every size."""
+        return [secret for secret in self.secrets if secret.scope != self.bulk]
+
+    def at(self, size: int) -> Dataset:
+        """The data set of `size` secrets: the tree's, and the first of the bulk scope's."""
+        tree = self.tree_secrets
+        if size - len(tree) < 100:
+            raise ValueError(f"{size} secrets leave fewer than 100 for the list workload")
+        bulk = self.bulk_secrets[: size - len(tree)]
+        if len(tree) + len(bulk) != size:
+            raise ValueError(f"the data set was built for fewer than {size} secrets")
+        return replace(self, secrets=[*tree, *bulk])
 
     @property
     def shared_secrets(self) -> list[SecretSpec]:
@@ -112,7 +126,7 @@ def build_dataset(total: int, shape: TreeShape, seed: int = 7) -> Dataset:
             f"{total} secrets leave fewer than 100 for the list workload's page after the "
             f"{len(secrets)} of the tree"
         )
-    secrets += [spec(bulk, f"BULK_{n:04d}") for n in range(total - len(secrets))]
+    secrets += [spec(bulk, f"BULK_{n:06d}") for n in range(total - len(secrets))]
     return Dataset(
         scopes=[*organizations, *teams, *projects, bulk],
         secrets=secrets,

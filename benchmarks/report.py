@@ -16,12 +16,17 @@ from benchmarks.load import Measured
 RESULTS_DIR = Path(__file__).with_name("results")
 ROOT = Path(__file__).resolve().parent.parent
 
-# Targets of issue 7, checked (not asserted) in the summary.
-READ_VS_OPENBAO = 1.0
-READ_VS_CEILING = 0.7
-P99_VS_OPENBAO = 2.0
-RESOLVE_VS_READ = 0.5
+# Targets of issue 20, against OpenBao on raft storage with a file audit device (checked, not
+# asserted, in the summary).
+READ_VS_RAFT = 1.5
+WRITE_VS_RAFT = 1.0
+LIST_VS_RAFT = 1.0
+RESOLVE_VS_RAFT_READS = 10.0
 WORKER_RSS_MIB = 150.0
+GROWTH = {"read_by_id": 1.2, "read_by_path": 1.2, "write_version": 1.2, "list_page_100": 1.5}
+SERVICES = ("ours", "before")
+OPENBAOS = ("bao-dev", "bao-raft")
+DERIVED_LIST = "list_then_metadata_100"
 
 
 def machine() -> dict[str, Any]:
@@ -53,40 +58,89 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
-def _ratio(ours: float, theirs: float | None) -> str:
-    return f"{ours / theirs:.2f}" if theirs else "-"
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours and theirs else "-"
 
 
-def _cells(measured: Measured | None) -> list[str]:
-    if measured is None:
-        return ["n/a", "", "", ""]
-    return [
-        f"{measured.requests_per_second:,.0f}",
-        f"{measured.p50_ms:.1f}",
-        f"{measured.p99_ms:.1f}",
-        str(measured.errors),
-    ]
+def rows_of(measured: dict[str, dict[str, Measured]]) -> dict[str, dict[str, float]]:
+    """Requests per second by workload and target, with the derived rows: OpenBao's list
+    followed by 100 metadata reads (the time of one LIST plus 100 reads, at the measured rates)
+    and its resolution of 40 values one read at a time (reads by path per second / 40)."""
+    rows = {
+        name: {target: result.requests_per_second for target, result in results.items()}
+        for name, results in measured.items()
+        if name != "metadata_read"
+    }
+    lists, metadata = measured.get("list_page_100", {}), measured.get("metadata_read", {})
+    if lists:
+        derived = {name: lists[name].requests_per_second for name in SERVICES if name in lists}
+        for bao in OPENBAOS:
+            if bao in lists and bao in metadata:
+                seconds = 1 / lists[bao].requests_per_second
+                seconds += 100 / metadata[bao].requests_per_second
+                derived[bao] = 1 / seconds
+        rows[DERIVED_LIST] = derived
+    reads = measured.get("read_by_path", {})
+    if "resolve_40" in rows:
+        for bao in OPENBAOS:
+            if bao in reads:
+                rows["resolve_40"][bao] = reads[bao].requests_per_second / 40
+    return rows
 
 
-def table(workloads: dict[str, dict[str, Measured]]) -> str:
-    header = [
-        "workload",
-        "ours req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "OpenBao req/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "ours/OpenBao",
-    ]
-    rows = [header]
-    for name, measured in workloads.items():
-        ours, bao = measured["ours"], measured.get("openbao")
-        ratio = _ratio(ours.requests_per_second, bao.requests_per_second if bao else None)
-        rows.append([name, *_cells(ours), *_cells(bao), ratio])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+def table(measured: dict[str, dict[str, Measured]]) -> str:
+    """One size: req/s of every target, p99 of ours and OpenBao raft's, and the ratios."""
+    rows = rows_of(measured)
+    present = {target for results in rows.values() for target in results}
+    before = "before" in present
+    header = ["workload", "ours req/s", "p50", "p99"]
+    if before:
+        header += ["before req/s", "ours/before"]
+    header += ["bao-dev req/s", "bao-raft req/s", "raft p99", "ours/dev", "ours/raft"]
+    lines = [header]
+    for name, figures in rows.items():
+        result = measured.get(name, {})
+        ours = figures.get("ours")
+        row = [
+            name,
+            _number(ours),
+            _latency(result.get("ours"), "p50"),
+            _latency(result.get("ours"), "p99"),
+        ]
+        if before:
+            row += [_number(figures.get("before")), _ratio(ours, figures.get("before"))]
+        raft = (
+            result.get("bao-raft")
+            if name in ("read_by_id", "read_by_path", "write_version", "list_page_100")
+            else None
+        )
+        row += [
+            _number(figures.get("bao-dev")),
+            _number(figures.get("bao-raft")),
+            _latency(raft, "p99"),
+            _ratio(ours, figures.get("bao-dev")),
+            _ratio(ours, figures.get("bao-raft")),
+        ]
+        if "ceiling" in figures:
+            row[0] += f" (ceiling {figures['ceiling']:,.0f})"
+        lines.append(row)
+    return _aligned(lines)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _latency(result: Measured | None, which: str) -> str:
+    if result is None:
+        return "-"
+    return f"{getattr(result, which + '_ms'):.1f}"
+
+
+def _aligned(rows: list[list[str]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [
         " | ".join(
             cell.ljust(width) if column == 0 else cell.rjust(width)
@@ -98,41 +152,104 @@ def table(workloads: dict[str, dict[str, Measured]]) -> str:
     return "\n".join(lines)
 
 
-def summary_lines(
-    workloads: dict[str, dict[str, Measured]],
-    worker_rss: list[float],
+def growth_table(by_size: dict[int, dict[str, dict[str, Measured]]]) -> str:
+    """Each workload's req/s at each size, and its ratio to the smallest size's, for ours and
+    OpenBao raft (a ratio below 1 is slower than at the smallest size)."""
+    sizes = sorted(by_size)
+    rows_by_size = {size: rows_of(by_size[size]) for size in sizes}
+    header = ["workload", "target", *(f"{size:,}" for size in sizes)]
+    lines = [header]
+    for name in rows_by_size[sizes[0]]:
+        for target in ("ours", "bao-raft"):
+            first = rows_by_size[sizes[0]][name].get(target)
+            if first is None:
+                continue
+            cells = []
+            for size in sizes:
+                value = rows_by_size[size].get(name, {}).get(target)
+                cells.append("-" if value is None else f"{_number(value)} ({value / first:.2f})")
+            lines.append([name, target, *cells])
+    return _aligned(lines)
+
+
+def memory_table(memories: dict[int, dict[str, Any]]) -> str:
+    sizes = sorted(memories)
+    keys = (
+        [key for key in memories[sizes[0]] if key != "ceiling_workers"]
+        if memories[sizes[0]]
+        else []
+    )
+    lines = [["RSS MiB after read_by_id", *(f"{size:,}" for size in sizes)]]
+    for key in keys:
+        cells = []
+        for size in sizes:
+            value = memories[size].get(key)
+            if isinstance(value, list):
+                cells.append("/".join(f"{item:.0f}" for item in value) or "-")
+            else:
+                cells.append("-" if value is None else f"{value:.0f}")
+        lines.append([key, *cells])
+    return _aligned(lines)
+
+
+def render(
+    by_size: dict[int, dict[str, dict[str, Measured]]],
+    memories: dict[int, dict[str, Any]],
     batches: list[BatchResult],
 ) -> list[str]:
-    read = workloads["read_by_id"]
-    ours, bao, ceiling = read["ours"], read["openbao"], read["ceiling"]
-    lines = [
-        f"framework ceiling (constant JSON, same server setup): "
-        f"{ceiling.requests_per_second:,.0f} req/s, p50 {ceiling.p50_ms:.1f} ms, "
-        f"p99 {ceiling.p99_ms:.1f} ms; read_by_id ours/ceiling = "
-        f"{_ratio(ours.requests_per_second, ceiling.requests_per_second)}",
-        _check(
-            "read_by_id ours/OpenBao",
-            ours.requests_per_second / bao.requests_per_second,
-            READ_VS_OPENBAO,
-        ),
-        _check(
-            "read_by_id ours/ceiling",
-            ours.requests_per_second / ceiling.requests_per_second,
-            READ_VS_CEILING,
-        ),
-        _check("read_by_id p99 ours/OpenBao", ours.p99_ms / bao.p99_ms, P99_VS_OPENBAO, most=True),
-    ]
-    if "resolve_40" in workloads:
-        resolve = workloads["resolve_40"]["ours"].requests_per_second
-        lines.append(
-            _check("resolve_40 / read_by_id", resolve / ours.requests_per_second, RESOLVE_VS_READ)
-        )
-    if worker_rss:
-        rss = ", ".join(f"{value:.0f}" for value in worker_rss)
-        lines.append(
-            _check("worker RSS after read_by_id, MiB", max(worker_rss), WORKER_RSS_MIB, most=True)
-            + f" (each: {rss})"
-        )
+    lines: list[str] = []
+    for size, measured in by_size.items():
+        lines += [f"## {size:,} secrets x 3 versions", table(measured), ""]
+    if len(by_size) > 1:
+        lines += ["## req/s against size (ratio to the smallest size)", growth_table(by_size), ""]
+    if any(memories.values()):
+        lines += [memory_table(memories), ""]
+    lines += summary_lines(by_size, memories, batches)
+    return lines
+
+
+def summary_lines(
+    by_size: dict[int, dict[str, dict[str, Measured]]],
+    memories: dict[int, dict[str, Any]],
+    batches: list[BatchResult],
+) -> list[str]:
+    """Issue 20's targets at each size, against OpenBao raft + file audit."""
+    lines = []
+    first_rows = rows_of(by_size[min(by_size)]) if by_size else {}
+    for size, measured in by_size.items():
+        rows = rows_of(measured)
+        checks = []
+        for name in ("read_by_id", "read_by_path"):
+            if "bao-raft" in rows.get(name, {}):
+                checks.append(
+                    _check(
+                        f"{name} ours/raft",
+                        rows[name]["ours"] / rows[name]["bao-raft"],
+                        READ_VS_RAFT,
+                    )
+                )
+                ours, raft = measured[name]["ours"], measured[name]["bao-raft"]
+                checks.append(
+                    _check(f"{name} p99 ours/raft", ours.p99_ms / raft.p99_ms, 1.0, most=True)
+                )
+        for name, target in (("write_version", WRITE_VS_RAFT), ("list_page_100", LIST_VS_RAFT)):
+            if "bao-raft" in rows.get(name, {}):
+                checks.append(
+                    _check(f"{name} ours/raft", rows[name]["ours"] / rows[name]["bao-raft"], target)
+                )
+        if "bao-raft" in rows.get("resolve_40", {}):
+            value = rows["resolve_40"]["ours"] / rows["resolve_40"]["bao-raft"]
+            checks.append(_check("resolve_40 ours/(raft reads/40)", value, RESOLVE_VS_RAFT_READS))
+        for name, bound in GROWTH.items():
+            if size != min(by_size) and "ours" in rows.get(name, {}) and name in first_rows:
+                slower = first_rows[name]["ours"] / rows[name]["ours"]
+                checks.append(
+                    _check(f"{name} slowdown vs {min(by_size):,}", slower, bound, most=True)
+                )
+        workers = memories.get(size, {}).get("ours_workers") or []
+        if workers:
+            checks.append(_check("worker RSS MiB", max(workers), WORKER_RSS_MIB, most=True))
+        lines.append(f"targets at {size:,}: " + "; ".join(checks))
     for batch in batches:
         if batch.status != "ok":
             took = f" after {batch.seconds:.1f} s" if batch.seconds is not None else ""
@@ -148,10 +265,12 @@ def summary_lines(
     return lines
 
 
-def _check(what: str, value: float, target: float, most: bool = False) -> str:
+def _check(what: str, value: float | None, target: float, most: bool = False) -> str:
+    if value is None:
+        return f"{what}: -"
     met = value <= target if most else value >= target
     bound = "<=" if most else ">="
-    return f"{what}: {value:.2f} (target {bound} {target:g}: {'met' if met else 'NOT met'})"
+    return f"{what} {value:.2f} ({bound} {target:g}: {'met' if met else 'NOT met'})"
 
 
 def write_json(record: dict[str, Any]) -> Path:

@@ -1,19 +1,21 @@
-"""Seeding both servers over their HTTP APIs with the same secrets, and the callers the load
-generator authenticates as: never a root token (which would skip the access checks).
+"""Seeding the servers with the same secrets, and the callers the load generator authenticates
+as: never a root token (which would skip the access checks).
 
 - The service: an admin granted at the machine (`secretctl admin grant`, as a deployment makes
   its first admin) registers the scopes, two service accounts with API tokens (`reader` and
   `editor` at global) and a `reader` binding for the JWT user whose personal scope is the fifth
-  level; the secrets go in over the REST API, 3 versions each.
-- OpenBao: the root token writes the same secrets to KV v2 and issues two tokens whose policies
-  allow reading (and listing), or writing.
+  level; the tree's secrets go in over the REST API, 3 versions each. The bulk scope's secrets
+  (what grows with the run's sizes) go in with the bulk import (`POST /api/v1/imports`, .env
+  files of up to `IMPORT_CHUNK` lines, once per version, strategy `overwrite`).
+- OpenBao: the root token writes the same secrets to KV v2 (parallel requests: it has no bulk
+  write) and issues two tokens whose policies allow reading (and listing), or writing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,6 @@ from benchmarks.servers import (
     JWT_AUDIENCE,
     JWT_ISSUER,
     JWT_KEY_VARIABLE,
-    OPENBAO_ROOT_TOKEN,
     HarnessError,
     secretctl,
 )
@@ -34,6 +35,8 @@ from benchmarks.servers import (
 REQUEST_TIMEOUT = 60.0
 TOKEN_HOURS = 6
 BENCH_ADMIN = "bench-admin"
+IMPORT_CHUNK = 10_000  # lines per .env file of the bulk seeding (the service takes 20,000)
+IMPORT_TIMEOUT = 1800.0
 
 
 class Api:
@@ -87,8 +90,10 @@ class ServiceCallers:
     user: str  # JWT of user:bench-user, reader at global and owner of its personal scope
 
 
-def seed_service(url: str, env: dict[str, str], dataset: Dataset, threads: int) -> ServiceCallers:
-    """Seed the service; fills `dataset.ids` with each secret's id."""
+def seed_service(
+    url: str, env: dict[str, str], dataset: Dataset, threads: int, ids: dict[str, str]
+) -> ServiceCallers:
+    """Seed the service with the tree's secrets; fills `ids` (kv path -> the secret's id)."""
     secretctl(env, "admin", "grant", "--principal", f"user:{BENCH_ADMIN}", "--role", "admin")
     admin_jwt = identity_token(BENCH_ADMIN, env[JWT_KEY_VARIABLE])
     user_jwt = identity_token(BENCH_USER, env[JWT_KEY_VARIABLE])
@@ -119,12 +124,13 @@ def seed_service(url: str, env: dict[str, str], dataset: Dataset, threads: int) 
         secret_id = api.call("POST", "/secrets", 201, json=body)["id"]
         for value in secret.values[1:]:
             api.call("POST", f"/secrets/{secret_id}/versions", 201, json={"value": value})
-        dataset.ids[secret.kv_path] = secret_id
+        ids[secret.kv_path] = secret_id
 
     # The personal scope is made on its first use; two first uses at once race (409).
-    first_personal = next(secret for secret in dataset.secrets if secret.personal)
+    tree = dataset.tree_secrets
+    first_personal = next(secret for secret in tree if secret.personal)
     create(first_personal)
-    rest = [secret for secret in dataset.secrets if secret is not first_personal]
+    rest = [secret for secret in tree if secret is not first_personal]
     in_parallel(create, rest, threads)
     return ServiceCallers(
         admin=admin_jwt,
@@ -134,32 +140,68 @@ def seed_service(url: str, env: dict[str, str], dataset: Dataset, threads: int) 
     )
 
 
+def seed_service_bulk(url: str, admin_token: str, secrets: Sequence[SecretSpec]) -> None:
+    """Import `secrets` (all of one scope, which exists) with the service's bulk import: a
+    .env file per `IMPORT_CHUNK` secrets and version, oldest version first."""
+    if not secrets:
+        return
+    scope = secrets[0].scope
+    session = requests.Session()
+    session.headers.update(bearer(admin_token))
+    form = {"scope_type": scope.type, "scope_id": scope.id, "format": "dotenv"}
+    for version in range(len(secrets[0].values)):
+        for start in range(0, len(secrets), IMPORT_CHUNK):
+            chunk = secrets[start : start + IMPORT_CHUNK]
+            content = "".join(f"{secret.name}={secret.values[version]}\n" for secret in chunk)
+            response = session.post(
+                f"{url}/api/v1/imports",
+                data=form | {"strategy": "overwrite"},
+                files={"file": ("bulk.env", content.encode(), "text/plain")},
+                timeout=IMPORT_TIMEOUT,
+            )
+            if response.status_code != 200:
+                raise HarnessError(
+                    f"bulk import answered {response.status_code}: {response.text[:500]}"
+                )
+
+
 @dataclass(frozen=True)
 class OpenBaoCallers:
-    reader: str  # policy: read secret/data/*, list secret/metadata/*
+    reader: str  # policy: read secret/data/*, list and read secret/metadata/*
     writer: str  # policy: create and update secret/data/*
 
 
 OPENBAO_POLICIES = {
     "bench-read": 'path "secret/data/*" { capabilities = ["read"] }\n'
-    'path "secret/metadata/*" { capabilities = ["list"] }\n',
+    'path "secret/metadata/*" { capabilities = ["list", "read"] }\n',
     "bench-write": 'path "secret/data/*" { capabilities = ["create", "update", "read"] }\n',
 }
 
 
-def seed_openbao(url: str, dataset: Dataset, threads: int) -> OpenBaoCallers:
-    root = Api(f"{url}/v1", {"X-Vault-Token": OPENBAO_ROOT_TOKEN})
+def seed_openbao(
+    url: str, root_token: str, secrets: Sequence[SecretSpec], threads: int
+) -> OpenBaoCallers:
+    """Policies, `secrets` (all their versions) and the two callers' tokens."""
+    root = Api(f"{url}/v1", {"X-Vault-Token": root_token})
     for name, policy in OPENBAO_POLICIES.items():
         root.call("PUT", f"/sys/policies/acl/{name}", 204, json={"policy": policy})
-
-    def write(secret: SecretSpec) -> None:
-        for value in secret.values:
-            root.call("POST", f"/secret/data/{secret.kv_path}", json={"data": {"value": value}})
-
-    in_parallel(write, dataset.secrets, threads)
+    seed_openbao_secrets(url, root_token, secrets, threads)
 
     def token(policy: str) -> str:
         body = {"policies": [policy], "ttl": f"{TOKEN_HOURS}h"}
         return str(root.call("POST", "/auth/token/create", json=body)["auth"]["client_token"])
 
     return OpenBaoCallers(reader=token("bench-read"), writer=token("bench-write"))
+
+
+def seed_openbao_secrets(
+    url: str, root_token: str, secrets: Sequence[SecretSpec], threads: int
+) -> None:
+    """As fast as its API goes: `threads` parallel writers, a version per request."""
+    root = Api(f"{url}/v1", {"X-Vault-Token": root_token})
+
+    def write(secret: SecretSpec) -> None:
+        for value in secret.values:
+            root.call("POST", f"/secret/data/{secret.kv_path}", json={"data": {"value": value}})
+
+    in_parallel(write, secrets, threads)

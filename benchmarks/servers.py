@@ -1,7 +1,8 @@
 # ruff: noqa: S603 - runs this project's own tools with arguments it builds itself
 """The servers a benchmark run starts on loopback ports, each stopped when its block is left:
-PostgreSQL, the service (`secretctl serve`), OpenBao in dev mode with a file audit device, and
-the framework ceiling (a constant JSON endpoint under the same server setup)."""
+PostgreSQL, the service (`secretctl serve`; with `--compare`, another revision's too), OpenBao in
+dev mode and OpenBao on raft storage (each with a file audit device), and the framework ceiling
+(a constant JSON endpoint under the same server setup)."""
 
 from __future__ import annotations
 
@@ -107,27 +108,34 @@ def _wait_until_healthy(process: Process, url: str) -> None:
 
 
 @contextmanager
-def postgres_database(external_url: str | None, durable: bool) -> Iterator[str]:
-    """A database for the service: the given URL, or a new one on a throwaway cluster."""
+def postgres_databases(
+    external_url: str | None, durable: bool, count: int = 1
+) -> Iterator[list[str]]:
+    """`count` databases for the service (one per revision served): the given URL (one only),
+    or new ones on a throwaway cluster."""
     if external_url:
-        yield external_url
+        if count != 1:
+            raise HarnessError("--compare needs a throwaway cluster: leave --database-url out")
+        yield [external_url]
         return
     # A deployment keeps PostgreSQL's durable defaults; `durable=False` is the tests' setup.
     with throwaway_postgres(() if durable else NO_DURABILITY) as server_url:
+        names = ["secrets_bench", *(f"secrets_bench_{n}" for n in range(2, count + 1))]
         admin = create_engine_from_url(server_url).execution_options(isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as connection:
-                connection.execute(text("CREATE DATABASE secrets_bench"))
+                for name in names:
+                    connection.execute(text(f"CREATE DATABASE {name}"))
         finally:
             admin.dispose()
-        yield make_url(server_url).set(database="secrets_bench").render_as_string(False)
+        yield [make_url(server_url).set(database=name).render_as_string(False) for name in names]
 
 
 # -- the service ------------------------------------------------------------------------------
 
 
 def service_environment(
-    database_url: str, workdir: Path, port: int, workers: int
+    database_url: str, workdir: Path, port: int, workers: int, name: str = "ours"
 ) -> dict[str, str]:
     """`secretctl serve` as deployed: production mode, PostgreSQL, JWTs of an identity provider
     (HS256 shared key), the key-encryption key from the environment, INFO logs."""
@@ -135,7 +143,7 @@ def service_environment(
     return inherited | {
         "SECRETS_MODE": "production",
         "SECRETS_DATABASE_URL": database_url,
-        "SECRETS_DATA_DIR": str(workdir / "service-data"),
+        "SECRETS_DATA_DIR": str(workdir / f"service-data-{name}"),
         "SECRETS_HOST": "127.0.0.1",
         "SECRETS_PORT": str(port),
         "SECRETS_WORKERS": str(workers),
@@ -149,17 +157,24 @@ def service_environment(
 
 
 @contextmanager
-def service(env: dict[str, str], workdir: Path) -> Iterator[Process]:
-    """`secretctl serve`: migrations, then the server (the process is its main process)."""
+def service(
+    env: dict[str, str], workdir: Path, *, name: str = "ours", checkout: Path | None = None
+) -> Iterator[Process]:
+    """`secretctl serve`: migrations, then the server (the process is its main process).
+
+    With `checkout` (another revision's work tree, `--compare`), the same `.venv` runs that
+    tree's code: `PYTHONPATH` puts it before the editable install of this one."""
     port = int(env["SECRETS_PORT"])
+    if checkout is not None:
+        env = env | {"PYTHONPATH": str(checkout)}
     with running(
-        "secretctl serve",
+        f"secretctl serve ({name})",
         [str(BIN / "secretctl"), "serve"],
         port=port,
         health_path="/healthz",
-        log_path=workdir / "service.log",
+        log_path=workdir / f"service-{name}.log",
         env=env,
-        cwd=workdir,
+        cwd=checkout or workdir,
     ) as process:
         yield process
 
@@ -200,8 +215,8 @@ def ceiling(workers: int, workdir: Path) -> Iterator[Process]:
 # -- OpenBao ----------------------------------------------------------------------------------
 
 
-OPENBAO_CONFIG = """\
-# OpenBao 2 accepts audit devices only from its configuration.
+OPENBAO_AUDIT = """\
+# OpenBao 2 accepts audit devices only from its configuration (`bao audit enable` is refused).
 audit "file" "bench" {{
   description = "benchmark: every request and response as a JSON line"
   options {{
@@ -210,13 +225,46 @@ audit "file" "bench" {{
 }}
 """
 
+OPENBAO_RAFT = """\
+storage "raft" {{
+  path    = "{data}"
+  node_id = "bench"
+}}
+listener "tcp" {{
+  address     = "127.0.0.1:{port}"
+  tls_disable = true
+}}
+api_addr      = "http://127.0.0.1:{port}"
+cluster_addr  = "http://127.0.0.1:{cluster_port}"
+disable_mlock = true
+"""
+
+
+@dataclass
+class OpenBao:
+    """A running OpenBao: its process, the token that seeds it, where its audit device writes."""
+
+    label: str  # "bao-dev" or "bao-raft"
+    process: Process
+    root_token: str
+    audit_log: Path
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
 
 @contextmanager
-def openbao(workdir: Path) -> Iterator[Process]:
+def openbao(workdir: Path) -> Iterator[OpenBao]:
     """`bao server -dev` (in-memory storage, KV v2 at `secret/`) with a file audit device."""
     port = free_port()
-    config = workdir / "openbao.hcl"
-    config.write_text(OPENBAO_CONFIG.format(path=openbao_audit_log(workdir)))
+    config = workdir / "openbao-dev.hcl"
+    audit_log = workdir / "openbao-dev-audit.log"
+    config.write_text(OPENBAO_AUDIT.format(path=audit_log))
     command = [
         str(BIN / "bao"),
         "server",
@@ -227,18 +275,78 @@ def openbao(workdir: Path) -> Iterator[Process]:
         f"-config={config}",
     ]
     with running(
-        "OpenBao",
+        "OpenBao dev",
         command,
         port=port,
         health_path="/v1/sys/health",
-        log_path=workdir / "openbao.log",
+        log_path=workdir / "openbao-dev.log",
         cwd=workdir,
     ) as process:
-        yield process
+        yield OpenBao("bao-dev", process, OPENBAO_ROOT_TOKEN, audit_log)
 
 
-def openbao_audit_log(workdir: Path) -> Path:
-    return workdir / "openbao-audit.log"
+@contextmanager
+def openbao_raft(workdir: Path) -> Iterator[OpenBao]:
+    """OpenBao as production runs it: integrated storage (raft) on disk, initialised with one
+    key share, unsealed by the harness, a file audit device, KV v2 mounted at `secret/`."""
+    port, cluster_port = free_port(), free_port()
+    data = workdir / "openbao-raft-data"
+    data.mkdir()
+    audit_log = workdir / "openbao-raft-audit.log"
+    config = workdir / "openbao-raft.hcl"
+    config.write_text(
+        OPENBAO_RAFT.format(data=data, port=port, cluster_port=cluster_port)
+        + OPENBAO_AUDIT.format(path=audit_log)
+    )
+    with running(
+        "OpenBao raft",
+        [str(BIN / "bao"), "server", f"-config={config}"],
+        port=port,
+        # Uninitialised and sealed it answers 501: any answer means it listens.
+        health_path="/v1/sys/health?uninitcode=200&sealedcode=200&standbycode=200",
+        log_path=workdir / "openbao-raft.log",
+        cwd=workdir,
+    ) as process:
+        base = process.url + "/v1"
+        init = requests.put(
+            f"{base}/sys/init", json={"secret_shares": 1, "secret_threshold": 1}, timeout=60
+        )
+        if init.status_code != 200:
+            raise HarnessError(f"OpenBao raft: init answered {init.status_code}: {init.text}")
+        keys = init.json()
+        unseal = requests.put(
+            f"{base}/sys/unseal", json={"key": keys["keys_base64"][0]}, timeout=60
+        )
+        if unseal.status_code != 200 or unseal.json().get("sealed", True):
+            raise HarnessError(f"OpenBao raft: unseal answered {unseal.status_code}")
+        _wait_until_healthy(process, f"{base}/sys/health")  # 200: unsealed and active
+        token = str(keys["root_token"])
+        mount = requests.post(
+            f"{base}/sys/mounts/secret",
+            json={"type": "kv", "options": {"version": "2"}},
+            headers={"X-Vault-Token": token},
+            timeout=60,
+        )
+        if mount.status_code not in (200, 204):
+            raise HarnessError(f"OpenBao raft: mounting KV v2 answered {mount.status_code}")
+        _wait_for_kv(base, token)
+        yield OpenBao("bao-raft", process, token, audit_log)
+
+
+def _wait_for_kv(base: str, token: str) -> None:
+    """A new KV v2 mount refuses writes while it sets itself up."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = requests.post(
+            f"{base}/secret/data/bench-ready",
+            json={"data": {"ready": "yes"}},
+            headers={"X-Vault-Token": token},
+            timeout=10,
+        )
+        if answer.status_code == 200:
+            return
+        time.sleep(0.2)
+    raise HarnessError("OpenBao raft: the KV v2 mount did not accept a write in time")
 
 
 def openbao_version() -> str:

@@ -1,9 +1,16 @@
 # ruff: noqa: S311 - a reproducible order of requests, not security
 """The HTTP workloads: for each, the service's requests and OpenBao's nearest equivalent.
 
+Targets are named: `ours` (this checkout), `before` (another revision, `--compare`), `bao-dev`
+(OpenBao's development server: in memory), `bao-raft` (OpenBao on raft storage, on disk) and
+`ceiling` (a constant JSON answer under the service's server setup).
+
 OpenBao's KV v2 has one read, by path, so both of the service's reads (by id, by scope path and
-name) are compared with it; its list answers the names under a path (no metadata, no pages);
-it has no resolution of a context, so that workload has no OpenBao side.
+name) are compared with it. Its list (`LIST …/metadata/<scope>?limit=100&after=<key>`) answers
+names only; the service's page holds each secret's metadata, so OpenBao's closest equivalent is
+that LIST and a metadata read for each of the 100 names: `metadata_read` measures the latter, and
+the report derives the pair (`list_then_metadata_100`). It has no resolution of a context: the
+report sets it against OpenBao serving the same 40 values one read at a time (reads/s ÷ 40).
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -23,124 +31,158 @@ from benchmarks.servers import HarnessError
 
 LIST_PAGE_SIZE = 100
 JSON = {"Content-Type": "application/json"}
+# The workloads `--compare` runs on both revisions (issue 15's "before and after").
+COMPARED = ("read_by_id", "read_by_path", "resolve_40", "list_page_100", "write_version")
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
     description: str
-    ours: Target
-    openbao: Target | None
-    ceiling: Target | None = None
+    targets: list[Target]
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    name: str  # "ours" or "before"
+    url: str
+    callers: ServiceCallers
+    ids: dict[str, str]  # kv path -> the secret's id on this server
+
+
+@dataclass(frozen=True)
+class OpenBaoEndpoint:
+    name: str  # "bao-dev" or "bao-raft"
+    url: str
+    callers: OpenBaoCallers
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    service: str
-    openbao: str
-    ceiling: str
-    service_callers: ServiceCallers
-    openbao_callers: OpenBaoCallers
+    services: list[ServiceEndpoint]
+    openbaos: list[OpenBaoEndpoint]
+    ceiling: str | None = None
+    compared: tuple[str, ...] = field(default=COMPARED)
 
 
 def build_workloads(endpoints: Endpoints, dataset: Dataset, seed: int = 11) -> list[Workload]:
-    """Reads first, writes last: the reads then check the values the seeding wrote."""
+    """Reads first, writes last. Writes never touch the secret the reads check, so reads at a
+    later size still find its seeded value."""
     rng = random.Random(seed)
     shared = dataset.shared_secrets
     rng.shuffle(shared)
-    ours, bao = endpoints.service_callers, endpoints.openbao_callers
-    service_reader = bearer(ours.reader)
-    bao_reader = {"X-Vault-Token": bao.reader}
-
-    def bao_read() -> Target:
-        return Target(
-            "openbao",
-            endpoints.openbao,
-            bao_reader,
-            [Request("GET", f"/v1/secret/data/{secret.kv_path}") for secret in shared],
-            check=expect_value(lambda body: body["data"]["data"]["value"], shared[0]),
-        )
-
-    by_id = [Request("GET", f"/api/v1/secrets/{dataset.ids[s.kv_path]}/value") for s in shared]
-    by_path = [
-        Request("GET", f"/api/v1/scopes/{s.scope.type}/{s.scope.id}/secrets/{s.name}/value")
-        for s in shared
-    ]
-    pages = -(-len(dataset.bulk_secrets) // LIST_PAGE_SIZE)
+    checked, written = shared[0], shared[1:]
     bulk = dataset.bulk
-    lists = [
-        Request(
-            "GET",
-            f"/api/v1/secrets?scope_type={bulk.type}&scope_id={bulk.id}"
-            f"&page={page}&page_size={LIST_PAGE_SIZE}",
-        )
-        for page in range(1, pages + 1)
-    ]
-    contexts = [
-        Request("GET", f"/api/v1/resolve?project={quote(project.id)}&include_values=true")
-        for project in dataset.projects
-    ]
-    writes = [
-        Request(
-            "POST",
-            f"/api/v1/secrets/{dataset.ids[s.kv_path]}/versions",
-            json.dumps({"value": f"{s.values[-1]}-written"}),
-        )
-        for s in shared
-    ]
-    bao_writes = [
-        Request(
-            "POST",
-            f"/v1/secret/data/{s.kv_path}",
-            json.dumps({"data": {"value": f"{s.values[-1]}-written"}}),
-        )
-        for s in shared
-    ]
-    read_value = expect_value(lambda body: body["value"], shared[0])
-    return [
-        Workload(
-            "read_by_id",
-            "GET a secret's current value by id (service account token, reader at global)",
-            Target("ours", endpoints.service, service_reader, by_id, check=read_value),
-            bao_read(),
-            Target("ceiling", endpoints.ceiling, {}, [Request("GET", "/ceiling")]),
-        ),
-        Workload(
-            "read_by_path",
-            "GET a value by scope path and name",
-            Target("ours", endpoints.service, service_reader, by_path, check=read_value),
-            bao_read(),
-        ),
-        Workload(
-            "resolve_40",
-            f"GET the {EFFECTIVE_PER_CONTEXT} effective secrets (with values) of a project "
-            "context over 5 levels (JWT user, reader at global, own personal scope)",
-            Target("ours", endpoints.service, bearer(ours.user), contexts, check=resolved_all),
-            None,
-        ),
-        Workload(
-            "list_page_100",
-            f"GET a page of {LIST_PAGE_SIZE} secrets' metadata of one scope "
-            "(OpenBao: LIST the names under the scope's path)",
-            Target("ours", endpoints.service, service_reader, lists, check=listed_a_page),
-            Target(
-                "openbao",
-                endpoints.openbao,
-                bao_reader,
-                [Request("GET", f"/v1/secret/metadata/{bulk.kv_path}?list=true")],
-            ),
-        ),
-        Workload(
-            "write_version",
-            "POST a new version of a secret (service account token, editor at global)",
-            Target("ours", endpoints.service, bearer(ours.writer) | JSON, writes, status=201),
-            Target("openbao", endpoints.openbao, {"X-Vault-Token": bao.writer} | JSON, bao_writes),
-        ),
-    ]
+    bulk_names = sorted(secret.name for secret in dataset.bulk_secrets)
+    pages = len(bulk_names) // LIST_PAGE_SIZE  # full pages only
+    read_value = expect_value(lambda body: body["value"], checked)
+    bao_value = expect_value(lambda body: body["data"]["data"]["value"], checked)
+
+    def ours(service: ServiceEndpoint, workload: str) -> Target | None:
+        if service.name != "ours" and workload not in endpoints.compared:
+            return None
+        reader = bearer(service.callers.reader)
+        ids = service.ids
+        if workload == "read_by_id":
+            calls = [Request("GET", f"/api/v1/secrets/{ids[s.kv_path]}/value") for s in shared]
+            return Target(service.name, service.url, reader, calls, check=read_value)
+        if workload == "read_by_path":
+            calls = [
+                Request("GET", f"/api/v1/scopes/{s.scope.type}/{s.scope.id}/secrets/{s.name}/value")
+                for s in shared
+            ]
+            return Target(service.name, service.url, reader, calls, check=read_value)
+        if workload == "resolve_40":
+            calls = [
+                Request("GET", f"/api/v1/resolve?project={quote(project.id)}&include_values=true")
+                for project in dataset.projects
+            ]
+            user = bearer(service.callers.user)
+            return Target(service.name, service.url, user, calls, check=resolved_all)
+        if workload == "list_page_100":
+            calls = [
+                Request(
+                    "GET",
+                    f"/api/v1/secrets?scope_type={bulk.type}&scope_id={bulk.id}"
+                    f"&page={page}&page_size={LIST_PAGE_SIZE}",
+                )
+                for page in range(1, pages + 1)
+            ]
+            return Target(service.name, service.url, reader, calls, check=listed_a_page)
+        if workload == "write_version":
+            calls = [
+                Request(
+                    "POST",
+                    f"/api/v1/secrets/{ids[s.kv_path]}/versions",
+                    json.dumps({"value": f"{s.values[-1]}-written"}),
+                )
+                for s in written
+            ]
+            writer = bearer(service.callers.writer) | JSON
+            return Target(service.name, service.url, writer, calls, status=201)
+        return None
+
+    def bao(server: OpenBaoEndpoint, workload: str) -> Target | None:
+        reader = {"X-Vault-Token": server.callers.reader}
+        if workload in ("read_by_id", "read_by_path"):
+            calls = [Request("GET", f"/v1/secret/data/{s.kv_path}") for s in shared]
+            return Target(server.name, server.url, reader, calls, check=bao_value)
+        if workload == "list_page_100":
+            afters = ["", *bulk_names[LIST_PAGE_SIZE - 1 :: LIST_PAGE_SIZE]][:pages]
+            calls = [
+                Request(
+                    "GET",
+                    f"/v1/secret/metadata/{bulk.kv_path}?list=true&limit={LIST_PAGE_SIZE}"
+                    + (f"&after={after}" if after else ""),
+                )
+                for after in afters
+            ]
+            return Target(server.name, server.url, reader, calls, check=bao_listed_a_page)
+        if workload == "metadata_read":
+            calls = [
+                Request("GET", f"/v1/secret/metadata/{bulk.kv_path}/{name}") for name in bulk_names
+            ]
+            return Target(server.name, server.url, reader, calls)
+        if workload == "write_version":
+            calls = [
+                Request(
+                    "POST",
+                    f"/v1/secret/data/{s.kv_path}",
+                    json.dumps({"data": {"value": f"{s.values[-1]}-written"}}),
+                )
+                for s in written
+            ]
+            writer = {"X-Vault-Token": server.callers.writer} | JSON
+            return Target(server.name, server.url, writer, calls)
+        return None
+
+    descriptions = {
+        "read_by_id": "GET a secret's current value by id (service account token, reader at "
+        "global); OpenBao: GET secret/data/<path>",
+        "read_by_path": "GET a value by scope path and name; OpenBao: the same GET",
+        "resolve_40": f"GET the {EFFECTIVE_PER_CONTEXT} effective secrets (with values) of a "
+        "project context over 5 levels (JWT user, reader at global, own personal scope)",
+        "list_page_100": f"GET a page of {LIST_PAGE_SIZE} secrets' metadata of one scope; "
+        f"OpenBao: LIST {LIST_PAGE_SIZE} names (limit/after)",
+        "metadata_read": "OpenBao only: GET secret/metadata/<path> of a bulk secret (with its "
+        "LIST, the equivalent of a page of ours)",
+        "write_version": "POST a new version of a secret (service account token, editor at "
+        "global); OpenBao: POST secret/data/<path>",
+    }
+    workloads = []
+    for name, description in descriptions.items():
+        targets = [ours(service, name) for service in endpoints.services]
+        targets += [bao(server, name) for server in endpoints.openbaos]
+        if name == "read_by_id" and endpoints.ceiling:
+            targets.append(Target("ceiling", endpoints.ceiling, {}, [Request("GET", "/ceiling")]))
+        present = [target for target in targets if target is not None]
+        if present:
+            workloads.append(Workload(name, description, present))
+    return workloads
 
 
 def expect_value(
-    value_of: Callable[[dict], str], secret: SecretSpec
+    value_of: Callable[[dict[str, Any]], str], secret: SecretSpec
 ) -> Callable[[requests.Response], None]:
     def check(response: requests.Response) -> None:
         if value_of(response.json()) != secret.values[-1]:
@@ -161,3 +203,8 @@ def resolved_all(response: requests.Response) -> None:
 def listed_a_page(response: requests.Response) -> None:
     if len(response.json()["items"]) != LIST_PAGE_SIZE:
         raise HarnessError("the list page is not full")
+
+
+def bao_listed_a_page(response: requests.Response) -> None:
+    if len(response.json()["data"]["keys"]) != LIST_PAGE_SIZE:
+        raise HarnessError("OpenBao's LIST page is not full")
