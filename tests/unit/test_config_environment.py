@@ -18,7 +18,8 @@ from marshmallow import Schema, fields
 
 from adapters.identity import JwtAuthenticator
 from core.domain.errors import ConfigurationError
-from entrypoints.config import ListSetting, Settings, _SettingsSchema, load_settings
+from entrypoints.config import Settings, load_settings
+from entrypoints.config_schema import ListSetting, SettingsSchema
 from entrypoints.container import Container, check_configured
 from entrypoints.http.app import create_app
 from plugins import vault_backend
@@ -161,7 +162,7 @@ def list_keys(schema: Schema, prefix: str = "") -> set[str]:
 
 
 def test_every_list_valued_key_is_declared_and_tested_from_the_environment() -> None:
-    declared = list_keys(_SettingsSchema())
+    declared = list_keys(SettingsSchema())
     tested = {
         ".".join("*" if part == "db" else part for part in variable[8:].lower().split("__"))
         for variable, *_ in LISTS
