@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from core.domain.errors import ConfigurationError, InvalidInput
+from core.domain.errors import ConfigurationError
+from core.registry import Registry
 from ports.storage import StorageBackend
 
 
@@ -15,21 +16,17 @@ class BackendRegistry:
                 f"the default backend '{default}' is not a configured backend instance",
                 details={"key": "default_backend"},
             )
-        self._backends = dict(backends)
+        self._backends = Registry(
+            "backend", backends, listed_as="configured", details={"field": "backend"}
+        )
         self.default = default
 
     def get(self, name: str) -> StorageBackend:
-        try:
-            return self._backends[name]
-        except KeyError:
-            raise InvalidInput(
-                f"unknown backend '{name}'; configured: {', '.join(sorted(self._backends))}",
-                details={"field": "backend"},
-            ) from None
+        return self._backends.get(name)
 
     def __iter__(self) -> Iterator[StorageBackend]:
-        return iter(self._backends.values())
+        return iter(self._backends)
 
     def close(self) -> None:
-        for backend in self._backends.values():
+        for backend in self._backends:
             backend.close()

@@ -16,10 +16,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from core.domain.errors import InvalidInput, InvalidSecretValue
+from core.domain.errors import InvalidSecretValue
 from core.domain.secrets import Secret
 from core.domain.values import SecretValue
 from core.policy import MAX_TAG_VALUE, TAG_KEY_PATTERN
+from core.registry import Registry
 from ports.types import FieldProblem, SecretType, TypeCheck
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,17 @@ class TypeRegistry:
     """
 
     def __init__(self, types: Mapping[str, SecretType] | None = None) -> None:
-        self._types = None if types is None else dict(types)
+        self._types = (
+            None if types is None else Registry("secret type", types, details={"field": "type"})
+        )
 
     def __iter__(self) -> Iterator[SecretType]:
-        return iter(() if self._types is None else self._types.values())
+        return iter(() if self._types is None else self._types)
 
     def require(self, name: str) -> None:
         """Refuse a type name no plugin registers (400, naming the field)."""
-        if self._types is not None and name not in self._types:
-            raise InvalidInput(
-                f"unknown secret type '{name}'; known: {', '.join(sorted(self._types))}",
-                details={"field": "type"},
-            )
+        if self._types is not None:
+            self._types.get(name)
 
     def inspect(self, name: str, value: SecretValue) -> TypeCheck:
         """The check of `value` as a `name`, its problems returned rather than raised.
@@ -59,7 +59,7 @@ class TypeRegistry:
         if self._types is None:
             return TypeCheck()
         try:
-            return self._types[name].validate(value)
+            return self._types.get(name).validate(value)
         except Exception as error:
             log.warning("secret type '%s' failed checking a value: %s", name, type(error).__name__)
             return TypeCheck(problems=(FieldProblem("value", "could not be checked"),))
@@ -77,7 +77,7 @@ class TypeRegistry:
             elif name not in self._types:
                 return None
             else:
-                rendered = self._types[name].environment(variable, value)
+                rendered = self._types.get(name).environment(variable, value)
         except Exception as error:
             log.warning("secret type '%s' gave no variables: %s", name, type(error).__name__)
             return None
