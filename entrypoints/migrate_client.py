@@ -115,7 +115,7 @@ def migrate(
       secretctl migrate --resume 6c1f… --take-over
     """
     from core.domain.jobs import JobState
-    from entrypoints.container import new_worker_id
+    from entrypoints.factories import new_worker_id
 
     with operator_container(ctx) as container:
         service = container.migration_service()

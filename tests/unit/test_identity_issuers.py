@@ -18,7 +18,7 @@ from core.domain.errors import ConfigurationError, Unauthenticated
 from core.domain.values import Principal
 from core.service_accounts import ACCOUNT_NAME
 from entrypoints.config import load_settings
-from entrypoints.container import build_jwt_authenticator
+from entrypoints.factories import build_jwt_authenticator
 
 IDP, CLUSTER, CI = "https://idp.test", "https://k8s.test", "https://ci.test"
 AUDIENCE = "secret-management"
