@@ -159,7 +159,6 @@ def signin_page(status: int = 200, message: str | None = None) -> tuple[str, int
         message=message,
         oidc=oidc_settings() is not None,
         development=not settings.production and bool(settings.dev_root_token),
-        expired=getattr(session, "expired", False),
     )
 
 

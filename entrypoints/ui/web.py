@@ -188,6 +188,9 @@ def signed_in(view: View) -> View:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         principal = current_principal()
         if principal is None:
+            if getattr(session, "expired", False):
+                minutes = container().settings().ui["idle_timeout_minutes"]
+                flash(f"Your session ended after {minutes} idle minutes: sign in again.", "info")
             if request.method == "GET":
                 session["next"] = request.full_path if request.query_string else request.path
             return redirect(url_for("ui.signin"))

@@ -82,7 +82,7 @@ def test_root_signs_in_creates_reveals_and_rolls_back(page: Any, console: Consol
     assert PASSWORD in value.inner_text()
     assert "svc-billing" in value.inner_text()
     check_accessibility(page)
-    screenshot(page, "secret-detail")
+    screenshot(page, "secret-revealed")
 
     events = console.api(
         "GET", "/audit/events", params={"secret": secret_id, "action": "secret.read_value"}
@@ -100,6 +100,8 @@ def test_root_signs_in_creates_reveals_and_rolls_back(page: Any, console: Consol
     page.goto(f"{console.url}/ui/secrets/{secret_id}")
     page.get_by_role("button", name="Roll back to version 1").click()
     page.get_by_text("Rolled back: version 3 has version 1's value.").wait_for()
+    check_accessibility(page)
+    screenshot(page, "secret-detail")
     current = console.api("GET", f"/secrets/{secret_id}/value").json()
     assert current["version"] == 3
     assert PASSWORD in current["value"]

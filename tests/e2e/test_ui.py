@@ -1,0 +1,164 @@
+"""The web console's sessions and protections, through Flask's client (the browser tests in
+tests/browser drive the same pages in Chromium): the session cookie's flags and encryption, the
+idle timeout, a revoked token ending the session, CSRF, the console's CSP, `[ui] enabled`."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from entrypoints.config import Settings
+from entrypoints.http.app import create_app
+from entrypoints.ui.web import COOKIE
+from tests.e2e.conftest import TOKEN, ApiClient
+
+
+def csrf(client: FlaskClient, path: str = "/ui/signin") -> str:
+    page = client.get(path)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, token: str = TOKEN) -> Any:
+    return client.post("/ui/signin", data={"token": token, "csrf_token": csrf(client)})
+
+
+def session_cookie(answer: Any) -> str:
+    cookies = [value for value in answer.headers.getlist("Set-Cookie") if value.startswith(COOKIE)]
+    assert len(cookies) == 1, answer.headers
+    return cookies[0]
+
+
+def test_the_session_cookie_is_httponly_lax_scoped_and_encrypted(app: Flask) -> None:
+    client = app.test_client()
+    answer = sign_in(client)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/ui/"
+    cookie = session_cookie(answer)
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Path=/ui" in cookie
+    assert "Secure" not in cookie  # plain HTTP: a Secure cookie would never come back
+    assert TOKEN not in cookie  # the credential is in it, encrypted
+    assert client.get("/ui/scopes").status_code == 200
+
+
+def test_the_session_cookie_is_secure_over_tls(app: Flask) -> None:
+    client = app.test_client()
+    page = client.get("/ui/signin", base_url="https://localhost")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    answer = client.post(
+        "/ui/signin",
+        data={"token": TOKEN, "csrf_token": token},
+        base_url="https://localhost",
+    )
+    assert "Secure" in session_cookie(answer)
+
+
+def test_a_tampered_cookie_is_no_session(app: Flask) -> None:
+    client = app.test_client()
+    sign_in(client)
+    cookie = client.get_cookie(COOKIE, path="/ui")
+    assert cookie is not None
+    client.set_cookie(COOKIE, cookie.value[:-4] + "AAAA", path="/ui")
+    assert client.get("/ui/scopes").headers["Location"] == "/ui/signin"
+
+
+def test_an_idle_session_ends(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = app.test_client()
+    sign_in(client)
+    assert client.get("/ui/scopes").status_code == 200
+    import cryptography.fernet
+
+    now = cryptography.fernet.time.time()
+    idle = app.extensions["container"].settings().ui["idle_timeout_minutes"] * 60
+    monkeypatch.setattr(cryptography.fernet.time, "time", lambda: now + idle + 5)
+    answer = client.get("/ui/scopes")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/ui/signin"
+    assert "Your session ended after" in client.get("/ui/signin").text
+
+
+def test_a_revoked_token_ends_the_session_at_once(app: Flask) -> None:
+    api = ApiClient(app.test_client())
+    api.register_scope("organization", "acme", ("global", "global"))
+    account = api.post(
+        "/service-accounts",
+        json={"name": "deployer", "scope": {"type": "organization", "id": "acme"}},
+    ).json
+    issued = api.post(f"/service-accounts/{account['id']}/tokens", json={}).json
+    client = app.test_client()
+    assert sign_in(client, issued["token"]).status_code == 302
+    assert client.get("/ui/scopes").status_code == 200
+    revoked = api.delete(f"/service-accounts/{account['id']}/tokens/{issued['id']}")
+    assert revoked.status_code == 204
+    assert client.get("/ui/scopes").headers["Location"] == "/ui/signin"
+
+
+def test_a_post_without_a_csrf_token_does_nothing(app: Flask) -> None:
+    client = app.test_client()
+    sign_in(client)
+    form = {"parent": "global/global", "type": "organization", "id": "forged"}
+    answer = client.post("/ui/scopes", data=form)
+    assert answer.status_code == 400
+    answer = client.post("/ui/scopes", data={**form, "csrf_token": "forged"})
+    assert answer.status_code == 400
+    assert ApiClient(app.test_client()).get("/scopes/organization/forged").status_code == 404
+    # with the token it is done: the refusals were the missing token's
+    answer = client.post("/ui/scopes", data={**form, "csrf_token": csrf(client, "/ui/scopes")})
+    assert answer.status_code == 302
+    assert ApiClient(app.test_client()).get("/scopes/organization/forged").status_code == 200
+
+
+def test_a_refused_sign_in_is_counted_and_never_logged(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = app.test_client()
+    wrong = "wrong-token-abcdef0123456789"
+    answer = sign_in(client, wrong)
+    assert answer.status_code == 401
+    assert "That token was not accepted." in answer.text
+    assert wrong not in answer.text
+    assert wrong not in caplog.text
+    assert TOKEN not in caplog.text
+    events = ApiClient(app.test_client()).get("/audit/events?action=auth.authenticate").json
+    assert [event["outcome"] for event in events["items"]] == ["denied"]
+
+
+def test_console_pages_have_a_strict_csp_and_no_cache(app: Flask) -> None:
+    answer = app.test_client().get("/ui/signin")
+    policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in answer.text  # no inline script: only ui.js
+    assert " style=" not in answer.text
+
+
+def test_the_api_keeps_no_session(app: Flask) -> None:
+    client = app.test_client()
+    sign_in(client)
+    answer = client.get("/api/v1/secrets", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    assert "Set-Cookie" not in answer.headers
+
+
+def test_the_console_can_be_turned_off(settings: Settings) -> None:
+    app = create_app(dataclasses.replace(settings, ui={**settings.ui, "enabled": False}))
+    try:
+        client = app.test_client()
+        assert client.get("/ui/signin").status_code == 401  # as any path not served
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/ui/signin", headers=bearer).status_code == 404
+    finally:
+        app.extensions["container"].shutdown_resources()
