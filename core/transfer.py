@@ -44,6 +44,7 @@ from core.domain.paging import PageRequest
 from core.domain.secrets import Secret, SecretFilter, SecretVersion
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
+from core.registry import Registry
 from core.scopes import Placement, place
 from core.services import ValueReader, discard_value
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
@@ -90,28 +91,22 @@ class FormatRegistry:
     """The import/export formats of the installed plugins, by name."""
 
     def __init__(self, formats: Mapping[str, SecretFormat]) -> None:
-        self._formats = dict(formats)
+        self._formats = Registry("format", formats, details={"field": "format"})
 
     def get(self, name: str) -> SecretFormat:
-        try:
-            return self._formats[name]
-        except KeyError:
-            raise InvalidInput(
-                f"unknown format '{name}'; known: {', '.join(sorted(self._formats))}",
-                details={"field": "format"},
-            ) from None
+        return self._formats.get(name)
 
     def for_filename(self, filename: str) -> str | None:
         """The format a file's name suggests (`prod.env`, `.env.local`, `backup.json`)."""
         base = filename.replace("\\", "/").rsplit("/", 1)[-1].lower()
-        for secret_format in self._formats.values():
+        for secret_format in self._formats:
             for extension in secret_format.extensions:
                 if base.endswith(extension) or base.startswith(extension + "."):
                     return secret_format.name
         return None
 
     def __iter__(self) -> Iterator[SecretFormat]:
-        return iter(self._formats.values())
+        return iter(self._formats)
 
 
 @dataclass(frozen=True)
