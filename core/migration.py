@@ -629,7 +629,7 @@ class MigrationService:
         value = self._reader.fetch(secret, record)
         self._policy.check_value(value, run.target.capabilities.max_value_bytes, run.target.name)
         locator = run.target.put(key, value)
-        copy = replace(record, backend=run.target.name, locator=locator)
+        copy = record.relocated(run.target.name, locator)
         try:
             if not self._verified(run.target, key, locator, record.checksum):
                 raise ValueIntegrityError(
@@ -664,13 +664,7 @@ class MigrationService:
                 assert item.target_locator is not None and record is not None
                 uow.secrets.relocate_version(record, run.target.name, item.target_locator)
             backend = run.target.name if current.backend == run.source.name else current.backend
-            switched = replace(
-                current,
-                backend=backend,
-                revision=current.revision + 1,
-                updated_at=now,
-                updated_by=run.actor.id,
-            )
+            switched = current.changed(run.actor, now, backend=backend)
             try:
                 uow.secrets.update(switched, expected_revision=current.revision)
             except PreconditionFailed:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -54,7 +54,7 @@ from core.events import ChangeFeed
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, ValueReader, discard_value, store_value
 from core.types import TypeRegistry, retyped_metadata
-from core.versions import check_revision, load_secret, load_version, touched
+from core.versions import check_revision, load_secret, load_version
 from ports.persistence import UnitOfWork
 from ports.rotation import RotationTarget, Rotator
 from ports.scheduling import CronSchedule
@@ -215,7 +215,7 @@ class RotationService:
                 updated_at=now if existing else None,
                 updated_by=actor.id if existing else None,
             )
-            updated = touched(secret, actor, now)
+            updated = secret.changed(actor, now)
             uow.secrets.update(updated, expected_revision=secret.revision)
             uow.rotations.put(policy)
             attempt.succeed(uow)
@@ -236,7 +236,7 @@ class RotationService:
             check_revision(secret, expected_revision)
             if uow.rotations.get(secret_id) is None:
                 raise NotFound(f"secret {secret_id} has no rotation policy")
-            updated = touched(secret, actor, now)
+            updated = secret.changed(actor, now)
             uow.secrets.update(updated, expected_revision=secret.revision)
             uow.rotations.delete(secret_id)
             attempt.succeed(uow)
@@ -357,17 +357,15 @@ class RotationService:
         since it was read fails it: `PreconditionFailed` if `strict` (If-Match), else `Conflict`."""
         now = self._clock.now()
         number = secret.latest_version + 1
-        record = replace(
-            store_value(backend, self._checksum, secret.id, number, value, actor, now),
-            expires_at=validity.expires_at,
-            not_before=validity.not_before,
-        )
-        prepared = touched(secret, actor, now, pending_version=number, latest_version=number)
+        record = store_value(
+            backend, self._checksum, secret.id, number, value, actor, now
+        ).with_validity(validity)
+        prepared = secret.with_pending_version(number, actor, now)
         try:
             with self._uow_factory() as uow:
                 uow.secrets.update(prepared, expected_revision=secret.revision)
                 if leftover is not None:
-                    uow.secrets.update_version(replace(leftover, state=VersionState.DESTROYED))
+                    uow.secrets.update_version(leftover.with_state(VersionState.DESTROYED))
                 uow.secrets.add_version(record)
                 step = attempt.related(
                     AuditAction.SECRET_ROTATE_PENDING, attempt.event.resource, version=number
@@ -431,13 +429,10 @@ class RotationService:
                         details={"reason": "the secret changed during the rotation"},
                     )
                 replaced = uow.secrets.get_version(secret.id, secret.current_version)
-                promoted = touched(
-                    secret,
+                promoted = secret.with_promoted_version(
+                    pending.version,
                     actor,
                     now,
-                    current_version=pending.version,
-                    previous_version=secret.current_version,
-                    pending_version=None,
                     **retyped_metadata(secret, typed),  # e.g. a certificate's own expiry
                 )
                 try:
@@ -445,7 +440,7 @@ class RotationService:
                 except PreconditionFailed:
                     continue  # another writer moved the secret on: read it again
                 if replaced is not None and replaced.state is VersionState.ENABLED:
-                    uow.secrets.update_version(replace(replaced, disable_at=now + grace))
+                    uow.secrets.update_version(replaced.with_grace_until(now + grace))
                 if policy is not None:
                     next_run = self._schedule.next_run(policy, now) if lease else None
                     uow.rotations.finish_run(
@@ -500,12 +495,12 @@ class RotationService:
                 ):
                     try:
                         uow.secrets.update(
-                            touched(current, actor, now, pending_version=None),
+                            current.without_pending(actor, now),
                             expected_revision=current.revision,
                         )
                     except PreconditionFailed:
                         continue
-                    uow.secrets.update_version(replace(pending, state=VersionState.DESTROYED))
+                    uow.secrets.update_version(pending.with_state(VersionState.DESTROYED))
                     step = attempt.related(
                         AuditAction.SECRET_ROTATE_ABANDON,
                         attempt.event.resource,

@@ -22,10 +22,8 @@ from core.domain.access import Action, RoleBinding, Target
 from core.domain.audit import AuditAction
 from core.domain.errors import (
     Conflict,
-    Expired,
     InvalidInput,
     NotFound,
-    NotYetValid,
     PreconditionFailed,
     ServiceError,
     ValueIntegrityError,
@@ -194,31 +192,7 @@ class ValueReader:
         return value
 
     def check_servable(self, secret: Secret, record: SecretVersion) -> None:
-        now = self._clock.now()
-        if record.state is not VersionState.ENABLED:
-            raise VersionUnavailable(
-                f"version {record.version} of secret {secret.id} is {record.state.value}",
-                details={"version": record.version, "state": record.state.value},
-            )
-        if record.disable_at is not None and now >= record.disable_at:
-            # Its grace period is over; the worker marks it disabled on its next pass.
-            raise VersionUnavailable(
-                f"version {record.version} of secret {secret.id} was replaced by a rotation; "
-                f"its grace period ended at {record.disable_at.isoformat()}",
-                details={"version": record.version, "state": VersionState.DISABLED.value},
-            )
-        for expires_at in (secret.expires_at, record.expires_at):
-            if expires_at is not None and now >= expires_at:
-                raise Expired(
-                    f"secret {secret.id} expired at {expires_at.isoformat()}",
-                    details={"expires_at": expires_at.isoformat()},
-                )
-        for not_before in (secret.not_before, record.not_before):
-            if not_before is not None and now < not_before:
-                raise NotYetValid(
-                    f"secret {secret.id} is not valid before {not_before.isoformat()}",
-                    details={"not_before": not_before.isoformat()},
-                )
+        record.check_servable(secret, self._clock.now())
 
 
 class SecretService:
@@ -649,15 +623,8 @@ class SecretService:
                     record = record or self._version(backend, secret, value, actor, validity)
                     if record.version != secret.latest_version + 1:
                         raise PreconditionFailed("another writer took the version number")
-                    updated = replace(
-                        secret,
-                        current_version=record.version,
-                        latest_version=record.version,
-                        previous_version=secret.current_version,
-                        revision=secret.revision + 1,
-                        updated_at=record.created_at,
-                        updated_by=actor.id,
-                        **retyped_metadata(secret, check),
+                    updated = secret.with_new_version(
+                        record.version, actor, record.created_at, **retyped_metadata(secret, check)
                     )
                     uow.secrets.update(updated, expected_revision=secret.revision)
                     uow.secrets.add_version(record)
@@ -690,7 +657,7 @@ class SecretService:
         """The secret's next version, its value stored (or sealed, to store with the row)."""
         number = secret.latest_version + 1
         record = self._store(backend, secret, number, value, actor, self._clock.now())
-        return replace(record, expires_at=validity.expires_at, not_before=validity.not_before)
+        return record.with_validity(validity)
 
     def update_metadata(
         self,
@@ -724,13 +691,7 @@ class SecretService:
                 if getattr(changes, name) is not None
             }
             fields.update({name: None for name in changes.clear})
-            updated = replace(
-                secret,
-                **fields,
-                revision=secret.revision + 1,
-                updated_at=self._clock.now(),
-                updated_by=actor.id,
-            )
+            updated = secret.changed(actor, self._clock.now(), **fields)
             self._policy.check_metadata(
                 consumer=updated.consumer,
                 tags=updated.tags,
@@ -755,14 +716,7 @@ class SecretService:
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
             self._check_revision(secret, expected_revision)
             now = self._clock.now()
-            deleted = replace(
-                secret,
-                deleted_at=now,
-                purge_after=now + timedelta(days=self._policy.retention_days),
-                revision=secret.revision + 1,
-                updated_at=now,
-                updated_by=actor.id,
-            )
+            deleted = secret.soft_delete(actor, now, timedelta(days=self._policy.retention_days))
             uow.secrets.update(deleted, expected_revision=secret.revision)
             attempt.succeed(uow)
             uow.commit()
@@ -785,14 +739,7 @@ class SecretService:
                     f"secret {secret_id} is past its retention window and is being purged",
                     details={"purge_after": secret.purge_after.isoformat()},
                 )
-            restored = replace(
-                secret,
-                deleted_at=None,
-                purge_after=None,
-                revision=secret.revision + 1,
-                updated_at=self._clock.now(),
-                updated_by=actor.id,
-            )
+            restored = secret.restore(actor, self._clock.now())
             uow.secrets.update(restored, expected_revision=secret.revision)
             attempt.succeed(uow)
             uow.commit()
@@ -820,7 +767,7 @@ class SecretService:
             versions = uow.secrets.list_versions(secret_id)
             now = self._clock.now()
             if secret.purge_after is None or secret.purge_after > now:
-                closed = replace(secret, purge_after=now, revision=secret.revision + 1)
+                closed = secret.close_retention(now)
                 uow.secrets.update(closed, expected_revision=secret.revision)
                 uow.commit()
         for record in versions:

@@ -522,14 +522,10 @@ class TransferService:
         backend = self._backends.get(secret.backend)
         number = secret.latest_version + 1
         typed = retyped_metadata(secret, step.checks[-1])
-        updated = replace(
-            secret,
-            current_version=number,
-            latest_version=number,
-            previous_version=secret.current_version,
-            revision=secret.revision + 1,
-            updated_at=now,
-            updated_by=actor.id,
+        updated = secret.with_new_version(
+            number,
+            actor,
+            now,
             expires_at=typed["expires_at"],
             tags=_styled(typed["tags"], secret_format, entry.style),
         )

@@ -11,9 +11,7 @@ fails half-way is finished by destroying again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from core.access import authorize
@@ -74,13 +72,6 @@ def check_revision(secret: Secret, expected_revision: int | None) -> None:
             f"secret {secret.id} is at revision {secret.revision}, not {expected_revision}",
             details={"revision": secret.revision},
         )
-
-
-def touched(secret: Secret, actor: Principal, now: datetime, **changes: Any) -> Secret:
-    """`secret` with `changes`, at its next revision, updated by `actor` at `now`."""
-    return replace(
-        secret, **changes, revision=secret.revision + 1, updated_at=now, updated_by=actor.id
-    )
 
 
 class VersionService:
@@ -177,8 +168,8 @@ class VersionService:
                 check_revision(secret, expected_revision)
                 record = load_version(uow, secret_id, number)
                 self._check_changeable(secret, record, state)
-                changed = replace(record, state=state, disable_at=None)
-                updated = touched(secret, actor, now)
+                changed = record.set_by_hand(state)
+                updated = secret.changed(actor, now)
                 try:
                     uow.secrets.update(updated, expected_revision=secret.revision)
                 except PreconditionFailed:

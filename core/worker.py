@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
@@ -295,7 +295,7 @@ class Worker:
                 for record in uow.secrets.list_versions(secret_id):
                     due = record.disable_at is not None and record.disable_at <= now
                     if record.state is VersionState.ENABLED and due:
-                        uow.secrets.update_version(replace(record, state=VersionState.DISABLED))
+                        uow.secrets.update_version(record.with_state(VersionState.DISABLED))
                         ended.append(record.version)
             uow.work.release(secret_id, lease.worker)
             attempt.succeed(uow, details={"versions": ended})
@@ -359,7 +359,7 @@ class Worker:
                 self._backends.get(record.backend).destroy(key, record.locator)
             with self._uow_factory() as uow:
                 for record in victims:
-                    uow.secrets.update_version(replace(record, state=VersionState.DESTROYED))
+                    uow.secrets.update_version(record.with_state(VersionState.DESTROYED))
                 uow.work.release(secret_id, lease.worker)
                 attempt.succeed(uow, details={"versions": [r.version for r in victims]})
                 uow.commit()

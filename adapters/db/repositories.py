@@ -344,7 +344,7 @@ class SqlSecretRepository(SecretRepository):
             return secret, None
         record = _version_from_row(row, READ_PREFIX)
         if row.stored_id is not None and str(row.stored_id) == record.locator:
-            record.stored = bytes(row.stored_blob)
+            record = record.with_stored(bytes(row.stored_blob))
         return secret, record
 
     def update(self, secret: Secret, expected_revision: int) -> None:
@@ -410,7 +410,7 @@ class SqlSecretRepository(SecretRepository):
             current_version = _version_from_row(row, prefix="v_", stage=Stage.CURRENT.value)
             if row.stored_id is not None and str(row.stored_id) == current_version.locator:
                 if row.value_readable:
-                    current_version.stored = bytes(row.stored_blob)
+                    current_version = current_version.with_stored(bytes(row.stored_blob))
             elif row.id in candidates:
                 continue  # a stray ciphertext row of an interrupted write: not this version's
             candidates[row.id] = ResolveCandidate(
@@ -625,31 +625,33 @@ def _mutable_values(secret: Secret) -> dict[str, Any]:
 
 
 def _secret_from_row(row: Row[Any]) -> Secret:
-    return Secret(
-        id=row.id,
-        scope=ScopeRef(ScopeType(row.scope_type), row.scope_external_id),
-        name=row.name,
-        environment=row.environment or None,
-        scope_path=row.scope_path,
-        type=row.type,
-        description=row.description,
-        tags=dict(row.tags),
-        consumer=row.consumer,
-        backend=row.backend,
-        current_version=row.current_version,
-        expires_at=row.expires_at,
-        not_before=row.not_before,
-        max_versions=row.max_versions,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
-        updated_by=row.updated_by,
-        deleted_at=row.deleted_at,
-        purge_after=row.purge_after,
-        revision=row.revision,
-        latest_version=row.latest_version,
-        previous_version=row.previous_version,
-        pending_version=row.pending_version,
+    return Secret.of_stored(
+        {
+            "id": row.id,
+            "scope": ScopeRef(ScopeType(row.scope_type), row.scope_external_id),
+            "name": row.name,
+            "environment": row.environment or None,
+            "scope_path": row.scope_path,
+            "type": row.type,
+            "description": row.description,
+            "tags": dict(row.tags),
+            "consumer": row.consumer,
+            "backend": row.backend,
+            "current_version": row.current_version,
+            "expires_at": row.expires_at,
+            "not_before": row.not_before,
+            "max_versions": row.max_versions,
+            "created_at": row.created_at,
+            "created_by": row.created_by,
+            "updated_at": row.updated_at,
+            "updated_by": row.updated_by,
+            "deleted_at": row.deleted_at,
+            "purge_after": row.purge_after,
+            "revision": row.revision,
+            "latest_version": row.latest_version,
+            "previous_version": row.previous_version,
+            "pending_version": row.pending_version,
+        }
     )
 
 
@@ -681,7 +683,8 @@ def _version_from_row(row: Row[Any], prefix: str = "", stage: str | None = None)
         stage = field.get("stage")
     values = dict(zip(VERSION_FIELDS, map(field.__getitem__, _version_keys(prefix)), strict=True))
     values["state"] = VersionState(values["state"])
-    return SecretVersion(**values, stage=Stage(stage) if stage else None)
+    values["stage"] = Stage(stage) if stage else None
+    return SecretVersion.of_stored(values)
 
 
 def _scope_from_row(row: Row[Any]) -> Scope:
