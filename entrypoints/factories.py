@@ -28,6 +28,7 @@ from core.domain.errors import ConfigurationError
 from core.events import ChangeFeed, DeliveryPolicy
 from core.policy import SecretPolicy
 from core.read_cache import ReadCache
+from core.registry import Registry
 from core.rotation import RotationSettings
 from core.service_accounts import ServiceAccountService
 from core.transfer import FormatRegistry
@@ -60,16 +61,17 @@ def build_key_provider(
 ) -> KeyProvider:
     options = dict(settings.keys)
     name = options.pop("provider", "auto")
-    available = key_provider_plugins(plugin_manager)
-    if name not in available:
-        raise ConfigurationError(
-            f"configuration key 'keys.provider': unknown key provider '{name}'; "
-            f"available: {', '.join(sorted(available))}"
-        )
+    available = Registry(
+        "key provider",
+        key_provider_plugins(plugin_manager),
+        listed_as="available",
+        refuse=lambda message: ConfigurationError(f"configuration key 'keys.provider': {message}"),
+    )
+    plugin = available.get(name)
     context = KeyProviderContext(
         data_dir=str(settings.data_dir), environ=environ, production=settings.production
     )
-    return available[name].factory(options, context)
+    return plugin.factory(options, context)
 
 
 def open_backends(
@@ -163,24 +165,25 @@ def build_authenticator(
 def open_audit_sinks(
     settings: Settings, plugin_manager: pluggy.PluginManager
 ) -> Iterator[list[AuditSink]]:
-    available = audit_sink_plugins(plugin_manager)
+    available = Registry(
+        "sink",
+        audit_sink_plugins(plugin_manager),
+        listed_as="available",
+        refuse=lambda message: ConfigurationError(
+            f"configuration key 'audit.sinks': {message}", details={"key": "audit.sinks"}
+        ),
+    )
     tables = {key for key, value in settings.audit.items() if isinstance(value, Mapping)}
-    unclaimed = sorted(tables - set(available))
+    unclaimed = sorted(tables - set(available.names()))
     if unclaimed:
         raise ConfigurationError(
             f"configuration key 'audit.{unclaimed[0]}': settings of a sink no plugin provides; "
-            f"available: {', '.join(sorted(available))}",
+            f"available: {', '.join(available.names())}",
             details={"key": f"audit.{unclaimed[0]}"},
         )
     sinks = []
     for name in settings.audit.get("sinks", []):
-        if name not in available:
-            raise ConfigurationError(
-                f"configuration key 'audit.sinks': unknown sink '{name}'; "
-                f"available: {', '.join(sorted(available))}",
-                details={"key": "audit.sinks"},
-            )
-        sinks.append(available[name].factory(settings.audit.get(name, {})))
+        sinks.append(available.get(name).factory(settings.audit.get(name, {})))
     try:
         yield sinks
     finally:

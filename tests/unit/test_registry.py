@@ -3,12 +3,17 @@ is refused naming the names there are, with the error and field each lookup alwa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from core.backends import BackendRegistry
 from core.domain.errors import ConfigurationError, InvalidInput, NotFound
 from core.registry import Registry
 from core.types import TypeRegistry
+from entrypoints.config import load_settings
+from entrypoints.factories import build_key_provider, open_audit_sinks
+from plugins.manager import build_plugin_manager
 from tests.fakes import InMemoryBackend, fake_secret_types
 
 
@@ -68,3 +73,23 @@ def test_the_backend_and_type_lookups_keep_their_messages_and_fields() -> None:
         types.require("nope")
     assert refused.value.message.startswith("unknown secret type 'nope'; known: ")
     assert refused.value.details == {"field": "type"}
+
+
+def test_the_key_provider_and_audit_sink_lookups_keep_their_messages(tmp_path: Path) -> None:
+    manager = build_plugin_manager()
+    settings = load_settings({"SECRETS_KEYS__PROVIDER": "kms", "SECRETS_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigurationError) as provider:
+        build_key_provider(settings, manager, {})
+    assert provider.value.message == (
+        "configuration key 'keys.provider': unknown key provider 'kms'; available: auto, env, file"
+    )
+
+    settings = load_settings(
+        {"SECRETS_AUDIT__SINKS": "stdout,syslog", "SECRETS_DATA_DIR": str(tmp_path)}
+    )
+    with pytest.raises(ConfigurationError) as sink:
+        next(open_audit_sinks(settings, manager))
+    assert sink.value.message == (
+        "configuration key 'audit.sinks': unknown sink 'syslog'; available: file, stdout"
+    )
+    assert sink.value.details == {"key": "audit.sinks"}
