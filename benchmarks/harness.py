@@ -69,6 +69,7 @@ class RunConfig:
     database_url: str | None
     seed_threads: int
     compare: str | None  # a git revision to serve beside this checkout
+    openbao: bool
 
 
 def parse_args(argv: list[str] | None) -> RunConfig:
@@ -89,7 +90,11 @@ def parse_args(argv: list[str] | None) -> RunConfig:
     )
     parser.add_argument("--duration", type=float, help="seconds per measured run (10; quick 3)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up per target (3; quick 1)")
-    parser.add_argument("--rounds", type=int, help="measured runs per target (2; quick 1)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="measured runs per target (2; quick 1; with --compare 3, quick 2)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     parser.add_argument(
@@ -106,6 +111,11 @@ def parse_args(argv: list[str] | None) -> RunConfig:
         metavar="REV",
         help="also serve git revision REV (a worktree in /tmp, this .venv) and run the read, "
         "resolve, list and write workloads on both, alternating (issue 15's before/after)",
+    )
+    parser.add_argument(
+        "--no-openbao",
+        action="store_true",
+        help="leave OpenBao out (with --compare: only the two revisions, faster)",
     )
     parser.add_argument("--import-lines", type=int, help=".env lines to import (10000; quick 1000)")
     parser.add_argument(
@@ -149,7 +159,8 @@ def parse_args(argv: list[str] | None) -> RunConfig:
             connections=args.connections,
             duration=pick(args.duration, 10.0, 3.0),
             warmup=pick(args.warmup, 3.0, 1.0),
-            rounds=pick(args.rounds, 2, 1),
+            # Compared revisions need runs enough to show their own spread.
+            rounds=pick(args.rounds, 3 if args.compare else 2, 2 if args.compare else 1),
         ),
         workloads=workloads,
         import_lines=pick(args.import_lines, 10_000, 1_000),
@@ -160,6 +171,7 @@ def parse_args(argv: list[str] | None) -> RunConfig:
         database_url=args.database_url,
         seed_threads=args.seed_threads,
         compare=args.compare,
+        openbao=not args.no_openbao,
     )
 
 
@@ -243,10 +255,12 @@ def run(config: RunConfig) -> dict[str, Any]:
             record["compare"] = {"revision": config.compare, "commit": commit_of(config.compare)}
             say(f"before: {config.compare} ({record['compare']['commit']}) in {checkout}")
             services.append(start_service(stack, "before", urls[1], workdir, config, checkout))
-        baos = [
-            stack.enter_context(servers.openbao(workdir)),
-            stack.enter_context(servers.openbao_raft(workdir)),
-        ]
+        baos = []
+        if config.openbao:
+            baos = [
+                stack.enter_context(servers.openbao(workdir)),
+                stack.enter_context(servers.openbao_raft(workdir)),
+            ]
         ceiling = stack.enter_context(servers.ceiling(config.workers, workdir))
         record["versions"] = versions(wrk, urls[0])
         say(f"versions: {record['versions']}")

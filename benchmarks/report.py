@@ -152,6 +152,32 @@ def _aligned(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def compare_lines(measured: dict[str, dict[str, Measured]]) -> list[str]:
+    """With `--compare`: each run of both revisions (alternating), so the ratio can be read
+    against the spread of one revision's own runs."""
+    lines = []
+    for name, results in measured.items():
+        ours, before = results.get("ours"), results.get("before")
+        if ours is None or before is None:
+            continue
+        runs = {
+            label: ", ".join(f"{run.requests_per_second:,.0f}" for run in result.runs)
+            for label, result in (("ours", ours), ("before", before))
+        }
+        spread = max(_spread(ours), _spread(before))
+        lines.append(
+            f"{name}: ours/before {ours.requests_per_second / before.requests_per_second:.2f} "
+            f"(ours runs {runs['ours']}; before runs {runs['before']}; "
+            f"spread of one side's runs up to {spread:.0%})"
+        )
+    return [*lines, ""] if lines else []
+
+
+def _spread(result: Measured) -> float:
+    values = [run.requests_per_second for run in result.runs]
+    return (max(values) - min(values)) / result.requests_per_second if len(values) > 1 else 0.0
+
+
 def growth_table(by_size: dict[int, dict[str, dict[str, Measured]]]) -> str:
     """Each workload's req/s at each size, and its ratio to the smallest size's, for ours and
     OpenBao raft (a ratio below 1 is slower than at the smallest size)."""
@@ -200,6 +226,7 @@ def render(
     lines: list[str] = []
     for size, measured in by_size.items():
         lines += [f"## {size:,} secrets x 3 versions", table(measured), ""]
+        lines += compare_lines(measured)
     if len(by_size) > 1:
         lines += ["## req/s against size (ratio to the smallest size)", growth_table(by_size), ""]
     if any(memories.values()):
