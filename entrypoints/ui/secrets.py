@@ -18,14 +18,27 @@ from flask import abort, flash, g, jsonify, redirect, request, url_for
 
 from core.access import allowed, caller_bindings
 from core.domain.access import Action
-from core.domain.errors import InvalidInput, PreconditionFailed, ServiceError
+from core.domain.audit import AuditAction, AuditEvent, AuditFilter
+from core.domain.errors import InvalidInput, NotFound, PreconditionFailed, ServiceError
 from core.domain.paging import PageRequest
+from core.domain.rotation import RotationPolicy
 from core.domain.secrets import CONSUMERS, RevealedValue, Secret, SecretFilter
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.services import NewSecret, secret_target
+from entrypoints.http.context import request_trail
 from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
 from ports.types import SecretType
 
+RECENT_EVENTS = 10
+# What opening a secret's page records: left out of its "recent events" (the API lists them).
+PAGE_VIEWS = frozenset(
+    {
+        AuditAction.SECRET_READ_METADATA,
+        AuditAction.SECRET_LIST_VERSIONS,
+        AuditAction.SECRET_ROTATION_POLICY_READ,
+        AuditAction.SECRET_ACCESS_REPORT,
+    }
+)
 SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
 
 
@@ -84,11 +97,13 @@ def chosen_type(name: str) -> SecretType | None:
 
 
 def value_of(kind: SecretType, form: Any) -> SecretValue:
-    """The value the form gives: the type's fields as a JSON object, or the one text value."""
-    if kind.fields:
+    """The value the form gives: the whole value when typed in (a connection URL, a PEM), else
+    the type's fields as a JSON object (the empty ones left out)."""
+    whole = form.get("value", "")
+    if kind.fields and not whole.strip():
         parts = {name: form.get(f"field_{name}", "") for name in kind.fields}
         return SecretValue.from_text(json.dumps({k: v for k, v in parts.items() if v}))
-    text = form.get("value", "")
+    text = whole
     if form.get("encoding") == "base64":
         try:
             return SecretValue(base64.b64decode(text, validate=True))
@@ -176,13 +191,32 @@ def create_secret(scope_type: str, scope_id: str) -> Any:
 # -- a secret's page -----------------------------------------------------------------------
 
 
-def may(secret: Secret, action: Action) -> bool:
-    """Whether the caller may do `action` to the secret, by core's own rule and bindings: what
-    decides which buttons the page shows (core checks again when one is pressed)."""
+def abilities(secret: Secret) -> frozenset[Action]:
+    """What the caller may do to the secret, by core's own rule and bindings: what decides
+    which parts and buttons the page shows (core checks again when one is used)."""
     now = container().clock().now()
     with container().unit_of_work(read_only=True) as uow:
         bindings = caller_bindings(uow, g.principal, now)
-    return allowed(g.principal, action, secret_target(secret), bindings, now)
+    target = secret_target(secret)
+    return frozenset(
+        action for action in Action if allowed(g.principal, action, target, bindings, now)
+    )
+
+
+def rotation_policy(secret_id: UUID) -> RotationPolicy | None:
+    try:
+        return use(container().rotation_service).get_policy(g.principal, secret_id)
+    except NotFound:
+        return None
+
+
+def recent_events(secret: Secret) -> list[AuditEvent]:
+    """The secret's latest audit events (newest first), as `GET /audit/events?secret=` lists
+    them for an auditor of its scope), but for the metadata reads every page view makes."""
+    service = container().audit_service(trail=request_trail())
+    criteria = AuditFilter(resource=f"secret:{secret.id}")
+    found = service.search(g.principal, criteria, secret.scope, 5 * RECENT_EVENTS)
+    return [event for event in found if event.action not in PAGE_VIEWS][:RECENT_EVENTS]
 
 
 def value_text(revealed: RevealedValue) -> tuple[str, str]:
@@ -198,12 +232,19 @@ def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
     secret = service.get_secret(g.principal, secret_id, include_deleted=True)
     versions = [] if secret.is_deleted else service.list_versions(g.principal, secret_id)
     text, encoding = value_text(revealed) if revealed else (None, None)
+    may = abilities(secret)
+    audits = Action.AUDIT in may
     return page(
         "secret.html",
         secret=secret,
         versions=sorted(versions, key=lambda record: record.version, reverse=True),
-        may_reveal=not secret.is_deleted and may(secret, Action.READ_VALUE),
-        may_write=may(secret, Action.WRITE),
+        may_reveal=not secret.is_deleted and Action.READ_VALUE in may,
+        may_write=Action.WRITE in may,
+        rotation=None if secret.is_deleted else rotation_policy(secret_id),
+        readers=use(container().binding_service).readers(g.principal, secret_id)
+        if audits
+        else None,
+        events=recent_events(secret) if audits else None,
         revealed=revealed,
         value=text,
         encoding=encoding,
@@ -307,6 +348,22 @@ def rollback(secret_id: UUID) -> Any:
         flash(changed_meanwhile(error), "error")
         return redirect(back)
     flash(f"Rolled back: version {secret.current_version} has version {version}'s value.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/rotate")
+@signed_in
+def rotate(secret_id: UUID) -> Any:
+    """Rotate now, by the secret's rotation policy (its rotator makes the value)."""
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        secret = use(container().rotation_service).rotate(
+            g.principal, secret_id, None, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash(f"Rotated: version {secret.current_version} is current.", "info")
     return redirect(back)
 
 

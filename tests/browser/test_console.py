@@ -105,6 +105,10 @@ def test_root_signs_in_creates_reveals_and_rolls_back(page: Any, console: Consol
     current = console.api("GET", f"/secrets/{secret_id}/value").json()
     assert current["version"] == 3
     assert PASSWORD in current["value"]
+    # what an admin also sees: who can read it, its recent audit events (the reveal among them)
+    events = page.get_by_role("table", name=re.compile("Latest audit events"))
+    assert events.get_by_role("row", name=re.compile(r"root secret\.read_value success")).count()
+    assert page.get_by_role("heading", name="Who can read the value").is_visible()
 
     # the scope's table, with the secret
     page.goto(f"{console.url}/ui/scopes")
@@ -155,6 +159,9 @@ def test_a_viewer_gets_no_reveal_and_core_refuses_the_read(page: Any, console: C
     assert page.get_by_role("heading", name="VIEWED").is_visible()
     assert page.get_by_role("button", name="Reveal").count() == 0
     assert page.get_by_text("You may see this secret, but not read its value.").is_visible()
+    assert page.get_by_role("heading", name="Recent audit events").count() == 0
+    assert page.get_by_role("heading", name="Who can read the value").count() == 0
+    assert page.get_by_role("button", name="Delete this secret").count() == 0
     check_accessibility(page)
 
     # the POST a Reveal button would make, with a good CSRF token: core refuses it
@@ -227,3 +234,51 @@ def test_oidc_sign_in_with_the_identity_provider(page: Any, console: Console) ->
     page.wait_for_url(f"{console.url}/ui/scopes")
     assert page.get_by_text("user:olivia").is_visible()
     assert "oidc-org" in page.get_by_role("list", name="Scopes you can see").inner_text()
+
+
+def test_dark_theme_pages_pass_the_accessibility_check(browser: Any, console: Console) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        console.scope("organization", "dark-org", ("global", "global"))
+        created = console.api(
+            "POST",
+            "/secrets",
+            json={
+                "scope": {"type": "organization", "id": "dark-org"},
+                "name": "DSN",
+                "type": "connection_string",
+                "value": "postgresql://app:pw-dark-0123@db.internal:5432/app",
+            },
+        )
+        assert created.status_code == 201, created.text
+        sign_in(page, console)
+        check_accessibility(page)
+        page.goto(f"{console.url}/ui/scopes/organization/dark-org/secrets")
+        check_accessibility(page)
+        page.goto(f"{console.url}/ui/secrets/{created.json()['id']}")
+        assert "pw-dark-0123" not in page.content()
+        check_accessibility(page)
+        page.goto(f"{console.url}/ui/scopes/organization/dark-org/secrets/new?type=certificate")
+        check_accessibility(page)
+        screenshot(page, "secret-new-dark")
+    finally:
+        context.close()
+
+
+def test_rotate_now_by_the_policy(page: Any, console: Console) -> None:
+    console.scope("organization", "rotating", ("global", "global"))
+    created = console.api(
+        "POST",
+        "/secrets",
+        json={"scope": {"type": "organization", "id": "rotating"}, "name": "R", "value": "r-1"},
+    ).json()
+    policy = {"rotator": "random", "settings": {"length": 40}, "interval_seconds": 86400}
+    answer = console.api("PUT", f"/secrets/{created['id']}/rotation-policy", json=policy)
+    assert answer.status_code == 200, answer.text
+    sign_in(page, console)
+    page.goto(f"{console.url}/ui/secrets/{created['id']}")
+    assert page.get_by_text("every 86400 s").is_visible()
+    page.get_by_role("button", name="Rotate now").click()
+    page.get_by_text("Rotated: version 2 is current.").wait_for()
+    assert console.api("GET", f"/secrets/{created['id']}/value").json()["value"] != "r-1"
