@@ -2,7 +2,8 @@
 
 Core decides *what* may be done (which roles grant an action, who owns a personal scope); this
 turns that decision into SQL so that lists and resolutions filter and paginate in the database.
-The rules are the same as `core.domain.access.RoleBinding.covers`, and the permission tests run both.
+The rules are the same as `core.domain.access.RoleBinding.covers`, and the permission tests run
+both.
 """
 
 from __future__ import annotations
