@@ -23,6 +23,7 @@ from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.audit import AuditEvent, AuditFilter
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
 from core.domain.paging import PageRequest
+from core.domain.rotation import RotationPolicy, RotationRun
 from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType
 from ports.persistence import UnitOfWork
@@ -707,3 +708,166 @@ def test_an_expired_token_is_not_stale_and_a_use_at_the_bound_is_recent(
     with uow(read_only=True) as work:
         stale = work.service_accounts.stale_tokens(bound, NOW)
     assert stale == []
+
+
+# -- resolution and rotation policies ---------------------------------------------------------
+
+
+def test_resolve_takes_live_secrets_of_the_scopes_and_their_ancestors_for_the_environment(
+    uow: Factory, scopes: dict[str, Any]
+) -> None:
+    other = ScopeRef(ScopeType.PROJECT, "other")
+    with uow() as work:
+        work.scopes.add(other, work.scopes.get(ACME))
+        work.commit()
+    expected = {
+        stored_secret(uow, make_secret(GLOBAL, "everywhere")).id,
+        stored_secret(uow, make_secret(ACME, "org-wide")).id,
+        stored_secret(uow, make_secret(PAYMENTS, "db", environment=None)).id,
+        stored_secret(uow, make_secret(PAYMENTS, "db", environment="prod")).id,
+    }
+    stored_secret(uow, make_secret(PAYMENTS, "db", environment="dev"))
+    stored_secret(uow, make_secret(PAYMENTS, "gone", deleted_at=NOW))
+    stored_secret(uow, make_secret(other, "not-ours"))
+    stored_secret(uow, make_secret(PAYMENTS, "no-value", current_version=0), versions=0)
+    with uow(read_only=True) as work:
+        found = work.secrets.resolve([PAYMENTS], "prod", everything(), everything())
+    assert {candidate.secret.id for candidate in found} == expected
+    assert all(candidate.value_readable for candidate in found)
+    assert all(candidate.current.version == 1 for candidate in found)
+
+
+def test_resolve_shows_only_what_bindings_allow_and_says_what_may_be_read(
+    uow: Factory, scopes: dict[str, Any]
+) -> None:
+    bob = Principal("user:bob", "user")
+    with uow() as work:
+        work.bindings.add(
+            make_binding("user:bob", PAYMENTS, scopes["payments"].path, role=Role.VIEWER)
+        )
+        work.bindings.add(
+            make_binding(
+                "user:bob", PAYMENTS, scopes["payments"].path, role=Role.READER, name_pattern="db*"
+            )
+        )
+        work.commit()
+    stored_secret(uow, make_secret(ACME, "org-wide"))
+    db = stored_secret(uow, make_secret(PAYMENTS, "db"))
+    api = stored_secret(uow, make_secret(PAYMENTS, "api"))
+    with uow(read_only=True) as work:
+        found = work.secrets.resolve(
+            [PAYMENTS],
+            None,
+            access_query(bob, Action.LIST, NOW),
+            access_query(bob, Action.READ_VALUE, NOW),
+        )
+    readable = {candidate.secret.id: candidate.value_readable for candidate in found}
+    assert readable == {db.id: True, api.id: False}
+
+
+def test_a_rotation_policy_reads_back_and_is_replaced_then_deleted(
+    uow: Factory, scopes: dict[str, Any]
+) -> None:
+    secret = stored_secret(uow, make_secret())
+    policy = RotationPolicy(
+        secret_id=secret.id,
+        rotator="random",
+        next_run_at=NOW + timedelta(days=1),
+        created_at=NOW,
+        created_by="user:setup",
+        settings={"length": 40, "nested": {"list": [1, "two", None]}, "text": "päss ✓"},
+        interval_seconds=86400,
+        grace_seconds=60,
+    )
+    changed = replace(policy, rotator="webhook", cron="0 3 * * *", interval_seconds=None)
+    with uow() as work:
+        work.rotations.put(policy)
+        work.commit()
+    with uow(read_only=True) as work:
+        assert work.rotations.get(secret.id) == policy
+    with uow() as work:
+        work.rotations.put(changed)
+        work.commit()
+    with uow(read_only=True) as work:
+        assert work.rotations.get(secret.id) == changed
+    with uow() as work:
+        work.rotations.delete(secret.id)
+        work.commit()
+    with uow(read_only=True) as work:
+        assert work.rotations.get(secret.id) is None
+
+
+def test_finishing_a_run_without_a_worker_records_it_and_keeps_the_schedule(
+    uow: Factory, scopes: dict[str, Any]
+) -> None:
+    secret = stored_secret(uow, make_secret())
+    policy = RotationPolicy(
+        secret_id=secret.id,
+        rotator="random",
+        next_run_at=NOW + timedelta(days=1),
+        created_at=NOW,
+        created_by="user:setup",
+        interval_seconds=86400,
+    )
+    with uow() as work:
+        work.rotations.put(policy)
+        work.commit()
+    with uow() as work:
+        updated = work.rotations.finish_run(
+            RotationRun(secret.id, NOW, "failed", error="the target refused the new value")
+        )
+        missing = work.rotations.finish_run(RotationRun(uuid.uuid4(), NOW, "success"))
+        work.commit()
+    with uow(read_only=True) as work:
+        found = work.rotations.get(secret.id)
+    assert (updated, missing) == (True, False)
+    assert found is not None
+    assert (found.last_run_at, found.last_status, found.last_error) == (
+        NOW,
+        "failed",
+        "the target refused the new value",
+    )
+    assert found.next_run_at == policy.next_run_at
+
+
+def test_scopes_are_listed_by_type_then_external_id(uow: Factory, scopes: dict[str, Any]) -> None:
+    with uow() as work:
+        acme = work.scopes.get(ACME)
+        for scope_id in ["b-project", "A-project", "a-project", "_project"]:
+            work.scopes.add(ScopeRef(ScopeType.PROJECT, scope_id), acme)
+        work.commit()
+    with uow(read_only=True) as work:
+        found = work.scopes.search("project", everything(), EVERY_ROW)
+    ids = [scope.ref.id for scope in found.items]
+    assert ids == sorted(ids)
+
+
+def test_audit_details_and_request_facts_read_back_as_written(uow: Factory) -> None:
+    details = {
+        "float": 1.5,
+        "flag": True,
+        "nothing": None,
+        "list": [1, "a", {"k": "ä ✓"}],
+        "count": 2**40,
+    }
+    [linked] = appended(
+        uow,
+        [
+            audit_event(
+                1,
+                details=details,
+                source_ip="203.0.113.7",
+                user_agent="curl/8.5 (x86_64) ✓",
+                request_id="req-1",
+                scope="project:payments",
+                scope_path="/1/2/",
+                version=7,
+                reason="the value expired",
+                outcome="denied",
+            )
+        ],
+    )
+    with uow() as work:
+        [stored] = list(work.audit.events())
+    assert stored == linked
+    assert stored.details == details
