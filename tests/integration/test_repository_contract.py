@@ -124,6 +124,7 @@ def test_a_scope_is_found_by_its_ref_with_its_parent_and_path(
         acme = work.scopes.get(ACME)
         assert work.scopes.get(ScopeRef(ScopeType.PROJECT, "nope")) is None
     assert payments == scopes["payments"] and acme == scopes["acme"]
+    assert payments is not None and acme is not None
     assert payments.parent == ACME and acme.parent == GLOBAL
     assert payments.path == f"{acme.path}{payments.pk}/"
     assert acme.path == f"/1/{acme.pk}/"
