@@ -166,7 +166,6 @@ class _UiOidcSchema(_Section):
     client_id = fields.String(required=True, validate=validate.Length(1, 255))
     client_secret_env = fields.String(validate=_env_name)
     client_secret_file = fields.String(validate=validate.Length(1, 4096))
-    scopes = ListSetting(fields.String(validate=validate.Length(1, 255)))
 
     @validates_schema
     def _one_secret(self, data: dict[str, Any], **_: Any) -> None:

@@ -22,8 +22,9 @@ VIEW_MODULES = (
 
 
 def install(app: Flask, container: Container) -> None:
-    from entrypoints.ui import web
+    from entrypoints.ui import signin, web
 
     for module in VIEW_MODULES:
         importlib.import_module(module)
+    signin.check_configured(container)  # a bad setting stops the start, never a request
     web.install(app, container)

@@ -12,6 +12,7 @@ token expires. A failed sign-in is counted and audited as the API's failed authe
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from adapters.identity import JwtAuthenticator
 from core.domain.errors import ConfigurationError, ServiceError, Unauthenticated
 from core.domain.values import Principal
+from entrypoints.container import Container
 from entrypoints.http.context import current_container, request_trail
 from entrypoints.ui.web import (
     CREDENTIAL_KINDS,
@@ -46,10 +48,10 @@ def oidc_settings() -> dict[str, Any] | None:
     return dict(oidc) if oidc else None
 
 
-def client_secret(settings: dict[str, Any]) -> str | None:
+def client_secret(settings: dict[str, Any], environ: Mapping[str, str]) -> str | None:
     """The client secret, from its variable or file (never from the configuration itself)."""
     if settings.get("client_secret_env"):
-        secret = current_container().environ().get(settings["client_secret_env"])
+        secret = environ.get(settings["client_secret_env"])
         if not secret:
             raise ConfigurationError(
                 f"configuration key 'ui.oidc.client_secret_env': the variable "
@@ -67,6 +69,13 @@ def client_secret(settings: dict[str, Any]) -> str | None:
     return None
 
 
+def check_configured(container: Container) -> None:
+    """The client secret `[ui.oidc]` names must be there when the server starts."""
+    settings = container.settings().ui.get("oidc")
+    if settings:
+        client_secret(dict(settings), container.environ())
+
+
 def oidc_client(app: Flask) -> Any:
     """The Authlib client of this app, registered on first use (its metadata fetched then)."""
     oauth: OAuth | None = app.extensions.get("ui_oauth")
@@ -79,10 +88,10 @@ def oidc_client(app: Flask) -> Any:
         oauth.register(
             OIDC,
             client_id=settings["client_id"],
-            client_secret=client_secret(settings),
+            client_secret=client_secret(settings, current_container().environ()),
             server_metadata_url=f"{issuer}/.well-known/openid-configuration",
             client_kwargs={
-                "scope": " ".join(settings.get("scopes") or ("openid", "profile", "email")),
+                "scope": "openid profile email",
                 "code_challenge_method": "S256",
                 "token_endpoint_auth_method": "client_secret_post"
                 if settings.get("client_secret_env") or settings.get("client_secret_file")

@@ -13,7 +13,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from entrypoints.config import Settings
+from core.domain.errors import ConfigurationError
+from entrypoints.config import Settings, load_settings
 from entrypoints.http.app import create_app
 from entrypoints.ui.web import COOKIE
 from tests.e2e.conftest import TOKEN, ApiClient
@@ -162,3 +163,28 @@ def test_the_console_can_be_turned_off(settings: Settings) -> None:
         assert client.get("/ui/signin", headers=bearer).status_code == 404
     finally:
         app.extensions["container"].shutdown_resources()
+
+
+def test_the_ui_settings_read_from_the_environment(tmp_path: Any) -> None:
+    environ = {
+        "SECRETS_DATA_DIR": str(tmp_path),
+        "SECRETS_UI__ENABLED": "false",
+        "SECRETS_UI__IDLE_TIMEOUT_MINUTES": "5",
+        "SECRETS_UI__OIDC__ISSUER": "https://idp.example.com",
+        "SECRETS_UI__OIDC__CLIENT_ID": "console",
+        "SECRETS_UI__OIDC__CLIENT_SECRET_ENV": "CONSOLE_CLIENT_SECRET",
+    }
+    settings = load_settings(environ)
+    assert settings.ui["enabled"] is False
+    assert settings.ui["idle_timeout_minutes"] == 5
+    assert settings.ui["oidc"]["client_id"] == "console"
+    both = {**environ, "SECRETS_UI__OIDC__CLIENT_SECRET_FILE": "/run/secret"}
+    with pytest.raises(ConfigurationError, match=r"ui\.oidc"):
+        load_settings(both)
+
+
+def test_a_missing_oidc_client_secret_stops_the_start(settings: Settings) -> None:
+    oidc = {"issuer": "https://idp.example.com", "client_id": "c", "client_secret_env": "NOPE_X"}
+    configured = dataclasses.replace(settings, ui={**settings.ui, "oidc": oidc})
+    with pytest.raises(ConfigurationError, match="NOPE_X is not set"):
+        create_app(configured)
