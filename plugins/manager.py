@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 import pluggy
 
 from core.domain.errors import ConfigurationError
+from core.registry import Registry
 from plugins import hookspecs
 from ports.audit import AuditSinkPlugin
 from ports.formats import SecretFormat
@@ -70,14 +71,16 @@ def create_backend(
     context: BackendContext,
 ) -> StorageBackend:
     """The backend instance `instance_name`, made by the plugin its `plugin` setting names."""
-    plugin_name = settings.get("plugin")
-    if not isinstance(plugin_name, str) or plugin_name not in plugins:
-        raise ConfigurationError(
-            f"backend '{instance_name}': unknown plugin {plugin_name!r}; "
-            f"available: {', '.join(sorted(plugins)) or 'none'}",
+    kinds = Registry(
+        "plugin",
+        plugins,
+        listed_as="available",
+        refuse=lambda message: ConfigurationError(
+            f"backend '{instance_name}': {message}",
             details={"key": f"backends.{instance_name}.plugin"},
-        )
-    plugin = plugins[plugin_name]
+        ),
+    )
+    plugin = kinds.get(settings.get("plugin"))
     missing = [module for module in plugin.requires if not _importable(module)]
     if missing:
         install = (

@@ -13,7 +13,8 @@ from core.registry import Registry
 from core.types import TypeRegistry
 from entrypoints.config import load_settings
 from entrypoints.factories import build_key_provider, open_audit_sinks
-from plugins.manager import build_plugin_manager
+from plugins.manager import backend_plugins, build_plugin_manager, create_backend
+from ports.storage import BackendContext
 from tests.fakes import InMemoryBackend, fake_secret_types
 
 
@@ -93,3 +94,18 @@ def test_the_key_provider_and_audit_sink_lookups_keep_their_messages(tmp_path: P
         "configuration key 'audit.sinks': unknown sink 'syslog'; available: file, stdout"
     )
     assert sink.value.details == {"key": "audit.sinks"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "shown"), [({"plugin": "s3"}, "'s3'"), ({}, "'None'"), ({"plugin": [1]}, "'[1]'")]
+)
+def test_an_unknown_backend_plugin_is_a_configuration_error_naming_the_key(
+    settings: dict[str, object], shown: str
+) -> None:
+    plugins = backend_plugins(build_plugin_manager())
+    with pytest.raises(ConfigurationError) as raised:
+        create_backend("prod", settings, plugins, BackendContext(None, None))
+    assert raised.value.message == (
+        f"backend 'prod': unknown plugin {shown}; available: {', '.join(sorted(plugins))}"
+    )
+    assert raised.value.details == {"key": "backends.prod.plugin"}
