@@ -80,7 +80,7 @@ def create_backend(
             details={"key": f"backends.{instance_name}.plugin"},
         ),
     )
-    plugin = kinds.get(settings.get("plugin"))
+    plugin = kinds.get(str(settings.get("plugin")))
     missing = [module for module in plugin.requires if not _importable(module)]
     if missing:
         install = (
