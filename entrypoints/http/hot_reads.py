@@ -64,6 +64,14 @@ class HotReads:
         self._app = app
         self._container: Container = app.extensions["container"]
         self._dump = SecretValueSchema()
+        # The last segment of the hot routes' rules ("value"): a request whose path ends in any
+        # other is not matched twice (here, then in Flask). A rule changed later can only make
+        # this skip a request, which Flask then answers.
+        self._last_segments = frozenset(
+            rule.rule.rsplit("/", 1)[-1]
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint in HOT_READS
+        )
         self.enabled = _only_hooks(app, before, after)
         if not self.enabled:
             log.warning("hot value reads go through Flask: the app has request hooks they skip")
@@ -75,6 +83,7 @@ class HotReads:
             environ.get("REQUEST_METHOD") == "GET"
             and not environ.get("QUERY_STRING")
             and not environ.get("HTTP_ORIGIN")
+            and environ.get("PATH_INFO", "").rsplit("/", 1)[-1] in self._last_segments
             and self.enabled
             and not self._app.debug
         ):
