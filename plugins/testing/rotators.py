@@ -90,7 +90,7 @@ class RotatorContract:
         with pytest.raises(InvalidInput):
             rotator.check_settings({**settings, key: "https://attacker.example/collect"})
 
-    @pytest.mark.parametrize("wrong", WRONG_TYPES, ids=repr)
+    @pytest.mark.parametrize("wrong", WRONG_TYPES, ids=lambda wrong: repr(wrong)[:16])
     def test_a_setting_of_the_wrong_type_is_invalid_input_not_a_crash(
         self, rotator: Rotator, settings: Mapping[str, Any], wrong: Any
     ) -> None:

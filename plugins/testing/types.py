@@ -50,7 +50,7 @@ HOSTILE_VALUES = {
     "json-number": b"42",
     "json-nested": b'{"a": {"b": {"c": [null]}}}',
     "deep-json": b"[" * 5000,
-    "huge": b"x" * 1_000_000,
+    "largest": b"x" * 64 * 1024,  # the service's default `max_value_bytes`
     "pem-garbage": b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
 }
 

@@ -221,20 +221,23 @@ class TestBuiltInSecretTypes(SecretTypeContract):
         return None if invalid is None else as_value(invalid)
 
 
+@pytest.fixture(scope="module")
+def receiver_url() -> Iterator[str]:
+    """A rotation target that accepts every value, for the webhook rotator."""
+    with webhook_receiver() as receiver:
+        yield receiver.url
+
+
 class TestBuiltInRotators(RotatorContract):
     @pytest.fixture(params=sorted(ROTATORS))
     def rotator_name(self, request: pytest.FixtureRequest) -> str:
         return str(request.param)
 
     @pytest.fixture
-    def rotator(self, rotator_name: str) -> Iterator[Rotator]:
-        if rotator_name != "webhook":
-            yield ROTATORS[rotator_name].factory(RotatorContext(environ={}))
-            return
-        with webhook_receiver() as receiver:
-            target = WebhookTarget("contract", receiver.url, os.urandom(32))
-            context = RotatorContext(environ={}, webhooks={"contract": target})
-            yield ROTATORS[rotator_name].factory(context)
+    def rotator(self, rotator_name: str, receiver_url: str) -> Rotator:
+        target = WebhookTarget("contract", receiver_url, os.urandom(32))
+        context = RotatorContext(environ={}, webhooks={"contract": target})
+        return ROTATORS[rotator_name].factory(context)
 
     @pytest.fixture
     def settings(self, rotator_name: str) -> Mapping[str, Any]:
