@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import flash, g, redirect, request, url_for
 
+from core.access import allowed, caller_bindings
+from core.domain.access import Action, Target
 from core.domain.errors import InvalidInput, ServiceError
 from core.domain.paging import PageRequest
 from core.domain.scopes import Scope
@@ -81,6 +83,19 @@ def tree(scopes: list[Scope], counts: Counter[ScopeRef]) -> list[Node]:
     return roots
 
 
+def administered(scopes: list[Scope]) -> list[Scope]:
+    """The scopes the caller administers, by core's own rule (`core.access.allowed`): where the
+    form offers to create a scope (core checks again when it is sent)."""
+    now = container().clock().now()
+    with container().unit_of_work(read_only=True) as uow:
+        bindings = caller_bindings(uow, g.principal, now)
+    return [
+        scope
+        for scope in scopes
+        if allowed(g.principal, Action.ADMIN, Target(scope.ref, scope.path), bindings, now)
+    ]
+
+
 @bp.get("/scopes")
 @signed_in
 def scopes() -> Any:
@@ -91,7 +106,7 @@ def scopes() -> Any:
         roots=tree(found, counts),
         total=len(found),
         truncated=more_scopes or more_secrets,
-        parents=[scope for scope in found if CHILD_TYPES[scope.ref.type]],
+        parents=administered([scope for scope in found if CHILD_TYPES[scope.ref.type]]),
         child_types=CHILD_TYPES,
     )
 

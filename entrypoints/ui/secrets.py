@@ -26,6 +26,7 @@ from core.domain.secrets import CONSUMERS, RevealedValue, Secret, SecretFilter
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.services import NewSecret, secret_target
 from entrypoints.http.context import request_trail
+from entrypoints.http.errors import status_of
 from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
 from ports.types import SecretType
 
@@ -290,7 +291,7 @@ def copy_value(secret_id: UUID) -> Any:
             g.principal, secret_id, version_asked()
         )
     except ServiceError as error:
-        return jsonify({"error": error_text(error)}), 403 if error.code == "forbidden" else 400
+        return jsonify({"error": error_text(error)}), status_of(error)
     text, encoding = value_text(revealed)
     return jsonify({"value": text, "encoding": encoding})
 

@@ -27,6 +27,7 @@ from core.domain.errors import ConfigurationError, ServiceError, Unauthenticated
 from core.domain.values import Principal
 from entrypoints.container import Container
 from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.errors import status_of
 from entrypoints.ui.web import (
     CREDENTIAL_KINDS,
     bp,
@@ -39,6 +40,7 @@ from entrypoints.ui.web import (
 
 log = logging.getLogger(__name__)
 OIDC = "oidc"
+TOO_MANY = 429
 # What `[identity.jwt]` says of its tokens' claims, applied to the ID tokens alike.
 CLAIM_SETTINGS = ("user_claim", "groups_claim", "leeway_seconds")
 
@@ -188,8 +190,9 @@ def signin_with_token() -> Any:
     except Unauthenticated as error:
         try:
             refuse(error)
-        except ServiceError:
-            pass
+        except ServiceError as refused:
+            if status_of(refused) == TOO_MANY:
+                return signin_page(TOO_MANY, "Too many failed sign-ins: wait a minute.")
         return signin_page(401, "That token was not accepted.")
     following = session.get("next")
     start_session("token", token)

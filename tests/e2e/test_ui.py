@@ -17,7 +17,7 @@ from core.domain.errors import ConfigurationError
 from entrypoints.config import Settings, load_settings
 from entrypoints.http.app import create_app
 from entrypoints.ui.web import COOKIE
-from tests.e2e.conftest import TOKEN, ApiClient
+from tests.e2e.conftest import TOKEN, ApiClient, user_token
 
 
 def csrf(client: FlaskClient, path: str = "/ui/signin") -> str:
@@ -188,3 +188,42 @@ def test_a_missing_oidc_client_secret_stops_the_start(settings: Settings) -> Non
     configured = dataclasses.replace(settings, ui={**settings.ui, "oidc": oidc})
     with pytest.raises(ConfigurationError, match="NOPE_X is not set"):
         create_app(configured)
+
+
+def test_too_many_failed_sign_ins_are_answered_429(app: Flask) -> None:
+    client = app.test_client()
+    token = csrf(client)
+    limit = app.extensions["container"].settings().auth["failures_per_minute"]
+    answers = [
+        client.post("/ui/signin", data={"token": f"wrong-{n}", "csrf_token": token}).status_code
+        for n in range(limit + 1)
+    ]
+    assert answers[:limit] == [401] * limit
+    assert answers[limit] == 429
+
+
+def test_the_create_scope_form_is_offered_where_the_user_administers(app: Flask) -> None:
+    api = ApiClient(app.test_client())
+    api.register_scope("organization", "acme", ("global", "global"))
+    api.register_scope("organization", "other", ("global", "global"))
+    for principal, role in (("user:ada", "admin"), ("user:vic", "viewer")):
+        body = {
+            "principal": principal,
+            "role": role,
+            "scope": {"type": "organization", "id": "acme"},
+        }
+        assert api.post("/role-bindings", json=body).status_code == 201
+    admin, viewer = app.test_client(), app.test_client()
+    sign_in(admin, user_token("ada"))
+    sign_in(viewer, user_token("vic"))
+    offered = admin.get("/ui/scopes").text
+    assert '<option value="organization/acme">' in offered
+    assert "organization/other" not in offered  # not hers to see, nor to create in
+    assert "Create a scope" not in viewer.get("/ui/scopes").text
+    form = {"parent": "organization/acme", "type": "team", "id": "t1"}
+    refused = viewer.post("/ui/scopes", data={**form, "csrf_token": csrf(viewer, "/ui/scopes")})
+    assert refused.status_code == 302  # back to the tree, with core's refusal
+    assert "may not create scope" in viewer.get("/ui/scopes").text
+    done = admin.post("/ui/scopes", data={**form, "csrf_token": csrf(admin, "/ui/scopes")})
+    assert done.status_code == 302
+    assert "Scope team/t1 created." in admin.get("/ui/scopes").text
