@@ -18,6 +18,8 @@ VIEW_MODULES = (
     "entrypoints.ui.signin",
     "entrypoints.ui.scopes",
     "entrypoints.ui.secrets",
+    "entrypoints.ui.access",
+    "entrypoints.ui.audit",
 )
 
 

@@ -1,0 +1,105 @@
+"""The console's audit, access, resolve, import/export and operations pages through Flask's
+client (tests/browser drives them in Chromium): each page renders over the API's use cases, a
+refused caller gets the service's refusal, a new API token is shown once."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.e2e.conftest import TOKEN, ApiClient, user_token
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def csrf(client: FlaskClient, path: str = "/ui/signin") -> str:
+    page = client.get(path)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def signed_in(app: Flask, token: str = TOKEN) -> FlaskClient:
+    client = app.test_client()
+    answer = client.post("/ui/signin", data={"token": token, "csrf_token": csrf(client)})
+    assert answer.status_code == 302, answer.text
+    return client
+
+
+def post(client: FlaskClient, path: str, **data: Any) -> Any:
+    return client.post(path, data={"csrf_token": csrf(client, "/ui/scopes"), **data})
+
+
+def test_the_audit_page_lists_filters_pages_and_verifies(app: Flask, api: ApiClient) -> None:
+    client = signed_in(app)
+    page = client.get("/ui/audit")
+    assert page.status_code == 200, page.text
+    assert "scope.create" in page.text
+    filtered = client.get("/ui/audit?action=scope.create&outcome=success")
+    assert filtered.status_code == 200
+    assert "organization/acme" in filtered.text
+    none = client.get("/ui/audit?actor=user:nobody")
+    assert "No event matches." in none.text
+    verified = post(client, "/ui/audit/verify")
+    assert verified.status_code == 200
+    assert 'data-verification="ok"' in verified.text
+    exported = client.get("/ui/audit/export?format=csv&action=scope.create")
+    assert exported.status_code == 200
+    assert exported.headers["Content-Disposition"].startswith("attachment;")
+    assert "scope.create" in exported.text
+    for report in ("expiring", "never-read", "rotation-overdue", "stale-tokens"):
+        answer = client.get(f"/ui/reports?report={report}")
+        assert answer.status_code == 200, (report, answer.text)
+
+
+def test_a_viewer_may_not_read_the_audit_trail(app: Flask, api: ApiClient) -> None:
+    api.post(
+        "/role-bindings",
+        json={
+            "principal": "user:vera",
+            "role": "viewer",
+            "scope": {"type": "organization", "id": "acme"},
+        },
+    )
+    token = user_token("vera")
+    client, vera = signed_in(app, token), ApiClient(app.test_client(), token)
+    refused = vera.get("/audit/events").status_code
+    assert refused in (403, 404)
+    assert client.get("/ui/audit").status_code == refused  # as the API answers her
+    assert post(client, "/ui/audit/verify").status_code == vera.post("/audit/verify").status_code
+    assert client.get("/ui/reports").status_code == vera.get("/reports/expiring").status_code
+    assert "Verify the chain" not in client.get("/ui/audit").text
+
+
+def test_access_grants_and_a_token_is_shown_once(app: Flask, api: ApiClient) -> None:
+    client = signed_in(app)
+    assert client.get("/ui/access").status_code == 200
+    page = client.get("/ui/scopes/organization/acme/access")
+    assert page.status_code == 200, page.text
+    granted = post(
+        client,
+        "/ui/scopes/organization/acme/access/bindings",
+        principal="user:bob",
+        role="reader",
+        name_pattern="DB_*",
+    )
+    assert granted.status_code == 302, granted.text
+    listed = client.get("/ui/scopes/organization/acme/access")
+    assert "user:bob" in listed.text and "DB_*" in listed.text
+    created = post(
+        client, "/ui/scopes/organization/acme/access/service-accounts", name="ci", description="x"
+    )
+    assert created.status_code == 302, created.text
+    account_url = created.headers["Location"]
+    issued = post(client, f"{account_url}/tokens", description="deploy")
+    assert issued.status_code == 200
+    token = re.search(r'id="new-token"[^>]*>([^<]+)</pre>', issued.text)
+    assert token, issued.text
+    assert ApiClient(app.test_client(), token.group(1)).get("/auth/whoami").status_code == 200
+    again = client.get(account_url)
+    assert token.group(1) not in again.text
+    assert "deploy" in again.text
