@@ -24,7 +24,7 @@ from core.domain.paging import PageRequest
 from core.domain.rotation import RotationPolicy
 from core.domain.secrets import CONSUMERS, RevealedValue, Secret, SecretFilter
 from core.domain.values import ScopeRef, ScopeType, SecretValue
-from core.services import NewSecret, secret_target
+from core.services import MetadataChanges, NewSecret, secret_target
 from entrypoints.http.context import request_trail
 from entrypoints.http.errors import status_of
 from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
@@ -349,6 +349,57 @@ def rollback(secret_id: UUID) -> Any:
         flash(changed_meanwhile(error), "error")
         return redirect(back)
     flash(f"Rolled back: version {secret.current_version} has version {version}'s value.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/metadata")
+@signed_in
+def update_metadata(secret_id: UUID) -> Any:
+    """Description, expiry and not-before (an empty date clears it), as `PATCH` does."""
+    back = url_for("ui.secret", secret_id=secret_id)
+    form = request.form
+    try:
+        expires_at = moment(form.get("expires_at", ""), "expires_at")
+        not_before = moment(form.get("not_before", ""), "not_before")
+        changes = MetadataChanges(
+            description=form.get("description", ""),
+            expires_at=expires_at,
+            not_before=not_before,
+            clear=frozenset(
+                name
+                for name, value in (("expires_at", expires_at), ("not_before", not_before))
+                if value is None
+            ),
+        )
+        use(container().secret_service).update_metadata(
+            g.principal, secret_id, changes, expected_revision=revision_given()
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash("Metadata saved.", "info")
+    return redirect(back)
+
+
+@bp.post("/secrets/<uuid:secret_id>/versions")
+@signed_in
+def write_value(secret_id: UUID) -> Any:
+    """A new value, as the next (current) version."""
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        text = request.form.get("value", "")
+        if not text:
+            raise InvalidInput("the new value is empty", details={"field": "value"})
+        secret = use(container().secret_service).write_value(
+            g.principal,
+            secret_id,
+            SecretValue.from_text(text),
+            expected_revision=revision_given(),
+        )
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash(f"Version {secret.current_version} written.", "info")
     return redirect(back)
 
 

@@ -301,6 +301,7 @@ def console_context() -> dict[str, Any]:
         "principal": g.get("principal"),
         "when": when,
         "expiry_class": expiry_class,
+        "utc": UTC,
     }
 
 

@@ -282,3 +282,27 @@ def test_rotate_now_by_the_policy(page: Any, console: Console) -> None:
     page.get_by_role("button", name="Rotate now").click()
     page.get_by_text("Rotated: version 2 is current.").wait_for()
     assert console.api("GET", f"/secrets/{created['id']}/value").json()["value"] != "r-1"
+
+
+def test_a_new_value_and_an_expiry_from_the_secret_page(page: Any, console: Console) -> None:
+    console.scope("organization", "editing", ("global", "global"))
+    created = console.api(
+        "POST",
+        "/secrets",
+        json={"scope": {"type": "organization", "id": "editing"}, "name": "E", "value": "e-1"},
+    ).json()
+    sign_in(page, console)
+    page.goto(f"{console.url}/ui/secrets/{created['id']}")
+    page.get_by_role("textbox", name=re.compile("^New value")).fill("e-2-new")
+    page.get_by_role("button", name="Write a new version").click()
+    page.get_by_text("Version 2 written.").wait_for()
+    assert console.api("GET", f"/secrets/{created['id']}/value").json()["value"] == "e-2-new"
+
+    page.get_by_label("Description", exact=True).fill("the editing test's secret")
+    page.get_by_label(re.compile("^Expires")).fill("2030-01-02T03:04")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Metadata saved.").wait_for()
+    metadata = console.api("GET", f"/secrets/{created['id']}").json()
+    assert metadata["description"] == "the editing test's secret"
+    assert metadata["expires_at"].startswith("2030-01-02T03:04")
+    check_accessibility(page)
