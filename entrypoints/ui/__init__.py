@@ -20,6 +20,8 @@ VIEW_MODULES = (
     "entrypoints.ui.secrets",
     "entrypoints.ui.access",
     "entrypoints.ui.audit",
+    "entrypoints.ui.resolve",
+    "entrypoints.ui.transfer",
 )
 
 

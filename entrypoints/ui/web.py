@@ -253,9 +253,17 @@ def expiry_class(value: datetime | None) -> str:
 # -- the blueprint's hooks -----------------------------------------------------------------
 
 
+# Forms that carry a file (an import), by endpoint: their size limit in bytes, instead of the
+# request limit; set before the CSRF check reads the form.
+LARGE_FORMS: dict[str, Callable[[], int]] = {}
+
+
 @bp.before_request
 def console_request() -> BaseResponse | None:
     g.content_security_policy = UI_CONTENT_SECURITY_POLICY
+    large = LARGE_FORMS.get(request.endpoint or "")
+    if large is not None:
+        request.max_content_length = request.max_form_memory_size = large()
     if request.method == "POST":
         token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken", "")
         try:

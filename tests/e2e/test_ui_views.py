@@ -48,7 +48,7 @@ def test_the_audit_page_lists_filters_pages_and_verifies(app: Flask, api: ApiCli
     assert verified.status_code == 200
     assert 'data-verification="ok"' in verified.text
     exported = client.get("/ui/audit/export?format=csv&action=scope.create")
-    assert exported.status_code == 200
+    assert exported.status_code == 200, exported.text
     assert exported.headers["Content-Disposition"].startswith("attachment;")
     assert "scope.create" in exported.text
     for report in ("expiring", "never-read", "rotation-overdue", "stale-tokens"):
@@ -103,3 +103,75 @@ def test_access_grants_and_a_token_is_shown_once(app: Flask, api: ApiClient) -> 
     again = client.get(account_url)
     assert token.group(1) not in again.text
     assert "deploy" in again.text
+
+
+def test_resolve_explains_where_each_name_comes_from(app: Flask, api: ApiClient) -> None:
+    api.create(name="DB_URL", scope={"type": "organization", "id": "acme"}, value="org-value")
+    api.create(
+        name="DB_URL",
+        scope={"type": "project", "id": "p-42"},
+        environment="prod",
+        value="project-value",
+    )
+    api.create(name="ONLY_ORG", scope={"type": "organization", "id": "acme"}, value="v")
+    client = signed_in(app)
+    page = client.get("/ui/resolve")
+    assert page.status_code == 200 and "project/p-42" in page.text
+    resolved = client.get("/ui/resolve?scope=project/p-42&environment=prod&user=")
+    assert resolved.status_code == 200, resolved.text
+    row = re.search(r"DB_URL</a></td>(.*?)</tr>", resolved.text, re.S)
+    assert row, resolved.text
+    assert "p-42" in row.group(1) and "organization/acme" in row.group(1)  # wins, shadows
+    assert "ONLY_ORG" in resolved.text
+    assert "project-value" not in resolved.text and "org-value" not in resolved.text
+
+
+def test_an_import_is_previewed_then_applied(app: Flask, api: ApiClient) -> None:
+    client = signed_in(app)
+    assert client.get("/ui/scopes/organization/acme/transfer").status_code == 200
+    dotenv = "NEW_ONE=first-value-123\nOTHER=second-value-456\n"
+    preview = post(
+        client,
+        "/ui/scopes/organization/acme/import",
+        step="preview",
+        text=dotenv,
+        environment="prod",
+        strategy="skip",
+    )
+    assert preview.status_code == 200, preview.text
+    assert "create 2" in preview.text
+    assert "first-value-123" not in preview.text  # the staged file is sealed
+    listed = api.get("/secrets?scope_type=organization&scope_id=acme&environment=prod")
+    assert listed.get_json()["total"] == 0  # nothing changed by the preview
+    staged = re.search(r'name="staged" value="([^"]+)"', preview.text)
+    assert staged
+    applied = post(
+        client,
+        "/ui/scopes/organization/acme/import",
+        step="apply",
+        staged=staged.group(1),
+        environment="prod",
+        strategy="skip",
+    )
+    assert applied.status_code == 200, applied.text
+    assert "Imported" in applied.text
+    listed = api.get("/secrets?scope_type=organization&scope_id=acme&environment=prod")
+    assert listed.get_json()["total"] == 2
+    tampered = post(
+        client,
+        "/ui/scopes/organization/acme/import",
+        step="apply",
+        staged=staged.group(1)[:-4] + "AAAA",
+        environment="prod",
+    )
+    assert tampered.status_code == 400 and "preview it again" in tampered.text
+    exported = post(
+        client,
+        "/ui/scopes/organization/acme/export",
+        format="dotenv",
+        environment="prod",
+        include_values="1",
+    )
+    assert exported.status_code == 200, exported.text
+    assert "attachment" in exported.headers["Content-Disposition"]
+    assert "NEW_ONE=first-value-123" in exported.text
