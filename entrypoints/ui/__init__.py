@@ -22,6 +22,7 @@ VIEW_MODULES = (
     "entrypoints.ui.audit",
     "entrypoints.ui.resolve",
     "entrypoints.ui.transfer",
+    "entrypoints.ui.operations",
 )
 
 

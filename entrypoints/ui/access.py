@@ -17,6 +17,7 @@ from core.domain.errors import InvalidInput, ServiceError
 from core.domain.paging import PageRequest
 from core.domain.values import ScopeRef, ScopeType
 from core.service_accounts import ServiceAccountService
+from entrypoints.http.errors import status_of
 from entrypoints.ui.rights import scopes_allowing
 from entrypoints.ui.scopes import visible_scopes
 from entrypoints.ui.secrets import SCOPE, moment, scope_of
@@ -109,7 +110,7 @@ def grant(scope_type: str, scope_id: str) -> Any:
         )
         created = bindings().create(g.principal, draft)
     except ServiceError as error:
-        return scope_access_page(ref, 400, error=error_text(error), form=form)
+        return scope_access_page(ref, status_of(error), error=error_text(error), form=form)
     flash(f"{created.principal} is now {created.role.value} at {ref}.", "info")
     return redirect(access_url(ref))
 
@@ -177,7 +178,7 @@ def issue_token(account_id: UUID) -> Any:
             expires_at=moment(request.form.get("expires_at", ""), "expires_at"),
         )
     except ServiceError as error:
-        return account_page(account_id, 400, error=error_text(error))
+        return account_page(account_id, status_of(error), error=error_text(error))
     return account_page(account_id, issued=token, plaintext=plaintext)
 
 

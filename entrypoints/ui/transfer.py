@@ -27,6 +27,7 @@ from core.transfer import (
     TransferService,
     entry_error_details,
 )
+from entrypoints.http.errors import status_of
 from entrypoints.ui.secrets import SCOPE, scope_of
 from entrypoints.ui.web import (
     LARGE_FORMS,
@@ -144,7 +145,7 @@ def import_secrets(scope_type: str, scope_id: str) -> Any:
         )
         report = transfer_service().import_secrets(g.principal, import_request, io.BytesIO(content))
     except ServiceError as error:
-        return transfer_page(ref, 400, error=error_text(error), form=form)
+        return transfer_page(ref, status_of(error), error=error_text(error), form=form)
     return transfer_page(
         ref,
         report=report,
@@ -175,7 +176,7 @@ def export_secrets(scope_type: str, scope_id: str) -> Any:
             ),
         )
     except ServiceError as error:
-        return transfer_page(ref, 400, export_error=error_text(error), form=form)
+        return transfer_page(ref, status_of(error), export_error=error_text(error), form=form)
     return Response(
         exported.content,
         content_type=exported.media_type,

@@ -5,15 +5,32 @@ refused caller gets the service's refusal, a new API token is shown once."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from entrypoints.config import Settings
+from entrypoints.http.app import create_app
 from tests.e2e.conftest import TOKEN, ApiClient, user_token
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Two backends: somewhere to migrate to."""
+    return replace(settings, backends={"local": {"plugin": "local"}, "spare": {"plugin": "local"}})
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    app.extensions["container"].shutdown_resources()
 
 
 def csrf(client: FlaskClient, path: str = "/ui/signin") -> str:
@@ -175,3 +192,59 @@ def test_an_import_is_previewed_then_applied(app: Flask, api: ApiClient) -> None
     assert exported.status_code == 200, exported.text
     assert "attachment" in exported.headers["Content-Disposition"]
     assert "NEW_ONE=first-value-123" in exported.text
+
+
+def test_operations_plan_start_and_follow_a_migration(app: Flask, api: ApiClient) -> None:
+    api.create(name="MOVE_ME", scope={"type": "project", "id": "p-42"}, value="to-be-moved")
+    client = signed_in(app)
+    page = client.get("/ui/operations")
+    assert page.status_code == 200, page.text
+    assert "spare" in page.text and "healthy" in page.text
+    form = {"source": "local", "target": "spare", "scope": "project/p-42"}
+    plan = post(client, "/ui/operations/migrations", step="plan", **form)
+    assert plan.status_code == 200, plan.text
+    assert "1 secret (1 version) would move" in plan.text
+    assert "No migration of a scope you administer." in plan.text  # the dry run started none
+    started = post(client, "/ui/operations/migrations", step="start", **form)
+    assert started.status_code == 302, started.text
+    job_page = client.get(started.headers["Location"])
+    assert job_page.status_code == 200 and "data-poll-url" in job_page.text
+    assert client.get(started.headers["Location"] + "/progress").get_json()["state"] == "pending"
+    app.extensions["container"].worker().run_once()
+    done = client.get(started.headers["Location"] + "/progress").get_json()
+    assert done == {
+        "state": "succeeded",
+        "total": 1,
+        "done": 1,
+        "failed": 0,
+        "remaining": 0,
+        "finished": True,
+    }
+    assert "data-poll-url" not in client.get(started.headers["Location"]).text
+
+
+def test_a_viewer_sees_no_operations_actions(app: Flask, api: ApiClient) -> None:
+    api.post(
+        "/role-bindings",
+        json={
+            "principal": "user:vic",
+            "role": "viewer",
+            "scope": {"type": "project", "id": "p-42"},
+        },
+    )
+    client = signed_in(app, user_token("vic"))
+    page = client.get("/ui/operations")
+    assert page.status_code == 200
+    assert "Start migration" not in page.text and "Dry run" not in page.text
+    assert "Only administrators and auditors of the global scope see the workers." in page.text
+    refused = post(
+        client,
+        "/ui/operations/migrations",
+        step="start",
+        source="local",
+        target="spare",
+        scope="project/p-42",
+    )
+    assert refused.status_code == 403 and "forbidden" in refused.text.lower()
+    assert api.get("/migrations").get_json()["items"] == []
+    assert client.get("/ui/scopes/project/p-42/access").status_code == 403

@@ -63,5 +63,36 @@
         );
       });
     });
+
+    // A running job's progress (a migration), polled from data-poll-url until it finishes; the
+    // page then reloads to show the report. Without script, the page's Refresh link does it.
+    document.querySelectorAll("[data-poll-url]").forEach(function (box) {
+      var url = box.getAttribute("data-poll-url");
+      function show(body) {
+        ["state", "done", "total", "failed", "remaining"].forEach(function (name) {
+          var field = box.querySelector('[data-field="' + name + '"]');
+          if (field) { field.textContent = String(body[name]); }
+        });
+        var bar = box.querySelector('[data-field="bar"]');
+        if (bar) {
+          bar.max = Math.max(body.total, 1);
+          bar.value = body.done + body.failed;
+        }
+      }
+      var timer = window.setInterval(function () {
+        fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+          .then(function (response) {
+            if (!response.ok) { throw new Error(String(response.status)); }
+            return response.json();
+          })
+          .then(function (body) {
+            show(body);
+            if (body.finished) {
+              window.clearInterval(timer);
+              window.location.reload();
+            }
+          }, function () { window.clearInterval(timer); });
+      }, 2000);
+    });
   });
 })();
