@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.access import authorize
-from core.audit import GENESIS, AuditTrail, chain_segments, checkpoint_mac, verify_links
+from core.audit import AuditTrail
+from core.audit_chain import GENESIS, chain_segments, checkpoint_mac, verify_links
 from core.domain.access import Action, Target
 from core.domain.audit import (
     AuditAction,

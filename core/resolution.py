@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from core.access import access_query, confirm_caller
-from core.audit import AuditTrail, StaleRead
+from core.audit import AuditTrail
 from core.domain.access import Action, RoleBinding
 from core.domain.audit import AuditAction
 from core.domain.errors import Expired, NotYetValid, VersionUnavailable
@@ -29,6 +29,7 @@ from core.read_cache import ReadCache
 from core.scopes import SPECIFICITY
 from core.services import STALE, ValueReader, audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
+from ports.audit_log import StaleRead
 from ports.persistence import UnitOfWorkFactory
 from ports.security import Clock
 

@@ -21,9 +21,11 @@ from adapters.db.chain_segments import ProcessChainSegments
 from adapters.db.rekey import SqlKeyUnitOfWork
 from adapters.db.uow import SqlUnitOfWork
 from adapters.db.worker_registry import SqlWorkerRegistry
+from adapters.group_commit import GroupCommit
 from adapters.sealed_export import ScryptAesGcmCipher
 from core.adoption import AdoptionService
-from core.audit import AuditChain, AuditTrail, GroupCommit, derive_checkpoint_key
+from core.audit import AuditTrail
+from core.audit_chain import AuditChain, derive_checkpoint_key
 from core.audit_service import AuditService
 from core.bindings import RoleBindingService
 from core.domain.errors import ConfigurationError
@@ -153,12 +155,11 @@ class Container(containers.DeclarativeContainer):
     # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
     audit_trail = providers.Factory(
         AuditTrail,
-        unit_of_work.provider,
+        audit_group,
         audit_chain,
         clock,
         sinks=audit_sinks,
         changes=change_feed,
-        group=audit_group,
     )
     # A long chain is verified in segments, one process per CPU (up to 4) (`PARALLEL_FROM`).
     audit_segments = providers.Singleton(

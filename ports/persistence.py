@@ -250,7 +250,7 @@ class ServiceAccountRepository(abc.ABC):
 
 
 class AuditRepository(abc.ABC):
-    """The stored hash chain. Appending goes through `core.audit.AuditChain`."""
+    """The stored hash chain. Appending goes through `core.audit_chain.AuditChain`."""
 
     @abc.abstractmethod
     def lock_head(self) -> tuple[int, str]:
@@ -295,7 +295,7 @@ class AuditRepository(abc.ABC):
 
     @abc.abstractmethod
     def chain_links(self, from_seq: int = 1, to_seq: int | None = None) -> Iterator[ChainLink]:
-        """What verification reads of `events` (`core.audit.link_of` of each), streamed,
+        """What verification reads of `events` (`core.audit_chain.link_of` of each), streamed,
         without building every event: verifying a long chain is bound by this."""
 
     @abc.abstractmethod
@@ -328,14 +328,14 @@ class ChainSegments(abc.ABC):
     def verify(
         self, segments: Sequence[ChainSegment], checkpoint_key: bytes, checkpoint_every: int
     ) -> list[tuple[int, BrokenLink | None]] | None:
-        """For each segment, in order, what `core.audit.verify_links` finds in its events
+        """For each segment, in order, what `core.audit_chain.verify_links` finds in its events
         (`first` to `last`, from `anchor`, with its checkpoints); None when they could not be
         verified this way (the caller then verifies in one pass)."""
 
 
 class ChainAppender(abc.ABC):
     """A store's append of a whole batch of audit events as one committed transaction in one
-    round trip: lock the chain, hash the events after its head (`core.audit.chain_hash`),
+    round trip: lock the chain, hash the events after its head (`core.audit_chain.chain_hash`),
     store them, move the head, commit. The chain's lock is then never held across the
     caller's waits. Optional: a store without it appends through the unit of work."""
 
@@ -346,7 +346,7 @@ class ChainAppender(abc.ABC):
         required_generations: Sequence[int | None],
         checkpoint_every: int,
     ) -> AppendedBatch:
-        """Append the events whose canonical contents (`core.audit.canonical_content`) are
+        """Append the events whose canonical contents (`core.audit_chain.canonical_content`) are
         given, in order, leaving out those whose required generation (not None) is not the
         current one. Writes nothing (`written` False) if the batch would reach a seq that is a
         multiple of `checkpoint_every`: its signed checkpoint needs a key the store does not

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, MetaData, Table, delete, make_url, text, update
 from adapters.db.engine import create_engine_from_url
 from adapters.db.migrate import upgrade
 from adapters.db.tables import ALEMBIC_VERSION_TABLE, PREFIX, audit_head, scopes
-from core.audit import GENESIS
+from core.audit_chain import GENESIS
 from core.domain.values import ScopeType
 from tests.support.postgres import PostgresUnavailable, throwaway_postgres
 

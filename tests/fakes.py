@@ -26,13 +26,13 @@ from uuid import UUID
 
 from sqlalchemy import String
 
+from adapters.audit_log import TransactionalAuditLog
 from adapters.db.tables import audit_events
 from core.adoption import adopted_secret_id
-from core.audit import (
+from core.audit import AuditTrail
+from core.audit_chain import (
     GENESIS,
     AuditChain,
-    AuditTrail,
-    ChangeListener,
     chain_hash,
     derive_checkpoint_key,
     link_of,
@@ -75,6 +75,7 @@ from core.domain.work import ExpiryNotice, Lease
 from core.services import secret_target
 from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
+from ports.audit_log import ChangeListener
 from ports.events import EventPublisher
 from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
 from ports.jobs import JobRepository
@@ -1487,7 +1488,9 @@ def make_audit_trail(
     """The audit trail as the container builds it, on the fakes, signing with `CHECKPOINT_KEY`
     (and with `changes`, the change feed that writes events to the outbox)."""
     chain = AuditChain(CHECKPOINT_KEY, checkpoint_every)
-    return AuditTrail(uow_factory, chain, clock, sinks, request, changes)
+    return AuditTrail(
+        TransactionalAuditLog(uow_factory, chain), chain, clock, sinks, request, changes
+    )
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Row, Text, cast, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
-from core.audit import canonical_fields
+from core.audit_chain import canonical_fields
 from core.domain.audit import CONTENT_FIELDS, AuditEvent, AuditFilter, ChainLink, Checkpoint
 from core.domain.errors import AuditEventRefused, AuditUnavailable
 from ports.persistence import AuditRepository

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.db.audit_repository import SqlAuditRepository
 from adapters.db.engine import create_engine_from_url
-from core.audit import verify_links
+from core.audit_chain import verify_links
 from core.domain.audit import BrokenLink, ChainSegment
 from ports.persistence import ChainSegments
 

@@ -17,7 +17,9 @@ from sqlalchemy import Engine
 
 from adapters.db.audit_appender import PostgresChainAppender
 from adapters.db.uow import SqlUnitOfWork
-from core.audit import PLACEHOLDER_NOTE, AuditChain, AuditTrail, GroupCommit, verify_links
+from adapters.group_commit import GroupCommit
+from core.audit import AuditTrail
+from core.audit_chain import PLACEHOLDER_NOTE, AuditChain, verify_links
 from core.domain.audit import AuditEvent, RequestInfo
 from core.domain.errors import NotFound
 from core.domain.values import Principal
@@ -52,10 +54,7 @@ def group(engine: Engine) -> Iterator[GroupCommit]:
 
 
 def trail_for(engine: Engine, group: GroupCommit, request: RequestInfo) -> AuditTrail:
-    uow = functools.partial(SqlUnitOfWork, engine)
-    return AuditTrail(
-        uow, AuditChain(CHECKPOINT_KEY, 25), FixedClock(NOW), (), request, None, group
-    )
+    return AuditTrail(group, AuditChain(CHECKPOINT_KEY, 25), FixedClock(NOW), (), request)
 
 
 def stored(engine: Engine) -> list[AuditEvent]:
@@ -170,7 +169,7 @@ def test_an_event_the_database_refuses_is_stored_as_a_placeholder_beside_the_oth
             outcome="success",
             request_id=f"unstorable-{number}",
         )
-        group.record([event])
+        group.append([event])
 
     errors = at_once(
         {

@@ -19,7 +19,9 @@ from sqlalchemy import Engine
 
 from adapters.db.audit_appender import PostgresChainAppender
 from adapters.db.uow import SqlUnitOfWork
-from core.audit import AuditChain, AuditTrail, GroupCommit, verify_links
+from adapters.group_commit import GroupCommit
+from core.audit import AuditTrail
+from core.audit_chain import AuditChain, verify_links
 from core.domain.audit import RequestInfo
 from core.domain.errors import NotFound
 from core.domain.values import Principal
@@ -102,15 +104,7 @@ def test_every_request_field_is_stored_and_the_chain_verifies(
     details: dict[str, Any],
 ) -> None:
     engine, group = recording
-    trail = AuditTrail(
-        functools.partial(SqlUnitOfWork, engine),
-        AuditChain(CHECKPOINT_KEY, 10),
-        FixedClock(NOW),
-        (),
-        request,
-        None,
-        group,
-    )
+    trail = AuditTrail(group, AuditChain(CHECKPOINT_KEY, 10), FixedClock(NOW), (), request)
     caller = Principal(actor, "user")
     before, _, _ = chain_state(engine)
 

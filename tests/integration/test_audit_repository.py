@@ -21,10 +21,10 @@ from adapters.db.chain_segments import ProcessChainSegments
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import audit_events
 from adapters.db.uow import SqlUnitOfWork
-from core.audit import (
+from adapters.group_commit import GroupCommit
+from core.audit_chain import (
     GENESIS,
     AuditChain,
-    GroupCommit,
     canonical_content,
     chain_segments,
     chained,
@@ -430,7 +430,7 @@ def test_the_server_side_append_stores_the_chain_python_computes(postgres_engine
         version=7,
         reason=None,
     )
-    linked = group.record([tricky, event(2)]) + group.record([event(3)])
+    linked = group.append([tricky, event(2)]) + group.append([event(3)])
     events = stored(postgres_engine)
     assert [(e.seq, e.prev_hash, e.hash) for e in events] == [
         (e.seq, e.prev_hash, e.hash) for e in linked
@@ -459,7 +459,7 @@ def test_the_server_side_append_signs_a_checkpoint_in_the_same_transaction(
     assert stored(postgres_engine) == []  # rolled back, the chain's lock released
     group = appended_by(postgres_engine, 3)
     for n in range(7):
-        group.record([event(n)])
+        group.append([event(n)])
     with SqlUnitOfWork(postgres_engine) as uow:
         assert [c.seq for c in uow.audit.checkpoints()] == [3, 6]
         assert verify_chain(
@@ -504,7 +504,7 @@ def test_two_processes_groups_and_transactions_make_one_unbroken_chain(
             if number == 0:
                 append(postgres_engine, chain, event(n, actor="user:writer"))
             else:
-                groups[number % 2].record([event(n, actor=f"service:{number}")])
+                groups[number % 2].append([event(n, actor=f"service:{number}")])
 
     assert run_in_threads(9, work) == []
     with SqlUnitOfWork(postgres_engine) as uow:
@@ -544,7 +544,7 @@ def test_chain_links_give_what_the_hash_covers_details_included(
     ]
     linked = append(engine, chain, *varied)
     if engine.dialect.name == "postgresql":
-        linked += appended_by(engine, 3).record([event(5, details={"k": "v"}), event(6)])
+        linked += appended_by(engine, 3).append([event(5, details={"k": "v"}), event(6)])
     with SqlUnitOfWork(engine) as uow:
         links = list(uow.audit.chain_links())
         assert [link.canonical for link in links] == [canonical_content(e) for e in linked]

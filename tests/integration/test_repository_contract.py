@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from adapters.db.uow import SqlUnitOfWork
 from core.access import access_query
-from core.audit import GENESIS, chained
+from core.audit_chain import GENESIS, chained
 from core.domain.access import Action, Role, RoleBinding
 from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.audit import AuditEvent, AuditFilter

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from core.audit import (
+from core.audit import AuditTrail
+from core.audit_chain import (
     GENESIS,
     PLACEHOLDER_NOTE,
     AuditChain,
-    AuditTrail,
     canonical_content,
     canonical_fields,
     chained,

@@ -7,7 +7,9 @@ import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.audit import AuditChain, AuditTrail, canonical_content
+from adapters.audit_log import TransactionalAuditLog
+from core.audit import AuditTrail
+from core.audit_chain import AuditChain, canonical_content
 from core.domain.audit import AuditAction, with_fields
 from core.domain.values import Principal
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock
@@ -80,7 +82,8 @@ def test_the_check_finds_a_free_action_string() -> None:
 
 def test_an_event_holds_the_plain_text_and_hashes_as_before() -> None:
     db = FakeUnitOfWorkFactory()
-    trail = AuditTrail(db, AuditChain(b"k" * 32), FixedClock(NOW))
+    chain = AuditChain(b"k" * 32)
+    trail = AuditTrail(TransactionalAuditLog(db, chain), chain, FixedClock(NOW))
     alice = Principal("user:alice", "user")
 
     with trail.attempt(alice, AuditAction.SECRET_READ_VALUE, "secret:x") as attempt:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from core.audit import GENESIS, AuditTrail, event_hash
+from core.audit import AuditTrail
+from core.audit_chain import GENESIS, event_hash
 from core.audit_service import MAX_PAGE, AuditService, Verification
 from core.domain.access import Role
 from core.domain.audit import AuditEvent, AuditFilter, BrokenLink, ChainSegment

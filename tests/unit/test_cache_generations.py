@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.audit import AuditChain, GroupCommit, StaleRead
+from adapters.group_commit import GroupCommit
+from core.audit_chain import AuditChain
 from core.domain.audit import AuditEvent
 from core.read_cache import ReadCache
+from ports.audit_log import StaleRead
 from tests.fakes import CHECKPOINT_KEY, FakeUnitOfWorkFactory
 
 
@@ -82,13 +84,13 @@ def test_group_commit_refuses_a_read_of_another_generation_and_records_nothing_o
     db = FakeUnitOfWorkFactory()
     seen: list[int] = []
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY), seen.append)
-    assert [e.seq for e in group.record([event(1)], requires_generation=0)] == [1]
+    assert [e.seq for e in group.append([event(1)], requires_generation=0)] == [1]
     assert seen == [0]
     with db() as uow:  # a change: the secrets table is written
         uow.secrets.delete(uuid.uuid4())
         uow.commit()
     with pytest.raises(StaleRead):
-        group.record([event(2)], requires_generation=0)
+        group.append([event(2)], requires_generation=0)
     assert seen == [0, 1]
-    assert [e.seq for e in group.record([event(3)], requires_generation=1)] == [2]
+    assert [e.seq for e in group.append([event(3)], requires_generation=1)] == [2]
     assert [e.resource for e in db.database.audit_events()] == ["secret:1", "secret:3"]

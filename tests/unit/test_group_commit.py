@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
-from core.audit import (
+from adapters.group_commit import GroupCommit
+from core.audit_chain import (
     PLACEHOLDER_NOTE,
     AuditChain,
-    GroupCommit,
-    StaleRead,
     canonical_content,
     chain_hash,
     verify_chain,
@@ -28,6 +27,7 @@ from core.audit import (
 from core.domain.audit import AppendedBatch, AuditEvent
 from core.domain.errors import AuditEventRefused, AuditUnavailable
 from core.events import ChangeFeed
+from ports.audit_log import StaleRead
 from tests.fakes import (
     CHECKPOINT_KEY,
     FakeAuditRepository,
@@ -86,8 +86,8 @@ def test_the_appender_writes_the_chain_the_unit_of_work_would() -> None:
     appender = FakeChainAppender(db)
     seen: list[int] = []
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 100), seen.append, appender)
-    linked = group.record([event(1), event(2, details={"k": "v"})])
-    linked += group.record([event(3)], requires_generation=0)
+    linked = group.append([event(1), event(2, details={"k": "v"})])
+    linked += group.append([event(3)], requires_generation=0)
     assert appender.written == 2
     assert seen == [0, 0]
     stored = db.database.audit_events()
@@ -104,8 +104,8 @@ def test_a_batch_that_reaches_a_checkpoint_is_signed_in_its_transaction() -> Non
     appender = FakeChainAppender(db)
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 3), None, appender)
     for n in range(1, 8):
-        group.record([event(n)])
-    group.record([event(8), event(9), event(10)])  # reaches 9: signed, with 8 and 10
+        group.append([event(n)])
+    group.append([event(8), event(9), event(10)])  # reaches 9: signed, with 8 and 10
     assert appender.calls == 8
     assert appender.signed_calls == 3  # seq 3, 6 and 9
     with db() as uow:
@@ -125,9 +125,9 @@ class FailingSignature(FakeChainAppender):
 def test_a_checkpoint_that_cannot_be_signed_fails_the_batch_and_stores_nothing() -> None:
     db = FakeUnitOfWorkFactory()
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 2), None, FailingSignature(db))
-    group.record([event(1)])
+    group.append([event(1)])
     with pytest.raises(AuditUnavailable):
-        group.record([event(2)])
+        group.append([event(2)])
     assert [e.seq for e in db.database.audit_events()] == [1]
     assert verified(db, 2) == (1, None)
 
@@ -139,8 +139,8 @@ def test_a_stale_read_is_left_out_and_nothing_of_it_is_recorded() -> None:
         uow.secrets.delete(uuid.uuid4())
         uow.commit()
     with pytest.raises(StaleRead):
-        group.record([event(1)], requires_generation=0)
-    assert [e.seq for e in group.record([event(2)], requires_generation=1)] == [1]
+        group.append([event(1)], requires_generation=0)
+    assert [e.seq for e in group.append([event(2)], requires_generation=1)] == [1]
     assert [e.resource for e in db.database.audit_events()] == ["secret:2"]
 
 
@@ -149,11 +149,11 @@ def test_a_batch_with_changes_to_record_goes_through_the_unit_of_work() -> None:
     appender = FakeChainAppender(db)
     feed = ChangeFeed(targets=["hooks"])
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 100), None, appender)
-    group.record([event(1)], feed)  # a read: no change, the appender takes it
+    group.append([event(1)], feed)  # a read: no change, the appender takes it
     secret = uuid.uuid4()
     change = event(2, action="secret.delete", resource=f"secret:{secret}")
     assert feed.changes_in([change])
-    group.record([change], feed)
+    group.append([change], feed)
     assert appender.calls == 1
     assert [m.type for m in db.database.outbox_messages()] == ["secret.deleted"]
     assert verified(db, 100) == (2, None)
@@ -168,7 +168,7 @@ def test_an_append_that_fails_fails_the_batch_and_records_nothing() -> None:
     db = FakeUnitOfWorkFactory()
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 100), None, RefusingAppender(db))
     with pytest.raises(AuditUnavailable):
-        group.record([event(1)])
+        group.append([event(1)])
     assert db.database.audit_events() == []
     assert group.batches == 0
 
@@ -182,7 +182,7 @@ def test_concurrent_records_make_one_unbroken_chain_with_its_checkpoints() -> No
     def work(thread: int) -> None:
         try:
             for n in range(40):
-                group.record([event(n, actor=f"service:t{thread}")])
+                group.append([event(n, actor=f"service:t{thread}")])
         except BaseException as error:  # reported below
             errors.append(error)
 
@@ -274,7 +274,7 @@ def record_at_once(
 
     def record(one: AuditEvent) -> None:
         try:
-            [linked] = group.record([one])
+            [linked] = group.append([one])
             outcomes[one.resource] = linked
         except BaseException as error:  # the outcome under test
             outcomes[one.resource] = error
@@ -359,7 +359,7 @@ def test_events_are_bounded_before_they_are_queued() -> None:
     db = FakeUnitOfWorkFactory()
     appender = FakeChainAppender(db)
     group = GroupCommit(db, AuditChain(CHECKPOINT_KEY, 100), None, appender)
-    [linked] = group.record([event(1, resource="x\x00", version=2**63)])
+    [linked] = group.append([event(1, resource="x\x00", version=2**63)])
     [stored] = db.database.audit_events()
     assert stored.resource == linked.resource == "x\\x00"
     assert stored.version is linked.version is None

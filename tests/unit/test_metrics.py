@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.group_commit import GroupCommit
 from adapters.metrics import CountedReadCache, InstrumentedBackend, ServiceMetrics
-from core.audit import AuditChain, GroupCommit
+from core.audit_chain import AuditChain
 from core.domain.errors import BackendUnavailable, NotFound
 from core.domain.values import SecretValue, VersionKey
 from entrypoints.http.metrics import MULTIPROCESS_DIR, route_template
@@ -100,8 +101,8 @@ def test_each_audit_write_reports_its_events_and_duration() -> None:
         AuditChain(CHECKPOINT_KEY, 100),
         on_written=metrics.observe_audit_write,
     )
-    group.record([event(1), event(2)])
-    group.record([event(3)])
+    group.append([event(1), event(2)])
+    group.append([event(3)])
     sizes = samples(metrics, "secret_management_audit_append_batch_events_sum")
     assert sizes == {(): 3}
     writes = samples(metrics, "secret_management_audit_append_duration_seconds_count")
