@@ -18,7 +18,7 @@ from core.domain.scopes import Scope
 from core.domain.secrets import SecretFilter
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
 from core.scopes import PARENT_TYPES
-from core.services import MAX_PAGE_SIZE
+from core.secrets import MAX_PAGE_SIZE
 from entrypoints.ui.web import bp, container, failed, nav_item, page, signed_in, use
 
 MAX_LISTED = 20 * MAX_PAGE_SIZE  # a tree or a count stops there (and says so)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -24,7 +25,9 @@ from core.domain.paging import PageRequest
 from core.domain.rotation import RotationPolicy
 from core.domain.secrets import CONSUMERS, RevealedValue, Secret, SecretFilter
 from core.domain.values import ScopeRef, ScopeType, SecretValue
-from core.services import MetadataChanges, NewSecret, secret_target
+from core.secret_access import secret_target
+from core.secrets import MetadataChanges, NewSecret
+from core.types import DERIVED_TAG_PREFIX
 from entrypoints.http.context import request_trail
 from entrypoints.http.errors import status_of
 from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
@@ -70,24 +73,58 @@ def secrets(scope_type: str, scope_id: str) -> Any:
     search = request.args.get("q", "").strip() or None
     kind = request.args.get("type", "").strip() or None
     deleted = request.args.get("deleted") == "1"
+    tag = request.args.get("tag", "").strip()
     number = max(1, request.args.get("page", 1, type=int) or 1)
-    criteria = SecretFilter(
-        scope=ref, environment=environment, type=kind, prefix=search, deleted=deleted
-    )
+    shown: dict[str, Any] = {
+        "scope": ref,
+        "environment": environment or "",
+        "search": search or "",
+        "kind": kind or "",
+        "tag": tag,
+        "deleted": deleted,
+        "types": secret_types(),
+    }
+    try:
+        criteria = SecretFilter(
+            scope=ref,
+            environment=environment,
+            type=kind,
+            prefix=search,
+            deleted=deleted,
+            tags=tag_filter(tag),
+        )
+    except InvalidInput as error:
+        return page("secrets.html", 400, found=None, error=error_text(error), **shown)
     found = use(container().secret_service).list_secrets(
         g.principal, criteria, PageRequest(number, 100)
     )
     return page(
         "secrets.html",
-        scope=ref,
         found=found,
-        environment=environment or "",
-        search=search or "",
-        kind=kind or "",
-        deleted=deleted,
-        types=secret_types(),
+        rotations=last_rotations(found.items),
         pages=max(1, -(-found.total // found.page_size)),
+        **shown,
     )
+
+
+def tag_filter(text: str) -> dict[str, str]:
+    """`key=value` (the value may hold spaces and `=`): the API's `tag=` parameter."""
+    if not text:
+        return {}
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise InvalidInput("search a tag as key=value", details={"field": "tag"})
+    return {key.strip(): value.strip()}
+
+
+def last_rotations(listed: Sequence[Secret]) -> dict[UUID, RotationPolicy]:
+    """The rotation policy (its last run: the "last rotated" column) of each listed secret
+    that has one. `list_secrets` returned only secrets the caller may list, the right
+    `GET /secrets/{id}/rotation` asks; reading them here rather than through `get_policy`
+    spares the trail a policy-read event per row of every page view."""
+    with container().unit_of_work(read_only=True) as uow:
+        found = {secret.id: uow.rotations.get(secret.id) for secret in listed}
+    return {secret_id: policy for secret_id, policy in found.items() if policy is not None}
 
 
 # -- creating a secret ---------------------------------------------------------------------
@@ -97,11 +134,18 @@ def chosen_type(name: str) -> SecretType | None:
     return next((kind for kind in secret_types() if kind.name == name), None)
 
 
+# Types whose value is one text, not a JSON object of their fields: the form asks for the
+# whole value and "Check" shows the parts the type reads from it.
+WHOLE_VALUE_TYPES = frozenset({"connection_string"})
+# Fields holding PEM blocks: several lines, so a text area (never refilled, like every value).
+PEM_FIELDS = frozenset({"certificate", "chain", "private_key"})
+
+
 def value_of(kind: SecretType, form: Any) -> SecretValue:
     """The value the form gives: the whole value when typed in (a connection URL, a PEM), else
     the type's fields as a JSON object (the empty ones left out)."""
     whole = form.get("value", "")
-    if kind.fields and not whole.strip():
+    if kind.fields and kind.name not in WHOLE_VALUE_TYPES and not whole.strip():
         parts = {name: form.get(f"field_{name}", "") for name in kind.fields}
         return SecretValue.from_text(json.dumps({k: v for k, v in parts.items() if v}))
     text = whole
@@ -137,7 +181,14 @@ def moment(text: str, field: str) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def create_page(ref: ScopeRef, kind: SecretType | None, status: int = 200, **form: Any) -> Any:
+def create_page(
+    ref: ScopeRef,
+    kind: SecretType | None,
+    status: int = 200,
+    *,
+    parts: Mapping[str, str] | None = None,
+    **form: Any,
+) -> Any:
     return page(
         "secret_new.html",
         status,
@@ -145,8 +196,24 @@ def create_page(ref: ScopeRef, kind: SecretType | None, status: int = 200, **for
         types=secret_types(),
         kind=kind,
         consumers=CONSUMERS,
+        whole_value=kind is not None and kind.name in WHOLE_VALUE_TYPES,
+        pem_fields=PEM_FIELDS,
+        parts=parts,
         form=form,
     )
+
+
+def check_value(ref: ScopeRef, kind: SecretType, form: Any, kept: dict[str, Any]) -> Any:
+    """The "Check" button: the value checked by its type's plugin (the check `create_secret`
+    makes), nothing stored. The form comes back with what the type reads from the value that is
+    not secret (a connection string's host, port, database and user; a certificate's subject
+    and expiry) or the type's own message (a key that does not match its certificate), and
+    never with the value itself."""
+    try:
+        check = container().secret_types().check(kind.name, value_of(kind, form))
+    except ServiceError as error:
+        return create_page(ref, kind, 422, error=error_text(error), **kept)
+    return create_page(ref, kind, parts=dict(check.metadata), checked=True, **kept)
 
 
 @bp.get(f"/scopes/{SCOPE}/secrets/new")
@@ -163,12 +230,14 @@ def create_secret(scope_type: str, scope_id: str) -> Any:
     ref = scope_of(scope_type, scope_id)
     form = request.form
     kind = chosen_type(form.get("type", ""))
-    kept = {
+    kept: dict[str, Any] = {
         key: form.get(key, "")
         for key in ("name", "environment", "description", "consumer", "tags", "expires_at")
     }
     if kind is None:
         return create_page(ref, None, 400, error="Choose a type of secret.", **kept)
+    if form.get("action") == "check":
+        return check_value(ref, kind, form, kept)
     try:
         draft = NewSecret(
             scope=ref,
@@ -231,7 +300,11 @@ def value_text(revealed: RevealedValue) -> tuple[str, str]:
 def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
     service = use(container().secret_service)
     secret = service.get_secret(g.principal, secret_id, include_deleted=True)
-    versions = [] if secret.is_deleted else service.list_versions(g.principal, secret_id)
+    versions = (
+        []
+        if secret.is_deleted
+        else use(container().version_service).list_versions(g.principal, secret_id)
+    )
     text, encoding = value_text(revealed) if revealed else (None, None)
     may = abilities(secret)
     audits = Action.AUDIT in may
@@ -246,6 +319,7 @@ def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
         if audits
         else None,
         events=recent_events(secret) if audits else None,
+        own_tags={k: v for k, v in secret.tags.items() if not k.startswith(DERIVED_TAG_PREFIX)},
         revealed=revealed,
         value=text,
         encoding=encoding,
@@ -273,9 +347,7 @@ def version_asked() -> int | None:
 def reveal(secret_id: UUID) -> Any:
     """Show the value: an audited read (`secret.read_value`), refused by core to a viewer."""
     try:
-        revealed = use(container().secret_service).read_value(
-            g.principal, secret_id, version_asked()
-        )
+        revealed = use(container().read_service).read_value(g.principal, secret_id, version_asked())
     except ServiceError as error:
         return failed(error, url_for("ui.secret", secret_id=secret_id))
     return secret_page(secret_id, revealed)
@@ -287,9 +359,7 @@ def copy_value(secret_id: UUID) -> Any:
     """The value for the script's "copy" button, which puts it on the clipboard without
     showing it: the same audited read."""
     try:
-        revealed = use(container().secret_service).read_value(
-            g.principal, secret_id, version_asked()
-        )
+        revealed = use(container().read_service).read_value(g.principal, secret_id, version_asked())
     except ServiceError as error:
         return jsonify({"error": error_text(error)}), status_of(error)
     text, encoding = value_text(revealed)
@@ -355,14 +425,27 @@ def rollback(secret_id: UUID) -> Any:
 @bp.post("/secrets/<uuid:secret_id>/metadata")
 @signed_in
 def update_metadata(secret_id: UUID) -> Any:
-    """Description, expiry and not-before (an empty date clears it), as `PATCH` does."""
+    """Description, tags, expiry and not-before (an empty date clears it), as `PATCH` does,
+    at the revision the page showed (its ETag)."""
     back = url_for("ui.secret", secret_id=secret_id)
     form = request.form
     try:
         expires_at = moment(form.get("expires_at", ""), "expires_at")
         not_before = moment(form.get("not_before", ""), "not_before")
+        tags = tags_of(form.get("tags", ""))
+        if any(key.startswith(DERIVED_TAG_PREFIX) for key in tags):
+            raise InvalidInput(
+                f"the {DERIVED_TAG_PREFIX}* tags come from the value and cannot be set",
+                details={"field": "tags"},
+            )
+        expected = revision_given()
+        # the tags replace the secret's own; the derived ones it has stay (read at the revision
+        # the page showed: if it changed since, the update below is refused)
+        current = use(container().secret_service).get_secret(g.principal, secret_id)
+        derived = {k: v for k, v in current.tags.items() if k.startswith(DERIVED_TAG_PREFIX)}
         changes = MetadataChanges(
             description=form.get("description", ""),
+            tags=tags | derived,
             expires_at=expires_at,
             not_before=not_before,
             clear=frozenset(
@@ -372,7 +455,7 @@ def update_metadata(secret_id: UUID) -> Any:
             ),
         )
         use(container().secret_service).update_metadata(
-            g.principal, secret_id, changes, expected_revision=revision_given()
+            g.principal, secret_id, changes, expected_revision=expected
         )
     except ServiceError as error:
         flash(changed_meanwhile(error), "error")
