@@ -32,9 +32,10 @@ from core.domain.secrets import Secret, SecretVersion, VersionState
 from core.domain.values import Principal, VersionKey
 from core.domain.work import ExpiryNotice, Lease
 from core.events import ChangeFeed, EventDelivery
-from core.migration import MigrationService
+from core.migration.service import MigrationService
 from core.rotation import RotationService
-from core.services import SecretService, audit_place
+from core.secret_access import audit_place
+from core.secrets import SecretService
 from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.workers import WorkerRecord, WorkerRegistry

@@ -31,14 +31,15 @@ from core.bindings import RoleBindingService
 from core.domain.errors import ConfigurationError
 from core.events import EventDelivery
 from core.keys import KeyService
-from core.migration import MigrationService
+from core.migration.service import MigrationService
 from core.policy import ValueChecksum
+from core.reads import ReadService, ValueReader
 from core.reports import ReportService
 from core.resolution import ResolveService
 from core.rotation import RotationService, Schedule
 from core.scopes import ScopeService
+from core.secrets import SecretService
 from core.service_accounts import ServiceAccountService
-from core.services import SecretService, ValueReader
 from core.transfer import TransferService
 from core.versions import VersionService
 from core.worker import Worker
@@ -214,6 +215,13 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         audit=audit_trail,
         types=secret_types,
+    )
+    read_service = providers.Factory(
+        ReadService,
+        unit_of_work.provider,
+        value_reader,
+        clock,
+        audit=audit_trail,
         cache=read_cache,
     )
     adoption_service = providers.Factory(

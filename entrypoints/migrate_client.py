@@ -27,7 +27,7 @@ from entrypoints.commands.output import Output, output_options, progress_bar
 from entrypoints.commands.references import parse_scope
 
 if TYPE_CHECKING:  # the service's own modules load when a migration runs, not at every command
-    from core.migration import MigrationPlan, MigrationRequest
+    from core.domain.migration import MigrationPlan, MigrationRequest
 
 SELECTOR_KEYS = ("scope", "env", "prefix")
 
@@ -51,7 +51,7 @@ def request_of(
     all_versions: bool,
     delete_source: bool,
 ) -> MigrationRequest:
-    from core.migration import MigrationRequest
+    from core.domain.migration import MigrationRequest
 
     if not source or not target:
         raise click.UsageError("name the backends: --from A --to B (or --resume JOB)")

@@ -15,8 +15,8 @@ from flask import g
 from flask.views import MethodView
 
 from core.domain.errors import Conflict, Forbidden, NotFound
+from core.domain.migration import MigrationRequest
 from core.domain.values import ScopeRef
-from core.migration import MigrationRequest
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.migrations import (

@@ -15,7 +15,8 @@ from flask import g, jsonify, redirect, request, url_for
 from core.domain.access import Action
 from core.domain.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from core.domain.jobs import Job, JobState
-from core.migration import MigrationPlan, MigrationRequest, MigrationService
+from core.domain.migration import MigrationPlan, MigrationRequest
+from core.migration.service import MigrationService
 from core.worker_status import WorkerStatus
 from entrypoints.http.errors import status_of
 from entrypoints.http.health import backend_check

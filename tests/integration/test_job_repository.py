@@ -4,6 +4,7 @@ items, and the secrets a migration selects."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -101,7 +102,7 @@ def test_progress_and_items_are_saved_and_read_back(engine: Engine) -> None:
         uow.jobs.add(job, items[:2])
         uow.jobs.add_items(items[2:])
         uow.commit()
-    job.state, job.done, job.report = "running", 1, {"failures": [{"reason": "why"}]}
+    job = replace(job, state="running", done=1, report={"failures": [{"reason": "why"}]})
     with SqlUnitOfWork(engine) as uow:
         uow.jobs.update(job)
         uow.jobs.update_item(

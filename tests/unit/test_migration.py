@@ -4,7 +4,7 @@ resuming after a crash at each step; concurrent writers; access; no value anywhe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -23,7 +23,8 @@ from core.domain.errors import (
 from core.domain.jobs import ItemState, JobState
 from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
-from core.migration import MigrationRequest, MigrationService
+from core.domain.migration import MigrationRequest
+from core.migration.service import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.services import NewSecret, SecretService
 from core.versions import VersionService
@@ -61,6 +62,11 @@ class World:
 
 @pytest.fixture
 def world() -> World:
+    return make_world(SecretPolicy())
+
+
+def make_world(migration_policy: SecretPolicy) -> World:
+    """The secrets written under the default policy, migrated under `migration_policy`."""
     uows = FakeUnitOfWorkFactory()
     uows.database.add_scope(ACME, ScopeRef.global_scope())
     uows.database.grant("user:alice", Role.ADMIN, ACME)
@@ -78,7 +84,9 @@ def world() -> World:
         new,
         SecretService(uows, registry, clock, checksum, policy, audit),
         VersionService(uows, registry, clock, audit),
-        MigrationService(uows, registry, clock, checksum, policy, audit, timedelta(minutes=5)),
+        MigrationService(
+            uows, registry, clock, checksum, migration_policy, audit, timedelta(minutes=5)
+        ),
     )
 
 
@@ -203,11 +211,9 @@ def test_a_value_too_large_for_the_target_refuses_the_job_before_anything_moves(
     assert [world.rows(secret_id) for secret_id in ids] == before
 
 
-def test_a_name_the_name_rules_no_longer_accept_is_reported_before_anything_moves(
-    world: World,
-) -> None:
+def test_a_name_the_name_rules_no_longer_accept_is_reported_before_anything_moves() -> None:
+    world = make_world(SecretPolicy(name_pattern=r"^[a-z]+$"))
     populate(world, count=1, versions=1)
-    world.migrations._policy = SecretPolicy(name_pattern=r"^[a-z]+$")
 
     job = migrate(world)
 
@@ -408,7 +414,8 @@ def test_a_secret_that_fails_stays_on_the_source_and_is_reported(world: World) -
     world.old.tamper(record.locator, b"tampered")
     job = world.migrations.start(ALICE, request())
     # The pre-check catches it; were it to pass, the copy would catch it: force the copy.
-    world.uows.database.tables.jobs[job.id].state = "running"
+    jobs = world.uows.database.tables.jobs
+    jobs[job.id] = replace(jobs[job.id], state=JobState.RUNNING)
 
     finished = world.migrations.run(job.id, "runner-1")
 

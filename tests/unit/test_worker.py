@@ -16,7 +16,8 @@ from core.domain.errors import ConfigurationError, Forbidden, NotFound
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.domain.work import ExpiryNotice, Lease
 from core.events import DeliveryPolicy
-from core.migration import MigrationRequest, MigrationService
+from core.domain.migration import MigrationRequest
+from core.migration.service import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.worker import Worker, due_warning
 from core.worker_status import WorkerStatusService
