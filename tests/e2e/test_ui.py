@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -227,3 +228,158 @@ def test_the_create_scope_form_is_offered_where_the_user_administers(app: Flask)
     done = admin.post("/ui/scopes", data={**form, "csrf_token": csrf(admin, "/ui/scopes")})
     assert done.status_code == 302
     assert "Scope team/t1 created." in admin.get("/ui/scopes").text
+
+
+# -- secrets: the table, the typed create forms, tags (helper ui3) ------------------------------
+
+CONNECTION_PASSWORD = "S3cr3t-conn-pass-991"
+CONNECTION = f"postgresql://app_user:{CONNECTION_PASSWORD}@db.internal:5432/billing"
+
+
+def secrets_of_acme(app: Flask) -> tuple[FlaskClient, ApiClient]:
+    api = ApiClient(app.test_client())
+    api.register_scope("organization", "acme", ("global", "global"))
+    client = app.test_client()
+    sign_in(client)
+    return client, api
+
+
+def create_form(client: FlaskClient, **form: str) -> Any:
+    path = "/ui/scopes/organization/acme/secrets/new"
+    return client.post(path, data={"csrf_token": csrf(client, path), **form})
+
+
+def key_and_certificate() -> tuple[str, str, str]:
+    """A certificate, its own key, and another key."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.unit.test_secret_types import certificate_for, pem_key
+
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    return certificate_for(key), pem_key(key), pem_key(other)
+
+
+def test_the_certificate_form_refuses_a_key_that_is_not_the_certificates(app: Flask) -> None:
+    client, api = secrets_of_acme(app)
+    certificate, key, other_key = key_and_certificate()
+    fields = {"type": "certificate", "name": "TLS", "field_certificate": certificate}
+    for action in ("check", "create"):
+        answer = create_form(client, **fields, field_private_key=other_key, action=action)
+        assert answer.status_code in (400, 422)
+        assert "private_key: does not match the certificate" in answer.text  # the type's words
+        assert other_key.splitlines()[1] not in answer.text  # never the key
+        assert certificate.splitlines()[1] not in answer.text
+    assert api.get("/secrets?scope_type=organization").json["total"] == 0  # nothing stored
+    checked = create_form(client, **fields, field_private_key=key, action="check")
+    assert checked.status_code == 200
+    assert "What the service reads from the value" in checked.text
+    assert "CN=svc.internal" in checked.text  # the subject, as the type derives it
+    assert key.splitlines()[1] not in checked.text
+    assert api.get("/secrets?scope_type=organization").json["total"] == 0  # a check stores nothing
+
+
+def test_the_connection_string_form_shows_the_parts_never_the_password(app: Flask) -> None:
+    client, api = secrets_of_acme(app)
+    form = {"type": "connection_string", "name": "BILLING_DB", "value": CONNECTION}
+    blank = client.get("/ui/scopes/organization/acme/secrets/new?type=connection_string").text
+    assert 'name="field_host"' not in blank  # one value, not a JSON object of fields
+    assert "Check the value" in blank
+    checked = create_form(client, **form, action="check")
+    assert checked.status_code == 200
+    parts = dict(re.findall(r"<dt>(\w+)</dt><dd>([^<]*)</dd>", checked.text))
+    assert parts == {
+        "scheme": "postgresql",
+        "host": "db.internal",
+        "port": "5432",
+        "database": "billing",
+        "username": "app_user",
+    }
+    assert CONNECTION_PASSWORD not in checked.text
+    assert "db.internal:5432" not in checked.text  # the value itself is not sent back
+    assert re.search(r'<textarea id="value"[^>]*></textarea>', checked.text)  # left empty
+    refused = create_form(
+        client, **{**form, "value": "postgresql://db.internal:99999/x"}, action="check"
+    )
+    assert refused.status_code == 422
+    assert "port: is not a port" in refused.text
+    created = create_form(client, **form)
+    assert created.status_code == 302
+    listed = api.get("/secrets?scope_type=organization").json["items"]
+    assert [(s["name"], s["tags"]["type.host"]) for s in listed] == [("BILLING_DB", "db.internal")]
+
+
+def test_the_secrets_table_shows_last_rotated_and_searches_by_tag(app: Flask) -> None:
+    client, api = secrets_of_acme(app)
+    acme = {"type": "organization", "id": "acme"}
+    billing = api.create(name="BILLING", scope=acme, value="v-1", tags={"team": "billing"})
+    api.create(name="SEARCH", scope=acme, value="v-2", tags={"team": "search"})
+    policy = {"rotator": "random", "interval_seconds": 3600}
+    rotation = f"/secrets/{billing['id']}/rotation-policy"
+    assert api.request("PUT", rotation, json=policy).status_code == 200
+    assert api.post(f"/secrets/{billing['id']}/rotate", json={}).status_code == 201
+    last_run = api.get(rotation).json["last_run_at"]
+    table = client.get("/ui/scopes/organization/acme/secrets").text
+    assert '<th scope="col">Last rotated</th>' in table
+    rows = {
+        name: row
+        for row in re.findall(r"<tr>.*?</tr>", table, re.S)
+        for name in ("BILLING", "SEARCH")
+        if f">{name}</a>" in row
+    }
+    assert last_run[:16].replace("T", " ") + " UTC" in rows["BILLING"]
+    assert "<td>—</td>" in rows["SEARCH"]  # never rotated
+    assert "team=billing" in rows["BILLING"]
+    found = client.get("/ui/scopes/organization/acme/secrets?tag=team%3Dsearch").text
+    assert ">SEARCH</a>" in found
+    assert ">BILLING</a>" not in found
+    refused = client.get("/ui/scopes/organization/acme/secrets?tag=team")
+    assert refused.status_code == 400
+    assert "search a tag as key=value" in refused.text
+
+
+def test_tags_are_edited_at_the_pages_revision_and_derived_ones_kept(app: Flask) -> None:
+    client, api = secrets_of_acme(app)
+    acme = {"type": "organization", "id": "acme"}
+    secret = api.create(
+        name="DB", scope=acme, type="connection_string", value=CONNECTION, tags={"team": "a"}
+    )
+    path = f"/ui/secrets/{secret['id']}"
+    page = client.get(path).text
+    assert re.search(r'<textarea id="edit-tags"[^>]*>team=a\n</textarea>', page)
+    form = {
+        "csrf_token": csrf(client, path),
+        "revision": str(secret["revision"]),
+        "description": "",
+        "tags": "team=payments\nowner=ada",
+    }
+    assert client.post(f"{path}/metadata", data=form).status_code == 302
+    tags = api.get(f"/secrets/{secret['id']}").json["tags"]
+    own = {k: v for k, v in tags.items() if not k.startswith("type.")}
+    assert own == {"team": "payments", "owner": "ada"}
+    assert tags["type.host"] == "db.internal"
+    # the same form again: its revision is stale, nothing is overwritten
+    stale = client.post(f"{path}/metadata", data={**form, "tags": "team=stale"})
+    assert stale.status_code == 302
+    assert "changed by someone else" in client.get(path).text
+    assert api.get(f"/secrets/{secret['id']}").json["tags"]["team"] == "payments"
+    revision = str(api.get(f"/secrets/{secret['id']}").json["revision"])
+    forged = {**form, "revision": revision, "tags": "type.host=evil.example"}
+    client.post(f"{path}/metadata", data=forged)
+    assert "tags come from the value and cannot be set" in client.get(path).text
+    assert api.get(f"/secrets/{secret['id']}").json["tags"]["type.host"] == "db.internal"
+
+
+def test_the_secret_page_names_the_binding_and_highlights_expiry(app: Flask) -> None:
+    client, api = secrets_of_acme(app)
+    acme = {"type": "organization", "id": "acme"}
+    body = {"principal": "user:ada", "role": "reader", "scope": acme}
+    binding = api.post("/role-bindings", json=body).json
+    soon = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    secret = api.create(name="SOON", scope=acme, value="v", expires_at=soon)
+    page = client.get(f"/ui/secrets/{secret['id']}").text
+    assert "This secret expires soon" in page
+    readers = re.search(r'<table class="readers">.*?</table>', page, re.S)
+    assert readers, page
+    assert "user:ada" in readers.group(0)
+    assert "reader at organization/acme" in readers.group(0)
+    assert binding["id"] in readers.group(0)
