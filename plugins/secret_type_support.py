@@ -113,6 +113,8 @@ class SchemaType(SecretType):
                 data = json.loads(text)
             except ValueError:
                 return problem("value", "is not valid JSON")
+            except RecursionError:  # `{"a":{"a":…` deeper than the interpreter's stack
+                return problem("value", "is nested too deeply")
         elif self.text_field is not None:
             data = {self.text_field: text}
         else:
@@ -138,14 +140,20 @@ class SchemaType(SecretType):
         return {name: text for name, text in public.items() if text}
 
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
-        fields = self.load(value)
-        if isinstance(fields, TypeCheck):
-            raise ValueError(f"the value is not a valid {self.name}")
+        fields = self.valid_fields(value)
         return {
             self.variable_of(variable, name): as_text(item)
             for name, item in fields.items()
             if item is not None
         }
+
+    def valid_fields(self, value: SecretValue) -> Fields:
+        """The fields of a value that passes every check (`inspect` too: a certificate's key
+        must match it); ValueError, not quoting it, for any other."""
+        fields = self.load(value)
+        if isinstance(fields, TypeCheck) or not self.inspect(fields).valid:
+            raise ValueError(f"the value is not a valid {self.name}")
+        return fields
 
     def variable_of(self, variable: str, field: str) -> str:
         if field in self.variables:

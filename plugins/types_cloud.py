@@ -128,9 +128,9 @@ class GcpServiceAccountType(SchemaType):
         return TypeCheck(metadata=metadata)
 
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
-        fields = self.load(value)
+        fields = self.valid_fields(value)
         text = value_text(value)
-        if isinstance(fields, TypeCheck) or text is None:
+        if text is None:  # a loaded value is text: this is for the type checker
             raise ValueError("the value is not a valid gcp_service_account")
         return {variable: text, "GOOGLE_CLOUD_PROJECT": fields["project_id"]}
 

@@ -185,27 +185,10 @@ class TestBuiltInFormats(FormatContract):
         return FORMATS[request.param]
 
 
-# `ports.types.SecretType.environment`: "a value that is not a valid value of the type raises
-# ValueError". These render an invalid value (a port out of range, a key that does not match
-# its certificate, a key that does not parse) as variables all the same: the contract found it,
-# the types' owners fix it (core's TypeRegistry.environment does not check first either).
-RENDER_INVALID = {"certificate", "connection_string", "ssh_key"}
-RENDER_INVALID_CASE = "test_a_value_that_is_not_valid_has_no_variables_and_is_not_quoted"
-
-
 class TestBuiltInSecretTypes(SecretTypeContract):
     @pytest.fixture(params=sorted(TYPES))
     def type_name(self, request: pytest.FixtureRequest) -> str:
         return str(request.param)
-
-    @pytest.fixture(autouse=True)
-    def known_divergence(self, request: pytest.FixtureRequest, type_name: str) -> None:
-        if request.function.__name__ == RENDER_INVALID_CASE and type_name in RENDER_INVALID:
-            request.applymarker(
-                pytest.mark.xfail(
-                    reason="renders an invalid value as variables (reported, #15)", strict=True
-                )
-            )
 
     @pytest.fixture
     def secret_type(self, type_name: str) -> SecretType:

@@ -303,9 +303,16 @@ def test_an_encrypted_ssh_key_needs_its_passphrase(
     assert right.valid and right.metadata["key_type"] == "ssh-ed25519"
     variables = types["ssh_key"].environment(
         "DEPLOY_KEY",
-        SecretValue.from_text(json.dumps({"private_key": encrypted, "passphrase": "p"})),
+        SecretValue.from_text(
+            json.dumps({"private_key": encrypted, "passphrase": PASSPHRASE.decode()})
+        ),
     )
     assert set(variables) == {"DEPLOY_KEY", "DEPLOY_KEY_PASSPHRASE"}
+    with pytest.raises(ValueError):  # the wrong passphrase: no variables
+        types["ssh_key"].environment(
+            "DEPLOY_KEY",
+            SecretValue.from_text(json.dumps({"private_key": encrypted, "passphrase": "wrong"})),
+        )
 
 
 # -- connection strings -----------------------------------------------------------------------
