@@ -69,12 +69,14 @@ class TypeRegistry:
         the type has no names of its own); None when it cannot be variables: it no longer passes
         its type, or the plugin gives a name that is not a variable's or a value holding NUL.
 
-        A plugin that fails is logged by the kind of failure only (a message could quote the
-        value), as in `inspect`."""
+        The value is checked first, as it was before it was stored (a type may have become
+        stricter since): the port says a type refuses to render a value it does not pass, and
+        this holds for every plugin, not only those that keep to it. A plugin that fails is
+        logged by the kind of failure only (a message could quote the value), as in `inspect`."""
         try:
             if self._types is None:  # every value is generic
                 rendered = {variable: value.reveal().decode("utf-8")}
-            elif name not in self._types:
+            elif name not in self._types or not self.inspect(name, value).valid:
                 return None
             else:
                 rendered = self._types.get(name).environment(variable, value)
