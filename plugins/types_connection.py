@@ -15,7 +15,6 @@ Options never do (`?sslkey=…`, `&X-Amz-Signature=…`). Accepted forms:
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -50,6 +49,8 @@ TOKEN_SHAPED = re.compile(
     r"^(gh[pousr]_|github_pat_|glpat-|xox[abpr]-|sk[-_]|rk_|hf_|npm_|AKIA|ASIA|ya29\.|eyJ)"
     r"|^[A-Za-z0-9_\-.=+/~]{40,}$"
 )
+# More parts (`key=value` pairs, URL query options) than a connection string ever has.
+MAX_PARTS = 256
 # Passwords that stand beside a token in the user part (`<token>:x-oauth-basic@github.com`).
 PLACEHOLDER_PASSWORDS = frozenset({"x-oauth-basic"})
 
@@ -103,7 +104,7 @@ class ConnectionStringType(SecretType):
 
     def environment(self, variable: str, value: SecretValue) -> dict[str, str]:
         text = value_text(value)
-        if text is None:
+        if text is None or not self.validate(value).valid:
             raise ValueError("the value is not a valid connection_string")
         return {variable: text.strip()}
 
@@ -154,7 +155,11 @@ def parse_url(text: str) -> dict[str, Any]:
         "database": unquote(url.path.lstrip("/")) or None,
     }
     parts.update({name: part for name, part in found.items() if part is not None})
-    options = {key: item for key, item in parse_qsl(url.query) if not SECRET_OPTION.search(key)}
+    try:
+        query = parse_qsl(url.query, max_num_fields=MAX_PARTS)
+    except ValueError:
+        raise Unparsable("options", f"are more than {MAX_PARTS}") from None
+    options = {key: item for key, item in query if not SECRET_OPTION.search(key)}
     if options:
         parts["options"] = options
     return parts
@@ -163,9 +168,15 @@ def parse_url(text: str) -> dict[str, Any]:
 def parse_pairs(text: str) -> dict[str, Any]:
     """`key=value;…` (ADO.NET, ODBC) or `key=value …` (libpq)."""
     try:
-        pairs = [p for p in text.split(";") if p.strip()] if ";" in text else shlex.split(text)
+        pairs = (
+            [p for p in text.split(";") if p.strip()]
+            if ";" in text
+            else split_words(text, MAX_PARTS + 1)
+        )
     except ValueError:
         raise Unparsable("value", "has an unterminated quote") from None
+    if len(pairs) > MAX_PARTS:
+        raise Unparsable("value", f"has more than {MAX_PARTS} parts")
     parts: dict[str, Any] = {}
     options: dict[str, str] = {}
     for position, pair in enumerate(pairs, start=1):
@@ -184,6 +195,49 @@ def parse_pairs(text: str) -> dict[str, Any]:
     if options:
         parts["options"] = options
     return parts
+
+
+# One piece of a libpq-style string, as a POSIX shell reads words (what `shlex.split` did, in
+# time linear in the text: shlex grew each word a character at a time, quadratic in its length).
+WORD_PIECE = re.compile(
+    r"""(?P<blank>[ \t\r\n]+)
+    |(?P<plain>[^ \t\r\n'"\\]+)
+    |'(?P<single>[^']*)'
+    |"(?P<double>[^"\\]*(?:\\.[^"\\]*)*)"
+    |\\(?P<escaped>.)
+    |(?P<unterminated>['"\\])""",
+    re.VERBOSE | re.DOTALL,
+)
+ESCAPED_IN_DOUBLE_QUOTES = re.compile(r'\\(["\\])')
+
+
+def split_words(text: str, limit: int) -> list[str]:
+    """`text` split into words as `shlex.split` does: blanks separate them; single quotes keep
+    everything, double quotes everything but `\\"` and `\\\\`, a backslash outside quotes
+    keeps the next character. ValueError for an unterminated quote or a trailing backslash. It
+    stops at `limit` words (the rest of the text unread)."""
+    words: list[str] = []
+    word: list[str] | None = None  # None between words; [] is a word of empty quotes
+    for piece in WORD_PIECE.finditer(text):
+        kind = piece.lastgroup
+        if kind == "blank":
+            if word is not None:
+                words.append("".join(word))
+                if len(words) == limit:
+                    return words
+            word = None
+            continue
+        if kind == "unterminated":
+            raise ValueError("an unterminated quote or escape")
+        if word is None:
+            word = []
+        if kind == "double":
+            word.append(ESCAPED_IN_DOUBLE_QUOTES.sub(r"\1", piece.group(kind)))
+        else:
+            word.append(piece.group(kind or "plain"))
+    if word is not None:
+        words.append("".join(word))
+    return words
 
 
 def _server(server: str, port: Any) -> dict[str, Any]:

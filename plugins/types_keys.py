@@ -9,6 +9,7 @@ is encrypted); its public key and fingerprint are metadata.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import re
 from typing import Any
@@ -24,7 +25,10 @@ from plugins.hookspecs import hookimpl
 from plugins.secret_type_support import Fields, SchemaType, problem, value_text
 from ports.types import SecretType, TypeCheck
 
-PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
+# A PEM block's first line and last marker. Their label is the whole run of `[A-Z0-9 ]` (a dash
+# ends it), so each position starts at most one: the lookahead finds them all, overlaps too.
+PEM_BEGIN = re.compile(r"(?=-----BEGIN ([A-Z0-9 ]+)-----\r?\n)")
+PEM_END = re.compile(r"(?=-----END ([A-Z0-9 ]+)-----)")
 KEY_LABELS = frozenset(
     {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"}
 )
@@ -80,7 +84,7 @@ class CertificateType(SchemaType):
 
     @staticmethod
     def _bundle_fields(text: str) -> Fields | TypeCheck:
-        blocks = [(match.group(1), match.group(0)) for match in PEM_BLOCK.finditer(text)]
+        blocks = pem_blocks(text)
         certificates = [block for label, block in blocks if label == "CERTIFICATE"]
         keys = [block for label, block in blocks if label in KEY_LABELS]
         if not certificates:
@@ -91,6 +95,34 @@ class CertificateType(SchemaType):
         if len(certificates) > 1:
             found["chain"] = "".join(certificates[1:])
         return found
+
+
+def pem_blocks(text: str) -> list[tuple[str, str]]:
+    """The PEM blocks of `text`, each as its label and its text: from a `-----BEGIN <label>-----`
+    line to the first `-----END <label>-----` after it (and the line break after that), the
+    next one searched after it. In time linear in the text (bar a log): a lazy regex from each
+    BEGIN to its END searched the rest of the text from every BEGIN without one, quadratic."""
+    ends: dict[str, list[int]] = {}
+    for end in PEM_END.finditer(text):
+        ends.setdefault(end.group(1), []).append(end.start())
+    blocks = []
+    searched_from = 0
+    for begin in PEM_BEGIN.finditer(text):
+        start, label = begin.start(), begin.group(1)
+        if start < searched_from or label not in ends:
+            continue
+        body = text.index("\n", start) + 1
+        candidates = ends[label]
+        found = bisect.bisect_left(candidates, body)
+        if found == len(candidates):
+            continue
+        stop = candidates[found] + len(f"-----END {label}-----")
+        for line_break in "\r\n":
+            if text.startswith(line_break, stop):
+                stop += 1
+        blocks.append((label, text[start:stop]))
+        searched_from = stop
+    return blocks
 
 
 def _private_key(pem: str, passphrase: str | None) -> Any:
