@@ -7,7 +7,7 @@ from collections.abc import Callable
 from core.audit_chain import AuditChain
 from core.domain.audit import AuditEvent
 from ports.audit_log import AuditLog, ChangeListener
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 
 class TransactionalAuditLog(AuditLog):

@@ -17,7 +17,8 @@ from core.audit_chain import AuditChain, canonical_content, chain_hash, placehol
 from core.domain.audit import AppendedBatch, AuditEvent, Checkpoint, with_fields
 from core.domain.errors import AuditEventRefused, AuditUnavailable, ServiceError
 from ports.audit_log import AuditLog, ChangeListener, StaleRead
-from ports.persistence import ChainAppender, UnitOfWork
+from ports.repositories.audit import ChainAppender
+from ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from core.domain.access import (
 )
 from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.domain.values import Principal, ScopeType
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 INVALID_CREDENTIALS = "invalid or expired credentials"
 

@@ -32,9 +32,9 @@ from core.domain.secrets import Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, VersionKey
 from core.policy import MAX_DESCRIPTION, SecretPolicy, ValueChecksum
 from core.scopes import place
-from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import ExternalSecret, StorageBackend
+from ports.unit_of_work import UnitOfWork
 
 # Fixed for good: changing it would unbind every adopted secret from its value.
 ADOPTION_NAMESPACE = UUID("6f0c3d52-5b8e-4d51-9a36-2c1e7b9f4a10")

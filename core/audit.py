@@ -20,8 +20,8 @@ from core.domain.errors import Forbidden, NotFound, ServiceError
 from core.domain.values import Principal
 from ports.audit import AuditSink
 from ports.audit_log import AuditLog, ChangeListener
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from core.domain.audit_bounds import (
     bounded_text,
 )
 from ports.audit_log import StaleRead
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 GENESIS = "0" * 64
 OUTCOMES = ("success", "denied", "not_found", "error")
@@ -162,7 +162,7 @@ def chain_hash(seq: int, prev_hash: str, canonical: str) -> str:
     """SHA-256 (hex) of the canonical JSON of `{"seq": seq, "prev": prev_hash, "event":
     content}`, given the content's own canonical JSON: with sorted keys that document is
     `{"event":<content>,"prev":"<prev_hash>","seq":<seq>}`. A store that appends in one round
-    trip (`ports.persistence.ChainAppender`) computes exactly this."""
+    trip (`ports.repositories.audit.ChainAppender`) computes exactly this."""
     document = '{"event":' + canonical + ',"prev":"' + prev_hash + '","seq":' + str(seq) + "}"
     return hashlib.sha256(document.encode()).hexdigest()
 

@@ -27,8 +27,9 @@ from core.domain.audit import (
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef
 from core.policy import check_scope
-from ports.persistence import ChainSegments, UnitOfWork
+from ports.repositories.audit import ChainSegments
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 MAX_PAGE = 1000
 # From this many events on, a verification is cut into segments verified side by side when the

@@ -17,8 +17,8 @@ from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.services import audit_place, secret_target
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from core.domain.changes import ChangeRecord
 from core.domain.errors import InvalidInput, NotFound
 from core.domain.values import Principal, ScopeRef
 from ports.changes import ChangeSource
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from core.domain.events import OutboxMessage
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.domain.work import Lease
 from ports.events import EventPublisher
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

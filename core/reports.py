@@ -21,8 +21,8 @@ from core.domain.errors import InvalidInput
 from core.domain.paging import PageRequest
 from core.domain.secrets import Secret, SecretFilter
 from core.domain.values import Principal, ScopeRef
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 MAX_ROWS = 500
 MAX_DAYS = 3650

@@ -30,8 +30,8 @@ from core.scopes import SPECIFICITY
 from core.services import STALE, ValueReader, audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
 from ports.audit_log import StaleRead
-from ports.persistence import UnitOfWorkFactory
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)

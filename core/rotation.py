@@ -55,12 +55,12 @@ from core.policy import SecretPolicy, ValueChecksum
 from core.services import MAX_WRITE_ATTEMPTS, ValueReader, discard_value, store_value
 from core.types import TypeRegistry, retyped_metadata
 from core.versions import check_revision, load_secret, load_version
-from ports.persistence import UnitOfWork
 from ports.rotation import RotationTarget, Rotator
 from ports.scheduling import CronSchedule
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
+from ports.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 

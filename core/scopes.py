@@ -21,8 +21,8 @@ from core.domain.paging import Page, PageRequest
 from core.domain.scopes import Scope
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 PARENT_TYPES: dict[ScopeType, frozenset[ScopeType]] = {
     ScopeType.ORGANIZATION: frozenset({ScopeType.GLOBAL}),

@@ -26,8 +26,8 @@ from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
 from core.read_cache import ReadCache
-from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 TOKEN_PREFIX = "smt_"  # noqa: S105 - a marker, not a credential
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")

@@ -57,10 +57,10 @@ from ports.formats import (
     ImportEntry,
     SecretFormat,
 )
-from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
+from ports.unit_of_work import UnitOfWork
 
 MIN_PASSPHRASE = 12
 # Values one import may hold, older versions included: what a file makes the service check,

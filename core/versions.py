@@ -23,8 +23,8 @@ from core.domain.errors import Conflict, NotFound, PreconditionFailed
 from core.domain.secrets import Secret, SecretVersion, Stage, VersionState
 from core.domain.values import Principal, VersionKey
 from core.services import MAX_WRITE_ATTEMPTS, audit_place, secret_target
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 ACTIONS = {
     VersionState.DISABLED: AuditAction.SECRET_VERSION_DISABLE,

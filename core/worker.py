@@ -36,8 +36,8 @@ from core.migration.service import MigrationService
 from core.rotation import RotationService
 from core.secret_access import audit_place
 from core.secrets import SecretService
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 from ports.workers import WorkerRecord, WorkerRegistry
 
 log = logging.getLogger(__name__)

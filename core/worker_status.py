@@ -18,8 +18,8 @@ from core.domain.audit import AuditAction
 from core.domain.errors import Forbidden
 from core.domain.values import Principal, ScopeRef
 from core.worker import ALIVE_WITHIN
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 from ports.workers import Backlog, WorkerRecord, WorkerRegistry
 
 

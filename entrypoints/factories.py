@@ -47,7 +47,7 @@ from plugins.manager import (
 )
 from ports.audit import AuditSink
 from ports.events import EventPublisher
-from ports.persistence import ChainAppender
+from ports.repositories.audit import ChainAppender
 from ports.rotation import Rotator, RotatorContext
 from ports.security import Authenticator, Clock, KeyProvider, KeyProviderContext
 from ports.storage import BackendContext

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from core.domain.audit import AuditEvent
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 
 class StaleRead(Exception):

@@ -10,7 +10,7 @@ from typing import Protocol
 from uuid import UUID
 
 from core.domain.keys import KeyState, KeyVersion, StoredBlob
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 
 class BlobRepository(abc.ABC):

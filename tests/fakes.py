@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
+from core.services import secret_target
 from sqlalchemy import String
 
 from adapters.audit_log import TransactionalAuditLog
@@ -72,30 +73,24 @@ from core.domain.scopes import Scope, ScopeUsage
 from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
 from core.domain.work import ExpiryNotice, Lease
-from core.services import secret_target
 from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
 from ports.audit_log import ChangeListener
 from ports.events import EventPublisher
 from ports.formats import EntryError, ExportCipher, ExportDocument, ImportEntry, SecretFormat
 from ports.jobs import JobRepository
-from ports.persistence import (
-    AuditRepository,
-    ChainAppender,
-    ChainSegments,
-    OutboxRepository,
-    RoleBindingRepository,
-    RotationPolicyRepository,
-    ScopeRepository,
-    SecretRepository,
-    ServiceAccountRepository,
-    UnitOfWork,
-    WorkQueueRepository,
-)
+from ports.repositories.access import RoleBindingRepository, ServiceAccountRepository
+from ports.repositories.audit import AuditRepository, ChainAppender, ChainSegments
+from ports.repositories.outbox import OutboxRepository
+from ports.repositories.rotation import RotationPolicyRepository
+from ports.repositories.scopes import ScopeRepository
+from ports.repositories.secrets import SecretRepository
+from ports.repositories.work import WorkQueueRepository
 from ports.rotation import RotationTarget, Rotator
 from ports.security import Clock
 from ports.storage import BackendCapabilities, BackendHealth, ExternalSecret, StorageBackend
 from ports.types import FieldProblem, SecretType, TypeCheck
+from ports.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -18,7 +18,7 @@ from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.errors import Conflict, NotFound
 from core.domain.paging import Page, PageRequest
 from core.domain.values import ScopeRef, ScopeType
-from ports.persistence import RoleBindingRepository, ServiceAccountRepository
+from ports.repositories.access import RoleBindingRepository, ServiceAccountRepository
 
 SELECT_BINDING = select(
     role_bindings,

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from adapters.db.audit_repository import write_error
 from core.domain.audit import AppendedBatch, Checkpoint
-from ports.persistence import ChainAppender
+from ports.repositories.audit import ChainAppender
 
 # The contents as one text, a line each (canonical JSON is one ASCII line: a newline inside a
 # string is written `\\n`), and the required generations comma-separated (empty: none): the

@@ -20,7 +20,7 @@ from adapters.db.tables import audit_checkpoints, audit_events, audit_head
 from core.audit_chain import canonical_fields
 from core.domain.audit import CONTENT_FIELDS, AuditEvent, AuditFilter, ChainLink, Checkpoint
 from core.domain.errors import AuditEventRefused, AuditUnavailable
-from ports.persistence import AuditRepository
+from ports.repositories.audit import AuditRepository
 
 CHAIN_FIELDS = ("seq", "prev_hash", "hash")
 # PostgreSQL's append in one statement: the events as one JSON document of rows (parsed by the

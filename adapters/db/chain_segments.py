@@ -1,4 +1,4 @@
-"""Verifying a long audit chain in several processes (`ports.persistence.ChainSegments`).
+"""Verifying a long audit chain in several processes (`ports.repositories.audit.ChainSegments`).
 
 Verification is bound by one core: each event's canonical content is written and hashed in
 Python. Segments that start right after a signed checkpoint can be checked side by side, each
@@ -25,7 +25,7 @@ from adapters.db.audit_repository import SqlAuditRepository
 from adapters.db.engine import create_engine_from_url
 from core.audit_chain import verify_links
 from core.domain.audit import BrokenLink, ChainSegment
-from ports.persistence import ChainSegments
+from ports.repositories.audit import ChainSegments
 
 log = logging.getLogger(__name__)
 

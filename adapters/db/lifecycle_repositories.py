@@ -37,7 +37,9 @@ from core.domain.events import OutboxMessage
 from core.domain.rotation import RotationPolicy, RotationRun
 from core.domain.secrets import VersionState
 from core.domain.work import ExpiryNotice, Lease
-from ports.persistence import OutboxRepository, RotationPolicyRepository, WorkQueueRepository
+from ports.repositories.outbox import OutboxRepository
+from ports.repositories.rotation import RotationPolicyRepository
+from ports.repositories.work import WorkQueueRepository
 
 POLICY_COLUMNS = (
     "rotator",

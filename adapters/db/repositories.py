@@ -1,4 +1,4 @@
-"""The repositories of `ports.persistence` on SQLAlchemy Core, inside the caller's transaction.
+"""The repositories of `ports.repositories` on SQLAlchemy Core, inside the caller's transaction.
 
 They never commit: `SqlUnitOfWork` owns the connection and its transaction.
 """
@@ -55,7 +55,8 @@ from core.domain.secrets import (
     VersionState,
 )
 from core.domain.values import ScopeRef, ScopeType
-from ports.persistence import ScopeRepository, SecretRepository
+from ports.repositories.scopes import ScopeRepository
+from ports.repositories.secrets import SecretRepository
 
 # The columns `update` may change; id, scope, name, environment, type and creation never change.
 MUTABLE_COLUMNS = (

@@ -16,7 +16,7 @@ from adapters.db.lifecycle_repositories import (
     SqlWorkQueueRepository,
 )
 from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 
 class SqlUnitOfWork(UnitOfWork):

@@ -24,8 +24,8 @@ from core.domain.secrets import SecretFilter
 from core.domain.values import Principal
 from core.migration.shared import MigrationTools, item_for, job_target, scope_text
 from core.policy import check_scope
-from ports.persistence import UnitOfWork
 from ports.storage import StorageBackend
+from ports.unit_of_work import UnitOfWork
 
 LIST_LIMIT = 100
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from core.domain.errors import LeaseLost, ServiceError
 from core.domain.jobs import Job, JobItem
 from core.migration.shared import MigrationTools
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 
 
 class JobProgress:

@@ -17,8 +17,8 @@ from core.migration.planner import MigrationPlanner
 from core.migration.runner import MigrationRunner
 from core.migration.shared import MigrationTools
 from core.policy import SecretPolicy, ValueChecksum
-from ports.persistence import UnitOfWork
 from ports.security import Clock
+from ports.unit_of_work import UnitOfWork
 
 
 class MigrationService:

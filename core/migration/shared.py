@@ -19,9 +19,9 @@ from core.domain.values import ScopeRef, ScopeType
 from core.domain.work import Lease
 from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ValueReader
-from ports.persistence import UnitOfWork
 from ports.security import Clock
 from ports.storage import StorageBackend
+from ports.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

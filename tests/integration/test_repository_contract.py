@@ -1,4 +1,4 @@
-"""The repository contract: the same cases, through the ports of `ports.persistence`, on the
+"""The repository contract: the same cases, through the ports of `ports.repositories`, on the
 fake unit of work the unit tests use (`tests/fakes.py`) and on the SQLAlchemy one against
 PostgreSQL. What the unit tests learn from the fakes holds for the database only while both
 pass: scopes, secrets and their versions, role bindings, service accounts and their tokens, and
@@ -26,7 +26,7 @@ from core.domain.paging import PageRequest
 from core.domain.rotation import RotationPolicy, RotationRun
 from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType
-from ports.persistence import UnitOfWork
+from ports.unit_of_work import UnitOfWork
 from tests.fakes import FakeUnitOfWorkFactory
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
