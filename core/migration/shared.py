@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from uuid import UUID
 
 from core.audit import AuditTrail
@@ -35,11 +36,10 @@ class MigrationTools:
     policy: SecretPolicy
     audit: AuditTrail
     lease_length: timedelta = timedelta(minutes=10)
-    reader: ValueReader = field(init=False)
 
-    def __post_init__(self) -> None:
-        reader = ValueReader(self.backends, self.clock, self.checksum)
-        object.__setattr__(self, "reader", reader)
+    @cached_property
+    def reader(self) -> ValueReader:
+        return ValueReader(self.backends, self.clock, self.checksum)
 
     def lease(self, runner: str) -> Lease:
         now = self.clock.now()

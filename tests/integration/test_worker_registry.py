@@ -15,8 +15,8 @@ from adapters.db.uow import SqlUnitOfWork
 from adapters.db.worker_registry import SqlWorkerRegistry
 from core.backends import BackendRegistry
 from core.domain.access import Role, RoleBinding
-from core.domain.values import ScopeRef, ScopeType
 from core.domain.migration import MigrationRequest
+from core.domain.values import ScopeRef, ScopeType
 from core.migration.service import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from ports.workers import Backlog, WorkerRecord

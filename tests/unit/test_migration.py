@@ -21,12 +21,13 @@ from core.domain.errors import (
     ValueIntegrityError,
 )
 from core.domain.jobs import ItemState, JobState
+from core.domain.migration import MigrationRequest
 from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
-from core.domain.migration import MigrationRequest
 from core.migration.service import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import NewSecret, SecretService
+from core.reads import ReadService, ValueReader
+from core.secrets import NewSecret, SecretService
 from core.versions import VersionService
 from ports.storage import BackendCapabilities
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend, make_audit_trail
@@ -50,6 +51,7 @@ class World:
     old: InMemoryBackend
     new: InMemoryBackend
     secrets: SecretService
+    reads: ReadService
     versions: VersionService
     migrations: MigrationService
 
@@ -83,6 +85,7 @@ def make_world(migration_policy: SecretPolicy) -> World:
         old,
         new,
         SecretService(uows, registry, clock, checksum, policy, audit),
+        ReadService(uows, ValueReader(registry, clock, checksum), clock, audit),
         VersionService(uows, registry, clock, audit),
         MigrationService(
             uows, registry, clock, checksum, migration_policy, audit, timedelta(minutes=5)
@@ -119,7 +122,7 @@ def assert_all_readable_from(world: World, ids: list[UUID], backend: str, versio
     for number, secret_id in enumerate(ids):
         assert world.uows().secrets.get(secret_id).backend == backend
         for version in range(1, versions + 1):
-            read = world.secrets.read_value(ROOT, secret_id, version)
+            read = world.reads.read_value(ROOT, secret_id, version)
             assert read.version.backend == backend
             assert read.value == value_of(number, version)
 
@@ -174,7 +177,7 @@ def test_without_all_versions_only_the_current_one_moves_and_old_ones_stay_reada
     assert world.uows().secrets.get(ids[0]).backend == "new"
     assert len(world.old.values) == 2 and len(world.new.values) == 1
     for version in (1, 2, 3):
-        assert world.secrets.read_value(ROOT, ids[0], version).value == value_of(0, version)
+        assert world.reads.read_value(ROOT, ids[0], version).value == value_of(0, version)
 
 
 def test_destroyed_versions_are_not_copied(world: World) -> None:
@@ -504,5 +507,5 @@ def test_a_source_copy_that_cannot_be_removed_is_reported_and_the_secret_stays_m
 
     assert (job.state, job.done, job.failed) == ("failed", 0, 1)
     assert "source copies remain" in job.report["failures"][0]["reason"]
-    assert world.secrets.read_value(ROOT, ids[0]).version.backend == "new"
+    assert world.reads.read_value(ROOT, ids[0]).version.backend == "new"
     assert len(world.old.values) == 1
