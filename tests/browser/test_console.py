@@ -306,3 +306,84 @@ def test_a_new_value_and_an_expiry_from_the_secret_page(page: Any, console: Cons
     assert metadata["description"] == "the editing test's secret"
     assert metadata["expires_at"].startswith("2030-01-02T03:04")
     check_accessibility(page)
+
+
+def test_a_certificate_whose_key_is_another_is_shown_as_the_types_error(
+    page: Any, console: Console
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.unit.test_secret_types import certificate_for, pem_key
+
+    console.scope("organization", "certs", ("global", "global"))
+    certificate = certificate_for(ec.generate_private_key(ec.SECP256R1()))
+    other_key = pem_key(ec.generate_private_key(ec.SECP256R1()))
+    sign_in(page, console)
+    page.goto(f"{console.url}/ui/scopes/organization/certs/secrets/new?type=certificate")
+    page.get_by_label("Name", exact=True).fill("TLS_CERT")
+    page.get_by_label("certificate", exact=True).fill(certificate)
+    page.get_by_label("private_key", exact=True).fill(other_key)
+    page.get_by_role("button", name="Create secret").click()
+    alert = page.get_by_role("alert")
+    assert "private_key: does not match the certificate" in alert.inner_text()
+    assert other_key.splitlines()[1] not in page.content()  # neither the key nor the PEM
+    assert certificate.splitlines()[1] not in page.content()
+    assert page.get_by_label("Name", exact=True).input_value() == "TLS_CERT"  # kept
+    where = {"scope_type": "organization", "scope_id": "certs"}
+    assert console.api("GET", "/secrets", params=where).json()["total"] == 0  # nothing stored
+    check_accessibility(page)
+    screenshot(page, "secret-new-certificate-error")
+
+
+def test_a_connection_string_is_checked_to_its_parts_never_the_password(
+    page: Any, console: Console
+) -> None:
+    console.scope("organization", "dsn-org", ("global", "global"))
+    password = "pw-Conn-string-4471"
+    value = f"postgresql://app_user:{password}@db.internal:5432/billing"
+    sign_in(page, console)
+    page.goto(f"{console.url}/ui/scopes/organization/dsn-org/secrets/new?type=connection_string")
+    page.get_by_label("Name", exact=True).fill("BILLING_DSN")
+    page.get_by_label("Connection string", exact=True).fill(value)
+    page.get_by_role("button", name="Check the value").click()
+    parts = page.get_by_role("status").filter(has_text="What the service reads from the value")
+    shown = parts.inner_text()
+    for part in ("db.internal", "5432", "billing", "app_user", "postgresql"):
+        assert part in shown
+    assert password not in page.content()
+    assert page.get_by_label("Connection string", exact=True).input_value() == ""
+    check_accessibility(page)
+    screenshot(page, "secret-new-checked")
+    page.get_by_label("Connection string", exact=True).fill(value)
+    page.get_by_role("button", name="Create secret").click()
+    page.wait_for_url(re.compile(r"/ui/secrets/[0-9a-f-]{36}$"))
+    assert password not in page.content()
+    assert page.get_by_text("type.host=db.internal").is_visible()
+
+
+def test_tags_are_edited_and_searched(page: Any, console: Console) -> None:
+    console.scope("organization", "tagged", ("global", "global"))
+    scope = {"type": "organization", "id": "tagged"}
+    created = console.api(
+        "POST", "/secrets", json={"scope": scope, "name": "T1", "value": "t", "tags": {"a": "1"}}
+    ).json()
+    console.api("POST", "/secrets", json={"scope": scope, "name": "T2", "value": "t"})
+    sign_in(page, console)
+    page.goto(f"{console.url}/ui/secrets/{created['id']}")
+    tags = page.get_by_label(re.compile("^Tags"))
+    assert tags.input_value() == "a=1\n"
+    tags.fill("team=payments\ntier=gold")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Metadata saved.").wait_for()
+    assert console.api("GET", f"/secrets/{created['id']}").json()["tags"] == {
+        "team": "payments",
+        "tier": "gold",
+    }
+    check_accessibility(page)
+    page.goto(f"{console.url}/ui/scopes/organization/tagged/secrets")
+    assert page.get_by_text("2 secrets").is_visible()
+    page.get_by_role("link", name="team=payments").click()
+    page.get_by_text("1 secret", exact=True).wait_for()
+    assert page.get_by_label(re.compile("^Tag")).input_value() == "team=payments"
+    assert page.get_by_role("link", name="T2").count() == 0
+    check_accessibility(page)
