@@ -15,7 +15,8 @@ from adapters.db.lifecycle_repositories import (
     SqlRotationPolicyRepository,
     SqlWorkQueueRepository,
 )
-from adapters.db.repositories import SqlScopeRepository, SqlSecretRepository
+from adapters.db.scope_repository import SqlScopeRepository
+from adapters.db.secret_repository import SqlSecretRepository
 from ports.unit_of_work import UnitOfWork
 
 
