@@ -79,7 +79,7 @@ def audit_page(verification: Any = None, status: int = 200) -> Any:
     given = filters_given()
     criteria, scope = criteria_of(given)
     events = audit_service().search(g.principal, criteria, scope, PAGE_SIZE)
-    shown = {name: value for name, value in given.items() if value}
+    shown: dict[str, Any] = {name: value for name, value in given.items() if value}
     older = (
         url_for("ui.audit", **shown, before_seq=events[-1].seq)
         if len(events) == PAGE_SIZE
