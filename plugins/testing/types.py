@@ -50,6 +50,8 @@ HOSTILE_VALUES = {
     "json-number": b"42",
     "json-nested": b'{"a": {"b": {"c": [null]}}}',
     "deep-json": b"[" * 5000,
+    "deeper-json": b'{"a":' * 10_000,  # past the interpreter's recursion limit
+    "pem-headers": b"-----BEGIN CERTIFICATE-----\n" * 2000,  # begins without an end
     "largest": b"x" * 64 * 1024,  # the service's default `max_value_bytes`
     "pem-garbage": b"-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
 }
