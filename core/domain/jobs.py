@@ -101,7 +101,10 @@ class Job:
     def released(self, reason: str | None = None) -> Job:
         """No process holds it any more; `reason`, if any, is why it stopped."""
         return replace(
-            self, last_error=reason[:512] if reason else None, lease_owner=None, lease_until=None
+            self,
+            last_error=None if reason is None else reason[:512],
+            lease_owner=None,
+            lease_until=None,
         )
 
     def finished(self, at: datetime) -> Job:

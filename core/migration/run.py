@@ -49,6 +49,7 @@ class MigrationRun:
         self._uow_factory = tools.uow_factory
         self._clock = tools.clock
         self.job_id = job.id
+        self._claimed_state = job.state
         self.progress = progress
         self.actor = Principal(job.created_by, job.created_by_type)
         self.source = source
@@ -57,10 +58,11 @@ class MigrationRun:
         self.delete_source = bool(job.params["delete_source"])
         self.details = {"job": str(job.id), "from": job.params["from"], "to": job.params["to"]}
 
-    def execute(self, job: Job, on_progress: Callable[[Job], None] | None) -> Job:
-        """Run the job (claimed, as `job`) to its end; the finished job."""
+    def execute(self, on_progress: Callable[[Job], None] | None) -> Job:
+        """Run the job to its end; the finished job. A backend down (or the lease lost) stops
+        the run, the job left to be resumed."""
         try:
-            if job.state == JobState.PENDING and not self._check_fit():
+            if self._claimed_state == JobState.PENDING and not self._check_fit():
                 return self._finish()
             if on_progress is not None:
                 on_progress(self.progress.current())

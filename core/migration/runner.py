@@ -60,7 +60,7 @@ class MigrationRunner:
         progress = JobProgress(self._tools, job.id, runner)
         source, target = self._backends_of(job, progress)
         run = MigrationRun(self._tools, job, progress, source, target)
-        return run.execute(job, on_progress)
+        return run.execute(on_progress)
 
     def _backends_of(
         self, job: Job, progress: JobProgress
