@@ -209,10 +209,15 @@ def check_value(ref: ScopeRef, kind: SecretType, form: Any, kept: dict[str, Any]
     not secret (a connection string's host, port, database and user; a certificate's subject
     and expiry) or the type's own message (a key that does not match its certificate), and
     never with the value itself."""
+    script = request.headers.get("Accept") == "application/json"  # ui.js: the value stays typed
     try:
         check = container().secret_types().check(kind.name, value_of(kind, form))
     except ServiceError as error:
+        if script:
+            return jsonify({"error": error_text(error)}), 422
         return create_page(ref, kind, 422, error=error_text(error), **kept)
+    if script:
+        return jsonify({"parts": dict(check.metadata)})
     return create_page(ref, kind, parts=dict(check.metadata), checked=True, **kept)
 
 

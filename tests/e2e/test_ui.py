@@ -297,11 +297,26 @@ def test_the_connection_string_form_shows_the_parts_never_the_password(app: Flas
     assert CONNECTION_PASSWORD not in checked.text
     assert "db.internal:5432" not in checked.text  # the value itself is not sent back
     assert re.search(r'<textarea id="value"[^>]*></textarea>', checked.text)  # left empty
-    refused = create_form(
-        client, **{**form, "value": "postgresql://db.internal:99999/x"}, action="check"
-    )
+    bad_port = {**form, "value": "postgresql://db.internal:99999/x"}
+    refused = create_form(client, **bad_port, action="check")
     assert refused.status_code == 422
     assert "port: is not a port" in refused.text
+    # as ui.js asks (the typed value stays in the browser's form): the same check, as JSON
+    path = "/ui/scopes/organization/acme/secrets/new"
+    scripted = client.post(
+        path,
+        data={"csrf_token": csrf(client, path), **form, "action": "check"},
+        headers={"Accept": "application/json"},
+    )
+    assert scripted.status_code == 200
+    assert scripted.json == {"parts": parts}
+    refused = client.post(
+        path,
+        data={"csrf_token": csrf(client, path), **bad_port, "action": "check"},
+        headers={"Accept": "application/json"},
+    )
+    assert refused.status_code == 422
+    assert "port: is not a port" in refused.json["error"]
     created = create_form(client, **form)
     assert created.status_code == 302
     listed = api.get("/secrets?scope_type=organization").json["items"]

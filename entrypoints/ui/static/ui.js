@@ -64,6 +64,58 @@
       });
     });
 
+    // "Check the value" on the create form (data-check): the type's check fetched as JSON, so
+    // the typed value stays in the form; without script the page comes back with the parts and
+    // an empty value field. Parts are set as text (never as HTML).
+    document.querySelectorAll("button[data-check]").forEach(function (button) {
+      var form = button.form;
+      var box = form.querySelector("[data-check-result]");
+      if (!box) { return; }
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        var body = new FormData(form);
+        body.set("action", "check");
+        var error = box.querySelector("[data-check-error]");
+        var list = box.querySelector("[data-check-parts]");
+        fetch(form.getAttribute("action") || window.location.href, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" },
+          body: body
+        }).then(function (response) {
+          return response.json().then(function (answer) { return [response.ok, answer]; });
+        }).then(function (result) {
+          var answer = result[1];
+          list.textContent = "";
+          error.hidden = result[0];
+          error.textContent = result[0] ? "" : (answer.error || "The value was not accepted.");
+          var parts = answer.parts || {};
+          Object.keys(parts).forEach(function (name) {
+            var term = document.createElement("dt");
+            term.textContent = name;
+            var detail = document.createElement("dd");
+            detail.textContent = parts[name];
+            list.appendChild(term);
+            list.appendChild(detail);
+          });
+          if (result[0] && !Object.keys(parts).length) {
+            var term = document.createElement("dt");
+            term.textContent = "valid";
+            var none = document.createElement("dd");
+            none.textContent = "nothing of it is shown (its parts are secret)";
+            list.appendChild(term);
+            list.appendChild(none);
+          }
+          box.hidden = false;
+        }, function () {
+          list.textContent = "";
+          error.hidden = false;
+          error.textContent = "The check could not be made; try again.";
+          box.hidden = false;
+        });
+      });
+    });
+
     // A running job's progress (a migration), polled from data-poll-url until it finishes; the
     // page then reloads to show the report. Without script, the page's Refresh link does it.
     document.querySelectorAll("[data-poll-url]").forEach(function (box) {
