@@ -36,7 +36,8 @@ from core.policy import ValueChecksum
 from core.reads import ReadService, ValueReader
 from core.reports import ReportService
 from core.resolution import ResolveService
-from core.rotation import RotationService, Schedule
+from core.rotation import RotationService
+from core.rotation_policies import Schedule
 from core.scopes import ScopeService
 from core.secrets import SecretService
 from core.service_accounts import ServiceAccountService

@@ -29,7 +29,7 @@ from core.events import ChangeFeed, DeliveryPolicy
 from core.policy import SecretPolicy
 from core.read_cache import ReadCache
 from core.registry import Registry
-from core.rotation import RotationSettings
+from core.rotation_policies import RotationSettings
 from core.service_accounts import ServiceAccountService
 from core.transfer import FormatRegistry
 from core.types import TypeRegistry

@@ -13,7 +13,8 @@ from flask.views import MethodView
 
 from core.domain.errors import BackendAuthFailed, Conflict, Forbidden, InvalidSecretValue
 from core.domain.secrets import Secret, SecretVersion
-from core.rotation import PolicyDraft, RotationService
+from core.rotation import RotationService
+from core.rotation_policies import PolicyDraft
 from core.versions import VersionService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises

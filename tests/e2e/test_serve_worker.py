@@ -6,7 +6,7 @@
   environment of its two services, on PostgreSQL in production mode;
 - and the status of the worker, its heartbeat, is there to read.
 
-The shortest interval a rotation policy may have is a minute (`core.rotation
+The shortest interval a rotation policy may have is a minute (`core.rotation_policies
 .MIN_INTERVAL_SECONDS`): rather than wait it out, each test moves the policy's next run to now
 in the database, as if the minute had passed; the worker polls every half second.
 """

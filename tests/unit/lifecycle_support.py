@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from core.services import NewSecret, SecretService
+
 from adapters.cron import CroniterSchedule
 from core.backends import BackendRegistry
 from core.domain.access import Role
@@ -17,8 +19,8 @@ from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.policy import SecretPolicy, ValueChecksum
-from core.rotation import PolicyDraft, RotationService, RotationSettings, Schedule
-from core.services import NewSecret, SecretService
+from core.rotation import RotationService
+from core.rotation_policies import PolicyDraft, RotationSettings, Schedule
 from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
 from plugins.rotators import RandomRotator

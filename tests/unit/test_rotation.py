@@ -22,7 +22,7 @@ from core.domain.errors import (
 )
 from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
-from core.rotation import PolicyDraft, Schedule
+from core.rotation_policies import PolicyDraft, Schedule
 from tests.fakes import ScriptedRotator, recorded
 from tests.unit.lifecycle_support import (
     ALICE,
