@@ -3,16 +3,17 @@
 a caller's role bindings, and the candidates of a resolution (the same, for a whole context).
 
 Correct by construction, whatever the number of processes: every transaction that changes
-secrets, versions, scopes, bindings or service accounts increments the *change generation* on the
-audit chain's head row as it commits (adapters/db/engine.py). The cache holds entries of one
+secrets, versions, scopes, bindings or service accounts increments the *change generation* on
+the audit chain's head row as it commits (adapters/db/engine.py). The cache holds entries of one
 generation only, the last one this process saw under the chain's lock. A read served from the
 cache requires that generation when its audit event is committed (the audit log checks it under
-the same lock, in the same transaction: `ports.audit_log.AuditLog.append`): if anything changed in between, the read is refused as
-stale and done again from the database before anything is answered. So no value is served after
-it was rotated, disabled or deleted, or after the caller's binding was removed, once that change
-committed. An API token's lookup found here is confirmed the same way by whatever else the
-caller does, in the transaction that does it (`core.access.confirm_caller`): a token revoked,
-or an account deleted, in any process is refused by every other's next request.
+the same lock, in the same transaction: `ports.audit_log.AuditLog.append`): if anything changed
+in between, the read is refused as stale and done again from the database before anything is
+answered. So no value is served after it was rotated, disabled or deleted, or after the caller's
+binding was removed, once that change committed. An API token's lookup found here is confirmed
+the same way by whatever else the caller does, in the transaction that does it
+(`core.access.confirm_caller`): a token revoked, or an account deleted, in any process is
+refused by every other's next request.
 """
 
 from __future__ import annotations
