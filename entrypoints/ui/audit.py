@@ -18,8 +18,8 @@ from core.domain.values import ScopeRef
 from core.reports import ReportService
 from entrypoints.http.audit import CSV, JSON_LINES, as_csv, as_json_lines
 from entrypoints.http.context import request_trail
-from entrypoints.ui.rights import may
-from entrypoints.ui.scopes import parse_ref
+from entrypoints.ui.rights import may, scopes_allowing
+from entrypoints.ui.scopes import parse_ref, visible_scopes
 from entrypoints.ui.secrets import moment
 from entrypoints.ui.web import bp, container, nav_item, page, signed_in, use
 
@@ -52,9 +52,24 @@ def audit_service() -> AuditService:
     return container().audit_service(trail=request_trail())
 
 
+def default_scope() -> str:
+    """The scope a page without one starts at: none (the whole trail) for who audits the global
+    scope, else the first scope the caller audits (an auditor of one organization sees its
+    events at once); core authorizes the query either way."""
+    if may(Action.AUDIT):
+        return ""
+    found, _ = visible_scopes()
+    audited = scopes_allowing(Action.AUDIT, [scope.ref for scope in found])
+    first = next((scope.ref for scope in found if scope.ref in audited), None)
+    return f"{first.type.value}/{first.id}" if first else ""
+
+
 def filters_given() -> dict[str, str]:
     """The filters as the form sent them (the text each field shows)."""
-    return {name: request.args.get(name, "").strip() for name in FILTERS}
+    given = {name: request.args.get(name, "").strip() for name in FILTERS}
+    if "scope" not in request.args:
+        given["scope"] = default_scope()
+    return given
 
 
 def criteria_of(given: dict[str, str]) -> tuple[AuditFilter, ScopeRef | None]:
@@ -149,7 +164,9 @@ def reports() -> Any:
     title, argument, default, about = REPORTS[name]
     amount = request.args.get(argument, default, type=int)
     amount = default if amount is None else amount
-    scope_text = request.args.get("scope", "").strip()
+    scope_text = request.args.get("scope", "").strip() if "scope" in request.args else ""
+    if "scope" not in request.args and name != "stale-tokens":
+        scope_text = default_scope()
     scope = parse_ref(scope_text) if scope_text else None
     service = report_service()
     secrets, tokens = None, None

@@ -248,3 +248,18 @@ def test_a_viewer_sees_no_operations_actions(app: Flask, api: ApiClient) -> None
     assert refused.status_code == 403 and "forbidden" in refused.text.lower()
     assert api.get("/migrations").get_json()["items"] == []
     assert client.get("/ui/scopes/project/p-42/access").status_code == 403
+
+
+def test_an_auditor_of_one_scope_starts_at_its_events(app: Flask, api: ApiClient) -> None:
+    scope = {"type": "organization", "id": "acme"}
+    api.post("/role-bindings", json={"principal": "user:ada", "role": "auditor", "scope": scope})
+    api.create(name="ACME_KEY", scope=scope, value="v")
+    client = signed_in(app, user_token("ada"))
+    page = client.get("/ui/audit")
+    assert page.status_code == 200, page.text
+    assert 'value="organization/acme"' in page.text and "secret.create" in page.text
+    assert "Verify the chain" not in page.text  # the global scope's auditors only
+    assert client.get("/ui/reports").status_code == 200
+    whole = ApiClient(app.test_client(), user_token("ada")).get("/audit/events").status_code
+    assert whole in (403, 404)
+    assert client.get("/ui/audit?scope=").status_code == whole  # the whole trail: as the API
