@@ -296,7 +296,10 @@ def test_the_connection_string_form_shows_the_parts_never_the_password(app: Flas
     }
     assert CONNECTION_PASSWORD not in checked.text
     assert "db.internal:5432" not in checked.text  # the value itself is not sent back
-    assert re.search(r'<textarea id="value"[^>]*></textarea>', checked.text)  # left empty
+    field = re.search(r'<input id="value"[^>]*>', checked.text)
+    assert field, checked.text
+    assert 'type="password"' in field.group(0)
+    assert "value=" not in field.group(0)  # left empty
     bad_port = {**form, "value": "postgresql://db.internal:99999/x"}
     refused = create_form(client, **bad_port, action="check")
     assert refused.status_code == 422
