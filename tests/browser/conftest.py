@@ -81,7 +81,15 @@ def oidc_provider() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> Iterator[Console]:
+def console_env() -> dict[str, str]:
+    """More environment for the module's server (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, oidc_provider: str, console_env: dict[str, str]
+) -> Iterator[Console]:
     workdir = tmp_path_factory.mktemp("console")
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("SECRETS_")}
@@ -100,6 +108,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> Ite
         "SECRETS_UI__OIDC__CLIENT_SECRET_ENV": "BROWSER_OIDC_CLIENT_SECRET",
         "BROWSER_OIDC_CLIENT_SECRET": "browser-oidc-client-secret-0123456789",
     }
+    env |= console_env
     log_path = workdir / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -106,12 +106,12 @@ def test_a_viewer_sees_no_administrators_actions(page: Any, console: Console) ->
     console.grant("user:vince", "viewer", ("organization", "viewed"))
     sign_in(page, console, user_token("vince"))
     page.get_by_role("link", name="Operations").click()
+    page.get_by_text("Only administrators and auditors of the global scope").wait_for()
     assert page.get_by_role("button", name="Start migration").count() == 0
     assert page.get_by_role("button", name="Dry run").count() == 0
-    assert page.get_by_text("Only administrators and auditors of the global scope").is_visible()
     check_accessibility(page)
     page.get_by_role("link", name="Access", exact=True).click()
-    assert page.get_by_text("You administer no scope").is_visible()
+    page.get_by_text("You administer no scope").wait_for()
     assert page.get_by_role("cell", name="viewer", exact=True).is_visible()  # her own binding
     check_accessibility(page)
     page.goto(f"{console.url}/ui/scopes/organization/viewed/access")
