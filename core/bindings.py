@@ -16,7 +16,7 @@ from core.domain.errors import InvalidInput, NotFound
 from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.policy import check_scope
-from core.services import audit_place, secret_target
+from core.secret_access import audit_place, secret_target
 from ports.security import Clock
 from ports.unit_of_work import UnitOfWork
 

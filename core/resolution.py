@@ -21,13 +21,13 @@ from core.access import access_query, confirm_caller
 from core.audit import AuditTrail
 from core.domain.access import Action, RoleBinding
 from core.domain.audit import AuditAction
-from core.domain.errors import Expired, NotYetValid, VersionUnavailable
 from core.domain.secrets import ResolveCandidate, Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import check_scope
 from core.read_cache import ReadCache
+from core.reads import STALE, ValueReader
 from core.scopes import SPECIFICITY
-from core.services import STALE, ValueReader, audit_place
+from core.secret_access import audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
 from ports.audit_log import StaleRead
 from ports.security import Clock
@@ -216,10 +216,7 @@ class ResolveService:
         """The winner's value, or why there is none."""
         if not winner.value_readable:
             return None, "forbidden"
-        try:
-            return self._reader.read(winner.secret, winner.current), None
-        except (Expired, NotYetValid, VersionUnavailable) as error:
-            return None, error.code
+        return self._reader.read_or_reason(winner.secret, winner.current)
 
 
 class VariablesError(StrEnum):

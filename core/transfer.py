@@ -28,25 +28,23 @@ from uuid import UUID
 from core.access import access_query, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.domain.access import AccessQuery, Action, Target
+from core.domain.access import Action, Target
 from core.domain.audit import AuditAction, AuditEvent
 from core.domain.errors import (
     Conflict,
-    Expired,
     InvalidImport,
     InvalidInput,
     NotFound,
-    NotYetValid,
     PreconditionFailed,
-    VersionUnavailable,
 )
-from core.domain.paging import PageRequest
 from core.domain.secrets import Secret, SecretFilter, SecretVersion
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
+from core.reads import ValueReader
 from core.registry import Registry
 from core.scopes import Placement, place
-from core.services import ValueReader, discard_value
+from core.secret_access import search_all
+from core.stored_values import discard_value
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
 from ports.formats import (
     EntryError,
@@ -66,7 +64,6 @@ MIN_PASSPHRASE = 12
 # Values one import may hold, older versions included: what a file makes the service check,
 # hold in memory and report is bounded, not only its size in bytes.
 MAX_IMPORT_VALUES = 20_000
-LIST_PAGE = 500
 # Values put to a backend per `put_many`: one round trip each for the local backend.
 PUT_BATCH = 1000
 
@@ -362,7 +359,7 @@ class TransferService:
         return {
             secret.name: secret
             for deleted in (True, False)
-            for secret in _search_all(
+            for secret in search_all(
                 uow,
                 SecretFilter(scope=request.scope, environment=request.environment, deleted=deleted),
                 access,
@@ -657,7 +654,7 @@ class TransferService:
         criteria = SecretFilter(scope=request.scope, environment=request.environment)
         found = [
             secret
-            for secret in _search_all(uow, criteria, access_query(actor, action, now))
+            for secret in search_all(uow, criteria, access_query(actor, action, now))
             if secret.environment == request.environment
         ]
         listed = []
@@ -683,10 +680,9 @@ class TransferService:
             return [ExportedVersion(record) for record in records]
         exported = []
         for record in records:
-            try:
-                value = self._reader.read(secret, record)
-            except (Expired, NotYetValid, VersionUnavailable) as error:
-                exported.append(ExportedVersion(record, unavailable=error.code))
+            value, unavailable = self._reader.read_or_reason(secret, record)
+            if value is None:
+                exported.append(ExportedVersion(record, unavailable=unavailable))
                 continue
             unavailable = secret_format.cannot_hold(secret.name, value)
             exported.append(
@@ -695,18 +691,6 @@ class TransferService:
                 )
             )
         return exported
-
-
-def _search_all(uow: UnitOfWork, criteria: SecretFilter, access: AccessQuery) -> Iterator[Secret]:
-    """Every secret the search finds, page by page. A filter without an environment finds every
-    environment: callers keep the one they mean (None being the environment-agnostic one)."""
-    page = PageRequest(1, LIST_PAGE)
-    while True:
-        batch = uow.secrets.search(criteria, page, access)
-        yield from batch.items
-        if not batch.items or page.offset + len(batch.items) >= batch.total:
-            return
-        page = PageRequest(page.page + 1, LIST_PAGE)
 
 
 def _refuse_partial(report: ImportReport) -> None:

@@ -1,4 +1,4 @@
-"""Use cases on one version of a secret: disable, enable, destroy.
+"""Use cases on the versions of a secret: list them, look one up; disable, enable, destroy one.
 
 Each is a write to the secret: it takes `If-Match` (the secret's revision) and moves the
 revision on. Disabling and enabling take an editor; destroying, which cannot be undone, an admin
@@ -10,21 +10,19 @@ fails half-way is finished by destroying again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from uuid import UUID
 
-from core.access import authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action
 from core.domain.audit import AuditAction
-from core.domain.errors import Conflict, NotFound, PreconditionFailed
+from core.domain.errors import Conflict, PreconditionFailed
 from core.domain.secrets import Secret, SecretVersion, Stage, VersionState
 from core.domain.values import Principal, VersionKey
-from core.services import MAX_WRITE_ATTEMPTS, audit_place, secret_target
+from core.secret_access import check_revision, load_secret, load_version
+from core.stored_values import MAX_WRITE_ATTEMPTS
 from ports.security import Clock
-from ports.unit_of_work import UnitOfWork
+from ports.unit_of_work import UnitOfWorkFactory
 
 ACTIONS = {
     VersionState.DISABLED: AuditAction.SECRET_VERSION_DISABLE,
@@ -39,45 +37,10 @@ REQUIRED = {
 }
 
 
-def load_secret(
-    uow: UnitOfWork,
-    actor: Principal,
-    action: Action,
-    secret_id: UUID,
-    attempt: Attempt,
-    now: datetime,
-    *,
-    lock: bool = False,
-) -> Secret:
-    """The live secret, if the caller may do `action` to it; `NotFound` if it may not see it.
-    With `lock`, its row is locked for the rest of the (writing) unit of work."""
-    secret = uow.secrets.lock(secret_id) if lock else uow.secrets.get(secret_id)
-    if secret is None or secret.is_deleted:
-        raise NotFound(f"no secret {secret_id}")
-    attempt.learn(**audit_place(secret))
-    authorize(uow, actor, action, secret_target(secret), now)
-    return secret
-
-
-def load_version(uow: UnitOfWork, secret_id: UUID, number: int) -> SecretVersion:
-    record = uow.secrets.get_version(secret_id, number)
-    if record is None:
-        raise NotFound(f"secret {secret_id} has no version {number}")
-    return record
-
-
-def check_revision(secret: Secret, expected_revision: int | None) -> None:
-    if expected_revision is not None and expected_revision != secret.revision:
-        raise PreconditionFailed(
-            f"secret {secret.id} is at revision {secret.revision}, not {expected_revision}",
-            details={"revision": secret.revision},
-        )
-
-
 class VersionService:
     def __init__(
         self,
-        uow_factory: Callable[[], UnitOfWork],
+        uow_factory: UnitOfWorkFactory,
         backends: BackendRegistry,
         clock: Clock,
         audit: AuditTrail,
@@ -86,6 +49,26 @@ class VersionService:
         self._backends = backends
         self._clock = clock
         self._audit = audit
+
+    def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_LIST_VERSIONS, f"secret:{secret_id}"
+        ) as attempt:
+            with self._uow_factory(read_only=True) as uow:
+                load_secret(uow, actor, Action.LIST, secret_id, attempt, self._clock.now())
+                versions = uow.secrets.list_versions(secret_id)
+            attempt.succeed_durably()
+            return versions
+
+    def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_READ_VERSION, f"secret:{secret_id}", version=number
+        ) as attempt:
+            with self._uow_factory(read_only=True) as uow:
+                load_secret(uow, actor, Action.LIST, secret_id, attempt, self._clock.now())
+                record = load_version(uow, secret_id, number)
+            attempt.succeed_durably()
+            return record
 
     def disable(
         self,

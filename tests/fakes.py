@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
-from core.services import secret_target
 from sqlalchemy import String
 
 from adapters.audit_log import TransactionalAuditLog
@@ -73,6 +72,7 @@ from core.domain.scopes import Scope, ScopeUsage
 from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
 from core.domain.work import ExpiryNotice, Lease
+from core.secret_access import secret_target
 from core.worker import due_warning, effective_expiry, prunable
 from ports.audit import AuditSink
 from ports.audit_log import ChangeListener

@@ -140,7 +140,7 @@ class HotReads:
             except Unauthenticated as error:
                 container.failed_authentications().refuse(error, trail, info.source_ip, path[:255])
             principal = caller
-            answer = read(container.secret_service(audit=trail), caller, query_args, **path_args)
+            answer = read(container.read_service(audit=trail), caller, query_args, **path_args)
             body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
                 self._dump.dump(answer), separators=(",", ":")
             )

@@ -22,8 +22,8 @@ from core.domain.errors import (
     ServiceError,
 )
 from core.domain.secrets import RevealedValue
+from core.reads import ReadService
 from core.references import parse_reference
-from core.services import SecretService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container
@@ -66,8 +66,8 @@ REFERENCE_VALUES = {
 }
 
 
-def service() -> SecretService:
-    return audited(current_container().secret_service)
+def service() -> ReadService:
+    return audited(current_container().read_service)
 
 
 def read(text: str, expand: bool) -> RevealedValue:

@@ -58,7 +58,7 @@ def expand_values(
     resolved: list[ResolvedSecret],
 ) -> tuple[list[ResolvedSecret], list[list[Expansion]]]:
     """Each value with its `${secret://…}` references replaced, and the references used."""
-    secrets = audited(current_container().secret_service)
+    secrets = audited(current_container().read_service)
     entries: list[ResolvedSecret] = []
     used: list[list[Expansion]] = []
     for entry in resolved:

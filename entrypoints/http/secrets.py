@@ -22,7 +22,9 @@ from core.domain.errors import (
 from core.domain.paging import PageRequest
 from core.domain.secrets import RevealedValue, Secret, SecretFilter
 from core.domain.values import GLOBAL_SCOPE_ID, Principal, ScopeRef, ScopeType, SecretValue
-from core.services import MetadataChanges, NewSecret, SecretService
+from core.reads import ReadService
+from core.secrets import MetadataChanges, NewSecret, SecretService
+from core.versions import VersionService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
 from entrypoints.http.context import audited, current_container, expected_revision, set_etag
@@ -68,6 +70,14 @@ def service() -> SecretService:
     return audited(current_container().secret_service)
 
 
+def reads() -> ReadService:
+    return audited(current_container().read_service)
+
+
+def versions() -> VersionService:
+    return audited(current_container().version_service)
+
+
 def decode_value(data: dict[str, Any]) -> SecretValue:
     if data["encoding"] == "base64":
         return SecretValue(base64.b64decode(data["value"], validate=True))
@@ -103,14 +113,14 @@ def encode_value(revealed: RevealedValue, encoding: str | None) -> dict[str, Any
 
 
 def expanded(
-    secrets: SecretService, caller: Principal, revealed: RevealedValue, expand: bool
+    secrets: ReadService, caller: Principal, revealed: RevealedValue, expand: bool
 ) -> RevealedValue:
     """With `expand`, the value with its `${secret://…}` references replaced (core.references)."""
     return secrets.expand_value(caller, revealed)[0] if expand else revealed
 
 
 def value_by_id(
-    secrets: SecretService, caller: Principal, args: dict[str, Any], secret_id: UUID
+    secrets: ReadService, caller: Principal, args: dict[str, Any], secret_id: UUID
 ) -> dict[str, Any]:
     """The answer of `GET /secrets/{id}/value`, given the query's arguments and the path's."""
     revealed = secrets.read_value(caller, secret_id, args.get("version"))
@@ -118,7 +128,7 @@ def value_by_id(
 
 
 def value_by_path(
-    secrets: SecretService,
+    secrets: ReadService,
     caller: Principal,
     args: dict[str, Any],
     scope_type: str,
@@ -294,7 +304,7 @@ class SecretValueView(MethodView):
     @raises(Forbidden, Conflict, Expired, InvalidSecretValue, BackendAuthFailed)
     def get(self, args: dict[str, Any], secret_id: UUID) -> Any:
         """The current value, or version N with `?version=N`."""
-        return value_by_id(service(), g.principal, args, secret_id=secret_id)
+        return value_by_id(reads(), g.principal, args, secret_id=secret_id)
 
 
 @blp.route("/secrets/<uuid:secret_id>/versions")
@@ -303,7 +313,7 @@ class SecretVersions(MethodView):
     @operation_id("list_versions")
     def get(self, secret_id: UUID) -> Any:
         """Every version's metadata, oldest first."""
-        return {"items": service().list_versions(g.principal, secret_id)}
+        return {"items": versions().list_versions(g.principal, secret_id)}
 
     @blp.arguments(SecretVersionCreateSchema(), example=examples.VERSION_CREATE)
     @blp.response(201, SecretSchema, headers=ETAG, example=examples.SECRET_WRITTEN)
@@ -328,7 +338,7 @@ class SecretVersionView(MethodView):
     @blp.response(200, VersionSchema, example=examples.VERSION)
     def get(self, secret_id: UUID, version: int) -> Any:
         """One version's metadata."""
-        return service().get_version(g.principal, secret_id, version)
+        return versions().get_version(g.principal, secret_id, version)
 
 
 @blp.route(f"/scopes/{SCOPE}/secrets/{NAME}")
@@ -350,7 +360,7 @@ class SecretValueByPath(MethodView):
     def get(self, args: dict[str, Any], scope_type: str, scope_id: str, name: str) -> Any:
         """A secret's value by scope and name."""
         return value_by_path(
-            service(), g.principal, args, scope_type=scope_type, scope_id=scope_id, name=name
+            reads(), g.principal, args, scope_type=scope_type, scope_id=scope_id, name=name
         )
 
 

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from core.access import INVALID_CREDENTIALS
 from core.domain.errors import InvalidInput, NotFound, Unauthenticated
-from core.services import NewSecret
+from core.secrets import NewSecret
 from entrypoints.http.context import bearer_token, current_container, request_trail
 from entrypoints.http.errors import response_for
 from entrypoints.http.vault_kv import (
@@ -33,6 +33,7 @@ from entrypoints.http.vault_kv import (
     kv_data,
     list_keys,
     query_version,
+    reads,
     restore,
     secret_at,
     secrets,
@@ -195,7 +196,7 @@ def login(auth_path: str) -> Response:
 def read_data(mount: str, path: str) -> Response:
     scope, environment, name = secret_at(mount, path)
     version = query_version()
-    revealed = secrets().read_value_by_name(g.principal, scope, name, environment, version)
+    revealed = reads().read_value_by_name(g.principal, scope, name, environment, version)
     metadata = version_metadata(revealed.secret, revealed.version)
     return answer({"data": kv_data(revealed.value), "metadata": metadata})
 
@@ -254,9 +255,8 @@ def read_metadata(mount: str, path: str) -> Response:
     if request.method == "LIST" or request.args.get("list") == "true":
         return answer({"keys": list_keys(mount, path)})
     scope, environment, name = secret_at(mount, path)
-    service = secrets()
-    secret = service.find_secret(g.principal, scope, name, environment)
-    versions = service.list_versions(g.principal, secret.id)
+    secret = secrets().find_secret(g.principal, scope, name, environment)
+    history = versions().list_versions(g.principal, secret.id)
     return answer(
         {
             "versions": {
@@ -264,10 +264,10 @@ def read_metadata(mount: str, path: str) -> Response:
                     **version_metadata(secret, record),
                     "created_by": record.created_by,
                 }
-                for record in versions
+                for record in history
             },
             "current_version": secret.current_version,
-            "oldest_version": versions[0].version if versions else 0,
+            "oldest_version": history[0].version if history else 0,
             "created_time": vault_time(secret.created_at),
             "updated_time": vault_time(secret.updated_at or secret.created_at),
             "max_versions": secret.max_versions or 0,

@@ -17,7 +17,8 @@ from core.domain.errors import InvalidInput, NotFound
 from core.domain.paging import PageRequest
 from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
-from core.services import MAX_PAGE_SIZE, SecretService
+from core.reads import ReadService
+from core.secrets import MAX_PAGE_SIZE, SecretService
 from core.versions import VersionService
 from entrypoints.http.context import audited, current_container
 from entrypoints.http.schemas.fields import INT32_MAX, ValueText
@@ -33,6 +34,10 @@ MAX_SCOPE_TYPE, MAX_SCOPE_ID, MAX_ENVIRONMENT, MAX_NAME = 32, 128, 64, 255
 
 def secrets() -> SecretService:
     return audited(current_container().secret_service)
+
+
+def reads() -> ReadService:
+    return audited(current_container().read_service)
 
 
 def versions() -> VersionService:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import secrets, versions
 from core.domain.values import ScopeRef, ScopeType, SecretValue
-from core.services import NewSecret
+from core.secrets import NewSecret
 from entrypoints.cli import OPERATOR, main
 from entrypoints.config import load_settings
 from entrypoints.container import Container

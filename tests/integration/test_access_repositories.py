@@ -20,7 +20,7 @@ from core.domain.paging import PageRequest
 from core.domain.scopes import Scope, ScopeUsage
 from core.domain.secrets import Secret, SecretFilter, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType
-from core.services import secret_target
+from core.secret_access import secret_target
 
 NOW = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 EVERY_ROW = PageRequest(page_size=1000)

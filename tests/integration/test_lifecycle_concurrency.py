@@ -17,7 +17,7 @@ from adapters.db.tables import audit_events
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
 from core.domain.rotation import RotationPolicy
 from core.domain.values import Principal, ScopeRef, SecretValue
-from core.services import MetadataChanges, NewSecret
+from core.secrets import MetadataChanges, NewSecret
 from core.worker import WorkReport
 from entrypoints.config import Settings
 from entrypoints.container import Container
@@ -104,10 +104,11 @@ def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(co
         assert (len(won), len(lost)) == (1, WRITERS - 1), results
         winners.append(won[0])
 
-    history = service.list_versions(ROOT, secret.id)
+    history = container.version_service().list_versions(ROOT, secret.id)
     assert [record.version for record in history] == list(range(1, ROUNDS + 2))  # gapless
+    reads = container.read_service()
     for number, value in enumerate(winners, start=2):
-        assert service.read_value(ROOT, secret.id, number).value.reveal() == value
+        assert reads.read_value(ROOT, secret.id, number).value.reveal() == value
     assert service.get_secret(ROOT, secret.id).revision == ROUNDS + 1
 
 
@@ -134,10 +135,10 @@ def test_fifty_writers_without_if_match_each_get_their_own_version(database_url,
 
     assert all(isinstance(result, int) for result in results), results
     assert sorted(results) == list(range(2, UNCHECKED_WRITERS + 2))  # each its own number
-    service = processes[0].secret_service()
-    history = service.list_versions(ROOT, secret.id)
+    service, reads = processes[0].secret_service(), processes[0].read_service()
+    history = processes[0].version_service().list_versions(ROOT, secret.id)
     assert [record.version for record in history] == list(range(1, UNCHECKED_WRITERS + 2))
-    landed = {service.read_value(ROOT, secret.id, r.version).value.reveal() for r in history[1:]}
+    landed = {reads.read_value(ROOT, secret.id, r.version).value.reveal() for r in history[1:]}
     assert landed == {b"w-%d" % n for n in range(UNCHECKED_WRITERS)}
     assert service.get_secret(ROOT, secret.id).revision == UNCHECKED_WRITERS + 1
 

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from core.services import NewSecret, SecretService
-
 from adapters.cron import CroniterSchedule
 from core.backends import BackendRegistry
 from core.domain.access import Role
@@ -19,8 +17,10 @@ from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.events import ChangeFeed, DeliveryPolicy, EventDelivery
 from core.policy import SecretPolicy, ValueChecksum
+from core.reads import ReadService, ValueReader
 from core.rotation import RotationService
 from core.rotation_policies import PolicyDraft, RotationSettings, Schedule
+from core.secrets import NewSecret, SecretService
 from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
 from plugins.rotators import RandomRotator
@@ -55,6 +55,7 @@ class Lifecycle:
     publisher: RecordingPublisher
     feed: ChangeFeed
     secrets: SecretService
+    reads: ReadService
     versions: VersionService
     rotation: RotationService
     delivery: EventDelivery
@@ -86,7 +87,7 @@ class Lifecycle:
         return self.secrets.create_secret(actor, NewSecret(**draft), SecretValue(value))
 
     def read(self, secret_id: UUID, version: int | None = None) -> bytes:
-        return self.secrets.read_value(ALICE, secret_id, version).value.reveal()
+        return self.reads.read_value(ALICE, secret_id, version).value.reveal()
 
     def policy(self, secret_id: UUID, **draft: Any) -> None:
         draft.setdefault("rotator", self.rotator.name)
@@ -97,7 +98,7 @@ class Lifecycle:
         """(number, state, stage) of every version, oldest first."""
         return [
             (v.version, v.state.value, v.stage.value if v.stage else None)
-            for v in self.secrets.list_versions(ALICE, secret_id)
+            for v in self.versions.list_versions(ALICE, secret_id)
         ]
 
     def audited(self) -> list[tuple[str, str, str | None]]:
@@ -149,6 +150,7 @@ def wire(
         publisher=publisher,
         feed=feed,
         secrets=SecretService(db, registry, clock, checksum, policy, audit),
+        reads=ReadService(db, ValueReader(registry, clock, checksum), clock, audit),
         versions=VersionService(db, registry, clock, audit),
         rotation=RotationService(
             db,

@@ -16,7 +16,8 @@ from core.domain.paging import PageRequest
 from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import NewSecret, SecretService
+from core.reads import ReadService, ValueReader
+from core.secrets import NewSecret, SecretService
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,
@@ -60,12 +61,24 @@ def bindings(db: FakeUnitOfWorkFactory, clock: FixedClock) -> RoleBindingService
 
 
 @pytest.fixture
-def secrets(db: FakeUnitOfWorkFactory, clock: FixedClock) -> SecretService:
+def registry() -> BackendRegistry:
     backend = InMemoryBackend("memory")
-    registry = BackendRegistry({backend.name: backend}, default=backend.name)
+    return BackendRegistry({backend.name: backend}, default=backend.name)
+
+
+@pytest.fixture
+def secrets(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, registry: BackendRegistry
+) -> SecretService:
     return SecretService(
         db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy(), make_audit_trail(db, clock)
     )
+
+
+@pytest.fixture
+def reads(db: FakeUnitOfWorkFactory, clock: FixedClock, registry: BackendRegistry) -> ReadService:
+    reader = ValueReader(registry, clock, ValueChecksum(b"k" * 32))
+    return ReadService(db, reader, clock, make_audit_trail(db, clock))
 
 
 def create_secret(
@@ -89,11 +102,14 @@ def grant(
 
 
 def test_an_admin_grants_a_role_at_their_scope_or_below(
-    bindings: RoleBindingService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    bindings: RoleBindingService,
+    secrets: SecretService,
+    db: FakeUnitOfWorkFactory,
+    reads: ReadService,
 ) -> None:
     secret = create_secret(secrets)
     with pytest.raises(NotFound):
-        secrets.read_value(BOB, secret.id)
+        reads.read_value(BOB, secret.id)
 
     binding = grant(bindings, BOB.id, Role.READER, TEAM, expires_at=NOW + timedelta(days=1))
 
@@ -103,7 +119,7 @@ def test_an_admin_grants_a_role_at_their_scope_or_below(
         team = uow.scopes.get(TEAM)
         assert team is not None and binding.scope_path == team.path
         assert uow.bindings.get(binding.id) == binding
-    assert secrets.read_value(BOB, secret.id).value.reveal() == b"value"
+    assert reads.read_value(BOB, secret.id).value.reveal() == b"value"
 
 
 def test_granting_needs_admin_at_the_scope(
@@ -169,7 +185,7 @@ def test_a_binding_to_an_unknown_scope(bindings: RoleBindingService) -> None:
 
 
 def test_a_binding_narrowed_to_a_secret_needs_that_secret_in_the_scopes_subtree(
-    bindings: RoleBindingService, secrets: SecretService
+    bindings: RoleBindingService, secrets: SecretService, reads: ReadService
 ) -> None:
     in_project = create_secret(secrets, PROJECT)
     in_sibling = create_secret(secrets, SIBLING)
@@ -183,13 +199,13 @@ def test_a_binding_narrowed_to_a_secret_needs_that_secret_in_the_scopes_subtree(
         with pytest.raises(InvalidInput) as caught:
             grant(bindings, BOB.id, Role.READER, TEAM, secret_id=secret_id)
         assert caught.value.details == {"field": "secret_id"}
-    assert secrets.read_value(BOB, in_project.id)
+    assert reads.read_value(BOB, in_project.id)
     with pytest.raises(NotFound):
-        secrets.read_value(BOB, in_sibling.id)
+        reads.read_value(BOB, in_sibling.id)
 
 
 def test_a_binding_narrowed_to_a_glob_grants_matching_names_only(
-    bindings: RoleBindingService, secrets: SecretService
+    bindings: RoleBindingService, secrets: SecretService, reads: ReadService
 ) -> None:
     matching = create_secret(secrets, PROJECT, "DB_URL")
     other = create_secret(secrets, PROJECT, "API_KEY")
@@ -198,7 +214,7 @@ def test_a_binding_narrowed_to_a_glob_grants_matching_names_only(
 
     secrets.write_value(BOB, matching.id, SecretValue(b"bob's"))
     with pytest.raises(NotFound):
-        secrets.read_value(BOB, other.id)
+        reads.read_value(BOB, other.id)
     created = secrets.create_secret(BOB, NewSecret(PROJECT, "DB_HOST"), SecretValue(b"h"))
     assert created.created_by == BOB.id
 
@@ -255,16 +271,16 @@ def test_anyone_lists_their_own_bindings_and_their_groups(bindings: RoleBindingS
 
 
 def test_an_admin_removes_a_binding(
-    bindings: RoleBindingService, secrets: SecretService, granted: dict
+    bindings: RoleBindingService, secrets: SecretService, granted: dict, reads: ReadService
 ) -> None:
     secret = create_secret(secrets)
-    assert secrets.read_value(BOB, secret.id)
+    assert reads.read_value(BOB, secret.id)
 
     bindings.delete(ALICE, granted["bob-team"].id)
     bindings.delete(ALICE, granted["bob-project"].id)
 
     with pytest.raises(Forbidden):  # what his group still grants: listing only
-        secrets.read_value(BOB, secret.id)
+        reads.read_value(BOB, secret.id)
     secrets.get_secret(BOB, secret.id)
     with pytest.raises(NotFound):
         bindings.delete(ALICE, granted["bob-team"].id)
@@ -289,7 +305,10 @@ def test_removing_a_binding_needs_admin_at_its_scope(
 
 
 def test_readers_are_exactly_those_who_can_read_the_value(
-    bindings: RoleBindingService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    bindings: RoleBindingService,
+    secrets: SecretService,
+    db: FakeUnitOfWorkFactory,
+    reads: ReadService,
 ) -> None:
     secret = create_secret(secrets, PROJECT, "DB_URL")
     other = create_secret(secrets, PROJECT, "OTHER")
@@ -320,10 +339,10 @@ def test_readers_are_exactly_those_who_can_read_the_value(
         reader = Principal(principal, "group" if principal.startswith("group") else "user")
         if reader.kind == "group":  # a member of the group
             reader = Principal("user:member", "user", groups=(principal,))
-        assert secrets.read_value(reader, secret.id).value.reveal() == b"value"
+        assert reads.read_value(reader, secret.id).value.reveal() == b"value"
     for outsider in ("user:carol", "user:frank", "user:grace", "user:heidi", "user:ivan"):
         with pytest.raises((NotFound, Forbidden)):
-            secrets.read_value(Principal(outsider, "user"), secret.id)
+            reads.read_value(Principal(outsider, "user"), secret.id)
 
 
 def test_readers_of_a_personal_secret_is_its_owner(

@@ -116,7 +116,7 @@ def test_the_walk_covers_the_modules_that_matter() -> None:
     }
 
     assert {
-        "core/services.py",
+        "core/secrets.py",
         "core/domain/secrets.py",
         "ports/unit_of_work.py",
         "core/domain/values.py",

@@ -15,6 +15,7 @@ from core.domain.errors import AuditUnavailable
 from core.domain.secrets import Secret, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
+from core.reads import ValueReader
 from core.resolution import (
     ResolveContext,
     ResolvedSecret,
@@ -23,7 +24,7 @@ from core.resolution import (
     environment_of,
     variable_name,
 )
-from core.services import NewSecret, SecretService, ValueReader
+from core.secrets import NewSecret, SecretService
 from core.types import TypeRegistry
 from plugins.types_basic import GenericType, UsernamePasswordType
 from plugins.types_cloud import AwsCredentialsType

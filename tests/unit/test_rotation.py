@@ -73,7 +73,7 @@ def test_a_rotation_makes_the_new_value_current_and_keeps_the_old_one_for_the_gr
     assert life.read(secret.id) == NEW
     assert life.states(secret.id) == [(1, "enabled", "previous"), (2, "enabled", "current")]
     grace_end = NOW + timedelta(hours=6)  # the service default of these tests
-    assert life.secrets.get_version(ALICE, secret.id, 1).disable_at == grace_end
+    assert life.versions.get_version(ALICE, secret.id, 1).disable_at == grace_end
     assert [(e.action, e.outcome, e.version) for e in events] == [
         ("secret.rotate.pending", "success", 2),
         ("secret.rotate", "success", 2),
@@ -123,7 +123,7 @@ def test_the_policys_rotator_makes_the_value_and_its_grace_period_applies(
     rotate(life, secret.id, None)
 
     assert life.read(secret.id) == b"rotated-1"
-    assert life.secrets.get_version(ALICE, secret.id, 1).disable_at == NOW + timedelta(seconds=60)
+    assert life.versions.get_version(ALICE, secret.id, 1).disable_at == NOW + timedelta(seconds=60)
     policy = life.rotation.get_policy(ALICE, secret.id)
     assert (policy.last_status, policy.last_run_at, policy.last_error) == ("success", NOW, None)
     # A manual rotation leaves the schedule as it was.
@@ -155,7 +155,7 @@ def test_a_refused_rotation_keeps_the_current_value_and_records_why(life: Lifecy
     assert life.read(secret.id) == FIRST
     assert life.states(secret.id) == [(1, "enabled", "current"), (2, "destroyed", None)]
     assert not any(stored.data == b"rotated-1" for stored in life.backend.values.values())
-    assert life.secrets.get_version(ALICE, secret.id, 1).disable_at is None
+    assert life.versions.get_version(ALICE, secret.id, 1).disable_at is None
     policy = life.rotation.get_policy(ALICE, secret.id)
     assert (policy.last_status, policy.last_error) == ("failed", "HTTP 500 from the owning system")
     assert [(e.action, e.outcome, e.reason) for e in events] == [
@@ -228,7 +228,7 @@ def test_a_crashed_rotation_is_discarded_once_it_is_older_than_the_timeout(
     life.rotator.on_apply = crash
     with pytest.raises(Crash):
         rotate(life, secret.id, None)
-    leftover = life.secrets.get_version(ALICE, secret.id, 2)
+    leftover = life.versions.get_version(ALICE, secret.id, 2)
     assert life.states(secret.id) == [(1, "enabled", "current"), (2, "enabled", "pending")]
     life.rotator.on_apply = None
 
@@ -385,7 +385,7 @@ def test_a_rotation_destroys_nothing_but_its_own_pending_value(life: Lifecycle) 
     life.rotator.refuse = "no"
     with pytest.raises(RotationFailed):
         rotate(life, secret.id, None)
-    assert [life.secrets.get_version(ALICE, secret.id, 1).state] == [VersionState.ENABLED]
+    assert [life.versions.get_version(ALICE, secret.id, 1).state] == [VersionState.ENABLED]
     assert life.read(secret.id) == FIRST
 
 

@@ -16,8 +16,8 @@ from core.domain.secrets import Secret, SecretFilter
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import ScopeService
+from core.secrets import NewSecret, SecretService
 from core.service_accounts import ServiceAccountService
-from core.services import NewSecret, SecretService
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -34,7 +35,10 @@ from core.domain.paging import PageRequest
 from core.domain.secrets import CONSUMERS, Secret, SecretFilter, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import MAX_WRITE_ATTEMPTS, MetadataChanges, NewSecret, SecretService
+from core.reads import ReadService, ValueReader
+from core.secrets import MetadataChanges, NewSecret, SecretService
+from core.stored_values import MAX_WRITE_ATTEMPTS
+from core.versions import VersionService
 from ports.storage import BackendCapabilities
 from tests.fakes import (
     FakeDatabase,
@@ -99,6 +103,41 @@ def service(
     return make_service(db, clock, backend)
 
 
+def make_reads(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, *backends: InMemoryBackend
+) -> ReadService:
+    registry = BackendRegistry({b.name: b for b in backends}, default=backends[0].name)
+    reader = ValueReader(registry, clock, ValueChecksum(CHECKSUM_KEY))
+    return ReadService(db, reader, clock, make_audit_trail(db, clock))
+
+
+@pytest.fixture
+def reads(db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend) -> ReadService:
+    return make_reads(db, clock, backend)
+
+
+@pytest.fixture
+def versions(
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+) -> VersionService:
+    registry = BackendRegistry({backend.name: backend}, default=backend.name)
+    return VersionService(db, registry, clock, make_audit_trail(db, clock))
+
+
+@dataclass(frozen=True)
+class UseCases:
+    """The use cases on secrets the tables below call, over one database and clock."""
+
+    secrets: SecretService
+    reads: ReadService
+    versions: VersionService
+
+
+@pytest.fixture
+def use_cases(service: SecretService, reads: ReadService, versions: VersionService) -> UseCases:
+    return UseCases(service, reads, versions)
+
+
 def create(
     service: SecretService,
     value: bytes = FIRST,
@@ -111,8 +150,8 @@ def create(
     return service.create_secret(actor, NewSecret(**draft), SecretValue(value))
 
 
-def read(service: SecretService, secret_id: UUID, version: int | None = None) -> bytes:
-    return service.read_value(ALICE, secret_id, version).value.reveal()
+def read(reads: ReadService, secret_id: UUID, version: int | None = None) -> bytes:
+    return reads.read_value(ALICE, secret_id, version).value.reveal()
 
 
 def interleave(backend: InMemoryBackend, action: Callable[[], object]) -> None:
@@ -145,7 +184,11 @@ def audited(db: FakeUnitOfWorkFactory) -> list[tuple[str, str, str | None]]:
 
 
 def test_create_stores_metadata_and_a_first_version(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(
         service,
@@ -166,17 +209,19 @@ def test_create_stores_metadata_and_a_first_version(
     assert (secret.created_at, secret.created_by) == (NOW, "user:alice")
     assert service.get_secret(ALICE, secret.id) == secret
     assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "production") == secret
-    [version] = service.list_versions(ALICE, secret.id)
+    [version] = versions.list_versions(ALICE, secret.id)
     assert (version.version, version.state, version.backend) == (1, VersionState.ENABLED, "memory")
     assert (version.created_at, version.created_by) == (NOW, "user:alice")
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
     assert_no_orphans(db, backend)
 
 
-def test_create_keeps_a_keyed_checksum_never_a_plain_hash(service: SecretService) -> None:
+def test_create_keeps_a_keyed_checksum_never_a_plain_hash(
+    service: SecretService, versions: VersionService
+) -> None:
     secret = create(service)
 
-    checksum = service.get_version(ALICE, secret.id, 1).checksum
+    checksum = versions.get_version(ALICE, secret.id, 1).checksum
     assert checksum == ValueChecksum(CHECKSUM_KEY).of(SecretValue(FIRST))
     assert checksum != ValueChecksum(b"another key").of(SecretValue(FIRST))
     assert hashlib.sha256(FIRST).hexdigest() not in checksum
@@ -320,10 +365,15 @@ def test_a_configured_name_pattern_replaces_the_default(
     ids=["policy-default", "backend-smaller", "policy-smaller"],
 )
 def test_create_refuses_a_value_above_the_smaller_limit(
-    db: FakeUnitOfWorkFactory, clock: FixedClock, policy_limit: int, backend_limit: int, limit: int
+    db: FakeUnitOfWorkFactory,
+    clock: FixedClock,
+    policy_limit: int,
+    backend_limit: int,
+    limit: int,
 ) -> None:
     backend = InMemoryBackend("small", BackendCapabilities(max_value_bytes=backend_limit))
     service = make_service(db, clock, backend, policy=SecretPolicy(max_value_bytes=policy_limit))
+    reads = make_reads(db, clock, backend)
 
     with pytest.raises(ValueTooLarge) as caught:
         create(service, b"x" * (limit + 1), name="TOO_BIG")
@@ -333,26 +383,27 @@ def test_create_refuses_a_value_above_the_smaller_limit(
     assert backend.values == {}
     assert db.database.tables.secrets == {}
     assert audited(db) == [("secret.create", "error", "value_too_large")]
-    assert read(service, create(service, b"x" * limit, name="FITS").id) == b"x" * limit
+    assert read(reads, create(service, b"x" * limit, name="FITS").id) == b"x" * limit
 
 
 def test_create_stores_in_the_backend_asked_for(
-    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
+    db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend, versions: VersionService
 ) -> None:
     vault = InMemoryBackend("vault-prod")
     service = make_service(db, clock, backend, vault)
+    reads = make_reads(db, clock, backend, vault)
 
     secret = create(service, backend="vault-prod")
 
     assert secret.backend == "vault-prod"
-    assert service.get_version(ALICE, secret.id, 1).backend == "vault-prod"
+    assert versions.get_version(ALICE, secret.id, 1).backend == "vault-prod"
     assert backend.values == {}
     assert stored_values(vault) == {FIRST}
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
 
 def test_create_refuses_a_name_taken_in_the_same_scope_and_environment(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     first = create(service, environment="production")
 
@@ -365,10 +416,12 @@ def test_create_refuses_a_name_taken_in_the_same_scope_and_environment(
         ("secret.create", "success", None),
         ("secret.create", "error", "conflict"),
     ]
-    assert read(service, first.id) == FIRST
+    assert read(reads, first.id) == FIRST
 
 
-def test_the_same_name_is_free_in_another_environment_or_scope(service: SecretService) -> None:
+def test_the_same_name_is_free_in_another_environment_or_scope(
+    service: SecretService, reads: ReadService
+) -> None:
     secrets = [
         create(service, b"any"),
         create(service, b"prod", environment="production"),
@@ -380,13 +433,15 @@ def test_the_same_name_is_free_in_another_environment_or_scope(service: SecretSe
     assert len({secret.id for secret in secrets}) == 5
     assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", None).id == secrets[0].id
     assert (
-        read(service, service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "staging").id)
+        read(reads, service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "staging").id)
         == b"staging"
     )
-    assert read(service, secrets[4].id) == b"global"
+    assert read(reads, secrets[4].id) == b"global"
 
 
-def test_the_name_of_a_deleted_secret_stays_reserved_until_purged(service: SecretService) -> None:
+def test_the_name_of_a_deleted_secret_stays_reserved_until_purged(
+    service: SecretService, reads: ReadService
+) -> None:
     first = create(service)
     service.delete_secret(ALICE, first.id)
 
@@ -396,11 +451,11 @@ def test_the_name_of_a_deleted_secret_stays_reserved_until_purged(service: Secre
 
     service.purge_secret(ALICE, first.id)
     second = create(service, b"second")
-    assert read(service, second.id) == b"second"
+    assert read(reads, second.id) == b"second"
 
 
 def test_a_create_that_loses_the_race_for_a_name_leaves_no_value_behind(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     winner: list[Secret] = []
     interleave(backend, lambda: winner.append(create(service, b"bob's", actor=BOB)))
@@ -408,14 +463,14 @@ def test_a_create_that_loses_the_race_for_a_name_leaves_no_value_behind(
     with pytest.raises(Conflict):
         create(service, b"alice's")
 
-    assert read(service, winner[0].id) == b"bob's"
+    assert read(reads, winner[0].id) == b"bob's"
     assert stored_values(backend) == {b"bob's"}
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
 
 
 def test_two_first_creates_in_a_new_scope_both_succeed(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     db.database.grant(BOB.id, Role.ADMIN, TEAM)  # creating a scope takes an admin of its parent
     interleave(
@@ -427,9 +482,9 @@ def test_two_first_creates_in_a_new_scope_both_succeed(
 
     alices = create(service, name="ALICES_KEY", scope=NEW_PROJECT, parent=TEAM)
 
-    assert read(service, alices.id) == FIRST
+    assert read(reads, alices.id) == FIRST
     bobs = service.find_secret(ALICE, NEW_PROJECT, "BOBS_KEY", None)
-    assert read(service, bobs.id) == b"bob's"
+    assert read(reads, bobs.id) == b"bob's"
     assert alices.scope_path == bobs.scope_path
 
 
@@ -505,7 +560,7 @@ def test_a_failed_cleanup_is_logged_and_the_original_error_raised(
     backend.fail_next_destroy = True
 
     with (
-        caplog.at_level(logging.WARNING, logger="core.services"),
+        caplog.at_level(logging.WARNING, logger="core.stored_values"),
         pytest.raises(ServiceError) as caught,
     ):
         create(service)
@@ -523,37 +578,42 @@ def test_a_failed_cleanup_is_logged_and_the_original_error_raised(
 
 def test_read_value_serves_the_current_version_or_the_one_asked_for(
     service: SecretService,
+    reads: ReadService,
 ) -> None:
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     service.write_value(ALICE, secret.id, SecretValue(b"v3"))
 
-    current = service.read_value(ALICE, secret.id)
+    current = reads.read_value(ALICE, secret.id)
     assert (current.value.reveal(), current.version.version, current.secret.current_version) == (
         b"v3",
         3,
         3,
     )
-    assert [read(service, secret.id, number) for number in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
-    assert service.read_value(ALICE, secret.id, 1).version.version == 1
+    assert [read(reads, secret.id, number) for number in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
+    assert reads.read_value(ALICE, secret.id, 1).version.version == 1
 
 
 @pytest.mark.parametrize("number", [0, -1, 2])
-def test_read_value_of_a_version_that_does_not_exist(service: SecretService, number: int) -> None:
+def test_read_value_of_a_version_that_does_not_exist(
+    service: SecretService, number: int, reads: ReadService
+) -> None:
     secret = create(service)
 
     with pytest.raises(NotFound):
-        service.read_value(ALICE, secret.id, number)
+        reads.read_value(ALICE, secret.id, number)
 
 
-def test_reading_an_unknown_secret(service: SecretService) -> None:
+def test_reading_an_unknown_secret(
+    service: SecretService, reads: ReadService, versions: VersionService
+) -> None:
     unknown = uuid4()
     for call in (
-        lambda: service.read_value(ALICE, unknown),
+        lambda: reads.read_value(ALICE, unknown),
         lambda: service.get_secret(ALICE, unknown),
         lambda: service.get_secret(ALICE, unknown, include_deleted=True),
-        lambda: service.list_versions(ALICE, unknown),
-        lambda: service.get_version(ALICE, unknown, 1),
+        lambda: versions.list_versions(ALICE, unknown),
+        lambda: versions.get_version(ALICE, unknown, 1),
         lambda: service.find_secret(ALICE, PROJECT, "NOPE", None),
     ):
         with pytest.raises(NotFound):
@@ -561,48 +621,50 @@ def test_reading_an_unknown_secret(service: SecretService) -> None:
 
 
 def test_an_expired_secret_is_not_served_but_its_metadata_is(
-    service: SecretService, clock: FixedClock
+    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
 ) -> None:
     expires_at = NOW + timedelta(hours=1)
     secret = create(service, expires_at=expires_at)
     clock.set(expires_at - timedelta(microseconds=1))
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
     clock.set(expires_at)
     with pytest.raises(Expired) as caught:
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"expires_at": expires_at.isoformat()}
     assert expires_at.isoformat() in caught.value.message
     assert service.get_secret(ALICE, secret.id).expires_at == expires_at
-    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1]
+    assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1]
 
 
-def test_a_secret_created_already_expired_is_not_served(service: SecretService) -> None:
+def test_a_secret_created_already_expired_is_not_served(
+    service: SecretService, reads: ReadService
+) -> None:
     secret = create(service, expires_at=NOW - timedelta(days=1))
 
     with pytest.raises(Expired):
-        service.read_value(ALICE, secret.id, 1)
+        reads.read_value(ALICE, secret.id, 1)
     assert service.get_secret(ALICE, secret.id).id == secret.id
 
 
 def test_a_secret_is_not_served_before_not_before(
-    service: SecretService, clock: FixedClock
+    service: SecretService, clock: FixedClock, reads: ReadService
 ) -> None:
     not_before = NOW + timedelta(days=2)
     secret = create(service, not_before=not_before)
 
     with pytest.raises(NotYetValid) as caught:
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"not_before": not_before.isoformat()}
     assert service.get_secret(ALICE, secret.id).not_before == not_before
     clock.set(not_before)
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
 
 def test_an_expired_version_is_not_served(
-    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock
+    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock, reads: ReadService
 ) -> None:
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
@@ -610,62 +672,66 @@ def test_an_expired_version_is_not_served(
     clock.advance(timedelta(minutes=5))
 
     with pytest.raises(Expired):
-        service.read_value(ALICE, secret.id, 1)
-    assert read(service, secret.id) == b"v2"
+        reads.read_value(ALICE, secret.id, 1)
+    assert read(reads, secret.id) == b"v2"
 
 
 @pytest.mark.parametrize("state", [VersionState.DISABLED, VersionState.DESTROYED])
 def test_a_version_that_is_not_enabled_is_not_served(
-    service: SecretService, db: FakeUnitOfWorkFactory, state: VersionState
+    service: SecretService, db: FakeUnitOfWorkFactory, state: VersionState, reads: ReadService
 ) -> None:
     secret = create(service)
     db.database.replace_version(secret.id, 1, state=state)
 
     with pytest.raises(VersionUnavailable) as caught:
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
 
     assert caught.value.details == {"version": 1, "state": state.value}
 
 
 def test_a_tampered_value_fails_its_checksum(
-    service: SecretService, backend: InMemoryBackend
+    service: SecretService, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     secret = create(service)
     [locator] = backend.values
     backend.tamper(locator, b"sk-attacker-value")
 
     with pytest.raises(ValueIntegrityError) as caught:
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
 
     assert b"sk-attacker-value".decode() not in str(caught.value)
     assert FIRST.decode() not in str(caught.value)
 
 
 def test_a_value_read_for_another_version_is_refused(
-    service: SecretService, db: FakeUnitOfWorkFactory
+    service: SecretService, db: FakeUnitOfWorkFactory, reads: ReadService, versions: VersionService
 ) -> None:
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(
-        secret.id, 2, locator=service.get_version(ALICE, secret.id, 1).locator
+        secret.id, 2, locator=versions.get_version(ALICE, secret.id, 1).locator
     )
 
     with pytest.raises(ValueIntegrityError):
-        service.read_value(ALICE, secret.id, 2)
+        reads.read_value(ALICE, secret.id, 2)
 
 
-def test_reading_with_the_backend_down(service: SecretService, backend: InMemoryBackend) -> None:
+def test_reading_with_the_backend_down(
+    service: SecretService, backend: InMemoryBackend, reads: ReadService
+) -> None:
     secret = create(service)
     backend.down = True
 
     with pytest.raises(BackendUnavailable):
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
 
 
 # -- write ----------------------------------------------------------------------------------
 
 
-def test_writes_make_gapless_versions(service: SecretService, clock: FixedClock) -> None:
+def test_writes_make_gapless_versions(
+    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
+) -> None:
     secret = create(service, b"v1")
     clock.advance(timedelta(minutes=1))
     second = service.write_value(BOB, secret.id, SecretValue(b"v2"))
@@ -676,10 +742,10 @@ def test_writes_make_gapless_versions(service: SecretService, clock: FixedClock)
     assert (second.updated_by, second.updated_at) == ("user:bob", NOW + timedelta(minutes=1))
     assert (third.current_version, third.revision) == (3, 3)
     assert service.get_secret(ALICE, secret.id) == third
-    versions = service.list_versions(ALICE, secret.id)
-    assert [v.version for v in versions] == [1, 2, 3]
-    assert [v.created_by for v in versions] == ["user:alice", "user:bob", "user:alice"]
-    assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
+    listed = versions.list_versions(ALICE, secret.id)
+    assert [v.version for v in listed] == [1, 2, 3]
+    assert [v.created_by for v in listed] == ["user:alice", "user:bob", "user:alice"]
+    assert [read(reads, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"v2", b"v3"]
 
 
 def test_a_write_with_a_stale_revision_stores_nothing(
@@ -698,7 +764,11 @@ def test_a_write_with_a_stale_revision_stores_nothing(
 
 
 def test_a_check_and_set_that_loses_a_race_destroys_its_value(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
@@ -706,15 +776,19 @@ def test_a_check_and_set_that_loses_a_race_destroys_its_value(
     with pytest.raises(PreconditionFailed):
         service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
 
-    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2]
-    assert read(service, secret.id) == b"bob's"
+    assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2]
+    assert read(reads, secret.id) == b"bob's"
     assert b"alice's" not in stored_values(backend)
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
 
 
 def test_a_write_without_revision_retries_after_losing_a_race(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
@@ -722,14 +796,18 @@ def test_a_write_without_revision_retries_after_losing_a_race(
     updated = service.write_value(ALICE, secret.id, SecretValue(b"alice's"))
 
     assert (updated.current_version, updated.revision) == (3, 3)
-    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2, 3]
-    assert [read(service, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"bob's", b"alice's"]
+    assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2, 3]
+    assert [read(reads, secret.id, n) for n in (1, 2, 3)] == [b"v1", b"bob's", b"alice's"]
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
 
 
 def test_a_write_retries_when_the_conditional_update_fails(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     db.database.fail_next_update(PreconditionFailed("another writer got there first"))
@@ -737,8 +815,8 @@ def test_a_write_retries_when_the_conditional_update_fails(
     updated = service.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     assert updated.current_version == 2
-    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1, 2]
-    assert read(service, secret.id) == b"v2"
+    assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2]
+    assert read(reads, secret.id) == b"v2"
     assert len(backend.destroyed) == 1
     assert_no_orphans(db, backend)
 
@@ -759,7 +837,11 @@ def test_a_write_gives_up_after_too_many_lost_races(
 
 @pytest.mark.parametrize("failure", ["fail_next_put", "down"])
 def test_a_write_with_the_backend_unavailable_changes_nothing(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, failure: str
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    failure: str,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     setattr(backend, failure, True)
@@ -769,7 +851,7 @@ def test_a_write_with_the_backend_unavailable_changes_nothing(
 
     backend.down = False
     assert service.get_secret(ALICE, secret.id) == secret
-    assert [v.version for v in service.list_versions(ALICE, secret.id)] == [1]
+    assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1]
     assert_no_orphans(db, backend)
 
 
@@ -818,7 +900,7 @@ def test_a_write_to_a_deleted_or_unknown_secret(
 
 
 def test_update_metadata_changes_what_is_given_and_nothing_else(
-    service: SecretService, clock: FixedClock
+    service: SecretService, clock: FixedClock, reads: ReadService
 ) -> None:
     secret = create(service, description="old", tags={"a": "1"}, max_versions=5)
     clock.advance(timedelta(hours=1))
@@ -843,7 +925,7 @@ def test_update_metadata_changes_what_is_given_and_nothing_else(
     assert (updated.revision, updated.updated_by) == (2, "user:bob")
     assert updated.updated_at == NOW + timedelta(hours=1)
     assert service.get_secret(ALICE, secret.id) == updated
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
 
 def test_update_metadata_clears_fields(service: SecretService) -> None:
@@ -924,21 +1006,25 @@ def test_update_metadata_that_loses_a_race_changes_nothing(
     assert service.get_secret(ALICE, secret.id) == secret
 
 
-def test_an_expiry_set_in_the_past_stops_the_value_being_served(service: SecretService) -> None:
+def test_an_expiry_set_in_the_past_stops_the_value_being_served(
+    service: SecretService, reads: ReadService
+) -> None:
     secret = create(service)
     past = NOW - timedelta(seconds=1)
 
     service.update_metadata(ALICE, secret.id, MetadataChanges(expires_at=past))
 
     with pytest.raises(Expired) as caught:
-        service.read_value(ALICE, secret.id)
+        reads.read_value(ALICE, secret.id)
     assert caught.value.details == {"expires_at": past.isoformat()}
 
 
 # -- delete, restore, purge -----------------------------------------------------------------
 
 
-def test_delete_hides_the_secret_everywhere(service: SecretService, clock: FixedClock) -> None:
+def test_delete_hides_the_secret_everywhere(
+    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
+) -> None:
     secret = create(service, environment="production")
     clock.advance(timedelta(hours=1))
 
@@ -954,10 +1040,10 @@ def test_delete_hides_the_secret_everywhere(service: SecretService, clock: Fixed
     for call in (
         lambda: service.get_secret(ALICE, secret.id),
         lambda: service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "production"),
-        lambda: service.read_value(ALICE, secret.id),
-        lambda: service.read_value(ALICE, secret.id, 1),
-        lambda: service.list_versions(ALICE, secret.id),
-        lambda: service.get_version(ALICE, secret.id, 1),
+        lambda: reads.read_value(ALICE, secret.id),
+        lambda: reads.read_value(ALICE, secret.id, 1),
+        lambda: versions.list_versions(ALICE, secret.id),
+        lambda: versions.get_version(ALICE, secret.id, 1),
         lambda: service.delete_secret(ALICE, secret.id),
     ):
         with pytest.raises(NotFound):
@@ -1005,11 +1091,11 @@ def test_delete_with_a_stale_revision_keeps_the_secret(service: SecretService) -
 
 
 def test_restore_brings_back_every_version_intact(
-    service: SecretService, clock: FixedClock
+    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
 ) -> None:
     secret = create(service, b"v1", environment="staging")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
-    before = service.list_versions(ALICE, secret.id)
+    before = versions.list_versions(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     clock.advance(timedelta(days=3))
 
@@ -1018,9 +1104,9 @@ def test_restore_brings_back_every_version_intact(
     assert (restored.deleted_at, restored.purge_after) == (None, None)
     assert (restored.revision, restored.current_version, restored.updated_by) == (4, 2, "user:bob")
     assert service.find_secret(ALICE, PROJECT, "OPENAI_API_KEY", "staging") == restored
-    assert service.list_versions(ALICE, secret.id) == before
-    assert [read(service, secret.id, n) for n in (1, 2)] == [b"v1", b"v2"]
-    assert read(service, secret.id) == b"v2"
+    assert versions.list_versions(ALICE, secret.id) == before
+    assert [read(reads, secret.id, n) for n in (1, 2)] == [b"v1", b"v2"]
+    assert read(reads, secret.id) == b"v2"
 
 
 def test_restore_of_a_live_or_unknown_secret(service: SecretService) -> None:
@@ -1034,7 +1120,7 @@ def test_restore_of_a_live_or_unknown_secret(service: SecretService) -> None:
 
 
 def test_purge_of_a_live_secret_is_refused_and_destroys_nothing(
-    service: SecretService, backend: InMemoryBackend
+    service: SecretService, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     secret = create(service)
 
@@ -1043,17 +1129,21 @@ def test_purge_of_a_live_secret_is_refused_and_destroys_nothing(
 
     assert caught.value.details == {"state": "live"}
     assert (backend.destroyed, backend.purged) == ([], [])
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
 
 def test_purge_destroys_every_value_and_removes_the_rows(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     kept = create(service, b"kept", name="KEPT")
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     service.write_value(ALICE, secret.id, SecretValue(b"v3"))
-    locators = [v.locator for v in service.list_versions(ALICE, secret.id)]
+    locators = [v.locator for v in versions.list_versions(ALICE, secret.id)]
     service.delete_secret(ALICE, secret.id)
 
     service.purge_secret(ALICE, secret.id)
@@ -1065,17 +1155,20 @@ def test_purge_destroys_every_value_and_removes_the_rows(
         service.get_secret(ALICE, secret.id, include_deleted=True)
     with db() as uow:
         assert uow.secrets.list_versions(secret.id) == []
-    assert read(service, kept.id) == b"kept"
+    assert read(reads, kept.id) == b"kept"
     assert_no_orphans(db, backend)
 
 
 def test_purge_skips_versions_already_destroyed(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     service.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(secret.id, 1, state=VersionState.DESTROYED)
-    second = service.get_version(ALICE, secret.id, 2).locator
+    second = versions.get_version(ALICE, secret.id, 2).locator
     service.delete_secret(ALICE, secret.id)
 
     service.purge_secret(ALICE, secret.id)
@@ -1120,7 +1213,7 @@ def test_a_restore_that_loses_the_race_with_a_purge_is_refused(
 
 
 def test_a_restore_that_wins_the_race_makes_the_purge_fail_and_keeps_the_values(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, reads: ReadService
 ) -> None:
     secret = create(service)
     service.delete_secret(ALICE, secret.id)
@@ -1133,7 +1226,7 @@ def test_a_restore_that_wins_the_race_makes_the_purge_fail_and_keeps_the_values(
     assert service.get_secret(ALICE, secret.id, include_deleted=True).is_deleted
     assert stored_values(backend) == {FIRST}
     service.restore_secret(BOB, secret.id)
-    assert read(service, secret.id) == FIRST
+    assert read(reads, secret.id) == FIRST
 
 
 def test_a_restore_after_the_retention_window_is_refused(
@@ -1252,6 +1345,7 @@ def test_no_value_reaches_a_log_line(
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     caplog: pytest.LogCaptureFixture,
+    reads: ReadService,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secret = create(service, b"sk-first-secret")
@@ -1259,7 +1353,7 @@ def test_no_value_reaches_a_log_line(
     backend.fail_next_destroy = True  # the cleanup fails too, and is logged with its traceback
     with pytest.raises(ServiceError):
         service.write_value(ALICE, secret.id, SecretValue(b"sk-second-secret"))
-    service.read_value(ALICE, secret.id)
+    reads.read_value(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     service.purge_secret(ALICE, secret.id)
 
@@ -1274,14 +1368,15 @@ CAROL = Principal("user:carol", "user")  # no bindings but those a test gives he
 ROOT = Principal("root", "root", is_root=True)
 
 
-def denied_everything(service: SecretService, actor: Principal, secret_id: UUID) -> list[str]:
+def denied_everything(use_cases: UseCases, actor: Principal, secret_id: UUID) -> list[str]:
     """The messages of every refusal `actor` gets on the secret; each must be a NotFound."""
+    service, reads, versions = use_cases.secrets, use_cases.reads, use_cases.versions
     calls: list[Callable[[], object]] = [
         lambda: service.get_secret(actor, secret_id),
         lambda: service.get_secret(actor, secret_id, include_deleted=True),
-        lambda: service.list_versions(actor, secret_id),
-        lambda: service.get_version(actor, secret_id, 1),
-        lambda: service.read_value(actor, secret_id),
+        lambda: versions.list_versions(actor, secret_id),
+        lambda: versions.get_version(actor, secret_id, 1),
+        lambda: reads.read_value(actor, secret_id),
         lambda: service.write_value(actor, secret_id, SecretValue(b"theirs")),
         lambda: service.update_metadata(actor, secret_id, MetadataChanges(description="x")),
         lambda: service.delete_secret(actor, secret_id),
@@ -1295,15 +1390,15 @@ def denied_everything(service: SecretService, actor: Principal, secret_id: UUID)
 
 
 def test_a_caller_without_access_is_told_the_secret_does_not_exist(
-    service: SecretService, backend: InMemoryBackend
+    service: SecretService, backend: InMemoryBackend, use_cases: UseCases
 ) -> None:
     secret = create(service, environment="production")
 
     unknown = uuid4()
 
     # the very answers a secret that does not exist gets
-    assert denied_everything(service, CAROL, secret.id) == [f"no secret {secret.id}"] * 8
-    assert denied_everything(service, CAROL, unknown) == [f"no secret {unknown}"] * 8
+    assert denied_everything(use_cases, CAROL, secret.id) == [f"no secret {secret.id}"] * 8
+    assert denied_everything(use_cases, CAROL, unknown) == [f"no secret {unknown}"] * 8
     with pytest.raises(NotFound) as hidden:
         service.find_secret(CAROL, PROJECT, "OPENAI_API_KEY", "production")
     with pytest.raises(NotFound) as missing:
@@ -1328,16 +1423,16 @@ def test_deleted_secrets_are_hidden_the_same_way(service: SecretService) -> None
     assert service.list_secrets(CAROL, SecretFilter(deleted=True), PageRequest()).total == 0
 
 
-OPERATIONS: dict[str, Callable[[SecretService, Principal, UUID], object]] = {
-    "list": lambda service, actor, secret_id: service.list_versions(actor, secret_id),
-    "read": lambda service, actor, secret_id: service.read_value(actor, secret_id),
-    "write": lambda service, actor, secret_id: service.write_value(
+OPERATIONS: dict[str, Callable[[UseCases, Principal, UUID], object]] = {
+    "list": lambda use_cases, actor, secret_id: use_cases.versions.list_versions(actor, secret_id),
+    "read": lambda use_cases, actor, secret_id: use_cases.reads.read_value(actor, secret_id),
+    "write": lambda use_cases, actor, secret_id: use_cases.secrets.write_value(
         actor, secret_id, SecretValue(b"v2")
     ),
-    "delete": lambda service, actor, secret_id: service.delete_secret(actor, secret_id),
-    "purge": lambda service, actor, secret_id: (
-        service.delete_secret(ALICE, secret_id),
-        service.purge_secret(actor, secret_id),
+    "delete": lambda use_cases, actor, secret_id: use_cases.secrets.delete_secret(actor, secret_id),
+    "purge": lambda use_cases, actor, secret_id: (
+        use_cases.secrets.delete_secret(ALICE, secret_id),
+        use_cases.secrets.purge_secret(actor, secret_id),
     ),
 }
 
@@ -1353,16 +1448,20 @@ OPERATIONS: dict[str, Callable[[SecretService, Principal, UUID], object]] = {
     ],
 )
 def test_what_each_role_may_do_to_a_secret(
-    service: SecretService, db: FakeUnitOfWorkFactory, role: Role, permitted: set[str]
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    role: Role,
+    permitted: set[str],
+    use_cases: UseCases,
 ) -> None:
     db.database.grant(CAROL.id, role, TEAM)  # the secret is in a project below the team
     for operation, call in OPERATIONS.items():
         secret = create(service, name=f"KEY_{operation.upper()}")
         if operation in permitted:
-            call(service, CAROL, secret.id)
+            call(use_cases, CAROL, secret.id)
         else:
             with pytest.raises(Forbidden):
-                call(service, CAROL, secret.id)
+                call(use_cases, CAROL, secret.id)
 
 
 def test_a_refused_write_stores_no_value(
@@ -1436,39 +1535,41 @@ def test_a_listing_shows_only_what_the_caller_may_see(
 
 
 def test_group_bindings_apply_to_their_members(
-    service: SecretService, db: FakeUnitOfWorkFactory
+    service: SecretService, db: FakeUnitOfWorkFactory, reads: ReadService
 ) -> None:
     secret = create(service)
     db.database.grant("group:ml", Role.READER, PROJECT)
     member = Principal("user:dave", "user", groups=("group:ml",))
 
-    assert read(service, secret.id) == service.read_value(member, secret.id).value.reveal()
+    assert read(reads, secret.id) == reads.read_value(member, secret.id).value.reveal()
     with pytest.raises(NotFound):
-        service.read_value(Principal("user:erin", "user", groups=("group:ops",)), secret.id)
+        reads.read_value(Principal("user:erin", "user", groups=("group:ops",)), secret.id)
 
 
 def test_an_expired_binding_grants_nothing(
-    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock
+    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock, reads: ReadService
 ) -> None:
     secret = create(service)
     db.database.grant(CAROL.id, Role.READER, PROJECT, expires_at=NOW + timedelta(hours=1))
-    assert service.read_value(CAROL, secret.id).value.reveal() == FIRST
+    assert reads.read_value(CAROL, secret.id).value.reveal() == FIRST
 
     clock.set(NOW + timedelta(hours=1))
 
     with pytest.raises(NotFound):
-        service.read_value(CAROL, secret.id)
+        reads.read_value(CAROL, secret.id)
     assert service.list_secrets(CAROL, SecretFilter(), PageRequest()).total == 0
 
 
-def test_a_personal_scope_is_its_owners_alone(service: SecretService) -> None:
+def test_a_personal_scope_is_its_owners_alone(
+    service: SecretService, reads: ReadService, use_cases: UseCases
+) -> None:
     mine = ScopeRef(ScopeType.USER, "alice")
     secret = create(service, b"alice's", scope=mine)  # her scope is created on first use
 
-    assert service.read_value(ALICE, secret.id).value.reveal() == b"alice's"
+    assert reads.read_value(ALICE, secret.id).value.reveal() == b"alice's"
     service.write_value(ALICE, secret.id, SecretValue(b"alice's too"))
     for other in (BOB, ROOT):  # an editor of everything shared, and the development root
-        denied_everything(service, other, secret.id)
+        denied_everything(use_cases, other, secret.id)
         assert service.list_secrets(other, SecretFilter(scope=mine), PageRequest()).total == 0
         with pytest.raises(NotFound):
             create(service, scope=mine, name="PLANTED", actor=other)
@@ -1494,47 +1595,55 @@ def project_path(db: FakeUnitOfWorkFactory) -> str:
 
 
 # use case -> (the call, its audit action, the version the event names)
-USE_CASES: dict[str, tuple[Callable[[SecretService, Secret], object], str, int | None]] = {
-    "get_secret": (lambda s, x: s.get_secret(ALICE, x.id), "secret.read_metadata", None),
+USE_CASES: dict[str, tuple[Callable[[UseCases, Secret], object], str, int | None]] = {
+    "get_secret": (lambda s, x: s.secrets.get_secret(ALICE, x.id), "secret.read_metadata", None),
     "find_secret": (
-        lambda s, x: s.find_secret(ALICE, PROJECT, x.name, x.environment),
+        lambda s, x: s.secrets.find_secret(ALICE, PROJECT, x.name, x.environment),
         "secret.read_metadata",
         None,
     ),
-    "list_versions": (lambda s, x: s.list_versions(ALICE, x.id), "secret.list_versions", None),
-    "get_version": (lambda s, x: s.get_version(ALICE, x.id, 1), "secret.read_version", 1),
-    "read_value": (lambda s, x: s.read_value(ALICE, x.id), "secret.read_value", 2),
+    "list_versions": (
+        lambda s, x: s.versions.list_versions(ALICE, x.id),
+        "secret.list_versions",
+        None,
+    ),
+    "get_version": (lambda s, x: s.versions.get_version(ALICE, x.id, 1), "secret.read_version", 1),
+    "read_value": (lambda s, x: s.reads.read_value(ALICE, x.id), "secret.read_value", 2),
     "read_value_of_a_version": (
-        lambda s, x: s.read_value(ALICE, x.id, 1),
+        lambda s, x: s.reads.read_value(ALICE, x.id, 1),
         "secret.read_value",
         1,
     ),
     "write_value": (
-        lambda s, x: s.write_value(ALICE, x.id, SecretValue(b"v3")),
+        lambda s, x: s.secrets.write_value(ALICE, x.id, SecretValue(b"v3")),
         "secret.write_value",
         3,
     ),
     "update_metadata": (
-        lambda s, x: s.update_metadata(ALICE, x.id, MetadataChanges(description="d")),
+        lambda s, x: s.secrets.update_metadata(ALICE, x.id, MetadataChanges(description="d")),
         "secret.update",
         None,
     ),
-    "delete_secret": (lambda s, x: s.delete_secret(ALICE, x.id), "secret.delete", None),
-    "restore_secret": (lambda s, x: s.restore_secret(ALICE, x.id), "secret.restore", None),
-    "purge_secret": (lambda s, x: s.purge_secret(ALICE, x.id), "secret.purge", None),
+    "delete_secret": (lambda s, x: s.secrets.delete_secret(ALICE, x.id), "secret.delete", None),
+    "restore_secret": (lambda s, x: s.secrets.restore_secret(ALICE, x.id), "secret.restore", None),
+    "purge_secret": (lambda s, x: s.secrets.purge_secret(ALICE, x.id), "secret.purge", None),
 }
 
 
 @pytest.mark.parametrize("use_case", USE_CASES)
 def test_each_use_case_records_one_event_of_its_success(
-    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret, use_case: str
+    service: SecretService,
+    db: FakeUnitOfWorkFactory,
+    written: Secret,
+    use_case: str,
+    use_cases: UseCases,
 ) -> None:
     call, action, version = USE_CASES[use_case]
     if use_case in {"restore_secret", "purge_secret"}:
         service.delete_secret(ALICE, written.id)
 
     with recorded(db) as events:
-        call(service, written)
+        call(use_cases, written)
 
     [event] = events
     assert (event.actor, event.actor_type, event.action, event.resource) == (
@@ -1552,7 +1661,7 @@ def test_each_use_case_records_one_event_of_its_success(
 
 
 def test_a_create_records_where_the_secret_went_and_its_keyed_checksum(
-    service: SecretService, db: FakeUnitOfWorkFactory
+    service: SecretService, db: FakeUnitOfWorkFactory, versions: VersionService
 ) -> None:
     with recorded(db) as events:
         secret = create(service, name="NEW_KEY", scope=NEW_PROJECT, parent=TEAM)
@@ -1568,7 +1677,7 @@ def test_a_create_records_where_the_secret_went_and_its_keyed_checksum(
     assert event.details == {
         "name": "NEW_KEY",
         "environment": None,
-        "value_hmac": service.get_version(ALICE, secret.id, 1).checksum,
+        "value_hmac": versions.get_version(ALICE, secret.id, 1).checksum,
     }
 
 
@@ -1597,7 +1706,7 @@ def failing_backend_put(key: VersionKey) -> None:
     [
         pytest.param(
             "viewer",
-            lambda s, x: s.read_value(CAROL, x.id),
+            lambda s, x: s.reads.read_value(CAROL, x.id),
             Forbidden,
             "denied",
             "forbidden",
@@ -1605,7 +1714,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "nobody",
-            lambda s, x: s.read_value(CAROL, x.id),
+            lambda s, x: s.reads.read_value(CAROL, x.id),
             NotFound,
             "not_found",
             "not_found",
@@ -1613,7 +1722,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "nobody",
-            lambda s, x: s.write_value(CAROL, x.id, SecretValue(b"carol's")),
+            lambda s, x: s.secrets.write_value(CAROL, x.id, SecretValue(b"carol's")),
             NotFound,
             "not_found",
             "not_found",
@@ -1621,7 +1730,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "viewer",
-            lambda s, x: s.delete_secret(CAROL, x.id),
+            lambda s, x: s.secrets.delete_secret(CAROL, x.id),
             Forbidden,
             "denied",
             "forbidden",
@@ -1629,7 +1738,9 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "admin",
-            lambda s, x: s.write_value(ALICE, x.id, SecretValue(b"v3"), expected_revision=1),
+            lambda s, x: s.secrets.write_value(
+                ALICE, x.id, SecretValue(b"v3"), expected_revision=1
+            ),
             PreconditionFailed,
             "error",
             "precondition_failed",
@@ -1637,7 +1748,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "admin",
-            lambda s, x: s.purge_secret(ALICE, x.id),
+            lambda s, x: s.secrets.purge_secret(ALICE, x.id),
             Conflict,
             "error",
             "conflict",
@@ -1650,16 +1761,17 @@ def test_a_refused_attempt_records_its_outcome_and_why(
     db: FakeUnitOfWorkFactory,
     written: Secret,
     actor: str,
-    call: Callable[[SecretService, Secret], object],
+    call: Callable[[UseCases, Secret], object],
     error: type[Exception],
     outcome: str,
     reason: str,
+    use_cases: UseCases,
 ) -> None:
     if actor == "viewer":
         db.database.grant(CAROL.id, Role.VIEWER, PROJECT)
 
     with recorded(db) as events, pytest.raises(error):
-        call(service, written)
+        call(use_cases, written)
 
     [event] = events
     assert (event.resource, event.outcome, event.reason) == (
@@ -1672,12 +1784,12 @@ def test_a_refused_attempt_records_its_outcome_and_why(
 
 
 def test_an_attempt_on_an_unknown_secret_is_recorded_as_not_found(
-    service: SecretService, db: FakeUnitOfWorkFactory
+    service: SecretService, db: FakeUnitOfWorkFactory, reads: ReadService
 ) -> None:
     unknown = uuid4()
 
     with recorded(db) as events, pytest.raises(NotFound):
-        service.read_value(ALICE, unknown)
+        reads.read_value(ALICE, unknown)
 
     [event] = events
     assert (event.action, event.resource, event.outcome) == (
@@ -1694,15 +1806,16 @@ def test_a_failure_that_is_not_a_refusal_is_recorded_as_an_error(
     backend: InMemoryBackend,
     clock: FixedClock,
     written: Secret,
+    reads: ReadService,
 ) -> None:
     backend.down = True
     with recorded(db) as unavailable, pytest.raises(BackendUnavailable):
-        service.read_value(ALICE, written.id)
+        reads.read_value(ALICE, written.id)
     backend.down = False
     clock.set(NOW + timedelta(days=1))
     service.update_metadata(ALICE, written.id, MetadataChanges(expires_at=NOW))
     with recorded(db) as expired, pytest.raises(Expired):
-        service.read_value(ALICE, written.id)
+        reads.read_value(ALICE, written.id)
     backend.on_put = failing_backend_put
     with recorded(db) as crashed, pytest.raises(RuntimeError):
         create(service, name="CRASHES")
@@ -1751,6 +1864,7 @@ def test_a_value_is_not_returned_unless_its_read_is_recorded(
     backend: InMemoryBackend,
     written: Secret,
     caplog: pytest.LogCaptureFixture,
+    reads: ReadService,
 ) -> None:
     service.write_value(ALICE, written.id, SecretValue(CANARY))
     db.database.audit_down = True
@@ -1760,7 +1874,7 @@ def test_a_value_is_not_returned_unless_its_read_is_recorded(
         recorded(db) as events,
         pytest.raises(AuditUnavailable) as caught,
     ):
-        service.read_value(ALICE, written.id)
+        reads.read_value(ALICE, written.id)
 
     # the value came from the backend, and went no further
     assert backend.read[-1] == VersionKey(written.id, 3)
@@ -1772,12 +1886,12 @@ def test_a_value_is_not_returned_unless_its_read_is_recorded(
 
 
 def test_a_read_that_could_not_be_recorded_is_recorded_as_an_error_if_it_can_be(
-    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret
+    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret, reads: ReadService
 ) -> None:
     db.database.fail_next_audit_append()
 
     with recorded(db) as events, pytest.raises(AuditUnavailable):
-        service.read_value(ALICE, written.id)
+        reads.read_value(ALICE, written.id)
 
     assert [(e.action, e.outcome, e.reason, e.version) for e in events] == [
         ("secret.read_value", "error", "audit_unavailable", 2)
@@ -1793,6 +1907,7 @@ def test_with_the_audit_trail_down_nothing_happens(
     backend: InMemoryBackend,
     written: Secret,
     use_case: str,
+    use_cases: UseCases,
 ) -> None:
     call, _action, _version = USE_CASES[use_case]
     if use_case in {"restore_secret", "purge_secret"}:
@@ -1801,7 +1916,7 @@ def test_with_the_audit_trail_down_nothing_happens(
     db.database.audit_down = True
 
     with pytest.raises(AuditUnavailable):
-        call(service, written)
+        call(use_cases, written)
 
     after = db.database.tables
     assert (after.secrets, after.versions) == (before.secrets, before.versions)
@@ -1826,10 +1941,11 @@ def test_no_value_reaches_an_audit_event(
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     clock: FixedClock,
+    reads: ReadService,
 ) -> None:
     db.database.grant(CAROL.id, Role.VIEWER, PROJECT)
     secret = create(service, CANARY, name="CANARY")
-    service.read_value(ALICE, secret.id)
+    reads.read_value(ALICE, secret.id)
     service.write_value(ALICE, secret.id, SecretValue(CANARY + b"-2"))
     db.database.fail_next_commit(ServiceError("database went away"))
     with pytest.raises(ServiceError):
@@ -1837,13 +1953,13 @@ def test_no_value_reaches_an_audit_event(
     with pytest.raises(ValueTooLarge):
         service.write_value(ALICE, secret.id, SecretValue(CANARY * 4096))
     with pytest.raises(Forbidden):
-        service.read_value(CAROL, secret.id)
+        reads.read_value(CAROL, secret.id)
     with pytest.raises(Conflict):
         create(service, CANARY + b"-4", name="CANARY")
     [locator] = [loc for loc, stored in backend.values.items() if stored.data == CANARY]
     backend.tamper(locator, CANARY + b"-tampered")
     with pytest.raises(ValueIntegrityError):
-        service.read_value(ALICE, secret.id, 1)
+        reads.read_value(ALICE, secret.id, 1)
     service.delete_secret(ALICE, secret.id)
     service.purge_secret(ALICE, secret.id)
 

@@ -19,6 +19,8 @@ from core.domain.paging import PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.read_cache import ReadCache
+from core.reads import ReadService, ValueReader
+from core.secrets import NewSecret, SecretService
 from core.service_accounts import (
     INVALID_CREDENTIALS,
     TOKEN_PREFIX,
@@ -26,7 +28,6 @@ from core.service_accounts import (
     hash_token,
     looks_like_api_token,
 )
-from core.services import NewSecret, SecretService
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,
@@ -43,6 +44,7 @@ BOB = Principal("user:bob", "user")  # editor of the project
 GLOBAL = ScopeRef.global_scope()
 TEAM = ScopeRef(ScopeType.TEAM, "t-1")
 PROJECT = ScopeRef(ScopeType.PROJECT, "p-42")
+CHECKSUM = ValueChecksum(b"k" * 32)
 
 
 @pytest.fixture
@@ -215,17 +217,19 @@ def test_a_token_authenticates_as_its_service_account(
         db,
         BackendRegistry({"memory": backend}, default="memory"),
         clock,
-        ValueChecksum(b"k" * 32),
+        CHECKSUM,
         SecretPolicy(),
         make_audit_trail(db, clock),
     )
     secret = secrets.create_secret(ALICE, NewSecret(PROJECT, "DEPLOY_KEY"), SecretValue(b"k"))
+    reader = ValueReader(BackendRegistry({"memory": backend}, default="memory"), clock, CHECKSUM)
+    reads = ReadService(db, reader, clock, make_audit_trail(db, clock))
     db.database.grant(account.principal, Role.READER, PROJECT)
 
     principal = accounts.authenticate(plaintext)
 
     assert principal == Principal("service:deployer@project:p-42", "service")
-    assert secrets.read_value(principal, secret.id).value.reveal() == b"k"
+    assert reads.read_value(principal, secret.id).value.reveal() == b"k"
 
 
 def test_every_failing_token_gets_the_same_answer(

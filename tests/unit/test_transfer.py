@@ -26,7 +26,8 @@ from core.domain.errors import (
 from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import NewSecret, SecretService
+from core.reads import ReadService, ValueReader
+from core.secrets import NewSecret, SecretService
 from core.transfer import (
     ConflictStrategy,
     ExportRequest,
@@ -36,6 +37,7 @@ from core.transfer import (
     TransferService,
 )
 from core.types import TypeRegistry
+from core.versions import VersionService
 from plugins.format_dotenv import DotenvFormat
 from tests.fakes import (
     FakeCipher,
@@ -105,6 +107,17 @@ def secrets(parts: dict[str, Any]) -> SecretService:
     return SecretService(**parts)
 
 
+@pytest.fixture
+def reads(parts: dict[str, Any]) -> ReadService:
+    reader = ValueReader(parts["backends"], parts["clock"], parts["checksum"])
+    return ReadService(parts["uow_factory"], reader, parts["clock"], parts["audit"])
+
+
+@pytest.fixture
+def versions(parts: dict[str, Any]) -> VersionService:
+    return VersionService(parts["uow_factory"], parts["backends"], parts["clock"], parts["audit"])
+
+
 def records(*items: dict[str, Any] | str) -> io.BytesIO:
     lines = [item if isinstance(item, str) else json.dumps(item) for item in items]
     return io.BytesIO(("\n".join(lines) + "\n").encode())
@@ -125,9 +138,11 @@ def actions(report: Any) -> dict[str, str]:
     return {item.name: item.action.value for item in report.items}
 
 
-def value_of(secrets: SecretService, name: str, scope: ScopeRef = PROJECT) -> bytes:
+def value_of(
+    secrets: SecretService, reads: ReadService, name: str, scope: ScopeRef = PROJECT
+) -> bytes:
     found = secrets.find_secret(ALICE, scope, name, None)
-    return secrets.read_value(ALICE, found.id).value.reveal()
+    return reads.read_value(ALICE, found.id).value.reveal()
 
 
 def names_in(db: FakeUnitOfWorkFactory) -> set[str]:
@@ -181,6 +196,8 @@ def test_skip_keeps_and_overwrite_replaces_a_name_holding_another_value(
     secrets: SecretService,
     strategy: ConflictStrategy,
     expected: dict[str, bytes],
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     seed(secrets, OTHER="old-value")
 
@@ -190,14 +207,14 @@ def test_skip_keeps_and_overwrite_replaces_a_name_holding_another_value(
         strategy=strategy,
     )
 
-    assert {name: value_of(secrets, name) for name in expected} == expected
+    assert {name: value_of(secrets, reads, name) for name in expected} == expected
     other = report.items[0]
     if strategy is ConflictStrategy.SKIP:
         assert (other.action, other.reason) == (ImportAction.SKIPPED, "holds another value")
     else:
         assert (other.action, other.version) == (ImportAction.UPDATE, 2)
         found = secrets.find_secret(ALICE, PROJECT, "OTHER", None)
-        assert [v.version for v in secrets.list_versions(ALICE, found.id)] == [1, 2]
+        assert [v.version for v in versions.list_versions(ALICE, found.id)] == [1, 2]
 
 
 def test_fail_imports_nothing_when_a_name_holds_another_value(
@@ -226,7 +243,7 @@ def test_fail_imports_nothing_when_a_name_holds_another_value(
 
 
 def test_fail_imports_everything_when_nothing_conflicts(
-    transfer: TransferService, secrets: SecretService
+    transfer: TransferService, secrets: SecretService, reads: ReadService
 ) -> None:
     seed(secrets, SAME="same-value")
 
@@ -237,7 +254,7 @@ def test_fail_imports_everything_when_nothing_conflicts(
     )
 
     assert actions(report) == {"SAME": "unchanged", "NEW": "create"}
-    assert value_of(secrets, "NEW") == b"fresh"
+    assert value_of(secrets, reads, "NEW") == b"fresh"
 
 
 def test_a_deleted_name_is_skipped_or_a_conflict(
@@ -346,6 +363,7 @@ def test_a_secret_changed_during_the_import_makes_it_import_nothing(
     secrets: SecretService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
+    reads: ReadService,
 ) -> None:
     seed(secrets, OTHER="old-value")
     stored = set(backend.values)
@@ -356,7 +374,7 @@ def test_a_secret_changed_during_the_import_makes_it_import_nothing(
         run_import(transfer, content, strategy=ConflictStrategy.OVERWRITE)
 
     assert names_in(db) == {"OTHER"} and set(backend.values) == stored
-    assert value_of(secrets, "OTHER") == b"old-value"
+    assert value_of(secrets, reads, "OTHER") == b"old-value"
 
 
 def test_an_import_records_every_version_it_writes_without_values(
@@ -397,12 +415,12 @@ def test_a_new_scope_below_its_parent_is_created_with_the_import(
 
 
 def test_history_becomes_the_versions_of_a_new_secret(
-    transfer: TransferService, secrets: SecretService
+    transfer: TransferService, secrets: SecretService, reads: ReadService
 ) -> None:
     run_import(transfer, records({"name": "H", "value": "v3", "history": ["v1", "v2"]}))
 
     found = secrets.find_secret(ALICE, PROJECT, "H", None)
-    values = [secrets.read_value(ALICE, found.id, n).value.reveal() for n in (1, 2, 3)]
+    values = [reads.read_value(ALICE, found.id, n).value.reveal() for n in (1, 2, 3)]
     assert values == [b"v1", b"v2", b"v3"] and found.current_version == 3
 
 
@@ -472,13 +490,13 @@ def test_importing_takes_write_access_to_the_scope(
 
 
 def test_a_sealed_file_is_opened_with_its_passphrase(
-    transfer: TransferService, secrets: SecretService
+    transfer: TransferService, secrets: SecretService, reads: ReadService
 ) -> None:
     sealed = FakeCipher().seal(b'{"name": "S", "value": "v"}\n', PASSPHRASE, "records")
 
     run_import(transfer, io.BytesIO(sealed), format=None, passphrase=PASSPHRASE)
 
-    assert value_of(secrets, "S") == b"v"
+    assert value_of(secrets, reads, "S") == b"v"
 
 
 @pytest.mark.parametrize(
@@ -501,7 +519,7 @@ def test_a_sealed_file_needs_its_passphrase_and_names_its_format(
 
 
 def test_a_plain_file_needs_its_format_named_or_suggested_by_its_name(
-    transfer: TransferService, secrets: SecretService
+    transfer: TransferService, secrets: SecretService, reads: ReadService
 ) -> None:
     with pytest.raises(InvalidInput, match="format"):
         run_import(transfer, records({"name": "A", "value": "a"}), format=None, filename="a.txt")
@@ -510,7 +528,7 @@ def test_a_plain_file_needs_its_format_named_or_suggested_by_its_name(
     sealed = FakeCipher().seal(b'{"name": "C", "value": "c"}\n', PASSPHRASE, "records")
     run_import(transfer, io.BytesIO(sealed), format=None, filename="c.env", passphrase=PASSPHRASE)
 
-    assert value_of(secrets, "B") == b"b" and value_of(secrets, "C") == b"c"
+    assert value_of(secrets, reads, "B") == b"b" and value_of(secrets, reads, "C") == b"c"
 
 
 # -- export -----------------------------------------------------------------------------------
@@ -622,7 +640,7 @@ def test_an_export_with_versions_holds_each_one_that_may_be_served(
 
 
 def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
-    transfer: TransferService, secrets: SecretService
+    transfer: TransferService, secrets: SecretService, reads: ReadService
 ) -> None:
     seed(secrets, A_KEY="a-value")
 
@@ -639,7 +657,7 @@ def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
         format=None,
         passphrase=PASSPHRASE,
     )
-    assert value_of(secrets, "A_KEY", NEW_PROJECT) == b"a-value"
+    assert value_of(secrets, reads, "A_KEY", NEW_PROJECT) == b"a-value"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from core.domain.access import Role
 from core.domain.errors import InvalidInput, InvalidSecretValue
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import NewSecret, SecretService
+from core.secrets import NewSecret, SecretService
 from core.types import TypeRegistry
 from ports.types import SecretType, TypeCheck
 from tests.fakes import (
@@ -133,13 +133,16 @@ def test_a_new_value_refreshes_the_derived_tags_and_the_derived_expiry(
     assert service.get_secret(ALICE, derived.id).expires_at == renewed.expires_at
 
 
-def test_a_new_value_is_checked_against_the_secrets_type(service: SecretService) -> None:
+def test_a_new_value_is_checked_against_the_secrets_type(
+    service: SecretService, db: FakeUnitOfWorkFactory
+) -> None:
     secret = create(service, "1234", type="pin")
 
     with pytest.raises(InvalidSecretValue):
         service.write_value(ALICE, secret.id, SecretValue(b"letters"))
 
-    assert service.read_value(ALICE, secret.id).value.reveal() == b"1234"
+    assert list(db.database.tables.versions[secret.id]) == [1]  # the refused value made none
+    assert service.get_secret(ALICE, secret.id).current_version == 1
 
 
 def test_a_failing_plugin_refuses_the_value_and_logs_no_value(

@@ -63,7 +63,7 @@ def test_stage_labels_follow_the_writes(life: Lifecycle) -> None:
     ]
     stored = life.secrets.get_secret(ALICE, secret.id)
     assert (stored.current_version, stored.previous_version, stored.latest_version) == (3, 2, 3)
-    assert life.secrets.get_version(ALICE, secret.id, 2).stage.value == "previous"
+    assert life.versions.get_version(ALICE, secret.id, 2).stage.value == "previous"
 
 
 # -- disable and enable ---------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_a_disabled_version_is_not_served_until_enabled_again(life: Lifecycle) -
         life.read(secret.id, 1)
     assert refused.value.details == {"version": 1, "state": "disabled"}
     assert life.read(secret.id) == SECOND  # the current one is untouched
-    assert life.secrets.get_version(ALICE, secret.id, 1).state is VersionState.DISABLED
+    assert life.versions.get_version(ALICE, secret.id, 1).state is VersionState.DISABLED
 
     _, record = life.versions.enable(ALICE, secret.id, 1)
     assert record.state is VersionState.ENABLED and life.read(secret.id, 1) == FIRST
@@ -152,7 +152,7 @@ def test_who_may_change_a_versions_state(life: Lifecycle) -> None:
 def test_destroy_removes_the_value_for_good_and_keeps_the_row(life: Lifecycle) -> None:
     secret = life.create()
     write(life, secret.id, SECOND)
-    first = life.secrets.get_version(ALICE, secret.id, 1)
+    first = life.versions.get_version(ALICE, secret.id, 1)
 
     _, record = life.versions.destroy(ALICE, secret.id, 1)
 
@@ -217,7 +217,7 @@ def test_rollback_makes_an_old_value_current_as_a_new_version(life: Lifecycle) -
         4,
         1,
     )
-    assert event.details["value_hmac"] == life.secrets.get_version(ALICE, secret.id, 1).checksum
+    assert event.details["value_hmac"] == life.versions.get_version(ALICE, secret.id, 1).checksum
 
 
 def test_rollback_to_a_destroyed_version_is_refused(life: Lifecycle) -> None:
@@ -262,7 +262,7 @@ def test_a_version_is_served_from_not_before_until_expires_at(life: Lifecycle) -
     with pytest.raises(Expired) as late:
         life.read(secret.id)
     assert late.value.details == {"expires_at": ends.isoformat()}
-    assert life.secrets.get_version(ALICE, secret.id, 2).expires_at == ends  # metadata still is
+    assert life.versions.get_version(ALICE, secret.id, 2).expires_at == ends  # metadata still is
 
 
 def test_a_version_validity_needs_a_time_zone_and_an_order(life: Lifecycle) -> None:

@@ -13,10 +13,10 @@ import pytest
 from core.backends import BackendRegistry
 from core.domain.access import Role
 from core.domain.errors import ConfigurationError, Forbidden, NotFound
+from core.domain.migration import MigrationRequest
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.domain.work import ExpiryNotice, Lease
 from core.events import DeliveryPolicy
-from core.domain.migration import MigrationRequest
 from core.migration.service import MigrationService
 from core.policy import SecretPolicy, ValueChecksum
 from core.worker import Worker, due_warning
@@ -122,7 +122,7 @@ def test_a_new_expiry_time_starts_the_warnings_again(life: Lifecycle) -> None:
     secret = life.create(expires_at=NOW + timedelta(days=5))
     worker = life.worker()
     worker.run_once()
-    from core.services import MetadataChanges
+    from core.secrets import MetadataChanges
 
     later = NOW + timedelta(days=20)
     life.secrets.update_metadata(ALICE, secret.id, MetadataChanges(expires_at=later))
@@ -355,7 +355,7 @@ def test_a_worker_that_dies_mid_rotation_leaves_nothing_half_done(life: Lifecycl
 def test_versions_beyond_max_versions_lose_their_values_oldest_first(life: Lifecycle) -> None:
     secret = life.create(max_versions=3)
     write(life, secret.id, b"v2", b"v3", b"v4", b"v5")
-    first_two = [life.secrets.get_version(ALICE, secret.id, n).locator for n in (1, 2)]
+    first_two = [life.versions.get_version(ALICE, secret.id, n).locator for n in (1, 2)]
 
     with recorded(life.db) as events:
         assert life.worker().run_once().pruned == 1
@@ -456,7 +456,7 @@ def test_personal_secrets_are_purged_too(life: Lifecycle) -> None:
     from core.worker import WORKER
 
     with pytest.raises(Exception, match="may not read value"):
-        life.secrets.read_value(WORKER, life.create(scope=personal, actor=carol).id)
+        life.reads.read_value(WORKER, life.create(scope=personal, actor=carol).id)
 
 
 def test_a_purge_with_the_backend_down_is_tried_again_when_its_claim_runs_out(

@@ -11,7 +11,7 @@ from core.backends import BackendRegistry
 from core.domain.errors import NotFound
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
-from core.services import NewSecret, SecretService
+from core.secrets import NewSecret, SecretService
 from ports.storage import BackendHealth, StorageBackend
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock, make_audit_trail
 

@@ -24,7 +24,7 @@ from adapters.db.tables import jobs
 from core.domain.errors import NotFound
 from core.domain.jobs import JobItem
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
-from core.services import NewSecret
+from core.secrets import NewSecret
 from entrypoints.cli import OPERATOR
 from entrypoints.config import load_settings
 from entrypoints.container import Container
@@ -160,7 +160,7 @@ def test_local_to_openbao_to_aws_to_local_killed_and_resumed(
         )
 
         for (secret_id, version), value in originals.items():
-            read = service.read_value(OPERATOR, secret_id, version)
+            read = container.read_service().read_value(OPERATOR, secret_id, version)
             assert read.version.backend == "local"
             assert read.value == value, (secret_id, version)
 

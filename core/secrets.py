@@ -1,4 +1,5 @@
-"""Use cases on secrets: create, read, write new versions, list, delete, restore, purge.
+"""Use cases on secrets: create, look up and list, write new values (and roll back), change
+metadata, delete, restore, purge. Value reads are `core.reads`; versions, `core.versions`.
 
 Values go to the storage backend *before* the metadata transaction that points at them, and a
 value whose transaction fails is destroyed again, so there is never a version row without a
@@ -8,56 +9,36 @@ a backend is called.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from core.access import access_query, authorize, confirm_caller, require
-from core.audit import Attempt, AuditTrail, StaleRead
+from core.access import access_query, authorize, confirm_caller
+from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
-from core.domain.access import Action, RoleBinding, Target
+from core.domain.access import Action
 from core.domain.audit import AuditAction
 from core.domain.errors import (
     Conflict,
     InvalidInput,
     NotFound,
     PreconditionFailed,
-    ServiceError,
-    ValueIntegrityError,
     VersionUnavailable,
 )
 from core.domain.paging import Page, PageRequest
-from core.domain.secrets import (
-    RevealedValue,
-    Secret,
-    SecretFilter,
-    SecretVersion,
-    Stage,
-    Validity,
-    VersionState,
-)
+from core.domain.secrets import Secret, SecretFilter, SecretVersion, Validity, VersionState
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
-from core.read_cache import ReadCache
-from core.references import Expansion, Reference, expand
+from core.reads import ValueReader
 from core.scopes import place
+from core.secret_access import audit_place, check_revision, load_secret, load_version, secret_target
+from core.stored_values import MAX_WRITE_ATTEMPTS, discard_value, store_value
 from core.types import TypeRegistry, retyped_metadata, typed_metadata
-from ports.persistence import UnitOfWork, UnitOfWorkFactory
 from ports.security import Clock
 from ports.storage import StorageBackend
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
-log = logging.getLogger(__name__)
-
-# What a value read looks up: the secret and the asked-for version, if there is such a secret.
-Found = tuple[Secret, SecretVersion | None] | None
-# A generation no read requires: cached rows of two generations are re-read.
-STALE = -1
-
-# A writer without If-Match retries when another writer took the next version number first.
-MAX_WRITE_ATTEMPTS = 5
 MAX_PAGE_SIZE = 500
 
 
@@ -90,109 +71,8 @@ class MetadataChanges:
     clear: frozenset[str] = frozenset()
 
 
+CHANGEABLE = ("description", "tags", "consumer", "expires_at", "not_before", "max_versions")
 CLEARABLE = frozenset({"expires_at", "not_before", "max_versions"})
-
-
-def audit_place(secret: Secret) -> dict[str, str]:
-    """Where a secret sits, as audit events record it."""
-    return {"scope": str(secret.scope), "scope_path": secret.scope_path}
-
-
-def secret_target(secret: Secret) -> Target:
-    return Target(secret.scope, secret.scope_path, secret_id=secret.id, name=secret.name)
-
-
-def store_value(
-    backend: StorageBackend,
-    checksum: ValueChecksum,
-    secret_id: UUID,
-    number: int,
-    value: SecretValue,
-    actor: Principal,
-    now: datetime,
-) -> SecretVersion:
-    """Put one version's value to its backend; the version row pointing at it, not yet saved.
-    A backend keeping values in the service's database only seals it: the row carries the
-    ciphertext (`stored`) and adding the version stores both in one transaction."""
-    key = VersionKey(secret_id, number)
-    stored = None
-    if backend.capabilities.stored_with_metadata:
-        locator, stored = backend.seal(key, value)
-    else:
-        locator = backend.put(key, value)
-    return SecretVersion(
-        secret_id=secret_id,
-        version=number,
-        backend=backend.name,
-        locator=locator,
-        checksum=checksum.of(value),
-        created_at=now,
-        created_by=actor.id,
-        stored=stored,
-    )
-
-
-def discard_value(backend: StorageBackend, record: SecretVersion) -> None:
-    """Best effort: remove a value whose metadata transaction did not commit."""
-    try:
-        backend.destroy(VersionKey(record.secret_id, record.version), record.locator)
-    except Exception:  # the original failure is what the caller must see
-        log.warning(
-            "could not remove the orphaned value of secret %s version %s from backend '%s'",
-            record.secret_id,
-            record.version,
-            backend.name,
-            exc_info=True,
-        )
-
-
-def staged_version(secret: Secret, stage: Stage) -> int | None:
-    """The version number a stage labels on `secret`, if any."""
-    return {
-        Stage.CURRENT: secret.current_version,
-        Stage.PREVIOUS: secret.previous_version,
-        Stage.PENDING: secret.pending_version,
-    }[stage]
-
-
-def _where(secret: Secret, record: SecretVersion) -> str:
-    return f"secret {secret.id} version {record.version} (backend '{record.backend}')"
-
-
-class ValueReader:
-    """Reads a version's value from its backend, if it may be served, and checks it."""
-
-    def __init__(self, backends: BackendRegistry, clock: Clock, checksum: ValueChecksum) -> None:
-        self._backends = backends
-        self._clock = clock
-        self._checksum = checksum
-
-    def read(self, secret: Secret, record: SecretVersion) -> SecretValue:
-        self.check_servable(secret, record)
-        return self.fetch(secret, record)
-
-    def fetch(self, secret: Secret, record: SecretVersion) -> SecretValue:
-        """The stored value, checked against its checksum, whether it may be served or not
-        (for a rollback to a disabled version, or a rotation's test of its pending one)."""
-        key = VersionKey(secret.id, record.version)
-        backend = self._backends.get(record.backend)
-        try:
-            if record.stored is not None and backend.capabilities.stored_with_metadata:
-                value = backend.open_stored(key, record.locator, record.stored)
-            else:
-                value = backend.get(key, record.locator)
-        except ValueIntegrityError as error:
-            raise ValueIntegrityError(
-                f"the stored value of {_where(secret, record)}: {error.message}"
-            ) from None
-        if not self._checksum.matches(value, record.checksum):
-            raise ValueIntegrityError(
-                f"the stored value of {_where(secret, record)} does not match its checksum"
-            )
-        return value
-
-    def check_servable(self, secret: Secret, record: SecretVersion) -> None:
-        record.check_servable(secret, self._clock.now())
 
 
 class SecretService:
@@ -205,7 +85,6 @@ class SecretService:
         policy: SecretPolicy,
         audit: AuditTrail,
         types: TypeRegistry | None = None,
-        cache: ReadCache | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._backends = backends
@@ -215,9 +94,8 @@ class SecretService:
         self._audit = audit
         self._types = types or TypeRegistry()
         self._reader = ValueReader(backends, clock, checksum)
-        self._cache = cache if cache is not None and cache.enabled else None
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- metadata --------------------------------------------------------------------------
 
     def get_secret(
         self, actor: Principal, secret_id: UUID, *, include_deleted: bool = False
@@ -227,7 +105,12 @@ class SecretService:
         ) as attempt:
             with self._uow_factory(read_only=True) as uow:
                 secret = self._load(
-                    uow, actor, Action.LIST, secret_id, attempt, include_deleted=include_deleted
+                    uow,
+                    actor,
+                    Action.LIST,
+                    secret_id,
+                    attempt,
+                    include_deleted=include_deleted,
                 )
             attempt.succeed_durably()
             return secret
@@ -267,210 +150,6 @@ class SecretService:
                 found = uow.secrets.search(criteria, page, access_query(actor, Action.LIST, now))
             attempt.succeed_durably(details={"total": found.total, "page": page.page})
             return found
-
-    def list_versions(self, actor: Principal, secret_id: UUID) -> list[SecretVersion]:
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_LIST_VERSIONS, f"secret:{secret_id}"
-        ) as attempt:
-            with self._uow_factory(read_only=True) as uow:
-                self._load(uow, actor, Action.LIST, secret_id, attempt)
-                versions = uow.secrets.list_versions(secret_id)
-            attempt.succeed_durably()
-            return versions
-
-    def get_version(self, actor: Principal, secret_id: UUID, number: int) -> SecretVersion:
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_READ_VERSION, f"secret:{secret_id}", version=number
-        ) as attempt:
-            with self._uow_factory(read_only=True) as uow:
-                self._load(uow, actor, Action.LIST, secret_id, attempt)
-                record = self._load_version(uow, secret_id, number)
-            attempt.succeed_durably()
-            return record
-
-    def read_value(
-        self, actor: Principal, secret_id: UUID, version: int | None = None
-    ) -> RevealedValue:
-        """The value, returned only once its read is recorded in the audit trail (fail closed)."""
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_READ_VALUE, f"secret:{secret_id}", version=version
-        ) as attempt:
-            return self._read(
-                actor,
-                attempt,
-                ("id", secret_id, version),
-                lambda uow: uow.secrets.get_with_version(secret_id, version),
-                f"no secret {secret_id}",
-                version,
-            )
-
-    def read_value_by_name(
-        self,
-        actor: Principal,
-        scope: ScopeRef,
-        name: str,
-        environment: str | None,
-        version: int | None = None,
-    ) -> RevealedValue:
-        """`read_value` of the secret at a path: one lookup, one audit event."""
-        env = f" ({environment})" if environment else ""
-        missing = f"no secret '{name}'{env} in scope {scope}"
-        resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_READ_VALUE, resource, version=version
-        ) as attempt:
-            return self._read(
-                actor,
-                attempt,
-                ("path", scope, environment, name, version),
-                lambda uow: uow.secrets.get_by_name_with_version(scope, environment, name, version),
-                missing,
-                version,
-            )
-
-    def read_value_by_reference(self, actor: Principal, reference: Reference) -> RevealedValue:
-        """`read_value` of the secret a reference names (the version or stage it picks): one
-        lookup, one audit event; the same `NotFound` whether it is missing or invisible."""
-        scope, name, environment = reference.scope, reference.name, reference.environment
-        missing = f"no secret {reference.secret}"
-        resource = f"secret:{scope}/{name}" + (f"@{environment}" if environment else "")
-        version, stage = reference.version, reference.stage
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_READ_VALUE, resource, version=version
-        ) as attempt:
-            if stage is None:
-
-                def fetch(uow: UnitOfWork) -> Found:
-                    return uow.secrets.get_by_name_with_version(scope, environment, name, version)
-
-            else:
-
-                def fetch(uow: UnitOfWork) -> Found:
-                    secret = uow.secrets.get_by_name(scope, environment, name)
-                    if secret is None:
-                        return None
-                    number = staged_version(secret, stage)
-                    record = None if number is None else uow.secrets.get_version(secret.id, number)
-                    return secret, record
-
-            return self._read(
-                actor,
-                attempt,
-                ("reference", reference),
-                fetch,
-                missing,
-                version,
-                wanted=None if stage is None else f"{stage.value} version",
-            )
-
-    def expand_value(
-        self, actor: Principal, revealed: RevealedValue
-    ) -> tuple[RevealedValue, list[Expansion]]:
-        """The value with its `${secret://…}` references replaced (see `core.references`), each
-        read as the caller's own value read (authorized, audited); and the references used."""
-        value, expansions = expand(
-            revealed, lambda reference: self.read_value_by_reference(actor, reference)
-        )
-        return replace(revealed, value=value), expansions
-
-    def _read(
-        self,
-        actor: Principal,
-        attempt: Attempt,
-        key: Hashable,
-        fetch: Callable[[UnitOfWork], Found],
-        missing: str,
-        version: int | None,
-        wanted: str | None = None,
-    ) -> RevealedValue:
-        """A value read: from the read cache where it can be, checked when its audit event
-        commits (`StaleRead`: something changed since; then once more from the database)."""
-        for use_cache in (True, False) if self._cache is not None else (False,):
-            found, bindings, required = self._read_inputs(actor, key, fetch, use_cache)
-            try:
-                secret, record = self._readable(
-                    actor, found, bindings, attempt, missing, version, wanted
-                )
-                value = self._reader.read(secret, record)
-                attempt.learn(resource=f"secret:{secret.id}")
-                attempt.succeed_durably(requires_generation=required)
-            except StaleRead:
-                continue
-            except ServiceError:
-                if required is None:
-                    raise
-                continue  # decided on cached rows: decide again on the database's
-            return RevealedValue(secret=secret, version=record, value=value)
-        raise AssertionError("a read from the database is never stale")  # pragma: no cover
-
-    def _read_inputs(
-        self,
-        actor: Principal,
-        key: Hashable,
-        fetch: Callable[[UnitOfWork], Found],
-        use_cache: bool,
-    ) -> tuple[Found, Sequence[RoleBinding], int | None]:
-        """The secret and version, and the caller's bindings: cached, or read (and cached) in
-        one read-only unit of work. The generation the cached ones require, if any."""
-        cache = self._cache
-        label = cache.generation() if cache is not None else None
-        found: Found = None
-        bindings: Sequence[RoleBinding] | None = () if actor.is_root or actor.is_system else None
-        seen: set[int] = set()
-        token_cached = actor.token_id is not None and actor.generation is not None
-        if cache is not None and use_cache:
-            if token_cached and actor.generation is not None:
-                seen.add(actor.generation)
-            hit = cache.get(("secret", key))
-            if hit is not None:
-                found, generation = hit
-                seen.add(generation)
-            if bindings is None:
-                hit = cache.get(("bindings", actor.identities))
-                if hit is not None:
-                    bindings, generation = hit
-                    seen.add(generation)
-        if found is None or bindings is None:
-            now = self._clock.now()
-            with self._uow_factory(read_only=True) as uow:
-                if not use_cache:
-                    confirm_caller(uow, actor, now)
-                if found is None:
-                    found = fetch(uow)
-                    if cache is not None and found is not None:
-                        cache.put(("secret", key), found, label)
-                if bindings is None:
-                    bindings = tuple(uow.bindings.for_identities(actor.identities, now))
-                    if cache is not None:
-                        cache.put(("bindings", actor.identities), bindings, label)
-        required = None if not seen else (seen.pop() if len(seen) == 1 else STALE)
-        return found, bindings, required
-
-    def _readable(
-        self,
-        actor: Principal,
-        found: Found,
-        bindings: Sequence[RoleBinding],
-        attempt: Attempt,
-        missing: str,
-        version: int | None,
-        wanted: str | None = None,
-    ) -> tuple[Secret, SecretVersion]:
-        """The secret and version of a value read, if the caller may read it; else the same
-        `NotFound` as for no secret at all (or `Forbidden` for a caller who may see it)."""
-        if found is None or found[0].is_deleted:
-            raise NotFound(missing)
-        secret, record = found
-        attempt.learn(**audit_place(secret))
-        try:
-            require(actor, Action.READ_VALUE, secret_target(secret), bindings, self._clock.now())
-        except NotFound:
-            raise NotFound(missing) from None
-        number = secret.current_version if version is None else version
-        attempt.learn(version=number if record is None else record.version)
-        if record is None:
-            raise NotFound(f"secret {secret.id} has no {wanted or f'version {number}'}")
-        return secret, record
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -525,7 +204,7 @@ class SecretService:
             created_by=actor.id,
             **typed,
         )
-        record = self._store(backend, secret, 1, value, actor, now)
+        record = store_value(backend, self._checksum, secret.id, 1, value, actor, now)
         try:
             with self._uow_factory() as uow:
                 scope = placement.create_if_missing(uow)
@@ -540,7 +219,7 @@ class SecretService:
                 )
                 uow.commit()
         except BaseException:
-            self._discard(backend, record)
+            discard_value(backend, record)
             raise
         return replace(secret, scope_path=scope.path)
 
@@ -580,8 +259,8 @@ class SecretService:
         ) as attempt:
             with self._uow_factory() as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
-                record = self._load_version(uow, secret_id, version)
-            self._check_revision(secret, expected_revision)
+                record = load_version(uow, secret_id, version)
+            check_revision(secret, expected_revision)
             if record.state is VersionState.DESTROYED:
                 raise VersionUnavailable(
                     f"version {version} of secret {secret_id} is destroyed: its value is gone",
@@ -609,7 +288,7 @@ class SecretService:
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory(read_only=True) as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
-            self._check_revision(secret, expected_revision)
+            check_revision(secret, expected_revision)
             backend = self._backends.get(secret.backend)
             self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
             check = self._types.check(secret.type, value)
@@ -619,7 +298,7 @@ class SecretService:
             try:
                 with self._uow_factory() as uow:
                     secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
-                    self._check_revision(secret, expected_revision)
+                    check_revision(secret, expected_revision)
                     record = record or self._version(backend, secret, value, actor, validity)
                     if record.version != secret.latest_version + 1:
                         raise PreconditionFailed("another writer took the version number")
@@ -637,12 +316,12 @@ class SecretService:
                 return updated
             except PreconditionFailed:
                 if record is not None:
-                    self._discard(backend, record)
+                    discard_value(backend, record)
                 if expected_revision is not None:
                     raise
             except BaseException:
                 if record is not None:
-                    self._discard(backend, record)
+                    discard_value(backend, record)
                 raise
         raise Conflict("the secret is being written by too many writers at once; try again")
 
@@ -656,7 +335,9 @@ class SecretService:
     ) -> SecretVersion:
         """The secret's next version, its value stored (or sealed, to store with the row)."""
         number = secret.latest_version + 1
-        record = self._store(backend, secret, number, value, actor, self._clock.now())
+        record = store_value(
+            backend, self._checksum, secret.id, number, value, actor, self._clock.now()
+        )
         return record.with_validity(validity)
 
     def update_metadata(
@@ -677,17 +358,10 @@ class SecretService:
             self._uow_factory() as uow,
         ):
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
-            self._check_revision(secret, expected_revision)
+            check_revision(secret, expected_revision)
             fields = {
                 name: getattr(changes, name)
-                for name in (
-                    "description",
-                    "tags",
-                    "consumer",
-                    "expires_at",
-                    "not_before",
-                    "max_versions",
-                )
+                for name in CHANGEABLE
                 if getattr(changes, name) is not None
             }
             fields.update({name: None for name in changes.clear})
@@ -714,7 +388,7 @@ class SecretService:
             self._uow_factory() as uow,
         ):
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
-            self._check_revision(secret, expected_revision)
+            check_revision(secret, expected_revision)
             now = self._clock.now()
             deleted = secret.soft_delete(actor, now, timedelta(days=self._policy.retention_days))
             uow.secrets.update(deleted, expected_revision=secret.revision)
@@ -733,7 +407,7 @@ class SecretService:
             self._uow_factory() as uow,
         ):
             secret = self._load_deleted(uow, actor, Action.WRITE, secret_id, attempt)
-            self._check_revision(secret, expected_revision)
+            check_revision(secret, expected_revision)
             if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
                 raise Conflict(
                     f"secret {secret_id} is past its retention window and is being purged",
@@ -763,7 +437,7 @@ class SecretService:
     ) -> None:
         with self._uow_factory() as uow:
             secret = self._load_deleted(uow, actor, Action.ADMIN, secret_id, attempt)
-            self._check_revision(secret, expected_revision)
+            check_revision(secret, expected_revision)
             versions = uow.secrets.list_versions(secret_id)
             now = self._clock.now()
             if secret.purge_after is None or secret.purge_after > now:
@@ -783,27 +457,6 @@ class SecretService:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _store(
-        self,
-        backend: StorageBackend,
-        secret: Secret,
-        number: int,
-        value: SecretValue,
-        actor: Principal,
-        now: datetime,
-    ) -> SecretVersion:
-        return store_value(backend, self._checksum, secret.id, number, value, actor, now)
-
-    _discard = staticmethod(discard_value)
-
-    @staticmethod
-    def _check_revision(secret: Secret, expected_revision: int | None) -> None:
-        if expected_revision is not None and expected_revision != secret.revision:
-            raise PreconditionFailed(
-                f"secret {secret.id} is at revision {secret.revision}, not {expected_revision}",
-                details={"revision": secret.revision},
-            )
-
     def _load(
         self,
         uow: UnitOfWork,
@@ -811,36 +464,28 @@ class SecretService:
         action: Action,
         secret_id: UUID,
         attempt: Attempt,
-        *,
-        include_deleted: bool = False,
-        lock: bool = False,
+        **options: bool,
     ) -> Secret:
-        """The secret, if the caller may do `action` to it; `NotFound` if it may not see it.
-        With `lock`, its row is locked for the rest of the (writing) unit of work."""
-        secret = uow.secrets.lock(secret_id) if lock else uow.secrets.get(secret_id)
-        if secret is None or (secret.is_deleted and not include_deleted):
-            raise NotFound(f"no secret {secret_id}")
-        attempt.learn(**audit_place(secret))
-        authorize(uow, actor, action, secret_target(secret), self._clock.now())
-        return secret
+        return load_secret(uow, actor, action, secret_id, attempt, self._clock.now(), **options)
 
     def _load_deleted(
         self, uow: UnitOfWork, actor: Principal, action: Action, secret_id: UUID, attempt: Attempt
     ) -> Secret:
-        secret = self._load(uow, actor, action, secret_id, attempt, include_deleted=True, lock=True)
+        secret = self._load(
+            uow,
+            actor,
+            action,
+            secret_id,
+            attempt,
+            include_deleted=True,
+            lock=True,
+        )
         if not secret.is_deleted:
             raise Conflict(
                 f"secret {secret_id} is not deleted; delete it first",
                 details={"state": "live"},
             )
         return secret
-
-    @staticmethod
-    def _load_version(uow: UnitOfWork, secret_id: UUID, number: int) -> SecretVersion:
-        record = uow.secrets.get_version(secret_id, number)
-        if record is None:
-            raise NotFound(f"secret {secret_id} has no version {number}")
-        return record
 
     @staticmethod
     def _name_taken(existing: Secret) -> Conflict:
