@@ -18,6 +18,7 @@ VIEW_MODULES = (
     "entrypoints.ui.signin",
     "entrypoints.ui.scopes",
     "entrypoints.ui.secrets",
+    "entrypoints.ui.secret_page",
     "entrypoints.ui.access",
     "entrypoints.ui.audit",
     "entrypoints.ui.resolve",
