@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from flask import Response, g, request, stream_with_context, url_for
 
@@ -90,6 +91,17 @@ def criteria_of(given: dict[str, str]) -> tuple[AuditFilter, ScopeRef | None]:
     return criteria, scope
 
 
+def secret_of(resource: str) -> UUID | None:
+    """The secret an event is about (`secret:<id>`), for a link to its page."""
+    kind, _, ident = resource.partition(":")
+    if kind != "secret":
+        return None
+    try:
+        return UUID(ident)
+    except ValueError:
+        return None
+
+
 def audit_page(verification: Any = None, status: int = 200) -> Any:
     given = filters_given()
     criteria, scope = criteria_of(given)
@@ -112,6 +124,7 @@ def audit_page(verification: Any = None, status: int = 200) -> Any:
         actions=sorted(action.value for action in AuditAction),
         may_verify=may(Action.AUDIT),
         verification=verification,
+        secret_of=secret_of,
     )
 
 

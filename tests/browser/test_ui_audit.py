@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import Console, check_accessibility, screenshot, sign_in
+from tests.browser.conftest import VIEWPORT, Console, check_accessibility, screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -171,3 +171,20 @@ def test_operations_plan_and_follow_a_migration(page: Any, console: Console) -> 
     with page.expect_event("load", timeout=10_000):  # finished: the page reloads for the report
         pass
     page.unroute("**/progress")
+
+
+def test_the_new_views_pass_the_accessibility_check_in_the_dark(
+    browser: Any, console: Console
+) -> None:
+    context = browser.new_context(viewport=VIEWPORT, color_scheme="dark")
+    context.set_default_timeout(15_000)
+    try:
+        dark = context.new_page()
+        sign_in(dark, console)
+        for path in ("audit", "reports", "resolve?scope=", "access", "operations"):
+            dark.goto(f"{console.url}/ui/{path}")
+            check_accessibility(dark)
+        dark.goto(f"{console.url}/ui/scopes/global/global/transfer")
+        check_accessibility(dark)
+    finally:
+        context.close()

@@ -263,3 +263,11 @@ def test_an_auditor_of_one_scope_starts_at_its_events(app: Flask, api: ApiClient
     whole = ApiClient(app.test_client(), user_token("ada")).get("/audit/events").status_code
     assert whole in (403, 404)
     assert client.get("/ui/audit?scope=").status_code == whole  # the whole trail: as the API
+
+
+def test_an_event_about_a_secret_links_to_it_and_no_other_does(app: Flask, api: ApiClient) -> None:
+    made = api.create(name="LINKED", scope={"type": "organization", "id": "acme"}, value="v")
+    page = signed_in(app).get("/ui/audit")
+    assert page.status_code == 200
+    assert f'href="/ui/secrets/{made["id"]}"' in page.text
+    assert 'href="/ui/secrets/acme' not in page.text
