@@ -4,6 +4,7 @@ refused caller gets the service's refusal, a new API token is shown once."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -271,3 +272,48 @@ def test_an_event_about_a_secret_links_to_it_and_no_other_does(app: Flask, api: 
     assert page.status_code == 200
     assert f'href="/ui/secrets/{made["id"]}"' in page.text
     assert 'href="/ui/secrets/acme' not in page.text
+
+
+def test_the_audit_pages_go_back_in_time_and_filter_by_time(
+    app: Flask, api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from entrypoints.ui import audit
+
+    monkeypatch.setattr(audit, "PAGE_SIZE", 2)
+    client = signed_in(app)
+    first = client.get("/ui/audit?action=scope.create")
+    seqs = [int(seq) for seq in re.findall(r"<tr>\s*<td>(\d+)</td>", first.text)]
+    assert len(seqs) == 2 and seqs[0] > seqs[1]  # newest first
+    older = re.search(r'href="(/ui/audit\?[^"]*before_seq=\d+[^"]*)">Older', first.text)
+    assert older, first.text
+    second = client.get(older.group(1).replace("&amp;", "&"))
+    more = [int(seq) for seq in re.findall(r"<tr>\s*<td>(\d+)</td>", second.text)]
+    assert more and max(more) < min(seqs)
+    assert "Newest" in second.text
+    future = client.get("/ui/audit?since=2999-01-01T00:00")
+    assert "No event matches." in future.text
+    bad = client.get("/ui/audit?since=yesterday")
+    assert bad.status_code == 400
+
+
+def test_an_uploaded_file_is_previewed_by_its_name(app: Flask, api: ApiClient) -> None:
+    client = signed_in(app)
+
+    def upload(content: bytes, filename: str) -> Any:
+        data = {
+            "csrf_token": csrf(client, "/ui/scopes"),
+            "step": "preview",
+            "environment": "dev",
+            "file": (io.BytesIO(content), filename),
+        }
+        return client.post(
+            "/ui/scopes/organization/acme/import", data=data, content_type="multipart/form-data"
+        )
+
+    preview = upload(b"FROM_FILE=f-1\n", "prod.env")
+    assert preview.status_code == 200, preview.text
+    assert "create 1" in preview.text and "FROM_FILE" in preview.text
+    assert 'name="filename" value="prod.env"' in preview.text
+    broken = upload(b"[1, 2]", "backup.json")
+    assert "The file has 1 error: nothing will be imported from it." in broken.text
+    assert "Apply the import" not in broken.text
