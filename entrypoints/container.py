@@ -30,6 +30,8 @@ from core.audit_service import AuditService
 from core.bindings import RoleBindingService
 from core.domain.errors import ConfigurationError
 from core.events import EventDelivery
+from core.exports import ExportService
+from core.imports import ImportService
 from core.keys import KeyService
 from core.migration.service import MigrationService
 from core.policy import ValueChecksum
@@ -41,7 +43,6 @@ from core.rotation_policies import Schedule
 from core.scopes import ScopeService
 from core.secrets import SecretService
 from core.service_accounts import ServiceAccountService
-from core.transfer import TransferService
 from core.versions import VersionService
 from core.worker import Worker
 from core.worker_status import WorkerStatusService
@@ -242,8 +243,8 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         clock=clock,
     )
-    transfer_service = providers.Factory(
-        TransferService,
+    import_service = providers.Factory(
+        ImportService,
         uow_factory=unit_of_work.provider,
         backends=backends,
         clock=clock,
@@ -251,6 +252,15 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         audit=audit_trail,
         types=secret_types,
+        formats=formats,
+        cipher=export_cipher,
+    )
+    export_service = providers.Factory(
+        ExportService,
+        uow_factory=unit_of_work.provider,
+        reader=value_reader,
+        clock=clock,
+        audit=audit_trail,
         formats=formats,
         cipher=export_cipher,
     )

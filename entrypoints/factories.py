@@ -26,12 +26,12 @@ from adapters.webhooks import WebhookPublisher, configured_targets
 from core.backends import BackendRegistry
 from core.domain.errors import ConfigurationError
 from core.events import ChangeFeed, DeliveryPolicy
+from core.formats import FormatRegistry
 from core.policy import SecretPolicy
 from core.read_cache import ReadCache
 from core.registry import Registry
 from core.rotation_policies import RotationSettings
 from core.service_accounts import ServiceAccountService
-from core.transfer import FormatRegistry
 from core.types import TypeRegistry
 from core.worker import WorkerSettings
 from entrypoints.config import Settings

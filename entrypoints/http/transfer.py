@@ -17,13 +17,9 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
 from core.domain.errors import BackendAuthFailed, Conflict, Forbidden, InvalidImport, NotFound
-from core.transfer import (
-    ExportRequest,
-    ImportReport,
-    ImportRequest,
-    TransferService,
-    entry_error_details,
-)
+from core.exports import ExportService
+from core.imports import ImportService
+from core.transfer_requests import ExportRequest, ImportReport, ImportRequest, entry_error_details
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, QueryParser, operation_id, raises
 from entrypoints.http.context import audited, current_container
@@ -96,8 +92,12 @@ def allow_import_files() -> None:
         request.max_content_length = current_container().settings().max_import_bytes
 
 
-def transfer_service() -> TransferService:
-    return audited(current_container().transfer_service)
+def import_service() -> ImportService:
+    return audited(current_container().import_service)
+
+
+def export_service() -> ExportService:
+    return audited(current_container().export_service)
 
 
 @blp.route("/imports")
@@ -125,7 +125,7 @@ class Imports(MethodView):
             backend=data.get("backend"),
             passphrase=data.get("passphrase"),
         )
-        report = transfer_service().import_secrets(g.principal, import_request, upload.stream)
+        report = import_service().import_secrets(g.principal, import_request, upload.stream)
         return report_body(report)
 
 
@@ -163,7 +163,7 @@ class Exports(MethodView):
         """Export a scope's secrets of one environment: metadata by default; values for admins
         of the scope (`include_values`), every one audited; sealed with `passphrase`."""
         scope = data["scope"]
-        exported = transfer_service().export_secrets(
+        exported = export_service().export_secrets(
             g.principal,
             ExportRequest(
                 scope=scope_ref(scope["type"], scope.get("id")),

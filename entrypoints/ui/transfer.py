@@ -20,11 +20,12 @@ from flask import Response, g, request
 
 from core.domain.errors import InvalidInput, ServiceError
 from core.domain.values import ScopeRef
-from core.transfer import (
+from core.exports import ExportService
+from core.imports import ImportService
+from core.transfer_requests import (
     ConflictStrategy,
     ExportRequest,
     ImportRequest,
-    TransferService,
     entry_error_details,
 )
 from entrypoints.http.errors import status_of
@@ -44,8 +45,12 @@ STAGED_SECONDS = 30 * 60
 IMPORT_ENDPOINT = "ui.import_secrets"
 
 
-def transfer_service() -> TransferService:
-    return use(container().transfer_service)
+def import_service() -> ImportService:
+    return use(container().import_service)
+
+
+def export_service() -> ExportService:
+    return use(container().export_service)
 
 
 def sealer() -> Fernet:
@@ -143,7 +148,7 @@ def import_secrets(scope_type: str, scope_id: str) -> Any:
             dry_run=not apply,
             passphrase=passphrase,
         )
-        report = transfer_service().import_secrets(g.principal, import_request, io.BytesIO(content))
+        report = import_service().import_secrets(g.principal, import_request, io.BytesIO(content))
     except ServiceError as error:
         return transfer_page(ref, status_of(error), error=error_text(error), form=form)
     return transfer_page(
@@ -164,7 +169,7 @@ def export_secrets(scope_type: str, scope_id: str) -> Any:
     ref = scope_of(scope_type, scope_id)
     form = request.form
     try:
-        exported = transfer_service().export_secrets(
+        exported = export_service().export_secrets(
             g.principal,
             ExportRequest(
                 scope=ref,

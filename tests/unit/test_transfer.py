@@ -1,5 +1,6 @@
-"""TransferService on the fakes: the import diff and its strategies, all-or-nothing writes, errors
-by line, sealed files, and exports that need the right role and audit every value they hold."""
+"""ImportService and ExportService on the fakes: the import diff and its strategies,
+all-or-nothing writes, errors by line, sealed files, and exports that need the right role and
+audit every value they hold."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core import transfer as transfer_module
+from core import imports as imports_module
 from core.backends import BackendRegistry
 from core.domain.access import Role
 from core.domain.errors import (
@@ -25,17 +26,13 @@ from core.domain.errors import (
 )
 from core.domain.secrets import VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
+from core.exports import ExportService
+from core.formats import FormatRegistry
+from core.imports import ImportService
 from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ReadService, ValueReader
 from core.secrets import NewSecret, SecretService
-from core.transfer import (
-    ConflictStrategy,
-    ExportRequest,
-    FormatRegistry,
-    ImportAction,
-    ImportRequest,
-    TransferService,
-)
+from core.transfer_requests import ConflictStrategy, ExportRequest, ImportAction, ImportRequest
 from core.types import TypeRegistry
 from core.versions import VersionService
 from plugins.format_dotenv import DotenvFormat
@@ -96,10 +93,20 @@ def parts(db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
     }
 
 
+FORMATS = FormatRegistry({"records": RecordsFormat(), "dotenv": DotenvFormat()})
+
+
 @pytest.fixture
-def transfer(parts: dict[str, Any]) -> TransferService:
-    formats = FormatRegistry({"records": RecordsFormat(), "dotenv": DotenvFormat()})
-    return TransferService(**parts, formats=formats, cipher=FakeCipher())
+def importer(parts: dict[str, Any]) -> ImportService:
+    return ImportService(**parts, formats=FORMATS, cipher=FakeCipher())
+
+
+@pytest.fixture
+def exporter(parts: dict[str, Any]) -> ExportService:
+    reader = ValueReader(parts["backends"], parts["clock"], parts["checksum"])
+    return ExportService(
+        parts["uow_factory"], reader, parts["clock"], parts["audit"], FORMATS, FakeCipher()
+    )
 
 
 @pytest.fixture
@@ -124,14 +131,14 @@ def records(*items: dict[str, Any] | str) -> io.BytesIO:
 
 
 def run_import(
-    transfer: TransferService,
+    importer: ImportService,
     content: io.BytesIO,
     actor: Principal = BOB,
     **request: Any,
 ) -> Any:
     request.setdefault("scope", PROJECT)
     request.setdefault("format", "records")
-    return transfer.import_secrets(actor, ImportRequest(**request), content)
+    return importer.import_secrets(actor, ImportRequest(**request), content)
 
 
 def actions(report: Any) -> dict[str, str]:
@@ -158,7 +165,7 @@ def seed(secrets: SecretService, **values: str) -> None:
 
 
 def test_a_dry_run_shows_the_diff_and_changes_nothing(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, importer: ImportService
 ) -> None:
     seed(secrets, SAME="same-value", OTHER="old-value")
     stored_before = dict(db.database.tables.secrets)
@@ -169,7 +176,7 @@ def test_a_dry_run_shows_the_diff_and_changes_nothing(
     )
 
     with recorded(db) as events:
-        report = run_import(transfer, content, dry_run=True, strategy=ConflictStrategy.OVERWRITE)
+        report = run_import(importer, content, dry_run=True, strategy=ConflictStrategy.OVERWRITE)
 
     assert actions(report) == {"SAME": "unchanged", "OTHER": "update", "NEW": "create"}
     assert [item.line for item in report.items] == [1, 2, 3]
@@ -192,17 +199,17 @@ def test_a_dry_run_shows_the_diff_and_changes_nothing(
     ],
 )
 def test_skip_keeps_and_overwrite_replaces_a_name_holding_another_value(
-    transfer: TransferService,
     secrets: SecretService,
     strategy: ConflictStrategy,
     expected: dict[str, bytes],
     reads: ReadService,
     versions: VersionService,
+    importer: ImportService,
 ) -> None:
     seed(secrets, OTHER="old-value")
 
     report = run_import(
-        transfer,
+        importer,
         records({"name": "OTHER", "value": "new-value"}, {"name": "NEW", "value": "fresh"}),
         strategy=strategy,
     )
@@ -218,17 +225,17 @@ def test_skip_keeps_and_overwrite_replaces_a_name_holding_another_value(
 
 
 def test_fail_imports_nothing_when_a_name_holds_another_value(
-    transfer: TransferService,
     secrets: SecretService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
+    importer: ImportService,
 ) -> None:
     seed(secrets, OTHER="old-value")
     stored = set(backend.values)
 
     with recorded(db) as events, pytest.raises(Conflict) as raised:
         run_import(
-            transfer,
+            importer,
             records({"name": "NEW", "value": "fresh"}, {"name": "OTHER", "value": "new-value"}),
             strategy=ConflictStrategy.FAIL,
         )
@@ -243,12 +250,12 @@ def test_fail_imports_nothing_when_a_name_holds_another_value(
 
 
 def test_fail_imports_everything_when_nothing_conflicts(
-    transfer: TransferService, secrets: SecretService, reads: ReadService
+    secrets: SecretService, reads: ReadService, importer: ImportService
 ) -> None:
     seed(secrets, SAME="same-value")
 
     report = run_import(
-        transfer,
+        importer,
         records({"name": "SAME", "value": "same-value"}, {"name": "NEW", "value": "fresh"}),
         strategy=ConflictStrategy.FAIL,
     )
@@ -258,14 +265,14 @@ def test_fail_imports_everything_when_nothing_conflicts(
 
 
 def test_a_deleted_name_is_skipped_or_a_conflict(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, importer: ImportService
 ) -> None:
     seed(secrets, GONE="old")
     secrets.delete_secret(ALICE, secrets.find_secret(ALICE, PROJECT, "GONE", None).id)
     content = records({"name": "GONE", "value": "again"})
 
-    skipped = run_import(transfer, content, dry_run=True)
-    conflict = run_import(transfer, content, dry_run=True, strategy=ConflictStrategy.FAIL)
+    skipped = run_import(importer, content, dry_run=True)
+    conflict = run_import(importer, content, dry_run=True, strategy=ConflictStrategy.FAIL)
 
     assert skipped.items[0].action is ImportAction.SKIPPED
     assert "deleted" in skipped.items[0].reason
@@ -276,7 +283,7 @@ def test_a_deleted_name_is_skipped_or_a_conflict(
 
 
 def test_a_file_with_errors_imports_nothing_and_names_each_line(
-    transfer: TransferService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    db: FakeUnitOfWorkFactory, backend: InMemoryBackend, importer: ImportService
 ) -> None:
     content = records(
         {"name": "GOOD", "value": "fine"},
@@ -289,7 +296,7 @@ def test_a_file_with_errors_imports_nothing_and_names_each_line(
     )
 
     with pytest.raises(InvalidImport) as raised:
-        run_import(transfer, content)
+        run_import(importer, content)
 
     errors = {(e["line"], e["field"]): e["message"] for e in raised.value.details["errors"]}
     assert set(errors) == {
@@ -306,20 +313,20 @@ def test_a_file_with_errors_imports_nothing_and_names_each_line(
     assert names_in(db) == set() and backend.values == {}
 
 
-def test_a_dry_run_answers_with_the_errors_instead_of_refusing(transfer: TransferService) -> None:
-    report = run_import(transfer, records({"name": "OK", "value": "v"}, "{broken"), dry_run=True)
+def test_a_dry_run_answers_with_the_errors_instead_of_refusing(importer: ImportService) -> None:
+    report = run_import(importer, records({"name": "OK", "value": "v"}, "{broken"), dry_run=True)
 
     assert actions(report) == {"OK": "create"}
     assert [(error.line, error.message) for error in report.errors] == [(2, "is not a record")]
 
 
 def test_a_value_over_the_backend_limit_is_an_error_at_its_line(
-    parts: dict[str, Any], transfer: TransferService
+    parts: dict[str, Any], importer: ImportService
 ) -> None:
     content = records({"name": "BIG", "value": "x" * 70_000})
 
     with pytest.raises(InvalidImport) as raised:
-        run_import(transfer, content)
+        run_import(importer, content)
 
     [error] = raised.value.details["errors"]
     assert (error["line"], error["field"]) == (1, "value")
@@ -330,20 +337,20 @@ def test_a_value_over_the_backend_limit_is_an_error_at_its_line(
 
 
 def test_a_transaction_that_fails_destroys_every_value_it_put(
-    transfer: TransferService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    db: FakeUnitOfWorkFactory, backend: InMemoryBackend, importer: ImportService
 ) -> None:
     db.database.fail_next_commit(RuntimeError("the database went away"))
     content = records({"name": "A", "value": "a"}, {"name": "B", "value": "b", "history": ["b0"]})
 
     with pytest.raises(RuntimeError):
-        run_import(transfer, content)
+        run_import(importer, content)
 
     assert names_in(db) == set()
     assert backend.values == {} and len(backend.destroyed) == 3
 
 
 def test_a_backend_failing_midway_destroys_what_was_put_before(
-    transfer: TransferService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    db: FakeUnitOfWorkFactory, backend: InMemoryBackend, importer: ImportService
 ) -> None:
     def second_put_fails(key: object) -> None:
         backend.on_put = None
@@ -353,17 +360,17 @@ def test_a_backend_failing_midway_destroys_what_was_put_before(
     content = records({"name": "A", "value": "a"}, {"name": "B", "value": "b"})
 
     with pytest.raises(BackendUnavailable):
-        run_import(transfer, content)
+        run_import(importer, content)
 
     assert names_in(db) == set() and backend.values == {}
 
 
 def test_a_secret_changed_during_the_import_makes_it_import_nothing(
-    transfer: TransferService,
     secrets: SecretService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     reads: ReadService,
+    importer: ImportService,
 ) -> None:
     seed(secrets, OTHER="old-value")
     stored = set(backend.values)
@@ -371,20 +378,20 @@ def test_a_secret_changed_during_the_import_makes_it_import_nothing(
     content = records({"name": "OTHER", "value": "new"}, {"name": "NEW", "value": "fresh"})
 
     with pytest.raises(Conflict, match="nothing was imported"):
-        run_import(transfer, content, strategy=ConflictStrategy.OVERWRITE)
+        run_import(importer, content, strategy=ConflictStrategy.OVERWRITE)
 
     assert names_in(db) == {"OTHER"} and set(backend.values) == stored
     assert value_of(secrets, reads, "OTHER") == b"old-value"
 
 
 def test_an_import_records_every_version_it_writes_without_values(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, importer: ImportService
 ) -> None:
     seed(secrets, OTHER="old-value")
 
     with recorded(db) as events:
         run_import(
-            transfer,
+            importer,
             records({"name": "OTHER", "value": "new-value"}, {"name": "NEW", "value": "fresh"}),
             strategy=ConflictStrategy.OVERWRITE,
         )
@@ -399,10 +406,10 @@ def test_an_import_records_every_version_it_writes_without_values(
 
 
 def test_a_new_scope_below_its_parent_is_created_with_the_import(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, importer: ImportService
 ) -> None:
     run_import(
-        transfer,
+        importer,
         records({"name": "A", "value": "a"}),
         ALICE,  # creating a scope takes an admin of its parent
         scope=NEW_PROJECT,
@@ -415,9 +422,9 @@ def test_a_new_scope_below_its_parent_is_created_with_the_import(
 
 
 def test_history_becomes_the_versions_of_a_new_secret(
-    transfer: TransferService, secrets: SecretService, reads: ReadService
+    secrets: SecretService, reads: ReadService, importer: ImportService
 ) -> None:
-    run_import(transfer, records({"name": "H", "value": "v3", "history": ["v1", "v2"]}))
+    run_import(importer, records({"name": "H", "value": "v3", "history": ["v1", "v2"]}))
 
     found = secrets.find_secret(ALICE, PROJECT, "H", None)
     values = [reads.read_value(ALICE, found.id, n).value.reveal() for n in (1, 2, 3)]
@@ -425,10 +432,10 @@ def test_history_becomes_the_versions_of_a_new_secret(
 
 
 def test_types_check_values_and_derive_metadata_and_expiry(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, importer: ImportService
 ) -> None:
     run_import(
-        transfer,
+        importer,
         records(
             {"name": "PIN", "value": "1234", "type": "pin"},
             {"name": "DATED", "value": "2024-06-30:s3cret", "type": "dated"},
@@ -450,7 +457,7 @@ def test_types_check_values_and_derive_metadata_and_expiry(
 
 
 def test_an_update_is_checked_against_the_existing_secrets_type(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, importer: ImportService
 ) -> None:
     secrets.create_secret(
         ALICE, NewSecret(PROJECT, "PIN", type="pin"), SecretValue.from_text("1234")
@@ -458,7 +465,7 @@ def test_an_update_is_checked_against_the_existing_secrets_type(
 
     with pytest.raises(InvalidImport) as raised:
         run_import(
-            transfer, records({"name": "PIN", "value": "abcd"}), strategy=ConflictStrategy.OVERWRITE
+            importer, records({"name": "PIN", "value": "abcd"}), strategy=ConflictStrategy.OVERWRITE
         )
 
     [error] = raised.value.details["errors"]
@@ -466,12 +473,12 @@ def test_an_update_is_checked_against_the_existing_secrets_type(
 
 
 def test_the_formats_style_note_is_kept_and_cleared(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, importer: ImportService
 ) -> None:
-    run_import(transfer, records({"name": "S", "value": "v", "style": "fancy"}))
+    run_import(importer, records({"name": "S", "value": "v", "style": "fancy"}))
     assert secrets.find_secret(ALICE, PROJECT, "S", None).tags == {"records.style": "fancy"}
 
-    run_import(transfer, records({"name": "S", "value": "w"}), strategy=ConflictStrategy.OVERWRITE)
+    run_import(importer, records({"name": "S", "value": "w"}), strategy=ConflictStrategy.OVERWRITE)
     assert secrets.find_secret(ALICE, PROJECT, "S", None).tags == {}
 
 
@@ -480,21 +487,21 @@ def test_the_formats_style_note_is_kept_and_cleared(
 
 @pytest.mark.parametrize(("actor", "error"), [(CAROL, Forbidden), (MALLORY, NotFound)])
 def test_importing_takes_write_access_to_the_scope(
-    transfer: TransferService, actor: Principal, error: type[Exception]
+    actor: Principal, error: type[Exception], importer: ImportService
 ) -> None:
     with pytest.raises(error):
-        run_import(transfer, records({"name": "A", "value": "a"}), actor=actor, dry_run=True)
+        run_import(importer, records({"name": "A", "value": "a"}), actor=actor, dry_run=True)
 
 
 # -- sealed files -----------------------------------------------------------------------------
 
 
 def test_a_sealed_file_is_opened_with_its_passphrase(
-    transfer: TransferService, secrets: SecretService, reads: ReadService
+    secrets: SecretService, reads: ReadService, importer: ImportService
 ) -> None:
     sealed = FakeCipher().seal(b'{"name": "S", "value": "v"}\n', PASSPHRASE, "records")
 
-    run_import(transfer, io.BytesIO(sealed), format=None, passphrase=PASSPHRASE)
+    run_import(importer, io.BytesIO(sealed), format=None, passphrase=PASSPHRASE)
 
     assert value_of(secrets, reads, "S") == b"v"
 
@@ -508,25 +515,25 @@ def test_a_sealed_file_is_opened_with_its_passphrase(
     ],
 )
 def test_a_sealed_file_needs_its_passphrase_and_names_its_format(
-    transfer: TransferService, passphrase: str | None, fmt: str | None, field: str
+    passphrase: str | None, fmt: str | None, field: str, importer: ImportService
 ) -> None:
     sealed = FakeCipher().seal(b'{"name": "S", "value": "v"}\n', PASSPHRASE, "records")
 
     with pytest.raises(InvalidInput) as raised:
-        run_import(transfer, io.BytesIO(sealed), format=fmt, passphrase=passphrase)
+        run_import(importer, io.BytesIO(sealed), format=fmt, passphrase=passphrase)
 
     assert raised.value.details["field"] == field
 
 
 def test_a_plain_file_needs_its_format_named_or_suggested_by_its_name(
-    transfer: TransferService, secrets: SecretService, reads: ReadService
+    secrets: SecretService, reads: ReadService, importer: ImportService
 ) -> None:
     with pytest.raises(InvalidInput, match="format"):
-        run_import(transfer, records({"name": "A", "value": "a"}), format=None, filename="a.txt")
+        run_import(importer, records({"name": "A", "value": "a"}), format=None, filename="a.txt")
 
-    run_import(transfer, io.BytesIO(b"B=b\n"), format=None, filename="/tmp/.env.production")
+    run_import(importer, io.BytesIO(b"B=b\n"), format=None, filename="/tmp/.env.production")
     sealed = FakeCipher().seal(b'{"name": "C", "value": "c"}\n', PASSPHRASE, "records")
-    run_import(transfer, io.BytesIO(sealed), format=None, filename="c.env", passphrase=PASSPHRASE)
+    run_import(importer, io.BytesIO(sealed), format=None, filename="c.env", passphrase=PASSPHRASE)
 
     assert value_of(secrets, reads, "B") == b"b" and value_of(secrets, reads, "C") == b"c"
 
@@ -534,10 +541,10 @@ def test_a_plain_file_needs_its_format_named_or_suggested_by_its_name(
 # -- export -----------------------------------------------------------------------------------
 
 
-def export(transfer: TransferService, actor: Principal = ALICE, **request: Any) -> Any:
+def export(exporter: ExportService, actor: Principal = ALICE, **request: Any) -> Any:
     request.setdefault("scope", PROJECT)
     request.setdefault("format", "records")
-    return transfer.export_secrets(actor, ExportRequest(**request))
+    return exporter.export_secrets(actor, ExportRequest(**request))
 
 
 def lines_of(content: bytes) -> list[dict[str, Any]]:
@@ -545,12 +552,12 @@ def lines_of(content: bytes) -> list[dict[str, Any]]:
 
 
 def test_a_metadata_export_holds_no_value_and_needs_only_to_see_the_scope(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, B_KEY="b-value", A_KEY="a-value")
 
     with recorded(db) as events:
-        exported = export(transfer, CAROL)
+        exported = export(exporter, CAROL)
 
     assert [line["name"] for line in lines_of(exported.content)] == ["A_KEY", "B_KEY"]
     assert b"a-value" not in exported.content and exported.values == 0
@@ -558,14 +565,14 @@ def test_a_metadata_export_holds_no_value_and_needs_only_to_see_the_scope(
 
 
 def test_exporting_values_takes_an_admin_and_audits_every_value(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, A_KEY="a-value", B_KEY="b-value")
 
     with pytest.raises(Forbidden):
-        export(transfer, BOB, include_values=True)
+        export(exporter, BOB, include_values=True)
     with recorded(db) as events:
-        exported = export(transfer, ALICE, include_values=True)
+        exported = export(exporter, ALICE, include_values=True)
 
     assert [line["value"] for line in lines_of(exported.content)] == ["a-value", "b-value"]
     assert [(e.action, e.details) for e in events[1:]] == [
@@ -577,32 +584,32 @@ def test_exporting_values_takes_an_admin_and_audits_every_value(
 
 
 def test_no_export_leaves_without_its_audit_events(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, A_KEY="a-value")
     db.database.audit_down = True
 
     with pytest.raises(AuditUnavailable):
-        export(transfer, ALICE, include_values=True)
+        export(exporter, ALICE, include_values=True)
 
 
 def test_an_export_takes_one_environment_or_the_environment_agnostic_secrets(
-    transfer: TransferService, secrets: SecretService
+    secrets: SecretService, exporter: ExportService
 ) -> None:
     seed(secrets, SHARED="s")
     secrets.create_secret(
         ALICE, NewSecret(PROJECT, "PROD_ONLY", environment="production"), SecretValue(b"p")
     )
 
-    agnostic = export(transfer, include_values=True)
-    production = export(transfer, include_values=True, environment="production")
+    agnostic = export(exporter, include_values=True)
+    production = export(exporter, include_values=True, environment="production")
 
     assert [line["name"] for line in lines_of(agnostic.content)] == ["SHARED"]
     assert [line["name"] for line in lines_of(production.content)] == ["PROD_ONLY"]
 
 
 def test_values_that_may_not_be_served_or_are_not_text_are_left_out(
-    transfer: TransferService, secrets: SecretService, clock: FixedClock
+    secrets: SecretService, clock: FixedClock, exporter: ExportService
 ) -> None:
     secrets.create_secret(
         ALICE,
@@ -612,7 +619,7 @@ def test_values_that_may_not_be_served_or_are_not_text_are_left_out(
     secrets.create_secret(ALICE, NewSecret(PROJECT, "BINARY"), SecretValue(b"\xff\xfe"))
     clock.advance(timedelta(days=2))
 
-    exported = export(transfer, include_values=True)
+    exported = export(exporter, include_values=True)
 
     assert dict(exported.omitted) == {
         "BINARY": "binary; the records format holds text",
@@ -622,14 +629,14 @@ def test_values_that_may_not_be_served_or_are_not_text_are_left_out(
 
 
 def test_an_export_with_versions_holds_each_one_that_may_be_served(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, V="one")
     found = secrets.find_secret(ALICE, PROJECT, "V", None)
     secrets.write_value(ALICE, found.id, SecretValue(b"two"))
     db.database.replace_version(found.id, 1, state=VersionState.DISABLED)
 
-    exported = export(transfer, include_values=True, include_versions=True)
+    exported = export(exporter, include_values=True, include_versions=True)
 
     [line] = lines_of(exported.content)
     assert line["versions"] == [
@@ -640,16 +647,16 @@ def test_an_export_with_versions_holds_each_one_that_may_be_served(
 
 
 def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
-    transfer: TransferService, secrets: SecretService, reads: ReadService
+    secrets: SecretService, reads: ReadService, importer: ImportService, exporter: ExportService
 ) -> None:
     seed(secrets, A_KEY="a-value")
 
-    exported = export(transfer, include_values=True, passphrase=PASSPHRASE)
+    exported = export(exporter, include_values=True, passphrase=PASSPHRASE)
     assert exported.sealed and exported.filename == "project-p-42.records.sealed"
     assert FakeCipher().open(exported.content, PASSPHRASE)[0] == "records"
 
     run_import(
-        transfer,
+        importer,
         io.BytesIO(exported.content),
         ALICE,
         scope=NEW_PROJECT,
@@ -669,47 +676,47 @@ def test_a_sealed_export_opens_with_its_passphrase_and_imports_back(
     ],
 )
 def test_an_export_that_cannot_be_written_is_refused(
-    transfer: TransferService, request_fields: dict[str, Any], field: str
+    request_fields: dict[str, Any], field: str, exporter: ExportService
 ) -> None:
     with pytest.raises(InvalidInput) as raised:
-        export(transfer, **request_fields)
+        export(exporter, **request_fields)
 
     assert raised.value.details["field"] == field
 
 
 @pytest.mark.parametrize(("actor", "error"), [(MALLORY, NotFound), (ALICE, NotFound)])
 def test_an_unknown_or_invisible_scope_is_not_found(
-    transfer: TransferService, actor: Principal, error: type[Exception]
+    actor: Principal, error: type[Exception], exporter: ExportService
 ) -> None:
     scope = PROJECT if actor is MALLORY else ScopeRef(ScopeType.PROJECT, "nowhere")
 
     with pytest.raises(error, match=f"no scope {scope}"):
-        export(transfer, actor, scope=scope)
+        export(exporter, actor, scope=scope)
 
 
 # -- round trip through the service ---------------------------------------------------------
 
 
 def test_a_dotenv_file_round_trips_through_import_and_export(
-    transfer: TransferService, db: FakeUnitOfWorkFactory
+    db: FakeUnitOfWorkFactory, importer: ImportService, exporter: ExportService
 ) -> None:
     content = b"A=plain\nB=\"two words\"\nexport C='${NOT_EXPANDED}'\nD=\n"
 
-    run_import(transfer, io.BytesIO(content), format="dotenv")
-    exported = export(transfer, format="dotenv", include_values=True)
+    run_import(importer, io.BytesIO(content), format="dotenv")
+    exported = export(exporter, format="dotenv", include_values=True)
 
     assert exported.content == content
     assert sorted(names_in(db)) == ["A", "B", "C", "D"]
 
 
 def test_a_value_no_dotenv_line_holds_safely_is_left_out_unread_saying_why(
-    transfer: TransferService, secrets: SecretService, db: FakeUnitOfWorkFactory
+    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, A_OK="x", B_BOTH="it's $(touch pwned)")
     secrets.create_secret(ALICE, NewSecret(PROJECT, "c-dashed"), SecretValue(b"y"))
 
     with recorded(db) as events:
-        exported = export(transfer, format="dotenv", include_values=True)
+        exported = export(exporter, format="dotenv", include_values=True)
 
     assert exported.content == b"A_OK=x\n" and exported.values == 1
     assert dict(exported.omitted) == {
@@ -721,18 +728,18 @@ def test_a_value_no_dotenv_line_holds_safely_is_left_out_unread_saying_why(
 
 
 def test_an_import_holds_a_bounded_number_of_values_history_included(
-    transfer: TransferService, db: FakeUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch
+    db: FakeUnitOfWorkFactory, monkeypatch: pytest.MonkeyPatch, importer: ImportService
 ) -> None:
-    monkeypatch.setattr(transfer_module, "MAX_IMPORT_VALUES", 4)
+    monkeypatch.setattr(imports_module, "MAX_IMPORT_VALUES", 4)
     four = [{"name": f"K{i}", "value": "v"} for i in range(4)]
 
-    assert run_import(transfer, records(*four), dry_run=True).counts["create"] == 4
+    assert run_import(importer, records(*four), dry_run=True).counts["create"] == 4
     for content in (
         records(*four, {"name": "K4", "value": "v"}),
         records({"name": "K", "value": "v", "history": ["1", "2", "3", "4"]}),
         records(*four, "not a record"),
     ):
         with pytest.raises(InvalidInput, match="more than 4 entries and versions") as refused:
-            run_import(transfer, content)
+            run_import(importer, content)
         assert refused.value.details == {"field": "file"}
     assert names_in(db) == set()

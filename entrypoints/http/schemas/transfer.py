@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from core.domain.values import ScopeType
 from core.policy import ENVIRONMENT_PATTERN
-from core.transfer import (
+from core.transfer_requests import (
     ConflictStrategy,
     ImportAction,
 )

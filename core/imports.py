@@ -1,4 +1,4 @@
-"""Import and export: the secrets of one scope and environment at once, in a format plugin's file.
+"""Import: the secrets of one scope and environment at once, from a format plugin's file.
 
 Import reads a file into entries (each with its line), checks every one (name, size, metadata,
 type) and compares it with what the scope holds: each becomes `create`, `update`, `unchanged`,
@@ -6,174 +6,51 @@ type) and compares it with what the scope holds: each becomes `create`, `update`
 errors. Otherwise an import is all or nothing: a file with an invalid entry imports nothing (422,
 every error by line), a conflict under `fail` imports nothing (409); else every value is put to
 its backend first and the whole import commits in one transaction with its audit events, and if
-that transaction fails every value put is destroyed again.
-
-Export writes the secrets of one scope and environment: metadata by default (for callers who may
-list the scope), values only for an admin of the scope, every value read audited before the file
-is returned (fail closed). With a passphrase the file is sealed (`ports.formats.ExportCipher`);
-import opens a sealed file with the same passphrase.
+that transaction fails every value put is destroyed again. A file sealed by an export with a
+passphrase (`ports.formats.ExportCipher`) is opened with the same passphrase.
 """
 
 from __future__ import annotations
 
-import enum
 import io
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import BinaryIO
-from uuid import UUID
 
 from core.access import access_query, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, Target
 from core.domain.audit import AuditAction, AuditEvent
-from core.domain.errors import (
-    Conflict,
-    InvalidImport,
-    InvalidInput,
-    NotFound,
-    PreconditionFailed,
-)
+from core.domain.errors import Conflict, InvalidImport, InvalidInput, PreconditionFailed
 from core.domain.secrets import Secret, SecretFilter, SecretVersion
-from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
+from core.domain.values import Principal, SecretValue, VersionKey
+from core.formats import FormatRegistry
 from core.policy import SecretPolicy, ValueChecksum
-from core.reads import ValueReader
-from core.registry import Registry
 from core.scopes import Placement, place
 from core.secret_access import search_all
 from core.stored_values import discard_value
-from core.types import TypeRegistry, retyped_metadata, typed_metadata
-from ports.formats import (
-    EntryError,
-    ExportCipher,
-    ExportDocument,
-    ExportedVersion,
-    ExportEntry,
-    ImportEntry,
-    SecretFormat,
+from core.transfer_requests import (
+    ConflictStrategy,
+    ImportAction,
+    ImportItem,
+    ImportReport,
+    ImportRequest,
+    entry_error_details,
 )
+from core.types import TypeRegistry, retyped_metadata, typed_metadata
+from ports.formats import EntryError, ExportCipher, ImportEntry, SecretFormat
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.types import TypeCheck
 from ports.unit_of_work import UnitOfWork
 
-MIN_PASSPHRASE = 12
 # Values one import may hold, older versions included: what a file makes the service check,
 # hold in memory and report is bounded, not only its size in bytes.
 MAX_IMPORT_VALUES = 20_000
 # Values put to a backend per `put_many`: one round trip each for the local backend.
 PUT_BATCH = 1000
-
-
-class ConflictStrategy(enum.StrEnum):
-    """What an import does with a name that already holds another value."""
-
-    SKIP = "skip"
-    OVERWRITE = "overwrite"  # writes a new version
-    FAIL = "fail"  # refuses the whole import
-
-
-class ImportAction(enum.StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    UNCHANGED = "unchanged"
-    SKIPPED = "skipped"
-    CONFLICT = "conflict"
-
-
-class FormatRegistry:
-    """The import/export formats of the installed plugins, by name."""
-
-    def __init__(self, formats: Mapping[str, SecretFormat]) -> None:
-        self._formats = Registry("format", formats, details={"field": "format"})
-
-    def get(self, name: str) -> SecretFormat:
-        return self._formats.get(name)
-
-    def for_filename(self, filename: str) -> str | None:
-        """The format a file's name suggests (`prod.env`, `.env.local`, `backup.json`)."""
-        base = filename.replace("\\", "/").rsplit("/", 1)[-1].lower()
-        for secret_format in self._formats:
-            for extension in secret_format.extensions:
-                if base.endswith(extension) or base.startswith(extension + "."):
-                    return secret_format.name
-        return None
-
-    def __iter__(self) -> Iterator[SecretFormat]:
-        return iter(self._formats)
-
-
-@dataclass(frozen=True)
-class ImportRequest:
-    """Import a file into `scope` (created below `parent` if new) and `environment`. Without a
-    `format`, a sealed file's own is used, else the one the file's name suggests."""
-
-    scope: ScopeRef
-    format: str | None = None
-    filename: str = ""
-    parent: ScopeRef | None = None
-    environment: str | None = None
-    strategy: ConflictStrategy = ConflictStrategy.SKIP
-    dry_run: bool = False
-    backend: str | None = None
-    passphrase: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class ImportItem:
-    """What the import does, or would do, with one entry. `version` is the version it writes
-    (for a new secret with history, the last one), else the current one."""
-
-    line: int
-    name: str
-    action: ImportAction
-    secret_id: UUID | None = None
-    version: int | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    format: str
-    strategy: ConflictStrategy
-    dry_run: bool
-    items: tuple[ImportItem, ...]
-    errors: tuple[EntryError, ...] = ()
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            action.value: sum(item.action is action for item in self.items)
-            for action in ImportAction
-        }
-
-
-@dataclass(frozen=True)
-class ExportRequest:
-    scope: ScopeRef
-    format: str
-    environment: str | None = None
-    include_values: bool = False
-    include_versions: bool = False
-    passphrase: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    """An export: the file, and what it holds. `omitted` names the secrets whose current value
-    is not in it, and why (expired, disabled, binary in a text format)."""
-
-    content: bytes
-    format: str
-    media_type: str
-    filename: str
-    secrets: int
-    values: int
-    sealed: bool
-    omitted: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -219,7 +96,7 @@ class _Writes:
         ]
 
 
-class TransferService:
+class ImportService:
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
@@ -241,9 +118,6 @@ class TransferService:
         self._types = types
         self._formats = formats
         self._cipher = cipher
-        self._reader = ValueReader(backends, clock, checksum)
-
-    # -- import ----------------------------------------------------------------------------
 
     def import_secrets(
         self, actor: Principal, request: ImportRequest, stream: BinaryIO
@@ -560,138 +434,6 @@ class TransferService:
                 writes.versions.append((backend, record))
                 writes.changes.append((item.action, item.secret, record))
 
-    # -- export ----------------------------------------------------------------------------
-
-    def export_secrets(self, actor: Principal, request: ExportRequest) -> ExportFile:
-        """The secrets of the scope and environment as a file. Values need admin of the scope."""
-        secret_format = self._formats.get(request.format)
-        if not request.include_values and not secret_format.carries_metadata:
-            raise InvalidInput(
-                f"the {secret_format.name} format holds values only: include values, or use a "
-                "format that carries metadata",
-                details={"field": "include_values"},
-            )
-        if request.passphrase is not None and len(request.passphrase) < MIN_PASSPHRASE:
-            raise InvalidInput(
-                f"a passphrase has at least {MIN_PASSPHRASE} characters",
-                details={"field": "passphrase"},
-            )
-        action = Action.ADMIN if request.include_values else Action.LIST
-        details = {
-            "format": secret_format.name,
-            "environment": request.environment,
-            "include_values": request.include_values,
-            "include_versions": request.include_versions,
-            "sealed": request.passphrase is not None,
-        }
-        with self._audit.attempt(
-            actor, AuditAction.SECRET_EXPORT, f"scope:{request.scope}", scope=str(request.scope)
-        ) as attempt:
-            attempt.learn(details=details)
-            with self._uow_factory() as uow:
-                scope = uow.scopes.get(request.scope)
-                if scope is None:
-                    raise NotFound(f"no scope {request.scope}")
-                attempt.learn(scope_path=scope.path)
-                now = self._clock.now()
-                authorize(uow, actor, action, Target(request.scope, scope.path), now)
-                listed = self._listed(uow, actor, action, request, now)
-            read = [self._read_versions(request, secret_format, *item) for item in listed]
-            entries = [
-                _export_entry(secret, versions, request.include_versions)
-                for (secret, _), versions in zip(listed, read, strict=True)
-            ]
-            content = secret_format.render(
-                ExportDocument(
-                    scope=request.scope,
-                    environment=request.environment,
-                    exported_at=now,
-                    includes_values=request.include_values,
-                    includes_versions=request.include_versions,
-                    entries=entries,
-                )
-            )
-            if request.passphrase is not None:
-                content = self._cipher.seal(content, request.passphrase, secret_format.name)
-            events = [
-                _read_event(attempt, secret, version)
-                for (secret, _), versions in zip(listed, read, strict=True)
-                for version in versions
-                if version.value is not None
-            ]
-            with self._uow_factory() as uow:
-                counts = {"secrets": len(entries), "values": len(events)}
-                attempt.succeed(uow, details={**details, **counts}, also=events)
-                uow.commit()
-            return ExportFile(
-                content=content,
-                format=secret_format.name,
-                media_type=(
-                    secret_format.media_type
-                    if request.passphrase is None
-                    else "application/octet-stream"
-                ),
-                filename=_export_filename(request, secret_format),
-                secrets=len(entries),
-                values=len(events),
-                sealed=request.passphrase is not None,
-                omitted=tuple(
-                    (entry.secret.name, entry.unavailable or "")
-                    for entry in entries
-                    if request.include_values and entry.value is None
-                ),
-            )
-
-    def _listed(
-        self,
-        uow: UnitOfWork,
-        actor: Principal,
-        action: Action,
-        request: ExportRequest,
-        now: datetime,
-    ) -> list[tuple[Secret, list[SecretVersion]]]:
-        """The scope's live secrets of the environment, by name, with the versions to export."""
-        criteria = SecretFilter(scope=request.scope, environment=request.environment)
-        found = [
-            secret
-            for secret in search_all(uow, criteria, access_query(actor, action, now))
-            if secret.environment == request.environment
-        ]
-        listed = []
-        for secret in sorted(found, key=lambda s: s.name):
-            if request.include_versions:
-                versions = uow.secrets.list_versions(secret.id)
-            else:
-                current = uow.secrets.get_version(secret.id, secret.current_version)
-                versions = [current] if current is not None else []
-            listed.append((secret, versions))
-        return listed
-
-    def _read_versions(
-        self,
-        request: ExportRequest,
-        secret_format: SecretFormat,
-        secret: Secret,
-        records: list[SecretVersion],
-    ) -> list[ExportedVersion]:
-        """The versions to export, with their values when values are asked for, may be served
-        and fit the format (text in a text format, what a `.env` file can hold…)."""
-        if not request.include_values:
-            return [ExportedVersion(record) for record in records]
-        exported = []
-        for record in records:
-            value, unavailable = self._reader.read_or_reason(secret, record)
-            if value is None:
-                exported.append(ExportedVersion(record, unavailable=unavailable))
-                continue
-            unavailable = secret_format.cannot_hold(secret.name, value)
-            exported.append(
-                ExportedVersion(
-                    record, value=None if unavailable else value, unavailable=unavailable
-                )
-            )
-        return exported
-
 
 def _refuse_partial(report: ImportReport) -> None:
     """Nothing is imported from a file with errors, nor under `fail` with a conflict."""
@@ -714,10 +456,6 @@ def _refuse_partial(report: ImportReport) -> None:
         )
 
 
-def entry_error_details(error: EntryError) -> dict[str, object]:
-    return {"line": error.line, "name": error.name, "field": error.field, "message": error.message}
-
-
 def _discard(writes: _Writes) -> None:
     for backend, record in writes.versions:
         discard_value(backend, record)
@@ -731,35 +469,3 @@ def _styled(tags: dict[str, str], secret_format: SecretFormat, style: str | None
     if style:
         tags[secret_format.style_tag] = style
     return tags
-
-
-def _export_entry(
-    secret: Secret, versions: list[ExportedVersion], include_versions: bool
-) -> ExportEntry:
-    current = next((v for v in versions if v.record.version == secret.current_version), None)
-    return ExportEntry(
-        secret,
-        value=current.value if current else None,
-        unavailable=current.unavailable if current else "no current version",
-        versions=tuple(versions) if include_versions else (),
-    )
-
-
-def _read_event(attempt: Attempt, secret: Secret, version: ExportedVersion) -> AuditEvent:
-    """The `secret.read_value` event of a value written to an export file."""
-    event = attempt.related(
-        AuditAction.SECRET_READ_VALUE,
-        f"secret:{secret.id}",
-        version=version.record.version,
-        scope=str(secret.scope),
-        scope_path=secret.scope_path,
-    )
-    return replace(event, details={"via": "export"})
-
-
-def _export_filename(request: ExportRequest, secret_format: SecretFormat) -> str:
-    name = f"{request.scope.type.value}-{request.scope.id}"
-    if request.environment:
-        name += f"-{request.environment}"
-    name += secret_format.extensions[0] if secret_format.extensions else ""
-    return name + (".sealed" if request.passphrase is not None else "")
