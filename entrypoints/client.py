@@ -3,6 +3,10 @@ session that retries what is safe to retry, and the server's errors as exit code
 
 The address and token come from `--addr`/`--token`, `SECRETS_ADDR`/`SECRETS_TOKEN`, or what
 `secretctl login` stored (a 0600 file in the user's configuration directory).
+
+A call waits `SECRETCTL_TIMEOUT` seconds for an answer (30; a long-running call such as `audit
+verify` or an import waits longer, and its `--timeout` says how long). A server that did not
+answer in time is said to be so, not to be unreachable: it may still be working.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import click
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from entrypoints.commands.exits import CommandError, ExitCode, exit_code_for_status
@@ -29,6 +34,9 @@ RETRY_STATUSES = (502, 503, 504)
 RETRIES_ENV = "SECRETCTL_RETRIES"
 DEFAULT_RETRIES = 3
 PAGE_SIZE = 500  # the most the API gives in one page
+TIMEOUT_ENV = "SECRETCTL_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0  # seconds a call waits for its answer, unless it says otherwise
+LONG_TIMEOUT = 600.0  # what a long-running call (`audit verify`, `audit export`) waits
 
 
 def credentials_path() -> Path:
@@ -53,6 +61,30 @@ def store_credentials(addr: str, token: str) -> Path:
     return path
 
 
+def timeout_from_environment() -> float | None:
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise CommandError(f"{TIMEOUT_ENV} must be a number of seconds above 0", ExitCode.USAGE)
+    return seconds
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether a request failed because its answer did not come in time, the connection being
+    made: a read timeout, raised as such or (retries exhausted) as a connection error."""
+    if isinstance(error, requests.ReadTimeout):
+        return True
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, ReadTimeoutError)
+
+
 def retry_policy() -> Retry:
     """Up to `SECRETCTL_RETRIES` (3) more tries, 0, 1 and 2 s apart (or as `Retry-After` says),
     on a refused or dropped connection and on 502, 503 and 504, for idempotent calls."""
@@ -75,7 +107,8 @@ class Client:
     """The server's REST API. Errors become `CommandError`s: `code: message` and the exit code
     of the status (see `entrypoints.commands.exits`)."""
 
-    def __init__(self, addr: str | None, token: str | None) -> None:
+    def __init__(self, addr: str | None, token: str | None, timeout: float | None = None) -> None:
+        """`timeout`: the command's `--timeout`, when it has one and it was given."""
         stored = stored_credentials()
         token = token or stored.get("token")
         if not token:
@@ -88,16 +121,43 @@ class Client:
         adapter = HTTPAdapter(max_retries=retry_policy())
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self.timeout = timeout
+        self.environment_timeout = timeout_from_environment()
+        self.waited = DEFAULT_TIMEOUT  # what the last call waited for its answer
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """The answer, whatever its status; only a server that cannot be reached is an error."""
-        kwargs.setdefault("timeout", 30)
+        """The answer, whatever its status; only a server that cannot be reached, or did not
+        answer in time, is an error. The call waits the command's `--timeout`, else
+        `SECRETCTL_TIMEOUT`, else its own `timeout` (30 s when it has none)."""
+        seconds = (
+            self.timeout or self.environment_timeout or kwargs.get("timeout") or DEFAULT_TIMEOUT
+        )
+        kwargs["timeout"] = self.waited = seconds
         try:
             return self.session.request(method, f"{self.addr}/api/v1{path}", **kwargs)
-        except (requests.ConnectionError, requests.Timeout):
-            raise CommandError(
-                f"cannot reach the server at {self.addr}", ExitCode.UNAVAILABLE
-            ) from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise self.failure(error, seconds) from None
+
+    def failure(self, error: BaseException, seconds: float) -> CommandError:
+        """What a request that failed without an answer says: that the server did not answer
+        within the time it was given (and how to give it longer), or that it cannot be
+        reached."""
+        if not timed_out(error):
+            return CommandError(f"cannot reach the server at {self.addr}", ExitCode.UNAVAILABLE)
+        longer = f"--timeout SECONDS (or {TIMEOUT_ENV})" if self.timeout else TIMEOUT_ENV
+        return CommandError(
+            f"the server at {self.addr} did not answer within {seconds:g} s (it may still be "
+            f"working on it): give it longer with {longer}",
+            ExitCode.UNAVAILABLE,
+        )
+
+    def chunks(self, response: requests.Response, size: int = 64 * 1024) -> Iterator[bytes]:
+        """A streamed answer's body, a lost connection or a pause longer than the timeout
+        being a `CommandError` as in `call`."""
+        try:
+            yield from response.iter_content(size)
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise self.failure(error, self.waited) from None
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """A successful answer, or `CommandError`."""
@@ -142,6 +202,15 @@ client_options = [
     click.option("--scope", default="global", show_default=True, help="global or TYPE:ID"),
     click.option("--env", "environment", help="Environment (e.g. production)."),
 ]
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=LONG_TIMEOUT,
+    show_default="600",
+    metavar="SECONDS",
+    envvar=TIMEOUT_ENV,
+    help=f"Seconds to wait for the server's answer ({TIMEOUT_ENV}).",
+)
 context_options = [
     *server_options,
     click.option("--project", help="Project id (its team and organization come with it)."),

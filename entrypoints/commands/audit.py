@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from entrypoints.client import Client, server_options, with_client, with_options
+from entrypoints.client import (
+    Client,
+    server_options,
+    timeout_option,
+    with_client,
+    with_options,
+)
 from entrypoints.commands.exits import ExitCode
 from entrypoints.commands.operator import OPERATOR, operator_container
 from entrypoints.commands.output import Output, field, output_options, scope_text
@@ -123,16 +129,25 @@ def audit_events(
 @filter_options
 @click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), default="jsonl")
 @click.option("--file", "target", default="-", help="Write here [standard output].")
-@with_client
-def audit_export(client: Client, file_format: str, target: str, **given: Any) -> None:
+@timeout_option
+@with_options(server_options)
+def audit_export(
+    file_format: str,
+    target: str,
+    timeout: float,
+    addr: str | None,
+    token: str | None,
+    **given: Any,
+) -> None:
     """Stream the matching events, oldest first, as JSON lines or CSV.
 
     \b
       secretctl audit export --since 30d --format csv --file audit.csv
     """
+    client = Client(addr, token, timeout)
     params = {**filters(**given), "format": file_format}
-    response = client.request("GET", "/audit/export", params=params, stream=True, timeout=600)
-    chunks = response.iter_content(64 * 1024)
+    response = client.request("GET", "/audit/export", params=params, stream=True)
+    chunks = client.chunks(response)
     if target == "-":
         for chunk in chunks:
             sys.stdout.buffer.write(chunk)
@@ -148,6 +163,7 @@ def audit_export(client: Client, file_format: str, target: str, **given: Any) ->
 @click.option("--from-seq", type=int, help="First event to check [the first kept].")
 @click.option("--to-seq", type=int, help="Last event to check [the last].")
 @click.option("--local", is_flag=True, help="At the machine, on the database (no server).")
+@timeout_option
 @output_options
 @with_options(server_options)
 @click.pass_context
@@ -157,6 +173,7 @@ def audit_verify(
     from_seq: int | None,
     to_seq: int | None,
     local: bool,
+    timeout: float,
     addr: str | None,
     token: str | None,
 ) -> None:
@@ -165,6 +182,7 @@ def audit_verify(
     \b
       secretctl audit verify                     # asks the server (auditors, admins)
       secretctl audit verify --from-seq 1000
+      secretctl audit verify --timeout 1800      # a very long chain: wait 30 minutes
       secretctl audit verify --local             # the operator, on the database
     """
     bounds = {"from_seq": from_seq, "to_seq": to_seq}
@@ -172,7 +190,7 @@ def audit_verify(
         result = verify_locally(ctx, **bounds)
     else:
         body = {key: value for key, value in bounds.items() if value is not None}
-        result = Client(addr, token).json("POST", "/audit/verify", json=body)
+        result = Client(addr, token, timeout).json("POST", "/audit/verify", json=body)
     broken = result["broken"]
     if broken is not None:
         out.result(

@@ -7,16 +7,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from entrypoints.client import Client
 from tests.e2e.cli_harness import as_json, env_lines, ok, rows, secretctl
 from tests.e2e.conftest import TOKEN, ApiClient
 from tests.e2e.test_transfer_cli import server  # the app over real HTTP on loopback
@@ -183,3 +186,68 @@ def test_a_write_is_never_sent_twice(flaky: tuple[str, list[str]]) -> None:
     result = secretctl(addr, "scope", "create", "organization:x", SECRETCTL_RETRIES="3")
 
     assert result.exit_code == 7 and calls == ["POST"]
+
+
+# -- timeouts -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A server that takes connections (the kernel accepts them) and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.fixture
+def nobody() -> str:
+    """An address where nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def test_a_server_that_does_not_answer_in_time_is_not_called_unreachable(silent: str) -> None:
+    verify = secretctl(silent, "audit", "verify", "--timeout", "0.5")
+    export = secretctl(silent, "audit", "export", "--timeout", "0.5", SECRETCTL_RETRIES="1")
+    whoami = secretctl(silent, "whoami", SECRETCTL_TIMEOUT="0.5")
+    bad = secretctl(silent, "whoami", SECRETCTL_TIMEOUT="soon")
+
+    assert verify.exit_code == 7 and "cannot reach" not in verify.stderr
+    assert (
+        f"the server at {silent} did not answer within 0.5 s (it may still be working on it): "
+        "give it longer with --timeout SECONDS (or SECRETCTL_TIMEOUT)"
+    ) in verify.stderr
+    # a GET is retried on a read timeout, and then fails as a connection error wrapping it
+    assert export.exit_code == 7 and "did not answer within 0.5 s" in export.stderr
+    assert whoami.exit_code == 7 and "did not answer within 0.5 s" in whoami.stderr
+    assert "give it longer with SECRETCTL_TIMEOUT" in whoami.stderr  # whoami has no --timeout
+    assert bad.exit_code == 2 and "SECRETCTL_TIMEOUT must be a number" in bad.stderr
+
+
+def test_a_server_that_cannot_be_reached_is_said_to_be(nobody: str) -> None:
+    result = secretctl(nobody, "audit", "verify", "--timeout", "0.5")
+
+    assert result.exit_code == 7 and f"cannot reach the server at {nobody}" in result.stderr
+
+
+def test_long_running_calls_wait_longer_than_others_by_default(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waited: dict[str, float] = {}
+    original = Client.call
+
+    def recording(self: Client, method: str, path: str, **kwargs: Any) -> Any:
+        answer = original(self, method, path, **kwargs)
+        waited[path] = self.waited
+        return answer
+
+    monkeypatch.setattr(Client, "call", recording)
+    ok(secretctl(server, "audit", "verify"))
+    ok(secretctl(server, "audit", "export"))
+    ok(secretctl(server, "whoami"))
+
+    assert waited == {"/audit/verify": 600, "/audit/export": 600, "/auth/whoami": 30}
