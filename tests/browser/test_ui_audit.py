@@ -161,6 +161,7 @@ def test_operations_plan_and_follow_a_migration(page: Any, console: Console) -> 
     page.wait_for_url(re.compile(r"/ui/operations/migrations/[0-9a-f-]{36}$"))
     assert page.locator('[data-field="state"]').inner_text() == "pending"
     check_accessibility(page)
+    screenshot(page, "migration")
     # The page's script follows the progress (no worker runs here: its answers stand in).
     running = {"state": "running", "total": 1, "done": 0, "failed": 0, "remaining": 1}
     page.route("**/progress", lambda route: route.fulfill(json=running | {"finished": False}))
