@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,25 +14,46 @@ from entrypoints.commands.values import stdin_is_terminal
 SHELLS = ("bash", "zsh", "fish")
 
 
+ARGUMENT_WARNING = (
+    "WARNING! A token given with --token can be read by anyone on this machine (ps) and stays "
+    "in the shell's history: use --token-stdin, SECRETS_TOKEN or the prompt instead."
+)
+
+
 @click.command()
 @click.option("--addr", envvar="SECRETS_ADDR", default=DEFAULT_ADDR, show_default=True)
 @click.option(
-    "--token",
-    help="The token (others see arguments in `ps`: rather type it, or pipe it) [asked for].",
+    "--token-stdin",
+    is_flag=True,
+    help="Read the token from standard input (one line).",
 )
-def login(addr: str, token: str | None) -> None:
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="Insecure, kept for old scripts (others see arguments in `ps`): use --token-stdin.",
+)
+def login(addr: str, token_stdin: bool, token: str | None) -> None:
     """Check a token against the server and store it (mode 0600) for later commands. The token
-    is asked for (hidden) at a terminal, or read from standard input.
+    is read from standard input with --token-stdin, else taken from SECRETS_TOKEN, else asked
+    for (hidden) at a terminal, else read from standard input.
 
     \b
       secretctl login --addr https://secrets.internal      # asks for the token
-      secretctl token create ci -o json | jq -r .token | secretctl login --addr …
+      secretctl token create ci -o json | jq -r .token | secretctl login --token-stdin --addr …
+      SECRETS_TOKEN=… secretctl login --addr …
     """
-    if token is None:
-        if stdin_is_terminal():
-            token = click.prompt("Token", hide_input=True, err=True)
-        else:
-            token = sys.stdin.readline().strip()
+    if token is not None and token_stdin:
+        raise click.UsageError("--token and --token-stdin exclude each other")
+    if token is not None:
+        click.echo(ARGUMENT_WARNING, err=True)
+    elif token_stdin:
+        token = sys.stdin.readline().strip()
+    elif os.environ.get("SECRETS_TOKEN"):
+        token = os.environ["SECRETS_TOKEN"]
+    elif stdin_is_terminal():
+        token = click.prompt("Token", hide_input=True, err=True)
+    else:
+        token = sys.stdin.readline().strip()
     if not token:
         raise click.UsageError("no token given")
     me = Client(addr, token).json("GET", "/auth/whoami")

@@ -133,6 +133,28 @@ def test_login_stores_a_token_read_from_standard_input_and_logout_forgets_it(
     assert after.exit_code == 4 and "no token" in after.stderr
 
 
+def test_login_takes_the_token_from_stdin_or_the_environment_and_warns_of_an_argument(
+    server: str, tmp_path: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SECRETS_TOKEN": ""}
+    stored = tmp_path / "config" / "secretctl" / "credentials.json"
+
+    piped = secretctl(server, "login", "--token-stdin", "--addr", server, stdin=TOKEN + "\n", **env)
+    from_env = secretctl(server, "login", "--addr", server, **{**env, "SECRETS_TOKEN": TOKEN})
+    argument = secretctl(server, "login", "--token", TOKEN, "--addr", server, **env)
+    both = secretctl(server, "login", "--token", TOKEN, "--token-stdin", stdin=TOKEN, **env)
+    empty = secretctl(server, "login", "--token-stdin", "--addr", server, stdin="\n", **env)
+
+    for quiet in (piped, from_env):
+        assert quiet.exit_code == 0 and "as root" in quiet.stdout and not quiet.stderr
+    assert argument.exit_code == 0 and "as root" in argument.stdout  # still works, for old scripts
+    assert argument.stderr.startswith("WARNING! A token given with --token can be read by anyone")
+    assert "--token-stdin, SECRETS_TOKEN or the prompt" in argument.stderr
+    assert TOKEN not in argument.stderr + argument.stdout
+    assert both.exit_code == 2 and empty.exit_code == 2
+    assert json.loads(stored.read_text())["token"] == TOKEN
+
+
 def test_version_and_shell_completion(server: str) -> None:
     version = ok(secretctl(server, "--version"))
     bash = ok(secretctl(server, "completion", "bash")).stdout
