@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 import requests
+from click.core import ParameterSource
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -193,9 +194,29 @@ def api_error(response: requests.Response) -> CommandError:
     return CommandError(error_text(response), exit_code_for_status(response.status_code))
 
 
+ARGUMENT_WARNING = (
+    "WARNING! A token given with --token can be read by anyone on this machine (ps) and stays "
+    "in the shell's history: {instead}."
+)
+
+
+def warn_of_an_argument(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """`--token`'s callback: a token typed on the command line (not taken from SECRETS_TOKEN)
+    is still used, with a warning on standard error, as `docker login -p` does."""
+    if value and ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+        instead = "set SECRETS_TOKEN or run `secretctl login` instead"
+        click.echo(ARGUMENT_WARNING.format(instead=instead), err=True)
+    return value
+
+
 server_options = [
     click.option("--addr", envvar="SECRETS_ADDR", help=f"Server address [{DEFAULT_ADDR}]."),
-    click.option("--token", envvar="SECRETS_TOKEN", help="Bearer token (SECRETS_TOKEN)."),
+    click.option(
+        "--token",
+        envvar="SECRETS_TOKEN",
+        callback=warn_of_an_argument,
+        help="Bearer token: rather set SECRETS_TOKEN (others see arguments in `ps`).",
+    ),
 ]
 client_options = [
     *server_options,

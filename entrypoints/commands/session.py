@@ -8,16 +8,16 @@ import sys
 import click
 from click.shell_completion import get_completion_class
 
-from entrypoints.client import DEFAULT_ADDR, Client, credentials_path, store_credentials
+from entrypoints.client import (
+    ARGUMENT_WARNING,
+    DEFAULT_ADDR,
+    Client,
+    credentials_path,
+    store_credentials,
+)
 from entrypoints.commands.values import stdin_is_terminal
 
 SHELLS = ("bash", "zsh", "fish")
-
-
-ARGUMENT_WARNING = (
-    "WARNING! A token given with --token can be read by anyone on this machine (ps) and stays "
-    "in the shell's history: use --token-stdin, SECRETS_TOKEN or the prompt instead."
-)
 
 
 @click.command()
@@ -45,7 +45,8 @@ def login(addr: str, token_stdin: bool, token: str | None) -> None:
     if token is not None and token_stdin:
         raise click.UsageError("--token and --token-stdin exclude each other")
     if token is not None:
-        click.echo(ARGUMENT_WARNING, err=True)
+        instead = "use --token-stdin, SECRETS_TOKEN or the prompt instead"
+        click.echo(ARGUMENT_WARNING.format(instead=instead), err=True)
     elif token_stdin:
         token = sys.stdin.readline().strip()
     elif os.environ.get("SECRETS_TOKEN"):

@@ -155,6 +155,16 @@ def test_login_takes_the_token_from_stdin_or_the_environment_and_warns_of_an_arg
     assert json.loads(stored.read_text())["token"] == TOKEN
 
 
+def test_a_token_given_as_an_argument_to_any_command_is_used_with_a_warning(server: str) -> None:
+    argument = secretctl(server, "whoami", "--json", "--token", TOKEN, SECRETS_TOKEN="")
+    from_env = secretctl(server, "whoami", "--json")
+
+    assert as_json(argument)["principal"] == "root" == as_json(from_env)["principal"]
+    assert argument.stderr.startswith("WARNING! A token given with --token can be read by anyone")
+    assert "set SECRETS_TOKEN or run `secretctl login` instead" in argument.stderr
+    assert TOKEN not in argument.stderr and not from_env.stderr
+
+
 def test_version_and_shell_completion(server: str) -> None:
     version = ok(secretctl(server, "--version"))
     bash = ok(secretctl(server, "completion", "bash")).stdout
