@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 
 PREFIX = "secret_"
@@ -110,6 +112,15 @@ secrets = Table(
     Column("claimed_by", String(128), nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),
     UniqueConstraint("scope_pk", "environment", "name"),
+    # A scope's live secrets in list order (migration 0011): a page is read from it, in order.
+    Index(
+        "ix_secret_secrets_scope_pk_name_environment",
+        "scope_pk",
+        "name",
+        "environment",
+        postgresql_where=text("deleted_at IS NULL"),
+        sqlite_where=text("deleted_at IS NULL"),
+    ),
 )
 
 versions = Table(
