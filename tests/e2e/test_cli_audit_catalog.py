@@ -283,3 +283,43 @@ def test_long_running_calls_wait_longer_than_others_by_default(
     ok(secretctl(server, "whoami"))
 
     assert waited == {"/audit/verify": 600, "/audit/export": 600, "/auth/whoami": 30}
+
+
+@pytest.fixture
+def stalling() -> Iterator[str]:
+    """A server that starts a streamed answer, sends one line, and then says nothing more."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def answer() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+                b'Transfer-Encoding: chunked\r\n\r\n6\r\n{"a"}\n\r\n'
+            )
+            held.append(connection)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_an_export_whose_stream_stalls_ends_with_the_timeout_said(
+    stalling: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "audit.jsonl"
+
+    result = secretctl(stalling, "audit", "export", "--timeout", "0.5", "--file", str(target))
+
+    assert result.exit_code == 7
+    assert f"the server at {stalling} did not answer within 0.5 s" in result.stderr
