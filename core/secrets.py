@@ -34,7 +34,7 @@ from core.reads import ValueReader
 from core.scopes import place
 from core.secret_access import audit_place, check_revision, load_secret, load_version, secret_target
 from core.stored_values import MAX_WRITE_ATTEMPTS, discard_value, store_value
-from core.types import TypeRegistry, retyped_metadata, typed_metadata
+from core.types import TypeRegistry, kept_derived_tags, retyped_metadata, typed_metadata
 from ports.security import Clock
 from ports.storage import StorageBackend
 from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -365,6 +365,8 @@ class SecretService:
                 if getattr(changes, name) is not None
             }
             fields.update({name: None for name in changes.clear})
+            if changes.tags is not None:
+                fields["tags"] = kept_derived_tags(changes.tags, secret.tags)
             updated = secret.changed(actor, self._clock.now(), **fields)
             self._policy.check_metadata(
                 consumer=updated.consumer,

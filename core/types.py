@@ -126,6 +126,13 @@ def derived_tags(check: TypeCheck) -> dict[str, str]:
     return tags
 
 
+def kept_derived_tags(tags: Mapping[str, str], current: Mapping[str, str]) -> dict[str, str]:
+    """New tags for a secret: the caller's own (any `type.*` key given is ignored, so a tag list
+    read and sent back round-trips) and the `type.*` tags its value gave, which no caller sets."""
+    own = {key: text for key, text in tags.items() if not key.startswith(DERIVED_TAG_PREFIX)}
+    return own | {key: text for key, text in current.items() if key.startswith(DERIVED_TAG_PREFIX)}
+
+
 def typed_metadata(
     tags: Mapping[str, str], expires_at: datetime | None, check: TypeCheck
 ) -> dict[str, Any]:

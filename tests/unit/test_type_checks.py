@@ -14,7 +14,7 @@ from core.domain.access import Role
 from core.domain.errors import InvalidInput, InvalidSecretValue
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
-from core.secrets import NewSecret, SecretService
+from core.secrets import MetadataChanges, NewSecret, SecretService
 from core.types import TypeRegistry
 from ports.types import SecretType, TypeCheck
 from tests.fakes import (
@@ -107,6 +107,20 @@ def test_a_valid_value_keeps_what_its_type_derives_in_type_tags(service: SecretS
     secret = create(service, "123456", type="pin", tags={"team": "payments", "type.fake": "x"})
 
     assert secret.tags == {"team": "payments", "type.length": "6"}
+
+
+def test_new_tags_keep_the_derived_ones_and_cannot_set_or_remove_them(
+    service: SecretService,
+) -> None:
+    secret = create(service, "123456", type="pin", tags={"team": "payments"})
+
+    replaced = service.update_metadata(
+        ALICE, secret.id, MetadataChanges(tags={"team": "billing", "type.length": "99"})
+    )
+    emptied = service.update_metadata(ALICE, secret.id, MetadataChanges(tags={}))
+
+    assert replaced.tags == {"team": "billing", "type.length": "6"}
+    assert emptied.tags == {"type.length": "6"}
 
 
 def test_the_values_expiry_becomes_the_secrets_when_none_is_given(service: SecretService) -> None:
