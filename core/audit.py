@@ -54,13 +54,30 @@ class Attempt:
     def learn(self, **fields: Any) -> None:
         self._learnt.update(fields)
 
-    def succeed(self, uow: UnitOfWork, *, also: Sequence[AuditEvent] = (), **fields: Any) -> None:
+    def succeed(
+        self,
+        uow: UnitOfWork,
+        *,
+        also: Sequence[AuditEvent] = (),
+        at_commit: bool = False,
+        **fields: Any,
+    ) -> None:
         """Record success in the same transaction as the change (commit it with the change),
-        with the events of what it did along the way (`also`, made by `related`)."""
+        with the events of what it did along the way (`also`, made by `related`). With
+        `at_commit`, the events go to the chain with the COMMIT itself where the store can
+        (`AuditChain.append_at_commit`): the caller then commits right away, and does the
+        transaction again on `CheckpointDue` (without `at_commit`)."""
         self.learn(outcome="success", **fields)
-        self.linked = self._trail.chain.append(uow, [self.event, *also])
-        if self._trail.changes is not None:
-            self._trail.changes.record_changes(uow, self.linked)
+        events = [self.event, *also]
+        if at_commit:
+            events = [event.bounded() for event in events]
+            if self._trail.changes is not None:  # before the append: it needs no seq
+                self._trail.changes.record_changes(uow, events)
+            self.linked = self._trail.chain.append_at_commit(uow, events)
+        else:
+            self.linked = self._trail.chain.append(uow, events)
+            if self._trail.changes is not None:
+                self._trail.changes.record_changes(uow, self.linked)
         self.recorded = True
 
     def succeed_durably(

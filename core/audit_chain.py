@@ -317,6 +317,12 @@ def _verify_links(
     return checked, None
 
 
+class CheckpointDue(Exception):
+    """An append sent with its transaction's COMMIT (`AuditChain.append_at_commit`) would
+    have reached a seq that needs a signed checkpoint: nothing was committed; do the
+    transaction again, appending with `AuditChain.append`."""
+
+
 class AuditChain:
     """Appends events to the chain: under the chain's lock, hashed, and each event whose seq
     is a multiple of `checkpoint_every` signed in a checkpoint with an HMAC whose key the
@@ -340,6 +346,19 @@ class AuditChain:
         head_seq, head_hash = uow.audit.lock_head()
         if requires_generation is not None and uow.audit.generation() != requires_generation:
             raise StaleRead()
+        return self.link(uow, events, head_seq, head_hash)
+
+    def append_at_commit(self, uow: UnitOfWork, events: list[AuditEvent]) -> list[AuditEvent]:
+        """Append `events`, bounded, when `uow` commits, in the same round trip as its COMMIT
+        where the store can (`AuditRepository.append_at_commit`: the list returned is filled
+        once committed, and the commit may raise `CheckpointDue`); otherwise now, as
+        `append` does."""
+        events = [event.bounded() for event in events]
+        contents = [canonical_content(event) for event in events]
+        pending = uow.audit.append_at_commit(events, contents, self.every)
+        if pending is not None:
+            return pending
+        head_seq, head_hash = uow.audit.lock_head()
         return self.link(uow, events, head_seq, head_hash)
 
     def link(

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from core.access import access_query, authorize, confirm_caller
 from core.audit import Attempt, AuditTrail
+from core.audit_chain import CheckpointDue
 from core.backends import BackendRegistry
 from core.domain.access import Action
 from core.domain.audit import AuditAction
@@ -285,6 +286,7 @@ class SecretService:
         is held open while a backend is called), and put again if another writer took its
         number meanwhile."""
         validity = validity or Validity()
+        at_commit = True  # the audit event goes with the COMMIT, unless a checkpoint is due
         for _ in range(MAX_WRITE_ATTEMPTS):
             with self._uow_factory(read_only=True) as uow:
                 secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
@@ -309,11 +311,16 @@ class SecretService:
                     uow.secrets.add_version(record)
                     attempt.succeed(
                         uow,
+                        at_commit=at_commit,
                         version=record.version,
                         details={**attempt.event.details, "value_hmac": record.checksum},
                     )
                     uow.commit()
                 return updated
+            except CheckpointDue:  # nothing committed: again, the chain's lock taken in turn
+                if record is not None:
+                    discard_value(backend, record)
+                at_commit = False
             except PreconditionFailed:
                 if record is not None:
                     discard_value(backend, record)

@@ -16,9 +16,17 @@ from typing import Any
 from sqlalchemy import Connection, Row, Text, cast, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from adapters.db.engine import BUMPED, CHANGED
 from adapters.db.tables import audit_checkpoints, audit_events, audit_head
-from core.audit_chain import canonical_fields
-from core.domain.audit import CONTENT_FIELDS, AuditEvent, AuditFilter, ChainLink, Checkpoint
+from core.audit_chain import CheckpointDue, canonical_fields, chain_hash
+from core.domain.audit import (
+    CONTENT_FIELDS,
+    AuditEvent,
+    AuditFilter,
+    ChainLink,
+    Checkpoint,
+    with_fields,
+)
 from core.domain.errors import AuditEventRefused, AuditUnavailable
 from ports.repositories.audit import AuditRepository
 
@@ -34,6 +42,16 @@ APPEND_SQL = (
 LOCK_HEAD_SQL = (
     "UPDATE secret_audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash, generation"
 )
+# The append sent with the COMMIT (`append_at_commit`): `secret_audit_append` (migration 0007)
+# inside the transaction; a batch that would reach a seq needing a signed checkpoint writes
+# nothing, and dividing by its `out_written` (false: 0) then aborts the transaction, so that
+# the COMMIT sent behind it rolls back instead (SQLSTATE 22012, `CheckpointDue`).
+APPEND_AT_COMMIT_SQL = (
+    "SELECT out_seq, out_hash, 1 / out_written::int FROM secret_audit_append("
+    "string_to_array(%s, E'\\n'), '{}'::bigint[], %s)"
+)
+BUMP_GENERATION_SQL = "UPDATE secret_audit_head SET generation = generation + 1 WHERE id = 1"
+DIVISION_BY_ZERO = "22012"
 STREAM_BATCH = 5000
 LINK_BATCH = 20000
 LINK_CONTENT_FIELDS = tuple(name for name in CONTENT_FIELDS if name != "time")
@@ -70,6 +88,57 @@ class SqlAuditRepository(AuditRepository):
         self._connection = connection
         self._generation: int | None = None
         self._postgres = connection.dialect.name == "postgresql"
+        # What `append_at_commit` left for the commit: the events, their contents, the
+        # checkpoint cadence and the list to fill with them as chained.
+        self._pending: tuple[list[AuditEvent], list[str], int, list[AuditEvent]] | None = None
+
+    def append_at_commit(
+        self, events: Sequence[AuditEvent], contents: Sequence[str], checkpoint_every: int
+    ) -> list[AuditEvent] | None:
+        if not self._postgres or self._pending is not None or not events:
+            return None
+        linked: list[AuditEvent] = []
+        self._pending = (list(events), list(contents), checkpoint_every, linked)
+        return linked
+
+    def commit_pending(self) -> bool:
+        """Commit the transaction with the append `append_at_commit` left, if any (True then):
+        the append, the change generation's increment when cached rows changed
+        (`adapters.db.engine`), and COMMIT, pipelined in one round trip. The chain's lock is
+        taken by the append and released by the COMMIT, inside the server."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return False
+        events, contents, every, linked = pending
+        lines = "\n".join(contents)
+        if lines.count("\n") != len(contents) - 1:  # not canonical JSON
+            raise AuditEventRefused("the audit trail cannot be written: a newline in an event")
+        info = self._connection.info
+        bump = bool(info.get(CHANGED))
+        driver = self._connection.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.pipeline():
+                appended = driver.cursor()
+                appended.execute(APPEND_AT_COMMIT_SQL, (lines, every))
+                if bump:
+                    driver.execute(BUMP_GENERATION_SQL)
+                driver.execute("COMMIT")
+            row = appended.fetchone()
+        except Exception as error:  # the driver's own errors; the transaction is not committed
+            if getattr(error, "sqlstate", None) == DIVISION_BY_ZERO:
+                raise CheckpointDue() from None
+            raise write_error(error, self._connection.dialect.dbapi) from None
+        if bump:
+            info[BUMPED] = True  # the engine's commit hook then only tells the read caches
+        assert row is not None
+        seq, prev_hash = int(row[0]), str(row[1])
+        for event, canonical in zip(events, contents, strict=True):
+            seq += 1
+            digest = chain_hash(seq, prev_hash, canonical)
+            linked.append(with_fields(event, seq=seq, prev_hash=prev_hash, hash=digest))
+            prev_hash = digest
+        return True
 
     def append(self, events: Sequence[AuditEvent]) -> None:
         if not self._postgres:

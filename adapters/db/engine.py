@@ -48,6 +48,8 @@ CACHED_TABLES = frozenset(
     table.name for table in (secrets, versions, scopes, role_bindings, service_accounts, api_tokens)
 )
 CHANGED = "secret_management.changed_cached_rows"
+# Set when the increment was sent with the COMMIT already (`SqlAuditRepository.commit_pending`).
+BUMPED = "secret_management.generation_bumped"
 # The execution option of a write that changes nothing a cache holds (a token's last use).
 KEEPS_CACHES = "keeps_read_caches"
 BUMP_GENERATION = (
@@ -95,13 +97,15 @@ def _note_change(
 
 def _bump_generation(conn: Connection, on_change: Callable[[], None] | None = None) -> None:
     if conn.info.pop(CHANGED, False):
-        conn.execute(BUMP_GENERATION)
+        if not conn.info.pop(BUMPED, False):
+            conn.execute(BUMP_GENERATION)
         if on_change is not None:
             on_change()
 
 
 def _forget_change(conn: Connection) -> None:
     conn.info.pop(CHANGED, None)
+    conn.info.pop(BUMPED, None)
 
 
 def _normalize(url: str) -> str:

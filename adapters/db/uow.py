@@ -40,7 +40,7 @@ class SqlUnitOfWork(UnitOfWork):
         self.secrets = SqlSecretRepository(self._connection)
         self.bindings = SqlRoleBindingRepository(self._connection)
         self.service_accounts = SqlServiceAccountRepository(self._connection)
-        self.audit = SqlAuditRepository(self._connection)
+        self.audit = self._audit = SqlAuditRepository(self._connection)
         self.rotations = SqlRotationPolicyRepository(self._connection)
         self.outbox = SqlOutboxRepository(self._connection)
         self.work = SqlWorkQueueRepository(self._connection)
@@ -62,6 +62,7 @@ class SqlUnitOfWork(UnitOfWork):
     def commit(self) -> None:
         if self._read_only:
             raise RuntimeError("a read-only unit of work has nothing to commit")
+        self._audit.commit_pending()  # an append left for the COMMIT is sent with it
         self._active_connection().commit()
 
     def rollback(self) -> None:

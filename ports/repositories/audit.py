@@ -50,6 +50,18 @@ class AuditRepository(abc.ABC):
         assert last.seq is not None and last.hash is not None
         self.set_head(last.seq, last.hash)
 
+    def append_at_commit(
+        self, events: Sequence[AuditEvent], contents: Sequence[str], checkpoint_every: int
+    ) -> list[AuditEvent] | None:
+        """Append `events` (bounded; `contents` their canonical JSON) when this transaction
+        commits, sent with its COMMIT, so that the chain's lock is held inside the store only
+        (never across the caller's round trips). The list returned is filled with the events
+        as chained once the commit succeeded; if the append would reach a seq that needs a
+        signed checkpoint, the commit raises `core.audit_chain.CheckpointDue` and nothing is
+        committed (do the transaction again with `AuditChain.append`). None: this store
+        cannot, append now."""
+        return None
+
     @abc.abstractmethod
     def head(self) -> tuple[int, str]:
         """The recorded end of the chain, read without taking its lock."""

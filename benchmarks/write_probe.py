@@ -1,0 +1,92 @@
+"""Writes of a new version, measured alone: `secretctl serve` on a durable throwaway PostgreSQL,
+wrk sending `POST /api/v1/secrets/{id}/versions` over many secrets (2 threads, 16 connections,
+as the benchmark's `write_version`), alternating with another revision when one is given.
+
+    .venv/bin/python -m benchmarks.write_probe [--compare REV] [--rounds 3] [--duration 10]
+
+Prints each run's writes/s and the machine's load; a quick check between the full benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+from benchmarks import servers
+from benchmarks.harness import worktree
+from benchmarks.load import LoadGenerator, LoadSettings, Request, Target
+from benchmarks.seed import Api, bearer, identity_token
+from tests.support.postgres import free_port
+
+ADMIN = "probe-admin"
+SECRETS = 64
+
+
+def prepare(url: str, env: dict[str, str]) -> tuple[str, list[str]]:
+    """An editor token and the ids of `SECRETS` secrets at the global scope."""
+    servers.secretctl(env, "admin", "grant", "--principal", f"user:{ADMIN}", "--role", "admin")
+    admin = Api(f"{url}/api/v1", bearer(identity_token(ADMIN, env[servers.JWT_KEY_VARIABLE])))
+    scope = {"type": "global"}
+    account = admin.call("POST", "/service-accounts", 201, json={"name": "w", "scope": scope})
+    binding = {"principal": account["principal"], "role": "editor", "scope": scope}
+    admin.call("POST", "/role-bindings", 201, json=binding)
+    token = admin.call("POST", f"/service-accounts/{account['id']}/tokens", 201, json={})["token"]
+    ids = [
+        admin.call("POST", "/secrets", 201, json={"name": f"w{n}", "scope": scope, "value": "v"})[
+            "id"
+        ]
+        for n in range(SECRETS)
+    ]
+    return token, ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--compare", default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
+    args = parser.parse_args()
+    wrk = servers.ensure_wrk(install=False)
+    with tempfile.TemporaryDirectory(prefix="write-probe-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        count = 2 if args.compare else 1
+        urls = stack.enter_context(servers.postgres_databases(None, True, count))
+        checkouts: list[tuple[str, Path | None]] = [("ours", None)]
+        if args.compare:
+            checkouts.append(("before", stack.enter_context(worktree(args.compare))))
+        targets = []
+        for (name, checkout), database_url in zip(checkouts, urls, strict=True):
+            env = servers.service_environment(
+                database_url, workdir, free_port(), args.workers, name
+            )
+            process = stack.enter_context(
+                servers.service(env, workdir, name=name, checkout=checkout)
+            )
+            token, ids = prepare(process.url, env)
+            calls = [
+                Request("POST", f"/api/v1/secrets/{i}/versions", json.dumps({"value": f"x{i}"}))
+                for i in ids
+            ]
+            headers = bearer(token) | {"Content-Type": "application/json"}
+            targets.append(Target(name, process.url, headers, calls, status=201))
+        settings = LoadSettings(2, args.connections, args.duration, 3, args.rounds)
+        measured = LoadGenerator(wrk, settings, workdir).compare("write", targets)
+        for name, result in measured.items():
+            runs = [run.requests_per_second for run in result.runs]
+            loads = [run.load_average for run in result.runs]
+            print(
+                f"{name}: {statistics.mean(runs):.1f} writes/s (runs {runs}), "
+                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+                f"errors {result.errors}, load {loads}"
+            )
+
+
+if __name__ == "__main__":
+    main()
