@@ -31,10 +31,12 @@ from adapters.db.secret_rows import (
     READ_PREFIX,
     RESOLVE,
     SECRET_WITH_SCOPE,
+    SELECT_LISTED,
     SELECT_SECRET,
     SELECT_VERSION,
     VERSION_STATE_COLUMNS,
     filter_conditions,
+    listed_secrets,
     mutable_values,
     scope_is,
     secret_from_row,
@@ -182,13 +184,13 @@ class SqlSecretRepository(SecretRepository):
             select(func.count()).select_from(SECRET_WITH_SCOPE).where(*conditions)
         ).scalar_one()
         rows = self._connection.execute(
-            SELECT_SECRET.where(*conditions)
+            SELECT_LISTED.where(*conditions)
             .order_by(*order)
             .limit(page.page_size)
             .offset(page.offset)
         )
         return Page(
-            items=[secret_from_row(row) for row in rows],
+            items=listed_secrets(rows),
             total=total,
             page=page.page,
             page_size=page.page_size,

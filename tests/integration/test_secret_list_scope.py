@@ -125,3 +125,53 @@ def test_a_page_of_a_large_scope_is_read_in_order_from_the_index(postgres_engine
         )
     assert "Sort" not in plan, plan
     assert "ix_secret_secrets_scope_pk_name_environment" in plan, plan
+
+
+def test_a_listed_secret_is_the_secret_read_by_id(engine: Engine):
+    """Every field of a listed secret (built from the row in one step, tags from their JSON
+    text) equals the one `get` builds: tags empty or not, unicode, environments, stage labels,
+    dates set or not, deleted or not."""
+    team = ScopeRef(ScopeType.TEAM, "t-é")
+    with SqlUnitOfWork(engine) as uow:
+        root = uow.scopes.get(ScopeRef.global_scope())
+        assert root is not None
+        scope = uow.scopes.add(team, root)
+        when = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+        variants = [
+            {},
+            {"tags": {"team": "ml", "ключ": "значение ✓", "empty": "", "quote": '"{}"'}},
+            {"tags": {"{}": "{}"}, "environment": "production", "description": "d\\n"},
+            {"environment": "staging", "expires_at": when, "not_before": when, "max_versions": 3},
+            {"updated_at": when, "updated_by": "user:bob", "revision": 7, "type": "password"},
+            {"current_version": 4, "latest_version": 6, "previous_version": 3},
+            {"current_version": 2, "pending_version": 3},
+            {"consumer": "ci", "deleted_at": when, "purge_after": when},
+        ]
+        made = [
+            Secret(
+                id=uuid.uuid4(),
+                scope=team,
+                scope_path=scope.path,
+                name=f"S_{n}",
+                backend="local",
+                created_at=when,
+                created_by="user:alice",
+                **({"current_version": 1} | fields),
+            )
+            for n, fields in enumerate(variants)
+        ]
+        for secret in made:
+            uow.secrets.add(secret)
+        uow.commit()
+    access = access_query(CALLERS["root"], Action.LIST, NOW)
+    with SqlUnitOfWork(engine) as uow:
+        listed = [
+            *uow.secrets.search(SecretFilter(scope=team), EVERY_ROW, access).items,
+            *uow.secrets.search(SecretFilter(scope=team, deleted=True), EVERY_ROW, access).items,
+            *uow.secrets.search(SecretFilter(scope_type="team"), EVERY_ROW, access).items,
+        ]
+        by_id = {secret.id: uow.secrets.get(secret.id) for secret in made}
+    assert len(listed) == len(made) + len(made) - 1
+    for secret in listed:
+        assert secret == by_id[secret.id]
+        assert secret.__dict__ == by_id[secret.id].__dict__  # the same fields, the same types
