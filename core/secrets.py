@@ -281,26 +281,38 @@ class SecretService:
     ) -> Secret:
         """The next version, in a transaction that holds the secret's row lock: concurrent
         writers queue there, so without `If-Match` each gets its own number (gapless, nothing
-        lost). A value sealed into the service's own database is sealed under the lock, at the
-        number found there; one put to an external store is put before the transaction (none
-        is held open while a backend is called), and put again if another writer took its
-        number meanwhile."""
+        lost). A value sealed into the service's own database is checked and sealed under the
+        lock, at the number found there, in that one unit of work; one put to an external
+        store is put before the transaction (none is held open while a backend is called), and
+        put again if another writer took its number meanwhile."""
         validity = validity or Validity()
         at_commit = True  # the audit event goes with the COMMIT, unless a checkpoint is due
+        # A value sealed with its row needs no look before the transaction: everything is
+        # checked under the lock (the default backend says whether to expect that).
+        one_pass = self._backends.get(self._backends.default).capabilities.stored_with_metadata
         for _ in range(MAX_WRITE_ATTEMPTS):
-            with self._uow_factory(read_only=True) as uow:
-                secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
-            check_revision(secret, expected_revision)
-            backend = self._backends.get(secret.backend)
-            self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
-            check = self._types.check(secret.type, value)
             record = None
-            if not backend.capabilities.stored_with_metadata:
-                record = self._version(backend, secret, value, actor, validity)
+            if not one_pass:
+                with self._uow_factory(read_only=True) as uow:
+                    secret = self._load(uow, actor, Action.WRITE, secret_id, attempt)
+                check_revision(secret, expected_revision)
+                backend = self._backends.get(secret.backend)
+                self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
+                check = self._types.check(secret.type, value)
+                if not backend.capabilities.stored_with_metadata:
+                    record = self._version(backend, secret, value, actor, validity)
             try:
                 with self._uow_factory() as uow:
                     secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
                     check_revision(secret, expected_revision)
+                    if one_pass:
+                        backend = self._backends.get(secret.backend)
+                        if not backend.capabilities.stored_with_metadata:
+                            one_pass = False  # an external store: put the value first
+                            continue
+                        limit = backend.capabilities.max_value_bytes
+                        self._policy.check_value(value, limit, backend.name)
+                        check = self._types.check(secret.type, value)
                     record = record or self._version(backend, secret, value, actor, validity)
                     if record.version != secret.latest_version + 1:
                         raise PreconditionFailed("another writer took the version number")
