@@ -117,15 +117,22 @@ class SqlAuditRepository(AuditRepository):
         bump = bool(info.get(CHANGED))
         driver = self._connection.connection.driver_connection
         assert driver is not None
+        failed: list[Exception] = []  # the first error, as it arrives inside the pipeline
         try:
             with driver.pipeline():
-                appended = driver.cursor()
-                appended.execute(APPEND_AT_COMMIT_SQL, (lines, every))
-                if bump:
-                    driver.execute(BUMP_GENERATION_SQL)
-                driver.execute("COMMIT")
+                try:
+                    appended = driver.cursor()
+                    appended.execute(APPEND_AT_COMMIT_SQL, (lines, every))
+                    if bump:
+                        driver.execute(BUMP_GENERATION_SQL)
+                    driver.execute("COMMIT")
+                except Exception as error:  # the pipeline's end then says "aborted"
+                    failed.append(error)
+            if failed:
+                raise failed[0]
             row = appended.fetchone()
         except Exception as error:  # the driver's own errors; the transaction is not committed
+            error = failed[0] if failed else error
             if getattr(error, "sqlstate", None) == DIVISION_BY_ZERO:
                 raise CheckpointDue() from None
             raise write_error(error, self._connection.dialect.dbapi) from None
