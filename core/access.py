@@ -21,6 +21,7 @@ from core.domain.access import (
     Target,
     roles_granting,
 )
+from core.domain.callers import cached_token
 from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.domain.values import Principal, ScopeType
 from ports.unit_of_work import UnitOfWork
@@ -82,11 +83,13 @@ def confirm_caller(uow: UnitOfWork, actor: Principal, now: datetime) -> None:
     generation is still the one of the cached lookup, nothing changed since (a revoked token, a
     deleted account, a removed binding each move it on); otherwise the token is read again.
     `Unauthenticated` if it was revoked, expired or went with its account."""
-    if actor.token_id is None or actor.generation is None:
+    cached = cached_token(actor)
+    if cached is None:
         return  # not an API token, or one looked up in the database for this request
-    if uow.audit.generation() == actor.generation:
+    token_id, generation = cached
+    if uow.audit.generation() == generation:
         return
-    token = uow.service_accounts.token(actor.token_id)
+    token = uow.service_accounts.token(token_id)
     if token is None or not token.usable(now):
         raise Unauthenticated(INVALID_CREDENTIALS)
 

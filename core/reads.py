@@ -19,6 +19,7 @@ from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, RoleBinding
 from core.domain.audit import AuditAction
+from core.domain.callers import cached_token
 from core.domain.errors import (
     Expired,
     NotFound,
@@ -249,10 +250,10 @@ class ReadService:
         found: Found = None
         bindings: Sequence[RoleBinding] | None = () if actor.is_root or actor.is_system else None
         seen: set[int] = set()
-        token_cached = actor.token_id is not None and actor.generation is not None
+        token = cached_token(actor)
         if cache is not None and use_cache:
-            if token_cached and actor.generation is not None:
-                seen.add(actor.generation)
+            if token is not None:
+                seen.add(token[1])
             hit = cache.get(("secret", key))
             if hit is not None:
                 found, generation = hit

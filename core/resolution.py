@@ -21,6 +21,7 @@ from core.access import access_query, confirm_caller
 from core.audit import AuditTrail
 from core.domain.access import Action, RoleBinding
 from core.domain.audit import AuditAction
+from core.domain.callers import cached_token
 from core.domain.secrets import ResolveCandidate, Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import check_scope
@@ -166,12 +167,12 @@ class ResolveService:
         )
         label = cache.generation() if cache is not None else None
         # A principal from the token cache requires the generation of that lookup too.
-        token_cached = actor.token_id is not None and actor.generation is not None
+        token = cached_token(actor)
         if cache is not None and use_cache:
             hit = cache.get(key)
             if hit is not None:
                 candidates, generation = hit
-                if token_cached and actor.generation != generation:
+                if token is not None and token[1] != generation:
                     return candidates, STALE
                 return candidates, generation
         now = self._clock.now()
@@ -188,7 +189,7 @@ class ResolveService:
                 lifetime = _unchanged_for(uow.bindings.for_identities(actor.identities, now), now)
                 if lifetime > 0:
                     cache.put(key, candidates, label, lifetime, size=len(candidates))
-        return candidates, (actor.generation if token_cached and use_cache else None)
+        return candidates, (token[1] if token is not None and use_cache else None)
 
     def _resolve(
         self, candidates: list[ResolveCandidate], include_values: bool

@@ -21,6 +21,7 @@ from core.audit import Attempt, AuditTrail
 from core.domain.access import Action, Target
 from core.domain.accounts import ApiToken, ServiceAccount
 from core.domain.audit import AuditAction
+from core.domain.callers import Caller, cached_token
 from core.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from core.domain.paging import Page, PageRequest
 from core.domain.values import Principal, ScopeRef, ScopeType
@@ -212,7 +213,7 @@ class ServiceAccountService:
             attempt.succeed(uow)
             uow.commit()
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str) -> Caller:
         """The service account an API token stands for. Every failure looks the same."""
         token_hash = hash_token(token)
         now = self._clock.now()
@@ -243,14 +244,14 @@ class ServiceAccountService:
             if cache is not None:  # the cached copy knows it: the next hits do not write again
                 touched = replace(record, last_used_at=now)
                 cache.put(("token", token_hash), (touched, account), label, TOKEN_CACHE_SECONDS)
-        return Principal(
+        return Caller(
             id=account.principal, kind="service", token_id=record.id, generation=generation
         )
 
     def confirm(self, actor: Principal) -> Principal:
         """The caller, its API token confirmed if the token cache found it (as `authorize` does
         for every use case): for an answer that reads nothing else, such as who it is."""
-        if actor.token_id is not None and actor.generation is not None:
+        if cached_token(actor) is not None:
             with self._uow_factory(read_only=True) as uow:
                 confirm_caller(uow, actor, self._clock.now())
         return actor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NoReturn
 from uuid import UUID
 
@@ -99,10 +99,18 @@ class Principal:
     groups: tuple[str, ...] = ()
     is_root: bool = False
     is_system: bool = False
-    # An API token's caller: the token, and the change generation of the cached lookup that
-    # found it (None when it was looked up in the database for this request).
-    token_id: UUID | None = field(default=None, compare=False)
-    generation: int | None = field(default=None, compare=False)
+
+    def _identity(self) -> tuple[str, str, tuple[str, ...], bool, bool]:
+        return (self.id, self.kind, self.groups, self.is_root, self.is_system)
+
+    def __eq__(self, other: object) -> bool:
+        """The same principal, whatever a `Caller` carries besides (its request's facts)."""
+        if not isinstance(other, Principal):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     @property
     def identities(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ from core.domain.access import (
     roles_granting,
 )
 from core.domain.accounts import ApiToken, ServiceAccount
+from core.domain.callers import Caller
 from core.domain.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.domain.values import Principal, ScopeRef, ScopeType
 from tests.fakes import FakeDatabase, FakeUnitOfWork, visible
@@ -341,7 +342,7 @@ def test_authorize_loads_the_callers_bindings() -> None:
 
 def cached_caller(
     database: FakeDatabase, generation: int, expires_at: datetime | None = None
-) -> tuple[Principal, UUID]:
+) -> tuple[Caller, UUID]:
     """An API token's caller as a worker's token cache gives it: the lookup's generation."""
     account = ServiceAccount(uuid.uuid4(), "ci", ScopeRef.global_scope(), "/1/", "", NOW, "root")
     token = ApiToken(
@@ -351,7 +352,7 @@ def cached_caller(
         uow.service_accounts.add(account)
         uow.service_accounts.add_token(token)
         uow.commit()
-    caller = Principal(account.principal, "service", token_id=token.id, generation=generation)
+    caller = Caller(account.principal, "service", token_id=token.id, generation=generation)
     return caller, token.id
 
 
@@ -375,7 +376,7 @@ def test_a_cached_token_of_the_current_generation_needs_no_second_look() -> None
     caller, token_id = cached_caller(database, generation=0)
     with FakeUnitOfWork(database) as uow:
         generation = uow.audit.generation()
-    current = Principal(caller.id, "service", token_id=token_id, generation=generation)
+    current = Caller(caller.id, "service", token_id=token_id, generation=generation)
     del database.tables.tokens[token_id]
 
     with FakeUnitOfWork(database) as uow:
