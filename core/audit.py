@@ -15,7 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from core.audit_chain import AuditChain
-from core.domain.audit import AuditAction, AuditEvent, RequestInfo, with_fields
+from core.domain.audit import AuditAction, AuditEvent, with_fields
+from core.domain.callers import request_of
 from core.domain.errors import Forbidden, NotFound, ServiceError
 from core.domain.values import Principal
 from ports.audit import AuditSink
@@ -100,9 +101,10 @@ class Attempt:
 
 
 class AuditTrail:
-    """Records audit events for one caller's requests (`RequestInfo` comes from the request):
-    a change's success in the change's own transaction (`Attempt.succeed`), everything else
-    through the audit log (`ports.audit_log.AuditLog`), committed before the caller answers."""
+    """Records audit events, stamped with the request's facts when the actor is a `Caller`
+    (one trail serves every request): a change's success in the change's own transaction
+    (`Attempt.succeed`), everything else through the audit log (`ports.audit_log.AuditLog`),
+    committed before the caller answers."""
 
     def __init__(
         self,
@@ -110,14 +112,12 @@ class AuditTrail:
         chain: AuditChain,
         clock: Clock,
         sinks: Sequence[AuditSink] = (),
-        request: RequestInfo | None = None,
         changes: ChangeListener | None = None,
     ) -> None:
         self._log = audit_log
         self.chain = chain
         self._clock = clock
         self._sinks = sinks
-        self._request = request or RequestInfo()
         self.changes = changes
 
     def commit_now(
@@ -147,6 +147,7 @@ class AuditTrail:
     def _event(
         self, actor: Principal, action: AuditAction, resource: str, **fields: Any
     ) -> AuditEvent:
+        request = request_of(actor)
         return AuditEvent(
             time=self._clock.now(),
             actor=actor.id,
@@ -154,9 +155,9 @@ class AuditTrail:
             action=str(action),  # the text itself, as stored events hold it
             resource=resource,
             outcome="success",
-            request_id=self._request.request_id,
-            source_ip=self._request.source_ip,
-            user_agent=self._request.user_agent,
+            request_id=request.request_id,
+            source_ip=request.source_ip,
+            user_agent=request.user_agent,
             **fields,
         )
 

@@ -1,9 +1,11 @@
 """The composition root: the one place that knows which adapter implements which port.
 
 The web app, the CLI and the worker build the same container. Shared infrastructure (engine,
-plugin manager, key provider, backends) are singletons; units of work and use cases are built
-per call. Tests replace a provider with `container.<name>.override(...)`. How each piece is
-built from the settings is in `entrypoints.factories`.
+plugin manager, key provider, backends) and the use cases are singletons: a use case keeps no
+state between calls, and learns who calls and from which request from its `Caller` argument.
+Units of work are built per call. Tests replace a provider with `container.<name>.override(...)`
+(then `reset_use_cases`, so that the use cases are built again with the replacement). How each
+piece is built from the settings is in `entrypoints.factories`.
 """
 
 from __future__ import annotations
@@ -108,6 +110,37 @@ def check_configured(container: Container) -> None:
         raise
 
 
+# The use cases, and the singletons built on them or on what tests override (clock, backends).
+USE_CASES = (
+    "audit_trail",
+    "value_reader",
+    "audit_service",
+    "report_service",
+    "scope_service",
+    "binding_service",
+    "service_account_service",
+    "authenticator",
+    "resolve_service",
+    "secret_service",
+    "read_service",
+    "adoption_service",
+    "key_service",
+    "import_service",
+    "export_service",
+    "migration_service",
+    "version_service",
+    "rotation_service",
+    "worker_status_service",
+)
+
+
+def reset_use_cases(container: Container) -> None:
+    """Forget the use cases built so far, so that the next are built with the providers as
+    they are overridden now (a test's clock or backends)."""
+    for name in USE_CASES:
+        getattr(container, name).reset()
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     environ = providers.Object(os.environ)
@@ -155,8 +188,8 @@ class Container(containers.DeclarativeContainer):
         chain_appender,
         on_written=metrics.provided.observe_audit_write,
     )
-    # Views pass `request=RequestInfo(...)`; the CLI and the worker use the default.
-    audit_trail = providers.Factory(
+    # One trail for every request: a `Caller` actor brings its request's facts to the events.
+    audit_trail = providers.Singleton(
         AuditTrail,
         audit_group,
         audit_chain,
@@ -168,7 +201,7 @@ class Container(containers.DeclarativeContainer):
     audit_segments = providers.Singleton(
         ProcessChainSegments, settings.provided.database_url, processes=VERIFY_PROCESSES
     )
-    audit_service = providers.Factory(
+    audit_service = providers.Singleton(
         AuditService,
         unit_of_work.provider,
         trail=audit_trail,
@@ -177,18 +210,20 @@ class Container(containers.DeclarativeContainer):
         segments=audit_segments,
     )
 
-    report_service = providers.Factory(
+    report_service = providers.Singleton(
         ReportService, unit_of_work.provider, clock, audit=audit_trail
     )
-    scope_service = providers.Factory(ScopeService, unit_of_work.provider, clock, audit=audit_trail)
-    binding_service = providers.Factory(
+    scope_service = providers.Singleton(
+        ScopeService, unit_of_work.provider, clock, audit=audit_trail
+    )
+    binding_service = providers.Singleton(
         RoleBindingService, unit_of_work.provider, clock, audit=audit_trail
     )
-    service_account_service = providers.Factory(
+    service_account_service = providers.Singleton(
         ServiceAccountService, unit_of_work.provider, clock, audit=audit_trail, cache=read_cache
     )
-    value_reader = providers.Factory(ValueReader, backends, clock, checksum)
-    resolve_service = providers.Factory(
+    value_reader = providers.Singleton(ValueReader, backends, clock, checksum)
+    resolve_service = providers.Singleton(
         ResolveService,
         unit_of_work.provider,
         value_reader,
@@ -204,11 +239,11 @@ class Container(containers.DeclarativeContainer):
     failed_authentications = providers.Singleton(
         CountedFailedAuthentications,
         settings.provided.auth["failures_per_minute"],
-        audit_trail.provider,
+        audit_trail,
         metrics,
     )
     exported_metrics = providers.Singleton(build_exported_metrics, metrics, engine, clock, settings)
-    secret_service = providers.Factory(
+    secret_service = providers.Singleton(
         SecretService,
         uow_factory=unit_of_work.provider,
         backends=backends,
@@ -218,7 +253,7 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         types=secret_types,
     )
-    read_service = providers.Factory(
+    read_service = providers.Singleton(
         ReadService,
         unit_of_work.provider,
         value_reader,
@@ -226,7 +261,7 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         cache=read_cache,
     )
-    adoption_service = providers.Factory(
+    adoption_service = providers.Singleton(
         AdoptionService,
         uow_factory=unit_of_work.provider,
         backends=backends,
@@ -235,7 +270,7 @@ class Container(containers.DeclarativeContainer):
         policy=policy,
         audit=audit_trail,
     )
-    key_service = providers.Factory(
+    key_service = providers.Singleton(
         KeyService,
         uow_factory=providers.Factory(SqlKeyUnitOfWork, engine).provider,
         key_provider=key_provider,
@@ -243,7 +278,7 @@ class Container(containers.DeclarativeContainer):
         audit=audit_trail,
         clock=clock,
     )
-    import_service = providers.Factory(
+    import_service = providers.Singleton(
         ImportService,
         uow_factory=unit_of_work.provider,
         backends=backends,
@@ -255,7 +290,7 @@ class Container(containers.DeclarativeContainer):
         formats=formats,
         cipher=export_cipher,
     )
-    export_service = providers.Factory(
+    export_service = providers.Singleton(
         ExportService,
         uow_factory=unit_of_work.provider,
         reader=value_reader,
@@ -265,7 +300,7 @@ class Container(containers.DeclarativeContainer):
         cipher=export_cipher,
     )
 
-    migration_service = providers.Factory(
+    migration_service = providers.Singleton(
         MigrationService,
         uow_factory=unit_of_work.provider,
         backends=backends,
@@ -277,13 +312,13 @@ class Container(containers.DeclarativeContainer):
     )
 
     # -- lifecycle: versions, rotation, events, the worker --------------------------------------
-    version_service = providers.Factory(
+    version_service = providers.Singleton(
         VersionService, unit_of_work.provider, backends, clock, audit=audit_trail
     )
     rotators = providers.Singleton(build_rotators, plugin_manager, settings, environ)
     schedule = providers.Singleton(Schedule, providers.Singleton(CroniterSchedule))
     rotation_settings = providers.Singleton(build_rotation_settings, settings)
-    rotation_service = providers.Factory(
+    rotation_service = providers.Singleton(
         RotationService,
         uow_factory=unit_of_work.provider,
         backends=backends,
@@ -325,6 +360,6 @@ class Container(containers.DeclarativeContainer):
         host=providers.Callable(socket.gethostname),
         pid=providers.Callable(os.getpid),
     )
-    worker_status_service = providers.Factory(
+    worker_status_service = providers.Singleton(
         WorkerStatusService, unit_of_work.provider, worker_registry, clock, audit=audit_trail
     )

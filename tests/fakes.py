@@ -48,7 +48,6 @@ from core.domain.audit import (
     ChainLink,
     ChainSegment,
     Checkpoint,
-    RequestInfo,
 )
 from core.domain.changes import ChangeRecord
 from core.domain.errors import (
@@ -1476,16 +1475,13 @@ def make_audit_trail(
     clock: Clock,
     *,
     sinks: Sequence[AuditSink] = (),
-    request: RequestInfo | None = None,
     checkpoint_every: int = 1000,
     changes: ChangeListener | None = None,
 ) -> AuditTrail:
     """The audit trail as the container builds it, on the fakes, signing with `CHECKPOINT_KEY`
     (and with `changes`, the change feed that writes events to the outbox)."""
     chain = AuditChain(CHECKPOINT_KEY, checkpoint_every)
-    return AuditTrail(
-        TransactionalAuditLog(uow_factory, chain), chain, clock, sinks, request, changes
-    )
+    return AuditTrail(TransactionalAuditLog(uow_factory, chain), chain, clock, sinks, changes)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from core.scopes import ScopeService
 from core.service_accounts import ServiceAccountService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.access import (
     IssuedTokenSchema,
     ReaderListSchema,
@@ -50,15 +50,15 @@ blp = Blueprint(
 
 
 def scopes() -> ScopeService:
-    return audited(current_container().scope_service)
+    return current_container().scope_service()
 
 
 def bindings() -> RoleBindingService:
-    return audited(current_container().binding_service)
+    return current_container().binding_service()
 
 
 def accounts() -> ServiceAccountService:
-    return audited(current_container().service_account_service)
+    return current_container().service_account_service()
 
 
 def page_of(args: dict[str, Any]) -> PageRequest:

@@ -11,6 +11,7 @@ from flask import Flask, Request, Response, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_smorest import Api
 
+from core.domain.callers import Caller
 from core.domain.errors import Unauthenticated
 from entrypoints.config import Settings, load_settings
 from entrypoints.container import Container, check_configured
@@ -37,7 +38,7 @@ from entrypoints.http.context import (
     current_container,
     record_request,
     request_id_of,
-    request_trail,
+    request_info,
 )
 from entrypoints.http.cors import allow_origins
 from entrypoints.http.errors import register_error_handlers
@@ -166,10 +167,11 @@ def authenticate() -> Response | None:
         return None
     try:
         token = bearer_token(request.headers.get("Authorization", ""))
-        g.principal = current_container().authenticator().authenticate(token)
+        principal = current_container().authenticator().authenticate(token)
+        g.principal = Caller.of(principal, request_info())  # the views' actor
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
-        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+        failures.refuse(error, request_info(), request.path[:255])
     return None
 
 

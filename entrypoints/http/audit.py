@@ -16,7 +16,7 @@ from core.domain.audit import AuditEvent, AuditFilter
 from core.domain.errors import Forbidden, NotFound
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.audit import (
     AuditEventPageSchema,
     AuditEventsArgsSchema,
@@ -42,7 +42,7 @@ EXPORTED = "JSON Lines (`jsonl`) or CSV (`csv`), streamed, oldest first: one eve
 
 
 def audit_service() -> AuditService:
-    return current_container().audit_service(trail=request_trail())
+    return current_container().audit_service()
 
 
 def criteria_of(args: dict[str, Any]) -> tuple[AuditFilter, Any]:

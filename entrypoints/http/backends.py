@@ -11,7 +11,7 @@ from flask.views import MethodView
 from core.adoption import AdoptionRequest, AdoptionStatus
 from core.domain.errors import BackendAuthFailed, Forbidden
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.health import backend_check
 from entrypoints.http.schemas.operations import (
     AdoptionArgsSchema,
@@ -68,6 +68,6 @@ class BackendAdoption(MethodView):
             parent=scope_ref(parent["type"], parent.get("id")) if parent else None,
             environment=data["environment"],
         )
-        results = audited(current_container().adoption_service).adopt(g.principal, request)
+        results = current_container().adoption_service().adopt(g.principal, request)
         counts = Counter(result.status for result in results)
         return {"items": results, **{status.value: counts[status] for status in AdoptionStatus}}

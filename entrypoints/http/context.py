@@ -6,12 +6,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 from flask import current_app, g, request
 
-from core.audit import AuditTrail
 from core.domain.audit import RequestInfo
 from core.domain.errors import InvalidInput, Unauthenticated
 from core.domain.values import Principal
@@ -20,7 +18,6 @@ if TYPE_CHECKING:
     from adapters.metrics import ServiceMetrics
     from entrypoints.container import Container
 
-T = TypeVar("T")
 ETAG = re.compile(r'^(?:W/)?"rev-(\d{1,18})"$')
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("secret_management.access")
@@ -44,19 +41,13 @@ def current_container() -> Container:
     return cast("Container", current_app.extensions["container"])
 
 
-def request_trail() -> AuditTrail:
-    """An audit trail that stamps events with this request's id, source address and agent."""
-    info = RequestInfo(
+def request_info() -> RequestInfo:
+    """This request's facts as its audit events hold them: its id, source address and agent."""
+    return RequestInfo(
         request_id=g.get("request_id"),
         source_ip=(request.remote_addr or "")[:64] or None,
         user_agent=request.headers.get("User-Agent", "")[:512] or None,
     )
-    return current_container().audit_trail(request=info)
-
-
-def audited(provider: Callable[..., T]) -> T:
-    """A use case from the container, auditing with this request's trail."""
-    return provider(audit=request_trail())
 
 
 def set_etag(revision: int) -> None:

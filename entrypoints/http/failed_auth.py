@@ -17,7 +17,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from typing import NoReturn
 
 from limits import RateLimitItemPerSecond
@@ -27,6 +26,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from core.audit import AuditTrail
 from core.domain.audit import AuditAction, RequestInfo
+from core.domain.callers import Caller
 from core.domain.errors import Unauthenticated
 from entrypoints.http.context import ANONYMOUS
 
@@ -49,27 +49,27 @@ class FailedAuthentications:
     def __init__(
         self,
         per_window: int,
-        trail_for: Callable[..., AuditTrail],
+        trail: AuditTrail,
         window_seconds: int = WINDOW_SECONDS,
     ) -> None:
-        """`per_window` failures a source may make in `window_seconds` (0: no limit);
-        `trail_for(request=RequestInfo)` gives the audit trail of the aggregate events."""
+        """`per_window` failures a source may make in `window_seconds` (0: no limit), audited
+        in `trail`."""
         self._limit = RateLimitItemPerSecond(per_window, window_seconds) if per_window else None
         self._window = window_seconds
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._trail_for = trail_for
+        self._trail = trail
         self._lock = threading.Lock()
         self._refused: dict[str, tuple[str | None, int]] = {}  # key -> (address, count)
 
-    def refuse(
-        self, error: Unauthenticated, trail: AuditTrail, source: str | None, resource: str
-    ) -> NoReturn:
-        """Record the failed authentication `error` of a request from `source`, and raise what
-        the request is answered: `error` itself under the limit, 429 over it."""
-        source = (source or "")[:64] or None  # as audit events hold it
+    def refuse(self, error: Unauthenticated, request: RequestInfo, resource: str) -> NoReturn:
+        """Record the failed authentication `error` of the request `request` (counted against
+        its source address), and raise what the request is answered: `error` itself under the
+        limit, 429 over it."""
+        source = request.source_ip
         key = source_key(source)
         if self._limit is None or self._limiter.hit(self._limit, key):
-            trail.refused(ANONYMOUS, AuditAction.AUTH_AUTHENTICATE, resource, error.code)
+            caller = Caller.of(ANONYMOUS, request)
+            self._trail.refused(caller, AuditAction.AUTH_AUTHENTICATE, resource, error.code)
             raise error
         with self._lock:
             address, count = self._refused.get(key, (source, 0))
@@ -95,8 +95,8 @@ class FailedAuthentications:
             f"{count} failed authentications answered 429 in {self._window} s, over the limit "
             f"of {self._limit.amount}"
         )
-        trail = self._trail_for(request=RequestInfo(source_ip=address))
-        trail.refused(ANONYMOUS, AuditAction.AUTH_RATE_LIMITED, f"source:{key}", reason)
+        caller = Caller.of(ANONYMOUS, RequestInfo(source_ip=address))
+        self._trail.refused(caller, AuditAction.AUTH_RATE_LIMITED, f"source:{key}", reason)
 
     def __repr__(self) -> str:
         return f"FailedAuthentications(limit={self._limit})"

@@ -26,6 +26,7 @@ from flask import Flask, g
 from werkzeug.exceptions import HTTPException
 
 from core.domain.audit import RequestInfo
+from core.domain.callers import Caller
 from core.domain.errors import Unauthenticated
 from entrypoints.http import errors
 from entrypoints.http.context import bearer_token, record_request, request_id_of
@@ -132,15 +133,14 @@ class HotReads:
             source_ip=(environ.get("REMOTE_ADDR") or "")[:64] or None,
             user_agent=environ.get("HTTP_USER_AGENT", "")[:512] or None,
         )
-        trail = container.audit_trail(request=info)
         try:
             try:
                 token = bearer_token(environ.get("HTTP_AUTHORIZATION", ""))
-                caller = container.authenticator().authenticate(token)
+                caller = Caller.of(container.authenticator().authenticate(token), info)
             except Unauthenticated as error:
-                container.failed_authentications().refuse(error, trail, info.source_ip, path[:255])
+                container.failed_authentications().refuse(error, info, path[:255])
             principal = caller
-            answer = read(container.read_service(audit=trail), caller, query_args, **path_args)
+            answer = read(container.read_service(), caller, query_args, **path_args)
             body = self._app.json.dumps(  # as flask-smorest's jsonify writes it
                 self._dump.dump(answer), separators=(",", ":")
             )

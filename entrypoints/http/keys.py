@@ -10,7 +10,7 @@ from flask.views import MethodView
 from core.domain.errors import Forbidden
 from core.keys import KeyService
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.operations import KeyListSchema, RewrapArgsSchema, RewrapReportSchema
 
 blp = Blueprint(
@@ -22,7 +22,7 @@ blp = Blueprint(
 
 
 def key_service() -> KeyService:
-    return audited(current_container().key_service)
+    return current_container().key_service()
 
 
 @blp.route("")

@@ -18,7 +18,7 @@ from core.rotation_policies import PolicyDraft
 from core.versions import VersionService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container, expected_revision, set_etag
+from entrypoints.http.context import current_container, expected_revision, set_etag
 from entrypoints.http.schemas.secrets import SecretSchema
 from entrypoints.http.schemas.versions import (
     RollbackSchema,
@@ -40,11 +40,11 @@ ETAG = {"ETag": {"schema": {"type": "string"}, "description": "The secret's new 
 
 
 def versions() -> VersionService:
-    return audited(current_container().version_service)
+    return current_container().version_service()
 
 
 def rotation() -> RotationService:
-    return audited(current_container().rotation_service)
+    return current_container().rotation_service()
 
 
 def version_changed(change: tuple[Secret, SecretVersion]) -> SecretVersion:

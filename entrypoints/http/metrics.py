@@ -15,15 +15,16 @@ import enum
 import functools
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NoReturn
 
 from flask import Blueprint, Flask, Response, request
 
 from core.audit import AuditTrail
+from core.domain.audit import RequestInfo
 from core.domain.errors import Unauthenticated
 from entrypoints.config import Settings
-from entrypoints.http.context import bearer_token, current_container, request_trail
+from entrypoints.http.context import bearer_token, current_container, request_info
 from entrypoints.http.failed_auth import FailedAuthentications, TooManyFailedAuthentications
 
 if TYPE_CHECKING:
@@ -97,25 +98,21 @@ def _check_token(expected: bytes) -> None:
             raise Unauthenticated("invalid metrics token")
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
-        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+        failures.refuse(error, request_info(), request.path[:255])
 
 
 class CountedFailedAuthentications(FailedAuthentications):
     """Failed authentications, counted by reason: `invalid_token` (answered 401) or
     `rate_limited` (429)."""
 
-    def __init__(
-        self, per_window: int, trail_for: Callable[..., AuditTrail], metrics: ServiceMetrics
-    ) -> None:
-        super().__init__(per_window, trail_for)
+    def __init__(self, per_window: int, trail: AuditTrail, metrics: ServiceMetrics) -> None:
+        super().__init__(per_window, trail)
         self._invalid = metrics.auth_failures.labels("invalid_token")
         self._limited = metrics.auth_failures.labels("rate_limited")
 
-    def refuse(
-        self, error: Unauthenticated, trail: AuditTrail, source: str | None, resource: str
-    ) -> NoReturn:
+    def refuse(self, error: Unauthenticated, request: RequestInfo, resource: str) -> NoReturn:
         try:
-            super().refuse(error, trail, source, resource)
+            super().refuse(error, request, resource)
         except TooManyFailedAuthentications:
             self._limited.inc()
             raise

@@ -18,7 +18,7 @@ from core.domain.errors import Conflict, Forbidden, NotFound
 from core.domain.migration import MigrationRequest
 from core.domain.values import ScopeRef
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.migrations import (
     MigrationArgsSchema,
     MigrationListSchema,
@@ -55,7 +55,7 @@ class Migrations(MethodView):
     @operation_id("list_migrations")
     def get(self) -> Any:
         """The newest migrations of the scopes the caller administers."""
-        jobs = audited(current_container().migration_service).list_jobs(g.principal)
+        jobs = current_container().migration_service().list_jobs(g.principal)
         return {"items": jobs}
 
     @blp.arguments(MigrationArgsSchema())
@@ -64,7 +64,7 @@ class Migrations(MethodView):
     @operation_id("start_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """Start a migration (admins of the selected scope): the job the worker runs."""
-        service = audited(current_container().migration_service)
+        service = current_container().migration_service()
         return service.start(g.principal, migration_request(data))
 
 
@@ -76,7 +76,7 @@ class MigrationDryRun(MethodView):
     @operation_id("plan_migration")
     def post(self, data: dict[str, Any]) -> Any:
         """What a migration would move, and every value the target cannot take; moves nothing."""
-        service = audited(current_container().migration_service)
+        service = current_container().migration_service()
         return service.plan(g.principal, migration_request(data))
 
 
@@ -86,4 +86,4 @@ class Migration(MethodView):
     @raises(Forbidden)
     def get(self, job_id: UUID) -> Any:
         """A migration's state, progress (secrets done / failed / remaining) and report."""
-        return audited(current_container().migration_service).get(g.principal, job_id)
+        return current_container().migration_service().get(g.principal, job_id)

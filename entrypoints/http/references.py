@@ -26,7 +26,7 @@ from core.reads import ReadService
 from core.references import parse_reference
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.errors import status_of
 from entrypoints.http.schemas.references import (
     ReferenceValueArgsSchema,
@@ -67,7 +67,7 @@ REFERENCE_VALUES = {
 
 
 def service() -> ReadService:
-    return audited(current_container().read_service)
+    return current_container().read_service()
 
 
 def read(text: str, expand: bool) -> RevealedValue:

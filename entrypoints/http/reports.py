@@ -10,7 +10,7 @@ from flask.views import MethodView
 from core.domain.errors import Forbidden, NotFound
 from core.reports import ReportService
 from entrypoints.http.blueprint import Blueprint, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.audit import (
     OverdueArgsSchema,
     ReportArgsSchema,
@@ -26,7 +26,7 @@ blp = Blueprint(
 
 
 def reports() -> ReportService:
-    return audited(current_container().report_service)
+    return current_container().report_service()
 
 
 def scope_of(args: dict[str, Any]) -> Any:

@@ -24,7 +24,7 @@ from core.resolution import (
 )
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.resolve import ResolutionSchema, ResolveArgsSchema
 from entrypoints.http.secrets import value_text
 
@@ -58,7 +58,7 @@ def expand_values(
     resolved: list[ResolvedSecret],
 ) -> tuple[list[ResolvedSecret], list[list[Expansion]]]:
     """Each value with its `${secret://…}` references replaced, and the references used."""
-    secrets = audited(current_container().read_service)
+    secrets = current_container().read_service()
     entries: list[ResolvedSecret] = []
     used: list[list[Expansion]] = []
     for entry in resolved:
@@ -129,7 +129,8 @@ class Resolve(MethodView):
             user_id=args.get("user", g.principal.user_id),
             environment=args.get("environment"),
         )
-        resolved = audited(current_container().resolve_service).resolve(
+        resolver = current_container().resolve_service()
+        resolved = resolver.resolve(
             g.principal,
             context,
             include_values=args["include_values"] or args["variables"],

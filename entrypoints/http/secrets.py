@@ -27,7 +27,7 @@ from core.secrets import MetadataChanges, NewSecret, SecretService
 from core.versions import VersionService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
-from entrypoints.http.context import audited, current_container, expected_revision, set_etag
+from entrypoints.http.context import current_container, expected_revision, set_etag
 from entrypoints.http.schemas.fields import INT32_MAX, writable
 from entrypoints.http.schemas.secrets import (
     SecretCreateSchema,
@@ -67,15 +67,15 @@ ValueRead = Callable[..., dict[str, Any]]
 
 
 def service() -> SecretService:
-    return audited(current_container().secret_service)
+    return current_container().secret_service()
 
 
 def reads() -> ReadService:
-    return audited(current_container().read_service)
+    return current_container().read_service()
 
 
 def versions() -> VersionService:
-    return audited(current_container().version_service)
+    return current_container().version_service()
 
 
 def decode_value(data: dict[str, Any]) -> SecretValue:

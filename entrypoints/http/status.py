@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from core.domain.errors import Forbidden
 from entrypoints.http.blueprint import Blueprint, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.health import worker_summary
 from entrypoints.http.schemas.operations import StatusSchema
 
@@ -26,7 +26,7 @@ class Status(MethodView):
     def get(self) -> Any:
         """The workers (a worker silent for a minute is not alive; one that stopped cleanly has
         no row) and the work waiting for them. Admins and auditors of the global scope."""
-        status = audited(current_container().worker_status_service).status(g.principal)
+        status = current_container().worker_status_service().status(g.principal)
         workers = [
             {
                 **vars(state.record),

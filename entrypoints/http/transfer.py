@@ -22,7 +22,7 @@ from core.imports import ImportService
 from core.transfer_requests import ExportRequest, ImportReport, ImportRequest, entry_error_details
 from entrypoints.http import examples
 from entrypoints.http.blueprint import Blueprint, QueryParser, operation_id, raises
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.transfer import (
     ExportArgsSchema,
     FormatListSchema,
@@ -93,11 +93,11 @@ def allow_import_files() -> None:
 
 
 def import_service() -> ImportService:
-    return audited(current_container().import_service)
+    return current_container().import_service()
 
 
 def export_service() -> ExportService:
-    return audited(current_container().export_service)
+    return current_container().export_service()
 
 
 @blp.route("/imports")

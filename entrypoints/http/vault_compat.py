@@ -20,7 +20,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from core.access import INVALID_CREDENTIALS
 from core.domain.errors import InvalidInput, NotFound, Unauthenticated
 from core.secrets import NewSecret
-from entrypoints.http.context import bearer_token, current_container, request_trail
+from entrypoints.http.context import bearer_token, current_container, request_info
 from entrypoints.http.errors import response_for
 from entrypoints.http.vault_kv import (
     MOUNT,
@@ -78,7 +78,7 @@ def authenticate() -> None:
         g.principal = current_container().authenticator().authenticate(token)
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
-        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+        failures.refuse(error, request_info(), request.path[:255])
 
 
 @blp.errorhandler(Exception)
@@ -169,7 +169,7 @@ def login(auth_path: str) -> Response:
         principal, expires = issuers.verify(token)
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
-        failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+        failures.refuse(error, request_info(), request.path[:255])
     g.principal = principal
     lease = max(0, int(expires - time.time()))
     return answer(

@@ -20,7 +20,7 @@ from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType, SecretValue
 from core.reads import ReadService
 from core.secrets import MAX_PAGE_SIZE, SecretService
 from core.versions import VersionService
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container
 from entrypoints.http.schemas.fields import INT32_MAX, ValueText
 from entrypoints.http.secrets import path_text, scope_ref
 
@@ -33,15 +33,15 @@ MAX_SCOPE_TYPE, MAX_SCOPE_ID, MAX_ENVIRONMENT, MAX_NAME = 32, 128, 64, 255
 
 
 def secrets() -> SecretService:
-    return audited(current_container().secret_service)
+    return current_container().secret_service()
 
 
 def reads() -> ReadService:
-    return audited(current_container().read_service)
+    return current_container().read_service()
 
 
 def versions() -> VersionService:
-    return audited(current_container().version_service)
+    return current_container().version_service()
 
 
 def answer(data: Any, **extra: Any) -> Response:

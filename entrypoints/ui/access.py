@@ -21,7 +21,7 @@ from entrypoints.http.errors import status_of
 from entrypoints.ui.rights import scopes_allowing
 from entrypoints.ui.scopes import visible_scopes
 from entrypoints.ui.secrets import SCOPE, moment, scope_of
-from entrypoints.ui.web import bp, container, error_text, failed, nav_item, page, signed_in, use
+from entrypoints.ui.web import bp, container, error_text, failed, nav_item, page, signed_in
 
 LISTED = 100
 
@@ -29,11 +29,11 @@ nav_item("ui.access", "Access", order=30)
 
 
 def bindings() -> RoleBindingService:
-    return use(container().binding_service)
+    return container().binding_service()
 
 
 def accounts() -> ServiceAccountService:
-    return use(container().service_account_service)
+    return container().service_account_service()
 
 
 def access_url(ref: ScopeRef) -> str:

@@ -18,11 +18,10 @@ from core.domain.errors import InvalidInput
 from core.domain.values import ScopeRef
 from core.reports import ReportService
 from entrypoints.http.audit import CSV, JSON_LINES, as_csv, as_json_lines
-from entrypoints.http.context import request_trail
 from entrypoints.ui.rights import may, scopes_allowing
 from entrypoints.ui.scopes import parse_ref, visible_scopes
 from entrypoints.ui.secrets import moment
-from entrypoints.ui.web import bp, container, nav_item, page, signed_in, use
+from entrypoints.ui.web import bp, container, nav_item, page, signed_in
 
 PAGE_SIZE = 50
 OUTCOMES = ("success", "denied", "not_found", "error")
@@ -50,7 +49,7 @@ nav_item("ui.reports", "Reports", order=45)
 
 
 def audit_service() -> AuditService:
-    return container().audit_service(trail=request_trail())
+    return container().audit_service()
 
 
 def default_scope() -> str:
@@ -165,7 +164,7 @@ def export_audit() -> Any:
 
 
 def report_service() -> ReportService:
-    return use(container().report_service)
+    return container().report_service()
 
 
 @bp.get("/reports")

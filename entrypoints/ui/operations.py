@@ -22,7 +22,7 @@ from entrypoints.http.errors import status_of
 from entrypoints.http.health import backend_check
 from entrypoints.ui.rights import scopes_allowing
 from entrypoints.ui.scopes import parse_ref, visible_scopes
-from entrypoints.ui.web import bp, container, error_text, nav_item, page, signed_in, use
+from entrypoints.ui.web import bp, container, error_text, nav_item, page, signed_in
 
 FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.REFUSED})
 
@@ -30,7 +30,7 @@ nav_item("ui.operations", "Operations", order=50)
 
 
 def migrations() -> MigrationService:
-    return use(container().migration_service)
+    return container().migration_service()
 
 
 def backends() -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ def backends() -> list[dict[str, Any]]:
 def worker_status() -> WorkerStatus | None:
     """The workers, or None when the caller may not see them (admins and auditors of global)."""
     try:
-        return use(container().worker_status_service).status(g.principal)
+        return container().worker_status_service().status(g.principal)
     except (Forbidden, NotFound):
         return None
 

@@ -12,7 +12,7 @@ from flask import g, request
 from core.domain.values import ScopeType
 from core.resolution import ResolveContext
 from entrypoints.ui.scopes import parse_ref, visible_scopes
-from entrypoints.ui.web import bp, container, nav_item, page, signed_in, use
+from entrypoints.ui.web import bp, container, nav_item, page, signed_in
 
 SHARED_TYPES = (ScopeType.PROJECT, ScopeType.TEAM, ScopeType.ORGANIZATION)
 
@@ -38,7 +38,7 @@ def resolve() -> Any:
             user_id=user or None,
             environment=environment or None,
         )
-        resolved = use(container().resolve_service).resolve(g.principal, context)
+        resolved = container().resolve_service().resolve(g.principal, context)
     return page(
         "resolve.html",
         choices=choices,

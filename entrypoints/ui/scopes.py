@@ -19,7 +19,7 @@ from core.domain.secrets import SecretFilter
 from core.domain.values import GLOBAL_SCOPE_ID, ScopeRef, ScopeType
 from core.scopes import PARENT_TYPES
 from core.secrets import MAX_PAGE_SIZE
-from entrypoints.ui.web import bp, container, failed, nav_item, page, signed_in, use
+from entrypoints.ui.web import bp, container, failed, nav_item, page, signed_in
 
 MAX_LISTED = 20 * MAX_PAGE_SIZE  # a tree or a count stops there (and says so)
 # What may be created below a scope of each type: core's own rule (`PARENT_TYPES`), turned around.
@@ -57,12 +57,12 @@ def all_pages(fetch: Any) -> tuple[list[Any], bool]:
 
 
 def visible_scopes() -> tuple[list[Scope], bool]:
-    service = use(container().scope_service)
+    service = container().scope_service()
     return all_pages(lambda page_request: service.list_scopes(g.principal, None, page_request))
 
 
 def secret_counts() -> tuple[Counter[ScopeRef], bool]:
-    service = use(container().secret_service)
+    service = container().secret_service()
     secrets, more = all_pages(
         lambda page_request: service.list_secrets(g.principal, SecretFilter(), page_request)
     )
@@ -136,9 +136,7 @@ def create_scope() -> Any:
         ident = request.form.get("id", "").strip()
         if kind is ScopeType.GLOBAL or ident == GLOBAL_SCOPE_ID:
             raise InvalidInput("there is only one global scope", details={"field": "id"})
-        created = use(container().scope_service).register(
-            g.principal, ScopeRef(kind, ident), parent
-        )
+        created = container().scope_service().register(g.principal, ScopeRef(kind, ident), parent)
     except ServiceError as error:
         return failed(error, back)
     flash(f"Scope {created.ref} created.", "info")

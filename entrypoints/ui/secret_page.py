@@ -23,10 +23,9 @@ from core.domain.values import SecretValue
 from core.secret_access import secret_target
 from core.secrets import MetadataChanges
 from core.types import DERIVED_TAG_PREFIX
-from entrypoints.http.context import request_trail
 from entrypoints.http.errors import status_of
 from entrypoints.ui.secrets import moment, scope_url, tags_of
-from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in, use
+from entrypoints.ui.web import bp, container, error_text, failed, page, signed_in
 
 RECENT_EVENTS = 10
 # What opening a secret's page records: left out of its "recent events" (the API lists them).
@@ -54,7 +53,7 @@ def abilities(secret: Secret) -> frozenset[Action]:
 
 def rotation_policy(secret_id: UUID) -> RotationPolicy | None:
     try:
-        return use(container().rotation_service).get_policy(g.principal, secret_id)
+        return container().rotation_service().get_policy(g.principal, secret_id)
     except NotFound:
         return None
 
@@ -62,7 +61,7 @@ def rotation_policy(secret_id: UUID) -> RotationPolicy | None:
 def recent_events(secret: Secret) -> list[AuditEvent]:
     """The secret's latest audit events (newest first), as `GET /audit/events?secret=` lists
     them for an auditor of its scope), but for the metadata reads every page view makes."""
-    service = container().audit_service(trail=request_trail())
+    service = container().audit_service()
     criteria = AuditFilter(resource=f"secret:{secret.id}")
     found = service.search(g.principal, criteria, secret.scope, 5 * RECENT_EVENTS)
     return [event for event in found if event.action not in PAGE_VIEWS][:RECENT_EVENTS]
@@ -77,12 +76,12 @@ def value_text(revealed: RevealedValue) -> tuple[str, str]:
 
 
 def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
-    service = use(container().secret_service)
+    service = container().secret_service()
     secret = service.get_secret(g.principal, secret_id, include_deleted=True)
     versions = (
         []
         if secret.is_deleted
-        else use(container().version_service).list_versions(g.principal, secret_id)
+        else container().version_service().list_versions(g.principal, secret_id)
     )
     text, encoding = value_text(revealed) if revealed else (None, None)
     may = abilities(secret)
@@ -94,9 +93,7 @@ def secret_page(secret_id: UUID, revealed: RevealedValue | None = None) -> Any:
         may_reveal=not secret.is_deleted and Action.READ_VALUE in may,
         may_write=Action.WRITE in may,
         rotation=None if secret.is_deleted else rotation_policy(secret_id),
-        readers=use(container().binding_service).readers(g.principal, secret_id)
-        if audits
-        else None,
+        readers=container().binding_service().readers(g.principal, secret_id) if audits else None,
         events=recent_events(secret) if audits else None,
         own_tags={k: v for k, v in secret.tags.items() if not k.startswith(DERIVED_TAG_PREFIX)},
         revealed=revealed,
@@ -126,7 +123,7 @@ def version_asked() -> int | None:
 def reveal(secret_id: UUID) -> Any:
     """Show the value: an audited read (`secret.read_value`), refused by core to a viewer."""
     try:
-        revealed = use(container().read_service).read_value(g.principal, secret_id, version_asked())
+        revealed = container().read_service().read_value(g.principal, secret_id, version_asked())
     except ServiceError as error:
         return failed(error, url_for("ui.secret", secret_id=secret_id))
     return secret_page(secret_id, revealed)
@@ -138,7 +135,7 @@ def copy_value(secret_id: UUID) -> Any:
     """The value for the script's "copy" button, which puts it on the clipboard without
     showing it: the same audited read."""
     try:
-        revealed = use(container().read_service).read_value(g.principal, secret_id, version_asked())
+        revealed = container().read_service().read_value(g.principal, secret_id, version_asked())
     except ServiceError as error:
         return jsonify({"error": error_text(error)}), status_of(error)
     text, encoding = value_text(revealed)
@@ -172,7 +169,7 @@ def version_action(secret_id: UUID, version: int, action: str) -> Any:
     if action not in ACTIONS:
         abort(404)
     try:
-        versions = use(container().version_service)
+        versions = container().version_service()
         getattr(versions, action)(
             g.principal, secret_id, version, expected_revision=revision_given()
         )
@@ -191,8 +188,10 @@ def rollback(secret_id: UUID) -> Any:
         version = version_asked()
         if version is None:
             raise InvalidInput("choose the version to roll back to", details={"field": "version"})
-        secret = use(container().secret_service).rollback(
-            g.principal, secret_id, version, expected_revision=revision_given()
+        secret = (
+            container()
+            .secret_service()
+            .rollback(g.principal, secret_id, version, expected_revision=revision_given())
         )
     except ServiceError as error:
         flash(changed_meanwhile(error), "error")
@@ -220,7 +219,7 @@ def update_metadata(secret_id: UUID) -> Any:
         expected = revision_given()
         # the tags replace the secret's own; the derived ones it has stay (read at the revision
         # the page showed: if it changed since, the update below is refused)
-        current = use(container().secret_service).get_secret(g.principal, secret_id)
+        current = container().secret_service().get_secret(g.principal, secret_id)
         derived = {k: v for k, v in current.tags.items() if k.startswith(DERIVED_TAG_PREFIX)}
         changes = MetadataChanges(
             description=form.get("description", ""),
@@ -233,7 +232,7 @@ def update_metadata(secret_id: UUID) -> Any:
                 if value is None
             ),
         )
-        use(container().secret_service).update_metadata(
+        container().secret_service().update_metadata(
             g.principal, secret_id, changes, expected_revision=expected
         )
     except ServiceError as error:
@@ -252,11 +251,15 @@ def write_value(secret_id: UUID) -> Any:
         text = request.form.get("value", "")
         if not text:
             raise InvalidInput("the new value is empty", details={"field": "value"})
-        secret = use(container().secret_service).write_value(
-            g.principal,
-            secret_id,
-            SecretValue.from_text(text),
-            expected_revision=revision_given(),
+        secret = (
+            container()
+            .secret_service()
+            .write_value(
+                g.principal,
+                secret_id,
+                SecretValue.from_text(text),
+                expected_revision=revision_given(),
+            )
         )
     except ServiceError as error:
         flash(changed_meanwhile(error), "error")
@@ -271,8 +274,10 @@ def rotate(secret_id: UUID) -> Any:
     """Rotate now, by the secret's rotation policy (its rotator makes the value)."""
     back = url_for("ui.secret", secret_id=secret_id)
     try:
-        secret = use(container().rotation_service).rotate(
-            g.principal, secret_id, None, expected_revision=revision_given()
+        secret = (
+            container()
+            .rotation_service()
+            .rotate(g.principal, secret_id, None, expected_revision=revision_given())
         )
     except ServiceError as error:
         flash(changed_meanwhile(error), "error")
@@ -286,7 +291,7 @@ def rotate(secret_id: UUID) -> Any:
 def delete(secret_id: UUID) -> Any:
     back = url_for("ui.secret", secret_id=secret_id)
     try:
-        use(container().secret_service).delete_secret(
+        container().secret_service().delete_secret(
             g.principal, secret_id, expected_revision=revision_given()
         )
     except ServiceError as error:
@@ -301,7 +306,7 @@ def delete(secret_id: UUID) -> Any:
 def restore(secret_id: UUID) -> Any:
     back = url_for("ui.secret", secret_id=secret_id)
     try:
-        use(container().secret_service).restore_secret(
+        container().secret_service().restore_secret(
             g.principal, secret_id, expected_revision=revision_given()
         )
     except ServiceError as error:

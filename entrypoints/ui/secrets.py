@@ -19,7 +19,7 @@ from core.domain.rotation import RotationPolicy
 from core.domain.secrets import CONSUMERS, Secret, SecretFilter
 from core.domain.values import ScopeRef, ScopeType, SecretValue
 from core.secrets import NewSecret
-from entrypoints.ui.web import bp, container, error_text, page, signed_in, use
+from entrypoints.ui.web import bp, container, error_text, page, signed_in
 from ports.types import SecretType
 
 SCOPE = "<string(maxlength=32):scope_type>/<string(maxlength=128):scope_id>"
@@ -74,8 +74,8 @@ def secrets(scope_type: str, scope_id: str) -> Any:
         )
     except InvalidInput as error:
         return page("secrets.html", 400, found=None, error=error_text(error), **shown)
-    found = use(container().secret_service).list_secrets(
-        g.principal, criteria, PageRequest(number, 100)
+    found = (
+        container().secret_service().list_secrets(g.principal, criteria, PageRequest(number, 100))
     )
     return page(
         "secrets.html",
@@ -233,8 +233,8 @@ def create_secret(scope_type: str, scope_id: str) -> Any:
             consumer=form.get("consumer", "other") or "other",
             expires_at=moment(form.get("expires_at", ""), "expires_at"),
         )
-        secret = use(container().secret_service).create_secret(
-            g.principal, draft, value_of(kind, form)
+        secret = (
+            container().secret_service().create_secret(g.principal, draft, value_of(kind, form))
         )
     except ServiceError as error:  # the form again, with what was typed (never the value)
         return create_page(ref, kind, 400, error=error_text(error), **kept)

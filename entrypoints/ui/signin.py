@@ -26,7 +26,7 @@ from adapters.identity import JwtAuthenticator
 from core.domain.errors import ConfigurationError, ServiceError, Unauthenticated
 from core.domain.values import Principal
 from entrypoints.container import Container
-from entrypoints.http.context import current_container, request_trail
+from entrypoints.http.context import current_container, request_info
 from entrypoints.http.errors import status_of
 from entrypoints.ui.web import (
     CREDENTIAL_KINDS,
@@ -159,7 +159,7 @@ CREDENTIAL_KINDS[OIDC] = authenticate_id_token
 def refuse(error: Unauthenticated) -> None:
     """Count and audit a failed sign-in as the API does a failed authentication; raises."""
     failures = current_container().failed_authentications()
-    failures.refuse(error, request_trail(), request.remote_addr, request.path[:255])
+    failures.refuse(error, request_info(), request.path[:255])
 
 
 def signin_page(status: int = 200, message: str | None = None) -> tuple[str, int]:

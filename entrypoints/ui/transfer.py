@@ -38,7 +38,6 @@ from entrypoints.ui.web import (
     error_text,
     page,
     signed_in,
-    use,
 )
 
 STAGED_SECONDS = 30 * 60
@@ -46,11 +45,11 @@ IMPORT_ENDPOINT = "ui.import_secrets"
 
 
 def import_service() -> ImportService:
-    return use(container().import_service)
+    return container().import_service()
 
 
 def export_service() -> ExportService:
-    return use(container().export_service)
+    return container().export_service()
 
 
 def sealer() -> Fernet:

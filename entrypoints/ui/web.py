@@ -10,8 +10,8 @@
   so a revoked token ends the session at once.
 - CSRF: every POST under `/ui` carries Flask-WTF's token (form field `csrf_token`, or header
   `X-CSRFToken` for the script's requests); one without it is refused before any view runs.
-- Views get the signed-in principal in `g.principal` (`@signed_in`) and call use cases as the
-  API does: `use(container.secret_service)` is the use case auditing with this request's trail.
+- Views get the signed-in principal in `g.principal` (`@signed_in`), a `Caller` with this
+  request's facts, and call the container's use cases with it as the API does.
 """
 
 from __future__ import annotations
@@ -44,16 +44,16 @@ from flask.sessions import SecureCookieSession, SessionInterface, SessionMixin
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response as BaseResponse
 
+from core.domain.callers import Caller
 from core.domain.errors import ServiceError, Unauthenticated
 from core.domain.values import Principal
 from entrypoints.container import Container
-from entrypoints.http.context import audited, current_container
+from entrypoints.http.context import current_container, request_info
 from entrypoints.http.errors import status_of
 from entrypoints.http.headers import UI_CONTENT_SECURITY_POLICY
 
 PREFIX = "/ui"
 COOKIE = "smui_session"
-T = TypeVar("T")
 View = TypeVar("View", bound=Callable[..., Any])
 
 bp = Blueprint(
@@ -194,15 +194,10 @@ def signed_in(view: View) -> View:
             if request.method == "GET":
                 session["next"] = request.full_path if request.query_string else request.path
             return redirect(url_for("ui.signin"))
-        g.principal = principal
+        g.principal = Caller.of(principal, request_info())  # the views' actor
         return view(*args, **kwargs)
 
     return cast(View, wrapper)
-
-
-def use(provider: Callable[..., T]) -> T:
-    """A use case from the container, auditing with this request's trail (as the API's)."""
-    return audited(provider)
 
 
 def container() -> Container:

@@ -26,6 +26,7 @@ from flask import Flask
 
 from core.backends import BackendRegistry
 from entrypoints.config import Settings
+from entrypoints.container import reset_use_cases
 from entrypoints.http.app import create_app
 from tests.e2e.conftest import ApiClient, as_user
 from tests.fakes import AdoptableBackend
@@ -176,8 +177,10 @@ def store(app: Flask) -> Iterator[AdoptableBackend]:
     container.backends.override(
         providers.Object(BackendRegistry({"local": local, "store": backend}, default="local"))
     )
+    reset_use_cases(container)
     yield backend
     container.backends.reset_override()
+    reset_use_cases(container)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from adapters.db.tables import audit_events
 from core.domain.audit import AuditEvent, RequestInfo
+from core.domain.callers import Caller
 from core.domain.errors import NotFound
 from core.domain.values import Principal
 from entrypoints.config import Settings
@@ -93,13 +94,14 @@ def hostile_request_facts(app: Flask) -> dict[str, Send]:
 
     def refused(client: FlaskClient, request_id: str) -> tuple[int, str | None]:
         info = RequestInfo(request_id=request_id, source_ip=hostile, user_agent=hostile)
-        trail = container.audit_trail(request=info)
-        trail.refused(ANONYMOUS, "auth.authenticate", f"/api/v1/{hostile}", "unauthenticated")
+        anonymous = Caller.of(ANONYMOUS, info)
+        trail = container.audit_trail()
+        trail.refused(anonymous, "auth.authenticate", f"/api/v1/{hostile}", "unauthenticated")
         return 401, "unauthenticated"
 
     def failed(client: FlaskClient, request_id: str) -> tuple[int, str | None]:
-        trail = container.audit_trail(request=RequestInfo(request_id=request_id))
-        caller = Principal(f"user:{hostile}", "user")
+        trail = container.audit_trail()
+        caller = Caller.of(Principal(f"user:{hostile}", "user"), RequestInfo(request_id))
         with (
             contextlib.suppress(NotFound),
             trail.attempt(caller, "secret.read_value", f"secret:{hostile}", version=10**20),

@@ -19,6 +19,7 @@ from flask import Flask
 
 from core.backends import BackendRegistry
 from entrypoints.config import Settings
+from entrypoints.container import reset_use_cases
 from entrypoints.http.app import create_app
 from entrypoints.http.failed_auth import FailedAuthentications
 from entrypoints.http.health import Readiness
@@ -89,7 +90,7 @@ def test_refused_attempts_are_audited_once_per_source_and_window(
     app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     container = app.extensions["container"]
-    limiter = FailedAuthentications(2, container.audit_trail, window_seconds=1)
+    limiter = FailedAuthentications(2, container.audit_trail(), window_seconds=1)
     container.failed_authentications.override(providers.Object(limiter))
     client = app.test_client()
     bad = {"Authorization": "Bearer not-a-token"}
@@ -171,9 +172,11 @@ def hanging(app: Flask) -> Iterator[HangingBackend]:
     local = container.backends().get("local")
     registry = BackendRegistry({"local": local, "slow": backend}, default="local")
     container.backends.override(providers.Object(registry))
+    reset_use_cases(container)
     yield backend
     backend.release.set()
     container.backends.reset_override()
+    reset_use_cases(container)
 
 
 def test_a_hanging_optional_backend_neither_holds_readyz_nor_fails_it(

@@ -26,6 +26,7 @@ from sqlalchemy import update
 from adapters.db.tables import rotation_policies
 from adapters.webhooks import verify_signature
 from entrypoints.config import Settings
+from entrypoints.container import reset_use_cases
 from tests.e2e.conftest import JWT_KEY, TOKEN, ApiClient, as_user
 from tests.e2e.test_secrets_api import assert_error
 from tests.fakes import FixedClock
@@ -313,7 +314,9 @@ def test_a_stored_policy_naming_a_url_and_key_is_not_honoured_and_says_so(
     container = app.extensions["container"]  # the worker runs it when due: it fails the same way
     later = FixedClock(datetime.now(UTC) + timedelta(days=2))
     with container.clock.override(providers.Object(later)):
+        reset_use_cases(container)  # built again on the later clock
         report = container.worker().run_once()
+    reset_use_cases(container)
     assert report.rotated == 0
     assert api.get(f"/secrets/{secret}/value").get_json()["value"] == VALUE
     assert receiver.requests == []

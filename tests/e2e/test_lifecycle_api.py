@@ -20,6 +20,7 @@ from adapters.db.tables import encrypted_values, metadata, outbox, secrets, vers
 from adapters.webhooks import verify_signature
 from entrypoints.cli import main
 from entrypoints.config import Settings
+from entrypoints.container import reset_use_cases
 from tests.e2e.conftest import ApiClient
 from tests.e2e.test_secrets_api import assert_error
 from tests.fakes import FixedClock
@@ -59,8 +60,12 @@ def run_worker(app: Flask, at: datetime | None = None):
     container = app.extensions["container"]
     if at is None:
         return container.worker().run_once()
-    with container.clock.override(providers.Object(FixedClock(at))):
-        return container.worker().run_once()
+    try:
+        with container.clock.override(providers.Object(FixedClock(at))):
+            reset_use_cases(container)  # built again on the fixed clock
+            return container.worker().run_once()
+    finally:
+        reset_use_cases(container)
 
 
 def etag(response) -> str:

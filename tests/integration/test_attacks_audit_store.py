@@ -21,6 +21,7 @@ from adapters.group_commit import GroupCommit
 from core.audit import AuditTrail
 from core.audit_chain import PLACEHOLDER_NOTE, AuditChain, verify_links
 from core.domain.audit import AuditEvent, RequestInfo
+from core.domain.callers import Caller
 from core.domain.errors import NotFound
 from core.domain.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock
@@ -53,8 +54,8 @@ def group(engine: Engine) -> Iterator[GroupCommit]:
         appender.close()
 
 
-def trail_for(engine: Engine, group: GroupCommit, request: RequestInfo) -> AuditTrail:
-    return AuditTrail(group, AuditChain(CHECKPOINT_KEY, 25), FixedClock(NOW), (), request)
+def trail_for(engine: Engine, group: GroupCommit) -> AuditTrail:
+    return AuditTrail(group, AuditChain(CHECKPOINT_KEY, 25), FixedClock(NOW))
 
 
 def stored(engine: Engine) -> list[AuditEvent]:
@@ -71,27 +72,28 @@ def verified(engine: Engine) -> tuple[int, Any]:
 
 def read(engine: Engine, group: GroupCommit, number: int) -> None:
     """A legitimate read's event, recorded durably as a value read records it."""
-    trail = trail_for(engine, group, RequestInfo(f"read-{number}", "192.0.2.1", "client/1.0"))
-    with trail.attempt(READER, "secret.read_value", f"secret:{number}", version=1) as attempt:
+    reader = Caller.of(READER, RequestInfo(f"read-{number}", "192.0.2.1", "client/1.0"))
+    trail = trail_for(engine, group)
+    with trail.attempt(reader, "secret.read_value", f"secret:{number}", version=1) as attempt:
         attempt.succeed_durably()
 
 
 def refused(engine: Engine, group: GroupCommit, number: int) -> None:
     """A request refused before any use case ran, every request fact hostile."""
-    trail = trail_for(engine, group, RequestInfo(f"poison-{number}", HOSTILE, HOSTILE))
-    trail.refused(
-        Principal(f"user:{HOSTILE}", "user"), "auth.authenticate", f"/api/v1/{HOSTILE}", HOSTILE
-    )
+    request = RequestInfo(f"poison-{number}", HOSTILE, HOSTILE)
+    caller = Caller.of(Principal(f"user:{HOSTILE}", "user"), request)
+    trail_for(engine, group).refused(caller, "auth.authenticate", f"/api/v1/{HOSTILE}", HOSTILE)
 
 
 def failed(engine: Engine, group: GroupCommit, number: int) -> None:
     """A use case that failed, with a version past its column and hostile details."""
-    trail = trail_for(engine, group, RequestInfo(f"poison-{number}", HOSTILE, HOSTILE))
+    reader = Caller.of(READER, RequestInfo(f"poison-{number}", HOSTILE, HOSTILE))
+    trail = trail_for(engine, group)
     version = HOSTILE_VERSIONS[number % len(HOSTILE_VERSIONS)]
     with (
         pytest.raises(NotFound),
         trail.attempt(
-            READER,
+            reader,
             "secret.read_value",
             f"secret:{HOSTILE}",
             scope=HOSTILE,

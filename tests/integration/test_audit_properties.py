@@ -23,6 +23,7 @@ from adapters.group_commit import GroupCommit
 from core.audit import AuditTrail
 from core.audit_chain import AuditChain, verify_links
 from core.domain.audit import RequestInfo
+from core.domain.callers import Caller
 from core.domain.errors import NotFound
 from core.domain.values import Principal
 from tests.fakes import CHECKPOINT_KEY, FixedClock
@@ -104,8 +105,8 @@ def test_every_request_field_is_stored_and_the_chain_verifies(
     details: dict[str, Any],
 ) -> None:
     engine, group = recording
-    trail = AuditTrail(group, AuditChain(CHECKPOINT_KEY, 10), FixedClock(NOW), (), request)
-    caller = Principal(actor, "user")
+    trail = AuditTrail(group, AuditChain(CHECKPOINT_KEY, 10), FixedClock(NOW))
+    caller = Caller.of(Principal(actor, "user"), request)  # the request's facts travel with it
     before, _, _ = chain_state(engine)
 
     with caplog.at_level(logging.ERROR, logger="core.audit"):

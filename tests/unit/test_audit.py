@@ -28,6 +28,7 @@ from core.audit_chain import (
 )
 from core.domain.audit import AuditEvent, BrokenLink, Checkpoint, RequestInfo, with_fields
 from core.domain.audit_bounds import TEXT_LIMITS
+from core.domain.callers import Caller
 from core.domain.errors import Conflict, Forbidden, NotFound, ServiceError
 from core.domain.values import Principal
 from tests.fakes import (
@@ -391,6 +392,7 @@ def test_the_chain_key_is_never_shown() -> None:
 # -- attempts -------------------------------------------------------------------------------
 
 REQUEST = RequestInfo(request_id="req-42", source_ip="198.51.100.4", user_agent="curl/8")
+ALICE_CALLING = Caller.of(ALICE, REQUEST)  # her request's facts go into the events
 
 
 @pytest.fixture
@@ -400,13 +402,14 @@ def sink() -> RecordingSink:
 
 @pytest.fixture
 def trail(db: FakeUnitOfWorkFactory, clock: FixedClock, sink: RecordingSink) -> AuditTrail:
-    return make_audit_trail(db, clock, sinks=[sink], request=REQUEST)
+    return make_audit_trail(db, clock, sinks=[sink])
 
 
 def test_a_successful_attempt_is_recorded_with_the_change_it_made(
     trail: AuditTrail, db: FakeUnitOfWorkFactory, clock: FixedClock
 ) -> None:
-    with trail.attempt(ALICE, "scope.read", "scope:project/p-42", scope="project/p-42") as attempt:
+    actor = ALICE_CALLING
+    with trail.attempt(actor, "scope.read", "scope:project/p-42", scope="project/p-42") as attempt:
         clock.advance(timedelta(seconds=5))  # the event is stamped when the attempt begins
         attempt.learn(scope_path="/1/4/")
         with db() as uow:
@@ -494,7 +497,7 @@ def test_an_interrupt_is_not_an_outcome(trail: AuditTrail, db: FakeUnitOfWorkFac
 def test_related_events_are_recorded_with_the_attempt_in_its_transaction(
     trail: AuditTrail, db: FakeUnitOfWorkFactory, sink: RecordingSink
 ) -> None:
-    with trail.attempt(ALICE, "secret.resolve", "scope:p", details={"x": 1}) as attempt:
+    with trail.attempt(ALICE_CALLING, "secret.resolve", "scope:p", details={"x": 1}) as attempt:
         reads = [attempt.related("secret.read_value", f"secret:{n}", version=n) for n in (1, 2)]
         with db() as uow:
             attempt.succeed(uow, also=reads)
@@ -564,7 +567,7 @@ def test_a_failing_sink_does_not_fail_the_request(
 def test_a_refused_request_is_recorded_as_denied(
     trail: AuditTrail, db: FakeUnitOfWorkFactory, sink: RecordingSink
 ) -> None:
-    anonymous = Principal("anonymous", "anonymous")
+    anonymous = Caller.of(Principal("anonymous", "anonymous"), REQUEST)
 
     trail.refused(anonymous, "auth.authenticate", "/api/v1/secrets", "unauthenticated")
 
@@ -765,13 +768,15 @@ def test_the_trail_records_hostile_request_facts_bounded_and_logs_them_so(
     db: FakeUnitOfWorkFactory, clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     request = RequestInfo(request_id=HOSTILE, source_ip=HOSTILE * 100, user_agent=HOSTILE * 100)
-    trail = make_audit_trail(db, clock, request=request)
-    trail.refused(Principal("anonymous", "anonymous"), "auth.authenticate", f"/x{HOSTILE}", "bad")
-    with pytest.raises(NotFound), trail.attempt(ALICE, "secret.read_value", "s", version=2**63):
+    trail = make_audit_trail(db, clock)
+    anonymous = Caller.of(Principal("anonymous", "anonymous"), request)
+    trail.refused(anonymous, "auth.authenticate", f"/x{HOSTILE}", "bad")
+    alice = Caller.of(ALICE, request)
+    with pytest.raises(NotFound), trail.attempt(alice, "secret.read_value", "s", version=2**63):
         raise NotFound("no")
     db.database.audit_down = True
     with caplog.at_level(logging.ERROR, logger="core.audit"):
-        trail.refused(Principal("anonymous", "anonymous"), "auth.authenticate", HOSTILE, "bad")
+        trail.refused(anonymous, "auth.authenticate", HOSTILE, "bad")
 
     refused, failed = db.database.audit_events()
     assert refused.resource == "/x\\x00\ufffd\\x1b[2J\\x7f\\x85 end"
