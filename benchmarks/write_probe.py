@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks import servers
 from benchmarks.harness import worktree
 from benchmarks.load import LoadGenerator, LoadSettings, Request, Target
-from benchmarks.seed import Api, bearer, identity_token
+from benchmarks.seed import OPENBAO_POLICIES, Api, bearer, identity_token
 from tests.support.postgres import free_port
 
 ADMIN = "probe-admin"
@@ -45,6 +45,25 @@ def prepare(url: str, env: dict[str, str]) -> tuple[str, list[str]]:
     return token, ids
 
 
+def openbao_target(bao: servers.OpenBao) -> Target:
+    """OpenBao raft's side: a writer token (the benchmark's policy), the same number of paths,
+    each written once before the load (KV v2 `POST secret/data/<path>`)."""
+    root = Api(f"{bao.url}/v1", {"X-Vault-Token": bao.root_token})
+    policy = OPENBAO_POLICIES["bench-write"]
+    root.call("PUT", "/sys/policies/acl/bench-write", 204, json={"policy": policy})
+    body = {"policies": ["bench-write"], "ttl": "2h"}
+    token = root.call("POST", "/auth/token/create", json=body)["auth"]["client_token"]
+    paths = [f"probe/w{n}" for n in range(SECRETS)]
+    for path in paths:
+        root.call("POST", f"/secret/data/{path}", json={"data": {"value": "v"}})
+    calls = [
+        Request("POST", f"/v1/secret/data/{path}", json.dumps({"data": {"value": f"x{path}"}}))
+        for path in paths
+    ]
+    headers = {"X-Vault-Token": token, "Content-Type": "application/json"}
+    return Target(bao.label, bao.url, headers, calls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--compare", default=None)
@@ -52,6 +71,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
+    parser.add_argument(
+        "--openbao", action="store_true", help="OpenBao raft + file audit too, alternating"
+    )
     args = parser.parse_args()
     wrk = servers.ensure_wrk(install=False)
     with tempfile.TemporaryDirectory(prefix="write-probe-") as tmp, ExitStack() as stack:
@@ -76,6 +98,8 @@ def main() -> None:
             ]
             headers = bearer(token) | {"Content-Type": "application/json"}
             targets.append(Target(name, process.url, headers, calls, status=201))
+        if args.openbao:
+            targets.append(openbao_target(stack.enter_context(servers.openbao_raft(workdir))))
         settings = LoadSettings(2, args.connections, args.duration, 3, args.rounds)
         measured = LoadGenerator(wrk, settings, workdir).compare("write", targets)
         for name, result in measured.items():
