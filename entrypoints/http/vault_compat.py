@@ -18,6 +18,7 @@ import time
 from flask import Blueprint, Response, g, jsonify, request
 
 from core.access import INVALID_CREDENTIALS
+from core.domain.callers import Caller
 from core.domain.errors import InvalidInput, NotFound, Unauthenticated
 from core.secrets import NewSecret
 from entrypoints.http.context import bearer_token, current_container, request_info
@@ -75,7 +76,8 @@ def authenticate() -> None:
     try:
         vault_token = request.headers.get("X-Vault-Token", "").strip()
         token = vault_token or bearer_token(request.headers.get("Authorization", ""))
-        g.principal = current_container().authenticator().authenticate(token)
+        principal = current_container().authenticator().authenticate(token)
+        g.principal = Caller.of(principal, request_info())  # the views' actor
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
         failures.refuse(error, request_info(), request.path[:255])
@@ -170,7 +172,7 @@ def login(auth_path: str) -> Response:
     except Unauthenticated as error:
         failures = current_container().failed_authentications()
         failures.refuse(error, request_info(), request.path[:255])
-    g.principal = principal
+    g.principal = Caller.of(principal, request_info())
     lease = max(0, int(expires - time.time()))
     return answer(
         None,

@@ -15,7 +15,7 @@ from flask import Flask
 from core.backends import BackendRegistry
 from core.domain.values import VersionKey
 from entrypoints.container import USE_CASES, reset_use_cases
-from tests.e2e.conftest import ApiClient
+from tests.e2e.conftest import TOKEN, ApiClient
 from tests.fakes import InMemoryBackend
 
 P42 = {"type": "project", "id": "p-42"}
@@ -89,3 +89,18 @@ def test_two_concurrent_requests_each_stamp_their_own_facts_on_their_events(
         ("secret.read_value", f"secret:{second}", "req-second", "agent-second"),
         ("secret.read_metadata", f"secret:{second}", "req-second", "agent-second"),
     }
+
+
+def test_the_vault_routes_stamp_their_request_facts_too(app: Flask, api: ApiClient) -> None:
+    """The KV v2 routes authenticate on their own (`X-Vault-Token`): the same Caller."""
+    created = api.create(name="ESO", scope=P42, value="v")["id"]
+    facts = {"X-Vault-Token": TOKEN, "X-Request-Id": "req-vault", "User-Agent": "vault-client"}
+    read = app.test_client().get("/v1/secret/data/project/p-42/_/ESO", headers=facts)
+
+    assert read.status_code == 200
+    events = api.get("/audit/events", query_string={"limit": "1000"}).get_json()["items"]
+    assert {
+        (event["action"], event["resource"], event["user_agent"])
+        for event in events
+        if event["request_id"] == "req-vault"
+    } == {("secret.read_value", f"secret:{created}", "vault-client")}
