@@ -2,6 +2,11 @@
 secret as the variables its type documents; restarted when they change (`--watch`), or given
 them in a file (`--mount`).
 
+`--watch` follows the server's change stream (`GET /api/v1/events/stream`, Server-Sent Events,
+resumed with `Last-Event-ID`) and looks at the secrets again only when an event names one of
+the run's secrets (or a name it selects that a new secret could take); while the stream is
+unavailable it polls the resolution every `--watch-interval` seconds, and says so on stderr.
+
 The server maps secrets to variables (`GET /api/v1/resolve?variables=true`), so every client
 names them alike. No value is ever put on a command line, in a message or in a log line: the
 notes on standard error name secrets and variables only.
@@ -9,11 +14,14 @@ notes on standard error name secrets and variables only.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +39,10 @@ from plugins.format_dotenv import Style, line_of, usual_quote
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MOUNT_PATH_VARIABLE = "SECRETCTL_MOUNT_PATH"
 POLL_TIMEOUT_SECONDS = 10.0
+STREAM_READ_SECONDS = 45.0  # the server sends a keepalive every 15 s: a silent stream is lost
+STREAM_PAUSE_SECONDS = 0.25  # how often a run following the stream looks at what it flagged
+# Events that change neither a secret's winner nor its version: no need to look.
+IGNORED_EVENTS = frozenset({"secret.expiring", "secret.rotation_failed"})
 
 
 def note(text: str) -> None:
@@ -191,30 +203,180 @@ def child_environment(
     return base | variables
 
 
+class ChangeFeed:
+    """The server's change stream, followed in a thread of its own: `touched` is set when an
+    event may change the run's secrets (its secret's name is one the run resolved, or one it
+    selects that a new secret could take), and the watcher then looks. Reconnects after the
+    last event seen (`Last-Event-ID`), looking once more after a reconnection in case the
+    server no longer kept what came in between. `following` is false while the stream cannot
+    be had (the watcher polls meanwhile); each change of that is said once on stderr. Events
+    carry names, never a value."""
+
+    def __init__(self, client: Client, query: Query, interval: float) -> None:
+        self.client = client
+        self.query = query
+        self.interval = interval
+        self.names: frozenset[str] = frozenset()  # the names the run resolved, kept current
+        self.cursor = "now"
+        self.touched = threading.Event()
+        self.following = False
+        self.lost: str | None = None  # why the stream is unavailable, once said
+
+    def open(self) -> None:
+        """Follows the stream from its head (asked before the secrets are read, so that no
+        change in between is missed); a server without one (404) is polled for good."""
+        response = self.client.call(
+            "GET", "/events", params={"after": "now", "wait": 0}, timeout=POLL_TIMEOUT_SECONDS
+        )
+        if response.status_code == 404:
+            self._unavailable("the server has none", for_good=True)
+            return
+        if response.status_code >= 400:
+            self._unavailable(f"HTTP {response.status_code}")
+        else:
+            self.cursor = str(response.json()["next"])
+            self.following = True
+        threading.Thread(target=self._follow, name="secretctl-watch", daemon=True).start()
+
+    def _unavailable(self, reason: str, *, for_good: bool = False) -> None:
+        self.following = False
+        if self.lost is None:
+            until = "" if for_good else " until it is back"
+            note(
+                f"the change stream is unavailable ({reason}): watching by polling every "
+                f"{self.interval:g} s{until}"
+            )
+        self.lost = reason
+
+    def _follow(self) -> None:
+        delay = 1.0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if self.cursor != "now":
+                headers["Last-Event-ID"] = self.cursor
+            try:
+                with self.client.session.get(
+                    f"{self.client.addr}/api/v1/events/stream",
+                    headers=headers,
+                    stream=True,
+                    timeout=(POLL_TIMEOUT_SECONDS, STREAM_READ_SECONDS),
+                ) as response:
+                    if response.status_code >= 400:
+                        if response.status_code == 400:  # a cursor it refuses: from the head
+                            self.cursor = "now"
+                        self._unavailable(f"HTTP {response.status_code}")
+                    else:
+                        self._connected()
+                        delay = 1.0
+                        self._read(response)
+                        continue  # the server ended it (a restart, max_seconds): reconnect
+            except requests.RequestException:
+                self._unavailable("no answer")
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _connected(self) -> None:
+        if self.lost is not None:
+            note("following the change stream again")
+            self.lost = None
+            self.touched.set()  # what came while it was lost may be gone from the stream
+        self.following = True
+
+    def _read(self, response: requests.Response) -> None:
+        data: list[str] = []
+        # chunk_size None: each piece as it arrives, not once 512 bytes have come
+        for raw in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            if not line:
+                if data and self.touches(json.loads("\n".join(data))):
+                    self.touched.set()
+                data = []
+            elif not line.startswith(":"):
+                key, _, text = line.partition(":")
+                text = text.removeprefix(" ")
+                if key == "data":
+                    data.append(text)
+                elif key == "id":
+                    self.cursor = text
+
+    def touches(self, event: dict[str, Any]) -> bool:
+        """Whether an event may change what the run resolves: it names a secret the run
+        resolved, or one it selects (`--only`, `--prefix`, its environment) that could be new."""
+        if event.get("type") in IGNORED_EVENTS:
+            return False
+        secret = event.get("secret") or {}
+        name = secret.get("name")
+        if name is None or name in self.names:  # a purged secret's event names nothing
+            return True
+        if self.query.names:
+            return name in self.query.names
+        if not name.startswith(self.query.prefix or ""):
+            return False
+        environment = secret.get("environment")
+        return environment is None or environment == self.query.context.get("environment")
+
+
 Versions = tuple[tuple[str, str, int], ...]  # each selected name's winner and its version
 
 
 class Watcher:
-    """Notices a change of the child's secrets without reading values at every poll: it asks
-    for the resolution without values, with the ETag of the last answer (304 while nothing
-    changed), and reads the values again only when a selected secret's winner or version
-    changed. What it has seen moves on only once the values are read, so a poll that fails
-    (said once) is tried again at the next interval."""
+    """Notices a change of the child's secrets without reading values at every look: it looks
+    when the change stream says a change touched them (or every interval without the stream),
+    asking for the resolution without values, with the ETag of the last answer (304 while
+    nothing changed), and reads the values again only when a selected secret's winner or
+    version changed. What it has seen moves on only once the values are read, so a look that
+    fails (said once) is tried again every interval, stream or not."""
 
-    def __init__(self, client: Client, query: Query, skip: bool) -> None:
+    def __init__(
+        self,
+        client: Client,
+        query: Query,
+        skip: bool,
+        interval: float,
+        feed: ChangeFeed | None = None,
+    ) -> None:
         self.client = client
         self.query = query
         self.skip = skip
+        self.interval = interval
+        self.feed = feed
         self.etag: str | None = None
         self.versions: Versions | None = None
         self.failing = False
+        self.looked = time.monotonic()
 
     def start(self) -> dict[str, str]:
-        """The variables to start with (versions first: a change in between is seen next)."""
+        """The variables to start with (the stream's head first, then the versions: a change
+        in between is seen next)."""
+        if self.feed is not None:
+            self.feed.open()
         etag, versions = self.latest()
         variables = resolve_environment(self.client, self.query, self.skip)
-        self.etag, self.versions = etag, versions
+        self.etag = etag
+        self.seen(versions)
         return variables
+
+    def seen(self, versions: Versions | None) -> None:
+        self.versions = versions
+        if self.feed is not None and versions is not None:
+            self.feed.names = frozenset(name for name, _, _ in versions)
+
+    @property
+    def pause(self) -> float:
+        """How long the run waits for its command before asking whether to look."""
+        following = self.feed is not None and self.feed.following
+        return STREAM_PAUSE_SECONDS if following else self.interval
+
+    def due(self) -> bool:
+        """Whether to look at the secrets now: an event touched them (following the stream),
+        or an interval passed (polling, or a look that failed and is tried again)."""
+        if self.feed is not None and self.feed.touched.is_set():
+            self.feed.touched.clear()
+            return True
+        following = self.feed is not None and self.feed.following
+        if following and not self.failing:
+            return False
+        return time.monotonic() - self.looked >= self.interval - STREAM_PAUSE_SECONDS
 
     def latest(self) -> tuple[str | None, Versions | None]:
         """The answer's ETag, and the versions when they differ from those seen (else None)."""
@@ -236,12 +398,13 @@ class Watcher:
 
     def changed_environment(self, current: dict[str, str]) -> dict[str, str] | None:
         """New variables when the secrets changed, else None (a failing poll too)."""
+        self.looked = time.monotonic()
         try:
             etag, versions = self.latest()
             variables = None
             if versions is not None:
                 variables = resolve_environment(self.client, self.query, self.skip)
-                self.versions = versions
+                self.seen(versions)
             self.etag = etag
         except (click.ClickException, requests.RequestException) as error:
             if not self.failing:
@@ -325,14 +488,21 @@ class Supervisor:
     "Without it they stop the run (exit 1) before COMMAND starts.",
 )
 @click.option(
-    "--watch", is_flag=True, help="Restart COMMAND when one of its secrets changes (polling)."
+    "--watch",
+    is_flag=True,
+    help="Restart COMMAND when one of its secrets changes: follows the server's change "
+    "stream, and polls while it is unavailable.",
 )
 @click.option(
     "--watch-interval",
     type=click.FloatRange(min=1.0),
     default=10.0,
     show_default=True,
-    help="Seconds between two polls of --watch.",
+    help="Seconds between two polls of --watch (without the change stream, or when a change "
+    "could not be taken and is tried again).",
+)
+@click.option(
+    "--poll", is_flag=True, help="With --watch: poll every --watch-interval, not the stream."
 )
 @click.option(
     "--grace",
@@ -356,6 +526,7 @@ def run(
     skip_unavailable: bool,
     watch: bool,
     watch_interval: float,
+    poll: bool,
     grace: float,
     mount: Path | None,
     no_inherit_env: bool,
@@ -388,14 +559,17 @@ def run(
         prefix=prefix,
     )
     client = Client(addr, token)
-    watcher = Watcher(client, query, skip_unavailable) if watch else None
+    watcher = None
+    if watch:
+        feed = ChangeFeed(Client(addr, token), query, watch_interval) if not poll else None
+        watcher = Watcher(client, query, skip_unavailable, watch_interval, feed)
     if watcher is not None:
         variables = watcher.start()
     else:
         variables = resolve_environment(client, query, skip_unavailable)
     if watcher is None and mount is None:
         exec_command(command, child_environment(variables, not no_inherit_env, None))
-    run = Run(Supervisor(command, grace), watcher, watch_interval, skip_unavailable)
+    run = Run(Supervisor(command, grace), watcher, skip_unavailable)
     run.mount = Mount(mount) if mount is not None else None
     run.inherit = not no_inherit_env
     with run.supervisor.forwarding():
@@ -422,7 +596,6 @@ class Run:
 
     supervisor: Supervisor
     watcher: Watcher | None
-    interval: float
     skip: bool
     mount: Mount | None = None
     inherit: bool = True
@@ -436,10 +609,12 @@ class Run:
             return 128 + self.supervisor.signalled
         self.supervisor.start(child_environment(variables, self.inherit, self.mount))
         while True:
-            code = self.supervisor.wait(self.interval if self.watcher is not None else None)
+            code = self.supervisor.wait(self.watcher.pause if self.watcher is not None else None)
             if code is not None:
                 return code
             assert self.watcher is not None
+            if not self.watcher.due():
+                continue
             changed = self.watcher.changed_environment(variables)
             if changed is None or self.supervisor.signalled is not None:
                 continue

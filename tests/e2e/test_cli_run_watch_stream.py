@@ -1,0 +1,119 @@
+"""`secretctl run --watch` follows the change stream (issue #18) against a live `secretctl
+serve`: a new version of a secret the command resolved restarts it with the new value within
+seconds (the poll interval being a minute), a write to a name it does not use neither restarts
+it nor makes it look; a server whose stream is unavailable is polled, and stderr says so."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli_run import (
+    Project,
+    child,
+    kill_group,
+    runs,
+    server,
+    started,
+    wait_for,
+)
+from tests.e2e.test_serve import Server, free_port, running_server, serve_env
+
+__all__ = ["server"]
+
+
+def resolves(server: Server) -> int:
+    """How many resolutions the server answered so far (its access log)."""
+    return server.output().count("GET /api/v1/resolve")
+
+
+def test_watch_follows_the_stream_and_restarts_only_for_its_own_names(
+    server: Server, tmp_path: Path
+) -> None:
+    project = Project(server, "stream")
+    token = project.put("API_TOKEN", "first-token-value")
+    other = project.put("OTHER_NAME", "other-1")
+    report = tmp_path / "report.jsonl"
+    args = project.run_args(
+        "--watch",
+        "--watch-interval",
+        "60",  # a poll cannot be what restarts it
+        "--only",
+        "API_TOKEN",
+        "--",
+        *child(report, "sleep", "API_TOKEN", "OTHER_NAME"),
+    )
+    process = started(server, args)
+    try:
+        wait_for(lambda: len(runs(report)) == 1, "the first start")
+        wait_for(lambda: "GET /api/v1/events/stream" in server.output(), "the stream")
+        looked = resolves(server)
+        project.new_version(other, "other-2")  # a name it does not use: no look, no restart
+        time.sleep(2.5)
+        assert len(runs(report)) == 1
+        assert resolves(server) == looked
+        written = time.monotonic()
+        project.new_version(token, "second-token-value")
+        wait_for(lambda: len(runs(report)) == 2, "a restart after the new version", 10)
+        assert time.monotonic() - written < 5
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        _, stderr = process.communicate()
+    finally:
+        kill_group(process)
+
+    assert [seen["API_TOKEN"] for seen in runs(report)] == [
+        "first-token-value",
+        "second-token-value",
+    ]
+    assert all(seen["OTHER_NAME"] is None for seen in runs(report))
+    assert code == 128 + signal.SIGTERM
+    assert "secrets changed: restarting the command" in stderr
+    assert "unavailable" not in stderr  # it followed the stream throughout
+    assert "token-value" not in stderr and "other-" not in stderr
+
+
+@pytest.fixture
+def streamless(tmp_path: Path) -> Iterator[Server]:
+    """A server that holds no change stream (every one is 503 too_many_streams)."""
+    env = serve_env(
+        tmp_path / "data", free_port(), SECRETS_LOG_LEVEL="INFO", SECRETS_EVENTS__MAX_STREAMS="0"
+    )
+    with running_server(env, tmp_path) as started_server:
+        yield started_server
+
+
+def test_watch_polls_and_says_so_when_the_stream_is_unavailable(
+    streamless: Server, tmp_path: Path
+) -> None:
+    project = Project(streamless, "polled")
+    token = project.put("API_TOKEN", "first-token-value")
+    report = tmp_path / "report.jsonl"
+    args = project.run_args(
+        "--watch", "--watch-interval", "1", "--", *child(report, "sleep", "API_TOKEN")
+    )
+    process = started(streamless, args)
+    try:
+        wait_for(lambda: len(runs(report)) == 1, "the first start")
+        project.new_version(token, "second-token-value")
+        wait_for(lambda: len(runs(report)) == 2, "a restart found by polling", 10)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _, stderr = process.communicate()
+    finally:
+        kill_group(process)
+
+    assert [seen["API_TOKEN"] for seen in runs(report)] == [
+        "first-token-value",
+        "second-token-value",
+    ]
+    assert (
+        "the change stream is unavailable (HTTP 503): watching by polling every 1 s until it "
+        "is back"
+    ) in stderr
+    assert stderr.count("the change stream is unavailable") == 1  # said once, not per retry
+    assert "token-value" not in stderr
