@@ -27,8 +27,15 @@ from core.domain.errors import (
     PreconditionFailed,
     VersionUnavailable,
 )
-from core.domain.paging import Page, PageRequest
-from core.domain.secrets import Secret, SecretFilter, SecretVersion, Validity, VersionState
+from core.domain.paging import Page, PageRequest, Slice
+from core.domain.secrets import (
+    ListPosition,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+    Validity,
+    VersionState,
+)
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ValueReader
@@ -150,6 +157,36 @@ class SecretService:
                 confirm_caller(uow, actor, now)
                 found = uow.secrets.search(criteria, page, access_query(actor, Action.LIST, now))
             attempt.succeed_durably(details={"total": found.total, "page": page.page})
+            return found
+
+    def list_secrets_after(
+        self,
+        actor: Principal,
+        criteria: SecretFilter,
+        after: ListPosition | None,
+        page_size: int,
+    ) -> Slice[Secret, ListPosition]:
+        """Keyset paging of one scope's list: the page after `after` (the first if None), with
+        `next` for the following one; no total is counted. The same visibility as
+        `list_secrets`: a position only names a place, so any position is safe to accept."""
+        if criteria.scope is None:
+            raise InvalidInput(
+                "paging with after lists one scope: give scope_type and scope_id",
+                details={"field": "after"},
+            )
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidInput(
+                f"page_size is between 1 and {MAX_PAGE_SIZE}", details={"field": "page_size"}
+            )
+        now = self._clock.now()
+        scope = str(criteria.scope)
+        with self._audit.attempt(actor, AuditAction.SECRET_LIST, "secrets", scope=scope) as attempt:
+            with self._uow_factory(read_only=True) as uow:
+                confirm_caller(uow, actor, now)
+                found = uow.secrets.search_after(
+                    criteria, after, page_size, access_query(actor, Action.LIST, now)
+                )
+            attempt.succeed_durably(details={"count": len(found.items), "after": after is not None})
             return found
 
     # -- writing ---------------------------------------------------------------------------

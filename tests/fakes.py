@@ -65,10 +65,17 @@ from core.domain.errors import (
 )
 from core.domain.events import OutboxMessage
 from core.domain.jobs import Job, JobItem
-from core.domain.paging import Page, PageRequest
+from core.domain.paging import Page, PageRequest, Slice
 from core.domain.rotation import RotationPolicy, RotationRun
 from core.domain.scopes import Scope, ScopeUsage
-from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.secrets import (
+    ListPosition,
+    ResolveCandidate,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+    VersionState,
+)
 from core.domain.values import ScopeRef, ScopeType, SecretValue, VersionKey
 from core.domain.work import ExpiryNotice, Lease
 from core.secret_access import secret_target
@@ -805,6 +812,30 @@ class FakeSecretRepository(SecretRepository):
             key=_sort_key,
         )
         return _page(found, page)
+
+    def search_after(
+        self,
+        criteria: SecretFilter,
+        after: ListPosition | None,
+        page_size: int,
+        access: AccessQuery,
+    ) -> Slice[Secret, ListPosition]:
+        if criteria.scope is None:
+            raise ValueError("keyset paging lists one scope")
+        tables = self._uow.tables
+        found = sorted(
+            (
+                secret
+                for secret in tables.secrets.values()
+                if _matches(secret, criteria, tables.policies)
+                and (after is None or ListPosition.of(secret) > after)
+                and visible(access, secret_target(secret), tables.bindings.values())
+            ),
+            key=_sort_key,
+        )
+        items = copy.deepcopy(found[:page_size])
+        more = len(found) > page_size
+        return Slice(items, page_size, ListPosition.of(items[-1]) if more else None)
 
     def resolve(
         self,

@@ -18,10 +18,13 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.db.local_values import holds_value_of, row_of_value, store_sealed, stored_value
 from adapters.db.scope_repository import SCOPE_ORDER
@@ -53,8 +56,9 @@ from adapters.db.tables import (
 from adapters.db.visibility import bound_parameters, visible
 from core.domain.access import AccessQuery
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
-from core.domain.paging import Page, PageRequest
+from core.domain.paging import Page, PageRequest, Slice
 from core.domain.secrets import (
+    ListPosition,
     ResolveCandidate,
     Secret,
     SecretFilter,
@@ -166,18 +170,9 @@ class SqlSecretRepository(SecretRepository):
         conditions = filter_conditions(criteria)
         order: tuple[Any, ...] = (*SCOPE_ORDER, secrets.c.name, secrets.c.environment)
         if criteria.scope is not None:
-            # One scope: is all of it visible to the caller (the same rule without a secret)?
-            # Then no row needs a check of its own, and the page is read in order from the
-            # index (scope_pk, name, environment) of live rows, stopping after the page.
-            found = self._connection.execute(
-                select(scopes.c.pk, visible(access)).where(scope_is(criteria.scope))
-            ).first()
-            if found is None:
+            if not self._in_one_scope(criteria.scope, access, conditions):
                 return Page(items=[], total=0, page=page.page, page_size=page.page_size)
-            conditions.append(secrets.c.scope_pk == found[0])
             order = (secrets.c.name, secrets.c.environment)
-            if not found[1]:
-                conditions.append(visible(access, secret_id=secrets.c.id, name=secrets.c.name))
         else:
             conditions.append(visible(access, secret_id=secrets.c.id, name=secrets.c.name))
         total = self._connection.execute(
@@ -195,6 +190,55 @@ class SqlSecretRepository(SecretRepository):
             page=page.page,
             page_size=page.page_size,
         )
+
+    def search_after(
+        self,
+        criteria: SecretFilter,
+        after: ListPosition | None,
+        page_size: int,
+        access: AccessQuery,
+    ) -> Slice[Secret, ListPosition]:
+        if criteria.scope is None:
+            raise ValueError("keyset paging lists one scope")
+        conditions = filter_conditions(criteria)
+        if not self._in_one_scope(criteria.scope, access, conditions):
+            return Slice(items=[], page_size=page_size, next=None)
+        if after is not None:
+            # A row comparison in the index's order: the scan starts right after the position.
+            conditions.append(
+                tuple_(secrets.c.name, secrets.c.environment)
+                > tuple_(literal(after.name), literal(after.environment))
+            )
+        rows = self._connection.execute(
+            SELECT_LISTED.where(*conditions)
+            .order_by(secrets.c.name, secrets.c.environment)
+            .limit(page_size + 1)  # one more tells whether a next page exists
+        )
+        items = listed_secrets(rows)
+        more = len(items) > page_size
+        del items[page_size:]
+        return Slice(
+            items=items,
+            page_size=page_size,
+            next=ListPosition.of(items[-1]) if more else None,
+        )
+
+    def _in_one_scope(
+        self, scope: ScopeRef, access: AccessQuery, conditions: list[ColumnElement[bool]]
+    ) -> bool:
+        """Narrow `conditions` to the rows of one scope the caller may see; False if the scope
+        does not exist. Is all of it visible to the caller (the same rule without a secret)?
+        Then no row needs a check of its own, and a page is read in order from the index
+        (scope_pk, name, environment) of live rows, stopping after the page."""
+        found = self._connection.execute(
+            select(scopes.c.pk, visible(access)).where(scope_is(scope))
+        ).first()
+        if found is None:
+            return False
+        conditions.append(secrets.c.scope_pk == found[0])
+        if not found[1]:
+            conditions.append(visible(access, secret_id=secrets.c.id, name=secrets.c.name))
+        return True
 
     def resolve(
         self,

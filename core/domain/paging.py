@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,14 @@ class Page(Generic[T]):
     total: int
     page: int
     page_size: int
+
+
+@dataclass(frozen=True)
+class Slice(Generic[T, P]):
+    """A page read after a position (keyset paging): it stops after its items, so its cost does
+    not grow with the listing, and no total is counted (as OpenBao's LIST, AWS's NextToken).
+    `next` is the position to read the following page after; None at the end."""
+
+    items: list[T]
+    page_size: int
+    next: P | None

@@ -287,6 +287,20 @@ class SecretFilter:
     rotation_overdue_at: datetime | None = None
 
 
+@dataclass(frozen=True, order=True)
+class ListPosition:
+    """A place in the list of one scope's secrets, which is ordered by name, then environment
+    ('' for a secret of every environment, as stored): a keyset page starts after it. It names
+    a place only; it grants nothing (the page after it is filtered as any other)."""
+
+    name: str
+    environment: str = ""
+
+    @classmethod
+    def of(cls, secret: Secret) -> ListPosition:
+        return cls(secret.name, secret.environment or "")
+
+
 @dataclass(frozen=True)
 class RevealedValue:
     """The answer to a value read: which version was served, and the value itself."""

@@ -10,8 +10,14 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from core.domain.access import AccessQuery
-from core.domain.paging import Page, PageRequest
-from core.domain.secrets import ResolveCandidate, Secret, SecretFilter, SecretVersion
+from core.domain.paging import Page, PageRequest, Slice
+from core.domain.secrets import (
+    ListPosition,
+    ResolveCandidate,
+    Secret,
+    SecretFilter,
+    SecretVersion,
+)
 from core.domain.values import ScopeRef
 
 
@@ -74,6 +80,19 @@ class SecretRepository(abc.ABC):
     ) -> Page[Secret]:
         """Secrets matching `criteria` that `access` lets the caller see, ordered by scope,
         name and environment."""
+
+    @abc.abstractmethod
+    def search_after(
+        self,
+        criteria: SecretFilter,
+        after: ListPosition | None,
+        page_size: int,
+        access: AccessQuery,
+    ) -> Slice[Secret, ListPosition]:
+        """Keyset paging of one scope (`criteria.scope` is set): up to `page_size` secrets
+        matching `criteria` that `access` lets the caller see, ordered by name and environment,
+        strictly after `after` (from the start if None), with the position of the last one as
+        `next` when more follow. Reads no further than the page; counts no total."""
 
     @abc.abstractmethod
     def resolve(

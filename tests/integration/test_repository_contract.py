@@ -24,7 +24,7 @@ from core.domain.audit import AuditEvent, AuditFilter
 from core.domain.errors import Conflict, NotFound, PreconditionFailed
 from core.domain.paging import PageRequest
 from core.domain.rotation import RotationPolicy, RotationRun
-from core.domain.secrets import Secret, SecretFilter, SecretVersion, VersionState
+from core.domain.secrets import ListPosition, Secret, SecretFilter, SecretVersion, VersionState
 from core.domain.values import Principal, ScopeRef, ScopeType
 from ports.unit_of_work import UnitOfWork
 from tests.fakes import FakeUnitOfWorkFactory
@@ -668,6 +668,42 @@ def test_a_page_past_the_end_is_empty_with_the_total(uow: Factory, scopes: dict[
             SecretFilter(scope=PAYMENTS), PageRequest(page=5, page_size=10), everything()
         )
     assert (page.items, page.total) == ([], 1)
+
+
+def test_keyset_pages_follow_name_then_environment_and_stop_at_the_end(
+    uow: Factory, scopes: dict[str, Any]
+) -> None:
+    for name, environment in [("b", None), ("a", "prod"), ("a", None), ("c", "dev")]:
+        stored_secret(uow, make_secret(name=name, environment=environment))
+    stored_secret(uow, make_secret(ACME, "a0-org"))  # another scope: never on these pages
+    stored_secret(uow, make_secret(name="b0-gone", deleted_at=NOW))
+    seen: list[tuple[str, str | None]] = []
+    nexts: list[ListPosition | None] = []
+    after: ListPosition | None = None
+    with uow(read_only=True) as work:
+        while True:
+            page = work.secrets.search_after(SecretFilter(scope=PAYMENTS), after, 2, everything())
+            assert page.page_size == 2 and len(page.items) <= 2
+            seen += [(s.name, s.environment) for s in page.items]
+            nexts.append(page.next)
+            if page.next is None:
+                break
+            after = page.next
+        # A position no secret holds starts right after it; past the end, an empty last page.
+        between = work.secrets.search_after(
+            SecretFilter(scope=PAYMENTS), ListPosition("a", "q"), 10, everything()
+        )
+        past = work.secrets.search_after(
+            SecretFilter(scope=PAYMENTS), ListPosition("zzz"), 10, everything()
+        )
+        nowhere = work.secrets.search_after(
+            SecretFilter(scope=ScopeRef(ScopeType.PROJECT, "nowhere")), None, 10, everything()
+        )
+    assert seen == [("a", None), ("a", "prod"), ("b", None), ("c", "dev")]
+    assert nexts == [ListPosition("a", "prod"), None]
+    assert [s.name for s in between.items] == ["b", "c"] and between.next is None
+    assert (past.items, past.next) == ([], None)
+    assert (nowhere.items, nowhere.next) == ([], None)
 
 
 def test_times_in_other_offsets_read_back_as_the_same_instant(
