@@ -63,7 +63,7 @@ SECRET_UPDATED = SECRET | {
     "updated_at": UPDATED_AT,
     "updated_by": "user:alice",
 }
-SECRET_PAGE = {"page": 1, "page_size": 50, "total": 1, "items": [SECRET]}
+SECRET_PAGE = {"page": 1, "page_size": 50, "total": 1, "next": None, "items": [SECRET]}
 SECRET_VALUE = {
     "id": OPENAI_KEY_ID,
     "name": "OPENAI_API_KEY",

@@ -187,7 +187,11 @@ class Secrets(MethodView):
     @raises(NotFound)
     @operation_id("list_secrets")
     def get(self, args: dict[str, Any]) -> Any:
-        """List secrets' metadata (never values), filtered and paginated."""
+        """List secrets' metadata (never values), filtered and paginated.
+
+        Two ways to page: `page` (an offset, with `total`), or, for one scope, `after` (keyset:
+        the `next` of the previous page, empty for the first; no `total`), whose cost does not
+        grow with the number of secrets. Every page answers `next` while more follow."""
         scope_type, scope_id = args.get("scope_type"), args.get("scope_id")
         if scope_id and not scope_type:
             raise InvalidInput("scope_id needs scope_type", details={"field": "scope_id"})
@@ -203,6 +207,12 @@ class Secrets(MethodView):
             prefix=args.get("prefix"),
             deleted=args["deleted"],
         )
+        if "after" in args:
+            if args["page"] != 1:
+                raise InvalidInput("give page or after, not both", details={"field": "after"})
+            return service().list_secrets_after(
+                g.principal, criteria, args["after"], args["page_size"]
+            )
         return service().list_secrets(
             g.principal, criteria, PageRequest(args["page"], args["page_size"])
         )

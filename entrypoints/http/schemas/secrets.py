@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, fields, validate
 
-from core.domain.paging import Page
-from core.domain.secrets import CONSUMERS, Secret
+from core.domain.paging import Page, Slice
+from core.domain.secrets import CONSUMERS, ListPosition, Secret
 from core.domain.values import ScopeType
 from core.references import reference_of
+from entrypoints.http.cursor import decode_cursor, encode_cursor
 from entrypoints.http.schemas.common import PageSchema
 from entrypoints.http.schemas.fields import (
     Integer,
@@ -112,17 +113,54 @@ def dump_secret(secret: Secret) -> dict[str, Any]:
 
 
 class SecretPageSchema(PageSchema):
+    """An offset page (`page`) carries `total`; a keyset page (`after`) carries neither `page`
+    nor `total` (null: no count, which grows with the table, as OpenBao's LIST and AWS's
+    NextToken). Both carry `next` when more secrets follow: pass it as `after`."""
+
+    page = fields.Integer(allow_none=True)
+    total = fields.Integer(allow_none=True)
+    next = fields.String(
+        allow_none=True,
+        metadata={"description": "the cursor of the next page (pass it as after); null at the end"},
+    )
     items = fields.List(fields.Nested(SecretSchema))
 
     def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        if isinstance(obj, Slice):
+            return {
+                "page": None,
+                "page_size": obj.page_size,
+                "total": None,
+                "next": encode_cursor(obj.next) if obj.next is not None else None,
+                "items": [dump_secret(secret) for secret in obj.items],
+            }
         if many or not isinstance(obj, Page):
             return super().dump(obj, many=many)
+        more = bool(obj.items) and (obj.page - 1) * obj.page_size + len(obj.items) < obj.total
         return {
             "page": obj.page,
             "page_size": obj.page_size,
             "total": obj.total,
+            "next": encode_cursor(ListPosition.of(obj.items[-1])) if more else None,
             "items": [dump_secret(secret) for secret in obj.items],
         }
+
+
+class Cursor(fields.String):
+    """`after`: a cursor from a page's `next`, or empty for the first page by cursor."""
+
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid_cursor": "not a cursor this service made: pass a page's next unchanged",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text == "":
+            return None
+        try:
+            return decode_cursor(text)
+        except ValueError:
+            raise self.make_error("invalid_cursor") from None
 
 
 class SecretListArgsSchema(StrictSchema):
@@ -140,6 +178,13 @@ class SecretListArgsSchema(StrictSchema):
     )
     page = QueryInteger(load_default=1)
     page_size = QueryInteger(load_default=50, maximum=500)
+    after = Cursor(
+        metadata={
+            "description": "keyset paging of one scope (scope_type and scope_id): the next of "
+            "the previous page, or empty for the first page. Its cost does not grow with the "
+            "table; the answer has no total (null) and no page. Not with page."
+        }
+    )
 
 
 class SecretGetArgsSchema(StrictSchema):
