@@ -40,6 +40,7 @@ FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MOUNT_PATH_VARIABLE = "SECRETCTL_MOUNT_PATH"
 POLL_TIMEOUT_SECONDS = 10.0
 STREAM_READ_SECONDS = 45.0  # the server sends a keepalive every 15 s: a silent stream is lost
+SHORT_STREAM_SECONDS = 5.0  # a stream that ends sooner makes the next reconnection wait longer
 STREAM_PAUSE_SECONDS = 0.25  # how often a run following the stream looks at what it flagged
 # Events that change neither a secret's winner nor its version: no need to look.
 IGNORED_EVENTS = frozenset({"secret.expiring", "secret.rotation_failed"})
@@ -221,6 +222,7 @@ class ChangeFeed:
         self.touched = threading.Event()
         self.following = False
         self.lost: str | None = None  # why the stream is unavailable, once said
+        self.retry = 2.0  # seconds before reconnecting to a stream that ended (its `retry:`)
 
     def open(self) -> None:
         """Follows the stream from its head (asked before the secrets are read, so that no
@@ -254,6 +256,7 @@ class ChangeFeed:
             headers = {"Accept": "text/event-stream"}
             if self.cursor != "now":
                 headers["Last-Event-ID"] = self.cursor
+            opened = time.monotonic()
             try:
                 with self.client.session.get(
                     f"{self.client.addr}/api/v1/events/stream",
@@ -267,9 +270,16 @@ class ChangeFeed:
                         self._unavailable(f"HTTP {response.status_code}")
                     else:
                         self._connected()
-                        delay = 1.0
                         self._read(response)
-                        continue  # the server ended it (a restart, max_seconds): reconnect
+                        # The server ended it (a restart, its stream's end): reconnect after
+                        # the delay it asks for, backing off when streams end at once.
+                        if time.monotonic() - opened > SHORT_STREAM_SECONDS:
+                            delay = 1.0
+                            time.sleep(self.retry)
+                        else:
+                            time.sleep(max(self.retry, delay))
+                            delay = min(delay * 2, 30.0)
+                        continue
             except requests.RequestException:
                 self._unavailable("no answer")
             time.sleep(delay)
@@ -288,7 +298,7 @@ class ChangeFeed:
         for raw in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
             line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
             if not line:
-                if data and self.touches(json.loads("\n".join(data))):
+                if data and self.touches(event_of(data)):
                     self.touched.set()
                 data = []
             elif not line.startswith(":"):
@@ -298,6 +308,8 @@ class ChangeFeed:
                     data.append(text)
                 elif key == "id":
                     self.cursor = text
+                elif key == "retry" and text.isdigit():
+                    self.retry = int(text) / 1000
 
     def touches(self, event: dict[str, Any]) -> bool:
         """Whether an event may change what the run resolves: it names a secret the run
@@ -314,6 +326,15 @@ class ChangeFeed:
             return False
         environment = secret.get("environment")
         return environment is None or environment == self.query.context.get("environment")
+
+
+def event_of(data: list[str]) -> dict[str, Any]:
+    """An event's JSON; one that cannot be read names nothing (the run looks, to be safe)."""
+    try:
+        event = json.loads("\n".join(data))
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}
 
 
 Versions = tuple[tuple[str, str, int], ...]  # each selected name's winner and its version
