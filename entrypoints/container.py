@@ -48,6 +48,7 @@ from core.service_accounts import ServiceAccountService
 from core.versions import VersionService
 from core.worker import Worker
 from core.worker_status import WorkerStatusService
+from core.writes import WriteService
 from entrypoints.config import Settings
 from entrypoints.factories import (
     build_authenticator,
@@ -122,6 +123,7 @@ USE_CASES = (
     "authenticator",
     "resolve_service",
     "secret_service",
+    "write_service",
     "read_service",
     "adoption_service",
     "key_service",
@@ -245,6 +247,16 @@ class Container(containers.DeclarativeContainer):
     exported_metrics = providers.Singleton(build_exported_metrics, metrics, engine, clock, settings)
     secret_service = providers.Singleton(
         SecretService,
+        uow_factory=unit_of_work.provider,
+        backends=backends,
+        clock=clock,
+        checksum=checksum,
+        policy=policy,
+        audit=audit_trail,
+        types=secret_types,
+    )
+    write_service = providers.Singleton(
+        WriteService,
         uow_factory=unit_of_work.provider,
         backends=backends,
         clock=clock,

@@ -27,7 +27,7 @@ from entrypoints.http.schemas.versions import (
     RotationPolicySchema,
     VersionSchema,
 )
-from entrypoints.http.secrets import VERSION, decode_value, service, with_etag
+from entrypoints.http.secrets import VERSION, decode_value, with_etag, writes
 
 blp = Blueprint(
     "lifecycle",
@@ -107,7 +107,7 @@ class SecretRollback(MethodView):
     @operation_id("rollback_secret")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Make an old version's value current again, as a new version."""
-        secret = service().rollback(
+        secret = writes().rollback(
             g.principal, secret_id, data["version"], expected_revision=expected_revision()
         )
         return with_etag(secret)

@@ -25,6 +25,7 @@ from core.domain.values import GLOBAL_SCOPE_ID, Principal, ScopeRef, ScopeType, 
 from core.reads import ReadService
 from core.secrets import MetadataChanges, NewSecret, SecretService
 from core.versions import VersionService
+from core.writes import WriteService
 from entrypoints.http import examples
 from entrypoints.http.blueprint import IF_MATCH, Blueprint, operation_id, raises
 from entrypoints.http.context import current_container, expected_revision, set_etag
@@ -68,6 +69,10 @@ ValueRead = Callable[..., dict[str, Any]]
 
 def service() -> SecretService:
     return current_container().secret_service()
+
+
+def writes() -> WriteService:
+    return current_container().write_service()
 
 
 def reads() -> ReadService:
@@ -332,7 +337,7 @@ class SecretVersions(MethodView):
     @operation_id("write_value")
     def post(self, data: dict[str, Any], secret_id: UUID) -> Any:
         """Write a new value as the next version; with If-Match, a check-and-set."""
-        secret = service().write_value(
+        secret = writes().write_value(
             g.principal,
             secret_id,
             decode_value(data),

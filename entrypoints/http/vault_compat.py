@@ -23,6 +23,7 @@ from core.domain.errors import InvalidInput, NotFound, Unauthenticated
 from core.secrets import NewSecret
 from entrypoints.http.context import bearer_token, current_container, request_info
 from entrypoints.http.errors import response_for
+from entrypoints.http.secrets import writes
 from entrypoints.http.vault_kv import (
     MOUNT,
     answer,
@@ -220,7 +221,7 @@ def write_data(mount: str, path: str) -> Response:
     else:
         if cas is not None and cas != existing.current_version:
             raise InvalidInput(CAS_MISMATCH)
-        secret = service.write_value(
+        secret = writes().write_value(
             g.principal,
             existing.id,
             value,

@@ -190,7 +190,7 @@ def rollback(secret_id: UUID) -> Any:
             raise InvalidInput("choose the version to roll back to", details={"field": "version"})
         secret = (
             container()
-            .secret_service()
+            .write_service()
             .rollback(g.principal, secret_id, version, expected_revision=revision_given())
         )
     except ServiceError as error:
@@ -253,7 +253,7 @@ def write_value(secret_id: UUID) -> Any:
             raise InvalidInput("the new value is empty", details={"field": "value"})
         secret = (
             container()
-            .secret_service()
+            .write_service()
             .write_value(
                 g.principal,
                 secret_id,

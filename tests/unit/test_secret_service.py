@@ -39,6 +39,7 @@ from core.reads import ReadService, ValueReader
 from core.secrets import MetadataChanges, NewSecret, SecretService
 from core.stored_values import MAX_WRITE_ATTEMPTS
 from core.versions import VersionService
+from core.writes import WriteService
 from ports.storage import BackendCapabilities
 from tests.fakes import (
     FakeDatabase,
@@ -84,16 +85,35 @@ def backend() -> InMemoryBackend:
     return InMemoryBackend("memory")
 
 
+def parts(
+    db: FakeUnitOfWorkFactory,
+    clock: FixedClock,
+    *backends: InMemoryBackend,
+    policy: SecretPolicy | None = None,
+) -> tuple[Any, ...]:
+    """What `SecretService` and `WriteService` are built with, over `backends`."""
+    registry = BackendRegistry({b.name: b for b in backends}, default=backends[0].name)
+    checksum = ValueChecksum(CHECKSUM_KEY)
+    audit = make_audit_trail(db, clock)
+    return db, registry, clock, checksum, policy or SecretPolicy(), audit
+
+
 def make_service(
     db: FakeUnitOfWorkFactory,
     clock: FixedClock,
     *backends: InMemoryBackend,
     policy: SecretPolicy | None = None,
 ) -> SecretService:
-    registry = BackendRegistry({b.name: b for b in backends}, default=backends[0].name)
-    checksum = ValueChecksum(CHECKSUM_KEY)
-    audit = make_audit_trail(db, clock)
-    return SecretService(db, registry, clock, checksum, policy or SecretPolicy(), audit)
+    return SecretService(*parts(db, clock, *backends, policy=policy))
+
+
+def make_writes(
+    db: FakeUnitOfWorkFactory,
+    clock: FixedClock,
+    *backends: InMemoryBackend,
+    policy: SecretPolicy | None = None,
+) -> WriteService:
+    return WriteService(*parts(db, clock, *backends, policy=policy))
 
 
 @pytest.fixture
@@ -101,6 +121,11 @@ def service(
     db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend
 ) -> SecretService:
     return make_service(db, clock, backend)
+
+
+@pytest.fixture
+def writes(db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend) -> WriteService:
+    return make_writes(db, clock, backend)
 
 
 def make_reads(
@@ -129,13 +154,16 @@ class UseCases:
     """The use cases on secrets the tables below call, over one database and clock."""
 
     secrets: SecretService
+    writes: WriteService
     reads: ReadService
     versions: VersionService
 
 
 @pytest.fixture
-def use_cases(service: SecretService, reads: ReadService, versions: VersionService) -> UseCases:
-    return UseCases(service, reads, versions)
+def use_cases(
+    service: SecretService, writes: WriteService, reads: ReadService, versions: VersionService
+) -> UseCases:
+    return UseCases(service, writes, reads, versions)
 
 
 def create(
@@ -578,11 +606,12 @@ def test_a_failed_cleanup_is_logged_and_the_original_error_raised(
 
 def test_read_value_serves_the_current_version_or_the_one_asked_for(
     service: SecretService,
+    writes: WriteService,
     reads: ReadService,
 ) -> None:
     secret = create(service, b"v1")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
-    service.write_value(ALICE, secret.id, SecretValue(b"v3"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v3"))
 
     current = reads.read_value(ALICE, secret.id)
     assert (current.value.reveal(), current.version.version, current.secret.current_version) == (
@@ -664,10 +693,14 @@ def test_a_secret_is_not_served_before_not_before(
 
 
 def test_an_expired_version_is_not_served(
-    service: SecretService, db: FakeUnitOfWorkFactory, clock: FixedClock, reads: ReadService
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    clock: FixedClock,
+    reads: ReadService,
 ) -> None:
     secret = create(service, b"v1")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(secret.id, 1, expires_at=NOW + timedelta(minutes=5))
     clock.advance(timedelta(minutes=5))
 
@@ -704,10 +737,14 @@ def test_a_tampered_value_fails_its_checksum(
 
 
 def test_a_value_read_for_another_version_is_refused(
-    service: SecretService, db: FakeUnitOfWorkFactory, reads: ReadService, versions: VersionService
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(
         secret.id, 2, locator=versions.get_version(ALICE, secret.id, 1).locator
     )
@@ -730,13 +767,17 @@ def test_reading_with_the_backend_down(
 
 
 def test_writes_make_gapless_versions(
-    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
+    service: SecretService,
+    writes: WriteService,
+    clock: FixedClock,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
     clock.advance(timedelta(minutes=1))
-    second = service.write_value(BOB, secret.id, SecretValue(b"v2"))
+    second = writes.write_value(BOB, secret.id, SecretValue(b"v2"))
     clock.advance(timedelta(minutes=1))
-    third = service.write_value(ALICE, secret.id, SecretValue(b"v3"), expected_revision=2)
+    third = writes.write_value(ALICE, secret.id, SecretValue(b"v3"), expected_revision=2)
 
     assert (second.current_version, second.revision) == (2, 2)
     assert (second.updated_by, second.updated_at) == ("user:bob", NOW + timedelta(minutes=1))
@@ -749,13 +790,16 @@ def test_writes_make_gapless_versions(
 
 
 def test_a_write_with_a_stale_revision_stores_nothing(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
 ) -> None:
     secret = create(service, b"v1")
-    service.write_value(BOB, secret.id, SecretValue(b"v2"))
+    writes.write_value(BOB, secret.id, SecretValue(b"v2"))
 
     with pytest.raises(PreconditionFailed) as caught:
-        service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
+        writes.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
 
     assert caught.value.details == {"revision": 2}
     assert service.get_secret(ALICE, secret.id).current_version == 2
@@ -765,16 +809,17 @@ def test_a_write_with_a_stale_revision_stores_nothing(
 
 def test_a_check_and_set_that_loses_a_race_destroys_its_value(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     reads: ReadService,
     versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
-    interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
+    interleave(backend, lambda: writes.write_value(BOB, secret.id, SecretValue(b"bob's")))
 
     with pytest.raises(PreconditionFailed):
-        service.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
+        writes.write_value(ALICE, secret.id, SecretValue(b"alice's"), expected_revision=1)
 
     assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2]
     assert read(reads, secret.id) == b"bob's"
@@ -785,15 +830,16 @@ def test_a_check_and_set_that_loses_a_race_destroys_its_value(
 
 def test_a_write_without_revision_retries_after_losing_a_race(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     reads: ReadService,
     versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
-    interleave(backend, lambda: service.write_value(BOB, secret.id, SecretValue(b"bob's")))
+    interleave(backend, lambda: writes.write_value(BOB, secret.id, SecretValue(b"bob's")))
 
-    updated = service.write_value(ALICE, secret.id, SecretValue(b"alice's"))
+    updated = writes.write_value(ALICE, secret.id, SecretValue(b"alice's"))
 
     assert (updated.current_version, updated.revision) == (3, 3)
     assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2, 3]
@@ -804,6 +850,7 @@ def test_a_write_without_revision_retries_after_losing_a_race(
 
 def test_a_write_retries_when_the_conditional_update_fails(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     reads: ReadService,
@@ -812,7 +859,7 @@ def test_a_write_retries_when_the_conditional_update_fails(
     secret = create(service, b"v1")
     db.database.fail_next_update(PreconditionFailed("another writer got there first"))
 
-    updated = service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    updated = writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     assert updated.current_version == 2
     assert [v.version for v in versions.list_versions(ALICE, secret.id)] == [1, 2]
@@ -822,13 +869,16 @@ def test_a_write_retries_when_the_conditional_update_fails(
 
 
 def test_a_write_gives_up_after_too_many_lost_races(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
 ) -> None:
     secret = create(service, b"v1")
     db.database.fail_next_update(PreconditionFailed("busy"), times=MAX_WRITE_ATTEMPTS)
 
     with pytest.raises(Conflict):
-        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+        writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     assert service.get_secret(ALICE, secret.id).current_version == 1
     assert len(backend.destroyed) == MAX_WRITE_ATTEMPTS
@@ -838,6 +888,7 @@ def test_a_write_gives_up_after_too_many_lost_races(
 @pytest.mark.parametrize("failure", ["fail_next_put", "down"])
 def test_a_write_with_the_backend_unavailable_changes_nothing(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     failure: str,
@@ -847,7 +898,7 @@ def test_a_write_with_the_backend_unavailable_changes_nothing(
     setattr(backend, failure, True)
 
     with pytest.raises(BackendUnavailable):
-        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+        writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     backend.down = False
     assert service.get_secret(ALICE, secret.id) == secret
@@ -856,13 +907,16 @@ def test_a_write_with_the_backend_unavailable_changes_nothing(
 
 
 def test_a_write_whose_commit_fails_destroys_its_value(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
 ) -> None:
     secret = create(service, b"v1")
     db.database.fail_next_commit(ServiceError("database went away"))
 
     with pytest.raises(ServiceError, match="database went away"):
-        service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+        writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     assert service.get_secret(ALICE, secret.id) == secret
     assert stored_values(backend) == {b"v1"}
@@ -874,10 +928,11 @@ def test_a_write_above_the_size_limit_stores_nothing(
 ) -> None:
     backend = InMemoryBackend("small", BackendCapabilities(max_value_bytes=16))
     service = make_service(db, clock, backend)
+    writes = make_writes(db, clock, backend)
     secret = create(service, b"v1")
 
     with pytest.raises(ValueTooLarge) as caught:
-        service.write_value(ALICE, secret.id, SecretValue(b"x" * 17))
+        writes.write_value(ALICE, secret.id, SecretValue(b"x" * 17))
 
     assert caught.value.details == {"field": "value", "limit": 16, "size": 17}
     assert service.get_secret(ALICE, secret.id).current_version == 1
@@ -885,14 +940,14 @@ def test_a_write_above_the_size_limit_stores_nothing(
 
 
 def test_a_write_to_a_deleted_or_unknown_secret(
-    service: SecretService, backend: InMemoryBackend
+    service: SecretService, writes: WriteService, backend: InMemoryBackend
 ) -> None:
     secret = create(service)
     service.delete_secret(ALICE, secret.id)
 
     for secret_id in (secret.id, uuid4()):
         with pytest.raises(NotFound):
-            service.write_value(ALICE, secret_id, SecretValue(b"v2"))
+            writes.write_value(ALICE, secret_id, SecretValue(b"v2"))
     assert stored_values(backend) == {FIRST}
 
 
@@ -1080,9 +1135,11 @@ def test_a_retention_window_outside_7_to_90_days_is_refused(days: int) -> None:
         SecretPolicy(retention_days=days)
 
 
-def test_delete_with_a_stale_revision_keeps_the_secret(service: SecretService) -> None:
+def test_delete_with_a_stale_revision_keeps_the_secret(
+    service: SecretService, writes: WriteService
+) -> None:
     secret = create(service)
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
     with pytest.raises(PreconditionFailed):
         service.delete_secret(ALICE, secret.id, expected_revision=1)
@@ -1091,10 +1148,14 @@ def test_delete_with_a_stale_revision_keeps_the_secret(service: SecretService) -
 
 
 def test_restore_brings_back_every_version_intact(
-    service: SecretService, clock: FixedClock, reads: ReadService, versions: VersionService
+    service: SecretService,
+    writes: WriteService,
+    clock: FixedClock,
+    reads: ReadService,
+    versions: VersionService,
 ) -> None:
     secret = create(service, b"v1", environment="staging")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
     before = versions.list_versions(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     clock.advance(timedelta(days=3))
@@ -1134,6 +1195,7 @@ def test_purge_of_a_live_secret_is_refused_and_destroys_nothing(
 
 def test_purge_destroys_every_value_and_removes_the_rows(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     reads: ReadService,
@@ -1141,8 +1203,8 @@ def test_purge_destroys_every_value_and_removes_the_rows(
 ) -> None:
     kept = create(service, b"kept", name="KEPT")
     secret = create(service, b"v1")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
-    service.write_value(ALICE, secret.id, SecretValue(b"v3"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v3"))
     locators = [v.locator for v in versions.list_versions(ALICE, secret.id)]
     service.delete_secret(ALICE, secret.id)
 
@@ -1161,12 +1223,13 @@ def test_purge_destroys_every_value_and_removes_the_rows(
 
 def test_purge_skips_versions_already_destroyed(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     versions: VersionService,
 ) -> None:
     secret = create(service, b"v1")
-    service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
     db.database.replace_version(secret.id, 1, state=VersionState.DESTROYED)
     second = versions.get_version(ALICE, secret.id, 2).locator
     service.delete_secret(ALICE, secret.id)
@@ -1342,6 +1405,7 @@ def test_list_paginates(service: SecretService, catalogue: dict[str, Secret]) ->
 
 def test_no_value_reaches_a_log_line(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     caplog: pytest.LogCaptureFixture,
@@ -1352,7 +1416,7 @@ def test_no_value_reaches_a_log_line(
     db.database.fail_next_commit(ServiceError("database went away"))
     backend.fail_next_destroy = True  # the cleanup fails too, and is logged with its traceback
     with pytest.raises(ServiceError):
-        service.write_value(ALICE, secret.id, SecretValue(b"sk-second-secret"))
+        writes.write_value(ALICE, secret.id, SecretValue(b"sk-second-secret"))
     reads.read_value(ALICE, secret.id)
     service.delete_secret(ALICE, secret.id)
     service.purge_secret(ALICE, secret.id)
@@ -1377,7 +1441,7 @@ def denied_everything(use_cases: UseCases, actor: Principal, secret_id: UUID) ->
         lambda: versions.list_versions(actor, secret_id),
         lambda: versions.get_version(actor, secret_id, 1),
         lambda: reads.read_value(actor, secret_id),
-        lambda: service.write_value(actor, secret_id, SecretValue(b"theirs")),
+        lambda: use_cases.writes.write_value(actor, secret_id, SecretValue(b"theirs")),
         lambda: service.update_metadata(actor, secret_id, MetadataChanges(description="x")),
         lambda: service.delete_secret(actor, secret_id),
     ]
@@ -1426,7 +1490,7 @@ def test_deleted_secrets_are_hidden_the_same_way(service: SecretService) -> None
 OPERATIONS: dict[str, Callable[[UseCases, Principal, UUID], object]] = {
     "list": lambda use_cases, actor, secret_id: use_cases.versions.list_versions(actor, secret_id),
     "read": lambda use_cases, actor, secret_id: use_cases.reads.read_value(actor, secret_id),
-    "write": lambda use_cases, actor, secret_id: use_cases.secrets.write_value(
+    "write": lambda use_cases, actor, secret_id: use_cases.writes.write_value(
         actor, secret_id, SecretValue(b"v2")
     ),
     "delete": lambda use_cases, actor, secret_id: use_cases.secrets.delete_secret(actor, secret_id),
@@ -1465,13 +1529,16 @@ def test_what_each_role_may_do_to_a_secret(
 
 
 def test_a_refused_write_stores_no_value(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
 ) -> None:
     db.database.grant(CAROL.id, Role.READER, PROJECT)
     secret = create(service)
 
     with pytest.raises(Forbidden):
-        service.write_value(CAROL, secret.id, SecretValue(b"carol's"))
+        writes.write_value(CAROL, secret.id, SecretValue(b"carol's"))
     with pytest.raises(Forbidden):
         create(service, b"carol's", name="CAROLS_KEY", actor=CAROL)
 
@@ -1561,13 +1628,13 @@ def test_an_expired_binding_grants_nothing(
 
 
 def test_a_personal_scope_is_its_owners_alone(
-    service: SecretService, reads: ReadService, use_cases: UseCases
+    service: SecretService, writes: WriteService, reads: ReadService, use_cases: UseCases
 ) -> None:
     mine = ScopeRef(ScopeType.USER, "alice")
     secret = create(service, b"alice's", scope=mine)  # her scope is created on first use
 
     assert reads.read_value(ALICE, secret.id).value.reveal() == b"alice's"
-    service.write_value(ALICE, secret.id, SecretValue(b"alice's too"))
+    writes.write_value(ALICE, secret.id, SecretValue(b"alice's too"))
     for other in (BOB, ROOT):  # an editor of everything shared, and the development root
         denied_everything(use_cases, other, secret.id)
         assert service.list_secrets(other, SecretFilter(scope=mine), PageRequest()).total == 0
@@ -1584,10 +1651,10 @@ CANARY = b"sk-canary-6f1d0c2a9b8e7d65"  # a value to look for wherever it must n
 
 
 @pytest.fixture
-def written(service: SecretService) -> Secret:
+def written(service: SecretService, writes: WriteService) -> Secret:
     """A secret in the project with two versions, the second current."""
     secret = create(service, b"v1", environment="production")
-    return service.write_value(ALICE, secret.id, SecretValue(b"v2"))
+    return writes.write_value(ALICE, secret.id, SecretValue(b"v2"))
 
 
 def project_path(db: FakeUnitOfWorkFactory) -> str:
@@ -1615,7 +1682,7 @@ USE_CASES: dict[str, tuple[Callable[[UseCases, Secret], object], str, int | None
         1,
     ),
     "write_value": (
-        lambda s, x: s.secrets.write_value(ALICE, x.id, SecretValue(b"v3")),
+        lambda s, x: s.writes.write_value(ALICE, x.id, SecretValue(b"v3")),
         "secret.write_value",
         3,
     ),
@@ -1722,7 +1789,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "nobody",
-            lambda s, x: s.secrets.write_value(CAROL, x.id, SecretValue(b"carol's")),
+            lambda s, x: s.writes.write_value(CAROL, x.id, SecretValue(b"carol's")),
             NotFound,
             "not_found",
             "not_found",
@@ -1738,9 +1805,7 @@ def failing_backend_put(key: VersionKey) -> None:
         ),
         pytest.param(
             "admin",
-            lambda s, x: s.secrets.write_value(
-                ALICE, x.id, SecretValue(b"v3"), expected_revision=1
-            ),
+            lambda s, x: s.writes.write_value(ALICE, x.id, SecretValue(b"v3"), expected_revision=1),
             PreconditionFailed,
             "error",
             "precondition_failed",
@@ -1830,12 +1895,12 @@ def test_a_failure_that_is_not_a_refusal_is_recorded_as_an_error(
 
 
 def test_a_failed_write_leaves_no_success_event(
-    service: SecretService, db: FakeUnitOfWorkFactory, written: Secret
+    service: SecretService, writes: WriteService, db: FakeUnitOfWorkFactory, written: Secret
 ) -> None:
     db.database.fail_next_commit(ServiceError("database went away"))
 
     with recorded(db) as events, pytest.raises(ServiceError):
-        service.write_value(ALICE, written.id, SecretValue(b"v3"))
+        writes.write_value(ALICE, written.id, SecretValue(b"v3"))
 
     assert [(e.action, e.outcome, e.reason) for e in events] == [
         ("secret.write_value", "error", "internal_error")
@@ -1844,12 +1909,16 @@ def test_a_failed_write_leaves_no_success_event(
 
 
 def test_a_write_that_retries_records_one_success_for_the_version_it_made(
-    service: SecretService, db: FakeUnitOfWorkFactory, backend: InMemoryBackend, written: Secret
+    service: SecretService,
+    writes: WriteService,
+    db: FakeUnitOfWorkFactory,
+    backend: InMemoryBackend,
+    written: Secret,
 ) -> None:
-    interleave(backend, lambda: service.write_value(BOB, written.id, SecretValue(b"bob's")))
+    interleave(backend, lambda: writes.write_value(BOB, written.id, SecretValue(b"bob's")))
 
     with recorded(db) as events:
-        service.write_value(ALICE, written.id, SecretValue(b"alice's"))
+        writes.write_value(ALICE, written.id, SecretValue(b"alice's"))
 
     # Bob's write, in the middle of Alice's first try, then Alice's second try
     assert [(e.actor, e.outcome, e.version) for e in events] == [
@@ -1860,13 +1929,14 @@ def test_a_write_that_retries_records_one_success_for_the_version_it_made(
 
 def test_a_value_is_not_returned_unless_its_read_is_recorded(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     written: Secret,
     caplog: pytest.LogCaptureFixture,
     reads: ReadService,
 ) -> None:
-    service.write_value(ALICE, written.id, SecretValue(CANARY))
+    writes.write_value(ALICE, written.id, SecretValue(CANARY))
     db.database.audit_down = True
 
     with (
@@ -1938,6 +2008,7 @@ def test_with_the_audit_trail_down_nothing_is_created(
 
 def test_no_value_reaches_an_audit_event(
     service: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     backend: InMemoryBackend,
     clock: FixedClock,
@@ -1946,12 +2017,12 @@ def test_no_value_reaches_an_audit_event(
     db.database.grant(CAROL.id, Role.VIEWER, PROJECT)
     secret = create(service, CANARY, name="CANARY")
     reads.read_value(ALICE, secret.id)
-    service.write_value(ALICE, secret.id, SecretValue(CANARY + b"-2"))
+    writes.write_value(ALICE, secret.id, SecretValue(CANARY + b"-2"))
     db.database.fail_next_commit(ServiceError("database went away"))
     with pytest.raises(ServiceError):
-        service.write_value(ALICE, secret.id, SecretValue(CANARY + b"-3"))
+        writes.write_value(ALICE, secret.id, SecretValue(CANARY + b"-3"))
     with pytest.raises(ValueTooLarge):
-        service.write_value(ALICE, secret.id, SecretValue(CANARY * 4096))
+        writes.write_value(ALICE, secret.id, SecretValue(CANARY * 4096))
     with pytest.raises(Forbidden):
         reads.read_value(CAROL, secret.id)
     with pytest.raises(Conflict):
