@@ -28,6 +28,8 @@ from benchmarks.dataset import EFFECTIVE_PER_CONTEXT, Dataset, SecretSpec
 from benchmarks.load import Request, Target
 from benchmarks.seed import OpenBaoCallers, ServiceCallers, bearer
 from benchmarks.servers import HarnessError
+from core.domain.secrets import ListPosition
+from entrypoints.http.cursor import encode_cursor
 
 LIST_PAGE_SIZE = 100
 JSON = {"Content-Type": "application/json"}
@@ -100,14 +102,24 @@ def build_workloads(endpoints: Endpoints, dataset: Dataset, seed: int = 11) -> l
             user = bearer(service.callers.user)
             return Target(service.name, service.url, user, calls, check=resolved_all)
         if workload == "list_page_100":
-            calls = [
-                Request(
-                    "GET",
-                    f"/api/v1/secrets?scope_type={bulk.type}&scope_id={bulk.id}"
-                    f"&page={page}&page_size={LIST_PAGE_SIZE}",
-                )
-                for page in range(1, pages + 1)
-            ]
+            listing = f"/api/v1/secrets?scope_type={bulk.type}&scope_id={bulk.id}"
+            if service.name == "ours":
+                # Keyset pages (`after`, issue #20), as OpenBao's LIST pages: each page starts
+                # at its cursor (the previous page's last name; "" for the first), and no total
+                # is counted, so a page's cost does not grow with the scope.
+                calls = [
+                    Request(
+                        "GET",
+                        f"{listing}&page_size={LIST_PAGE_SIZE}"
+                        f"&after={encode_cursor(ListPosition(after)) if after else ''}",
+                    )
+                    for after in ["", *bulk_names[LIST_PAGE_SIZE - 1 :: LIST_PAGE_SIZE]][:pages]
+                ]
+            else:  # another revision (`--compare`) may predate `after`: offset pages
+                calls = [
+                    Request("GET", f"{listing}&page={page}&page_size={LIST_PAGE_SIZE}")
+                    for page in range(1, pages + 1)
+                ]
             return Target(service.name, service.url, reader, calls, check=listed_a_page)
         if workload == "write_version":
             calls = [
