@@ -40,7 +40,7 @@ def test_each_change_is_logged_in_order_without_any_webhook(
     source = SqlChangeSource(engine)
     assert source.head() == 0
     secret = life.create(environment="production")
-    life.secrets.write_value(ALICE, secret.id, SecretValue(b"second-value"))
+    life.writes.write_value(ALICE, secret.id, SecretValue(b"second-value"))
     logged = source.after(0, 10)
     assert [(r.type, r.version) for r in logged] == [("secret.created", 1), ("secret.updated", 2)]
     first = logged[0]

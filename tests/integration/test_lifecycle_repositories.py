@@ -64,7 +64,7 @@ def lease(worker: str, now=NOW, minutes: int = 10) -> Lease:
 
 def test_stage_labels_version_states_and_validity_round_trip(life: Lifecycle, engine) -> None:
     secret = life.create()
-    life.secrets.write_value(
+    life.writes.write_value(
         ALICE,
         secret.id,
         SecretValue(b"v2"),
@@ -237,7 +237,7 @@ def test_the_worker_runs_every_job_on_sql(life: Lifecycle, engine) -> None:
     expiring = life.create(name="EXPIRING", expires_at=NOW + timedelta(days=10))
     pruned = life.create(name="PRUNED", max_versions=2)
     for value in (b"v2", b"v3", b"v4"):
-        life.secrets.write_value(ALICE, pruned.id, SecretValue(value))
+        life.writes.write_value(ALICE, pruned.id, SecretValue(value))
     rotated = life.create(name="ROTATED")
     life.policy(rotated.id, interval_seconds=3600)
     purged = life.create(name="PURGED")

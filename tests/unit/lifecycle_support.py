@@ -23,6 +23,7 @@ from core.rotation_policies import PolicyDraft, RotationSettings, Schedule
 from core.secrets import NewSecret, SecretService
 from core.versions import VersionService
 from core.worker import Worker, WorkerSettings
+from core.writes import WriteService
 from plugins.rotators import RandomRotator
 from ports.rotation import Rotator
 from tests.fakes import (
@@ -55,6 +56,7 @@ class Lifecycle:
     publisher: RecordingPublisher
     feed: ChangeFeed
     secrets: SecretService
+    writes: WriteService
     reads: ReadService
     versions: VersionService
     rotation: RotationService
@@ -150,6 +152,7 @@ def wire(
         publisher=publisher,
         feed=feed,
         secrets=SecretService(db, registry, clock, checksum, policy, audit),
+        writes=WriteService(db, registry, clock, checksum, policy, audit),
         reads=ReadService(db, ValueReader(registry, clock, checksum), clock, audit),
         versions=VersionService(db, registry, clock, audit),
         rotation=RotationService(

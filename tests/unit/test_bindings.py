@@ -18,6 +18,7 @@ from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ReadService, ValueReader
 from core.secrets import NewSecret, SecretService
+from core.writes import WriteService
 from tests.fakes import (
     FakeDatabase,
     FakeUnitOfWorkFactory,
@@ -71,6 +72,13 @@ def secrets(
     db: FakeUnitOfWorkFactory, clock: FixedClock, registry: BackendRegistry
 ) -> SecretService:
     return SecretService(
+        db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy(), make_audit_trail(db, clock)
+    )
+
+
+@pytest.fixture
+def writes(db: FakeUnitOfWorkFactory, clock: FixedClock, registry: BackendRegistry) -> WriteService:
+    return WriteService(
         db, registry, clock, ValueChecksum(b"k" * 32), SecretPolicy(), make_audit_trail(db, clock)
     )
 
@@ -205,14 +213,14 @@ def test_a_binding_narrowed_to_a_secret_needs_that_secret_in_the_scopes_subtree(
 
 
 def test_a_binding_narrowed_to_a_glob_grants_matching_names_only(
-    bindings: RoleBindingService, secrets: SecretService, reads: ReadService
+    bindings: RoleBindingService, secrets: SecretService, writes: WriteService, reads: ReadService
 ) -> None:
     matching = create_secret(secrets, PROJECT, "DB_URL")
     other = create_secret(secrets, PROJECT, "API_KEY")
 
     grant(bindings, BOB.id, Role.EDITOR, TEAM, name_pattern="DB_*")
 
-    secrets.write_value(BOB, matching.id, SecretValue(b"bob's"))
+    writes.write_value(BOB, matching.id, SecretValue(b"bob's"))
     with pytest.raises(NotFound):
         reads.read_value(BOB, other.id)
     created = secrets.create_secret(BOB, NewSecret(PROJECT, "DB_HOST"), SecretValue(b"h"))

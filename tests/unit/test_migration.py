@@ -29,6 +29,7 @@ from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ReadService, ValueReader
 from core.secrets import NewSecret, SecretService
 from core.versions import VersionService
+from core.writes import WriteService
 from ports.storage import BackendCapabilities
 from tests.fakes import FakeUnitOfWorkFactory, FixedClock, InMemoryBackend, make_audit_trail
 
@@ -51,6 +52,7 @@ class World:
     old: InMemoryBackend
     new: InMemoryBackend
     secrets: SecretService
+    writes: WriteService
     reads: ReadService
     versions: VersionService
     migrations: MigrationService
@@ -85,6 +87,7 @@ def make_world(migration_policy: SecretPolicy) -> World:
         old,
         new,
         SecretService(uows, registry, clock, checksum, policy, audit),
+        WriteService(uows, registry, clock, checksum, policy, audit),
         ReadService(uows, ValueReader(registry, clock, checksum), clock, audit),
         VersionService(uows, registry, clock, audit),
         MigrationService(
@@ -104,7 +107,7 @@ def populate(world: World, count: int = 3, versions: int = 3) -> list[UUID]:
             ROOT, NewSecret(ACME, f"S{number}"), value_of(number, 1)
         )
         for version in range(2, versions + 1):
-            world.secrets.write_value(ROOT, secret.id, value_of(number, version))
+            world.writes.write_value(ROOT, secret.id, value_of(number, version))
         ids.append(secret.id)
     return ids
 
@@ -199,7 +202,7 @@ def test_a_value_too_large_for_the_target_refuses_the_job_before_anything_moves(
 ) -> None:
     world.new.capabilities = BackendCapabilities(max_value_bytes=30)
     ids = populate(world, count=2, versions=1)
-    world.secrets.write_value(ROOT, ids[1], SecretValue(b"x" * 31))
+    world.writes.write_value(ROOT, ids[1], SecretValue(b"x" * 31))
     before = [world.rows(secret_id) for secret_id in ids]
 
     plan = world.migrations.plan(ALICE, request(all_versions=True))
@@ -400,7 +403,7 @@ def test_a_version_written_during_the_migration_is_copied_too(world: World) -> N
 
     def concurrent_writer(key: VersionKey) -> None:
         if not written:
-            written.append(world.secrets.write_value(ROOT, ids[0], value_of(0, 3)))
+            written.append(world.writes.write_value(ROOT, ids[0], value_of(0, 3)))
 
     world.new.on_put = concurrent_writer
     finished = world.migrations.run(job.id, "runner-1")

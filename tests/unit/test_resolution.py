@@ -26,6 +26,7 @@ from core.resolution import (
 )
 from core.secrets import NewSecret, SecretService
 from core.types import TypeRegistry
+from core.writes import WriteService
 from plugins.types_basic import GenericType, UsernamePasswordType
 from plugins.types_cloud import AwsCredentialsType
 from tests.fakes import (
@@ -82,6 +83,12 @@ def secrets(
 ) -> SecretService:
     registry = BackendRegistry({backend.name: backend}, default=backend.name)
     return SecretService(db, registry, clock, CHECKSUM, SecretPolicy(), make_audit_trail(db, clock))
+
+
+@pytest.fixture
+def writes(db: FakeUnitOfWorkFactory, clock: FixedClock, backend: InMemoryBackend) -> WriteService:
+    registry = BackendRegistry({backend.name: backend}, default=backend.name)
+    return WriteService(db, registry, clock, CHECKSUM, SecretPolicy(), make_audit_trail(db, clock))
 
 
 @pytest.fixture
@@ -195,11 +202,12 @@ def test_without_a_user_or_an_environment(
 def test_the_latest_version_of_the_winner_is_served(
     resolver: ResolveService,
     secrets: SecretService,
+    writes: WriteService,
     db: FakeUnitOfWorkFactory,
     layers: dict[str, Secret],
 ) -> None:
     db.database.grant(ALICE.id, Role.READER)
-    secrets.write_value(ALICE, layers["key-user"].id, SecretValue(b"rotated"))
+    writes.write_value(ALICE, layers["key-user"].id, SecretValue(b"rotated"))
 
     [entry] = [
         e

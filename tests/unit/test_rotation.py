@@ -171,7 +171,7 @@ def test_a_refused_rotation_keeps_the_current_value_and_records_why(life: Lifecy
     )
 
     life.rotator.refuse = None  # numbering goes on after the abandoned version
-    life.secrets.write_value(ALICE, secret.id, SecretValue(NEW))
+    life.writes.write_value(ALICE, secret.id, SecretValue(NEW))
     assert [n for n, *_ in life.states(secret.id)] == [1, 2, 3]
 
 
@@ -252,7 +252,7 @@ def test_a_write_during_the_rotation_does_not_stop_its_promotion(life: Lifecycle
     Secrets Manager's rotation does, the pending version becomes current regardless)."""
     secret = life.create()
     life.policy(secret.id)
-    life.rotator.on_apply = lambda target: life.secrets.write_value(
+    life.rotator.on_apply = lambda target: life.writes.write_value(
         ALICE, secret.id, SecretValue(NEW)
     )
 

@@ -35,6 +35,7 @@ from core.secrets import NewSecret, SecretService
 from core.transfer_requests import ConflictStrategy, ExportRequest, ImportAction, ImportRequest
 from core.types import TypeRegistry
 from core.versions import VersionService
+from core.writes import WriteService
 from plugins.format_dotenv import DotenvFormat
 from tests.fakes import (
     FakeCipher,
@@ -112,6 +113,11 @@ def exporter(parts: dict[str, Any]) -> ExportService:
 @pytest.fixture
 def secrets(parts: dict[str, Any]) -> SecretService:
     return SecretService(**parts)
+
+
+@pytest.fixture
+def writes(parts: dict[str, Any]) -> WriteService:
+    return WriteService(**parts)
 
 
 @pytest.fixture
@@ -629,11 +635,11 @@ def test_values_that_may_not_be_served_or_are_not_text_are_left_out(
 
 
 def test_an_export_with_versions_holds_each_one_that_may_be_served(
-    secrets: SecretService, db: FakeUnitOfWorkFactory, exporter: ExportService
+    secrets: SecretService, writes: WriteService, db: FakeUnitOfWorkFactory, exporter: ExportService
 ) -> None:
     seed(secrets, V="one")
     found = secrets.find_secret(ALICE, PROJECT, "V", None)
-    secrets.write_value(ALICE, found.id, SecretValue(b"two"))
+    writes.write_value(ALICE, found.id, SecretValue(b"two"))
     db.database.replace_version(found.id, 1, state=VersionState.DISABLED)
 
     exported = export(exporter, include_values=True, include_versions=True)

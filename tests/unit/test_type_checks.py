@@ -16,6 +16,7 @@ from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import SecretPolicy, ValueChecksum
 from core.secrets import MetadataChanges, NewSecret, SecretService
 from core.types import TypeRegistry
+from core.writes import WriteService
 from ports.types import SecretType, TypeCheck
 from tests.fakes import (
     FakeDatabase,
@@ -53,23 +54,38 @@ def db() -> FakeUnitOfWorkFactory:
     return FakeUnitOfWorkFactory(database)
 
 
-def make_service(db: FakeUnitOfWorkFactory, types: TypeRegistry) -> SecretService:
+def parts(db: FakeUnitOfWorkFactory) -> tuple[Any, ...]:
+    """What `SecretService` and `WriteService` are built with (and the types)."""
     backend = InMemoryBackend()
     clock = FixedClock(datetime(2024, 3, 1, tzinfo=UTC))
-    return SecretService(
+    return (
         db,
         BackendRegistry({backend.name: backend}, default=backend.name),
         clock,
         ValueChecksum(b"unit-test-checksum-key-of-32-byt"),
         SecretPolicy(),
         make_audit_trail(db, clock),
-        types=types,
     )
 
 
+def make_service(db: FakeUnitOfWorkFactory, types: TypeRegistry) -> SecretService:
+    return SecretService(*parts(db), types=types)
+
+
 @pytest.fixture
-def service(db: FakeUnitOfWorkFactory) -> SecretService:
-    return make_service(db, TypeRegistry({**fake_secret_types(), "broken": BrokenType()}))
+def built(db: FakeUnitOfWorkFactory) -> tuple[Any, ...]:
+    """One backend, clock and audit trail, and the types, for `service` and `writes`."""
+    return (*parts(db), TypeRegistry({**fake_secret_types(), "broken": BrokenType()}))
+
+
+@pytest.fixture
+def service(built: tuple[Any, ...]) -> SecretService:
+    return SecretService(*built)
+
+
+@pytest.fixture
+def writes(built: tuple[Any, ...]) -> WriteService:
+    return WriteService(*built)
 
 
 def create(service: SecretService, value: str, **draft: Any) -> Any:
@@ -134,12 +150,13 @@ def test_the_values_expiry_becomes_the_secrets_when_none_is_given(service: Secre
 
 def test_a_new_value_refreshes_the_derived_tags_and_the_derived_expiry(
     service: SecretService,
+    writes: WriteService,
 ) -> None:
     derived = create(service, "2024-06-30:s", name="DERIVED", type="dated")
     explicit = create(service, "2024-06-30:s", name="EXPLICIT", type="dated", expires_at=SEPTEMBER)
 
-    renewed = service.write_value(ALICE, derived.id, SecretValue(b"2025-06-30:t"))
-    kept = service.write_value(ALICE, explicit.id, SecretValue(b"2025-06-30:t"))
+    renewed = writes.write_value(ALICE, derived.id, SecretValue(b"2025-06-30:t"))
+    kept = writes.write_value(ALICE, explicit.id, SecretValue(b"2025-06-30:t"))
 
     assert renewed.expires_at == datetime(2025, 6, 30, tzinfo=UTC)
     assert renewed.tags["type.not_after"] == "2025-06-30"
@@ -148,12 +165,12 @@ def test_a_new_value_refreshes_the_derived_tags_and_the_derived_expiry(
 
 
 def test_a_new_value_is_checked_against_the_secrets_type(
-    service: SecretService, db: FakeUnitOfWorkFactory
+    service: SecretService, writes: WriteService, db: FakeUnitOfWorkFactory
 ) -> None:
     secret = create(service, "1234", type="pin")
 
     with pytest.raises(InvalidSecretValue):
-        service.write_value(ALICE, secret.id, SecretValue(b"letters"))
+        writes.write_value(ALICE, secret.id, SecretValue(b"letters"))
 
     assert list(db.database.tables.versions[secret.id]) == [1]  # the refused value made none
     assert service.get_secret(ALICE, secret.id).current_version == 1

@@ -33,7 +33,7 @@ def life() -> Lifecycle:
 
 
 def write(life: Lifecycle, secret_id, value: bytes, **options) -> None:
-    life.secrets.write_value(ALICE, secret_id, SecretValue(value), **options)
+    life.writes.write_value(ALICE, secret_id, SecretValue(value), **options)
 
 
 def assert_no_orphans(life: Lifecycle) -> None:
@@ -206,7 +206,7 @@ def test_rollback_makes_an_old_value_current_as_a_new_version(life: Lifecycle) -
     life.versions.disable(ALICE, secret.id, 1)  # a disabled version can still be rolled back to
 
     with recorded(life.db) as events:
-        rolled = life.secrets.rollback(ALICE, secret.id, 1, expected_revision=4)
+        rolled = life.writes.rollback(ALICE, secret.id, 1, expected_revision=4)
 
     assert (rolled.current_version, rolled.previous_version, rolled.revision) == (4, 3, 5)
     assert life.read(secret.id) == FIRST
@@ -226,7 +226,7 @@ def test_rollback_to_a_destroyed_version_is_refused(life: Lifecycle) -> None:
     life.versions.destroy(ALICE, secret.id, 1)
 
     with pytest.raises(VersionUnavailable, match="destroyed"):
-        life.secrets.rollback(ALICE, secret.id, 1)
+        life.writes.rollback(ALICE, secret.id, 1)
     assert life.secrets.get_secret(ALICE, secret.id).current_version == 2
 
 
@@ -235,7 +235,7 @@ def test_rollback_with_a_stale_revision_stores_nothing(life: Lifecycle) -> None:
     write(life, secret.id, SECOND)
 
     with pytest.raises(PreconditionFailed):
-        life.secrets.rollback(ALICE, secret.id, 1, expected_revision=1)
+        life.writes.rollback(ALICE, secret.id, 1, expected_revision=1)
 
     assert [v for v, *_ in life.states(secret.id)] == [1, 2]
     assert_no_orphans(life)
@@ -283,7 +283,7 @@ def test_every_change_queues_an_event_for_every_subscriber_in_its_transaction(
     secret = life.create()
     write(life, secret.id, SECOND)
     life.versions.disable(ALICE, secret.id, 1)
-    life.secrets.rollback(ALICE, secret.id, 2)
+    life.writes.rollback(ALICE, secret.id, 2)
     with pytest.raises(Forbidden):
         life.versions.enable(VERA, secret.id, 1)  # refused: no event
     life.backend.fail_next_put = True

@@ -46,7 +46,7 @@ def life() -> Lifecycle:
 
 def write(life: Lifecycle, secret_id, *values: bytes) -> None:
     for value in values:
-        life.secrets.write_value(ALICE, secret_id, SecretValue(value))
+        life.writes.write_value(ALICE, secret_id, SecretValue(value))
 
 
 # -- grace periods --------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_a_new_expiry_time_starts_the_warnings_again(life: Lifecycle) -> None:
 def test_a_versions_own_expiry_counts_when_it_is_earlier(life: Lifecycle) -> None:
     secret = life.create(expires_at=NOW + timedelta(days=300))
     version_expiry = NOW + timedelta(days=2)
-    life.secrets.write_value(ALICE, secret.id, SecretValue(b"v2"), expires_at=version_expiry)
+    life.writes.write_value(ALICE, secret.id, SecretValue(b"v2"), expires_at=version_expiry)
     life.worker().run_once()
     [warning] = [m for m in life.events() if m.type == "secret.expiring"]
     assert (warning.payload["warning_days"], warning.payload["expires_at"]) == (

@@ -15,6 +15,7 @@ from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import SecretPolicy, ValueChecksum
 from core.reads import ReadService, ValueReader
 from core.secrets import NewSecret, SecretService
+from core.writes import WriteService
 from ports.storage import BackendCapabilities
 from tests.fakes import (
     FakeDatabase,
@@ -55,7 +56,9 @@ class CountingFactory(FakeUnitOfWorkFactory):
 
 
 @pytest.fixture
-def setup() -> tuple[CountingFactory, SealingBackend, InMemoryBackend, SecretService, ReadService]:
+def setup() -> tuple[
+    CountingFactory, SealingBackend, InMemoryBackend, SecretService, WriteService, ReadService
+]:
     database = FakeDatabase()
     database.grant(ALICE.id, Role.ADMIN)
     db = CountingFactory(database)
@@ -64,39 +67,39 @@ def setup() -> tuple[CountingFactory, SealingBackend, InMemoryBackend, SecretSer
     registry = BackendRegistry({"sealed": sealed, "external": external}, default="sealed")
     clock = FixedClock(NOW)
     checksum = ValueChecksum(KEY)
-    service = SecretService(
-        db, registry, clock, checksum, SecretPolicy(), make_audit_trail(db, clock)
-    )
+    audit = make_audit_trail(db, clock)
+    service = SecretService(db, registry, clock, checksum, SecretPolicy(), audit)
+    writes = WriteService(db, registry, clock, checksum, SecretPolicy(), audit)
     reads = ReadService(
         db, ValueReader(registry, clock, checksum), clock, make_audit_trail(db, clock)
     )
-    return db, sealed, external, service, reads
+    return db, sealed, external, service, writes, reads
 
 
 def test_a_sealed_value_is_written_in_one_unit_of_work(setup):
-    db, sealed, _, service, _ = setup
+    db, sealed, _, service, writes, _ = setup
     secret = service.create_secret(
         ALICE, NewSecret(ScopeRef.global_scope(), "S"), SecretValue(b"1")
     )
     db.opened.clear()
-    written = service.write_value(ALICE, secret.id, SecretValue(b"2"))
+    written = writes.write_value(ALICE, secret.id, SecretValue(b"2"))
     assert written.current_version == 2
     assert db.opened == [False]  # no look before the transaction
     assert sealed.sealed == [1, 2]
     with pytest.raises(InvalidInput):  # the sealing backend's limit, checked under the lock
-        service.write_value(ALICE, secret.id, SecretValue(b"x" * 65))
+        writes.write_value(ALICE, secret.id, SecretValue(b"x" * 65))
     assert sealed.sealed == [1, 2]
     assert service.get_secret(ALICE, secret.id).current_version == 2
 
 
 def test_an_external_value_is_put_before_the_transaction_once(setup):
-    db, _, external, service, reads = setup
+    db, _, external, service, writes, reads = setup
     draft = NewSecret(ScopeRef.global_scope(), "E", backend="external")
     secret = service.create_secret(ALICE, draft, SecretValue(b"1"))
     db.opened.clear()
     puts: list[int] = []
     external.on_put = lambda key: puts.append(key.version)
-    written = service.write_value(ALICE, secret.id, SecretValue(b"2"))
+    written = writes.write_value(ALICE, secret.id, SecretValue(b"2"))
     assert written.current_version == 2
     assert puts == [2]  # put once, before its transaction
     assert db.opened[-2:] == [True, False]  # a look, then the transaction
