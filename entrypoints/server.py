@@ -146,7 +146,10 @@ def prepare(settings: Settings, *, migrate: bool) -> None:
 def worker_app() -> Flask:
     """The app of one worker process (granian's factory target)."""
     from entrypoints.http.app import create_app
+    from entrypoints.memory import limit_malloc_arenas, start_trimming
 
+    limit_malloc_arenas()  # before the request threads allocate (entrypoints/memory.py)
+    start_trimming()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
