@@ -44,6 +44,15 @@ Found = tuple[Secret, SecretVersion | None] | None
 STALE = -1
 
 
+def required_generation(seen: set[int]) -> int | None:
+    """The generation a read decided on cached rows requires when its audit event commits,
+    given the generations those rows were cached at: none without any, the one they share,
+    else `STALE` (they disagree, so the rows are read again)."""
+    if not seen:
+        return None
+    return next(iter(seen)) if len(seen) == 1 else STALE
+
+
 def staged_version(secret: Secret, stage: Stage) -> int | None:
     """The version number a stage labels on `secret`, if any."""
     return {
@@ -276,7 +285,7 @@ class ReadService:
                     bindings = tuple(uow.bindings.for_identities(actor.identities, now))
                     if cache is not None:
                         cache.put(("bindings", actor.identities), bindings, label)
-        required = None if not seen else (seen.pop() if len(seen) == 1 else STALE)
+        required = required_generation(seen)
         return found, bindings, required
 
     def _readable(

@@ -26,7 +26,7 @@ from core.domain.secrets import ResolveCandidate, Secret, SecretVersion
 from core.domain.values import Principal, ScopeRef, ScopeType, SecretValue
 from core.policy import check_scope
 from core.read_cache import ReadCache
-from core.reads import STALE, ValueReader
+from core.reads import ValueReader, required_generation
 from core.scopes import SPECIFICITY
 from core.secret_access import audit_place
 from core.types import VARIABLE_NAME, TypeRegistry
@@ -168,13 +168,12 @@ class ResolveService:
         label = cache.generation() if cache is not None else None
         # A principal from the token cache requires the generation of that lookup too.
         token = cached_token(actor)
+        seen = {token[1]} if token is not None and use_cache else set()
         if cache is not None and use_cache:
             hit = cache.get(key)
             if hit is not None:
                 candidates, generation = hit
-                if token is not None and token[1] != generation:
-                    return candidates, STALE
-                return candidates, generation
+                return candidates, required_generation({generation} | seen)
         now = self._clock.now()
         with self._uow_factory(read_only=True) as uow:
             if not use_cache:
@@ -189,7 +188,7 @@ class ResolveService:
                 lifetime = _unchanged_for(uow.bindings.for_identities(actor.identities, now), now)
                 if lifetime > 0:
                     cache.put(key, candidates, label, lifetime, size=len(candidates))
-        return candidates, (token[1] if token is not None and use_cache else None)
+        return candidates, required_generation(seen)
 
     def _resolve(
         self, candidates: list[ResolveCandidate], include_values: bool
