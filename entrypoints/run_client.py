@@ -384,9 +384,9 @@ class Watcher:
 
     @property
     def pause(self) -> float:
-        """How long the run waits for its command before asking whether to look."""
-        following = self.feed is not None and self.feed.following
-        return STREAM_PAUSE_SECONDS if following else self.interval
+        """How long the run waits for its command before asking whether to look: briefly
+        with a stream (even one lost for now: it says when it is back), else an interval."""
+        return STREAM_PAUSE_SECONDS if self.feed is not None else self.interval
 
     def due(self) -> bool:
         """Whether to look at the secrets now: an event touched them (following the stream),

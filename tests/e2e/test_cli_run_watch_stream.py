@@ -5,7 +5,11 @@ it nor makes it look; a server whose stream is unavailable is polled, and stderr
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,4 +120,101 @@ def test_watch_polls_and_says_so_when_the_stream_is_unavailable(
         "is back"
     ) in stderr
     assert stderr.count("the change stream is unavailable") == 1  # said once, not per retry
+    assert "token-value" not in stderr
+
+
+class Cuttable:
+    """A TCP relay to the server whose connections the test can cut (each one closed, new ones
+    closed at once) and restore: a network that drops and comes back."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: list[socket.socket] = []
+        self.cut_off = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.cut_off:
+                client.close()
+                continue
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.open += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_off = True
+        with self.lock:
+            for end in self.open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self.open = []
+
+    def restore(self) -> None:
+        self.cut_off = False
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_watch_resumes_the_stream_after_the_connection_drops(
+    server: Server, tmp_path: Path
+) -> None:
+    project = Project(server, "dropped")
+    token = project.put("API_TOKEN", "first-token-value")
+    report = tmp_path / "report.jsonl"
+    relay = Cuttable(server.addr)
+    args = project.run_args(
+        "--watch", "--watch-interval", "60", "--", *child(report, "sleep", "API_TOKEN")
+    )
+    process = subprocess.Popen(
+        args,
+        env=server.env() | {"SECRETS_ADDR": relay.addr},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: len(runs(report)) == 1, "the first start")
+        wait_for(lambda: "GET /api/v1/events/stream" in server.output(), "the stream")
+        relay.cut()
+        time.sleep(1.5)
+        project.new_version(token, "second-token-value")  # while it cannot hear of it
+        time.sleep(1)
+        assert len(runs(report)) == 1
+        relay.restore()
+        wait_for(lambda: len(runs(report)) == 2, "a restart once the stream is back", 30)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _, stderr = process.communicate()
+    finally:
+        kill_group(process)
+        relay.close()
+
+    assert [seen["API_TOKEN"] for seen in runs(report)] == [
+        "first-token-value",
+        "second-token-value",
+    ]
+    assert "the change stream is unavailable (no answer)" in stderr
+    assert "following the change stream again" in stderr
     assert "token-value" not in stderr
