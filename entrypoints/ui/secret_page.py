@@ -8,6 +8,7 @@ says so instead of overwriting. Revealing a value is a POST, an audited read lik
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -162,29 +163,39 @@ def changed_meanwhile(error: ServiceError) -> str:
 ACTIONS = ("disable", "enable", "destroy")
 
 
+def back_to_secret(secret_id: UUID, change: Callable[[], str]) -> Any:
+    """Make `change` and go back to the secret's page, telling what it did (what it returns)
+    or why it was refused."""
+    back = url_for("ui.secret", secret_id=secret_id)
+    try:
+        done = change()
+    except ServiceError as error:
+        flash(changed_meanwhile(error), "error")
+        return redirect(back)
+    flash(done, "info")
+    return redirect(back)
+
+
 @bp.post("/secrets/<uuid:secret_id>/versions/<int(min=1, max=2147483647):version>/<action>")
 @signed_in
 def version_action(secret_id: UUID, version: int, action: str) -> Any:
-    back = url_for("ui.secret", secret_id=secret_id)
     if action not in ACTIONS:
         abort(404)
-    try:
+
+    def change() -> str:
         versions = container().version_service()
         getattr(versions, action)(
             g.principal, secret_id, version, expected_revision=revision_given()
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash(f"Version {version}: {action}d.", "info")
-    return redirect(back)
+        return f"Version {version}: {action}d."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/rollback")
 @signed_in
 def rollback(secret_id: UUID) -> Any:
-    back = url_for("ui.secret", secret_id=secret_id)
-    try:
+    def change() -> str:
         version = version_asked()
         if version is None:
             raise InvalidInput("choose the version to roll back to", details={"field": "version"})
@@ -193,11 +204,9 @@ def rollback(secret_id: UUID) -> Any:
             .write_service()
             .rollback(g.principal, secret_id, version, expected_revision=revision_given())
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash(f"Rolled back: version {secret.current_version} has version {version}'s value.", "info")
-    return redirect(back)
+        return f"Rolled back: version {secret.current_version} has version {version}'s value."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/metadata")
@@ -205,9 +214,9 @@ def rollback(secret_id: UUID) -> Any:
 def update_metadata(secret_id: UUID) -> Any:
     """Description, tags, expiry and not-before (an empty date clears it), as `PATCH` does,
     at the revision the page showed (its ETag)."""
-    back = url_for("ui.secret", secret_id=secret_id)
     form = request.form
-    try:
+
+    def change() -> str:
         expires_at = moment(form.get("expires_at", ""), "expires_at")
         not_before = moment(form.get("not_before", ""), "not_before")
         tags = tags_of(form.get("tags", ""))
@@ -235,19 +244,17 @@ def update_metadata(secret_id: UUID) -> Any:
         container().secret_service().update_metadata(
             g.principal, secret_id, changes, expected_revision=expected
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash("Metadata saved.", "info")
-    return redirect(back)
+        return "Metadata saved."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/versions")
 @signed_in
 def write_value(secret_id: UUID) -> Any:
     """A new value, as the next (current) version."""
-    back = url_for("ui.secret", secret_id=secret_id)
-    try:
+
+    def change() -> str:
         text = request.form.get("value", "")
         if not text:
             raise InvalidInput("the new value is empty", details={"field": "value"})
@@ -261,56 +268,46 @@ def write_value(secret_id: UUID) -> Any:
                 expected_revision=revision_given(),
             )
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash(f"Version {secret.current_version} written.", "info")
-    return redirect(back)
+        return f"Version {secret.current_version} written."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/rotate")
 @signed_in
 def rotate(secret_id: UUID) -> Any:
     """Rotate now, by the secret's rotation policy (its rotator makes the value)."""
-    back = url_for("ui.secret", secret_id=secret_id)
-    try:
+
+    def change() -> str:
         secret = (
             container()
             .rotation_service()
             .rotate(g.principal, secret_id, None, expected_revision=revision_given())
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash(f"Rotated: version {secret.current_version} is current.", "info")
-    return redirect(back)
+        return f"Rotated: version {secret.current_version} is current."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/delete")
 @signed_in
 def delete(secret_id: UUID) -> Any:
-    back = url_for("ui.secret", secret_id=secret_id)
-    try:
+    def change() -> str:
         container().secret_service().delete_secret(
             g.principal, secret_id, expected_revision=revision_given()
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash("Secret deleted: it can be restored during the retention window.", "info")
-    return redirect(back)
+        return "Secret deleted: it can be restored during the retention window."
+
+    return back_to_secret(secret_id, change)
 
 
 @bp.post("/secrets/<uuid:secret_id>/restore")
 @signed_in
 def restore(secret_id: UUID) -> Any:
-    back = url_for("ui.secret", secret_id=secret_id)
-    try:
+    def change() -> str:
         container().secret_service().restore_secret(
             g.principal, secret_id, expected_revision=revision_given()
         )
-    except ServiceError as error:
-        flash(changed_meanwhile(error), "error")
-        return redirect(back)
-    flash("Secret restored.", "info")
-    return redirect(back)
+        return "Secret restored."
+
+    return back_to_secret(secret_id, change)
