@@ -52,11 +52,11 @@ def config(database_url: str, tmp_path: Path) -> Path:
     write_config(path, database_url, tmp_path, BACKENDS)
     container = Container(settings=load_settings(config_file=str(path)))
     try:
-        service = container.secret_service()
+        service, writes = container.secret_service(), container.write_service()
         for name in ("API_KEY", "lower_name"):
             draft = NewSecret(ACME, name, parent=ScopeRef.global_scope())
             secret = service.create_secret(OPERATOR, draft, SecretValue.from_text(CANARY))
-            service.write_value(OPERATOR, secret.id, SecretValue.from_text(CANARY + "-2"))
+            writes.write_value(OPERATOR, secret.id, SecretValue.from_text(CANARY + "-2"))
     finally:
         container.shutdown_resources()
     return path

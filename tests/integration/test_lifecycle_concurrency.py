@@ -84,7 +84,7 @@ def run_together(count: int, job: Callable[[int], object]) -> list[object]:
 @pytest.mark.postgres
 def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(containers):
     container = containers()
-    service = container.secret_service()
+    service, writes = container.secret_service(), container.write_service()
     secret = service.create_secret(
         ROOT, NewSecret(ScopeRef.global_scope(), "CONTENDED"), SecretValue(b"round-start")
     )
@@ -95,7 +95,7 @@ def test_twenty_check_and_set_writers_one_winner_per_round_and_no_lost_update(co
 
         def write(writer: int, revision: int = revision, round_number: int = round_number):
             value = f"round-{round_number}-writer-{writer}".encode()
-            service.write_value(ROOT, secret.id, SecretValue(value), expected_revision=revision)
+            writes.write_value(ROOT, secret.id, SecretValue(value), expected_revision=revision)
             return value
 
         results = run_together(WRITERS, write)
@@ -128,8 +128,8 @@ def test_fifty_writers_without_if_match_each_get_their_own_version(database_url,
     )
 
     def write(writer: int) -> int:
-        service = processes[writer % len(processes)].secret_service()
-        return service.write_value(ROOT, secret.id, SecretValue(b"w-%d" % writer)).current_version
+        writes = processes[writer % len(processes)].write_service()
+        return writes.write_value(ROOT, secret.id, SecretValue(b"w-%d" % writer)).current_version
 
     results = run_together(UNCHECKED_WRITERS, write)
 
@@ -153,7 +153,7 @@ def test_fifty_changes_without_if_match_each_land_deletes_and_restores_included(
     secret = service.create_secret(
         ROOT, NewSecret(ScopeRef.global_scope(), "CHANGED"), SecretValue(b"v1")
     )
-    service.write_value(ROOT, secret.id, SecretValue(b"v2"))
+    processes[0].write_service().write_value(ROOT, secret.id, SecretValue(b"v2"))
 
     def change(writer: int) -> object:
         container = processes[writer % len(processes)]

@@ -142,14 +142,14 @@ def test_a_write_increments_the_change_generation_once_and_caches_see_it(make_co
     assert reads.read_value(ROOT, secret.id).value.reveal() == b"v1"  # now cached
     with container.engine().connect() as connection:
         before = connection.execute(select(audit_head.c.generation)).scalar_one()
-    service.write_value(ROOT, secret.id, SecretValue(b"v2"))
+    container.write_service().write_value(ROOT, secret.id, SecretValue(b"v2"))
     with container.engine().connect() as connection:
         after = connection.execute(select(audit_head.c.generation)).scalar_one()
     assert after == before + 1
     assert reads.read_value(ROOT, secret.id).value.reveal() == b"v2"
     other = make_container()  # another process's cache, filled before the next write
     assert other.read_service().read_value(ROOT, secret.id).value.reveal() == b"v2"
-    service.write_value(ROOT, secret.id, SecretValue(b"v3"))
+    container.write_service().write_value(ROOT, secret.id, SecretValue(b"v3"))
     assert other.read_service().read_value(ROOT, secret.id).value.reveal() == b"v3"
 
 
@@ -177,7 +177,7 @@ def test_concurrent_writers_with_checkpoints_falling_due_all_land_on_one_valid_c
                 results[index] = "changed"
             else:
                 value = SecretValue(b"w-%d" % index)
-                results[index] = process.secret_service().write_value(ROOT, target.id, value)
+                results[index] = process.write_service().write_value(ROOT, target.id, value)
         except Exception as error:
             results[index] = error
 

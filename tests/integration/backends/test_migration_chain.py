@@ -126,7 +126,7 @@ def test_local_to_openbao_to_aws_to_local_killed_and_resumed(
             draft = NewSecret(ORGANIZATION, f"S_{number:03}", parent=ScopeRef.global_scope())
             secret = service.create_secret(OPERATOR, draft, values[0])
             for value in values[1:]:
-                service.write_value(OPERATOR, secret.id, value)
+                container.write_service().write_value(OPERATOR, secret.id, value)
             for version, value in enumerate(values, start=1):
                 originals[(secret.id, version)] = value
 
