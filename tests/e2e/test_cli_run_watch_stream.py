@@ -218,3 +218,27 @@ def test_watch_resumes_the_stream_after_the_connection_drops(
     assert "the change stream is unavailable (no answer)" in stderr
     assert "following the change stream again" in stderr
     assert "token-value" not in stderr
+
+
+def test_watch_poll_polls_without_the_stream(server: Server, tmp_path: Path) -> None:
+    project = Project(server, "poll")
+    token = project.put("API_TOKEN", "first-token-value")
+    report = tmp_path / "report.jsonl"
+    streams = server.output().count("GET /api/v1/events")
+    args = project.run_args(
+        "--watch", "--poll", "--watch-interval", "1", "--", *child(report, "sleep", "API_TOKEN")
+    )
+    process = started(server, args)
+    try:
+        wait_for(lambda: len(runs(report)) == 1, "the first start")
+        project.new_version(token, "second-token-value")
+        wait_for(lambda: len(runs(report)) == 2, "a restart found by polling", 10)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _, stderr = process.communicate()
+    finally:
+        kill_group(process)
+
+    assert runs(report)[-1]["API_TOKEN"] == "second-token-value"
+    assert server.output().count("GET /api/v1/events") == streams  # neither stream nor feed
+    assert "change stream" not in stderr
