@@ -64,6 +64,9 @@ _STARTING = threading.Lock()
 _fork_guarded = False
 
 
+WORKERS_KILL_SECONDS = 10
+
+
 def check_listen_address(settings: Settings) -> None:
     """Refuse to serve where this server must not: development mode (its root token, its
     generated key) anywhere but on loopback, or a port another server already listens on.
@@ -187,6 +190,9 @@ def run_server(
         "log_dictconfig": granian_log_config(),  # its lines in the service's format
         "log_access": False,  # the service writes its own (entrypoints/http/context.py)
         "respawn_failed_workers": True,
+        # An open change stream never ends by itself: past this, a stopping worker is killed
+        # (a rolling deploy must not wait for every client to hang up).
+        "workers_kill_timeout": WORKERS_KILL_SECONDS,
         **tls_options(settings),
     }
     server = Granian(target, **options)

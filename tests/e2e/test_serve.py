@@ -113,8 +113,9 @@ def running_server(
         data_dir = Path(env["SECRETS_DATA_DIR"])
         yield Server(addr, token.group(1) if token else "", data_dir, process, log_path)
     finally:
-        settle_before_stopping(started_at)
-        os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:  # a test may have stopped it itself
+            settle_before_stopping(started_at)
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:  # never leave a server behind the test run
@@ -321,3 +322,25 @@ def test_audit_verify_and_prune_at_the_machine(server: Server) -> None:
     pruned = secretctl("audit", "prune", "--older-than", "400d")
     assert pruned.returncode == 0 and "pruned 0 audit events" in pruned.stdout
     assert secretctl("audit", "prune", "--older-than", "soon").returncode == 2
+
+
+def test_a_stop_does_not_wait_for_an_open_change_stream(tmp_path: Path) -> None:
+    """SIGTERM ends the server though a client holds a change stream open (which never ends by
+    itself): the worker is killed past `WORKERS_KILL_SECONDS` instead of waiting forever."""
+    env = serve_env(tmp_path / "data", free_port())
+    with running_server(env, tmp_path) as started:
+        stream = requests.get(
+            f"{started.addr}/api/v1/events/stream",
+            headers={"Authorization": f"Bearer {started.token}"},
+            stream=True,
+            timeout=60,
+        )
+        assert stream.status_code == 200
+        settle_before_stopping(time.monotonic())
+        stopping = time.monotonic()
+        os.killpg(started.process.pid, signal.SIGTERM)
+        try:
+            started.process.wait(timeout=25)
+        finally:
+            stream.close()
+        assert time.monotonic() - stopping < 25
