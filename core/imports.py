@@ -387,7 +387,7 @@ class ImportService:
     def _put_next(
         self, actor: Principal, secret_format: SecretFormat, step: _Planned, writes: _Writes
     ) -> None:
-        """The entry's value as the next version of its secret, as `SecretService` writes one."""
+        """The entry's value as the next version of its secret, as `WriteService` writes one."""
         secret, entry, now = step.existing, step.entry, self._clock.now()
         assert secret is not None and entry.value is not None  # an update of an existing secret
         backend = self._backends.get(secret.backend)
