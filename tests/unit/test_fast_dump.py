@@ -9,8 +9,9 @@ import pytest
 from marshmallow import Schema
 
 from core.domain.paging import Page
-from core.domain.secrets import Secret
+from core.domain.secrets import ListPosition, Secret
 from core.domain.values import ScopeRef, ScopeType
+from entrypoints.http.cursor import encode_cursor
 from entrypoints.http.schemas.resolve import ResolutionSchema
 from entrypoints.http.schemas.secrets import SecretPageSchema, SecretSchema, dump_secret
 from entrypoints.http.schemas.values import SecretValueSchema
@@ -75,6 +76,7 @@ def test_a_page_dumps_as_the_generic_schema_would() -> None:
         "page": 2,
         "page_size": 3,
         "total": 42,
+        "next": encode_cursor(ListPosition.of(page.items[-1])),  # 2 pages of 3 before 42
         "items": [SecretSchema().dump(secret) for secret in page.items],
     }
     assert SecretPageSchema().dump(page) == generic

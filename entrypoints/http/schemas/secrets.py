@@ -146,10 +146,11 @@ class SecretPageSchema(PageSchema):
         }
 
 
-class Cursor(fields.String):
+class Cursor(Text):
     """`after`: a cursor from a page's `next`, or empty for the first page by cursor."""
 
     default_error_messages: ClassVar[dict[str, str]] = {
+        **Text.default_error_messages,
         "invalid_cursor": "not a cursor this service made: pass a page's next unchanged",
     }
 
