@@ -170,7 +170,7 @@ class SqlSecretRepository(SecretRepository):
         conditions = filter_conditions(criteria)
         order: tuple[Any, ...] = (*SCOPE_ORDER, secrets.c.name, secrets.c.environment)
         if criteria.scope is not None:
-            if not self._in_one_scope(criteria.scope, access, conditions):
+            if not _in_one_scope(self._connection, criteria.scope, access, conditions):
                 return Page(items=[], total=0, page=page.page, page_size=page.page_size)
             order = (secrets.c.name, secrets.c.environment)
         else:
@@ -201,7 +201,7 @@ class SqlSecretRepository(SecretRepository):
         if criteria.scope is None:
             raise ValueError("keyset paging lists one scope")
         conditions = filter_conditions(criteria)
-        if not self._in_one_scope(criteria.scope, access, conditions):
+        if not _in_one_scope(self._connection, criteria.scope, access, conditions):
             return Slice(items=[], page_size=page_size, next=None)
         if after is not None:
             # A row comparison in the index's order: the scan starts right after the position.
@@ -222,23 +222,6 @@ class SqlSecretRepository(SecretRepository):
             page_size=page_size,
             next=ListPosition.of(items[-1]) if more else None,
         )
-
-    def _in_one_scope(
-        self, scope: ScopeRef, access: AccessQuery, conditions: list[ColumnElement[bool]]
-    ) -> bool:
-        """Narrow `conditions` to the rows of one scope the caller may see; False if the scope
-        does not exist. Is all of it visible to the caller (the same rule without a secret)?
-        Then no row needs a check of its own, and a page is read in order from the index
-        (scope_pk, name, environment) of live rows, stopping after the page."""
-        found = self._connection.execute(
-            select(scopes.c.pk, visible(access)).where(scope_is(scope))
-        ).first()
-        if found is None:
-            return False
-        conditions.append(secrets.c.scope_pk == found[0])
-        if not found[1]:
-            conditions.append(visible(access, secret_id=secrets.c.id, name=secrets.c.name))
-        return True
 
     def resolve(
         self,
@@ -386,6 +369,25 @@ class SqlSecretRepository(SecretRepository):
             )
             found.update((row.secret_id, version_from_row(row)) for row in rows)
         return found
+
+
+def _in_one_scope(
+    connection: Connection,
+    scope: ScopeRef,
+    access: AccessQuery,
+    conditions: list[ColumnElement[bool]],
+) -> bool:
+    """Narrow `conditions` to the rows of one scope the caller may see; False if the scope
+    does not exist. Is all of it visible to the caller (the same rule without a secret)?
+    Then no row needs a check of its own, and a page is read in order from the index
+    (scope_pk, name, environment) of live rows, stopping after the page."""
+    found = connection.execute(select(scopes.c.pk, visible(access)).where(scope_is(scope))).first()
+    if found is None:
+        return False
+    conditions.append(secrets.c.scope_pk == found[0])
+    if not found[1]:
+        conditions.append(visible(access, secret_id=secrets.c.id, name=secrets.c.name))
+    return True
 
 
 def _read(
