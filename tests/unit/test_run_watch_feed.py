@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from entrypoints.client import Client
-from entrypoints.run_client import ChangeFeed, Query
+from entrypoints.run_environment import Query
+from entrypoints.run_watch import ChangeFeed
 
 
 def feed(**query: Any) -> ChangeFeed:
