@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Request, Response, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from flask_smorest import Api
+from werkzeug.routing import RequestRedirect
 
 from core.domain.callers import Caller
 from core.domain.errors import Unauthenticated
@@ -57,6 +58,7 @@ API_PREFIX = "/api/v1"
 PUBLIC_BLUEPRINTS = frozenset(
     {"health", "api-docs", docs.blp.name, "metrics", vault_compat.blp.name, "ui"}
 )
+PUBLIC_ENDPOINTS = frozenset({"console_root"})  # `/`, to the console when it is served
 
 
 class ServiceFlask(Flask):
@@ -163,7 +165,12 @@ def start_request() -> None:
 
 
 def authenticate() -> Response | None:
-    if request.blueprint in PUBLIC_BLUEPRINTS or is_preflight():
+    if (
+        request.blueprint in PUBLIC_BLUEPRINTS
+        or request.endpoint in PUBLIC_ENDPOINTS
+        or isinstance(request.routing_exception, RequestRedirect)  # `/ui` -> `/ui/`: no data
+        or is_preflight()
+    ):
         return None
     try:
         token = bearer_token(request.headers.get("Authorization", ""))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 
 from entrypoints.container import Container
 
@@ -34,3 +34,5 @@ def install(app: Flask, container: Container) -> None:
         importlib.import_module(module)
     signin.check_configured(container)  # a bad setting stops the start, never a request
     web.install(app, container)
+    # Someone opening the server's address in a browser lands on the console.
+    app.add_url_rule("/", "console_root", lambda: redirect(url_for("ui.home")))

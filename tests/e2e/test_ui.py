@@ -155,11 +155,22 @@ def test_the_api_keeps_no_session(app: Flask) -> None:
     assert "Set-Cookie" not in answer.headers
 
 
+def test_a_browser_opening_the_address_lands_on_the_console(app: Flask) -> None:
+    client = app.test_client()
+    bare = client.get("/ui")  # as the README writes it: Flask's redirect, no token asked
+    root = client.get("/")
+    assert bare.status_code == 308 and bare.headers["Location"].endswith("/ui/")
+    assert root.status_code == 302 and root.headers["Location"].endswith("/ui/")
+    assert client.get("/ui/", follow_redirects=True).request.path == "/ui/signin"
+    assert client.get("/api/v1/secrets").status_code == 401  # the API still asks for one
+
+
 def test_the_console_can_be_turned_off(settings: Settings) -> None:
     app = create_app(dataclasses.replace(settings, ui={**settings.ui, "enabled": False}))
     try:
         client = app.test_client()
         assert client.get("/ui/signin").status_code == 401  # as any path not served
+        assert client.get("/").status_code == 401
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         assert client.get("/ui/signin", headers=bearer).status_code == 404
     finally:
