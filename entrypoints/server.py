@@ -29,7 +29,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, MutableMapping
+import time
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,11 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 # finish its pass when the server stops, then killed.
 WORKER_RESTART_SECONDS = 5.0
 WORKER_STOP_SECONDS = 30.0
-# How often a worker started by a server checks that the server is still there.
+# How often a worker started by a server (the embedded worker, an HTTP worker) checks that the
+# server is still there.
 PARENT_CHECK_SECONDS = 1.0
+# The server's main process, named to its HTTP workers (`stop_with_server`).
+SERVER_PID = "SECRETCTL_SERVER_PID"
 # granian forks its HTTP workers from the main process (at start, and to replace one) while the
 # thread supervising the embedded worker may be starting it. A fork in between would inherit the
 # pipe through which `subprocess` learns that the worker has started, and that thread would wait
@@ -151,11 +155,36 @@ def worker_app() -> Flask:
     from entrypoints.http.app import create_app
     from entrypoints.memory import limit_malloc_arenas, start_trimming
 
+    server_pid = int(os.environ.get(SERVER_PID) or 0)
+    if server_pid and server_pid != os.getpid():  # a process of granian's, forked by the server
+        stop_with_server(server_pid)
     limit_malloc_arenas()  # before the request threads allocate (entrypoints/memory.py)
     start_trimming()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
+
+
+def stop_with_server(server_pid: int) -> None:
+    """Stop this HTTP worker once the server's main process, `server_pid`, is gone.
+
+    granian's main process stops its workers when it stops; killed (`kill -9`, systemd's
+    KillMode=process, a supervisor's SIGKILL) it cannot, and they would serve on: holding the
+    port (SO_REUSEPORT: a new server there would share its connections with them) and the
+    database. So each one stops as the server would have stopped it: SIGTERM (granian's
+    graceful stop), then an exit `WORKERS_KILL_SECONDS` later (an open change stream never
+    ends by itself). A watch of the parent rather than `PR_SET_PDEATHSIG`: that signal comes
+    when the *thread* that forked the worker ends, and would leave the hard exit to do anyway."""
+
+    def stop() -> None:
+        pid = os.getpid()
+        log.warning("the server (process %s) is gone: HTTP worker %s stops", server_pid, pid)
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(WORKERS_KILL_SECONDS)
+        log.warning("HTTP worker %s did not stop in %g s: it exits", pid, WORKERS_KILL_SECONDS)
+        os._exit(1)
+
+    when_parent_gone(server_pid, stop)
 
 
 def run_server(
@@ -204,6 +233,7 @@ def run_server(
         jobs = EmbeddedWorker(embedded_worker_command(), worker_environ)
         server.on_startup(jobs.start)  # once granian has the socket and its signal handlers
         server.on_shutdown(jobs.stop)
+    environ[SERVER_PID] = str(os.getpid())  # for its HTTP workers (`stop_with_server`)
     try:
         server.serve()
     finally:
@@ -390,10 +420,26 @@ class EmbeddedWorker:
 def exit_with_parent(parent_pid: int, stop: threading.Event) -> None:
     """Set `stop` once process `parent_pid` is no longer this process's parent (it died)."""
 
-    def watch() -> None:
-        while not stop.wait(PARENT_CHECK_SECONDS):
-            if os.getppid() != parent_pid:
-                log.warning("the server (process %s) is gone: the worker stops", parent_pid)
-                stop.set()
+    def gone() -> None:
+        log.warning("the server (process %s) is gone: the worker stops", parent_pid)
+        stop.set()
 
-    threading.Thread(target=watch, daemon=True).start()
+    when_parent_gone(parent_pid, gone, stop)
+
+
+def when_parent_gone(
+    parent_pid: int, gone: Callable[[], None], until: threading.Event | None = None
+) -> None:
+    """Call `gone`, in a thread of its own, once process `parent_pid` is no longer this
+    process's parent: it died, and its children went to init (or a subreaper). Checked every
+    `PARENT_CHECK_SECONDS`, until `until` is set. Comparing with the pid the caller knows (not
+    the one `os.getppid()` gives at start) catches a parent that died before the check began."""
+    until = threading.Event() if until is None else until
+
+    def watch() -> None:
+        while not until.wait(PARENT_CHECK_SECONDS):
+            if os.getppid() != parent_pid:
+                gone()
+                return
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -35,6 +35,7 @@ from sqlalchemy import Engine, select, update
 from adapters.db.engine import create_engine_from_url
 from adapters.db.tables import rotation_policies, workers
 from adapters.webhooks import verify_signature
+from entrypoints.server import WORKERS_KILL_SECONDS, port_in_use
 from tests.e2e.test_attacks_ops_serve import dockerfile_environment
 from tests.e2e.test_serve import BIN, free_port, running_server, serve_env
 from tests.support.webhooks import WebhookReceiver, webhook_receiver
@@ -91,11 +92,13 @@ def make_due(engine: Engine, secret_id: str) -> None:
         )
 
 
-def wait_until(condition: Callable[[], bool], what: str, log: Callable[[], str]) -> None:
-    deadline = time.monotonic() + 30
+def wait_until(
+    condition: Callable[[], bool], what: str, log: Callable[[], str], seconds: float = 30
+) -> None:
+    deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within 30 s:\n{log()}")
+            pytest.fail(f"{what} did not happen within {seconds:g} s:\n{log()}")
         time.sleep(0.2)
 
 
@@ -195,20 +198,95 @@ def test_the_embedded_worker_is_started_again_if_it_dies(tmp_path: Path) -> None
         assert "the embedded worker exited with status -9" in server.output()
 
 
-def test_the_embedded_worker_stops_when_the_server_is_killed(tmp_path: Path) -> None:
-    """Killed, the server cannot stop its worker (a session of its own, out of reach of the
-    signals sent to the server's group): the worker sees its parent gone and stops by itself."""
-    env = serve_env(tmp_path / "data", free_port(), SECRETS_WORKER__POLL_SECONDS="0.5")
+def children(pid: int) -> list[int]:
+    """The processes `pid` has started and that still run (whichever of its threads did)."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def started_at(pid: int) -> str | None:
+    """When process `pid` started (in clock ticks since boot): tells it from a process that
+    gets its number later; None once it is gone (or a zombie, which holds nothing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+@contextmanager
+def killed_if_left(pids: list[int]) -> Iterator[dict[int, str | None]]:
+    """`pids` and when each started; whichever still runs on leaving is killed: never a process
+    left behind the test run, whatever happened."""
+    processes = {pid: started_at(pid) for pid in pids}
+    try:
+        yield processes
+    finally:
+        for pid, start in processes.items():
+            if started_at(pid) == start:
+                os.kill(pid, signal.SIGKILL)
+
+
+def all_gone(processes: dict[int, str | None]) -> Callable[[], bool]:
+    return lambda: not any(started_at(pid) == start for pid, start in processes.items())
+
+
+def test_everything_the_server_started_stops_when_the_server_is_killed(tmp_path: Path) -> None:
+    """Killed (`kill -9`, systemd's KillMode=process, a supervisor), the server cannot stop its
+    processes: its embedded worker (a session of its own, out of reach of the signals sent to
+    the server's group) and its HTTP workers (granian's, forked from it) see their parent gone
+    and stop by themselves. Left running, the HTTP workers would hold the port (SO_REUSEPORT: a
+    new server there would share the connections with them) and the database."""
+    port = free_port()
+    env = serve_env(tmp_path / "data", port, SECRETS_WORKER__POLL_SECONDS="0.5")
     with running_server(env, tmp_path) as server:
         api = Api(server.addr, server.token)
         wait_until(
             lambda: bool(api.call("GET", "/status").json()["workers"]), "a heartbeat", server.output
         )
         [worker] = api.call("GET", "/status").json()["workers"]
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=10)
-        wait_until(lambda: not running(worker["pid"]), "the worker's stop", server.output)
+        with killed_if_left(children(server.process.pid)) as processes:
+            assert worker["pid"] in processes
+            assert len(processes) >= 3, processes  # the worker and two HTTP workers at least
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=10)
+            wait_until(all_gone(processes), "the stop of the server's processes", server.output, 10)
         assert "the server (process" in server.output()
+        assert "HTTP worker" in server.output()
+        assert not port_in_use("127.0.0.1", port)
+
+
+def test_an_http_worker_holding_a_change_stream_exits_when_the_server_is_killed(
+    tmp_path: Path,
+) -> None:
+    """A change stream never ends by itself, and granian's graceful stop would wait for it: the
+    HTTP worker exits `WORKERS_KILL_SECONDS` after its server is gone, as the server would have
+    killed it."""
+    port = free_port()
+    env = serve_env(tmp_path / "data", port, SECRETS_WORKER__EMBEDDED="false")
+    with running_server(env, tmp_path) as server:
+        stream = requests.get(
+            f"{server.addr}/api/v1/events/stream",
+            headers={"Authorization": f"Bearer {server.token}"},
+            stream=True,
+            timeout=60,
+        )
+        try:
+            assert stream.status_code == 200
+            with killed_if_left(children(server.process.pid)) as processes:
+                os.kill(server.process.pid, signal.SIGKILL)
+                server.process.wait(timeout=10)
+                seconds = WORKERS_KILL_SECONDS + 10
+                wait_until(
+                    all_gone(processes), "the exit of the HTTP workers", server.output, seconds
+                )
+        finally:
+            stream.close()
+        assert f"did not stop in {WORKERS_KILL_SECONDS:g} s: it exits" in server.output()
+        assert not port_in_use("127.0.0.1", port)
 
 
 # -- as docker-compose.yml runs it ----------------------------------------------------------
