@@ -184,7 +184,7 @@ class _UiSchema(_Section):
 class _EventsSchema(_Section):
     max_attempts = fields.Integer(validate=validate.Range(1, 100))
     keep_delivered_days = fields.Integer(validate=validate.Range(1, 365))
-    max_streams = fields.Integer(validate=validate.Range(0, 100_000))
+    max_streams = fields.Integer(validate=validate.Range(0, 10_000))
     poll_seconds = fields.Float(validate=validate.Range(0.05, 60))
     keepalive_seconds = fields.Float(validate=validate.Range(0.1, 3600))
     webhooks = fields.Dict(

@@ -210,8 +210,10 @@ def run_server(
         "port": settings.port,
         "interface": Interfaces.WSGI,
         "workers": settings.workers,
-        "blocking_threads": settings.threads,
-        "backpressure": settings.threads * BACKPRESSURE_PER_THREAD,
+        # `threads` for requests (entrypoints/http/admission.py keeps them to that), and one
+        # thread more for each change stream a process may hold (they wait, not work).
+        "blocking_threads": settings.threads + stream_threads(settings),
+        "backpressure": settings.threads * BACKPRESSURE_PER_THREAD + stream_threads(settings),
         "websockets": False,
         "factory": True,
         "log_enabled": True,
@@ -239,6 +241,11 @@ def run_server(
     finally:
         if jobs is not None:
             jobs.stop()
+
+
+def stream_threads(settings: Settings) -> int:
+    """The threads a process keeps for change streams and long polls: `[events] max_streams`."""
+    return int(settings.events["max_streams"])
 
 
 def metrics_directory(environ: MutableMapping[str, str]) -> str:

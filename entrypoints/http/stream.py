@@ -2,12 +2,15 @@
 events the caller may see, as they commit, in any process (`core.changes`).
 
 A stream holds one server thread for as long as it is open (the server is WSGI with blocking
-threads), so a process holds at most `[events] max_streams` streams and long polls at a time,
-and never more than its `threads` less a quarter of them (at least two stay free for other
-requests), and answers 503 `too_many_streams` beyond. The events come from ONE poller thread
-per process, which reads the database every `[events] poll_seconds`; each stream sends
-`: keepalive` every `[events] keepalive_seconds` (15) and ends after `max_seconds` if asked
-(EventSource reconnects with `Last-Event-ID` by itself).
+threads). Streams have threads of their own: `secretctl serve` gives each process
+`[events] max_streams` threads beside its `threads` for other requests (granian starts them as
+they are needed and ends them when idle; a waiting stream costs its stack and no CPU), and
+`entrypoints.http.admission` keeps every other request to `threads` at a time, so open streams
+never take the threads of other requests. Beyond `max_streams` streams and long polls a process
+answers 503 `too_many_streams`. The events come from ONE poller thread per process, which reads
+the database every `[events] poll_seconds`; each stream sends `: keepalive` every
+`[events] keepalive_seconds` (15) and ends after `max_seconds` if asked (EventSource reconnects
+with `Last-Event-ID` by itself).
 """
 
 from __future__ import annotations
@@ -106,27 +109,11 @@ class Streaming:
         container = app.extensions["container"]
         settings = container.settings().events
         self.keepalive = float(settings["keepalive_seconds"])
-        self.slots = Slots(stream_limit(int(settings["max_streams"]), container.settings().threads))
+        self.slots = Slots(int(settings["max_streams"]))
         self.hub = ChangeHub(
             SqlChangeSource(container.engine()), poll_seconds=float(settings["poll_seconds"])
         )
         self.stream = ChangeStream(self.hub, container.unit_of_work, container.clock())
-
-
-def stream_limit(max_streams: int, threads: int) -> int:
-    """The streams a process may hold: `max_streams`, but never so many that no server thread
-    is left for other requests (a quarter of the threads, at least two, stay free)."""
-    free = max(2, threads // 4)
-    limit = min(max_streams, max(0, threads - free))
-    if limit < max_streams:
-        log.warning(
-            "change streams: at most %d per process with %d threads ([events] max_streams is "
-            "%d; raise `threads` to hold more)",
-            limit,
-            threads,
-            max_streams,
-        )
-    return limit
 
 
 _building = threading.Lock()

@@ -374,3 +374,43 @@ def test_the_log_holds_no_value(server: Server) -> None:
     finally:
         engine.dispose()
     assert rows and all(VALUE not in repr(row) and NEW_VALUE not in repr(row) for row in rows)
+
+
+def test_open_streams_leave_the_other_requests_their_threads(tmp_path: Path) -> None:
+    """A process with 2 request threads holds 12 streams (threads of their own) and, with all of
+    them open, still answers reads; a change reaches every stream (before: no stream at all, as
+    the streams had to fit in the request threads less two)."""
+    env = serve_env(
+        tmp_path / "data",
+        free_port(),
+        SECRETS_WORKERS="1",
+        SECRETS_THREADS="2",
+        SECRETS_EVENTS__MAX_STREAMS="12",
+        SECRETS_EVENTS__POLL_SECONDS="0.2",
+        SECRETS_WORKER__EMBEDDED="false",
+    )
+    with running_server(env, tmp_path) as started:
+        api = Api(started.addr, started.token)
+        created = api.secret("MANY_STREAMS", GLOBAL)
+        listeners = [Listener(started.addr, started.token) for _ in range(12)]
+        try:
+            assert [listener.response.status_code for listener in listeners] == [200] * 12
+            for _ in range(6):  # more reads than request threads, one after another
+                read = requests.get(
+                    f"{started.addr}/api/v1/secrets/{created['id']}",
+                    headers=api.headers,
+                    timeout=10,
+                )
+                assert read.status_code == 200
+            api.ok("POST", f"/secrets/{created['id']}/versions", json={"value": NEW_VALUE})
+            for listener in listeners:
+                [event] = listener.events(1, within=10)
+                assert event["event"] == "secret.updated"
+            one_more = Listener(started.addr, started.token)
+            try:
+                assert one_more.response.status_code == 503
+            finally:
+                one_more.close()
+        finally:
+            for listener in listeners:
+                listener.close()
