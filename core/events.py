@@ -23,6 +23,7 @@ from core.domain.audit import AuditAction, AuditEvent
 from core.domain.changes import ChangeRecord
 from core.domain.errors import DeliveryFailed
 from core.domain.events import OutboxMessage
+from core.domain.secrets import Secret
 from core.domain.values import Principal, ScopeRef, ScopeType
 from core.domain.work import Lease
 from ports.events import EventPublisher
@@ -113,7 +114,10 @@ class ChangeFeed:
         """Queue one event about a secret, in `uow`. `facts` must be value-free."""
         if kind not in EVENT_TYPES:
             raise ValueError(f"unknown event type {kind}")
-        uow.outbox.record_change(_change_record(uow, kind, secret_id, at, version, scope))
+        # Read once for both records; the secret just written comes from the unit of work's
+        # own writes (no round trip), a purged one is gone.
+        secret = uow.secrets.get(secret_id)
+        uow.outbox.record_change(_change_record(uow, kind, secret_id, secret, at, version, scope))
         if not self.targets:
             return
         event_id = uuid.uuid4()
@@ -121,7 +125,7 @@ class ChangeFeed:
             "id": str(event_id),
             "type": kind,
             "time": at.isoformat(),
-            "secret": self._describe(uow, secret_id, scope),
+            "secret": _describe(secret_id, secret, scope),
             "version": version,
             "actor": actor,
             **facts,
@@ -142,31 +146,30 @@ class ChangeFeed:
             ]
         )
 
-    @staticmethod
-    def _describe(uow: UnitOfWork, secret_id: UUID, scope: str | None) -> dict[str, Any]:
-        """Which secret: its id, and where it lives while it exists (a purged one is gone)."""
-        secret = uow.secrets.get(secret_id)
-        if secret is None:
-            return {"id": str(secret_id), "scope": scope}
-        return {
-            "id": str(secret_id),
-            "scope": str(secret.scope),
-            "name": secret.name,
-            "environment": secret.environment,
-        }
+
+def _describe(secret_id: UUID, secret: Secret | None, scope: str | None) -> dict[str, Any]:
+    """Which secret: its id, and where it lives while it exists (a purged one is gone)."""
+    if secret is None:
+        return {"id": str(secret_id), "scope": scope}
+    return {
+        "id": str(secret_id),
+        "scope": str(secret.scope),
+        "name": secret.name,
+        "environment": secret.environment,
+    }
 
 
 def _change_record(
     uow: UnitOfWork,
     kind: str,
     secret_id: UUID,
+    secret: Secret | None,
     at: datetime,
     version: int | None,
     scope: str | None,
 ) -> ChangeRecord:
-    """The change stream's record of an event (`core.changes`): where the secret lives, read
+    """The change stream's record of an event (`core.changes`): where the secret lives, as read
     now; for a purged secret, only its scope (from the audit event) is still known."""
-    secret = uow.secrets.get(secret_id)
     if secret is not None:
         return ChangeRecord(
             type=kind,

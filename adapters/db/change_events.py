@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select
+from sqlalchemy import Engine, Row, func, insert, select
 
 from adapters.db.tables import change_events
 from core.domain.changes import ChangeRecord
 from core.domain.values import ScopeRef, ScopeType
 from ports.changes import ChangeSource
+
+# Built once (`SqlOutboxRepository.record_change`, on every change): no per-call compiling.
+INSERT_CHANGE = insert(change_events)
 
 
 def change_values(change: ChangeRecord) -> dict[str, Any]:

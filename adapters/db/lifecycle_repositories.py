@@ -30,7 +30,7 @@ from sqlalchemy import (
     update,
 )
 
-from adapters.db.change_events import change_values
+from adapters.db.change_events import INSERT_CHANGE, change_values
 from adapters.db.tables import change_events, outbox, rotation_policies, secrets, versions
 from core.domain.changes import ChangeRecord
 from core.domain.events import OutboxMessage
@@ -124,7 +124,7 @@ class SqlOutboxRepository(OutboxRepository):
         return int(result.rowcount)
 
     def record_change(self, change: ChangeRecord) -> None:
-        self._connection.execute(insert(change_events).values(**change_values(change)))
+        self._connection.execute(INSERT_CHANGE, change_values(change))
 
     def prune_changes(self, before: datetime) -> int:
         result = self._connection.execute(
