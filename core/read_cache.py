@@ -24,10 +24,12 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-# ~3.6 KiB an entry in a worker (a secret and its version, built from their rows): ~14 MiB at
-# most. With ~108 MiB of imported code a worker stays within 150 MiB (issue 20); 10,000 took
-# ~35 MiB and did not, and a data set larger than the bound is read from the database anyway.
-DEFAULT_MAX_ENTRIES = 4_000
+# A value read's entry is packed (core/read_entries.py): ~0.75 KiB with the cache's bookkeeping,
+# ~0.5 KiB when the same secret is also kept under its path; as objects it took ~3.6 KiB. 24,000
+# entries (~17 MiB at most, about what 4,000 objects took) hold 10,000 secrets read by id and by
+# path with room for the rest; with ~108 MiB of imported code a worker stays within 150 MiB
+# (issue 20). A data set larger than the bound is read from the database.
+DEFAULT_MAX_ENTRIES = 24_000
 DEFAULT_TTL_SECONDS = 60.0
 
 

@@ -32,6 +32,7 @@ from core.domain.secrets import RevealedValue, Secret, SecretVersion, Stage
 from core.domain.values import Principal, ScopeRef, SecretValue, VersionKey
 from core.policy import ValueChecksum
 from core.read_cache import ReadCache
+from core.read_entries import NotPackable, id_key, pack, paired_key, path_key, unpack
 from core.references import Expansion, Reference, expand
 from core.secret_access import audit_place, secret_target
 from ports.audit_log import StaleRead
@@ -40,6 +41,8 @@ from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 # What a value read looks up: the secret and the asked-for version, if there is such a secret.
 Found = tuple[Secret, SecretVersion | None] | None
+# The other key a lookup found is cached under, if any (`core.read_entries.paired_key`).
+Pair = Callable[[tuple[Secret, SecretVersion | None]], Hashable | None]
 # A generation no read requires: cached rows of two generations are re-read.
 STALE = -1
 
@@ -64,6 +67,25 @@ def staged_version(secret: Secret, stage: Stage) -> int | None:
 
 def _where(secret: Secret, record: SecretVersion) -> str:
     return f"secret {secret.id} version {record.version} (backend '{record.backend}')"
+
+
+def _keep(
+    cache: ReadCache,
+    key: Hashable,
+    found: tuple[Secret, SecretVersion | None],
+    label: int | None,
+    pair: Pair | None,
+) -> None:
+    """Cache `found`, packed, under `key` and the key `pair` gives (one `bytes` object for
+    both); a lookup the packed form cannot keep exactly is not cached."""
+    try:
+        packed = pack(found)
+    except NotPackable:
+        return
+    cache.put(key, packed, label)
+    other = None if pair is None else pair(found)
+    if other is not None:
+        cache.put(other, packed, label)
 
 
 class ValueReader:
@@ -140,10 +162,11 @@ class ReadService:
             return self._read(
                 actor,
                 attempt,
-                ("id", secret_id, version),
+                id_key(secret_id, version),
                 lambda uow: uow.secrets.get_with_version(secret_id, version),
                 f"no secret {secret_id}",
                 version,
+                pair=lambda found: paired_key(found, version, by_id=True),
             )
 
     def read_value_by_name(
@@ -164,10 +187,11 @@ class ReadService:
             return self._read(
                 actor,
                 attempt,
-                ("path", scope, environment, name, version),
+                path_key(scope, environment, name, version),
                 lambda uow: uow.secrets.get_by_name_with_version(scope, environment, name, version),
                 missing,
                 version,
+                pair=lambda found: paired_key(found, version, by_id=False),
             )
 
     def read_value_by_reference(self, actor: Principal, reference: Reference) -> RevealedValue:
@@ -224,11 +248,13 @@ class ReadService:
         missing: str,
         version: int | None,
         wanted: str | None = None,
+        pair: Pair | None = None,
     ) -> RevealedValue:
         """A value read: from the read cache where it can be, checked when its audit event
-        commits (`StaleRead`: something changed since; then once more from the database)."""
+        commits (`StaleRead`: something changed since; then once more from the database).
+        `pair`: the other key the same lookup is cached under (see `core.read_entries`)."""
         for use_cache in (True, False) if self._cache is not None else (False,):
-            found, bindings, required = self._read_inputs(actor, key, fetch, use_cache)
+            found, bindings, required = self._read_inputs(actor, key, fetch, use_cache, pair)
             try:
                 secret, record = self._readable(
                     actor, found, bindings, attempt, missing, version, wanted
@@ -251,9 +277,11 @@ class ReadService:
         key: Hashable,
         fetch: Callable[[UnitOfWork], Found],
         use_cache: bool,
+        pair: Pair | None = None,
     ) -> tuple[Found, Sequence[RoleBinding], int | None]:
-        """The secret and version, and the caller's bindings: cached, or read (and cached) in
-        one read-only unit of work. The generation the cached ones require, if any."""
+        """The secret and version, and the caller's bindings: cached (packed, see
+        `core.read_entries`), or read (and cached) in one read-only unit of work. The
+        generation the cached ones require, if any."""
         cache = self._cache
         label = cache.generation() if cache is not None else None
         found: Found = None
@@ -263,10 +291,10 @@ class ReadService:
         if cache is not None and use_cache:
             if token is not None:
                 seen.add(token[1])
-            hit = cache.get(("secret", key))
+            hit = cache.get(key)
             if hit is not None:
-                found, generation = hit
-                seen.add(generation)
+                found = unpack(hit[0])
+                seen.add(hit[1])
             if bindings is None:
                 hit = cache.get(("bindings", actor.identities))
                 if hit is not None:
@@ -280,7 +308,7 @@ class ReadService:
                 if found is None:
                     found = fetch(uow)
                     if cache is not None and found is not None:
-                        cache.put(("secret", key), found, label)
+                        _keep(cache, key, found, label, pair)
                 if bindings is None:
                     bindings = tuple(uow.bindings.for_identities(actor.identities, now))
                     if cache is not None:

@@ -48,7 +48,7 @@ ROTATION_DEFAULTS: dict[str, Any] = {
     "retry_seconds": 3600,
     "webhooks": {},
 }
-READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 4_000, "ttl_seconds": 60.0}  # ~14 MiB
+READ_CACHE_DEFAULTS: dict[str, Any] = {"max_entries": 24_000, "ttl_seconds": 60.0}  # ~17 MiB
 # Failed authentications a source address may make a minute before it is answered 429.
 AUTH_DEFAULTS: dict[str, Any] = {"failures_per_minute": 30}
 # `embedded`: `secretctl serve` runs a worker of its own (turn it off where workers run apart).
