@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks import servers
 from benchmarks.harness import worktree
-from benchmarks.load import LoadGenerator, LoadSettings, Request, Target
+from benchmarks.load import LoadGenerator, LoadSettings, Measured, Request, Target
 from benchmarks.seed import OPENBAO_POLICIES, Api, bearer, identity_token
 from tests.support.postgres import free_port
 
@@ -64,9 +64,42 @@ def openbao_target(bao: servers.OpenBao) -> Target:
     return Target(bao.label, bao.url, headers, calls)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--compare", default=None)
+def service_target(
+    stack: ExitStack,
+    workdir: Path,
+    database_url: str,
+    workers: int,
+    name: str = "ours",
+    checkout: Path | None = None,
+) -> Target:
+    """`secretctl serve` (of `checkout`, else this tree) on `database_url`, prepared, and the
+    writes sent to it: a new version of each of `SECRETS` secrets in turn."""
+    env = servers.service_environment(database_url, workdir, free_port(), workers, name)
+    process = stack.enter_context(servers.service(env, workdir, name=name, checkout=checkout))
+    token, ids = prepare(process.url, env)
+    calls = [
+        Request("POST", f"/api/v1/secrets/{i}/versions", json.dumps({"value": f"x{i}"}))
+        for i in ids
+    ]
+    headers = bearer(token) | {"Content-Type": "application/json"}
+    return Target(name, process.url, headers, calls, status=201)
+
+
+def report(measured: dict[str, Measured]) -> None:
+    """Each target's writes/s (mean and runs), latency, errors and the machine's load."""
+    for name, result in measured.items():
+        runs = [run.requests_per_second for run in result.runs]
+        loads = [run.load_average for run in result.runs]
+        print(
+            f"{name}: {statistics.mean(runs):.1f} writes/s (runs {runs}), "
+            f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
+            f"errors {result.errors}, load {loads}"
+        )
+
+
+def arguments(description: str | None = None) -> argparse.ArgumentParser:
+    """The load's settings (those of the benchmark's `write_version`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
@@ -74,6 +107,16 @@ def main() -> None:
     parser.add_argument(
         "--openbao", action="store_true", help="OpenBao raft + file audit too, alternating"
     )
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> LoadSettings:
+    return LoadSettings(2, args.connections, args.duration, 3, args.rounds)
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--compare", default=None)
     args = parser.parse_args()
     wrk = servers.ensure_wrk(install=False)
     with tempfile.TemporaryDirectory(prefix="write-probe-") as tmp, ExitStack() as stack:
@@ -83,33 +126,14 @@ def main() -> None:
         checkouts: list[tuple[str, Path | None]] = [("ours", None)]
         if args.compare:
             checkouts.append(("before", stack.enter_context(worktree(args.compare))))
-        targets = []
-        for (name, checkout), database_url in zip(checkouts, urls, strict=True):
-            env = servers.service_environment(
-                database_url, workdir, free_port(), args.workers, name
-            )
-            process = stack.enter_context(
-                servers.service(env, workdir, name=name, checkout=checkout)
-            )
-            token, ids = prepare(process.url, env)
-            calls = [
-                Request("POST", f"/api/v1/secrets/{i}/versions", json.dumps({"value": f"x{i}"}))
-                for i in ids
-            ]
-            headers = bearer(token) | {"Content-Type": "application/json"}
-            targets.append(Target(name, process.url, headers, calls, status=201))
+        targets = [
+            service_target(stack, workdir, database_url, args.workers, name, checkout)
+            for (name, checkout), database_url in zip(checkouts, urls, strict=True)
+        ]
         if args.openbao:
             targets.append(openbao_target(stack.enter_context(servers.openbao_raft(workdir))))
-        settings = LoadSettings(2, args.connections, args.duration, 3, args.rounds)
-        measured = LoadGenerator(wrk, settings, workdir).compare("write", targets)
-        for name, result in measured.items():
-            runs = [run.requests_per_second for run in result.runs]
-            loads = [run.load_average for run in result.runs]
-            print(
-                f"{name}: {statistics.mean(runs):.1f} writes/s (runs {runs}), "
-                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                f"errors {result.errors}, load {loads}"
-            )
+        measured = LoadGenerator(wrk, load_settings(args), workdir).compare("write", targets)
+        report(measured)
 
 
 if __name__ == "__main__":
