@@ -13,10 +13,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from core.access import access_query, authorize, confirm_caller
 from core.audit import Attempt, AuditTrail
+from core.audited_commit import commit_audited
 from core.backends import BackendRegistry
 from core.domain.access import Action
 from core.domain.audit import AuditAction
@@ -236,23 +238,21 @@ class SecretService:
             **typed,
         )
         record = store_value(backend, self._checksum, secret.id, 1, value, actor, now)
+        details = {**attempt.event.details, "value_hmac": record.checksum}
+
+        def add(uow: UnitOfWork) -> tuple[Secret, dict[str, Any]]:
+            scope = placement.create_if_missing(uow)
+            uow.secrets.add(secret)
+            uow.secrets.add_version(record)
+            resource = f"secret:{secret.id}"
+            fields = {"resource": resource, "scope_path": scope.path, "version": 1}
+            return replace(secret, scope_path=scope.path), fields | {"details": details}
+
         try:
-            with self._uow_factory() as uow:
-                scope = placement.create_if_missing(uow)
-                uow.secrets.add(secret)
-                uow.secrets.add_version(record)
-                attempt.succeed(
-                    uow,
-                    resource=f"secret:{secret.id}",
-                    scope_path=scope.path,
-                    version=1,
-                    details={**attempt.event.details, "value_hmac": record.checksum},
-                )
-                uow.commit()
+            return commit_audited(self._uow_factory, attempt, add)
         except BaseException:
             discard_value(backend, record)
             raise
-        return replace(secret, scope_path=scope.path)
 
     def update_metadata(
         self,
@@ -267,10 +267,8 @@ class SecretService:
             raise InvalidInput(
                 f"cannot clear {', '.join(sorted(unknown))}", details={"field": "clear"}
             )
-        with (
-            self._audit.attempt(actor, AuditAction.SECRET_UPDATE, f"secret:{secret_id}") as attempt,
-            self._uow_factory() as uow,
-        ):
+
+        def update(uow: UnitOfWork) -> tuple[Secret, dict[str, Any]]:
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
             check_revision(secret, expected_revision)
             fields = {
@@ -291,37 +289,37 @@ class SecretService:
                 expires_at=updated.expires_at,
             )
             uow.secrets.update(updated, expected_revision=secret.revision)
-            attempt.succeed(uow, details={"changed": sorted(fields)})
-            uow.commit()
-        return updated
+            return updated, {"details": {"changed": sorted(fields)}}
+
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_UPDATE, f"secret:{secret_id}"
+        ) as attempt:
+            return commit_audited(self._uow_factory, attempt, update)
 
     def delete_secret(
         self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
     ) -> Secret:
         """Soft delete: hidden, name reserved, everything kept for the retention window."""
-        with (
-            self._audit.attempt(actor, AuditAction.SECRET_DELETE, f"secret:{secret_id}") as attempt,
-            self._uow_factory() as uow,
-        ):
+
+        def delete(uow: UnitOfWork) -> tuple[Secret, dict[str, Any]]:
             secret = self._load(uow, actor, Action.WRITE, secret_id, attempt, lock=True)
             check_revision(secret, expected_revision)
             now = self._clock.now()
             deleted = secret.soft_delete(actor, now, timedelta(days=self._policy.retention_days))
             uow.secrets.update(deleted, expected_revision=secret.revision)
-            attempt.succeed(uow)
-            uow.commit()
-        return deleted
+            return deleted, {}
+
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_DELETE, f"secret:{secret_id}"
+        ) as attempt:
+            return commit_audited(self._uow_factory, attempt, delete)
 
     def restore_secret(
         self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
     ) -> Secret:
         """Undo a soft delete, unless the retention window is over (a purge may be running)."""
-        with (
-            self._audit.attempt(
-                actor, AuditAction.SECRET_RESTORE, f"secret:{secret_id}"
-            ) as attempt,
-            self._uow_factory() as uow,
-        ):
+
+        def restore(uow: UnitOfWork) -> tuple[Secret, dict[str, Any]]:
             secret = self._load_deleted(uow, actor, Action.WRITE, secret_id, attempt)
             check_revision(secret, expected_revision)
             if secret.purge_after is not None and self._clock.now() >= secret.purge_after:
@@ -331,9 +329,12 @@ class SecretService:
                 )
             restored = secret.restore(actor, self._clock.now())
             uow.secrets.update(restored, expected_revision=secret.revision)
-            attempt.succeed(uow)
-            uow.commit()
-        return restored
+            return restored, {}
+
+        with self._audit.attempt(
+            actor, AuditAction.SECRET_RESTORE, f"secret:{secret_id}"
+        ) as attempt:
+            return commit_audited(self._uow_factory, attempt, restore)
 
     def purge_secret(
         self, actor: Principal, secret_id: UUID, *, expected_revision: int | None = None
