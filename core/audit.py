@@ -8,8 +8,9 @@ audit log port (`ports.audit_log.AuditLog`) before the caller answers.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -81,6 +82,30 @@ class Attempt:
                 self._trail.changes.record_changes(uow, self.linked)
         self.recorded = True
 
+    def succeed_in_parts(
+        self, uow: UnitOfWork, parts: Iterable[Sequence[AuditEvent]], **fields: Any
+    ) -> None:
+        """`succeed` for an attempt that did a great many things (an import): its own event,
+        then the events of `parts` one part after another under one lock of the chain, each
+        part bounded, hashed and sent before the next is made, so that they are never all in
+        memory at once; the trail's sinks get them after the commit (kept only for them)."""
+        self.learn(outcome="success", **fields)
+        chain, changes, keep = self._trail.chain, self._trail.changes, self._trail.has_sinks
+        head_seq, head_hash = uow.audit.lock_head()
+        self.linked = []
+        for part in itertools.chain([[self.event]], parts):
+            if not part:
+                continue
+            linked = chain.link(uow, [event.bounded() for event in part], head_seq, head_hash)
+            if changes is not None:
+                changes.record_changes(uow, linked)
+            last = linked[-1]
+            assert last.seq is not None and last.hash is not None  # set by the link
+            head_seq, head_hash = last.seq, last.hash
+            if keep or not self.linked:
+                self.linked.extend(linked)
+        self.recorded = True
+
     def succeed_durably(
         self,
         *,
@@ -119,6 +144,10 @@ class AuditTrail:
         self._clock = clock
         self._sinks = sinks
         self.changes = changes
+
+    @property
+    def has_sinks(self) -> bool:
+        return bool(self._sinks)
 
     def commit_now(
         self, events: list[AuditEvent], requires_generation: int | None = None

@@ -6,31 +6,32 @@ type) and compares it with what the scope holds: each becomes `create`, `update`
 errors. Otherwise an import is all or nothing: a file with an invalid entry imports nothing (422,
 every error by line), a conflict under `fail` imports nothing (409); else every value is put to
 its backend first and the whole import commits in one transaction with its audit events, and if
-that transaction fails every value put is destroyed again. A file sealed by an export with a
-passphrase (`ports.formats.ExportCipher`) is opened with the same passphrase.
+that transaction fails every value put is destroyed again. Only the plan's items are kept for the
+whole file: the values are put and the rows written a chunk of entries at a time
+(`core.import_writes`), so an import's memory does not grow with its file. A file sealed by an
+export with a passphrase (`ports.formats.ExportCipher`) is opened with the same passphrase.
 """
 
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from core.access import access_query, authorize
 from core.audit import Attempt, AuditTrail
 from core.backends import BackendRegistry
 from core.domain.access import Action, Target
-from core.domain.audit import AuditAction, AuditEvent
+from core.domain.audit import AuditAction
 from core.domain.errors import Conflict, InvalidImport, InvalidInput, PreconditionFailed
 from core.domain.secrets import Secret, SecretFilter, SecretVersion
-from core.domain.values import Principal, SecretValue, VersionKey
+from core.domain.values import Principal, SecretValue
 from core.formats import FormatRegistry
+from core.import_writes import ImportWriter, written_entries
 from core.policy import SecretPolicy, ValueChecksum
 from core.scopes import Placement, place
-from core.secret_access import search_all
-from core.stored_values import discard_value
+from core.secret_access import LIST_PAGE
 from core.transfer_requests import (
     ConflictStrategy,
     ImportAction,
@@ -39,7 +40,7 @@ from core.transfer_requests import (
     ImportRequest,
     entry_error_details,
 )
-from core.types import TypeRegistry, retyped_metadata, typed_metadata
+from core.types import TypeRegistry
 from ports.formats import EntryError, ExportCipher, ImportEntry, SecretFormat
 from ports.security import Clock
 from ports.storage import StorageBackend
@@ -49,51 +50,14 @@ from ports.unit_of_work import UnitOfWork
 # Values one import may hold, older versions included: what a file makes the service check,
 # hold in memory and report is bounded, not only its size in bytes.
 MAX_IMPORT_VALUES = 20_000
-# Values put to a backend per `put_many`: one round trip each for the local backend.
-PUT_BATCH = 1000
 
 
 @dataclass
 class _Planned:
-    """An entry checked against the scope: its diff item, the checks of the values it writes,
-    and the secret it updates."""
+    """An entry checked against the scope: its diff item, and the secret it updates."""
 
-    entry: ImportEntry
     item: ImportItem
-    checks: list[TypeCheck]
     existing: Secret | None = None
-
-
-@dataclass(frozen=True)
-class _Value:
-    """A value the import writes as version `number` of `secret`, not yet in its backend."""
-
-    backend: StorageBackend
-    secret: Secret
-    number: int
-    value: SecretValue = field(repr=False)
-    action: AuditAction  # its audit action
-
-
-@dataclass
-class _Writes:
-    """What an import puts into its transaction, and the values already in their backends."""
-
-    secrets: list[Secret] = field(default_factory=list)
-    updates: list[tuple[Secret, int]] = field(default_factory=list)  # (updated, old revision)
-    values: list[_Value] = field(default_factory=list)
-    versions: list[tuple[StorageBackend, SecretVersion]] = field(default_factory=list)
-    changes: list[tuple[AuditAction, Secret, SecretVersion]] = field(default_factory=list)
-
-    def audit_events(self, attempt: Attempt) -> list[AuditEvent]:
-        """One event per version written, with its keyed checksum (never the value)."""
-        return [
-            replace(
-                attempt.related(action, f"secret:{secret.id}", version=record.version),
-                details={"name": secret.name, "via": "import", "value_hmac": record.checksum},
-            )
-            for action, secret, record in self.changes
-        ]
 
 
 class ImportService:
@@ -140,14 +104,15 @@ class ImportService:
                 authorize(uow, actor, Action.WRITE, target, self._clock.now())
             secret_format, content = self._open(request, stream)
             attempt.learn(details={**details, "format": secret_format.name})
-            planned, errors = self._plan(actor, request, secret_format, content)
+            items, errors, updated = self._plan(actor, request, secret_format, content)
             report = ImportReport(
                 format=secret_format.name,
                 strategy=request.strategy,
                 dry_run=request.dry_run,
-                items=tuple(step.item for step in planned),
+                items=tuple(items),
                 errors=tuple(errors),
             )
+            del items
             summary = {**attempt.event.details, **report.counts, "errors": len(errors)}
             if request.dry_run:
                 with self._uow_factory() as uow:
@@ -155,7 +120,10 @@ class ImportService:
                     uow.commit()
             else:
                 _refuse_partial(report)
-                self._apply(actor, request, secret_format, placement, planned, attempt, summary)
+                writer = ImportWriter(
+                    self._backends, self._clock, self._checksum, self._types, actor, request
+                )
+                self._apply(writer, report, updated, secret_format, content, placement, attempt)
             return report
 
     def _open(self, request: ImportRequest, stream: BinaryIO) -> tuple[SecretFormat, BinaryIO]:
@@ -186,23 +154,17 @@ class ImportService:
         request: ImportRequest,
         secret_format: SecretFormat,
         content: BinaryIO,
-    ) -> tuple[list[_Planned], list[EntryError]]:
-        """Every entry checked and compared with what the scope holds."""
-        planned: list[_Planned] = []
+    ) -> tuple[list[ImportItem], list[EntryError], dict[str, Secret]]:
+        """Every entry checked and compared with what the scope holds: its diff item (the
+        entry itself is not kept), and the secrets the import updates by name."""
+        items: list[ImportItem] = []
+        updated: dict[str, Secret] = {}
         errors: list[EntryError] = []
         first_line: dict[str, int] = {}
-        values = 0
         with self._uow_factory() as uow:
-            existing = self._existing(uow, actor, request)
+            existing = self._existing(uow, actor, request, _names(secret_format, content))
             currents = uow.secrets.current_versions([secret.id for secret in existing.values()])
-            for entry in secret_format.parse(content):
-                values += 1 + (len(entry.history) if isinstance(entry, ImportEntry) else 0)
-                if values > MAX_IMPORT_VALUES:
-                    raise InvalidInput(
-                        f"the file holds more than {MAX_IMPORT_VALUES} entries and versions: "
-                        "import it in parts",
-                        details={"field": "file"},
-                    )
+            for entry in _entries(secret_format, content):
                 if isinstance(entry, EntryError):
                     errors.append(entry)
                     continue
@@ -215,31 +177,42 @@ class ImportService:
                     first_line[entry.name] = entry.line
                     found = existing.get(entry.name)
                     current = currents.get(found.id) if found else None
-                    planned.append(self._plan_entry(request, entry, found, current))
+                    step = self._plan_entry(request, entry, found, current)
+                    items.append(step.item)
+                    if step.item.action is ImportAction.UPDATE and step.existing is not None:
+                        updated[entry.name] = step.existing
                 except InvalidInput as error:
                     errors.append(
                         EntryError(
                             entry.line, error.message, entry.name, error.details.get("field")
                         )
                     )
-        return planned, errors
+        return items, errors, updated
 
     def _existing(
-        self, uow: UnitOfWork, actor: Principal, request: ImportRequest
+        self, uow: UnitOfWork, actor: Principal, request: ImportRequest, names: set[str]
     ) -> dict[str, Secret]:
-        """The scope's secrets of the environment by name, soft-deleted ones included: a few
-        queries, however long the file (a race with another writer fails the commit)."""
+        """The scope's secrets of the environment that the file names, soft-deleted ones
+        included: the scope read a page at a time, keeping only those (a race with another
+        writer fails the commit)."""
         access = access_query(actor, Action.WRITE, self._clock.now())
-        return {
-            secret.name: secret
-            for deleted in (True, False)
-            for secret in search_all(
-                uow,
-                SecretFilter(scope=request.scope, environment=request.environment, deleted=deleted),
-                access,
+        found: dict[str, Secret] = {}
+        for deleted in (True, False):
+            criteria = SecretFilter(
+                scope=request.scope, environment=request.environment, deleted=deleted
             )
-            if secret.environment == request.environment
-        }
+            after = None
+            while True:
+                page = uow.secrets.search_after(criteria, after, LIST_PAGE, access)
+                found.update(
+                    (secret.name, secret)
+                    for secret in page.items
+                    if secret.name in names and secret.environment == request.environment
+                )
+                if page.next is None:
+                    break
+                after = page.next
+        return found
 
     def _plan_entry(
         self,
@@ -270,10 +243,9 @@ class ImportService:
             existing.backend if existing else request.backend or self._backends.default
         )
         values = (entry.value,) if existing else (*entry.history, entry.value)
-        checks = [self._check(secret_type, value, backend) for value in values]
-        return _Planned(
-            entry, self._diff(request, entry, existing, current, len(values)), checks, existing
-        )
+        for value in values:
+            self._check(secret_type, value, backend)
+        return _Planned(self._diff(request, entry, existing, current, len(values)), existing)
 
     def _check(self, secret_type: str, value: SecretValue, backend: StorageBackend) -> TypeCheck:
         self._policy.check_value(value, backend.capabilities.max_value_bytes, backend.name)
@@ -316,123 +288,60 @@ class ImportService:
 
     def _apply(
         self,
-        actor: Principal,
-        request: ImportRequest,
+        writer: ImportWriter,
+        report: ImportReport,
+        updated: dict[str, Secret],
         secret_format: SecretFormat,
+        content: BinaryIO,
         placement: Placement,
-        planned: list[_Planned],
         attempt: Attempt,
-        summary: dict[str, object],
     ) -> None:
-        """Put every value, then commit every row and audit event in one transaction; if it
-        fails, destroy the values again."""
-        writes = _Writes()
+        """Put every value, a chunk of entries at a time, then write every chunk's rows and the
+        audit events in one transaction; if anything fails, destroy the values again."""
+        items = list(report.items)
+        summary = {**attempt.event.details, **report.counts, "errors": len(report.errors)}
         try:
-            for step in planned:
-                if step.item.action is ImportAction.CREATE:
-                    self._put_new(actor, request, secret_format, step, writes)
-                elif step.item.action is ImportAction.UPDATE:
-                    self._put_next(actor, secret_format, step, writes)
-            self._put_values(actor, writes)
+            for chunk in written_entries(_entries(secret_format, content), items, updated):
+                writer.put(chunk)
             with self._uow_factory() as uow:
                 scope = placement.create_if_missing(uow)
                 attempt.learn(scope_path=scope.path)
-                uow.secrets.add_many(writes.secrets)
-                uow.secrets.update_many(writes.updates)
-                uow.secrets.add_versions([record for _, record in writes.versions])
-                attempt.succeed(uow, details=summary, also=writes.audit_events(attempt))
+                for chunk in written_entries(_entries(secret_format, content), items, updated):
+                    writer.write(uow, chunk, secret_format, attempt)
+                attempt.succeed_in_parts(uow, writer.audit_events(attempt), details=summary)
                 uow.commit()
         except PreconditionFailed:
-            _discard(writes)
+            writer.discard()
             raise Conflict(
                 "a secret of the import changed while it ran; nothing was imported, run it again"
             ) from None
         except BaseException:
-            _discard(writes)
+            writer.discard()
             raise
 
-    def _put_new(
-        self,
-        actor: Principal,
-        request: ImportRequest,
-        secret_format: SecretFormat,
-        step: _Planned,
-        writes: _Writes,
-    ) -> None:
-        entry, now = step.entry, self._clock.now()
-        assert entry.value is not None  # checked by the plan
-        backend = self._backends.get(request.backend or self._backends.default)
-        tags = _styled(dict(entry.tags or {}), secret_format, entry.style)
-        secret = Secret(
-            id=uuid.uuid4(),
-            scope=request.scope,
-            name=entry.name,
-            environment=request.environment,
-            type=entry.type or "generic",
-            description=entry.description or "",
-            consumer=entry.consumer or "other",
-            backend=backend.name,
-            current_version=len(step.checks),
-            not_before=entry.not_before,
-            max_versions=entry.max_versions,
-            created_at=now,
-            created_by=actor.id,
-            **typed_metadata(tags, entry.expires_at, step.checks[-1]),
-        )
-        writes.secrets.append(secret)
-        for number, value in enumerate((*entry.history, entry.value), start=1):
-            action = AuditAction.SECRET_CREATE if number == 1 else AuditAction.SECRET_WRITE_VALUE
-            writes.values.append(_Value(backend, secret, number, value, action))
 
-    def _put_next(
-        self, actor: Principal, secret_format: SecretFormat, step: _Planned, writes: _Writes
-    ) -> None:
-        """The entry's value as the next version of its secret, as `WriteService` writes one."""
-        secret, entry, now = step.existing, step.entry, self._clock.now()
-        assert secret is not None and entry.value is not None  # an update of an existing secret
-        backend = self._backends.get(secret.backend)
-        number = secret.latest_version + 1
-        typed = retyped_metadata(secret, step.checks[-1])
-        updated = secret.with_new_version(
-            number,
-            actor,
-            now,
-            expires_at=typed["expires_at"],
-            tags=_styled(typed["tags"], secret_format, entry.style),
-        )
-        writes.updates.append((updated, secret.revision))
-        writes.values.append(
-            _Value(backend, updated, number, entry.value, AuditAction.SECRET_WRITE_VALUE)
-        )
-
-    def _put_values(self, actor: Principal, writes: _Writes) -> None:
-        """Put the values to their backends, many per call; each stored one is recorded in
-        `writes.versions` at once, so a failure later destroys it again."""
-        now = self._clock.now()
-        by_backend: dict[str, list[_Value]] = {}
-        for pending in writes.values:
-            by_backend.setdefault(pending.backend.name, []).append(pending)
-        for batch in (
-            values[start : start + PUT_BATCH]
-            for values in by_backend.values()
-            for start in range(0, len(values), PUT_BATCH)
-        ):
-            backend = batch[0].backend
-            locators = backend.put_many(
-                [(VersionKey(item.secret.id, item.number), item.value) for item in batch]
+def _names(secret_format: SecretFormat, content: BinaryIO) -> set[str]:
+    """The names the file's entries give, once it is known to hold no more values than an
+    import may (`MAX_IMPORT_VALUES`)."""
+    names: set[str] = set()
+    values = 0
+    for entry in _entries(secret_format, content):
+        values += 1 + (len(entry.history) if isinstance(entry, ImportEntry) else 0)
+        if values > MAX_IMPORT_VALUES:
+            raise InvalidInput(
+                f"the file holds more than {MAX_IMPORT_VALUES} entries and versions: "
+                "import it in parts",
+                details={"field": "file"},
             )
-            for item, locator in zip(batch, locators, strict=True):
-                record = SecretVersion(
-                    secret_id=item.secret.id,
-                    version=item.number,
-                    backend=backend.name,
-                    locator=locator,
-                    checksum=self._checksum.of(item.value),
-                    created_at=now,
-                    created_by=actor.id,
-                )
-                writes.versions.append((backend, record))
-                writes.changes.append((item.action, item.secret, record))
+        if isinstance(entry, ImportEntry):
+            names.add(entry.name)
+    return names
+
+
+def _entries(secret_format: SecretFormat, content: BinaryIO) -> Iterator[ImportEntry | EntryError]:
+    """The file's entries, read from its start (the plan, then each pass of the writes)."""
+    content.seek(0)
+    return secret_format.parse(content)
 
 
 def _refuse_partial(report: ImportReport) -> None:
@@ -454,18 +363,3 @@ def _refuse_partial(report: ImportReport) -> None:
                 ]
             },
         )
-
-
-def _discard(writes: _Writes) -> None:
-    for backend, record in writes.versions:
-        discard_value(backend, record)
-
-
-def _styled(tags: dict[str, str], secret_format: SecretFormat, style: str | None) -> dict[str, str]:
-    """The tags with the format's note on how the entry was written (or without it)."""
-    if secret_format.style_tag is None:
-        return tags
-    tags.pop(secret_format.style_tag, None)
-    if style:
-        tags[secret_format.style_tag] = style
-    return tags
