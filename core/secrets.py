@@ -367,10 +367,12 @@ class SecretService:
                 self._backends.get(record.backend).destroy(key, record.locator)
         for backend_name in {record.backend for record in versions} | {secret.backend}:
             self._backends.get(backend_name).purge(secret_id)
-        with self._uow_factory() as uow:
+
+        def delete_rows(uow: UnitOfWork) -> tuple[None, dict[str, Any]]:
             uow.secrets.delete(secret_id)
-            attempt.succeed(uow, details={"versions": len(versions)})
-            uow.commit()
+            return None, {"details": {"versions": len(versions)}}
+
+        commit_audited(self._uow_factory, attempt, delete_rows)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -10,9 +10,11 @@ fails half-way is finished by destroying again.
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from core.audit import Attempt, AuditTrail
+from core.audited_commit import commit_audited
 from core.backends import BackendRegistry
 from core.domain.access import Action
 from core.domain.audit import AuditAction
@@ -22,7 +24,7 @@ from core.domain.values import Principal, VersionKey
 from core.secret_access import check_revision, load_secret, load_version
 from core.stored_values import MAX_WRITE_ATTEMPTS
 from ports.security import Clock
-from ports.unit_of_work import UnitOfWorkFactory
+from ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 ACTIONS = {
     VersionState.DISABLED: AuditAction.SECRET_VERSION_DISABLE,
@@ -142,27 +144,25 @@ class VersionService:
         """Save the version's new state and move the secret's revision on, under the secret's
         row lock (other writers wait for it); should the revision move all the same (a store
         without row locks), again, unless the caller asked for a check-and-set."""
-        for _ in range(MAX_WRITE_ATTEMPTS):
+
+        def save(uow: UnitOfWork) -> tuple[tuple[Secret, SecretVersion], dict[str, Any]]:
             now = self._clock.now()
-            with self._uow_factory() as uow:
-                secret = load_secret(
-                    uow, actor, REQUIRED[state], secret_id, attempt, now, lock=True
-                )
-                check_revision(secret, expected_revision)
-                record = load_version(uow, secret_id, number)
-                self._check_changeable(secret, record, state)
-                changed = record.set_by_hand(state)
-                updated = secret.changed(actor, now)
-                try:
-                    uow.secrets.update(updated, expected_revision=secret.revision)
-                except PreconditionFailed:
-                    if expected_revision is not None:
-                        raise
-                    continue
-                uow.secrets.update_version(changed)
-                attempt.succeed(uow, details={"state": state.value})
-                uow.commit()
-            return updated, changed
+            secret = load_secret(uow, actor, REQUIRED[state], secret_id, attempt, now, lock=True)
+            check_revision(secret, expected_revision)
+            record = load_version(uow, secret_id, number)
+            self._check_changeable(secret, record, state)
+            changed = record.set_by_hand(state)
+            updated = secret.changed(actor, now)
+            uow.secrets.update(updated, expected_revision=secret.revision)
+            uow.secrets.update_version(changed)
+            return (updated, changed), {"details": {"state": state.value}}
+
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            try:  # the event with the COMMIT (`commit_audited`)
+                return commit_audited(self._uow_factory, attempt, save)
+            except PreconditionFailed:
+                if expected_revision is not None:
+                    raise
         raise Conflict("the secret is being written by too many writers at once; try again")
 
     @staticmethod
