@@ -152,6 +152,7 @@ def prepare(settings: Settings, *, migrate: bool) -> None:
 
 def worker_app() -> Flask:
     """The app of one worker process (granian's factory target)."""
+    from entrypoints.http.admission import Admission
     from entrypoints.http.app import create_app
     from entrypoints.memory import limit_malloc_arenas, start_trimming
 
@@ -162,7 +163,12 @@ def worker_app() -> Flask:
     start_trimming()
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    # granian gives this process `threads` + `[events] max_streams` threads (run_server): the
+    # requests that are not streams run `threads` at a time, as many as before streams had
+    # threads of their own.
+    app.wsgi_app = Admission(app.wsgi_app, settings.threads)  # type: ignore[method-assign]
+    return app
 
 
 def stop_with_server(server_pid: int) -> None:

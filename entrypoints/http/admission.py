@@ -6,7 +6,8 @@ their thread for as long as they are open, never take a thread from the other re
 gate keeps the other requests to `threads` at a time, as many as before the stream threads
 existed: past it a request waits for a turn (in its thread, costing no CPU) instead of adding
 contention for the interpreter and the database pool. Streams are counted by their own slots
-(`entrypoints.http.stream.Slots`, 503 `too_many_streams` beyond `max_streams`).
+(`entrypoints.http.stream.Slots`, 503 `too_many_streams` beyond `max_streams`). It wraps the
+app of each of `secretctl serve`'s workers (`entrypoints.server.worker_app`), outermost.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Admission:
 
     def __init__(self, app: WSGIApplication, threads: int) -> None:
         self._app = app
+        self.threads = threads
         self._turns = threading.BoundedSemaphore(threads)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[Any]:

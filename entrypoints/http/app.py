@@ -34,7 +34,6 @@ from entrypoints.http import (
     transfer,
     vault_compat,
 )
-from entrypoints.http.admission import Admission
 from entrypoints.http.context import (
     bearer_token,
     current_container,
@@ -155,7 +154,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app, app.wsgi_app, before=(start_request, authenticate), after=(finish_request, *cors)
     )
     app.wsgi_app = behind_proxies(  # type: ignore[method-assign,assignment]
-        Admission(hot_reads, settings.threads), settings.trusted_proxies
+        hot_reads, settings.trusted_proxies
     )
     return app
 

@@ -6,7 +6,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from entrypoints.http.admission import Admission
+from entrypoints.server import worker_app
 
 
 class Blocking:
@@ -89,3 +92,18 @@ def test_a_turn_is_given_back_when_the_app_raises() -> None:
     fourth.start()
     fourth.join(5)  # a turn kept by a failed request would make it wait forever
     assert answered == [[b"ok"]]
+
+
+def test_each_served_worker_app_is_behind_the_gate(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRETS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SECRETS_THREADS", "3")
+    monkeypatch.setattr("entrypoints.memory.start_trimming", lambda: None)
+    monkeypatch.setattr("entrypoints.memory.limit_malloc_arenas", lambda: None)
+    monkeypatch.setattr("entrypoints.server.configure_logging", lambda *_: None)
+    app = worker_app()
+    try:
+        assert isinstance(app.wsgi_app, Admission) and app.wsgi_app.threads == 3
+    finally:
+        app.extensions["container"].shutdown_resources()
