@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.engine import KEEPS_CACHES
@@ -46,6 +46,20 @@ SELECT_ACCOUNT = select(
     scopes.c.external_id.label("scope_external_id"),
     scopes.c.path.label("scope_path"),
 ).select_from(service_accounts.join(scopes, service_accounts.c.scope_pk == scopes.c.pk))
+
+
+# The lookups every authenticated request makes (the caller's token, its role bindings), built
+# once: a statement built per call costs more CPU (its clauses coerced, its cache key computed)
+# than the round trip it makes.
+TOKEN_BY_HASH = (
+    SELECT_ACCOUNT.add_columns(*(column.label(f"t_{column.name}") for column in api_tokens.c))
+    .join(api_tokens, api_tokens.c.account_id == service_accounts.c.id)
+    .where(api_tokens.c.token_hash == bindparam("token_hash"))
+)
+BINDINGS_FOR_IDENTITIES = SELECT_BINDING.where(
+    role_bindings.c.principal.in_(bindparam("identities", expanding=True)),
+    or_(role_bindings.c.expires_at.is_(None), role_bindings.c.expires_at > bindparam("now")),
+)
 
 
 def _scope_pk(connection: Connection, ref: ScopeRef) -> int:
@@ -92,10 +106,7 @@ class SqlRoleBindingRepository(RoleBindingRepository):
 
     def for_identities(self, identities: Sequence[str], now: datetime) -> list[RoleBinding]:
         rows = self._connection.execute(
-            SELECT_BINDING.where(
-                role_bindings.c.principal.in_(identities),
-                _unexpired(role_bindings.c.expires_at, now),
-            )
+            BINDINGS_FOR_IDENTITIES, {"identities": list(identities), "now": now}
         )
         return [_binding_from_row(row) for row in rows]
 
@@ -218,12 +229,7 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
 
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
         # One query for the token and its account: this runs on every API-token request.
-        token_columns = [column.label(f"t_{column.name}") for column in api_tokens.c]
-        row = self._connection.execute(
-            SELECT_ACCOUNT.add_columns(*token_columns)
-            .join(api_tokens, api_tokens.c.account_id == service_accounts.c.id)
-            .where(api_tokens.c.token_hash == token_hash)
-        ).first()
+        row = self._connection.execute(TOKEN_BY_HASH, {"token_hash": token_hash}).first()
         if row is None:
             return None
         token = _token_from_row(row, prefix="t_")
