@@ -56,6 +56,7 @@ TOKEN_BY_HASH = (
     .join(api_tokens, api_tokens.c.account_id == service_accounts.c.id)
     .where(api_tokens.c.token_hash == bindparam("token_hash"))
 )
+TOKEN_BY_ID = select(api_tokens).where(api_tokens.c.id == bindparam("token_id"))
 BINDINGS_FOR_IDENTITIES = SELECT_BINDING.where(
     role_bindings.c.principal.in_(bindparam("identities", expanding=True)),
     or_(role_bindings.c.expires_at.is_(None), role_bindings.c.expires_at > bindparam("now")),
@@ -222,9 +223,8 @@ class SqlServiceAccountRepository(ServiceAccountRepository):
         return [_token_from_row(row) for row in rows]
 
     def token(self, token_id: UUID) -> ApiToken | None:
-        row = self._connection.execute(
-            select(api_tokens).where(api_tokens.c.id == token_id)
-        ).first()
+        # A cached token is confirmed with this one when the change generation moved on.
+        row = self._connection.execute(TOKEN_BY_ID, {"token_id": token_id}).first()
         return None if row is None else _token_from_row(row)
 
     def token_by_hash(self, token_hash: str) -> tuple[ApiToken, ServiceAccount] | None:
