@@ -12,6 +12,7 @@ its own, which a SQLite write transaction left open would block.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
@@ -40,23 +41,15 @@ IMPORT_CHUNK = 1000
 PUT_BATCH = 1000
 
 
-class _Change(NamedTuple):
-    """A version the import wrote, as its audit event will tell it."""
-
-    action: AuditAction
-    secret_id: UUID
-    name: str
-    version: int
-    checksum: str
-
-
 class Stored(NamedTuple):
-    """A value the import put to a backend: enough to point a version at it, or to destroy it."""
+    """A value the import put to a backend: enough to point a version at it (and tell its
+    audit event), or to destroy it."""
 
     backend: StorageBackend
     secret_id: UUID
     number: int
     locator: str
+    checksum: str  # keyed, never the value
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,6 @@ class _Rows:
     secrets: list[Secret] = field(default_factory=list)
     updates: list[tuple[Secret, int]] = field(default_factory=list)  # (updated, old revision)
     versions: list[SecretVersion] = field(default_factory=list)
-    changes: list[tuple[AuditAction, Secret, SecretVersion]] = field(default_factory=list)
 
 
 class ImportWriter:
@@ -133,7 +125,6 @@ class ImportWriter:
         self._actor = actor
         self._request = request
         self.stored: list[Stored] = []  # in the order of the entries and their versions
-        self.changes: list[_Change] = []  # each version written, for its audit event
         self._next = 0  # the first of `stored` not yet written
 
     def put(self, chunk: list[Written]) -> None:
@@ -162,16 +153,16 @@ class ImportWriter:
                     locators.update(zip(batch, found, strict=True))
         finally:  # in the entries' order, whatever was stored before a failure
             self.stored.extend(
-                Stored(backend, key.secret_id, key.version, locators[index])
-                for index, (backend, key, _) in enumerate(pending)
+                Stored(
+                    backend, key.secret_id, key.version, locators[index], self._checksum.of(value)
+                )
+                for index, (backend, key, value) in enumerate(pending)
                 if index in locators
             )
 
-    def write(
-        self, uow: UnitOfWork, chunk: list[Written], secret_format: SecretFormat, attempt: Attempt
-    ) -> None:
+    def write(self, uow: UnitOfWork, chunk: list[Written], secret_format: SecretFormat) -> None:
         """Insert and update the chunk's rows in `uow` (its values put already, in this order);
-        keep the audit events of its versions, with their keyed checksums (never a value)."""
+        the audit events of its versions follow from `stored` (`audit_events`)."""
         rows = _Rows()
         for step in chunk:
             if step.existing is None:
@@ -181,28 +172,41 @@ class ImportWriter:
         uow.secrets.add_many(rows.secrets)
         uow.secrets.update_many(rows.updates)
         uow.secrets.add_versions(rows.versions)
-        self.changes.extend(
-            _Change(action, secret.id, secret.name, record.version, record.checksum)
-            for action, secret, record in rows.changes
-        )
 
-    def audit_events(self, attempt: Attempt) -> Iterator[list[AuditEvent]]:
-        """The events of the versions written, `IMPORT_CHUNK` at a time, each with its keyed
-        checksum (never the value)."""
-        for start in range(0, len(self.changes), IMPORT_CHUNK):
-            yield [
-                replace(
-                    attempt.related(
-                        change.action, f"secret:{change.secret_id}", version=change.version
-                    ),
-                    details={"name": change.name, "via": "import", "value_hmac": change.checksum},
+    def audit_events(
+        self, attempt: Attempt, items: Iterable[ImportItem]
+    ) -> Iterator[list[AuditEvent]]:
+        """The events of the versions written (the items' values, in `stored`),
+        `IMPORT_CHUNK` at a time, each with its keyed checksum (never the value)."""
+        part: list[AuditEvent] = []
+        stored = iter(self.stored)
+        for item in items:
+            if item.action is ImportAction.CREATE:
+                count, action = item.version or 1, AuditAction.SECRET_CREATE
+            elif item.action is ImportAction.UPDATE:
+                count, action = 1, AuditAction.SECRET_WRITE_VALUE
+            else:
+                continue
+            for value in itertools.islice(stored, count):
+                part.append(
+                    replace(
+                        attempt.related(
+                            action if value.number == 1 else AuditAction.SECRET_WRITE_VALUE,
+                            f"secret:{value.secret_id}",
+                            version=value.number,
+                        ),
+                        details={"name": item.name, "via": "import", "value_hmac": value.checksum},
+                    )
                 )
-                for change in self.changes[start : start + IMPORT_CHUNK]
-            ]
+            if len(part) >= IMPORT_CHUNK:
+                yield part
+                part = []
+        if part:
+            yield part
 
     def discard(self) -> None:
         """Best effort: destroy every value put, the import having failed."""
-        for backend, secret_id, number, locator in self.stored:
+        for backend, secret_id, number, locator, _ in self.stored:
             try:
                 backend.destroy(VersionKey(secret_id, number), locator)
             except Exception:  # the original failure is what the caller must see
@@ -216,7 +220,7 @@ class ImportWriter:
 
     def _versions(self, step: Written, secret: Secret, rows: _Rows) -> None:
         now = self._clock.now()
-        for value in step.values:
+        for _ in step.values:
             stored = self.stored[self._next]
             self._next += 1
             assert stored.secret_id == secret.id  # put in the same order
@@ -225,14 +229,11 @@ class ImportWriter:
                 version=stored.number,
                 backend=stored.backend.name,
                 locator=stored.locator,
-                checksum=self._checksum.of(value),
+                checksum=stored.checksum,
                 created_at=now,
                 created_by=self._actor.id,
             )
             rows.versions.append(record)
-            first = stored.number == 1 and step.existing is None
-            action = AuditAction.SECRET_CREATE if first else AuditAction.SECRET_WRITE_VALUE
-            rows.changes.append((action, secret, record))
 
     def _new(self, step: Written, secret_format: SecretFormat, rows: _Rows) -> None:
         entry, now = step.entry, self._clock.now()

@@ -307,8 +307,8 @@ class ImportService:
                 scope = placement.create_if_missing(uow)
                 attempt.learn(scope_path=scope.path)
                 for chunk in written_entries(_entries(secret_format, content), items, updated):
-                    writer.write(uow, chunk, secret_format, attempt)
-                attempt.succeed_in_parts(uow, writer.audit_events(attempt), details=summary)
+                    writer.write(uow, chunk, secret_format)
+                attempt.succeed_in_parts(uow, writer.audit_events(attempt, items), details=summary)
                 uow.commit()
         except PreconditionFailed:
             writer.discard()

@@ -75,7 +75,7 @@ def test_an_imports_working_memory_grows_little_with_its_file(
     # Bytes per line beyond the chunk's own: what the whole file keeps (its report's items,
     # where each value went, the checksums for the audit events; an update, the secret it
     # updates). Before the chunks: 5.1 KB per line created, 6.7 KB per line updated
-    # (0.85 and 2.3 KB after).
+    # (0.7 and 2.4 KB after).
     created, updated = ((big - few) / (6 * CHUNK) for few, big in zip(small, large, strict=True))
     shown = f"{small} B for {2 * CHUNK} lines, {large} B for {8 * CHUNK}"
     assert created < 1200, shown
