@@ -4,8 +4,9 @@ import holds in memory stays about the same however long its file is.
 Once the whole file is planned (and has neither errors nor conflicts), the file is read twice
 more, `IMPORT_CHUNK` entries at a time: first every value is put to its backend (only a compact
 record of each stays: where it went, to destroy it again if the import fails), then, in ONE
-transaction, the rows of each chunk are inserted; the audit events follow at the end and the
-whole import commits at once, or nothing does. The values go to their backends before that
+transaction, the rows of each chunk are inserted; the audit events follow at the end, a part at
+a time under one lock of the chain (`Attempt.succeed_in_parts`), and the whole import commits at
+once, or nothing does. The values go to their backends before that
 transaction opens: the local backend writes them to the service's database in a transaction of
 its own, which a SQLite write transaction left open would block.
 """
