@@ -20,11 +20,7 @@ Three targets under the same wrk settings (those of `benchmarks.write_probe`), a
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -50,10 +46,10 @@ from sqlalchemy import (
 )
 
 from adapters.db.engine import create_engine_from_url
-from benchmarks import servers
-from benchmarks.load import LoadGenerator, Request, Target
+from benchmarks import ceilings, servers
+from benchmarks.ceilings import ceiling_process
+from benchmarks.load import Request, Target
 from benchmarks.seed import OPENBAO_POLICIES, Api, bearer, identity_token
-from benchmarks.write_probe import arguments, load_settings
 from tests.support.postgres import free_port
 
 ADMIN = "list-admin"
@@ -203,17 +199,8 @@ def seed(database_url: str) -> None:
 @contextmanager
 def ceiling_server(database_url: str, workers: int, workdir: Path) -> Iterator[Target]:
     seed(database_url)
-    port = free_port()
-    command = [sys.executable, "-m", "benchmarks.list_ceiling", "--serve", "--port", str(port)]
-    with servers.running(
-        "list ceiling",
-        [*command, "--workers", str(workers)],
-        port=port,
-        health_path="/healthz",
-        log_path=workdir / "list-ceiling.log",
-        env=os.environ | {DATABASE_VARIABLE: database_url},
-        cwd=Path(__file__).resolve().parent.parent,
-    ) as process:
+    module = "benchmarks.list_ceiling"
+    with ceiling_process(module, DATABASE_VARIABLE, database_url, workers, workdir) as process:
         calls = [Request("GET", f"/ceiling/list?after={after}") for after in afters()]
         yield Target("list ceiling", process.url, {}, calls)
 
@@ -269,49 +256,22 @@ def openbao_target(bao: servers.OpenBao) -> Target:
     return Target(bao.label, bao.url, {"X-Vault-Token": token}, calls)
 
 
-def serve(args: argparse.Namespace) -> None:
-    from entrypoints.config import Settings
-    from entrypoints.server import run_server
-
-    settings = Settings(port=args.port, workers=args.workers, log_level="INFO")
-    run_server(settings, target="benchmarks.list_ceiling:create_list_ceiling_app")
-
-
-def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args)
-        return
-    wrk = servers.ensure_wrk(install=False)
-    with tempfile.TemporaryDirectory(prefix="list-ceiling-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        ours_url, ceiling_url = stack.enter_context(servers.postgres_databases(None, True, 2))
-        targets = [
-            service_target(stack, workdir, ours_url, args.workers),
-            stack.enter_context(ceiling_server(ceiling_url, args.workers, workdir)),
-        ]
-        if args.openbao:
-            targets.append(openbao_target(stack.enter_context(servers.openbao_raft(workdir))))
-        measured = LoadGenerator(wrk, load_settings(args), workdir).compare("list", targets)
-        for name, result in measured.items():
-            runs = [round(run.requests_per_second) for run in result.runs]
-            loads = [run.load_average for run in result.runs]
-            print(
-                f"{name}: {statistics.mean(runs):.0f} pages/s (runs {runs}), "
-                f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, "
-                f"errors {result.errors}, load {loads}"
-            )
-        means = {
-            name: statistics.mean(run.requests_per_second for run in result.runs)
-            for name, result in measured.items()
-        }
-        ceiling = means["list ceiling"]
-        for name, mean in means.items():
-            print(f"{name} / list ceiling: {mean / ceiling:.2f}")
+def targets(
+    stack: ExitStack, workdir: Path, ours_url: str, ceiling_url: str, workers: int
+) -> list[Target]:
+    return [
+        service_target(stack, workdir, ours_url, workers),
+        stack.enter_context(ceiling_server(ceiling_url, workers, workdir)),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    ceilings.main(
+        __doc__,
+        "benchmarks.list_ceiling:create_list_ceiling_app",
+        targets,
+        openbao_target,
+        "list",
+        "pages/s",
+        "list ceiling",
+    )

@@ -17,11 +17,8 @@ secret's row updated; one audit row inserted; COMMIT.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -47,17 +44,14 @@ from sqlalchemy import (
 )
 
 from adapters.db.engine import create_engine_from_url
-from benchmarks import servers
-from benchmarks.load import LoadGenerator, Request, Target
+from benchmarks import ceilings
+from benchmarks.ceilings import ceiling_process
+from benchmarks.load import Request, Target
 from benchmarks.write_probe import (
     SECRETS,
-    arguments,
-    load_settings,
     openbao_target,
-    report,
     service_target,
 )
-from tests.support.postgres import free_port
 
 DATABASE_VARIABLE = "WRITE_CEILING_DATABASE_URL"
 # A benchmark's scratch table, in a database of its own on the throwaway cluster (never in a
@@ -186,17 +180,8 @@ def ceiling_server(database_url: str, workers: int, workdir: Path) -> Iterator[l
     versioned, audited write must do at the least (`versioned ceiling`)."""
     keys = [uuid.uuid4() for _ in range(SECRETS)]
     seed_heads(database_url, keys)
-    port = free_port()
-    command = [sys.executable, "-m", "benchmarks.write_ceiling", "--serve", "--port", str(port)]
-    with servers.running(
-        "write ceiling",
-        [*command, "--workers", str(workers)],
-        port=port,
-        health_path="/healthz",
-        log_path=workdir / "write-ceiling.log",
-        env=os.environ | {DATABASE_VARIABLE: database_url},
-        cwd=Path(__file__).resolve().parent.parent,
-    ) as process:
+    module = "benchmarks.write_ceiling"
+    with ceiling_process(module, DATABASE_VARIABLE, database_url, workers, workdir) as process:
         headers = {"Content-Type": "application/json"}
         yield [
             Target(
@@ -213,42 +198,22 @@ def ceiling_server(database_url: str, workers: int, workdir: Path) -> Iterator[l
         ]
 
 
-def serve(args: argparse.Namespace) -> None:
-    from entrypoints.config import Settings
-    from entrypoints.server import run_server
-
-    settings = Settings(port=args.port, workers=args.workers, log_level="INFO")
-    run_server(settings, target="benchmarks.write_ceiling:create_write_ceiling_app")
-
-
-def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve:
-        serve(args)
-        return
-    wrk = servers.ensure_wrk(install=False)
-    with tempfile.TemporaryDirectory(prefix="write-ceiling-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        ours_url, ceiling_url = stack.enter_context(servers.postgres_databases(None, True, 2))
-        targets = [
-            service_target(stack, workdir, ours_url, args.workers),
-            *stack.enter_context(ceiling_server(ceiling_url, args.workers, workdir)),
-        ]
-        if args.openbao:
-            targets.append(openbao_target(stack.enter_context(servers.openbao_raft(workdir))))
-        measured = LoadGenerator(wrk, load_settings(args), workdir).compare("write", targets)
-        report(measured)
-        means = {
-            name: sum(run.requests_per_second for run in result.runs) / len(result.runs)
-            for name, result in measured.items()
-        }
-        ceiling = means["write ceiling"]
-        for name, mean in means.items():
-            print(f"{name} / write ceiling: {mean / ceiling:.2f}")
+def targets(
+    stack: ExitStack, workdir: Path, ours_url: str, ceiling_url: str, workers: int
+) -> list[Target]:
+    return [
+        service_target(stack, workdir, ours_url, workers),
+        *stack.enter_context(ceiling_server(ceiling_url, workers, workdir)),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    ceilings.main(
+        __doc__,
+        "benchmarks.write_ceiling:create_write_ceiling_app",
+        targets,
+        openbao_target,
+        "write",
+        "writes/s",
+        "write ceiling",
+    )
