@@ -14,6 +14,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from flask import Flask
+from sqlalchemy import Engine
+
+from adapters.db.engine import create_engine_from_url
 from benchmarks import servers
 from benchmarks.load import LoadGenerator, Measured, Target
 from benchmarks.write_probe import arguments, load_settings
@@ -21,6 +25,18 @@ from tests.support.postgres import free_port
 
 # (stack, workdir, the service's database, the ceiling's database, workers) -> the targets
 BuildTargets = Callable[[ExitStack, Path, str, str, int], list[Target]]
+
+
+def ceiling_app(name: str, database_variable: str) -> tuple[Flask, Engine]:
+    """A ceiling's Flask app (with `/healthz`) and the engine of its database."""
+    engine = create_engine_from_url(os.environ[database_variable], track_changes=False)
+    app = Flask(name)
+
+    @app.get("/healthz")
+    def healthy() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app, engine
 
 
 @contextmanager

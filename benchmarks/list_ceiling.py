@@ -20,7 +20,6 @@ Three targets under the same wrk settings (those of `benchmarks.write_probe`), a
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -47,7 +46,7 @@ from sqlalchemy import (
 
 from adapters.db.engine import create_engine_from_url
 from benchmarks import ceilings, servers
-from benchmarks.ceilings import ceiling_process
+from benchmarks.ceilings import ceiling_app, ceiling_process
 from benchmarks.load import Request, Target
 from benchmarks.seed import OPENBAO_POLICIES, Api, bearer, identity_token
 from tests.support.postgres import free_port
@@ -99,12 +98,7 @@ PAGE_QUERY = (
 
 
 def create_list_ceiling_app() -> Flask:
-    engine = create_engine_from_url(os.environ[DATABASE_VARIABLE], track_changes=False)
-    app = Flask("list_ceiling")
-
-    @app.get("/healthz")
-    def healthy() -> dict[str, str]:
-        return {"status": "ok"}
+    app, engine = ceiling_app("list_ceiling", DATABASE_VARIABLE)
 
     @app.get("/ceiling/list")
     def page() -> dict[str, Any]:

@@ -45,7 +45,7 @@ from sqlalchemy import (
 
 from adapters.db.engine import create_engine_from_url
 from benchmarks import ceilings
-from benchmarks.ceilings import ceiling_process
+from benchmarks.ceilings import ceiling_app, ceiling_process
 from benchmarks.load import Request, Target
 from benchmarks.write_probe import (
     SECRETS,
@@ -102,12 +102,7 @@ SEALING_BYTES = 60
 
 
 def create_write_ceiling_app() -> Flask:
-    engine = create_engine_from_url(os.environ[DATABASE_VARIABLE], track_changes=False)
-    app = Flask("write_ceiling")
-
-    @app.get("/healthz")
-    def healthy() -> dict[str, str]:
-        return {"status": "ok"}
+    app, engine = ceiling_app("write_ceiling", DATABASE_VARIABLE)
 
     @app.post("/ceiling/<uuid:key>/versions")
     def write(key: uuid.UUID) -> tuple[dict[str, Any], int]:

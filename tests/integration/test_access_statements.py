@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from core.bindings import NewBinding
 from core.domain.access import Role
@@ -20,6 +19,7 @@ from core.domain.values import Principal, ScopeRef
 from core.service_accounts import hash_token
 from entrypoints.config import Settings
 from entrypoints.container import Container
+from tests.support.statements import recorded
 
 pytestmark = pytest.mark.postgres
 
@@ -42,25 +42,10 @@ def container(tmp_path: Path, _postgres_test_database: Any) -> Iterator[Containe
 
 def executed(container: Container, work: Callable[[], object]) -> list[object]:
     """The statement objects `work` runs on the token and binding tables."""
-    seen: list[list[Any]] = []
-
-    def before(conn: Any, clause: Any, *rest: Any) -> None:
-        seen.append([clause, ""])
-
-    def sent(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if seen and not seen[-1][1]:
-            seen[-1][1] = " ".join(statement.split())
-
-    engine = container.engine()
-    event.listen(engine, "before_execute", before)
-    event.listen(engine, "before_cursor_execute", sent)
-    try:
-        work()
-    finally:
-        event.remove(engine, "before_execute", before)
-        event.remove(engine, "before_cursor_execute", sent)
     return [
-        clause for clause, sql in seen if any(f" {table} " in f" {sql} " for table in ACCESS_TABLES)
+        clause
+        for clause, sql in recorded(container.engine(), work)
+        if any(f" {table} " in f" {sql} " for table in ACCESS_TABLES)
     ]
 
 

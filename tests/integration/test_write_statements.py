@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from adapters.db.tables import change_events
 from core.domain.errors import PreconditionFailed
@@ -19,6 +19,7 @@ from core.domain.values import Principal, ScopeRef, SecretValue
 from core.secrets import NewSecret
 from entrypoints.config import Settings
 from entrypoints.container import Container
+from tests.support.statements import recorded as statements_of
 
 pytestmark = pytest.mark.postgres
 
@@ -46,24 +47,7 @@ def container(tmp_path: Path, _postgres_test_database: Any) -> Iterator[Containe
 
 def recorded(container: Container, write: Callable[[], object]) -> list[tuple[object, str]]:
     """The statements `write` runs: (the statement object executed, its SQL)."""
-    seen: list[list[Any]] = []
-
-    def executed(conn: Any, clause: Any, *rest: Any) -> None:
-        seen.append([clause, ""])
-
-    def sent(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if seen and not seen[-1][1]:
-            seen[-1][1] = " ".join(statement.split())
-
-    engine = container.engine()
-    event.listen(engine, "before_execute", executed)
-    event.listen(engine, "before_cursor_execute", sent)
-    try:
-        write()
-    finally:
-        event.remove(engine, "before_execute", executed)
-        event.remove(engine, "before_cursor_execute", sent)
-    return [(clause, sql) for clause, sql in seen]
+    return statements_of(container.engine(), write)
 
 
 def test_a_write_reads_the_secret_once_and_its_change_record_is_complete(container):
