@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-# The change stream (`/events/stream`) and the long poll (`/events`): they wait, not work.
-WAITING_PATHS = ("/api/v1/events",)
+# The change stream and the long poll: they wait, not work. Exactly these paths (a prefix would
+# let any request under it, a 404 included, skip the gate).
+WAITING_PATHS = frozenset({"/api/v1/events", "/api/v1/events/stream"})
 
 
 class Admission:
@@ -35,7 +36,7 @@ class Admission:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[Any]:
         path: str = environ.get("PATH_INFO", "")
-        if path.startswith(WAITING_PATHS):
+        if path in WAITING_PATHS:
             return self._app(environ, start_response)
         with self._turns:
             return self._app(environ, start_response)

@@ -107,3 +107,17 @@ def test_each_served_worker_app_is_behind_the_gate(
         assert isinstance(app.wsgi_app, Admission) and app.wsgi_app.threads == 3
     finally:
         app.extensions["container"].shutdown_resources()
+
+
+def test_only_the_stream_and_the_long_poll_skip_the_gate() -> None:
+    inner = Blocking()
+    gate = Admission(inner, threads=1)
+    first = call(gate, "/api/v1/events/streamX")  # not the stream: takes the one turn
+    settle(inner, 1)
+    others = [call(gate, path) for path in ("/api/v1/eventsX", "/api/v1/events/stream/x")]
+    settle(inner, 2)
+    assert inner.running == 1  # both wait for the turn
+    inner.release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert inner.most == 1
